@@ -1,0 +1,30 @@
+package sqlstore
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"io/fs"
+
+	"github.com/pressly/goose/v3"
+)
+
+// Migrate applies every pending migration in fsys (SQL files named
+// NNNNN_name.sql at its root) and returns the newest version there, which
+// is what Config.SchemaVersion should be. Each migration runs in its own
+// transaction unless the file says otherwise.
+func Migrate(ctx context.Context, db *sql.DB, dialect goose.Dialect, fsys fs.FS, opts ...goose.ProviderOption) (int64, error) {
+	p, err := goose.NewProvider(dialect, db, fsys, opts...)
+	if err != nil {
+		return 0, fmt.Errorf("migrations: %w", err)
+	}
+	// p.Close would close db, which belongs to the caller.
+	if _, err := p.Up(ctx); err != nil {
+		return 0, fmt.Errorf("migrations: %w", err)
+	}
+	var latest int64
+	for _, src := range p.ListSources() {
+		latest = max(latest, src.Version)
+	}
+	return latest, nil
+}

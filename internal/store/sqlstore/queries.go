@@ -1,0 +1,153 @@
+package sqlstore
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// auditChunk is how many audit rows one INSERT carries. 100 rows of 8
+// parameters stays far below SQLite's 32766 and PostgreSQL's 65535
+// parameter limits while cutting round trips a hundredfold.
+const auditChunk = 100
+
+const (
+	userCols   = `username, password_hash, email, email_verified, name, roles, disabled, created_at, updated_at`
+	clientCols = `id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes,
+		token_endpoint_auth_method, jwks, jwks_uri, public_key_pem, consent, dpop, roles, created_at, updated_at`
+	auditCols   = `id, ts, event, username, client_id, remote_addr, user_agent, outcome, detail`
+	auditValues = `(?, ?, ?, ?, ?, ?, ?, ?)`
+)
+
+// queries holds every fixed statement, already rebound for the dialect.
+type queries struct {
+	rebind func(string) string
+
+	schemaVersion string
+
+	createUser, updateUser, getUser, countUsers string
+	listUsersFirst, listUsersAfter              string
+
+	createClient, updateClient, getClient, deleteClient string
+	listClientsFirst, listClientsAfter                  string
+
+	insertAudit, insertAuditChunk string
+
+	putSecret, getSecret string
+}
+
+func buildQueries(rebind func(string) string, versionTable string) queries {
+	if rebind == nil {
+		rebind = func(q string) string { return q }
+	}
+	return queries{
+		rebind: rebind,
+
+		schemaVersion: `SELECT MAX(version_id) FROM ` + versionTable,
+
+		createUser: rebind(`INSERT INTO users (` + userCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		updateUser: rebind(`UPDATE users SET password_hash = ?, email = ?, email_verified = ?, name = ?,
+			roles = ?, disabled = ?, updated_at = ? WHERE username = ?`),
+		getUser:        rebind(`SELECT ` + userCols + ` FROM users WHERE username = ?`),
+		countUsers:     `SELECT COUNT(*) FROM users`,
+		listUsersFirst: rebind(`SELECT ` + userCols + ` FROM users ORDER BY username LIMIT ?`),
+		listUsersAfter: rebind(`SELECT ` + userCols + ` FROM users WHERE username > ? ORDER BY username LIMIT ?`),
+
+		createClient: rebind(`INSERT INTO clients (` + clientCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		updateClient: rebind(`UPDATE clients SET name = ?, secret_hash = ?, redirect_uris = ?, post_logout_redirect_uris = ?,
+			grant_types = ?, scopes = ?, token_endpoint_auth_method = ?, jwks = ?, jwks_uri = ?, public_key_pem = ?,
+			consent = ?, dpop = ?, roles = ?, updated_at = ? WHERE id = ?`),
+		getClient:        rebind(`SELECT ` + clientCols + ` FROM clients WHERE id = ?`),
+		deleteClient:     rebind(`DELETE FROM clients WHERE id = ?`),
+		listClientsFirst: rebind(`SELECT ` + clientCols + ` FROM clients ORDER BY id LIMIT ?`),
+		listClientsAfter: rebind(`SELECT ` + clientCols + ` FROM clients WHERE id > ? ORDER BY id LIMIT ?`),
+
+		insertAudit:      rebind(insertAuditSQL(1)),
+		insertAuditChunk: rebind(insertAuditSQL(auditChunk)),
+
+		// ON CONFLICT … DO UPDATE is spelled the same in SQLite (3.24+) and
+		// PostgreSQL, so an upsert needs no dialect hook.
+		putSecret: rebind(`INSERT INTO secrets (name, sealed, updated_at) VALUES (?, ?, ?)
+			ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at`),
+		getSecret: rebind(`SELECT sealed FROM secrets WHERE name = ?`),
+	}
+}
+
+func insertAuditSQL(rows int) string {
+	var b strings.Builder
+	b.WriteString(`INSERT INTO audit_events (ts, event, username, client_id, remote_addr, user_agent, outcome, detail) VALUES `)
+	for i := range rows {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(auditValues)
+	}
+	return b.String()
+}
+
+// micros is how a time is stored: unix microseconds, UTC.
+func micros(t time.Time) int64 { return t.UnixMicro() }
+
+// fromMicros is how a stored time comes back.
+func fromMicros(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+// nowOr returns t in UTC at microsecond precision, or now when t is zero.
+func nowOr(t, now time.Time) time.Time {
+	if t.IsZero() {
+		return now
+	}
+	return t.UTC().Truncate(time.Microsecond)
+}
+
+func now() time.Time { return time.Now().UTC().Truncate(time.Microsecond) }
+
+// encodeList stores nil and empty lists alike as "[]", so a column never
+// holds JSON null.
+func encodeList(l []string) (string, error) {
+	if len(l) == 0 {
+		return "[]", nil
+	}
+	b, err := json.Marshal(l)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
+}
+
+// decodeList returns nil for an empty list, so that a value read back
+// compares equal to one that was never set.
+func decodeList(s string) ([]string, error) {
+	if s == "" || s == "[]" {
+		return nil, nil
+	}
+	// Fast path for what encodeList writes for plain strings: without a
+	// backslash no string can hold a quote, so "," only ever separates
+	// elements. Client lists are read on every token request, and this
+	// saves the reflection and most allocations of json.Unmarshal.
+	if len(s) >= 4 && s[0] == '[' && s[1] == '"' && s[len(s)-2] == '"' && s[len(s)-1] == ']' &&
+		!strings.ContainsRune(s, '\\') {
+		return strings.Split(s[2:len(s)-2], `","`), nil
+	}
+	var l []string
+	if err := json.Unmarshal([]byte(s), &l); err != nil {
+		return nil, fmt.Errorf("decode list %.40q: %w", s, err)
+	}
+	if len(l) == 0 {
+		return nil, nil
+	}
+	return l, nil
+}
+
+// encodeLists encodes several lists, naming the first that fails.
+func encodeLists(names []string, lists ...[]string) ([]string, error) {
+	out := make([]string, len(lists))
+	for i, l := range lists {
+		s, err := encodeList(l)
+		if err != nil {
+			return nil, fmt.Errorf("encode %s: %w", names[i], err)
+		}
+		out[i] = s
+	}
+	return out, nil
+}
