@@ -1,0 +1,285 @@
+package config
+
+import (
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net"
+	"net/mail"
+	"net/url"
+	"strconv"
+	"strings"
+)
+
+// Allowed values of the enumerated keys. Never written after start.
+var (
+	signingAlgs       = []string{"ES256", "RS256", "EdDSA"}
+	cookieModes       = []string{"persistent", "session"}
+	clientAuthMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+	consentModes      = []string{"user", "admin"}
+	grantTypes        = []string{"authorization_code", "refresh_token", "client_credentials"}
+	subjectClaims     = []string{"sub", "oid", "upn", "email", "preferred_username"}
+	scopeClaims       = []string{"scp", "scope"}
+	outboundAuth      = []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
+	// flowgateScopes are the API scopes of SPEC §4, the only targets a
+	// trusted issuer's scope_map can grant.
+	flowgateScopes = []string{"workflows.read", "workflows.start", "tasks", "flows.invoke", "admin"}
+	// reservedParams are set by the connector itself; letting params
+	// override them would break or subvert the protocol.
+	reservedParams = []string{
+		"client_id", "client_secret", "client_assertion", "client_assertion_type",
+		"redirect_uri", "response_type", "grant_type", "code", "code_verifier",
+		"code_challenge", "code_challenge_method", "state", "nonce", "refresh_token", "scope",
+	}
+	// reservedPrincipalPrefixes are the principal kinds of SPEC §4; a trusted
+	// issuer named like one would make its subjects look like local users,
+	// clients or roles.
+	reservedPrincipalPrefixes = []string{"user", "client", "role"}
+)
+
+func checkAddr(s string) error {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not a listen address such as :8080 or 127.0.0.1:8080", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q has no valid port number", s)
+	}
+	return nil
+}
+
+// normalizePublicURL checks the public URL and drops trailing slashes, so
+// that issuer comparisons and joined paths never see "//".
+func normalizePublicURL(s string) (string, error) {
+	if err := checkHTTPURL(s); err != nil {
+		return "", err
+	}
+	u, _ := url.Parse(s)
+	if u.RawQuery != "" || u.ForceQuery {
+		return "", fmt.Errorf("%q must not have a query", s)
+	}
+	return strings.TrimRight(s, "/"), nil
+}
+
+// checkDatabase never quotes the DSN: a PostgreSQL URL carries a password.
+func checkDatabase(s string) error {
+	if path, ok := strings.CutPrefix(s, "sqlite:"); ok {
+		if path == "" {
+			return errors.New("sqlite: needs a file path, such as sqlite:./flowgate.db")
+		}
+		return nil
+	}
+	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
+		if _, err := url.Parse(s); err != nil {
+			return errors.New("is not a valid PostgreSQL URL")
+		}
+		return nil
+	}
+	return errors.New("must be sqlite:PATH or a postgres:// URL")
+}
+
+// shownURL is how a bad URL is quoted back: without any password in it.
+func shownURL(s string) string {
+	if u, err := url.Parse(s); err == nil {
+		return strconv.Quote(u.Redacted())
+	}
+	if strings.Contains(s, "@") {
+		return "the value"
+	}
+	return strconv.Quote(s)
+}
+
+// checkHTTPURL accepts absolute http and https URLs. Plain http stays
+// allowed everywhere because development setups (localhost, Keycloak in
+// a container) use it.
+func checkHTTPURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" {
+		return fmt.Errorf("%s is not an absolute http(s) URL", shownURL(s))
+	}
+	if u.User != nil {
+		return fmt.Errorf("%s must not contain a user or password", shownURL(s))
+	}
+	if u.Fragment != "" || strings.Contains(s, "#") {
+		return fmt.Errorf("%s must not have a #fragment", shownURL(s))
+	}
+	return nil
+}
+
+// checkRedirectURI follows RFC 6749 §3.1.2: absolute, no fragment. Other
+// schemes than http(s) are allowed for native apps (com.example.app:/cb).
+func checkRedirectURI(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || !u.IsAbs() {
+		return fmt.Errorf("%s is not an absolute URL", shownURL(s))
+	}
+	if (u.Scheme == "http" || u.Scheme == "https") && u.Hostname() == "" {
+		return fmt.Errorf("%s has no host", shownURL(s))
+	}
+	if u.Fragment != "" || strings.Contains(s, "#") {
+		return fmt.Errorf("%s must not have a #fragment", shownURL(s))
+	}
+	return nil
+}
+
+// checkLocalOrHTTPURL allows a path on Flowgate itself ("/login") besides
+// an absolute URL; "//host" is refused since browsers treat it as another
+// site.
+func checkLocalOrHTTPURL(s string) error {
+	if strings.HasPrefix(s, "/") && !strings.HasPrefix(s, "//") && !strings.HasPrefix(s, "/\\") {
+		if _, err := url.Parse(s); err == nil {
+			return nil
+		}
+	}
+	if err := checkHTTPURL(s); err != nil {
+		return fmt.Errorf("%s is neither an absolute http(s) URL nor a path starting with /", shownURL(s))
+	}
+	return nil
+}
+
+func onlyChars(s, allowed string) bool {
+	for _, r := range s {
+		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune(allowed, r)) {
+			return false
+		}
+	}
+	return true
+}
+
+// checkUsername matches what principals (user:NAME) and URLs carry without
+// escaping; it is the rule `flowgate user add` applies too.
+func checkUsername(s string) error {
+	if len(s) > 64 || !onlyChars(s, "._@-") {
+		return fmt.Errorf("%q must be at most 64 letters, digits and . _ @ -", s)
+	}
+	return nil
+}
+
+// checkName is for names other parts refer to: flows name oauth servers,
+// principals start with a trusted issuer's name, login URLs carry an
+// identity provider's.
+func checkName(s string) error {
+	if len(s) > 64 || !onlyChars(s, "._-") {
+		return fmt.Errorf("%q must be at most 64 letters, digits and . _ -", s)
+	}
+	return nil
+}
+
+func checkClientID(s string) error {
+	if len(s) > 128 {
+		return errors.New("must be at most 128 characters")
+	}
+	for _, r := range s {
+		if r <= ' ' || r >= 0x7f {
+			return fmt.Errorf("%q may only contain visible ASCII characters", s)
+		}
+	}
+	return nil
+}
+
+func checkRole(s string) error {
+	if strings.ContainsFunc(s, func(r rune) bool { return r <= ' ' || r == 0x7f }) {
+		return fmt.Errorf("%q must not contain spaces", s)
+	}
+	return nil
+}
+
+// checkScope applies RFC 6749 §3.3 scope-token syntax.
+func checkScope(s string) error {
+	for _, r := range s {
+		if r < 0x21 || r == '"' || r == '\\' || r > 0x7e {
+			return fmt.Errorf("%q is not a valid scope (no spaces, quotes or backslashes)", s)
+		}
+	}
+	return nil
+}
+
+func checkEmail(s string) error {
+	a, err := mail.ParseAddress(s)
+	if err != nil || a.Address != s {
+		return fmt.Errorf("%q is not an email address", s)
+	}
+	return nil
+}
+
+// checkArgon2PHC mirrors the bounds internal/credential reads hashes with,
+// so a hash accepted here can be verified at login. It never quotes the
+// hash.
+func checkArgon2PHC(s string) error {
+	bad := errors.New("is not an argon2id PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$hash)")
+	parts := strings.Split(s, "$")
+	if len(parts) != 6 || parts[0] != "" || parts[1] != "argon2id" || parts[2] != "v=19" {
+		return bad
+	}
+	var m, t, p uint64
+	if n, err := fmt.Sscanf(parts[3], "m=%d,t=%d,p=%d", &m, &t, &p); err != nil || n != 3 ||
+		parts[3] != fmt.Sprintf("m=%d,t=%d,p=%d", m, t, p) {
+		return bad
+	}
+	if m < 8 || m > 1<<20 || t < 1 || t > 16 || p < 1 || p > 255 {
+		return errors.New("has argon2id parameters out of range (m 8..1048576, t 1..16, p 1..255)")
+	}
+	b64 := base64.RawStdEncoding
+	if salt, err := b64.DecodeString(parts[4]); err != nil || len(salt) < 8 {
+		return bad
+	}
+	if sum, err := b64.DecodeString(parts[5]); err != nil || len(sum) < 16 {
+		return bad
+	}
+	return nil
+}
+
+// checkJWKS wants public asymmetric keys only: the set is what Flowgate
+// verifies client assertions with, and a private or symmetric key in a
+// config file is a leak.
+func checkJWKS(text string) error {
+	var set struct {
+		Keys []map[string]any `json:"keys"`
+	}
+	if err := json.Unmarshal([]byte(text), &set); err != nil {
+		return errors.New("is not a JSON Web Key Set ({\"keys\": [...]})")
+	}
+	if len(set.Keys) == 0 {
+		return errors.New("has no keys")
+	}
+	for i, k := range set.Keys {
+		kty, _ := k["kty"].(string)
+		switch kty {
+		case "EC", "RSA", "OKP":
+		case "":
+			return fmt.Errorf("keys[%d] has no kty", i)
+		default:
+			return fmt.Errorf("keys[%d]: kty %q is not EC, RSA or OKP", i, kty)
+		}
+		if _, ok := k["d"]; ok {
+			return fmt.Errorf("keys[%d] is a private key; register the public key only", i)
+		}
+	}
+	return nil
+}
+
+func checkPublicKeyPEM(s string) error {
+	block, _ := pem.Decode([]byte(s))
+	if block == nil {
+		return errors.New("is not PEM")
+	}
+	switch block.Type {
+	case "PUBLIC KEY":
+		if _, err := x509.ParsePKIXPublicKey(block.Bytes); err != nil {
+			return fmt.Errorf("is not a valid public key: %w", err)
+		}
+	case "CERTIFICATE":
+		if _, err := x509.ParseCertificate(block.Bytes); err != nil {
+			return fmt.Errorf("is not a valid certificate: %w", err)
+		}
+	default:
+		if strings.Contains(block.Type, "PRIVATE") {
+			return errors.New("is a private key; register the public key only")
+		}
+		return fmt.Errorf("must be a PUBLIC KEY or CERTIFICATE PEM block, not %s", block.Type)
+	}
+	return nil
+}
