@@ -1,0 +1,480 @@
+// Package resource makes Flowgate's APIs an OAuth 2.0 resource server (SPEC §4): it validates
+// bearer tokens from Flowgate's own authorization server and from trusted external issuers,
+// turns them into a Principal, and answers failures as RFC 6750 says.
+//
+// Tokens are never cached: every request is checked (signature, iss, aud, exp/nbf/iat,
+// revocation). Keys are cached per issuer and refreshed in the background; a token naming an
+// unknown kid makes the issuer's key set be refetched at most once per 10 s.
+package resource
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+)
+
+// Leeway is the clock skew allowed on exp, nbf and iat.
+const Leeway = 60 * time.Second
+
+// allowedAlgs are the only signature algorithms accepted: asymmetric ones. "none" and HMAC are
+// absent, so a token "signed" with an issuer's public key as an HMAC secret is refused before
+// any key is looked at.
+func allowedAlgs() []string {
+	return []string{
+		"RS256", "RS384", "RS512",
+		"PS256", "PS384", "PS512",
+		"ES256", "ES384", "ES512",
+		"EdDSA",
+	}
+}
+
+// ErrUnknownPrincipal is what OwnIssuer.UserRoles and ClientRoles return (possibly wrapped) when
+// the user or client no longer exists or is disabled; the token is then refused as invalid.
+// Any other error from them means the lookup itself failed and the request gets a 503.
+var ErrUnknownPrincipal = errors.New("unknown or disabled principal")
+
+// OwnIssuer describes Flowgate's own authorization server, which is always trusted. Its keys
+// are used in-process: no HTTP round trip to ourselves.
+type OwnIssuer struct {
+	// Issuer is Flowgate's issuer URL (the public URL).
+	Issuer string
+	// Audiences are accepted in aud besides Issuer: resources clients may request.
+	Audiences []string
+	// Keys returns the public key for a token, normally by its kid from the current and
+	// previous signing keys. keyfunc.NewJWKSetJSON(jwks).Keyfunc adapts a public JWKS.
+	Keys jwt.Keyfunc
+	// Revoked reports whether the token with this jti was revoked. Nil: nothing is revoked.
+	Revoked func(ctx context.Context, jti string) (bool, error)
+	// ClientRoles returns the roles a client holds for client-credentials tokens.
+	ClientRoles func(ctx context.Context, clientID string) ([]string, error)
+	// UserRoles returns the roles of a user (the token's sub is the username).
+	UserRoles func(ctx context.Context, username string) ([]string, error)
+}
+
+// Option changes a default of NewValidator.
+type Option func(*options)
+
+type options struct {
+	client             *http.Client
+	httpTimeout        time.Duration
+	refreshInterval    time.Duration
+	unknownKIDInterval time.Duration
+	retryMin, retryMax time.Duration
+	realm              string
+	logger             *slog.Logger
+	now                func() time.Time
+}
+
+// WithHTTPClient sets the client used for metadata and key sets (default http.DefaultClient's
+// transport with a 10 s timeout).
+func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
+
+// WithHTTPTimeout bounds each metadata or key set fetch (default 10 s).
+func WithHTTPTimeout(d time.Duration) Option { return func(o *options) { o.httpTimeout = d } }
+
+// WithRefreshInterval sets how often key sets are refetched in the background (default 1 h).
+func WithRefreshInterval(d time.Duration) Option {
+	return func(o *options) { o.refreshInterval = d }
+}
+
+// WithUnknownKIDInterval sets the least time between two key set refetches of one issuer
+// caused by tokens naming an unknown kid (default 10 s, as SPEC §4 requires).
+func WithUnknownKIDInterval(d time.Duration) Option {
+	return func(o *options) { o.unknownKIDInterval = d }
+}
+
+// WithDiscoveryRetry sets the backoff for issuers whose metadata could not be read at start:
+// first retry after min, doubling up to max (default 10 s to 5 min).
+func WithDiscoveryRetry(minWait, maxWait time.Duration) Option {
+	return func(o *options) { o.retryMin, o.retryMax = minWait, maxWait }
+}
+
+// WithRealm sets the realm of WWW-Authenticate challenges (default "flowgate").
+func WithRealm(realm string) Option { return func(o *options) { o.realm = realm } }
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
+
+// WithClock sets the time source for exp/nbf/iat checks (tests).
+func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
+
+// Validator validates bearer tokens. It is safe for concurrent use.
+type Validator struct {
+	opts     options
+	log      *slog.Logger
+	own      OwnIssuer
+	ownParse *jwt.Parser
+	remotes  []*remoteIssuer          // in configuration order, for Status
+	byIss    map[string]*remoteIssuer // read-only after NewValidator
+}
+
+// NewValidator builds the validator for Flowgate's own issuer and the trusted external
+// issuers. It reads each issuer's metadata and key set before returning, so the first requests
+// succeed; an issuer that cannot be reached or is misconfigured is logged, shown in Status, and
+// retried in the background, and does not make NewValidator fail. Only a programming or
+// configuration error that no retry can fix (no own issuer, duplicate names) does.
+//
+// ctx bounds the background work (key refreshes, discovery retries): cancel it on shutdown.
+func NewValidator(ctx context.Context, own OwnIssuer, issuers []IssuerConfig, opts ...Option) (*Validator, error) {
+	o := options{
+		httpTimeout:        10 * time.Second,
+		refreshInterval:    time.Hour,
+		unknownKIDInterval: 10 * time.Second,
+		retryMin:           10 * time.Second,
+		retryMax:           5 * time.Minute,
+		realm:              "flowgate",
+	}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	if o.client == nil {
+		o.client = &http.Client{Timeout: o.httpTimeout}
+	}
+	if o.logger == nil {
+		o.logger = slog.Default()
+	}
+	if own.Issuer == "" || own.Keys == nil {
+		return nil, errors.New("resource: own issuer needs Issuer and Keys")
+	}
+	v := &Validator{
+		opts:  o,
+		log:   o.logger,
+		own:   own,
+		byIss: make(map[string]*remoteIssuer, len(issuers)),
+	}
+	v.ownParse = jwt.NewParser(v.parserOptions(own.Issuer, append([]string{own.Issuer}, own.Audiences...))...)
+
+	names := map[string]bool{OwnIssuerName: true}
+	for _, cfg := range issuers {
+		switch {
+		case cfg.Name == "" || cfg.Issuer == "":
+			return nil, fmt.Errorf("resource: trusted issuer %q: name and issuer are required", cfg.Name)
+		case names[cfg.Name]:
+			return nil, fmt.Errorf("resource: trusted issuer name %q is used twice (or is reserved)", cfg.Name)
+		case cfg.Issuer == own.Issuer || v.byIss[cfg.Issuer] != nil:
+			return nil, fmt.Errorf("resource: trusted issuer %q: issuer %s is already trusted", cfg.Name, cfg.Issuer)
+		}
+		names[cfg.Name] = true
+		ri := &remoteIssuer{
+			cfg: cfg,
+			status: IssuerStatus{
+				Name:        cfg.Name,
+				Issuer:      cfg.Issuer,
+				MetadataURL: cfg.metadataURL(),
+			},
+		}
+		if cfg.Audience != "" {
+			ri.parser = jwt.NewParser(v.parserOptions(cfg.Issuer, []string{cfg.Audience})...)
+		}
+		for _, c := range []string{cfg.SubjectClaim, cfg.ScopeClaim, cfg.RolesClaim} {
+			if c != "" && !knownClaim(c) && !slices.Contains(ri.extraNames, c) {
+				ri.extraNames = append(ri.extraNames, c)
+			}
+		}
+		v.remotes = append(v.remotes, ri)
+		v.byIss[cfg.Issuer] = ri
+	}
+
+	var wg sync.WaitGroup
+	for _, ri := range v.remotes {
+		if ri.parser == nil {
+			// Without an audience any token for any API of that issuer would pass; no retry
+			// fixes configuration, so this one stays unavailable.
+			ri.status.Error = "configuration: audience is required"
+			v.log.ErrorContext(ctx, "trusted issuer misconfigured", "issuer", ri.cfg.Name, "error", ri.status.Error)
+			continue
+		}
+		wg.Go(func() {
+			if v.start(ctx, ri) {
+				return
+			}
+			v.log.ErrorContext(ctx, "trusted issuer unavailable, retrying in the background",
+				"issuer", ri.cfg.Name, "metadata_url", ri.cfg.metadataURL(), "error", ri.statusError())
+			go v.retry(ctx, ri)
+		})
+	}
+	wg.Wait()
+	return v, nil
+}
+
+// knownClaim reports whether tokenClaims decodes the claim into a field.
+func knownClaim(name string) bool {
+	switch name {
+	case "sub", "oid", "upn", "email", "preferred_username", "scope", "scp", "roles":
+		return true
+	}
+	return false
+}
+
+func (v *Validator) parserOptions(iss string, aud []string) []jwt.ParserOption {
+	po := []jwt.ParserOption{
+		jwt.WithValidMethods(allowedAlgs()),
+		jwt.WithLeeway(Leeway),
+		jwt.WithIssuer(iss),
+		jwt.WithAudience(aud...),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(),
+	}
+	if v.opts.now != nil {
+		po = append(po, jwt.WithTimeFunc(v.opts.now))
+	}
+	return po
+}
+
+// Status reports each issuer, Flowgate's own first, for /readyz details. An issuer that is not
+// ready does not make Flowgate unready: only its tokens are refused.
+func (v *Validator) Status() []IssuerStatus {
+	out := make([]IssuerStatus, 0, 1+len(v.remotes))
+	out = append(out, IssuerStatus{Name: OwnIssuerName, Issuer: v.own.Issuer, Ready: true})
+	for _, ri := range v.remotes {
+		ri.mu.Lock()
+		s := ri.status
+		ri.mu.Unlock()
+		if ks := ri.keys.Load(); ks != nil {
+			if all, err := ks.cache.KeyReadAll(context.Background()); err == nil {
+				s.Keys = len(all)
+			}
+		}
+		s.Ready = ri.keys.Load() != nil && s.Keys > 0
+		out = append(out, s)
+	}
+	return out
+}
+
+// Validate checks a bearer token and returns the caller it stands for. Every error is a
+// *TokenError saying which check failed.
+func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error) {
+	iss, err := peekIssuer(raw)
+	if err != nil {
+		return nil, invalidToken("malformed token: not a signed JWT", err)
+	}
+	if iss == "" {
+		return nil, invalidToken("token has no iss claim", nil)
+	}
+	if iss == v.own.Issuer {
+		return v.validateOwn(ctx, raw)
+	}
+	ri := v.byIss[iss]
+	if ri == nil {
+		return nil, invalidToken("unknown issuer "+quoteSafe(iss, 100), nil)
+	}
+	return v.validateRemote(ctx, ri, raw)
+}
+
+func (v *Validator) validateOwn(ctx context.Context, raw string) (*Principal, error) {
+	c := &tokenClaims{}
+	if tok, err := v.ownParse.ParseWithClaims(raw, c, v.own.Keys); err != nil {
+		return nil, v.parseError(err, tok, c, append([]string{v.own.Issuer}, v.own.Audiences...))
+	}
+	if err := checkBinding(c); err != nil {
+		return nil, err
+	}
+	if c.Subject == "" {
+		return nil, invalidToken("token has no sub claim", nil)
+	}
+	if v.own.Revoked != nil {
+		if c.ID == "" {
+			return nil, invalidToken("token has no jti claim, so its revocation cannot be checked", nil)
+		}
+		revoked, err := v.own.Revoked(ctx, c.ID)
+		if err != nil {
+			return nil, &TokenError{Code: CodeTemporarilyUnavailable,
+				Description: "token revocation cannot be checked right now",
+				Err:         fmt.Errorf("revocation check: %w", err)}
+		}
+		if revoked {
+			return nil, invalidToken("token was revoked", nil)
+		}
+	}
+	p := v.newPrincipal(c, OwnIssuerName)
+	p.Scopes = c.Scope
+	var (
+		roles []string
+		err   error
+	)
+	// RFC 9068 §2.2: a client-credentials token's sub is the client id.
+	if c.ClientID != "" && c.Subject == c.ClientID {
+		p.Kind, p.ID = KindClient, "client:"+c.ClientID
+		if v.own.ClientRoles != nil {
+			roles, err = v.own.ClientRoles(ctx, c.ClientID)
+		}
+	} else {
+		p.Kind, p.ID = KindUser, "user:"+c.Subject
+		if v.own.UserRoles != nil {
+			roles, err = v.own.UserRoles(ctx, c.Subject)
+		}
+	}
+	switch {
+	case errors.Is(err, ErrUnknownPrincipal):
+		return nil, invalidToken(string(p.Kind)+" "+quoteSafe(p.Subject, 100)+" is unknown or disabled", err)
+	case err != nil:
+		return nil, &TokenError{Code: CodeTemporarilyUnavailable,
+			Description: "roles cannot be looked up right now",
+			Err:         fmt.Errorf("roles of %s: %w", p.ID, err)}
+	}
+	p.Roles = roles
+	return p, nil
+}
+
+func (v *Validator) validateRemote(ctx context.Context, ri *remoteIssuer, raw string) (*Principal, error) {
+	ks := ri.keys.Load()
+	if ks == nil {
+		return nil, invalidToken("keys of issuer "+ri.cfg.Name+" are not available (its metadata could not be read)",
+			errors.New(ri.statusError()))
+	}
+	c := &tokenClaims{extraNames: ri.extraNames}
+	if tok, err := ri.parser.ParseWithClaims(raw, c, ks.keyfunc(ctx)); err != nil {
+		return nil, v.parseError(err, tok, c, []string{ri.cfg.Audience})
+	}
+	if err := checkBinding(c); err != nil {
+		return nil, err
+	}
+	cfg := ri.cfg
+	p := v.newPrincipal(c, cfg.Name)
+	p.Kind = KindExternal
+
+	switch cfg.SubjectClaim {
+	case "", "sub":
+		p.Subject = c.Subject
+	case "oid":
+		p.Subject = c.OID
+	case "upn":
+		p.Subject = c.UPN
+	case "email":
+		p.Subject = c.Email
+	case "preferred_username":
+		p.Subject = c.PreferredUsername
+	default:
+		p.Subject = c.extraString(cfg.SubjectClaim)
+	}
+	if p.Subject == "" {
+		claim := orDefault(cfg.SubjectClaim, "sub")
+		return nil, invalidToken("token has no "+quoteSafe(claim, 60)+" claim (the subject for issuer "+cfg.Name+")", nil)
+	}
+	p.ID = cfg.Name + ":" + p.Subject
+
+	var scopes []string
+	switch cfg.ScopeClaim {
+	case "":
+		scopes = c.Scope
+		if scopes == nil {
+			scopes = c.Scp
+		}
+	case "scope":
+		scopes = c.Scope
+	case "scp":
+		scopes = c.Scp
+	default:
+		scopes = c.extraList(cfg.ScopeClaim)
+	}
+	if len(cfg.ScopeMap) > 0 {
+		for i, s := range scopes {
+			if m, ok := cfg.ScopeMap[s]; ok {
+				scopes[i] = m
+			}
+		}
+	}
+	p.Scopes = scopes
+
+	switch cfg.RolesClaim {
+	case "", "roles":
+		p.Roles = c.Roles
+	default:
+		p.Roles = c.extraList(cfg.RolesClaim)
+	}
+	return p, nil
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
+func (v *Validator) newPrincipal(c *tokenClaims, issuerName string) *Principal {
+	p := &Principal{
+		Subject:    c.Subject,
+		Issuer:     c.Issuer,
+		IssuerName: issuerName,
+		ClientID:   c.ClientID,
+		Audience:   c.Audience,
+		TokenID:    c.ID,
+	}
+	if p.ClientID == "" {
+		p.ClientID = orDefault(c.AZP, c.AppID)
+	}
+	if c.Exp != 0 {
+		p.ExpiresAt = c.exp.UTC()
+	}
+	return p
+}
+
+// checkBinding refuses sender-constrained tokens: RFC 9449 §7.2 and RFC 8705 §3 say a token
+// bound to a key must not be accepted as a plain bearer token, and Flowgate does not verify
+// DPoP proofs or client certificates yet.
+// TODO(dpop): accept cnf.jkt with a matching DPoP proof (SPEC §3, §4).
+func checkBinding(c *tokenClaims) *TokenError {
+	if len(c.Cnf) > 0 && string(c.Cnf) != "null" {
+		return invalidToken("token is bound to a key (cnf); sender-constrained tokens are not supported yet", nil)
+	}
+	return nil
+}
+
+// parseError turns a jwt parse failure into the description of the check that failed. tok and
+// c hold whatever the parser decoded before the failure.
+func (v *Validator) parseError(err error, tok *jwt.Token, c *tokenClaims, wantAud []string) *TokenError {
+	var desc string
+	switch {
+	case errors.Is(err, errUnknownKID):
+		desc = "bad signature: signing key is unknown to the issuer"
+	case errors.Is(err, jwt.ErrTokenMalformed):
+		desc = "malformed token"
+	case errors.Is(err, jwt.ErrTokenUnverifiable), errors.Is(err, jwt.ErrTokenSignatureInvalid):
+		// The algorithm allow-list and the signature check both fail with these.
+		alg := ""
+		if tok != nil {
+			alg, _ = tok.Header["alg"].(string)
+		}
+		switch {
+		case !slices.Contains(allowedAlgs(), alg):
+			desc = "algorithm " + quoteSafe(alg, 20) + " is not allowed"
+		case errors.Is(err, jwt.ErrTokenUnverifiable): // the keyfunc found no key
+			desc = "bad signature: signing key is unknown to the issuer"
+		default:
+			desc = "bad signature"
+		}
+	case errors.Is(err, jwt.ErrTokenExpired):
+		desc = "token expired"
+		desc += " at " + c.exp.UTC().Format(time.RFC3339)
+	case errors.Is(err, jwt.ErrTokenNotValidYet):
+		desc = "token is not valid yet"
+		desc += " (nbf " + c.nbf.UTC().Format(time.RFC3339) + ")"
+	case errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		desc = "token is issued in the future"
+		desc += " (iat " + c.iat.UTC().Format(time.RFC3339) + ")"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && c.Exp == 0:
+		desc = "token has no exp claim"
+	case errors.Is(err, jwt.ErrTokenInvalidAudience), errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && len(c.Audience) == 0:
+		found := "none"
+		if len(c.Audience) > 0 {
+			found = strings.Join(c.Audience, " ")
+		}
+		desc = "wrong audience: expected " + strings.Join(wantAud, " or ") + ", found " + quoteSafe(found, 200)
+	case errors.Is(err, jwt.ErrTokenInvalidIssuer):
+		desc = "wrong issuer"
+	case errors.Is(err, jwt.ErrTokenRequiredClaimMissing):
+		desc = "token is missing a required claim"
+	default:
+		desc = "invalid token"
+	}
+	return invalidToken(desc, err)
+}
