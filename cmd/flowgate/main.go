@@ -1,0 +1,147 @@
+// Command flowgate is the Flowgate workflow automation server and its admin
+// tool. See README.md and the product specification for the commands.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/flowgate/flowgate/internal/app"
+	"github.com/flowgate/flowgate/internal/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := newRoot(os.Stdin, os.Stdout, os.Stderr).ExecuteContext(ctx)
+	stop()
+	if err != nil {
+		// One line per problem, prefixed, so a script's log says which
+		// program failed.
+		for _, line := range strings.Split(strings.TrimSpace(err.Error()), "\n") {
+			fmt.Fprintln(os.Stderr, "flowgate: "+line)
+		}
+		os.Exit(1)
+	}
+}
+
+// cli holds what every command shares: the global flags and the streams.
+type cli struct {
+	configFile string
+	database   string
+	logLevel   string
+
+	stdin          io.Reader
+	stdout, stderr io.Writer
+}
+
+func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
+	root := &cobra.Command{
+		Use:           "flowgate",
+		Short:         "Workflow automation server with OAuth 2.0 and OpenID Connect built in",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	pf := root.PersistentFlags()
+	pf.StringVar(&c.configFile, "config", "", "configuration file (YAML); default $FLOWGATE_CONFIG")
+	pf.StringVar(&c.database, "database", "", "database DSN, sqlite:PATH or postgres://…; default $FLOWGATE_DATABASE, else sqlite:./flowgate.db")
+	pf.StringVar(&c.logLevel, "log-level", "info", "debug | info | warn | error")
+	root.AddCommand(
+		c.serveCmd(),
+		c.versionCmd(),
+		c.migrateCmd(),
+		c.backupCmd(),
+		c.userCmd(),
+		c.clientCmd(),
+	)
+	return root
+}
+
+// load resolves the configuration for a command; overrides carries the
+// command's own flags.
+func (c *cli) load(o config.Overrides) (*config.Config, error) {
+	o.ConfigFile, o.Database = c.configFile, c.database
+	return config.Load(o, os.Getenv)
+}
+
+// logger writes JSON when stderr is not a terminal (a service manager or a
+// log shipper reads it) and text when a person does.
+func (c *cli) logger() (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(c.logLevel)); err != nil {
+		return nil, fmt.Errorf("--log-level: %q is not debug, info, warn or error", c.logLevel)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if f, ok := c.stderr.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		return slog.New(slog.NewTextHandler(c.stderr, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(c.stderr, opts)), nil
+}
+
+// open loads the configuration and opens the database, for the admin
+// commands.
+func (c *cli) open(ctx context.Context) (*app.App, error) {
+	cfg, err := c.load(config.Overrides{})
+	if err != nil {
+		return nil, err
+	}
+	logger, err := c.logger()
+	if err != nil {
+		return nil, err
+	}
+	return app.Open(ctx, cfg, logger)
+}
+
+func (c *cli) versionCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "version",
+		Short: "Print the version",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			version, goVersion := "devel", "unknown"
+			if bi, ok := debug.ReadBuildInfo(); ok {
+				goVersion = bi.GoVersion
+				if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+					version = bi.Main.Version
+				}
+				for _, s := range bi.Settings {
+					if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+						version += "+" + s.Value[:12]
+					}
+				}
+			}
+			fmt.Fprintf(c.stdout, "flowgate %s (%s)\n", version, goVersion)
+			return nil
+		},
+	}
+}
+
+func (c *cli) migrateCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "migrate",
+		Short: "Apply database schema migrations and exit",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			fmt.Fprintf(c.stdout, "database %s is up to date\n", a.Store.Backend())
+			return nil
+		},
+	}
+}

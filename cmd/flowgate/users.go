@@ -1,0 +1,216 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/flowgate/flowgate/internal/app"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// minPasswordLen is the shortest password the commands accept; NIST SP
+// 800-63B asks for at least 8.
+const minPasswordLen = 8
+
+func (c *cli) userCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "user", Short: "Manage users"}
+	cmd.AddCommand(c.userAddCmd(), c.userListCmd(), c.userPasswdCmd(), c.userDisableCmd(true), c.userDisableCmd(false))
+	return cmd
+}
+
+// readPassword reads a new password from stdin (one line) with
+// --password-stdin, or asks twice on the terminal. Never from argv, where
+// other users of the machine and the shell history would see it.
+func (c *cli) readPassword(fromStdin bool) (string, error) {
+	if fromStdin {
+		line, err := bufio.NewReader(c.stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", fmt.Errorf("reading password from stdin: %w", err)
+		}
+		return checkPassword(strings.TrimRight(line, "\r\n"))
+	}
+	f, ok := c.stdin.(*os.File)
+	if !ok || !term.IsTerminal(int(f.Fd())) {
+		return "", errors.New("stdin is not a terminal: pipe the password in with --password-stdin")
+	}
+	fmt.Fprint(c.stderr, "Password: ")
+	p1, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(c.stderr)
+	if err != nil {
+		return "", fmt.Errorf("reading password: %w", err)
+	}
+	fmt.Fprint(c.stderr, "Again: ")
+	p2, err := term.ReadPassword(int(f.Fd()))
+	fmt.Fprintln(c.stderr)
+	if err != nil {
+		return "", fmt.Errorf("reading password: %w", err)
+	}
+	if string(p1) != string(p2) {
+		return "", errors.New("the two passwords differ")
+	}
+	return checkPassword(string(p1))
+}
+
+func checkPassword(p string) (string, error) {
+	if len([]rune(p)) < minPasswordLen {
+		return "", fmt.Errorf("password must be at least %d characters", minPasswordLen)
+	}
+	return p, nil
+}
+
+func (c *cli) userAddCmd() *cobra.Command {
+	var email, name string
+	var roles []string
+	var fromStdin bool
+	cmd := &cobra.Command{
+		Use:   "add USERNAME",
+		Short: "Add a user (password from a prompt or --password-stdin)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			username := args[0]
+			if err := app.ValidUsername(username); err != nil {
+				return err
+			}
+			password, err := c.readPassword(fromStdin)
+			if err != nil {
+				return err
+			}
+			a, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			hash, err := a.Hasher.Hash(password)
+			if err != nil {
+				return err
+			}
+			now := time.Now().UTC()
+			err = a.Store.CreateUser(cmd.Context(), store.User{
+				Username: username, PasswordHash: hash, Email: email, EmailVerified: email != "",
+				Name: name, Roles: roles, CreatedAt: now, UpdatedAt: now,
+			})
+			if errors.Is(err, store.ErrConflict) {
+				return fmt.Errorf("user %q already exists", username)
+			}
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(c.stdout, "added user %s\n", username)
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&email, "email", "", "email address")
+	cmd.Flags().StringVar(&name, "name", "", "display name")
+	cmd.Flags().StringSliceVar(&roles, "role", nil, "role (repeat or comma-separate)")
+	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from stdin")
+	return cmd
+}
+
+func (c *cli) userListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List users",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			a, err := c.open(cmd.Context())
+			if err != nil {
+				return err
+			}
+			defer a.Close()
+			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+			fmt.Fprintln(tw, "USERNAME\tNAME\tEMAIL\tROLES\tSTATUS\tCREATED")
+			page := store.Page{Limit: store.MaxLimit}
+			for {
+				users, next, err := a.Store.ListUsers(cmd.Context(), page)
+				if err != nil {
+					return err
+				}
+				for _, u := range users {
+					status := "active"
+					if u.Disabled {
+						status = "disabled"
+					}
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.Name, u.Email,
+						strings.Join(u.Roles, ","), status, u.CreatedAt.UTC().Format(time.RFC3339))
+				}
+				if next == "" {
+					break
+				}
+				page.Cursor = next
+			}
+			return tw.Flush()
+		},
+	}
+}
+
+func (c *cli) userPasswdCmd() *cobra.Command {
+	var fromStdin bool
+	cmd := &cobra.Command{
+		Use:   "passwd USERNAME",
+		Short: "Set a user's password (from a prompt or --password-stdin)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			password, err := c.readPassword(fromStdin)
+			if err != nil {
+				return err
+			}
+			return c.updateUser(cmd, args[0], func(a *app.App, u *store.User) error {
+				u.PasswordHash, err = a.Hasher.Hash(password)
+				return err
+			}, "password changed for")
+		},
+	}
+	cmd.Flags().BoolVar(&fromStdin, "password-stdin", false, "read the password from stdin")
+	return cmd
+}
+
+func (c *cli) userDisableCmd(disable bool) *cobra.Command {
+	use, short, done := "disable USERNAME", "Disable a user: no more sign-ins", "disabled"
+	if !disable {
+		use, short, done = "enable USERNAME", "Enable a disabled user", "enabled"
+	}
+	return &cobra.Command{
+		Use:   use,
+		Short: short,
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.updateUser(cmd, args[0], func(_ *app.App, u *store.User) error {
+				u.Disabled = disable
+				return nil
+			}, done)
+		},
+	}
+}
+
+func (c *cli) updateUser(cmd *cobra.Command, username string, change func(*app.App, *store.User) error, done string) error {
+	a, err := c.open(cmd.Context())
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	u, err := a.Store.GetUser(cmd.Context(), username)
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("no user %q", username)
+	}
+	if err != nil {
+		return err
+	}
+	if err := change(a, &u); err != nil {
+		return err
+	}
+	u.UpdatedAt = time.Now().UTC()
+	if err := a.Store.UpdateUser(cmd.Context(), u); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stdout, "%s %s\n", done, username)
+	return nil
+}

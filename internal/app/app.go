@@ -1,0 +1,286 @@
+// Package app is Flowgate's composition root: it turns a resolved
+// configuration into an open key ring and store, and applies the declarative
+// parts of the configuration (users, clients). Both `flowgate serve` and the
+// admin commands start here, so they see the same database the same way.
+package app
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/config"
+	"github.com/flowgate/flowgate/internal/credential"
+	"github.com/flowgate/flowgate/internal/keyring"
+	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/store/backend"
+)
+
+// App is an open database with the key ring that seals its secrets.
+type App struct {
+	Config *config.Config
+	Ring   *keyring.Ring
+	Store  store.Store
+	Hasher *credential.Hasher
+	Logger *slog.Logger
+}
+
+// canaryName is a secret every database holds, sealed with the key ring of
+// its first start. Opening it at every start tells a wrong or lost key apart
+// from a working one before anything is written with the wrong key.
+const canaryName = "flowgate.keyring-check"
+
+// Open resolves the key ring, opens (and migrates) the store and checks that
+// the key ring is the one the database was sealed with. A key it generates is
+// written to disk only once the database has opened, so a start that fails
+// leaves nothing behind.
+func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, error) {
+	ring, newKey, err := resolveRing(cfg)
+	if err != nil {
+		return nil, err
+	}
+	st, err := backend.Open(ctx, cfg.Database, store.Options{Sealer: ring})
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*App, error) {
+		_ = st.Close()
+		return nil, err
+	}
+	fresh, err := checkCanary(ctx, st)
+	if err != nil {
+		if newKey != nil {
+			return fail(fmt.Errorf("this database's secrets are sealed with a key, but the key file %s is missing: restore it or set FLOWGATE_SECRET_KEY", newKey.path))
+		}
+		return fail(err)
+	}
+	if newKey != nil {
+		if !fresh {
+			return fail(fmt.Errorf("internal: sealed database without key file %s", newKey.path))
+		}
+		if err := keyring.WriteFile(newKey.path, newKey.text); err != nil {
+			return fail(fmt.Errorf("secret key: %w", err))
+		}
+		msg := "no FLOWGATE_SECRET_KEY or secrets.key_file: generated a secret key; back it up, without it the encrypted secrets are lost"
+		if _, ok := cfg.DatabaseIsSQLite(); !ok {
+			msg += "; every server on this PostgreSQL database needs this same key"
+		}
+		logger.Warn(msg, "key_file", newKey.path)
+	}
+	hasher, err := credential.NewHasher(credential.DefaultArgon2())
+	if err != nil {
+		return fail(err)
+	}
+	return &App{Config: cfg, Ring: ring, Store: st, Hasher: hasher, Logger: logger}, nil
+}
+
+// Close closes the store.
+func (a *App) Close() error { return a.Store.Close() }
+
+// pendingKey is a generated key not yet written to disk.
+type pendingKey struct{ path, text string }
+
+// resolveRing takes FLOWGATE_SECRET_KEY, else secrets.key_file, else the
+// default key file: beside the SQLite database, or in the working directory
+// for PostgreSQL (where every server must then be given the same file). When
+// the default file does not exist a key is generated and returned as
+// pending.
+func resolveRing(cfg *config.Config) (*keyring.Ring, *pendingKey, error) {
+	if cfg.Secrets.Key != "" {
+		r, err := keyring.Parse(cfg.Secrets.Key)
+		if err != nil {
+			return nil, nil, fmt.Errorf("FLOWGATE_SECRET_KEY: %w", err)
+		}
+		return r, nil, nil
+	}
+	if cfg.Secrets.KeyFile != "" {
+		r, err := keyring.LoadFile(cfg.Secrets.KeyFile)
+		if err != nil {
+			return nil, nil, fmt.Errorf("secrets.key_file: %w", err)
+		}
+		return r, nil, nil
+	}
+	path := "flowgate.key"
+	if dbPath, ok := cfg.DatabaseIsSQLite(); ok {
+		path = filepath.Join(filepath.Dir(dbPath), "flowgate.key")
+	}
+	r, err := keyring.LoadFile(path)
+	if err == nil {
+		return r, nil, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("secret key: %w", err)
+	}
+	text, err := keyring.Generate()
+	if err != nil {
+		return nil, nil, err
+	}
+	r, err = keyring.Parse(text)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, &pendingKey{path: path, text: text}, nil
+}
+
+// checkCanary opens the key-check secret, or writes it into a database that
+// has none yet; fresh reports the latter.
+func checkCanary(ctx context.Context, st store.Store) (fresh bool, err error) {
+	_, err = st.GetSecret(ctx, canaryName)
+	if errors.Is(err, store.ErrNotFound) {
+		b := make([]byte, 16)
+		if _, err := rand.Read(b); err != nil {
+			return false, fmt.Errorf("key check: %w", err)
+		}
+		if err := st.PutSecret(ctx, canaryName, b); err != nil {
+			return false, fmt.Errorf("key check: %w", err)
+		}
+		return true, nil
+	}
+	if errors.Is(err, keyring.ErrDecrypt) {
+		return false, errors.New("the secret key does not open this database's secrets: it was sealed with another FLOWGATE_SECRET_KEY / secrets.key_file (to rotate, list the new key first and keep the old one after it)")
+	}
+	if err != nil {
+		return false, fmt.Errorf("key check: %w", err)
+	}
+	return false, nil
+}
+
+// Bootstrap creates the user "admin" with a random password when the
+// database has no users and the configuration declares none. It returns the
+// password, which the caller shows once and never logs; "" when nothing was
+// created.
+func (a *App) Bootstrap(ctx context.Context) (string, error) {
+	if len(a.Config.Users) > 0 {
+		return "", nil
+	}
+	n, err := a.Store.CountUsers(ctx)
+	if err != nil {
+		return "", fmt.Errorf("bootstrap: %w", err)
+	}
+	if n > 0 {
+		return "", nil
+	}
+	b := make([]byte, 18)
+	if _, err := rand.Read(b); err != nil {
+		return "", fmt.Errorf("bootstrap: %w", err)
+	}
+	password := base64.RawURLEncoding.EncodeToString(b)
+	hash, err := a.Hasher.Hash(password)
+	if err != nil {
+		return "", fmt.Errorf("bootstrap: %w", err)
+	}
+	now := time.Now().UTC()
+	err = a.Store.CreateUser(ctx, store.User{Username: "admin", PasswordHash: hash, Name: "Administrator", Roles: []string{"admin"}, CreatedAt: now, UpdatedAt: now})
+	if errors.Is(err, store.ErrConflict) {
+		// Another server on the same database bootstrapped first.
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("bootstrap: %w", err)
+	}
+	return password, nil
+}
+
+// ApplyDeclared creates or updates, by name, the users and clients the
+// configuration declares. Nothing it does not name is touched.
+func (a *App) ApplyDeclared(ctx context.Context) error {
+	for i, u := range a.Config.Users {
+		if err := a.applyUser(ctx, u); err != nil {
+			return fmt.Errorf("users[%d] %q: %w", i, u.Username, err)
+		}
+	}
+	for i, c := range a.Config.Clients {
+		if err := a.applyClient(ctx, c); err != nil {
+			return fmt.Errorf("clients[%d] %q: %w", i, c.ID, err)
+		}
+	}
+	return nil
+}
+
+func (a *App) applyUser(ctx context.Context, u config.User) error {
+	now := time.Now().UTC()
+	cur, err := a.Store.GetUser(ctx, u.Username)
+	exists := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	next := cur
+	next.Username, next.Email, next.Name = u.Username, u.Email, u.Name
+	next.Roles = slices.Clone(u.Roles)
+	next.EmailVerified = u.Email != ""
+	next.UpdatedAt = now
+	switch {
+	case u.PasswordHash != "":
+		next.PasswordHash = u.PasswordHash
+	case u.Password != "" && !(exists && credential.VerifyPassword(u.Password, cur.PasswordHash)):
+		// Rehash only when the password changed, so a restart does not
+		// rewrite every declared user.
+		if next.PasswordHash, err = a.Hasher.Hash(u.Password); err != nil {
+			return err
+		}
+	}
+	if !exists {
+		next.CreatedAt = now
+		return a.Store.CreateUser(ctx, next)
+	}
+	if sameUser(cur, next) {
+		return nil
+	}
+	return a.Store.UpdateUser(ctx, next)
+}
+
+func sameUser(a, b store.User) bool {
+	return a.PasswordHash == b.PasswordHash && a.Email == b.Email && a.Name == b.Name &&
+		a.EmailVerified == b.EmailVerified && slices.Equal(a.Roles, b.Roles)
+}
+
+func (a *App) applyClient(ctx context.Context, c config.Client) error {
+	now := time.Now().UTC()
+	cur, err := a.Store.GetClient(ctx, c.ID)
+	exists := err == nil
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	next := store.Client{
+		ID: c.ID, Name: c.Name,
+		RedirectURIs:            slices.Clone(c.RedirectURIs),
+		PostLogoutRedirectURIs:  slices.Clone(c.PostLogoutRedirectURIs),
+		GrantTypes:              slices.Clone(c.GrantTypes),
+		Scopes:                  slices.Clone(c.Scopes),
+		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
+		JWKS:                    c.JWKS, JWKSURI: c.JWKSURI, PublicKeyPEM: c.PublicKeyPEM,
+		Consent: c.Consent, DPoP: c.DPoP, Roles: slices.Clone(c.Roles),
+		CreatedAt: cur.CreatedAt, UpdatedAt: now,
+	}
+	if c.Secret != "" {
+		next.SecretHash = cur.SecretHash
+		if !credential.VerifyClientSecret(a.Ring, c.Secret, cur.SecretHash) {
+			next.SecretHash = credential.HashClientSecret(a.Ring, c.Secret)
+		}
+	}
+	if !exists {
+		next.CreatedAt = now
+		return a.Store.CreateClient(ctx, next)
+	}
+	return a.Store.UpdateClient(ctx, next)
+}
+
+// ValidUsername reports whether a username is acceptable: what principals
+// (user:NAME) and URLs can carry without escaping.
+func ValidUsername(name string) error {
+	if name == "" || len(name) > 64 {
+		return errors.New("username must be 1 to 64 characters")
+	}
+	if strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-") != "" {
+		return fmt.Errorf("username %q may only contain letters, digits and . _ @ -", name)
+	}
+	return nil
+}
