@@ -10,6 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flowgate/flowgate/internal/app"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/store"
@@ -97,29 +98,18 @@ func (c *cli) clientListCmd() *cobra.Command {
 		Short: "List clients",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tNAME\tAUTH\tGRANTS\tREDIRECT URIS\tCREATED")
-			page := store.Page{Limit: store.MaxLimit}
-			for {
-				clients, next, err := a.Store.ListClients(cmd.Context(), page)
+			return c.withApp(cmd.Context(), func(a *app.App) error {
+				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tNAME\tAUTH\tGRANTS\tREDIRECT URIS\tCREATED")
+				err := eachPage(cmd.Context(), a.Store.ListClients, func(cl store.Client) {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cl.ID, cl.Name, cl.TokenEndpointAuthMethod,
+						strings.Join(cl.GrantTypes, ","), strings.Join(cl.RedirectURIs, " "), cl.CreatedAt.UTC().Format(time.RFC3339))
+				})
 				if err != nil {
 					return err
 				}
-				for _, cl := range clients {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cl.ID, cl.Name, cl.TokenEndpointAuthMethod,
-						strings.Join(cl.GrantTypes, ","), strings.Join(cl.RedirectURIs, " "), cl.CreatedAt.UTC().Format(time.RFC3339))
-				}
-				if next == "" {
-					break
-				}
-				page.Cursor = next
-			}
-			return tw.Flush()
+				return tw.Flush()
+			})
 		},
 	}
 }
@@ -130,18 +120,15 @@ func (c *cli) clientRemoveCmd() *cobra.Command {
 		Short: "Remove a client",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			if err := a.Store.DeleteClient(cmd.Context(), args[0]); errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("no client %q", args[0])
-			} else if err != nil {
-				return err
-			}
-			fmt.Fprintf(c.stdout, "removed client %s\n", args[0])
-			return nil
+			return c.withApp(cmd.Context(), func(a *app.App) error {
+				if err := a.Store.DeleteClient(cmd.Context(), args[0]); errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("no client %q", args[0])
+				} else if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.stdout, "removed client %s\n", args[0])
+				return nil
+			})
 		},
 	}
 }
@@ -152,20 +139,13 @@ func (c *cli) backupCmd() *cobra.Command {
 		Short: "Write an online, consistent copy of a SQLite database to FILE",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			a, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			b, ok := a.Store.(backend.Backupper)
-			if !ok {
-				return fmt.Errorf("backup copies SQLite databases only; for PostgreSQL use pg_dump, or base backups with WAL archiving for point-in-time recovery")
-			}
-			if err := b.Backup(cmd.Context(), args[0]); err != nil {
-				return err
-			}
-			fmt.Fprintf(c.stdout, "backup written to %s\n", args[0])
-			return nil
+			return c.withApp(cmd.Context(), func(a *app.App) error {
+				if err := backend.Backup(cmd.Context(), a.Store, args[0]); err != nil {
+					return err
+				}
+				fmt.Fprintf(c.stdout, "backup written to %s\n", args[0])
+				return nil
+			})
 		},
 	}
 }

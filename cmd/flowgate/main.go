@@ -18,6 +18,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/app"
 	"github.com/flowgate/flowgate/internal/config"
+	"github.com/flowgate/flowgate/internal/store"
 )
 
 func main() {
@@ -105,6 +106,35 @@ func (c *cli) open(ctx context.Context) (*app.App, error) {
 	return app.Open(ctx, cfg, logger)
 }
 
+// withApp opens the database for one admin command and closes it after.
+func (c *cli) withApp(ctx context.Context, run func(*app.App) error) error {
+	a, err := c.open(ctx)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	return run(a)
+}
+
+// eachPage calls list page by page until the last one, so commands print
+// every object without holding them all.
+func eachPage[T any](ctx context.Context, list func(context.Context, store.Page) ([]T, string, error), each func(T)) error {
+	page := store.Page{Limit: store.MaxLimit}
+	for {
+		items, next, err := list(ctx, page)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			each(it)
+		}
+		if next == "" {
+			return nil
+		}
+		page.Cursor = next
+	}
+}
+
 func (c *cli) versionCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "version",
@@ -135,13 +165,10 @@ func (c *cli) migrateCmd() *cobra.Command {
 		Short: "Apply database schema migrations and exit",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			fmt.Fprintf(c.stdout, "database %s is up to date\n", a.Store.Backend())
-			return nil
+			return c.withApp(cmd.Context(), func(a *app.App) error {
+				fmt.Fprintf(c.stdout, "database %s is up to date\n", a.Store.Backend())
+				return nil
+			})
 		},
 	}
 }

@@ -121,33 +121,22 @@ func (c *cli) userListCmd() *cobra.Command {
 		Short: "List users",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			a, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(tw, "USERNAME\tNAME\tEMAIL\tROLES\tSTATUS\tCREATED")
-			page := store.Page{Limit: store.MaxLimit}
-			for {
-				users, next, err := a.Store.ListUsers(cmd.Context(), page)
-				if err != nil {
-					return err
-				}
-				for _, u := range users {
+			return c.withApp(cmd.Context(), func(a *app.App) error {
+				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "USERNAME\tNAME\tEMAIL\tROLES\tSTATUS\tCREATED")
+				err := eachPage(cmd.Context(), a.Store.ListUsers, func(u store.User) {
 					status := "active"
 					if u.Disabled {
 						status = "disabled"
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.Name, u.Email,
 						strings.Join(u.Roles, ","), status, u.CreatedAt.UTC().Format(time.RFC3339))
+				})
+				if err != nil {
+					return err
 				}
-				if next == "" {
-					break
-				}
-				page.Cursor = next
-			}
-			return tw.Flush()
+				return tw.Flush()
+			})
 		},
 	}
 }
