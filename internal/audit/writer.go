@@ -1,0 +1,318 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// Options tune a Writer. The zero value is a working, enabled writer with
+// the defaults below.
+type Options struct {
+	// Disabled makes Record a no-op and starts nothing; set it from
+	// auth.audit_log being false.
+	Disabled bool
+	// QueueSize bounds the events waiting to be written. Default 8192:
+	// at the 10,000 events/s the token endpoint must sustain, close to a
+	// second of traffic, while a healthy database drains it in
+	// milliseconds.
+	QueueSize int
+	// MaxBatch bounds the events in one AppendAudit transaction. Default
+	// 512.
+	MaxBatch int
+	// FullWait is how long Record blocks when the queue is full before it
+	// drops the event. Default 200ms; negative means never block. A full
+	// queue means the database has stalled for about a second; waiting a
+	// little rides out a hiccup without losing events, waiting long would
+	// turn a database stall into an outage of every sign-in.
+	FullWait time.Duration
+	// Retries is how many times a failed batch is tried again before its
+	// events are given up. Default 3.
+	Retries int
+	// RetryBackoff is the wait before the first retry; it doubles on each
+	// retry after. Default 100ms.
+	RetryBackoff time.Duration
+	// WriteTimeout bounds one AppendAudit call. Default 10s.
+	WriteTimeout time.Duration
+	// Registerer, when set, receives the writer's metrics (see Stats).
+	Registerer prometheus.Registerer
+}
+
+func (o Options) withDefaults() Options {
+	if o.QueueSize <= 0 {
+		o.QueueSize = 8192
+	}
+	if o.MaxBatch <= 0 {
+		o.MaxBatch = 512
+	}
+	if o.FullWait == 0 {
+		o.FullWait = 200 * time.Millisecond
+	}
+	if o.Retries < 0 {
+		o.Retries = 0
+	} else if o.Retries == 0 {
+		o.Retries = 3
+	}
+	if o.RetryBackoff <= 0 {
+		o.RetryBackoff = 100 * time.Millisecond
+	}
+	if o.WriteTimeout <= 0 {
+		o.WriteTimeout = 10 * time.Second
+	}
+	return o
+}
+
+// Stats are a Writer's counters since it was created.
+type Stats struct {
+	// Written counts events committed to the store.
+	Written uint64
+	// Batches counts successful AppendAudit calls (group commits).
+	Batches uint64
+	// WriteErrors counts failed AppendAudit attempts, retries included.
+	WriteErrors uint64
+	// Dropped counts events Record refused: queue full past FullWait, or
+	// the writer closed.
+	Dropped uint64
+	// Lost counts events accepted but never written: their batch failed
+	// every retry, or Close ran out of time.
+	Lost uint64
+	// Queued is the number of events waiting now.
+	Queued int
+}
+
+// Writer writes audit events to the store with group commit: Record puts an
+// event in a bounded queue and returns; one background goroutine takes
+// everything queued (up to MaxBatch) and writes it with one AppendAudit
+// call, then repeats. When idle an event is written at once; under load the
+// events that arrive during one commit form the next batch, so batches grow
+// with the load and the number of transactions does not.
+//
+// Delivery is at least once: a batch whose commit succeeded but reported an
+// error is written again by the retry. A nil *Writer is a valid disabled
+// writer.
+type Writer struct {
+	st       store.AuditLog
+	logger   *slog.Logger
+	opts     Options
+	disabled bool
+
+	// mu orders Record against Close: Record enqueues under the read lock,
+	// Close sets closed under the write lock. Once Close holds it no event
+	// can slip into the queue after the final drain, so none is stranded.
+	mu     sync.RWMutex
+	closed bool
+
+	queue     chan store.AuditEvent
+	stop      chan struct{} // closed by Close: drain and exit
+	stopOnce  sync.Once
+	done      chan struct{} // closed when the goroutine has exited
+	runCtx    context.Context
+	cancelRun context.CancelFunc
+
+	written, batches, writeErrors, dropped, lost atomic.Uint64
+	lastDropLog                                  atomic.Int64 // unix nanoseconds
+}
+
+// NewWriter starts a writer on st. With opts.Disabled, or a nil st, it
+// returns a writer whose Record does nothing. Call Close to flush and stop
+// it. Metric registration failing (a second writer on one registry) is
+// logged, not fatal: auditing matters more than its metrics.
+func NewWriter(st store.AuditLog, logger *slog.Logger, opts Options) *Writer {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	opts = opts.withDefaults()
+	w := &Writer{st: st, logger: logger, opts: opts}
+	if opts.Disabled || st == nil {
+		w.disabled = true
+		return w
+	}
+	w.queue = make(chan store.AuditEvent, opts.QueueSize)
+	w.stop = make(chan struct{})
+	w.done = make(chan struct{})
+	// The writes outlive any request; only Close running out of time
+	// cancels them.
+	w.runCtx, w.cancelRun = context.WithCancel(context.Background())
+	if opts.Registerer != nil {
+		if err := opts.Registerer.Register(newCollector(w)); err != nil {
+			logger.Error("audit: metrics not registered", "error", err)
+		}
+	}
+	go w.run()
+	return w
+}
+
+// Enabled reports whether Record writes anything.
+func (w *Writer) Enabled() bool { return w != nil && !w.disabled }
+
+// Record sanitizes e (see Sanitize; Time is taken now when zero, so it is
+// the time of the event, not of the write) and queues it. It does not wait
+// for the database. When the queue is full it blocks up to
+// Options.FullWait, then drops the event, counts it and logs a warning
+// (at most one per second). ctx is used for logging only: a client hanging
+// up must not cancel the record of what it did.
+func (w *Writer) Record(ctx context.Context, e store.AuditEvent) {
+	if w == nil || w.disabled {
+		return
+	}
+	e = Sanitize(e)
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	if w.closed {
+		w.drop(ctx, "writer closed")
+		return
+	}
+	select {
+	case w.queue <- e:
+		return
+	default:
+	}
+	if w.opts.FullWait < 0 {
+		w.drop(ctx, "queue full")
+		return
+	}
+	t := time.NewTimer(w.opts.FullWait)
+	defer t.Stop()
+	select {
+	case w.queue <- e:
+	case <-t.C:
+		w.drop(ctx, "queue full")
+	}
+}
+
+// drop counts a refused event and warns, rate-limited so that an overload
+// does not also flood the log.
+func (w *Writer) drop(ctx context.Context, reason string) {
+	n := w.dropped.Add(1)
+	now := time.Now().UnixNano()
+	last := w.lastDropLog.Load()
+	if now-last < int64(time.Second) || !w.lastDropLog.CompareAndSwap(last, now) {
+		return
+	}
+	w.logger.WarnContext(ctx, "audit: event dropped", "reason", reason, "dropped_total", n)
+}
+
+// Stats returns the counters; the zero Stats for a disabled writer.
+func (w *Writer) Stats() Stats {
+	if w == nil || w.disabled {
+		return Stats{}
+	}
+	return Stats{
+		Written:     w.written.Load(),
+		Batches:     w.batches.Load(),
+		WriteErrors: w.writeErrors.Load(),
+		Dropped:     w.dropped.Load(),
+		Lost:        w.lost.Load(),
+		Queued:      len(w.queue),
+	}
+}
+
+// Close stops accepting events, writes everything queued and waits for it.
+// If ctx ends first, the writes in progress are cancelled, what remains is
+// counted as lost and the error says how many. Events recorded after Close
+// are dropped. Close may be called more than once.
+func (w *Writer) Close(ctx context.Context) error {
+	if w == nil || w.disabled {
+		return nil
+	}
+	w.mu.Lock()
+	w.closed = true
+	w.mu.Unlock()
+	lostBefore := w.lost.Load()
+	w.stopOnce.Do(func() { close(w.stop) })
+	select {
+	case <-w.done:
+	case <-ctx.Done():
+		w.cancelRun()
+		<-w.done
+		return fmt.Errorf("audit: close: %d events not written: %w", w.lost.Load()-lostBefore, ctx.Err())
+	}
+	w.cancelRun()
+	if n := w.lost.Load() - lostBefore; n > 0 {
+		return fmt.Errorf("audit: close: %d events not written", n)
+	}
+	return nil
+}
+
+// run is the one goroutine that writes. It blocks for the first event, then
+// takes whatever else is already queued without waiting, so a lone event is
+// written at once and a burst becomes one batch.
+func (w *Writer) run() {
+	defer close(w.done)
+	batch := make([]store.AuditEvent, 0, w.opts.MaxBatch)
+	for {
+		select {
+		case e := <-w.queue:
+			batch = w.fill(append(batch[:0], e))
+			w.write(batch)
+		case <-w.stop:
+			// Close holds no more Records back: what is queued now is
+			// everything there will be.
+			for {
+				batch = w.fill(batch[:0])
+				if len(batch) == 0 {
+					return
+				}
+				w.write(batch)
+			}
+		}
+	}
+}
+
+// fill appends queued events to batch without blocking, up to MaxBatch.
+func (w *Writer) fill(batch []store.AuditEvent) []store.AuditEvent {
+	for len(batch) < w.opts.MaxBatch {
+		select {
+		case e := <-w.queue:
+			batch = append(batch, e)
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// write stores one batch, retrying with exponential backoff. The log line
+// on giving up names counts and the error only, not the events: they are
+// not secrets, but a log is read by more people than the audit table.
+func (w *Writer) write(batch []store.AuditEvent) {
+	backoff := w.opts.RetryBackoff
+	attempts := 0
+	var err error
+	for {
+		attempts++
+		ctx, cancel := context.WithTimeout(w.runCtx, w.opts.WriteTimeout)
+		err = w.st.AppendAudit(ctx, batch...)
+		cancel()
+		if err == nil {
+			w.written.Add(uint64(len(batch)))
+			w.batches.Add(1)
+			return
+		}
+		w.writeErrors.Add(1)
+		if attempts > w.opts.Retries || w.runCtx.Err() != nil {
+			break
+		}
+		w.logger.Warn("audit: write failed, retrying", "events", len(batch), "attempt", attempts, "retry_in", backoff, "error", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-w.runCtx.Done():
+			t.Stop()
+		}
+		backoff *= 2
+	}
+	w.lost.Add(uint64(len(batch)))
+	if errors.Is(err, context.Canceled) && w.runCtx.Err() != nil {
+		err = errors.New("close timed out")
+	}
+	w.logger.Error("audit: events not written", "events", len(batch), "attempts", attempts, "error", err)
+}
