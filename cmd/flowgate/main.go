@@ -67,6 +67,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		c.backupCmd(),
 		c.userCmd(),
 		c.clientCmd(),
+		c.keysCmd(),
 		c.auditCmd(),
 	)
 	return root

@@ -55,6 +55,9 @@ const (
 	// CodeReused is an authorization code presented a second time, which
 	// revokes the tokens issued from it.
 	CodeReused = "code.reused"
+	// AuthorizeFailure is an authorization request refused before sign-in
+	// (bad PKCE, scope not allowed, prompt=none without a session…).
+	AuthorizeFailure = "authorize.failure"
 	// UserDisabled is a user account being disabled by an administrator.
 	UserDisabled = "user.disabled"
 	// UserEnabled is a disabled user account being enabled again.
@@ -73,7 +76,7 @@ func Events() []string {
 	return []string{
 		LoginSuccess, LoginFailure, Logout, ConsentGranted, ConsentDenied,
 		TokenIssued, TokenRefreshed, TokenRevoked, RefreshTokenReused,
-		ClientAuthFailure, CodeReused, UserDisabled, UserEnabled,
+		ClientAuthFailure, CodeReused, AuthorizeFailure, UserDisabled, UserEnabled,
 	}
 }
 

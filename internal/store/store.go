@@ -40,6 +40,7 @@ type Store interface {
 	Clients
 	AuditLog
 	Secrets
+	AuthServer
 
 	// Ping reports whether the database answers and its schema is current.
 	Ping(ctx context.Context) error

@@ -62,6 +62,7 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) store.Store) {
 			tc.fn(t, newStore(t))
 		})
 	}
+	runAuthConformance(t, newStore)
 }
 
 func ctx(t *testing.T) context.Context {

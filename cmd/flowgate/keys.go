@@ -1,0 +1,41 @@
+package main
+
+import (
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flowgate/flowgate/internal/app"
+	"github.com/flowgate/flowgate/internal/authserver"
+)
+
+func (c *cli) keysCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "keys", Short: "Manage the authorization server's signing keys"}
+	var idToken bool
+	rotate := &cobra.Command{
+		Use:   "rotate",
+		Short: "Add a new active signing key; the old one stays published until its tokens expire",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.withApp(cmd.Context(), func(a *app.App) error {
+				purpose, alg := authserver.PurposeAccess, a.Config.Auth.SigningAlg
+				if idToken {
+					purpose, alg = authserver.PurposeID, "RS256"
+				}
+				if alg == "" {
+					alg = "ES256"
+				}
+				ttl := authserver.MaxTokenTTL(a.Config.Auth)
+				k, err := authserver.Rotate(cmd.Context(), a.Store, purpose, alg, ttl)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.stdout, "new %s key %s (%s); the previous one stays published for %s\n", purpose, k.ID, k.Alg, ttl)
+				return nil
+			})
+		},
+	}
+	rotate.Flags().BoolVar(&idToken, "id-token", false, "rotate the ID-token key (RS256) instead of the access-token key")
+	cmd.AddCommand(rotate)
+	return cmd
+}

@@ -1,0 +1,500 @@
+package authserver
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// authorize is the authorization endpoint (RFC 6749 §4.1, OIDC Core §3.1.2).
+func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var q url.Values
+	if r.Method == http.MethodPost {
+		if err := parseForm(w, r); err != nil {
+			s.errorPage(w, http.StatusBadRequest, "The authorization request is malformed.", err.Error())
+			return
+		}
+		q = r.PostForm
+	} else {
+		q = r.URL.Query()
+	}
+	clientID := q.Get("client_id")
+	client, err := s.st.GetClient(ctx, clientID)
+	if errors.Is(err, store.ErrNotFound) || clientID == "" {
+		s.errorPage(w, http.StatusBadRequest, "The application that sent you here is not registered.", "unknown client_id")
+		return
+	}
+	if err != nil {
+		s.logger.Error("authorize: reading client", "err", err)
+		s.errorPage(w, http.StatusInternalServerError, "The request cannot be handled right now.", "")
+		return
+	}
+	redirectURI := q.Get("redirect_uri")
+	if redirectURI == "" && len(client.RedirectURIs) == 1 {
+		redirectURI = client.RedirectURIs[0]
+	}
+	if !slices.Contains(client.RedirectURIs, redirectURI) {
+		s.errorPage(w, http.StatusBadRequest, "The application sent you here with a return address it has not registered.", "redirect_uri is not registered for this client")
+		return
+	}
+	state := q.Get("state")
+	fail := func(code, desc string) {
+		s.audit(ctx, r, store.AuditEvent{Event: audit.AuthorizeFailure, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: code + ": " + desc})
+		redirectError(w, r, redirectURI, state, s.issuer, code, desc)
+	}
+	if q.Get("response_type") != "code" {
+		fail("unsupported_response_type", "only response_type=code is supported")
+		return
+	}
+	if !slices.Contains(client.GrantTypes, "authorization_code") {
+		fail("unauthorized_client", "the client may not use the authorization code flow")
+		return
+	}
+	if q.Get("request") != "" || q.Get("request_uri") != "" {
+		fail("request_not_supported", "request objects are not supported")
+		return
+	}
+	scopes := strings.Fields(q.Get("scope"))
+	for _, sc := range scopes {
+		if !slices.Contains(client.Scopes, sc) {
+			fail("invalid_scope", "scope "+strconv.Quote(truncate(sc, 64))+" is not allowed for this client")
+			return
+		}
+	}
+	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
+	switch {
+	case challenge == "" && method != "":
+		fail("invalid_request", "code_challenge_method without code_challenge")
+		return
+	case challenge == "" && client.TokenEndpointAuthMethod == "none":
+		fail("invalid_request", "PKCE (S256) is required for public clients")
+		return
+	case challenge != "" && method != "S256":
+		fail("invalid_request", "only the S256 code_challenge_method is accepted")
+		return
+	case challenge != "" && (len(challenge) != 43 || strings.Trim(challenge, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != ""):
+		fail("invalid_request", "code_challenge is not a base64url SHA-256")
+		return
+	}
+	prompt := strings.Fields(q.Get("prompt"))
+	for _, p := range prompt {
+		if p != "none" && p != "login" && p != "consent" && p != "select_account" {
+			fail("invalid_request", "unsupported prompt value")
+			return
+		}
+	}
+	if slices.Contains(prompt, "none") && len(prompt) > 1 {
+		fail("invalid_request", "prompt=none cannot be combined")
+		return
+	}
+	maxAge := int64(-1)
+	if v := q.Get("max_age"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 {
+			fail("invalid_request", "max_age must be a non-negative integer")
+			return
+		}
+		maxAge = n
+	}
+	now := s.now()
+	req := store.AuthRequest{
+		ID: randomToken(24), ClientID: client.ID, RedirectURI: redirectURI, Scopes: scopes, State: state,
+		Nonce: q.Get("nonce"), ResponseType: "code", CodeChallenge: challenge, CodeChallengeMethod: method,
+		Prompt: prompt, MaxAge: maxAge, LoginHint: truncate(q.Get("login_hint"), 128), CreatedAt: now, ExpiresAt: now.Add(authRequestTTL),
+	}
+	if err := s.st.CreateAuthRequest(ctx, req); err != nil {
+		s.logger.Error("authorize: storing request", "err", err)
+		fail("server_error", "")
+		return
+	}
+	sess, ok := s.currentSession(ctx, w, r)
+	reauth := slices.Contains(prompt, "login") || !s.opts.Auth.Session.SSO ||
+		(ok && maxAge >= 0 && now.Sub(sess.AuthTime) > time.Duration(maxAge)*time.Second)
+	if ok && !reauth {
+		if err := s.st.CompleteAuthRequest(ctx, req.ID, sess.User, sess.AuthTime, sess.AMR); err != nil {
+			fail("server_error", "")
+			return
+		}
+		req.User, req.AuthTime, req.AMR, req.Done = sess.User, sess.AuthTime, sess.AMR, true
+		s.afterLogin(w, r, &req, &client)
+		return
+	}
+	if slices.Contains(prompt, "none") {
+		_ = s.st.DeleteAuthRequest(ctx, req.ID)
+		fail("login_required", "the user is not signed in")
+		return
+	}
+	http.Redirect(w, r, PathLogin+"?request="+url.QueryEscape(req.ID), http.StatusFound)
+}
+
+// afterLogin asks for consent when needed, then issues the code.
+func (s *Server) afterLogin(w http.ResponseWriter, r *http.Request, req *store.AuthRequest, client *store.Client) {
+	ctx := r.Context()
+	user, err := s.st.GetUser(ctx, req.User)
+	if err != nil || user.Disabled {
+		_ = s.st.DeleteAuthRequest(ctx, req.ID)
+		redirectError(w, r, req.RedirectURI, req.State, s.issuer, "access_denied", "the user cannot sign in")
+		return
+	}
+	if client.Consent != "admin" {
+		granted, err := s.st.GetConsent(ctx, req.User, client.ID)
+		if err != nil {
+			redirectError(w, r, req.RedirectURI, req.State, s.issuer, "server_error", "")
+			return
+		}
+		missing := slices.ContainsFunc(req.Scopes, func(sc string) bool { return !slices.Contains(granted, sc) })
+		if missing || slices.Contains(req.Prompt, "consent") {
+			if slices.Contains(req.Prompt, "none") {
+				_ = s.st.DeleteAuthRequest(ctx, req.ID)
+				redirectError(w, r, req.RedirectURI, req.State, s.issuer, "consent_required", "the user has not consented")
+				return
+			}
+			http.Redirect(w, r, PathConsent+"?request="+url.QueryEscape(req.ID), http.StatusFound)
+			return
+		}
+	}
+	s.issueCode(w, r, req)
+}
+
+func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *store.AuthRequest) {
+	ctx := r.Context()
+	code := randomToken(32)
+	now := s.now()
+	err := s.st.CreateAuthCode(ctx, store.AuthCode{
+		Hash: hashToken(code), ClientID: req.ClientID, RedirectURI: req.RedirectURI, User: req.User, Scopes: req.Scopes,
+		Nonce: req.Nonce, CodeChallenge: req.CodeChallenge, CodeChallengeMethod: req.CodeChallengeMethod,
+		AuthTime: req.AuthTime, AMR: req.AMR, AccessJTI: randomToken(16), FamilyID: randomToken(16),
+		CreatedAt: now, ExpiresAt: now.Add(codeTTL),
+	})
+	if err != nil {
+		s.logger.Error("authorize: storing code", "err", err)
+		redirectError(w, r, req.RedirectURI, req.State, s.issuer, "server_error", "")
+		return
+	}
+	_ = s.st.DeleteAuthRequest(ctx, req.ID)
+	u, _ := url.Parse(req.RedirectURI)
+	q := u.Query()
+	q.Set("code", code)
+	if req.State != "" {
+		q.Set("state", req.State)
+	}
+	q.Set("iss", s.issuer)
+	u.RawQuery = q.Encode()
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}
+
+// currentSession returns the live session of the request's cookie and
+// moves its idle expiry.
+func (s *Server) currentSession(ctx context.Context, w http.ResponseWriter, r *http.Request) (store.Session, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return store.Session{}, false
+	}
+	now := s.now()
+	h := hashToken(c.Value)
+	sess, err := s.st.GetSession(ctx, h, now)
+	if err != nil {
+		return store.Session{}, false
+	}
+	exp := now.Add(s.opts.Auth.Session.IdleTimeout)
+	if err := s.st.TouchSession(ctx, h, now, exp); err == nil {
+		s.setSessionCookie(w, c.Value)
+	}
+	return sess, true
+}
+
+func (s *Server) setSessionCookie(w http.ResponseWriter, value string) {
+	c := &http.Cookie{Name: sessionCookie, Value: value, Path: "/", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode}
+	if s.opts.Auth.Session.Cookie != "session" {
+		c.MaxAge = int(s.opts.Auth.Session.IdleTimeout / time.Second)
+	}
+	http.SetCookie(w, c)
+}
+
+func (s *Server) clearSessionCookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode, MaxAge: -1})
+}
+
+// pendingRequest loads the request named by the form or query.
+func (s *Server) pendingRequest(w http.ResponseWriter, r *http.Request, id string) (*store.AuthRequest, *store.Client, bool) {
+	ctx := r.Context()
+	req, err := s.st.GetAuthRequest(ctx, id, s.now())
+	if err != nil {
+		s.errorPage(w, http.StatusBadRequest, "This sign-in link has expired. Go back to the application and start again.", "unknown or expired authorization request")
+		return nil, nil, false
+	}
+	client, err := s.st.GetClient(ctx, req.ClientID)
+	if err != nil {
+		s.errorPage(w, http.StatusBadRequest, "The application is no longer registered.", "")
+		return nil, nil, false
+	}
+	return &req, &client, true
+}
+
+func clientName(c *store.Client) string {
+	if c.Name != "" {
+		return c.Name
+	}
+	return c.ID
+}
+
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	req, client, ok := s.pendingRequest(w, r, r.URL.Query().Get("request"))
+	if !ok {
+		return
+	}
+	s.render(w, http.StatusOK, "login", pageData{Title: "Sign in", Client: clientName(client), CSRF: s.csrfToken(w, r), Request: req.ID, Username: req.LoginHint})
+}
+
+func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
+	if err := parseForm(w, r); err != nil {
+		s.errorPage(w, http.StatusBadRequest, "The form could not be read.", err.Error())
+		return
+	}
+	if !checkCSRF(r) {
+		s.errorPage(w, http.StatusForbidden, "The form has expired. Go back and try again.", "CSRF token mismatch")
+		return
+	}
+	req, client, ok := s.pendingRequest(w, r, r.PostForm.Get("request"))
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	username := truncate(strings.TrimSpace(r.PostForm.Get("username")), 128)
+	password := r.PostForm.Get("password")
+	addr := remoteIP(r)
+	page := pageData{Title: "Sign in", Client: clientName(client), CSRF: s.csrfToken(w, r), Request: req.ID, Username: username}
+	if d := s.limits.wait(username, addr); d > 0 {
+		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginFailure, User: username, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: "rate limited"})
+		page.Error = fmt.Sprintf("Too many attempts, wait %d seconds.", waitSeconds(d))
+		s.render(w, http.StatusTooManyRequests, "login", page)
+		return
+	}
+	user, err := s.st.GetUser(ctx, username)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.logger.Error("login: reading user", "err", err)
+		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+		return
+	}
+	// Verify even for unknown users (against a decoy), so the answer
+	// takes as long whether or not the account exists.
+	valid := s.hasher.Verify(password, user.PasswordHash) && err == nil
+	reason := ""
+	switch {
+	case err != nil:
+		reason = "unknown user"
+	case !valid:
+		reason = "wrong password"
+	case user.Disabled:
+		reason = "user disabled"
+	}
+	if reason != "" {
+		s.limits.fail(username, addr)
+		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginFailure, User: username, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: reason})
+		page.Error = "Wrong username or password."
+		if reason == "user disabled" {
+			page.Error = "This account is disabled."
+		}
+		s.render(w, http.StatusUnauthorized, "login", page)
+		return
+	}
+	now := s.now()
+	sid := randomToken(32)
+	amr := []string{"pwd"}
+	if err := s.st.CreateSession(ctx, store.Session{IDHash: hashToken(sid), User: user.Username, AuthTime: now, LastSeen: now,
+		ExpiresAt: now.Add(s.opts.Auth.Session.IdleTimeout), AMR: amr}); err != nil {
+		s.logger.Error("login: creating session", "err", err)
+		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+		return
+	}
+	// A fresh session id at every login: no fixation.
+	if old, err := r.Cookie(sessionCookie); err == nil && old.Value != "" {
+		_ = s.st.DeleteSession(ctx, hashToken(old.Value))
+	}
+	s.setSessionCookie(w, sid)
+	if err := s.st.CompleteAuthRequest(ctx, req.ID, user.Username, now, amr); err != nil {
+		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+		return
+	}
+	s.audit(ctx, r, store.AuditEvent{Event: audit.LoginSuccess, User: user.Username, Client: client.ID, Outcome: audit.OutcomeSuccess})
+	req.User, req.AuthTime, req.AMR, req.Done = user.Username, now, amr, true
+	s.afterLogin(w, r, req, client)
+}
+
+// sessionRequest loads a request that a signed-in user may act on: the
+// session's user must be the one who authenticated for it.
+func (s *Server) sessionRequest(w http.ResponseWriter, r *http.Request, id string) (*store.AuthRequest, *store.Client, bool) {
+	req, client, ok := s.pendingRequest(w, r, id)
+	if !ok {
+		return nil, nil, false
+	}
+	sess, live := s.currentSession(r.Context(), w, r)
+	if !req.Done || !live || sess.User != req.User {
+		s.errorPage(w, http.StatusForbidden, "Your session has ended. Go back to the application and start again.", "no session for this request")
+		return nil, nil, false
+	}
+	return req, client, true
+}
+
+func (s *Server) consentPage(w http.ResponseWriter, r *http.Request) {
+	req, client, ok := s.sessionRequest(w, r, r.URL.Query().Get("request"))
+	if !ok {
+		return
+	}
+	s.render(w, http.StatusOK, "consent", pageData{Title: "Allow access?", Client: clientName(client), CSRF: s.csrfToken(w, r),
+		Request: req.ID, Username: req.User, Scopes: req.Scopes})
+}
+
+func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
+	if err := parseForm(w, r); err != nil {
+		s.errorPage(w, http.StatusBadRequest, "The form could not be read.", err.Error())
+		return
+	}
+	if !checkCSRF(r) {
+		s.errorPage(w, http.StatusForbidden, "The form has expired. Go back and try again.", "CSRF token mismatch")
+		return
+	}
+	req, client, ok := s.sessionRequest(w, r, r.PostForm.Get("request"))
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	if r.PostForm.Get("decision") != "approve" {
+		_ = s.st.DeleteAuthRequest(ctx, req.ID)
+		s.audit(ctx, r, store.AuditEvent{Event: audit.ConsentDenied, User: req.User, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: "denied"})
+		redirectError(w, r, req.RedirectURI, req.State, s.issuer, "access_denied", "the user denied access")
+		return
+	}
+	granted, err := s.st.GetConsent(ctx, req.User, client.ID)
+	if err == nil {
+		for _, sc := range req.Scopes {
+			if !slices.Contains(granted, sc) {
+				granted = append(granted, sc)
+			}
+		}
+		err = s.st.PutConsent(ctx, req.User, client.ID, granted)
+	}
+	if err != nil {
+		s.logger.Error("consent: storing", "err", err)
+		redirectError(w, r, req.RedirectURI, req.State, s.issuer, "server_error", "")
+		return
+	}
+	s.audit(ctx, r, store.AuditEvent{Event: audit.ConsentGranted, User: req.User, Client: client.ID, Outcome: audit.OutcomeSuccess, Detail: "granted: " + truncate(strings.Join(req.Scopes, " "), 200)})
+	s.issueCode(w, r, req)
+}
+
+// endSession ends the browser session: the part common to both logouts.
+func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	var q url.Values
+	if r.Method == http.MethodPost {
+		if err := parseForm(w, r); err != nil {
+			s.errorPage(w, http.StatusBadRequest, "The logout request is malformed.", err.Error())
+			return
+		}
+		q = r.PostForm
+	} else {
+		q = r.URL.Query()
+	}
+	clientID := q.Get("client_id")
+	if hint := q.Get("id_token_hint"); hint != "" {
+		aud, err := s.idTokenHintAudience(ctx, hint)
+		if err != nil || (clientID != "" && clientID != aud) {
+			s.errorPage(w, http.StatusBadRequest, "The logout request is not valid.", "id_token_hint is not an ID token of this issuer for this client")
+			return
+		}
+		clientID = aud
+	}
+	target := s.opts.Auth.LogoffRedirectURL
+	if pl := q.Get("post_logout_redirect_uri"); pl != "" {
+		client, err := s.st.GetClient(ctx, clientID)
+		if clientID == "" || err != nil || !slices.Contains(client.PostLogoutRedirectURIs, pl) {
+			s.errorPage(w, http.StatusBadRequest, "The application asked to return to an address it has not registered.", "post_logout_redirect_uri is not registered for this client")
+			return
+		}
+		u, _ := url.Parse(pl)
+		if st := q.Get("state"); st != "" {
+			v := u.Query()
+			v.Set("state", st)
+			u.RawQuery = v.Encode()
+		}
+		target = u.String()
+	}
+	user := s.logout(ctx, w, r)
+	s.audit(ctx, r, store.AuditEvent{Event: audit.Logout, User: user, Client: clientID, Outcome: audit.OutcomeSuccess})
+	if target == "" {
+		s.render(w, http.StatusOK, "logout", pageData{Title: "Signed out", Done: true})
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, target, http.StatusFound)
+}
+
+// logout deletes the session of the request and clears the cookie; it
+// returns who was signed in.
+func (s *Server) logout(ctx context.Context, w http.ResponseWriter, r *http.Request) string {
+	var user string
+	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
+		h := hashToken(c.Value)
+		if sess, err := s.st.GetSession(ctx, h, s.now()); err == nil {
+			user = sess.User
+		}
+		_ = s.st.DeleteSession(ctx, h)
+	}
+	s.clearSessionCookie(w)
+	return user
+}
+
+// idTokenHintAudience verifies an ID token of ours (expired is fine, OIDC
+// RP-Initiated Logout §2) and returns its audience.
+func (s *Server) idTokenHintAudience(ctx context.Context, raw string) (string, error) {
+	var c jwt.RegisteredClaims
+	_, err := jwt.NewParser(jwt.WithValidMethods([]string{"RS256", "ES256", "EdDSA"}), jwt.WithoutClaimsValidation()).ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
+		kid, _ := t.Header["kid"].(string)
+		pk, ok := s.keys.PublicKey(ctx, kid)
+		if !ok {
+			return nil, errNotOurs
+		}
+		return pk, nil
+	})
+	if err != nil || c.Issuer != s.issuer || len(c.Audience) != 1 {
+		return "", errNotOurs
+	}
+	return c.Audience[0], nil
+}
+
+func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) {
+	s.render(w, http.StatusOK, "logout", pageData{Title: "Sign out", CSRF: s.csrfToken(w, r)})
+}
+
+func (s *Server) logoutSubmit(w http.ResponseWriter, r *http.Request) {
+	if err := parseForm(w, r); err != nil {
+		s.errorPage(w, http.StatusBadRequest, "The form could not be read.", err.Error())
+		return
+	}
+	if !checkCSRF(r) {
+		s.errorPage(w, http.StatusForbidden, "The form has expired. Go back and try again.", "CSRF token mismatch")
+		return
+	}
+	ctx := r.Context()
+	user := s.logout(ctx, w, r)
+	s.audit(ctx, r, store.AuditEvent{Event: audit.Logout, User: user, Outcome: audit.OutcomeSuccess})
+	if target := s.opts.Auth.LogoffRedirectURL; target != "" {
+		http.Redirect(w, r, target, http.StatusSeeOther)
+		return
+	}
+	s.render(w, http.StatusOK, "logout", pageData{Title: "Signed out", Done: true})
+}

@@ -1,0 +1,215 @@
+package authserver
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+	josejwt "github.com/go-jose/go-jose/v4/jwt"
+	"github.com/golang-jwt/jwt/v5"
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/store/postgres"
+	"github.com/flowgate/flowgate/internal/testutil/pgtest"
+)
+
+func TestClientCredentials(t *testing.T) {
+	e := newEnv(t, nil, nil, true)
+	ctx := t.Context()
+	for name, cc := range map[string]*clientcredentials.Config{
+		"basic": {ClientID: "portal", ClientSecret: portalSecret, TokenURL: e.issuer + PathToken, AuthStyle: oauth2.AuthStyleInHeader, Scopes: []string{"workflows.read"}},
+		"post":  {ClientID: "svc", ClientSecret: svcSecret, TokenURL: e.issuer + PathToken, AuthStyle: oauth2.AuthStyleInParams},
+	} {
+		tok, err := cc.Token(ctx)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		h, c := decodeJWT(t, tok.AccessToken)
+		if h["typ"] != "at+jwt" || c["sub"] != cc.ClientID || c["client_id"] != cc.ClientID || c["aud"] != e.issuer {
+			t.Errorf("%s: header %v claims %v", name, h, c)
+		}
+		// The resource server's key source accepts it.
+		if _, err := jwt.Parse(tok.AccessToken, e.srv.Keys().Keyfunc); err != nil {
+			t.Errorf("%s: Keyfunc: %v", name, err)
+		}
+	}
+	// Wrong secret, and the wrong method for the client.
+	for name, cc := range map[string]*clientcredentials.Config{
+		"wrong secret":  {ClientID: "portal", ClientSecret: "nope", TokenURL: e.issuer + PathToken, AuthStyle: oauth2.AuthStyleInHeader},
+		"wrong method":  {ClientID: "portal", ClientSecret: portalSecret, TokenURL: e.issuer + PathToken, AuthStyle: oauth2.AuthStyleInParams},
+		"unknown":       {ClientID: "ghost", ClientSecret: "x", TokenURL: e.issuer + PathToken, AuthStyle: oauth2.AuthStyleInHeader},
+		"scope refused": {ClientID: "svc", ClientSecret: svcSecret, TokenURL: e.issuer + PathToken, AuthStyle: oauth2.AuthStyleInParams, Scopes: []string{"admin"}},
+	} {
+		if _, err := cc.Token(ctx); err == nil {
+			t.Errorf("%s: token issued", name)
+		}
+	}
+	if !e.audit.has(audit.ClientAuthFailure, "failure", "wrong client secret") {
+		t.Error("client auth failure not audited")
+	}
+	// Content type and body limits.
+	req, _ := http.NewRequest(http.MethodPost, e.issuer+PathToken, strings.NewReader(`{"grant_type":"client_credentials"}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.SetBasicAuth("portal", portalSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("JSON body: %d, want 400", resp.StatusCode)
+	}
+	code, m := e.tokenRequest(PathToken, url.Values{"grant_type": {"client_credentials"}, "pad": {strings.Repeat("x", 70<<10)}}, "portal", portalSecret)
+	if code != http.StatusBadRequest || m["error"] != "invalid_request" {
+		t.Errorf("oversized body: %d %v", code, m)
+	}
+}
+
+// assertion signs a client assertion for jwtc.
+func (e *env) assertion(t *testing.T, kid, aud, jti string, exp time.Time) string {
+	t.Helper()
+	opts := (&jose.SignerOptions{}).WithType("JWT")
+	if kid != "" {
+		opts = opts.WithHeader("kid", kid)
+	}
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.ES256, Key: e.jwtKey}, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := josejwt.Signed(signer).Claims(josejwt.Claims{
+		Issuer: "jwtc", Subject: "jwtc", Audience: josejwt.Audience{aud}, ID: jti,
+		Expiry: josejwt.NewNumericDate(exp), IssuedAt: josejwt.NewNumericDate(time.Now()),
+	}).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+func TestPrivateKeyJWT(t *testing.T) {
+	e := newEnv(t, nil, nil, true)
+	send := func(assertion string) (int, map[string]any) {
+		return e.tokenRequest(PathToken, url.Values{"grant_type": {"client_credentials"},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion}}, "", "")
+	}
+	soon := time.Now().Add(time.Minute)
+	ok := e.assertion(t, "k1", e.issuer+PathToken, "j-1", soon)
+	if code, m := send(ok); code != http.StatusOK || m["access_token"] == nil {
+		t.Fatalf("private_key_jwt: %d %v", code, m)
+	}
+	if code, m := send(e.assertion(t, "k1", e.issuer, "j-iss", soon)); code != http.StatusOK {
+		t.Fatalf("aud = issuer: %d %v", code, m)
+	}
+	for name, a := range map[string]string{
+		"replayed jti": ok,
+		"wrong aud":    e.assertion(t, "k1", "https://elsewhere.invalid/token", "j-2", soon),
+		"expired":      e.assertion(t, "k1", e.issuer+PathToken, "j-3", time.Now().Add(-time.Minute)),
+		"too long":     e.assertion(t, "k1", e.issuer+PathToken, "j-4", time.Now().Add(time.Hour)),
+		"unknown kid":  e.assertion(t, "k9", e.issuer+PathToken, "j-5", soon),
+		"no jti":       e.assertion(t, "k1", e.issuer+PathToken, "", soon),
+	} {
+		if code, m := send(a); code != http.StatusUnauthorized || m["error"] != "invalid_client" {
+			t.Errorf("%s: %d %v", name, code, m)
+		}
+	}
+	if !e.audit.has(audit.ClientAuthFailure, "failure", "replayed") {
+		t.Error("replay not audited")
+	}
+}
+
+func TestTwoInstancesOnePostgres(t *testing.T) {
+	ring := newRing(t)
+	dsn := pgtest.DSN(t)
+	open := func() store.Store {
+		st, err := postgres.Open(context.Background(), dsn, store.Options{Sealer: ring})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}
+	a := newEnv(t, open(), ring, true)
+	b := newEnv(t, open(), ring, false)
+	if string(a.srv.Keys().JWKS()) != string(b.srv.Keys().JWKS()) {
+		t.Fatal("two instances publish different key sets")
+	}
+	// b must accept a's tokens: same keys, same issuer URL as configured.
+	b.srv.issuer = a.issuer
+	code, tok := a.tokenRequest(PathToken, url.Values{"grant_type": {"client_credentials"}}, "portal", portalSecret)
+	if code != http.StatusOK {
+		t.Fatal(tok)
+	}
+	code, m := b.tokenRequest(PathIntrospect, url.Values{"token": {tok["access_token"].(string)}}, "portal", portalSecret)
+	if code != http.StatusOK || m["active"] != true {
+		t.Fatalf("instance b introspecting a's token: %d %v", code, m)
+	}
+	// A rotation on a is picked up by b on the unknown kid.
+	if _, err := Rotate(t.Context(), a.st, PurposeAccess, "ES256", time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.srv.Keys().Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	_, tok = a.tokenRequest(PathToken, url.Values{"grant_type": {"client_credentials"}}, "portal", portalSecret)
+	if _, m = b.tokenRequest(PathIntrospect, url.Values{"token": {tok["access_token"].(string)}}, "portal", portalSecret); m["active"] != true {
+		t.Fatalf("b does not accept a token signed with a's new key: %v", m)
+	}
+	if string(a.srv.Keys().JWKS()) != string(b.srv.Keys().JWKS()) {
+		t.Fatal("key sets differ after rotation")
+	}
+	var set jose.JSONWebKeySet
+	_ = json.Unmarshal(a.srv.Keys().JWKS(), &set)
+	if len(set.Keys) != 3 {
+		t.Fatalf("after rotation %d keys published, want 3 (new, previous access, ID)", len(set.Keys))
+	}
+}
+
+// BenchmarkClientCredentials measures the server side of the hot path:
+// handler, client read, HMAC, signature and audit record, without the
+// load generator's HTTP client.
+func BenchmarkClientCredentials(b *testing.B) {
+	e := newEnv(b, nil, nil, true)
+	body := url.Values{"grant_type": {"client_credentials"}}.Encode()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodPost, PathToken, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth("portal", portalSecret)
+			w := httptest.NewRecorder()
+			e.mux.ServeHTTP(w, req)
+			if w.Code != http.StatusOK {
+				b.Fatal(w.Code, w.Body.String())
+			}
+		}
+	})
+}
+
+// BenchmarkIntrospect measures introspection of a live access token.
+func BenchmarkIntrospect(b *testing.B) {
+	e := newEnv(b, nil, nil, true)
+	_, tok := e.tokenRequest(PathToken, url.Values{"grant_type": {"client_credentials"}}, "portal", portalSecret)
+	body := url.Values{"token": {tok["access_token"].(string)}}.Encode()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			req := httptest.NewRequest(http.MethodPost, PathIntrospect, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.SetBasicAuth("portal", portalSecret)
+			w := httptest.NewRecorder()
+			e.mux.ServeHTTP(w, req)
+			if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `"active":true`) {
+				b.Fatal(w.Code, w.Body.String())
+			}
+		}
+	})
+}

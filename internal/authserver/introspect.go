@@ -1,0 +1,241 @@
+package authserver
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// parsedAccess is a verified access token of ours.
+type parsedAccess struct {
+	accessClaims
+}
+
+// GetExpirationTime and the other getters make parsedAccess a jwt.Claims
+// without the allocations of jwt.RegisteredClaims.
+func (p *parsedAccess) GetExpirationTime() (*jwt.NumericDate, error) {
+	return jwt.NewNumericDate(time.Unix(p.Exp, 0)), nil
+}
+
+// GetIssuedAt is part of jwt.Claims.
+func (p *parsedAccess) GetIssuedAt() (*jwt.NumericDate, error) {
+	return jwt.NewNumericDate(time.Unix(p.Iat, 0)), nil
+}
+
+// GetNotBefore is part of jwt.Claims.
+func (p *parsedAccess) GetNotBefore() (*jwt.NumericDate, error) { return nil, nil }
+
+// GetIssuer is part of jwt.Claims.
+func (p *parsedAccess) GetIssuer() (string, error) { return p.Issuer, nil }
+
+// GetSubject is part of jwt.Claims.
+func (p *parsedAccess) GetSubject() (string, error) { return p.Subject, nil }
+
+// GetAudience is part of jwt.Claims.
+func (p *parsedAccess) GetAudience() (jwt.ClaimStrings, error) {
+	return jwt.ClaimStrings{p.Audience}, nil
+}
+
+var errNotOurs = errors.New("not a valid access token of this issuer")
+
+// verifyAccess checks signature, typ, issuer and expiry (unless
+// allowExpired) of one of our access tokens. It does not check revocation.
+func (s *Server) verifyAccess(ctx context.Context, raw string, allowExpired bool) (*parsedAccess, error) {
+	opts := []jwt.ParserOption{jwt.WithValidMethods([]string{"ES256", "RS256", "EdDSA"}), jwt.WithIssuer(s.issuer), jwt.WithExpirationRequired()}
+	if allowExpired {
+		opts = append(opts, jwt.WithoutClaimsValidation())
+	}
+	var p parsedAccess
+	tok, err := jwt.NewParser(opts...).ParseWithClaims(raw, &p, func(t *jwt.Token) (any, error) {
+		if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, "at+jwt") {
+			return nil, errNotOurs
+		}
+		kid, _ := t.Header["kid"].(string)
+		pk, ok := s.keys.PublicKey(ctx, kid)
+		if !ok {
+			return nil, errNotOurs
+		}
+		return pk, nil
+	})
+	if err != nil || !tok.Valid || p.JTI == "" || p.Issuer != s.issuer {
+		return nil, errNotOurs
+	}
+	return &p, nil
+}
+
+// introspect is RFC 7662.
+func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
+	if err := parseForm(w, r); err != nil {
+		s.writeOAuthError(w, err)
+		return
+	}
+	ctx := r.Context()
+	client, err := s.authenticateClient(ctx, r)
+	if err != nil {
+		s.writeOAuthError(w, err)
+		return
+	}
+	raw := r.PostForm.Get("token")
+	if raw == "" {
+		s.writeOAuthError(w, errInvalidRequest("token is required"))
+		return
+	}
+	inactive := map[string]bool{"active": false}
+	if strings.Count(raw, ".") == 2 {
+		p, err := s.verifyAccess(ctx, raw, false)
+		if err != nil {
+			writeJSON(w, http.StatusOK, inactive)
+			return
+		}
+		revoked, err := s.st.AccessTokenRevoked(ctx, p.JTI)
+		if err != nil {
+			s.writeOAuthError(w, err)
+			return
+		}
+		if revoked {
+			writeJSON(w, http.StatusOK, inactive)
+			return
+		}
+		writeJSON(w, http.StatusOK, introspection{
+			Active: true, Scope: p.Scope, ClientID: p.ClientID, Sub: p.Subject, Aud: p.Audience, Iss: p.Issuer,
+			Exp: p.Exp, Iat: p.Iat, JTI: p.JTI, TokenType: "Bearer", Username: username(p),
+		})
+		return
+	}
+	// Refresh tokens are described only to the client that holds them.
+	rt, err := s.st.GetRefreshToken(ctx, hashToken(raw))
+	now := s.now()
+	if err != nil || rt.ClientID != client.ID || rt.Revoked || !rt.UsedAt.IsZero() || !rt.ExpiresAt.After(now) {
+		writeJSON(w, http.StatusOK, inactive)
+		return
+	}
+	writeJSON(w, http.StatusOK, introspection{
+		Active: true, Scope: strings.Join(rt.Scopes, " "), ClientID: rt.ClientID, Sub: rt.User, Iss: s.issuer,
+		Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), TokenType: "refresh_token", Username: rt.User,
+	})
+}
+
+func username(p *parsedAccess) string {
+	if p.Subject == p.ClientID {
+		return ""
+	}
+	return p.Subject
+}
+
+type introspection struct {
+	Active    bool   `json:"active"`
+	Scope     string `json:"scope,omitempty"`
+	ClientID  string `json:"client_id,omitempty"`
+	Username  string `json:"username,omitempty"`
+	TokenType string `json:"token_type,omitempty"`
+	Exp       int64  `json:"exp,omitempty"`
+	Iat       int64  `json:"iat,omitempty"`
+	Sub       string `json:"sub,omitempty"`
+	Aud       string `json:"aud,omitempty"`
+	Iss       string `json:"iss,omitempty"`
+	JTI       string `json:"jti,omitempty"`
+}
+
+// revoke is RFC 7009: an unknown or foreign token is not an error.
+func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
+	if err := parseForm(w, r); err != nil {
+		s.writeOAuthError(w, err)
+		return
+	}
+	ctx := r.Context()
+	client, err := s.authenticateClient(ctx, r)
+	if err != nil {
+		s.writeOAuthError(w, err)
+		return
+	}
+	raw := r.PostForm.Get("token")
+	if raw == "" {
+		s.writeOAuthError(w, errInvalidRequest("token is required"))
+		return
+	}
+	if strings.Count(raw, ".") == 2 {
+		p, err := s.verifyAccess(ctx, raw, true)
+		if err == nil && p.ClientID == client.ID && time.Unix(p.Exp, 0).After(s.now()) {
+			if err := s.st.RevokeAccessToken(ctx, p.JTI, time.Unix(p.Exp, 0).Add(time.Minute)); err != nil {
+				s.writeOAuthError(w, err)
+				return
+			}
+			s.audit(ctx, r, store.AuditEvent{Event: audit.TokenRevoked, User: username(p), Client: client.ID, Outcome: audit.OutcomeSuccess, Detail: "access token"})
+		}
+		w.Header().Set("Cache-Control", "no-store")
+		w.WriteHeader(http.StatusOK)
+		return
+	}
+	rt, err := s.st.GetRefreshToken(ctx, hashToken(raw))
+	if err == nil && rt.ClientID == client.ID {
+		if err := s.st.RevokeRefreshFamily(ctx, rt.FamilyID); err != nil {
+			s.writeOAuthError(w, err)
+			return
+		}
+		s.audit(ctx, r, store.AuditEvent{Event: audit.TokenRevoked, User: rt.User, Client: client.ID, Outcome: audit.OutcomeSuccess, Detail: "refresh token family"})
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+}
+
+// userinfo is OIDC Core §5.3.
+func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
+	ctx := r.Context()
+	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok && r.Method == http.MethodPost {
+		if err := parseForm(w, r); err == nil {
+			raw = r.PostForm.Get("access_token")
+		}
+	}
+	challenge := func(code string) {
+		w.Header().Set("WWW-Authenticate", `Bearer error="`+code+`"`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": code})
+	}
+	if raw == "" {
+		w.Header().Set("WWW-Authenticate", `Bearer`)
+		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_request"})
+		return
+	}
+	p, err := s.verifyAccess(ctx, strings.TrimSpace(raw), false)
+	if err != nil {
+		challenge("invalid_token")
+		return
+	}
+	if revoked, err := s.st.AccessTokenRevoked(ctx, p.JTI); err != nil {
+		s.writeOAuthError(w, err)
+		return
+	} else if revoked {
+		challenge("invalid_token")
+		return
+	}
+	scopes := strings.Fields(p.Scope)
+	if !slices.Contains(scopes, "openid") || p.Subject == p.ClientID {
+		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
+		writeJSON(w, http.StatusForbidden, map[string]string{"error": "insufficient_scope"})
+		return
+	}
+	u, err := s.st.GetUser(ctx, p.Subject)
+	if err != nil || u.Disabled {
+		challenge("invalid_token")
+		return
+	}
+	var c idClaims
+	fillProfile(&c, &u, scopes)
+	writeJSON(w, http.StatusOK, userinfoResponse{Sub: u.Username, Name: c.Name, PreferredUsername: c.PreferredUsername, Email: c.Email, EmailVerified: c.EmailVerified})
+}
+
+type userinfoResponse struct {
+	Sub               string `json:"sub"`
+	Name              string `json:"name,omitempty"`
+	PreferredUsername string `json:"preferred_username,omitempty"`
+	Email             string `json:"email,omitempty"`
+	EmailVerified     *bool  `json:"email_verified,omitempty"`
+}

@@ -1,0 +1,151 @@
+package authserver
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"embed"
+	"html/template"
+	"math"
+	"net/http"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+type pages struct{ t *template.Template }
+
+func newPages() (*pages, error) {
+	t, err := template.ParseFS(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	return &pages{t: t}, nil
+}
+
+// pageData is what every page template reads.
+type pageData struct {
+	Title, Client, Error, Detail string
+	CSRF, Request, Username      string
+	Scopes                       []string
+	Done                         bool
+}
+
+// render writes a page with the security headers every page carries.
+func (s *Server) render(w http.ResponseWriter, status int, name string, d pageData) {
+	var buf bytes.Buffer
+	if err := s.pages.t.ExecuteTemplate(&buf, name, d); err != nil {
+		s.logger.Error("rendering page", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/html; charset=utf-8")
+	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "no-referrer")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// errorPage is for requests that cannot be sent back to a client: no
+// redirect. Details appear only with auth.show_detailed_errors.
+func (s *Server) errorPage(w http.ResponseWriter, status int, msg, detail string) {
+	if !s.opts.Auth.ShowDetailedErrors {
+		detail = ""
+	}
+	s.render(w, status, "error", pageData{Title: "Something went wrong", Error: msg, Detail: detail})
+}
+
+// csrfToken returns the double-submit token, setting its cookie when the
+// browser has none. SameSite=Strict keeps other sites from sending it; the
+// form must echo its value.
+func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request) string {
+	if c, err := r.Cookie(csrfCookie); err == nil && len(c.Value) >= 32 {
+		return c.Value
+	}
+	v := randomToken(32)
+	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: v, Path: "/", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode})
+	return v
+}
+
+func checkCSRF(r *http.Request) bool {
+	c, err := r.Cookie(csrfCookie)
+	if err != nil || len(c.Value) < 32 {
+		return false
+	}
+	return subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostForm.Get("csrf_token"))) == 1
+}
+
+// loginLimits slows down repeated failures per account and per address:
+// a few free failures, then one attempt per interval.
+type loginLimits struct {
+	mu      sync.Mutex
+	account map[string]*rate.Limiter
+	addr    map[string]*rate.Limiter
+}
+
+const (
+	accountBurst    = 5
+	accountInterval = 10 * time.Second
+	addrBurst       = 20
+	addrInterval    = 2 * time.Second
+	maxLimiters     = 10000
+)
+
+func newLoginLimits() *loginLimits {
+	return &loginLimits{account: map[string]*rate.Limiter{}, addr: map[string]*rate.Limiter{}}
+}
+
+func limiterIn(m map[string]*rate.Limiter, key string, every time.Duration, burst int, create bool) *rate.Limiter {
+	l := m[key]
+	if l == nil && create {
+		if len(m) >= maxLimiters {
+			// Full limiters carry no history worth keeping.
+			for k, v := range m {
+				if v.Tokens() >= float64(burst) {
+					delete(m, k)
+				}
+			}
+		}
+		l = rate.NewLimiter(rate.Every(every), burst)
+		m[key] = l
+	}
+	return l
+}
+
+// wait reports how long the caller must wait before trying again; zero
+// means go ahead.
+func (ll *loginLimits) wait(account, addr string) time.Duration {
+	ll.mu.Lock()
+	defer ll.mu.Unlock()
+	var d time.Duration
+	now := time.Now()
+	for _, c := range []struct {
+		l     *rate.Limiter
+		every time.Duration
+	}{{limiterIn(ll.account, account, accountInterval, accountBurst, false), accountInterval}, {limiterIn(ll.addr, addr, addrInterval, addrBurst, false), addrInterval}} {
+		if c.l == nil {
+			continue
+		}
+		if tk := c.l.TokensAt(now); tk < 1 {
+			d = max(d, time.Duration((1-tk)*float64(c.every)))
+		}
+	}
+	return d
+}
+
+// fail records a failed attempt.
+func (ll *loginLimits) fail(account, addr string) {
+	ll.mu.Lock()
+	defer ll.mu.Unlock()
+	limiterIn(ll.account, account, accountInterval, accountBurst, true).Allow()
+	limiterIn(ll.addr, addr, addrInterval, addrBurst, true).Allow()
+}
+
+func waitSeconds(d time.Duration) int { return int(math.Ceil(d.Seconds())) }

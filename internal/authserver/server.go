@@ -1,0 +1,410 @@
+// Package authserver is Flowgate's built-in OAuth 2.0 authorization server
+// and OpenID Provider (SPEC §3): discovery, JWKS, the authorization code
+// flow with PKCE, client credentials, refresh-token rotation, revocation,
+// introspection, userinfo, RP-initiated logout, and the login, consent and
+// logout pages.
+//
+// Why not github.com/zitadel/oidc's pkg/op: it was the brief's suggestion
+// and was read first. Its Storage/Client/AuthRequest interfaces and its
+// LegacyServer would have to be overridden for nearly every behaviour SPEC
+// fixes differently (PKCE plain refused, refresh-family revocation, code
+// reuse revoking what the first use issued, at+jwt access tokens with our
+// own claims, separate access-token and RS256 ID-token keys while op has a
+// single SigningKey), and its chi router, schema decoder and per-request
+// storage calls sit on the token endpoint's hot path, which must run at
+// 10,000 requests per second on two cores. What remains once all of that
+// is overridden is a router and some JSON types, so the endpoints are
+// written here directly on net/http, tokens are built and signed by hand
+// (a precomputed header, one signature, one allocation), client assertions
+// are verified with go-jose, and relying-party interoperability is tested
+// with independent clients (golang.org/x/oauth2 and coreos/go-oidc).
+//
+// Hot paths: client_credentials with a client secret does one client read,
+// an HMAC check, one signature and an audit record (batched by the
+// Auditor); introspection does one signature check with in-memory keys and
+// one primary-key lookup in the revocation deny-list. Nothing else writes.
+package authserver
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/config"
+	"github.com/flowgate/flowgate/internal/credential"
+	"github.com/flowgate/flowgate/internal/keyring"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// SPEC §3 paths.
+const (
+	PathDiscovery    = "/.well-known/openid-configuration"
+	PathASMetadata   = "/.well-known/oauth-authorization-server"
+	PathJWKS         = "/oauth2/jwks"
+	PathAuthorize    = "/oauth2/authorize"
+	PathToken        = "/oauth2/token"
+	PathRevoke       = "/oauth2/revoke"
+	PathIntrospect   = "/oauth2/introspect"
+	PathUserinfo     = "/oauth2/userinfo"
+	PathEndSession   = "/oauth2/logout"
+	PathLogin        = "/login"
+	PathConsent      = "/consent"
+	PathLogout       = "/logout"
+	sessionCookie    = "flowgate_session"
+	csrfCookie       = "flowgate_csrf"
+	maxBodyBytes     = 64 << 10
+	codeTTL          = 60 * time.Second
+	authRequestTTL   = 10 * time.Minute
+	assertionMaxLife = 5 * time.Minute
+)
+
+// Auditor records audit events; internal/audit's Writer satisfies it.
+// Record must not block for long: it is called on the token endpoint.
+type Auditor interface {
+	Record(ctx context.Context, e store.AuditEvent)
+}
+
+// Options configure New.
+type Options struct {
+	// Issuer is the public URL, without a trailing slash.
+	Issuer string
+	Store  store.Store
+	Ring   *keyring.Ring
+	// Hasher checks passwords; nil makes one with the default parameters.
+	Hasher *credential.Hasher
+	Auth   config.Auth
+	Logger *slog.Logger
+	// Auditor receives audit events when Auth.AuditLog is on; nil records
+	// nothing.
+	Auditor Auditor
+	// HTTPClient fetches clients' jwks_uri; nil uses a 10 s timeout client.
+	HTTPClient *http.Client
+}
+
+// Server is the authorization server. It is safe for concurrent use.
+type Server struct {
+	opts     Options
+	st       store.Store
+	keys     *Keys
+	hasher   *credential.Hasher
+	logger   *slog.Logger
+	issuer   string
+	tokenURL string
+	secure   bool
+	pages    *pages
+	limits   *loginLimits
+	remote   *remoteJWKS
+	now      func() time.Time
+}
+
+// New builds the server, creating signing keys on first start, and keeps
+// the keys fresh until ctx ends.
+func New(ctx context.Context, o Options) (*Server, error) {
+	if o.Issuer == "" || o.Store == nil || o.Ring == nil {
+		return nil, errors.New("authserver: issuer, store and key ring are required")
+	}
+	o.Issuer = strings.TrimSuffix(o.Issuer, "/")
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	a := &o.Auth
+	if a.AccessTokenTTL <= 0 {
+		a.AccessTokenTTL = time.Hour
+	}
+	if a.IDTokenTTL <= 0 {
+		a.IDTokenTTL = time.Hour
+	}
+	if a.RefreshTokenTTL <= 0 {
+		a.RefreshTokenTTL = 720 * time.Hour
+	}
+	if a.Session.IdleTimeout <= 0 {
+		a.Session.IdleTimeout = 20 * time.Minute
+	}
+	if o.Hasher == nil {
+		h, err := credential.NewHasher(credential.DefaultArgon2())
+		if err != nil {
+			return nil, fmt.Errorf("authserver: %w", err)
+		}
+		o.Hasher = h
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	keys, err := NewKeys(ctx, o.Store, a.SigningAlg, MaxTokenTTL(*a), o.Logger)
+	if err != nil {
+		return nil, fmt.Errorf("authserver: %w", err)
+	}
+	go keys.run(ctx)
+	pg, err := newPages()
+	if err != nil {
+		return nil, fmt.Errorf("authserver: %w", err)
+	}
+	s := &Server{
+		opts: o, st: o.Store, keys: keys, hasher: o.Hasher, logger: o.Logger,
+		issuer: o.Issuer, tokenURL: o.Issuer + PathToken,
+		secure: strings.HasPrefix(o.Issuer, "https://"),
+		pages:  pg, limits: newLoginLimits(), remote: newRemoteJWKS(o.HTTPClient),
+		now: time.Now,
+	}
+	return s, nil
+}
+
+// MaxTokenTTL is how long a rotated signing key stays published: the
+// longest lifetime of a token it may have signed.
+func MaxTokenTTL(a config.Auth) time.Duration {
+	return max(a.AccessTokenTTL, a.IDTokenTTL, time.Hour)
+}
+
+// Keys is the in-memory signing key set; Keys().Keyfunc is what
+// resource.OwnIssuer.Keys wants.
+func (s *Server) Keys() *Keys { return s.keys }
+
+// Revoked reports whether an access token's jti is deny-listed, for
+// resource.OwnIssuer.Revoked.
+func (s *Server) Revoked(ctx context.Context, jti string) (bool, error) {
+	return s.st.AccessTokenRevoked(ctx, jti)
+}
+
+// RevokeUser revokes every refresh token and ends every session of a user,
+// for when a user is disabled. Access tokens already issued run out on
+// their own (their lifetime is auth.access_token_ttl); the resource server
+// refuses them anyway once the user is disabled.
+func (s *Server) RevokeUser(ctx context.Context, username string) error {
+	n, err := s.st.RevokeUserRefreshTokens(ctx, username)
+	if err != nil {
+		return fmt.Errorf("revoke user %q: %w", username, err)
+	}
+	if err := s.st.DeleteUserSessions(ctx, username); err != nil {
+		return fmt.Errorf("revoke user %q: %w", username, err)
+	}
+	if n > 0 {
+		s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenRevoked, User: username, Outcome: audit.OutcomeSuccess, Detail: fmt.Sprintf("user disabled: %d refresh tokens", n)})
+	}
+	return nil
+}
+
+// Register mounts every endpoint of SPEC §3 on mux.
+func (s *Server) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET "+PathDiscovery, s.discovery)
+	mux.HandleFunc("GET "+PathASMetadata, s.discovery)
+	mux.HandleFunc("GET "+PathJWKS, s.jwks)
+	mux.HandleFunc("GET "+PathAuthorize, s.authorize)
+	mux.HandleFunc("POST "+PathAuthorize, s.authorize)
+	mux.HandleFunc("POST "+PathToken, s.token)
+	mux.HandleFunc("POST "+PathRevoke, s.revoke)
+	mux.HandleFunc("POST "+PathIntrospect, s.introspect)
+	mux.HandleFunc("GET "+PathUserinfo, s.userinfo)
+	mux.HandleFunc("POST "+PathUserinfo, s.userinfo)
+	mux.HandleFunc("GET "+PathEndSession, s.endSession)
+	mux.HandleFunc("POST "+PathEndSession, s.endSession)
+	mux.HandleFunc("GET "+PathLogin, s.loginPage)
+	mux.HandleFunc("POST "+PathLogin, s.loginSubmit)
+	mux.HandleFunc("GET "+PathConsent, s.consentPage)
+	mux.HandleFunc("POST "+PathConsent, s.consentSubmit)
+	mux.HandleFunc("GET "+PathLogout, s.logoutPage)
+	mux.HandleFunc("POST "+PathLogout, s.logoutSubmit)
+}
+
+// Metadata is the discovery document (OpenID Connect Discovery 1.0 and
+// RFC 8414 share it).
+type Metadata struct {
+	Issuer                            string   `json:"issuer"`
+	AuthorizationEndpoint             string   `json:"authorization_endpoint"`
+	TokenEndpoint                     string   `json:"token_endpoint"`
+	JWKSURI                           string   `json:"jwks_uri"`
+	UserinfoEndpoint                  string   `json:"userinfo_endpoint"`
+	RevocationEndpoint                string   `json:"revocation_endpoint"`
+	IntrospectionEndpoint             string   `json:"introspection_endpoint"`
+	EndSessionEndpoint                string   `json:"end_session_endpoint"`
+	ScopesSupported                   []string `json:"scopes_supported"`
+	ResponseTypesSupported            []string `json:"response_types_supported"`
+	ResponseModesSupported            []string `json:"response_modes_supported"`
+	GrantTypesSupported               []string `json:"grant_types_supported"`
+	SubjectTypesSupported             []string `json:"subject_types_supported"`
+	IDTokenSigningAlgValuesSupported  []string `json:"id_token_signing_alg_values_supported"`
+	TokenEndpointAuthMethodsSupported []string `json:"token_endpoint_auth_methods_supported"`
+	TokenEndpointAuthSigningAlgs      []string `json:"token_endpoint_auth_signing_alg_values_supported"`
+	RevocationAuthMethodsSupported    []string `json:"revocation_endpoint_auth_methods_supported"`
+	IntrospectionAuthMethodsSupported []string `json:"introspection_endpoint_auth_methods_supported"`
+	CodeChallengeMethodsSupported     []string `json:"code_challenge_methods_supported"`
+	ClaimsSupported                   []string `json:"claims_supported"`
+	PromptValuesSupported             []string `json:"prompt_values_supported"`
+	AuthorizationResponseIssParameter bool     `json:"authorization_response_iss_parameter_supported"`
+}
+
+func (s *Server) metadata() Metadata {
+	authMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+	return Metadata{
+		Issuer:                            s.issuer,
+		AuthorizationEndpoint:             s.issuer + PathAuthorize,
+		TokenEndpoint:                     s.tokenURL,
+		JWKSURI:                           s.issuer + PathJWKS,
+		UserinfoEndpoint:                  s.issuer + PathUserinfo,
+		RevocationEndpoint:                s.issuer + PathRevoke,
+		IntrospectionEndpoint:             s.issuer + PathIntrospect,
+		EndSessionEndpoint:                s.issuer + PathEndSession,
+		ScopesSupported:                   []string{"openid", "profile", "email", "offline_access"},
+		ResponseTypesSupported:            []string{"code"},
+		ResponseModesSupported:            []string{"query"},
+		GrantTypesSupported:               []string{"authorization_code", "client_credentials", "refresh_token"},
+		SubjectTypesSupported:             []string{"public"},
+		IDTokenSigningAlgValuesSupported:  []string{"RS256"},
+		TokenEndpointAuthMethodsSupported: authMethods,
+		TokenEndpointAuthSigningAlgs:      []string{"RS256", "ES256", "EdDSA", "PS256", "ES384"},
+		RevocationAuthMethodsSupported:    authMethods,
+		IntrospectionAuthMethodsSupported: authMethods[:3],
+		CodeChallengeMethodsSupported:     []string{"S256"},
+		ClaimsSupported:                   []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "amr", "azp", "name", "email", "email_verified", "preferred_username"},
+		PromptValuesSupported:             []string{"none", "login", "consent"},
+		AuthorizationResponseIssParameter: true,
+	}
+}
+
+func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	writeJSON(w, http.StatusOK, s.metadata())
+}
+
+func (s *Server) jwks(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	// Short: a rotation must reach relying parties well before the old key
+	// retires.
+	w.Header().Set("Cache-Control", "public, max-age=60")
+	_, _ = w.Write(s.keys.JWKS())
+}
+
+// audit records e when the audit log is on, filling in the request's
+// remote address (without port) and user agent.
+func (s *Server) audit(ctx context.Context, r *http.Request, e store.AuditEvent) {
+	if s.opts.Auditor == nil || !s.opts.Auth.AuditLog {
+		return
+	}
+	if e.Time.IsZero() {
+		e.Time = s.now()
+	}
+	if r != nil {
+		e.RemoteAddr = remoteIP(r)
+		e.UserAgent = truncate(r.UserAgent(), 256)
+	}
+	s.opts.Auditor.Record(ctx, e)
+}
+
+func remoteIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func truncate(s string, n int) string {
+	if len(s) > n {
+		return s[:n]
+	}
+	return s
+}
+
+// randomToken returns n random bytes, base64url.
+func randomToken(n int) string {
+	b := make([]byte, n)
+	_, _ = rand.Read(b) // never fails (crypto/rand panics instead)
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// hashToken is how codes, refresh tokens and session ids are stored.
+func hashToken(t string) string {
+	h := sha256.Sum256([]byte(t))
+	return base64.RawURLEncoding.EncodeToString(h[:])
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// oauthError is an RFC 6749 §5.2 error.
+type oauthError struct {
+	Code        string `json:"error"`
+	Description string `json:"error_description,omitempty"`
+	status      int
+}
+
+func (e *oauthError) Error() string { return e.Code + ": " + e.Description }
+
+func errInvalidRequest(d string) *oauthError {
+	return &oauthError{Code: "invalid_request", Description: d, status: http.StatusBadRequest}
+}
+func errInvalidClient(d string) *oauthError {
+	return &oauthError{Code: "invalid_client", Description: d, status: http.StatusUnauthorized}
+}
+func errInvalidGrant(d string) *oauthError {
+	return &oauthError{Code: "invalid_grant", Description: d, status: http.StatusBadRequest}
+}
+
+func (s *Server) writeOAuthError(w http.ResponseWriter, err error) {
+	var oe *oauthError
+	if !errors.As(err, &oe) {
+		s.logger.Error("authorization server error", "err", err)
+		oe = &oauthError{Code: "server_error", Description: "internal error", status: http.StatusInternalServerError}
+	}
+	if oe.status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Basic realm="flowgate"`)
+	}
+	writeJSON(w, oe.status, oe)
+}
+
+// parseForm checks the content type and size and parses a POST body.
+func parseForm(w http.ResponseWriter, r *http.Request) error {
+	ct := r.Header.Get("Content-Type")
+	if i := strings.IndexByte(ct, ';'); i >= 0 {
+		ct = ct[:i]
+	}
+	if !strings.EqualFold(strings.TrimSpace(ct), "application/x-www-form-urlencoded") {
+		return errInvalidRequest("content type must be application/x-www-form-urlencoded")
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	if err := r.ParseForm(); err != nil {
+		return errInvalidRequest("malformed or too large request body")
+	}
+	return nil
+}
+
+// redirectError sends an OAuth error to a registered redirect URI.
+func redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state, issuer, code, desc string) {
+	u, err := url.Parse(redirectURI)
+	if err != nil {
+		http.Error(w, "bad redirect URI", http.StatusBadRequest)
+		return
+	}
+	q := u.Query()
+	q.Set("error", code)
+	if desc != "" {
+		q.Set("error_description", desc)
+	}
+	if state != "" {
+		q.Set("state", state)
+	}
+	q.Set("iss", issuer)
+	u.RawQuery = q.Encode()
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, u.String(), http.StatusFound)
+}

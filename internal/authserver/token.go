@@ -1,0 +1,391 @@
+package authserver
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/credential"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// accessClaims are the RFC 9068 claims of our access tokens.
+type accessClaims struct {
+	Issuer   string `json:"iss"`
+	Subject  string `json:"sub"`
+	Audience string `json:"aud"`
+	ClientID string `json:"client_id"`
+	Scope    string `json:"scope,omitempty"`
+	Exp      int64  `json:"exp"`
+	Iat      int64  `json:"iat"`
+	JTI      string `json:"jti"`
+	AuthTime int64  `json:"auth_time,omitempty"`
+}
+
+// tokenResponse is RFC 6749 §5.1 plus the OIDC id_token.
+type tokenResponse struct {
+	AccessToken  string `json:"access_token"`
+	TokenType    string `json:"token_type"`
+	ExpiresIn    int64  `json:"expires_in"`
+	Scope        string `json:"scope,omitempty"`
+	RefreshToken string `json:"refresh_token,omitempty"`
+	IDToken      string `json:"id_token,omitempty"`
+}
+
+// mintAccess signs an access token. jti may be preset (codes choose theirs
+// at issue time so a reuse can deny-list it).
+func (s *Server) mintAccess(sub, clientID string, scopes []string, jti string, authTime time.Time, now time.Time) (string, time.Time, error) {
+	if jti == "" {
+		jti = randomToken(16)
+	}
+	exp := now.Add(s.opts.Auth.AccessTokenTTL)
+	c := accessClaims{
+		Issuer: s.issuer, Subject: sub, Audience: s.issuer, ClientID: clientID,
+		Scope: strings.Join(scopes, " "), Exp: exp.Unix(), Iat: now.Unix(), JTI: jti,
+	}
+	if !authTime.IsZero() {
+		c.AuthTime = authTime.Unix()
+	}
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	tok, err := signJWT(s.keys.state.Load().access, payload)
+	return tok, exp, err
+}
+
+// token is the token endpoint.
+func (s *Server) token(w http.ResponseWriter, r *http.Request) {
+	if err := parseForm(w, r); err != nil {
+		s.writeOAuthError(w, err)
+		return
+	}
+	ctx := r.Context()
+	client, err := s.authenticateClient(ctx, r)
+	if err != nil {
+		s.writeOAuthError(w, err)
+		return
+	}
+	grant := r.PostForm.Get("grant_type")
+	if grant == "" {
+		s.writeOAuthError(w, errInvalidRequest("grant_type is required"))
+		return
+	}
+	if !slices.Contains(client.GrantTypes, grant) {
+		if grant != "authorization_code" && grant != "client_credentials" && grant != "refresh_token" {
+			s.writeOAuthError(w, &oauthError{Code: "unsupported_grant_type", status: http.StatusBadRequest})
+			return
+		}
+		s.writeOAuthError(w, &oauthError{Code: "unauthorized_client", Description: "the client may not use this grant type", status: http.StatusBadRequest})
+		return
+	}
+	var resp *tokenResponse
+	switch grant {
+	case "client_credentials":
+		resp, err = s.clientCredentials(r, &client)
+	case "authorization_code":
+		resp, err = s.codeExchange(r, &client)
+	case "refresh_token":
+		resp, err = s.refresh(r, &client)
+	}
+	if err != nil {
+		s.writeOAuthError(w, err)
+		return
+	}
+	w.Header().Set("Pragma", "no-cache")
+	writeJSON(w, http.StatusOK, resp)
+}
+
+func (s *Server) clientCredentials(r *http.Request, c *store.Client) (*tokenResponse, error) {
+	if c.TokenEndpointAuthMethod == "none" {
+		return nil, &oauthError{Code: "unauthorized_client", Description: "public clients cannot use client_credentials", status: http.StatusBadRequest}
+	}
+	var scopes []string
+	if raw := r.PostForm.Get("scope"); raw != "" {
+		scopes = strings.Fields(raw)
+		for _, sc := range scopes {
+			if !slices.Contains(c.Scopes, sc) || sc == "openid" || sc == "offline_access" {
+				s.audit(r.Context(), r, store.AuditEvent{Event: audit.TokenIssued, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "scope not allowed: " + truncate(sc, 64)})
+				return nil, &oauthError{Code: "invalid_scope", Description: "scope not allowed for this client", status: http.StatusBadRequest}
+			}
+		}
+	} else {
+		for _, sc := range c.Scopes {
+			switch sc {
+			case "openid", "offline_access", "profile", "email":
+			default:
+				scopes = append(scopes, sc)
+			}
+		}
+	}
+	now := s.now()
+	at, _, err := s.mintAccess(c.ID, c.ID, scopes, "", time.Time{}, now)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(r.Context(), r, store.AuditEvent{Event: audit.TokenIssued, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: "client_credentials"})
+	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(s.opts.Auth.AccessTokenTTL / time.Second), Scope: strings.Join(scopes, " ")}, nil
+}
+
+func (s *Server) codeExchange(r *http.Request, c *store.Client) (*tokenResponse, error) {
+	ctx := r.Context()
+	code := r.PostForm.Get("code")
+	if code == "" {
+		return nil, errInvalidRequest("code is required")
+	}
+	now := s.now()
+	ac, err := s.st.ConsumeAuthCode(ctx, hashToken(code), now)
+	switch {
+	case errors.Is(err, store.ErrReused):
+		// RFC 6749 §4.1.2: a code used twice was probably stolen; what
+		// the first use issued is revoked.
+		s.revokeCodeTokens(ctx, ac)
+		s.audit(ctx, r, store.AuditEvent{Event: audit.CodeReused, User: ac.User, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "authorization code used twice; tokens revoked"})
+		return nil, errInvalidGrant("authorization code already used")
+	case errors.Is(err, store.ErrNotFound):
+		return nil, errInvalidGrant("authorization code is invalid or expired")
+	case err != nil:
+		return nil, err
+	}
+	if ac.ClientID != c.ID {
+		return nil, errInvalidGrant("authorization code was issued to another client")
+	}
+	if r.PostForm.Get("redirect_uri") != ac.RedirectURI {
+		return nil, errInvalidGrant("redirect_uri does not match the authorization request")
+	}
+	verifier := r.PostForm.Get("code_verifier")
+	switch {
+	case ac.CodeChallenge == "" && verifier != "":
+		return nil, errInvalidGrant("code_verifier without code_challenge")
+	case ac.CodeChallenge != "" && verifier == "":
+		return nil, errInvalidGrant("code_verifier is required")
+	case ac.CodeChallenge != "":
+		sum := sha256.Sum256([]byte(verifier))
+		if subtle.ConstantTimeCompare([]byte(base64.RawURLEncoding.EncodeToString(sum[:])), []byte(ac.CodeChallenge)) != 1 {
+			return nil, errInvalidGrant("code_verifier does not match code_challenge")
+		}
+	}
+	user, err := s.st.GetUser(ctx, ac.User)
+	if err != nil || user.Disabled {
+		return nil, errInvalidGrant("the user is unknown or disabled")
+	}
+	resp, err := s.issueUserTokens(ctx, c, &user, ac.Scopes, ac.AccessJTI, ac.FamilyID, ac.Nonce, ac.AuthTime, ac.AMR, now, true)
+	if err != nil {
+		return nil, err
+	}
+	s.audit(ctx, r, store.AuditEvent{Event: audit.TokenIssued, User: user.Username, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: "authorization_code"})
+	return resp, nil
+}
+
+// revokeCodeTokens revokes the refresh family and deny-lists the access
+// token that the first exchange of a code issued.
+func (s *Server) revokeCodeTokens(ctx context.Context, ac store.AuthCode) {
+	if err := s.st.RevokeRefreshFamily(ctx, ac.FamilyID); err != nil {
+		s.logger.Error("revoking tokens of a reused code", "err", err)
+	}
+	if err := s.st.RevokeAccessToken(ctx, ac.AccessJTI, ac.UsedAt.Add(s.opts.Auth.AccessTokenTTL+time.Minute)); err != nil {
+		s.logger.Error("revoking tokens of a reused code", "err", err)
+	}
+}
+
+// issueUserTokens mints the access token, the ID token (scope openid) and a
+// refresh token when SPEC allows one. newFamily creates the refresh token
+// (a code exchange); otherwise the caller already rotated it.
+func (s *Server) issueUserTokens(ctx context.Context, c *store.Client, u *store.User, scopes []string, jti, family, nonce string,
+	authTime time.Time, amr []string, now time.Time, newFamily bool) (*tokenResponse, error) {
+	at, _, err := s.mintAccess(u.Username, c.ID, scopes, jti, authTime, now)
+	if err != nil {
+		return nil, err
+	}
+	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(s.opts.Auth.AccessTokenTTL / time.Second), Scope: strings.Join(scopes, " ")}
+	if slices.Contains(scopes, "openid") {
+		if resp.IDToken, err = s.mintIDToken(c.ID, u, scopes, nonce, at, authTime, amr, now); err != nil {
+			return nil, err
+		}
+	}
+	if newFamily && s.refreshAllowed(c, scopes) {
+		rt := randomToken(32)
+		err := s.st.CreateRefreshToken(ctx, store.RefreshToken{
+			Hash: hashToken(rt), FamilyID: family, ClientID: c.ID, User: u.Username, Scopes: scopes,
+			AuthTime: authTime, AMR: amr, CreatedAt: now, ExpiresAt: now.Add(s.opts.Auth.RefreshTokenTTL),
+		})
+		if err != nil {
+			return nil, err
+		}
+		resp.RefreshToken = rt
+	}
+	return resp, nil
+}
+
+func (s *Server) refreshAllowed(c *store.Client, scopes []string) bool {
+	return s.opts.Auth.RefreshTokens && slices.Contains(c.GrantTypes, "refresh_token") && slices.Contains(scopes, "offline_access")
+}
+
+// idClaims are the OIDC Core ID token claims we issue.
+type idClaims struct {
+	Issuer            string   `json:"iss"`
+	Subject           string   `json:"sub"`
+	Audience          string   `json:"aud"`
+	AZP               string   `json:"azp"`
+	Exp               int64    `json:"exp"`
+	Iat               int64    `json:"iat"`
+	AuthTime          int64    `json:"auth_time"`
+	Nonce             string   `json:"nonce,omitempty"`
+	AtHash            string   `json:"at_hash,omitempty"`
+	AMR               []string `json:"amr,omitempty"`
+	Name              string   `json:"name,omitempty"`
+	PreferredUsername string   `json:"preferred_username,omitempty"`
+	Email             string   `json:"email,omitempty"`
+	EmailVerified     *bool    `json:"email_verified,omitempty"`
+}
+
+func (s *Server) mintIDToken(clientID string, u *store.User, scopes []string, nonce, accessToken string, authTime time.Time, amr []string, now time.Time) (string, error) {
+	key := s.keys.state.Load().id
+	c := idClaims{
+		Issuer: s.issuer, Subject: u.Username, Audience: clientID, AZP: clientID,
+		Exp: now.Add(s.opts.Auth.IDTokenTTL).Unix(), Iat: now.Unix(), AuthTime: authTime.Unix(),
+		Nonce: nonce, AtHash: atHash(key.alg, accessToken), AMR: amr,
+	}
+	fillProfile(&c, u, scopes)
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", err
+	}
+	return signJWT(key, payload)
+}
+
+func fillProfile(c *idClaims, u *store.User, scopes []string) {
+	if slices.Contains(scopes, "profile") {
+		c.Name, c.PreferredUsername = u.Name, u.Username
+	}
+	if slices.Contains(scopes, "email") && u.Email != "" {
+		c.Email = u.Email
+		v := u.EmailVerified
+		c.EmailVerified = &v
+	}
+}
+
+// atHash is OIDC Core §3.1.3.6: the left half of the hash of the access
+// token, with the ID token's algorithm's hash (SHA-256 for all of ours).
+func atHash(_ string, accessToken string) string {
+	h := sha256.Sum256([]byte(accessToken))
+	return base64.RawURLEncoding.EncodeToString(h[:16])
+}
+
+func (s *Server) refresh(r *http.Request, c *store.Client) (*tokenResponse, error) {
+	ctx := r.Context()
+	raw := r.PostForm.Get("refresh_token")
+	if raw == "" {
+		return nil, errInvalidRequest("refresh_token is required")
+	}
+	if !s.opts.Auth.RefreshTokens {
+		return nil, errInvalidGrant("refresh tokens are disabled")
+	}
+	now := s.now()
+	newRT := randomToken(32)
+	next, err := s.st.RotateRefreshToken(ctx, c.ID, hashToken(raw), hashToken(newRT), now, now.Add(s.opts.Auth.RefreshTokenTTL))
+	switch {
+	case errors.Is(err, store.ErrReused):
+		s.audit(ctx, r, store.AuditEvent{Event: audit.RefreshTokenReused, User: next.User, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "rotated refresh token presented again; family revoked"})
+		return nil, errInvalidGrant("refresh token already used")
+	case errors.Is(err, store.ErrNotFound):
+		s.audit(ctx, r, store.AuditEvent{Event: audit.TokenRefreshed, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "invalid, expired or revoked refresh token"})
+		return nil, errInvalidGrant("refresh token is invalid, expired or revoked")
+	case err != nil:
+		return nil, err
+	}
+	scopes := next.Scopes
+	if req := r.PostForm.Get("scope"); req != "" {
+		narrowed := strings.Fields(req)
+		for _, sc := range narrowed {
+			if !slices.Contains(next.Scopes, sc) {
+				return nil, &oauthError{Code: "invalid_scope", Description: "scope exceeds the original grant", status: http.StatusBadRequest}
+			}
+		}
+		scopes = narrowed
+	}
+	user, err := s.st.GetUser(ctx, next.User)
+	if err != nil || user.Disabled {
+		_ = s.st.RevokeRefreshFamily(ctx, next.FamilyID)
+		return nil, errInvalidGrant("the user is unknown or disabled")
+	}
+	resp, err := s.issueUserTokens(ctx, c, &user, scopes, "", next.FamilyID, "", next.AuthTime, next.AMR, now, false)
+	if err != nil {
+		return nil, err
+	}
+	resp.RefreshToken = newRT
+	s.audit(ctx, r, store.AuditEvent{Event: audit.TokenRefreshed, User: user.Username, Client: c.ID, Outcome: audit.OutcomeSuccess})
+	return resp, nil
+}
+
+// authenticateClient applies the client's registered method. Every failure
+// is the same invalid_client to the caller; the audit log says why.
+func (s *Server) authenticateClient(ctx context.Context, r *http.Request) (store.Client, error) {
+	fail := func(clientID, why string) (store.Client, error) {
+		s.audit(ctx, r, store.AuditEvent{Event: audit.ClientAuthFailure, Client: truncate(clientID, 128), Outcome: audit.OutcomeFailure, Detail: why})
+		return store.Client{}, errInvalidClient("client authentication failed")
+	}
+	form := r.PostForm
+	if id, secret, ok := r.BasicAuth(); ok {
+		// RFC 6749 §2.3.1: both are form-encoded before Basic encoding.
+		if v, err := url.QueryUnescape(id); err == nil {
+			id = v
+		}
+		if v, err := url.QueryUnescape(secret); err == nil {
+			secret = v
+		}
+		return s.checkSecret(ctx, id, secret, "client_secret_basic", fail)
+	}
+	if at := form.Get("client_assertion_type"); at != "" || form.Get("client_assertion") != "" {
+		if at != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
+			return fail(form.Get("client_id"), "unsupported client_assertion_type")
+		}
+		return s.checkAssertion(ctx, r, form.Get("client_id"), form.Get("client_assertion"), fail)
+	}
+	id := form.Get("client_id")
+	if id == "" {
+		return fail("", "no client authentication")
+	}
+	if secret := form.Get("client_secret"); secret != "" {
+		return s.checkSecret(ctx, id, secret, "client_secret_post", fail)
+	}
+	c, err := s.st.GetClient(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return fail(id, "unknown client")
+	}
+	if err != nil {
+		return store.Client{}, err
+	}
+	if c.TokenEndpointAuthMethod != "none" {
+		return fail(id, "confidential client sent no credentials")
+	}
+	return c, nil
+}
+
+func (s *Server) checkSecret(ctx context.Context, id, secret, method string, fail func(string, string) (store.Client, error)) (store.Client, error) {
+	c, err := s.st.GetClient(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		// Spend the HMAC anyway so that unknown ids answer in the same time.
+		credential.VerifyClientSecret(s.opts.Ring, secret, "hmac-sha256$x$00")
+		return fail(id, "unknown client")
+	}
+	if err != nil {
+		return store.Client{}, err
+	}
+	if c.TokenEndpointAuthMethod != method {
+		return fail(id, "client is registered for "+c.TokenEndpointAuthMethod+", not "+method)
+	}
+	if !credential.VerifyClientSecret(s.opts.Ring, secret, c.SecretHash) {
+		return fail(id, "wrong client secret")
+	}
+	return c, nil
+}
