@@ -1,12 +1,16 @@
 package main
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/flowgate/flowgate/internal/app"
+	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/authserver"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/server"
 )
@@ -55,6 +59,26 @@ func (c *cli) serveCmd() *cobra.Command {
 				fmt.Fprintf(c.stderr, "\nCreated user \"admin\" with password: %s\nIt is shown only this once. Change it with: flowgate user passwd admin\n\n", password)
 			}
 			srv := server.New(a.Store, logger)
+			auditor := audit.NewWriter(a.Store, logger, audit.Options{Disabled: !cfg.Auth.AuditLog, Registerer: srv.Registry()})
+			// Flushed after the server drained, so the last requests' events
+			// are written before the process exits.
+			defer func() {
+				fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				defer cancel()
+				if err := auditor.Close(fctx); err != nil {
+					logger.Error("audit log not fully written", "err", err)
+				}
+			}()
+			as, err := authserver.New(ctx, authserver.Options{
+				Issuer: cfg.Server.PublicURL, Store: a.Store, Ring: a.Ring, Hasher: a.Hasher,
+				Auth: cfg.Auth, Logger: logger, Auditor: auditor,
+			})
+			if err != nil {
+				return err
+			}
+			as.Register(srv.Mux())
+			go pruneExpired(ctx, a, logger)
+
 			logger.Info("flowgate serving", "addr", ln.Addr().String(), "public_url", cfg.Server.PublicURL, "database", a.Store.Backend())
 			if err := srv.Serve(ctx, ln, drainTimeout); err != nil {
 				return err
@@ -66,4 +90,27 @@ func (c *cli) serveCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.Addr, "addr", "", "listen address; default $FLOWGATE_ADDR, else :8080")
 	cmd.Flags().StringVar(&o.PublicURL, "public-url", "", "public URL, the issuer; default $FLOWGATE_PUBLIC_URL, else http://localhost:8080")
 	return cmd
+}
+
+// pruneInterval is how often expired codes, sessions, refresh tokens and
+// deny-list entries are deleted. Every server prunes; the deletes are
+// idempotent, so several servers on one database do not conflict.
+const pruneInterval = 10 * time.Minute
+
+func pruneExpired(ctx context.Context, a *app.App, logger *slog.Logger) {
+	t := time.NewTicker(pruneInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			n, err := a.Store.PruneAuth(ctx, now.UTC())
+			if err != nil && ctx.Err() == nil {
+				logger.Warn("pruning expired authorization data", "err", err)
+			} else if n > 0 {
+				logger.Debug("pruned expired authorization data", "rows", n)
+			}
+		}
+	}
 }

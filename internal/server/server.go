@@ -73,6 +73,9 @@ func (s *Server) Registry() *prometheus.Registry { return s.registry }
 // Handle registers a route with the standard library's pattern syntax.
 func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
 
+// Mux is the router, for parts that register their own routes.
+func (s *Server) Mux() *http.ServeMux { return s.mux }
+
 // AddReadinessCheck adds something /readyz reports on.
 func (s *Server) AddReadinessCheck(c ReadinessCheck) { s.checks = append(s.checks, c) }
 
