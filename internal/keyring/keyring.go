@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 )
 
 // KeySize is the length of every key: AES-256.
@@ -35,6 +36,9 @@ type key struct {
 	id   string
 	aead cipher.AEAD
 	raw  []byte
+	// subkeys caches the MAC subkey per purpose: deriving it costs two
+	// HMAC constructions, which showed up on the token endpoint's profile.
+	subkeys sync.Map // purpose string -> []byte
 }
 
 // Ring holds one active key, which seals, and any number of older keys,
@@ -251,11 +255,20 @@ func (r *Ring) VerifyMAC(purpose string, value []byte, tagged string) bool {
 }
 
 func mac(k *key, purpose string, value []byte) []byte {
-	// Derive a subkey per purpose so the encryption key itself is never used
-	// as an HMAC key, and MACs for one purpose cannot stand in for another.
-	sub := hmac.New(sha256.New, k.raw)
-	sub.Write([]byte("flowgate mac subkey\x00" + purpose))
-	h := hmac.New(sha256.New, sub.Sum(nil))
+	h := hmac.New(sha256.New, k.subkey(purpose))
 	h.Write(value)
 	return h.Sum(nil)
+}
+
+// subkey derives a key per purpose so the encryption key itself is never
+// used as an HMAC key, and MACs for one purpose cannot stand in for another.
+func (k *key) subkey(purpose string) []byte {
+	if sk, ok := k.subkeys.Load(purpose); ok {
+		return sk.([]byte)
+	}
+	d := hmac.New(sha256.New, k.raw)
+	d.Write([]byte("flowgate mac subkey\x00" + purpose))
+	sk := d.Sum(nil)
+	k.subkeys.Store(purpose, sk)
+	return sk
 }
