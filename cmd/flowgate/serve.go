@@ -77,6 +77,11 @@ func (c *cli) serveCmd() *cobra.Command {
 				return err
 			}
 			as.Register(srv.Mux())
+			validator, err := newValidator(ctx, a, as, srv, logger)
+			if err != nil {
+				return err
+			}
+			srv.Handle("GET /api/v1/me", validator.Middleware(validator.MeHandler()))
 			go pruneExpired(ctx, a, logger)
 
 			logger.Info("flowgate serving", "addr", ln.Addr().String(), "public_url", cfg.Server.PublicURL, "database", a.Store.Backend())

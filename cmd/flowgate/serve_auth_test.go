@@ -57,6 +57,34 @@ clients:
 	if code, v := post("/oauth2/token", url.Values{"grant_type": {"client_credentials"}}, "svc", "wrong"); code != 401 || v["error"] != "invalid_client" {
 		t.Fatalf("wrong secret: %d %v", code, v)
 	}
+
+	// The APIs trust the provider in the same process.
+	me := func(auth string) (int, string, map[string]any) {
+		req, _ := http.NewRequest("GET", s.base+"/api/v1/me", nil)
+		if auth != "" {
+			req.Header.Set("Authorization", auth)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var v map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&v)
+		return resp.StatusCode, resp.Header.Get("WWW-Authenticate"), v
+	}
+	if code, _, v := me("Bearer " + at); code != 200 || v["principal"] != "client:svc" {
+		t.Fatalf("/api/v1/me with a token: %d %v", code, v)
+	}
+	if code, challenge, _ := me(""); code != 401 || challenge != `Bearer realm="flowgate"` {
+		t.Fatalf("/api/v1/me without a token: %d %q", code, challenge)
+	}
+	if code, _ := post("/oauth2/revoke", url.Values{"token": {at}}, "svc", secret); code != 200 {
+		t.Fatalf("revoke: %d", code)
+	}
+	if code, challenge, _ := me("Bearer " + at); code != 401 || !strings.Contains(challenge, `error="invalid_token"`) {
+		t.Fatalf("/api/v1/me with a revoked token: %d %q", code, challenge)
+	}
 	if code := s.stop(t); code != 0 {
 		t.Fatalf("exit %d", code)
 	}
