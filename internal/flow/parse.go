@@ -1,0 +1,838 @@
+package flow
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Parse reads a flow definition, YAML or JSON (JSON is taken as YAML, which
+// it nearly is; the filename's extension or a leading "{" says which), and
+// returns it validated and with every expression compiled. The error lists
+// every problem found, as *Problem values joined with errors.Join and
+// sorted by position, each naming the flow, the step and the field.
+//
+// Parse is strict: an unknown key or step type is an error, because a
+// misspelt key in a workflow silently doing nothing is worse than a
+// refused deploy.
+func Parse(data []byte, filename string) (*Definition, error) {
+	p := &parser{file: filename}
+	root := p.document(data)
+	if root == nil {
+		return nil, joinProblems(p.problems)
+	}
+	d := p.definition(root)
+	p.checkSteps(d)
+	p.compile(d)
+	for _, pr := range p.problems {
+		// Problems found before the name was read (a second document)
+		// name the flow too.
+		if pr.Flow == "" {
+			pr.Flow = p.flow
+		}
+	}
+	if len(p.problems) > 0 {
+		return nil, joinProblems(p.problems)
+	}
+	d.Document, _ = plain(root).(map[string]any)
+	return d, nil
+}
+
+// parser walks the yaml.Node tree by hand rather than unmarshalling into
+// structs, because only the node tree keeps the line and column of every
+// key and value, which every problem report needs.
+type parser struct {
+	file     string
+	flow     string
+	problems []*Problem
+	// pending templates are compiled after all steps are read, since an
+	// expression may name any step.
+	pending []pendingTemplate
+	// refs are step ids named by next, cases and defaults, checked once
+	// all ids are known.
+	refs []stepRef
+}
+
+type pendingTemplate struct {
+	t        *Template
+	n        *yaml.Node
+	a        at
+	wantBool bool
+	// check runs after a successful compile (assignee syntax, literal
+	// URLs and times).
+	check func(*Template) error
+}
+
+type stepRef struct {
+	from   int // index of the step the reference is in
+	target string
+	n      *yaml.Node
+	a      at
+}
+
+// at is where in the definition a value is: the step label and the key
+// path inside it.
+type at struct{ step, field string }
+
+func (a at) key(k string) at {
+	if a.field == "" {
+		return at{a.step, k}
+	}
+	return at{a.step, a.field + "." + k}
+}
+
+func (a at) index(i int) at { return at{a.step, a.field + "[" + strconv.Itoa(i) + "]"} }
+
+func (p *parser) errf(n *yaml.Node, a at, format string, args ...any) {
+	p.fail(n, a, fmt.Errorf(format, args...))
+}
+
+func (p *parser) fail(n *yaml.Node, a at, err error) {
+	pr := &Problem{File: p.file, Flow: p.flow, Step: a.step, Field: a.field, Err: err}
+	if n != nil {
+		pr.Line, pr.Column = n.Line, n.Column
+	}
+	p.problems = append(p.problems, pr)
+}
+
+var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
+
+// document parses data into its root mapping; nil after a problem.
+func (p *parser) document(data []byte) *yaml.Node {
+	trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff")
+	if strings.EqualFold(filepath.Ext(p.file), ".json") || bytes.HasPrefix(trimmed, []byte("{")) {
+		// YAML refuses tabs as indentation, and JSON indented with tabs is
+		// common (json.MarshalIndent). In valid JSON a tab can only be
+		// whitespace (inside strings it must be escaped), so a space is
+		// equivalent and keeps every line and column.
+		data = bytes.ReplaceAll(data, []byte("\t"), []byte(" "))
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var doc yaml.Node
+	if err := dec.Decode(&doc); err != nil {
+		if errors.Is(err, io.EOF) {
+			p.errf(nil, at{}, "the file is empty")
+			return nil
+		}
+		p.syntax(err)
+		return nil
+	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		p.errf(&extra, at{}, "one flow per file: a second YAML document starts here")
+	} else if !errors.Is(err, io.EOF) {
+		p.syntax(err)
+	}
+	root := resolve(&doc)
+	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
+		root = resolve(root.Content[0])
+	}
+	if root.Kind != yaml.MappingNode {
+		p.errf(root, at{}, "a flow definition is a mapping with name and steps, not %s", describe(root))
+		return nil
+	}
+	return root
+}
+
+func (p *parser) syntax(err error) {
+	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
+		line, _ := strconv.Atoi(m[1])
+		p.fail(&yaml.Node{Line: line}, at{}, fmt.Errorf("invalid YAML: %s: %w", m[2], errSyntax))
+		return
+	}
+	p.fail(nil, at{}, fmt.Errorf("invalid YAML: %w", err))
+}
+
+// errSyntax marks problems where the file could not be read at all.
+var errSyntax = errors.New("syntax error")
+
+// resolve follows aliases, so anchors can be reused anywhere.
+func resolve(n *yaml.Node) *yaml.Node {
+	for n != nil && n.Kind == yaml.AliasNode {
+		n = n.Alias
+	}
+	return n
+}
+
+func isNull(n *yaml.Node) bool {
+	return n == nil || (n.Kind == yaml.ScalarNode && n.Tag == "!!null")
+}
+
+// describe names a node's type without its value.
+func describe(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.ScalarNode:
+		switch n.Tag {
+		case "!!null":
+			return "null"
+		case "!!bool":
+			return "a boolean"
+		case "!!int", "!!float":
+			return "a number"
+		}
+		return "a string"
+	}
+	return "a document"
+}
+
+type pair struct{ k, v *yaml.Node }
+
+// object is a mapping's entries by key, with the keys in order.
+type object struct {
+	byKey map[string]pair
+	keys  []string
+}
+
+func (o object) get(k string) *yaml.Node {
+	if pr, ok := o.byKey[k]; ok {
+		return resolve(pr.v)
+	}
+	return nil
+}
+
+func (o object) keyNode(k string) *yaml.Node { return o.byKey[k].k }
+
+// mapping reads a mapping's entries, expanding merge keys (<<: *anchor)
+// below the explicit keys and reporting duplicate and non-string keys,
+// which the node tree would otherwise let pass.
+func (p *parser) mapping(n *yaml.Node, a at) (object, bool) {
+	o := object{byKey: map[string]pair{}}
+	n = resolve(n)
+	if n.Kind != yaml.MappingNode {
+		p.errf(n, a, "want a mapping, not %s", describe(n))
+		return o, false
+	}
+	var merged []pair
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k, v := resolve(n.Content[i]), n.Content[i+1]
+		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
+			merged = append(merged, p.mergePairs(v, a)...)
+			continue
+		}
+		if k.Kind != yaml.ScalarNode || k.Tag == "!!null" {
+			p.errf(k, a, "a key must be a name, not %s", describe(k))
+			continue
+		}
+		if _, dup := o.byKey[k.Value]; dup {
+			p.errf(k, a.key(k.Value), "duplicate key (first at line %d)", o.byKey[k.Value].k.Line)
+			continue
+		}
+		o.byKey[k.Value] = pair{k, v}
+		o.keys = append(o.keys, k.Value)
+	}
+	for _, pr := range merged {
+		if _, ok := o.byKey[pr.k.Value]; !ok {
+			o.byKey[pr.k.Value] = pr
+			o.keys = append(o.keys, pr.k.Value)
+		}
+	}
+	return o, true
+}
+
+func (p *parser) mergePairs(v *yaml.Node, a at) []pair {
+	v = resolve(v)
+	var nodes []*yaml.Node
+	switch v.Kind {
+	case yaml.MappingNode:
+		nodes = []*yaml.Node{v}
+	case yaml.SequenceNode:
+		nodes = v.Content
+	default:
+		p.errf(v, a, "<< merges mappings, not %s", describe(v))
+		return nil
+	}
+	var out []pair
+	for _, m := range nodes {
+		o, ok := p.mapping(m, a)
+		if !ok {
+			continue
+		}
+		for _, k := range o.keys {
+			out = append(out, o.byKey[k])
+		}
+	}
+	return out
+}
+
+// allow reports keys of o not in allowed, with a "did you mean" when one
+// is close, and the full list when not.
+func (p *parser) allow(o object, a at, what string, allowed ...string) {
+	for _, k := range o.keys {
+		if slices.Contains(allowed, k) {
+			continue
+		}
+		if best := nearest(k, allowed); best != "" {
+			p.errf(o.keyNode(k), a.key(k), "unknown key (did you mean %s?)", best)
+		} else {
+			p.errf(o.keyNode(k), a.key(k), "unknown key (%s takes %s)", what, strings.Join(allowed, ", "))
+		}
+	}
+}
+
+// text reads a scalar as text. Numbers are accepted as their digits, since
+// YAML makes 123 a number where the author meant a name.
+func (p *parser) text(n *yaml.Node, a at) (string, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" || n.Tag == "!!bool" {
+		p.errf(n, a, "want a string, not %s", describe(n))
+		return "", false
+	}
+	return n.Value, true
+}
+
+// literal reads text where expressions are not allowed: names, ids,
+// durations. Saying so beats a later "no step ${{ … }}".
+func (p *parser) literal(n *yaml.Node, a at) (string, bool) {
+	s, ok := p.text(n, a)
+	if ok && strings.Contains(s, "${{") {
+		p.errf(n, a, "expressions are not allowed here")
+		return "", false
+	}
+	return s, ok
+}
+
+func (p *parser) boolean(n *yaml.Node, a at) (bool, bool) {
+	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
+		p.errf(n, a, "want true or false, not %s", describe(n))
+		return false, false
+	}
+	return n.Value == "true", true
+}
+
+func (p *parser) integer(n *yaml.Node, a at) (int, bool) {
+	if n.Kind == yaml.ScalarNode && n.Tag == "!!int" {
+		if i, err := strconv.ParseInt(n.Value, 0, 32); err == nil {
+			return int(i), true
+		}
+	}
+	p.errf(n, a, "want a whole number, not %s", describe(n))
+	return 0, false
+}
+
+// template reads a string that may contain expressions; it is compiled
+// once all step ids are known.
+func (p *parser) template(n *yaml.Node, a at, check func(*Template) error) *Template {
+	s, ok := p.text(n, a)
+	if !ok {
+		return nil
+	}
+	return p.templateOf(s, n, a, false, check)
+}
+
+func (p *parser) templateOf(s string, n *yaml.Node, a at, wantBool bool, check func(*Template) error) *Template {
+	t := &Template{src: s, flow: p.flow, step: a.step, field: a.field}
+	p.pending = append(p.pending, pendingTemplate{t: t, n: n, a: a, wantBool: wantBool, check: check})
+	return t
+}
+
+// templateMap reads headers, query and form: names to templates, with
+// scalars of any kind taken as text (X-Count: 5).
+func (p *parser) templateMap(n *yaml.Node, a at, checkKey func(string) error) map[string]*Template {
+	o, ok := p.mapping(n, a)
+	if !ok {
+		return nil
+	}
+	out := make(map[string]*Template, len(o.keys))
+	for _, k := range o.keys {
+		ka := a.key(k)
+		if checkKey != nil {
+			if err := checkKey(k); err != nil {
+				p.fail(o.keyNode(k), ka, err)
+				continue
+			}
+		}
+		v := o.get(k)
+		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
+			p.errf(v, ka, "want a string, not %s", describe(v))
+			continue
+		}
+		out[k] = p.templateOf(v.Value, v, ka, false, nil)
+	}
+	return out
+}
+
+// tree reads a value of any shape (a body, a variable's value); its
+// strings become templates.
+func (p *parser) tree(n *yaml.Node, a at) any {
+	n = resolve(n)
+	switch n.Kind {
+	case yaml.MappingNode:
+		o, _ := p.mapping(n, a)
+		out := make(map[string]any, len(o.keys))
+		for _, k := range o.keys {
+			if strings.Contains(k, "${{") {
+				p.errf(o.keyNode(k), a.key(k), "expressions are not allowed in keys")
+				continue
+			}
+			out[k] = p.tree(o.get(k), a.key(k))
+		}
+		return out
+	case yaml.SequenceNode:
+		out := make([]any, len(n.Content))
+		for i, c := range n.Content {
+			out[i] = p.tree(c, a.index(i))
+		}
+		return out
+	}
+	v := scalar(n)
+	if s, ok := v.(string); ok && strings.Contains(s, "${{") {
+		return p.templateOf(s, n, a, false, nil)
+	}
+	return v
+}
+
+// scalar converts a YAML scalar to the Go value JSON would give, except
+// that whole numbers stay int. Timestamps stay strings: the author wrote
+// text, and JSON has no time type.
+func scalar(n *yaml.Node) any {
+	switch n.Tag {
+	case "!!null":
+		return nil
+	case "!!bool":
+		return n.Value == "true"
+	case "!!int":
+		if i, err := strconv.ParseInt(n.Value, 0, 64); err == nil {
+			return int(i)
+		}
+		if f, err := strconv.ParseFloat(n.Value, 64); err == nil {
+			return f
+		}
+	case "!!float":
+		var f float64
+		if err := n.Decode(&f); err == nil {
+			return f
+		}
+	}
+	return n.Value
+}
+
+// plain converts a node tree to plain data for Definition.Document. It runs
+// only on trees without problems.
+func plain(n *yaml.Node) any {
+	n = resolve(n)
+	switch n.Kind {
+	case yaml.MappingNode:
+		out := map[string]any{}
+		var merges []*yaml.Node
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := resolve(n.Content[i])
+			if k.Tag == "!!merge" {
+				merges = append(merges, n.Content[i+1])
+				continue
+			}
+			out[k.Value] = plain(n.Content[i+1])
+		}
+		for _, m := range merges {
+			m = resolve(m)
+			srcs := []*yaml.Node{m}
+			if m.Kind == yaml.SequenceNode {
+				srcs = m.Content
+			}
+			for _, s := range srcs {
+				if mm, ok := plain(s).(map[string]any); ok {
+					for k, v := range mm {
+						if _, ok := out[k]; !ok {
+							out[k] = v
+						}
+					}
+				}
+			}
+		}
+		return out
+	case yaml.SequenceNode:
+		out := make([]any, len(n.Content))
+		for i, c := range n.Content {
+			out[i] = plain(c)
+		}
+		return out
+	}
+	return scalar(n)
+}
+
+var (
+	flowNameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9._-]*$`)
+	stepIDRE   = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_-]*$`)
+	// identRE is for names expressions reach with a dot: input and form
+	// fields (vars.NAME after a task), set's variables.
+	identRE  = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+	actionRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9 _.-]*$`)
+	// serverRE matches the names config gives oauth_servers.
+	serverRE = regexp.MustCompile(`^[A-Za-z0-9._-]+$`)
+)
+
+func (p *parser) definition(root *yaml.Node) *Definition {
+	d := &Definition{File: p.file, Input: map[string]Field{}, index: map[string]int{}}
+	o, _ := p.mapping(root, at{})
+	// The name first, so every later problem can name the flow.
+	if n := o.get("name"); n != nil {
+		if s, ok := p.literal(n, at{field: "name"}); ok {
+			switch {
+			case len(s) > 64:
+				p.errf(n, at{field: "name"}, "%q is longer than 64 characters", s)
+			case !flowNameRE.MatchString(s):
+				p.errf(n, at{field: "name"}, "%q must be lower-case letters, digits and . _ - (starting with a letter or digit)", s)
+			default:
+				p.flow = s
+			}
+			d.Name = s
+		}
+	} else {
+		p.errf(root, at{field: "name"}, "required")
+	}
+	if k := o.keyNode("version"); k != nil {
+		p.errf(k, at{field: "version"}, "the server numbers versions on deploy; remove version")
+		delete(o.byKey, "version")
+		o.keys = slices.DeleteFunc(o.keys, func(s string) bool { return s == "version" })
+	}
+	p.allow(o, at{}, "a flow", "name", "title", "description", "permissions", "input", "steps")
+	if n := o.get("title"); n != nil {
+		d.Title, _ = p.literal(n, at{field: "title"})
+	}
+	if d.Title == "" {
+		d.Title = d.Name
+	}
+	if n := o.get("description"); n != nil {
+		d.Description, _ = p.text(n, at{field: "description"})
+	}
+	if n := o.get("permissions"); n != nil {
+		d.Permissions = p.permissions(n)
+	}
+	if n := o.get("input"); n != nil {
+		d.Input, d.InputOrder = p.fields(n, at{field: "input"})
+	}
+	n := o.get("steps")
+	if n == nil {
+		p.errf(root, at{field: "steps"}, "required: a flow needs at least one step")
+		return d
+	}
+	if n.Kind != yaml.SequenceNode {
+		p.errf(n, at{field: "steps"}, "want a list of steps, not %s", describe(n))
+		return d
+	}
+	if len(n.Content) == 0 {
+		p.errf(n, at{field: "steps"}, "a flow needs at least one step")
+		return d
+	}
+	d.Steps = make([]Step, len(n.Content))
+	for i, sn := range n.Content {
+		p.step(d, i, resolve(sn))
+	}
+	return d
+}
+
+func (p *parser) permissions(n *yaml.Node) Permissions {
+	var perms Permissions
+	a := at{field: "permissions"}
+	o, ok := p.mapping(n, a)
+	if !ok {
+		return perms
+	}
+	p.allow(o, a, "permissions", "start")
+	if v := o.get("start"); v != nil {
+		perms.Start = p.stringList(v, a.key("start"), func(s string) error { return checkPrincipal(s) })
+	}
+	return perms
+}
+
+// stringList reads a list of literal strings, checking each.
+func (p *parser) stringList(n *yaml.Node, a at, check func(string) error) []string {
+	if n.Kind != yaml.SequenceNode {
+		p.errf(n, a, "want a list, not %s", describe(n))
+		return nil
+	}
+	out := make([]string, 0, len(n.Content))
+	for i, c := range n.Content {
+		c = resolve(c)
+		s, ok := p.literal(c, a.index(i))
+		if !ok {
+			continue
+		}
+		if check != nil {
+			if err := check(s); err != nil {
+				p.fail(c, a.index(i), err)
+				continue
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// fields reads input or a task form.
+func (p *parser) fields(n *yaml.Node, a at) (map[string]Field, []string) {
+	out := map[string]Field{}
+	if isNull(n) {
+		return out, nil
+	}
+	o, ok := p.mapping(n, a)
+	if !ok {
+		return out, nil
+	}
+	var order []string
+	for _, name := range o.keys {
+		fa := a.key(name)
+		if len(name) > 64 || !identRE.MatchString(name) {
+			p.errf(o.keyNode(name), fa, "a field name is letters, digits and _ (not starting with a digit), at most 64, so expressions can say %s.NAME", strings.SplitN(a.field, ".", 2)[0])
+			continue
+		}
+		f, ok := p.field(o.get(name), fa)
+		if !ok {
+			continue
+		}
+		out[name] = f
+		order = append(order, name)
+	}
+	return out, order
+}
+
+func (p *parser) field(n *yaml.Node, a at) (Field, bool) {
+	var f Field
+	o, ok := p.mapping(n, a)
+	if !ok {
+		return f, false
+	}
+	p.allow(o, a, "a field", "type", "required", "description", "enum", "default")
+	tn := o.get("type")
+	if tn == nil {
+		p.errf(n, a.key("type"), "required (one of %s)", strings.Join(fieldTypes(), ", "))
+		return f, false
+	}
+	t, ok := p.literal(tn, a.key("type"))
+	if !ok {
+		return f, false
+	}
+	if !slices.Contains(fieldTypes(), t) {
+		p.errf(tn, a.key("type"), "unknown type %q (want one of %s)", t, strings.Join(fieldTypes(), ", "))
+		return f, false
+	}
+	f.Type = t
+	good := true
+	if v := o.get("required"); v != nil {
+		f.Required, ok = p.boolean(v, a.key("required"))
+		good = good && ok
+	}
+	if v := o.get("description"); v != nil {
+		f.Description, _ = p.text(v, a.key("description"))
+	}
+	if v := o.get("enum"); v != nil {
+		ea := a.key("enum")
+		switch {
+		case v.Kind != yaml.SequenceNode || len(v.Content) == 0:
+			p.errf(v, ea, "want a list of allowed values")
+			good = false
+		case t != "string" && t != "number" && t != "integer":
+			p.errf(v, ea, "only string, number and integer fields take an enum")
+			good = false
+		default:
+			for i, c := range v.Content {
+				val, err := normalize(f.Type, plain(c))
+				if err != nil {
+					p.fail(c, ea.index(i), err)
+					good = false
+					continue
+				}
+				f.Enum = append(f.Enum, val)
+			}
+		}
+	}
+	if v := o.get("default"); v != nil {
+		val, err := checkValue(f, plain(v))
+		if err != nil {
+			p.fail(v, a.key("default"), err)
+			good = false
+		}
+		f.Default = val
+	}
+	return f, good
+}
+
+// step reads steps[i] into d.Steps[i].
+func (p *parser) step(d *Definition, i int, n *yaml.Node) {
+	s := &d.Steps[i]
+	s.Line, s.Column = n.Line, n.Column
+	a := at{step: "steps[" + strconv.Itoa(i) + "]"}
+	if id := peekID(n); id != "" {
+		// Problems found while reading the mapping (duplicate keys) can
+		// already name the step.
+		a = at{step: id}
+	}
+	o, ok := p.mapping(n, at{step: a.step})
+	if !ok {
+		return
+	}
+	a = at{step: "steps[" + strconv.Itoa(i) + "]"}
+	if v := o.get("id"); v != nil {
+		if id, ok := p.literal(v, a.key("id")); ok {
+			switch {
+			case len(id) > 64:
+				p.errf(v, a.key("id"), "%q is longer than 64 characters", id)
+			case !stepIDRE.MatchString(id):
+				p.errf(v, a.key("id"), "%q must be letters, digits, _ and -", id)
+			default:
+				if j, dup := d.index[id]; dup {
+					p.errf(v, a.key("id"), "duplicate step id %q (also steps[%d], line %d)", id, j, d.Steps[j].Line)
+				} else {
+					d.index[id] = i
+				}
+				s.ID = id
+				a = at{step: id}
+			}
+		}
+	} else {
+		p.errf(n, a.key("id"), "required")
+	}
+	tn := o.get("type")
+	if tn == nil {
+		p.errf(n, a.key("type"), "required (one of %s)", typeList())
+		return
+	}
+	t, ok := p.literal(tn, a.key("type"))
+	if !ok {
+		return
+	}
+	s.Type = StepType(t)
+	if !slices.Contains(stepTypes(), s.Type) {
+		p.errf(tn, a.key("type"), "unknown step type %q (want one of %s)", t, typeList())
+		return
+	}
+	if v := o.get("description"); v != nil {
+		s.Description, _ = p.text(v, a.key("description"))
+	}
+	common := []string{"id", "type", "description"}
+	// next has a different meaning or none in some types; say so rather
+	// than "unknown key".
+	switch s.Type {
+	case TypeSwitch:
+		if k := o.keyNode("next"); k != nil {
+			p.errf(k, a.key("next"), "a switch goes on by its cases and default, not next")
+			delete(o.byKey, "next")
+			o.keys = slices.DeleteFunc(o.keys, func(s string) bool { return s == "next" })
+		}
+	case TypeReturn, TypeFail:
+		if k := o.keyNode("next"); k != nil {
+			p.errf(k, a.key("next"), "a %s step ends the instance; nothing comes next", s.Type)
+			delete(o.byKey, "next")
+			o.keys = slices.DeleteFunc(o.keys, func(s string) bool { return s == "next" })
+		}
+	case TypeTask:
+		// Task reads its own next map.
+	default:
+		common = append(common, "next")
+		if v := o.get("next"); v != nil {
+			if id, ok := p.literal(v, a.key("next")); ok {
+				s.Next = id
+				p.refs = append(p.refs, stepRef{from: i, target: id, n: v, a: a.key("next")})
+			}
+		}
+	}
+	what := fmt.Sprintf("a %s step", s.Type)
+	allow := func(keys ...string) { p.allow(o, a, what, append(common, keys...)...) }
+	switch s.Type {
+	case TypeHTTP:
+		allow("method", "url", "headers", "query", "body", "form", "timeout", "auth", "retry")
+		s.HTTP = p.httpStep(o, n, a)
+	case TypeOAuthServerLogin:
+		allow("server", "scope")
+		c := &OAuthServerLogin{Server: p.server(o, n, a)}
+		if v := o.get("scope"); v != nil {
+			c.Scope = p.template(v, a.key("scope"), nil)
+		}
+		s.OAuthServerLogin = c
+	case TypeOAuthUserLogin:
+		allow("server", "scope", "use_prompt")
+		c := &OAuthUserLogin{Server: p.server(o, n, a)}
+		if v := o.get("scope"); v != nil {
+			c.Scope = p.template(v, a.key("scope"), nil)
+		}
+		if v := o.get("use_prompt"); v != nil {
+			if b, ok := p.boolean(v, a.key("use_prompt")); ok {
+				c.UsePrompt = &b
+			}
+		}
+		s.OAuthUserLogin = c
+	case TypeOAuthRefresh:
+		allow("server", "refresh_token")
+		c := &OAuthRefresh{Server: p.server(o, n, a)}
+		if v := o.get("refresh_token"); v != nil {
+			c.RefreshToken = p.template(v, a.key("refresh_token"), nil)
+		} else {
+			p.errf(n, a.key("refresh_token"), "required: an expression giving the refresh token, such as ${{ vars.refresh_token }}")
+		}
+		s.OAuthRefresh = c
+	case TypeTask:
+		p.allow(o, a, what, append(common, "next", "title", "assignees", "actions", "form")...)
+		s.Task = p.task(i, o, n, a)
+	case TypeSwitch:
+		allow("cases", "default")
+		s.Switch = p.switchStep(i, o, n, a)
+	case TypeSet:
+		allow("vars")
+		s.Set = p.setStep(o, n, a)
+	case TypeWait:
+		allow("duration", "until")
+		s.Wait = p.waitStep(o, n, a)
+	case TypeReturn:
+		allow("status", "headers", "body")
+		s.Return = p.returnStep(o, a)
+	case TypeFail:
+		allow("error")
+		c := &Fail{}
+		if v := o.get("error"); v != nil {
+			c.Error = p.template(v, a.key("error"), nil)
+		} else {
+			p.errf(n, a.key("error"), "required: the message the instance fails with")
+		}
+		s.Fail = c
+	}
+}
+
+// peekID returns a step mapping's id when it is a plain valid one.
+func peekID(n *yaml.Node) string {
+	if n.Kind != yaml.MappingNode {
+		return ""
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if k, v := n.Content[i], resolve(n.Content[i+1]); k.Value == "id" && v.Kind == yaml.ScalarNode && stepIDRE.MatchString(v.Value) {
+			return v.Value
+		}
+	}
+	return ""
+}
+
+func typeList() string {
+	var names []string
+	for _, t := range stepTypes() {
+		names = append(names, string(t))
+	}
+	return strings.Join(names, ", ")
+}
+
+// server reads an OAuth step's required server name. Whether the server is
+// configured is for the deploying code to check (see Definition.Servers).
+func (p *parser) server(o object, n *yaml.Node, a at) string {
+	v := o.get("server")
+	if v == nil {
+		p.errf(n, a.key("server"), "required: the name of an oauth_servers entry")
+		return ""
+	}
+	s, ok := p.literal(v, a.key("server"))
+	if !ok {
+		return ""
+	}
+	if len(s) > 64 || !serverRE.MatchString(s) {
+		p.errf(v, a.key("server"), "%q is not a server name (letters, digits, . _ -)", s)
+		return ""
+	}
+	return s
+}

@@ -1,0 +1,577 @@
+package flow
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Defaults and bounds of step settings.
+const (
+	// DefaultHTTPTimeout bounds an http step attempt without a timeout.
+	DefaultHTTPTimeout = 30 * time.Second
+	// MaxHTTPTimeout is the longest timeout an http step may ask for, so
+	// that a graceful stop is not held up for long.
+	MaxHTTPTimeout = 5 * time.Minute
+	// MaxRetryAttempts is the most attempts a retry policy may ask for.
+	MaxRetryAttempts = 10
+	// DefaultRetryBackoff is the backoff of a retry policy without one.
+	DefaultRetryBackoff = time.Second
+	// MaxRetryBackoff is the longest backoff a retry policy may ask for.
+	MaxRetryBackoff = time.Hour
+)
+
+// httpMethods lists the methods an http step may use.
+// (A function, not a variable, so no caller can change the list.)
+func httpMethods() []string {
+	return []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+}
+
+func (p *parser) httpStep(o object, n *yaml.Node, a at) *HTTP {
+	h := &HTTP{Method: "GET", Timeout: DefaultHTTPTimeout, Retry: Retry{Attempts: 1}}
+	if v := o.get("method"); v != nil {
+		if m, ok := p.literal(v, a.key("method")); ok {
+			m = strings.ToUpper(m)
+			if slices.Contains(httpMethods(), m) {
+				h.Method = m
+			} else {
+				p.errf(v, a.key("method"), "%q is not an HTTP method (want one of %s)", m, strings.Join(httpMethods(), ", "))
+			}
+		}
+	}
+	if v := o.get("url"); v != nil {
+		h.URL = p.template(v, a.key("url"), checkURL)
+	} else {
+		p.errf(n, a.key("url"), "required")
+	}
+	if v := o.get("headers"); v != nil {
+		h.Headers = p.templateMap(v, a.key("headers"), checkHeaderName)
+	}
+	if v := o.get("query"); v != nil {
+		h.Query = p.templateMap(v, a.key("query"), nil)
+	}
+	if v := o.get("body"); v != nil {
+		h.Body, h.HasBody = p.tree(v, a.key("body")), true
+	}
+	if v := o.get("form"); v != nil {
+		h.Form = p.templateMap(v, a.key("form"), nil)
+		if h.HasBody {
+			p.errf(o.keyNode("form"), a.key("form"), "body and form exclude each other: body is sent as JSON, form as application/x-www-form-urlencoded")
+		}
+	}
+	if v := o.get("timeout"); v != nil {
+		if d, ok := p.duration(v, a.key("timeout")); ok {
+			if d > MaxHTTPTimeout {
+				p.errf(v, a.key("timeout"), "at most %s", MaxHTTPTimeout)
+			} else {
+				h.Timeout = d
+			}
+		}
+	}
+	if v := o.get("auth"); v != nil {
+		h.Auth = p.httpAuth(v, a.key("auth"))
+		for name := range h.Headers {
+			if strings.EqualFold(name, "Authorization") {
+				p.errf(v, a.key("auth"), "auth sets the Authorization header; remove headers.%s", name)
+			}
+		}
+	}
+	if v := o.get("retry"); v != nil {
+		h.Retry = p.retry(v, a.key("retry"))
+	}
+	return h
+}
+
+func (p *parser) httpAuth(n *yaml.Node, a at) *HTTPAuth {
+	o, ok := p.mapping(n, a)
+	if !ok {
+		return nil
+	}
+	p.allow(o, a, "auth", "server", "as")
+	auth := &HTTPAuth{Server: p.server(o, n, a)}
+	v := o.get("as")
+	if v == nil {
+		// Whose token to send is too consequential to default.
+		p.errf(n, a.key("as"), "required: starter (the user who started the instance) or service (Flowgate's own client credentials)")
+		return auth
+	}
+	if s, ok := p.literal(v, a.key("as")); ok {
+		if s != AuthAsStarter && s != AuthAsService {
+			p.errf(v, a.key("as"), "%q: want starter or service", s)
+		}
+		auth.As = s
+	}
+	return auth
+}
+
+func (p *parser) retry(n *yaml.Node, a at) Retry {
+	r := Retry{Attempts: 1}
+	o, ok := p.mapping(n, a)
+	if !ok {
+		return r
+	}
+	p.allow(o, a, "retry", "attempts", "backoff")
+	if v := o.get("attempts"); v != nil {
+		if i, ok := p.integer(v, a.key("attempts")); ok {
+			if i < 1 || i > MaxRetryAttempts {
+				p.errf(v, a.key("attempts"), "%d: want 1 to %d (every try counts, the first included)", i, MaxRetryAttempts)
+			} else {
+				r.Attempts = i
+			}
+		}
+	} else {
+		p.errf(n, a.key("attempts"), "required: how many tries in all, 1 to %d", MaxRetryAttempts)
+	}
+	r.Backoff = DefaultRetryBackoff
+	if v := o.get("backoff"); v != nil {
+		if d, ok := p.duration(v, a.key("backoff")); ok {
+			if d > MaxRetryBackoff {
+				p.errf(v, a.key("backoff"), "at most %s", MaxRetryBackoff)
+			} else {
+				r.Backoff = d
+			}
+		}
+	}
+	return r
+}
+
+// duration reads a positive Go duration (30s, 1m30s, 2h).
+func (p *parser) duration(n *yaml.Node, a at) (time.Duration, bool) {
+	s, ok := p.literal(n, a)
+	if !ok {
+		return 0, false
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		p.errf(n, a, "%q is not a duration (such as 500ms, 30s, 5m, 2h)", s)
+		return 0, false
+	}
+	if d <= 0 {
+		p.errf(n, a, "%q: want a duration above zero", s)
+		return 0, false
+	}
+	return d, true
+}
+
+func checkURL(t *Template) error {
+	if !t.IsLiteral() {
+		// Known only at run time; the engine checks the result.
+		return nil
+	}
+	return CheckURL(t.src)
+}
+
+// CheckURL reports whether s is an absolute http or https URL, the only
+// URLs http steps call. The engine applies it to URLs computed by
+// expressions.
+func CheckURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("not a URL: %w", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" || u.Host == "" {
+		return fmt.Errorf("%q: want an absolute http:// or https:// URL", s)
+	}
+	return nil
+}
+
+func checkHeaderName(s string) error {
+	if s == "" {
+		return errors.New("empty header name")
+	}
+	for _, r := range s {
+		if r > 0x7e || r <= ' ' || strings.ContainsRune(`"(),/:;<=>?@[\]{}`, r) {
+			return fmt.Errorf("%q is not a valid header name", s)
+		}
+	}
+	return nil
+}
+
+func (p *parser) task(i int, o object, n *yaml.Node, a at) *Task {
+	t := &Task{Next: map[string]string{}}
+	if v := o.get("title"); v != nil {
+		t.Title = p.template(v, a.key("title"), nil)
+	} else {
+		p.errf(n, a.key("title"), "required: what the worklist shows")
+	}
+	if v := o.get("assignees"); v == nil {
+		p.errf(n, a.key("assignees"), "required: a task needs at least one assignee (user:NAME, role:NAME, client:ID)")
+	} else if v.Kind != yaml.SequenceNode {
+		p.errf(v, a.key("assignees"), "want a list, not %s", describe(v))
+	} else if len(v.Content) == 0 {
+		p.errf(v, a.key("assignees"), "a task needs at least one assignee (user:NAME, role:NAME, client:ID)")
+	} else {
+		for j, c := range v.Content {
+			if tt := p.template(resolve(c), a.key("assignees").index(j), checkAssigneeTemplate); tt != nil {
+				t.Assignees = append(t.Assignees, tt)
+			}
+		}
+	}
+	actionsNode := o.get("actions")
+	switch {
+	case actionsNode == nil:
+		p.errf(n, a.key("actions"), "a task needs at least one action")
+	case actionsNode.Kind != yaml.SequenceNode:
+		p.errf(actionsNode, a.key("actions"), "want a list, not %s", describe(actionsNode))
+	case len(actionsNode.Content) == 0:
+		p.errf(actionsNode, a.key("actions"), "a task needs at least one action")
+	default:
+		seen := map[string]bool{}
+		for j, c := range actionsNode.Content {
+			c = resolve(c)
+			aa := a.key("actions").index(j)
+			s, ok := p.literal(c, aa)
+			switch {
+			case !ok:
+			case len(s) > 64 || !actionRE.MatchString(s):
+				p.errf(c, aa, "%q: an action is letters, digits, spaces and _ . - (at most 64)", s)
+			case seen[s]:
+				p.errf(c, aa, "duplicate action %q", s)
+			default:
+				seen[s] = true
+				t.Actions = append(t.Actions, s)
+			}
+		}
+	}
+	if v := o.get("form"); v != nil {
+		t.Form, t.FormOrder = p.fields(v, a.key("form"))
+	} else {
+		t.Form = map[string]Field{}
+	}
+	if v := o.get("next"); v != nil {
+		na := a.key("next")
+		if v.Kind != yaml.MappingNode {
+			p.errf(v, na, "a task's next maps each action to a step, such as {%s: STEP}", firstOr(t.Actions, "Approve"))
+		} else {
+			no, _ := p.mapping(v, na)
+			for _, action := range no.keys {
+				aa := na.key(action)
+				if !slices.Contains(t.Actions, action) && actionsNode != nil {
+					p.errf(no.keyNode(action), aa, "%q is not one of the actions (%s)", action, strings.Join(t.Actions, ", "))
+					continue
+				}
+				tv := no.get(action)
+				if id, ok := p.literal(tv, aa); ok {
+					t.Next[action] = id
+					p.refs = append(p.refs, stepRef{from: i, target: id, n: tv, a: aa})
+				}
+			}
+		}
+	}
+	return t
+}
+
+func firstOr(s []string, def string) string {
+	if len(s) > 0 {
+		return s[0]
+	}
+	return def
+}
+
+func (p *parser) switchStep(i int, o object, n *yaml.Node, a at) *Switch {
+	sw := &Switch{}
+	v := o.get("cases")
+	switch {
+	case v == nil:
+		p.errf(n, a.key("cases"), "required: a switch needs at least one case {when, next}")
+	case v.Kind != yaml.SequenceNode:
+		p.errf(v, a.key("cases"), "want a list of {when, next}, not %s", describe(v))
+	case len(v.Content) == 0:
+		p.errf(v, a.key("cases"), "a switch needs at least one case {when, next}")
+	default:
+		for j, c := range v.Content {
+			ca := a.key("cases").index(j)
+			co, ok := p.mapping(c, ca)
+			if !ok {
+				continue
+			}
+			p.allow(co, ca, "a case", "when", "next")
+			var cs Case
+			if w := co.get("when"); w == nil {
+				p.errf(c, ca.key("when"), "required: a ${{ … }} expression giving true or false")
+			} else if w.Kind == yaml.ScalarNode && w.Tag == "!!str" {
+				cs.When = p.templateOf(w.Value, w, ca.key("when"), true, nil)
+			} else {
+				p.errf(w, ca.key("when"), "want a ${{ … }} expression giving true or false, not %s", describe(w))
+			}
+			if nx := co.get("next"); nx == nil {
+				p.errf(c, ca.key("next"), "required: the step to go to when the case holds")
+			} else if id, ok := p.literal(nx, ca.key("next")); ok {
+				cs.Next = id
+				p.refs = append(p.refs, stepRef{from: i, target: id, n: nx, a: ca.key("next")})
+			}
+			sw.Cases = append(sw.Cases, cs)
+		}
+	}
+	if d := o.get("default"); d != nil {
+		if id, ok := p.literal(d, a.key("default")); ok {
+			sw.Default = id
+			p.refs = append(p.refs, stepRef{from: i, target: id, n: d, a: a.key("default")})
+		}
+	}
+	return sw
+}
+
+func (p *parser) setStep(o object, n *yaml.Node, a at) *Set {
+	s := &Set{Vars: map[string]any{}}
+	v := o.get("vars")
+	if v == nil {
+		p.errf(n, a.key("vars"), "required: the variables to set, {NAME: value}")
+		return s
+	}
+	vo, ok := p.mapping(v, a.key("vars"))
+	if !ok {
+		return s
+	}
+	if len(vo.keys) == 0 {
+		p.errf(v, a.key("vars"), "a set step needs at least one variable")
+	}
+	for _, name := range vo.keys {
+		va := a.key("vars").key(name)
+		if len(name) > 64 || !identRE.MatchString(name) {
+			p.errf(vo.keyNode(name), va, "a variable name is letters, digits and _ (not starting with a digit), at most 64, so expressions can say vars.NAME")
+			continue
+		}
+		s.Vars[name] = p.tree(vo.get(name), va)
+		s.VarsOrder = append(s.VarsOrder, name)
+	}
+	return s
+}
+
+func (p *parser) waitStep(o object, n *yaml.Node, a at) *Wait {
+	w := &Wait{}
+	dn, un := o.get("duration"), o.get("until")
+	switch {
+	case dn != nil && un != nil:
+		p.errf(n, a, "a wait takes duration or until, not both")
+	case dn == nil && un == nil:
+		p.errf(n, a, "a wait needs duration (such as 10m) or until (an RFC 3339 time or an expression)")
+	case dn != nil:
+		w.Duration, _ = p.duration(dn, a.key("duration"))
+	default:
+		w.Until = p.template(un, a.key("until"), func(t *Template) error {
+			if !t.IsLiteral() {
+				return nil
+			}
+			if _, err := time.Parse(time.RFC3339, t.src); err != nil {
+				return fmt.Errorf("%q is not an RFC 3339 time (such as 2026-01-31T17:00:00Z) or an expression", t.src)
+			}
+			return nil
+		})
+	}
+	return w
+}
+
+func (p *parser) returnStep(o object, a at) *Return {
+	r := &Return{Status: 200}
+	if v := o.get("status"); v != nil {
+		sa := a.key("status")
+		switch {
+		case v.Kind == yaml.ScalarNode && v.Tag == "!!int":
+			if st, ok := p.integer(v, sa); ok {
+				if st < 100 || st > 599 {
+					p.errf(v, sa, "%d is not an HTTP status (100–599)", st)
+				} else {
+					r.Status = st
+				}
+			}
+		case v.Kind == yaml.ScalarNode && v.Tag == "!!str" && strings.Contains(v.Value, "${{"):
+			r.Status = 0
+			r.StatusExpr = p.templateOf(v.Value, v, sa, false, func(t *Template) error {
+				if !t.IsExpression() {
+					return errors.New("want a number 100–599 or one ${{ … }} expression")
+				}
+				return nil
+			})
+		default:
+			p.errf(v, sa, "want a number 100–599 or one ${{ … }} expression, not %s", describe(v))
+		}
+	}
+	if v := o.get("headers"); v != nil {
+		r.Headers = p.templateMap(v, a.key("headers"), checkHeaderName)
+	}
+	if v := o.get("body"); v != nil {
+		r.Body, r.HasBody = p.tree(v, a.key("body")), true
+	}
+	return r
+}
+
+// checkSteps checks what needs every step read: targets of next, cases
+// and defaults, where task actions lead, and that every step can be
+// reached from the first.
+func (p *parser) checkSteps(d *Definition) {
+	// A broken edge makes the steps behind it look unreachable; reporting
+	// those too would bury the real problem, so reachability is checked
+	// only on a sound graph.
+	sound := len(d.Steps) > 0 && len(d.index) == len(d.Steps)
+	for _, r := range p.refs {
+		if _, ok := d.index[r.target]; ok {
+			continue
+		}
+		sound = false
+		msg := fmt.Sprintf("no step %q", r.target)
+		if best := closest(r.target, d.index); best != "" {
+			msg += fmt.Sprintf(" (did you mean %s?)", best)
+		}
+		p.fail(r.n, r.a, errors.New(msg))
+	}
+	for i := range d.Steps {
+		s := &d.Steps[i]
+		if (s.Type == TypeTask && (s.Task == nil || len(s.Task.Actions) == 0)) ||
+			(s.Type == TypeSwitch && (s.Switch == nil || len(s.Switch.Cases) == 0)) {
+			sound = false
+		}
+	}
+	if !sound {
+		return
+	}
+	last := len(d.Steps) - 1
+	if t := d.Steps[last].Task; t != nil {
+		for _, action := range t.Actions {
+			if _, ok := t.Next[action]; !ok {
+				// An action is a decision; ending the instance without a
+				// result because no next was written is more likely a
+				// slip than intended. A return step says it explicitly.
+				s := &d.Steps[last]
+				p.errf(&yaml.Node{Line: s.Line, Column: s.Column}, at{step: s.ID, field: "next"},
+					"action %q leads nowhere: the task is the last step; map it in next (a return step ends the instance)", action)
+			}
+		}
+	}
+	seen := make([]bool, len(d.Steps))
+	stack := []int{0}
+	seen[0] = true
+	for len(stack) > 0 {
+		i := stack[len(stack)-1]
+		stack = stack[:len(stack)-1]
+		for _, id := range d.successors(i) {
+			if j, ok := d.index[id]; ok && !seen[j] {
+				seen[j] = true
+				stack = append(stack, j)
+			}
+		}
+	}
+	for i, ok := range seen {
+		if !ok {
+			s := &d.Steps[i]
+			p.errf(&yaml.Node{Line: s.Line, Column: s.Column}, at{step: s.ID}, "unreachable: no step leads here")
+		}
+	}
+}
+
+// successors lists the ids of the steps that may follow steps[i].
+func (d *Definition) successors(i int) []string {
+	s := &d.Steps[i]
+	following := ""
+	if i+1 < len(d.Steps) {
+		following = d.Steps[i+1].ID
+	}
+	var out []string
+	add := func(id string) {
+		if id != "" {
+			out = append(out, id)
+		}
+	}
+	switch s.Type {
+	case TypeReturn, TypeFail:
+	case TypeTask:
+		if s.Task == nil {
+			break
+		}
+		for _, action := range s.Task.Actions {
+			if next, ok := s.Task.Next[action]; ok {
+				add(next)
+			} else {
+				add(following)
+			}
+		}
+	case TypeSwitch:
+		if s.Switch == nil {
+			break
+		}
+		for _, c := range s.Switch.Cases {
+			add(c.Next)
+		}
+		if s.Switch.Default != "" {
+			add(s.Switch.Default)
+		} else {
+			add(following)
+		}
+	default:
+		if s.Next != "" {
+			add(s.Next)
+		} else {
+			add(following)
+		}
+	}
+	return out
+}
+
+// compile compiles every template now that input fields and step ids are
+// known, so expressions naming an undeclared input field or a missing step
+// fail at deploy.
+func (p *parser) compile(d *Definition) {
+	for _, pt := range p.pending {
+		o := compileOptions{inputs: d.Input, steps: d.index, checkRef: true, wantBool: pt.wantBool}
+		t, err := compileTemplate(pt.t.src, o)
+		if err != nil {
+			p.fail(pt.n, pt.a, err)
+			continue
+		}
+		pt.t.parts, pt.t.whole, pt.t.wantBool = t.parts, t.whole, t.wantBool
+		if pt.check != nil {
+			if err := pt.check(pt.t); err != nil {
+				p.fail(pt.n, pt.a, err)
+			}
+		}
+	}
+}
+
+// closest returns the id nearest to s, for "did you mean" hints.
+func closest(s string, ids map[string]int) string {
+	names := make([]string, 0, len(ids))
+	for id := range ids {
+		names = append(names, id)
+	}
+	slices.Sort(names)
+	return nearest(s, names)
+}
+
+// nearest returns the candidate a typo of s most likely meant, or "": at
+// most two edits away, and fewer edits than the candidate has characters
+// (else "b" would suggest "a").
+func nearest(s string, candidates []string) string {
+	best, bestDist := "", 3
+	for _, c := range candidates {
+		if d := editDistance(s, c); d < bestDist && d < len(c) {
+			best, bestDist = c, d
+		}
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
