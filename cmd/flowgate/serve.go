@@ -82,6 +82,7 @@ func (c *cli) serveCmd() *cobra.Command {
 				return err
 			}
 			srv.Handle("GET /api/v1/me", validator.Middleware(validator.MeHandler()))
+			registerLoadTestRoutes(srv, validator)
 			go pruneExpired(ctx, a, logger)
 
 			logger.Info("flowgate serving", "addr", ln.Addr().String(), "public_url", cfg.Server.PublicURL, "database", a.Store.Backend())
