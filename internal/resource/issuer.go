@@ -53,7 +53,11 @@ type IssuerStatus struct {
 
 // remoteIssuer is a trusted external issuer: its rules, and its key set once discovery worked.
 type remoteIssuer struct {
-	cfg        IssuerConfig
+	cfg IssuerConfig
+	// ctx ends when the issuer is dropped by SetIssuers or the validator's
+	// context ends; it bounds discovery retries and key refreshes.
+	ctx        context.Context
+	cancel     context.CancelFunc
 	parser     *jwt.Parser
 	extraNames []string // configured claim names that tokenClaims has no field for
 

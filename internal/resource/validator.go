@@ -12,10 +12,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -112,8 +114,19 @@ type Validator struct {
 	log      *slog.Logger
 	own      OwnIssuer
 	ownParse *jwt.Parser
-	remotes  []*remoteIssuer          // in configuration order, for Status
-	byIss    map[string]*remoteIssuer // read-only after NewValidator
+	// base bounds every issuer's background work; each issuer also has its
+	// own cancel, so SetIssuers can stop the ones it drops.
+	base    context.Context
+	issuers atomic.Pointer[issuerSet]
+	// setMu serialises SetIssuers; readers never take it.
+	setMu sync.Mutex
+}
+
+// issuerSet is an immutable snapshot of the trusted external issuers, so
+// Validate reads it without locks while SetIssuers swaps in a new one.
+type issuerSet struct {
+	remotes []*remoteIssuer          // in configuration order, for Status
+	byIss   map[string]*remoteIssuer // by exact iss
 }
 
 // NewValidator builds the validator for Flowgate's own issuer and the trusted external
@@ -144,65 +157,100 @@ func NewValidator(ctx context.Context, own OwnIssuer, issuers []IssuerConfig, op
 	if own.Issuer == "" || own.Keys == nil {
 		return nil, errors.New("resource: own issuer needs Issuer and Keys")
 	}
-	v := &Validator{
-		opts:  o,
-		log:   o.logger,
-		own:   own,
-		byIss: make(map[string]*remoteIssuer, len(issuers)),
-	}
+	v := &Validator{opts: o, log: o.logger, own: own, base: ctx}
 	v.ownParse = jwt.NewParser(v.parserOptions(own.Issuer, append([]string{own.Issuer}, own.Audiences...))...)
+	v.issuers.Store(&issuerSet{byIss: map[string]*remoteIssuer{}})
+	if err := v.SetIssuers(issuers); err != nil {
+		return nil, err
+	}
+	return v, nil
+}
 
+// SetIssuers replaces the trusted external issuers, for configuration
+// changed while serving (the admin API). Issuers whose configuration is
+// unchanged keep their key sets; new ones are discovered before it returns
+// (a failure is shown in Status and retried); dropped ones stop their
+// background work. The whole list is checked first: on error nothing
+// changes.
+func (v *Validator) SetIssuers(issuers []IssuerConfig) error {
+	v.setMu.Lock()
+	defer v.setMu.Unlock()
+	old := v.issuers.Load()
+	next := &issuerSet{byIss: make(map[string]*remoteIssuer, len(issuers))}
 	names := map[string]bool{OwnIssuerName: true}
+	var fresh []*remoteIssuer
 	for _, cfg := range issuers {
 		switch {
 		case cfg.Name == "" || cfg.Issuer == "":
-			return nil, fmt.Errorf("resource: trusted issuer %q: name and issuer are required", cfg.Name)
+			return fmt.Errorf("resource: trusted issuer %q: name and issuer are required", cfg.Name)
 		case names[cfg.Name]:
-			return nil, fmt.Errorf("resource: trusted issuer name %q is used twice (or is reserved)", cfg.Name)
-		case cfg.Issuer == own.Issuer || v.byIss[cfg.Issuer] != nil:
-			return nil, fmt.Errorf("resource: trusted issuer %q: issuer %s is already trusted", cfg.Name, cfg.Issuer)
+			return fmt.Errorf("resource: trusted issuer name %q is used twice (or is reserved)", cfg.Name)
+		case cfg.Issuer == v.own.Issuer || next.byIss[cfg.Issuer] != nil:
+			return fmt.Errorf("resource: trusted issuer %q: issuer %s is already trusted", cfg.Name, cfg.Issuer)
 		}
 		names[cfg.Name] = true
-		ri := &remoteIssuer{
-			cfg: cfg,
-			status: IssuerStatus{
-				Name:        cfg.Name,
-				Issuer:      cfg.Issuer,
-				MetadataURL: cfg.metadataURL(),
-			},
+		if prev := old.byIss[cfg.Issuer]; prev != nil && sameIssuerConfig(prev.cfg, cfg) {
+			next.remotes = append(next.remotes, prev)
+			next.byIss[cfg.Issuer] = prev
+			continue
 		}
-		if cfg.Audience != "" {
-			ri.parser = jwt.NewParser(v.parserOptions(cfg.Issuer, []string{cfg.Audience})...)
-		}
-		for _, c := range []string{cfg.SubjectClaim, cfg.ScopeClaim, cfg.RolesClaim} {
-			if c != "" && !knownClaim(c) && !slices.Contains(ri.extraNames, c) {
-				ri.extraNames = append(ri.extraNames, c)
-			}
-		}
-		v.remotes = append(v.remotes, ri)
-		v.byIss[cfg.Issuer] = ri
+		ri := v.newRemote(cfg)
+		fresh = append(fresh, ri)
+		next.remotes = append(next.remotes, ri)
+		next.byIss[cfg.Issuer] = ri
 	}
 
 	var wg sync.WaitGroup
-	for _, ri := range v.remotes {
+	for _, ri := range fresh {
 		if ri.parser == nil {
 			// Without an audience any token for any API of that issuer would pass; no retry
 			// fixes configuration, so this one stays unavailable.
 			ri.status.Error = "configuration: audience is required"
-			v.log.ErrorContext(ctx, "trusted issuer misconfigured", "issuer", ri.cfg.Name, "error", ri.status.Error)
+			v.log.ErrorContext(ri.ctx, "trusted issuer misconfigured", "issuer", ri.cfg.Name, "error", ri.status.Error)
 			continue
 		}
 		wg.Go(func() {
-			if v.start(ctx, ri) {
+			if v.start(ri.ctx, ri) {
 				return
 			}
-			v.log.ErrorContext(ctx, "trusted issuer unavailable, retrying in the background",
+			v.log.ErrorContext(ri.ctx, "trusted issuer unavailable, retrying in the background",
 				"issuer", ri.cfg.Name, "metadata_url", ri.cfg.metadataURL(), "error", ri.statusError())
-			go v.retry(ctx, ri)
+			go v.retry(ri.ctx, ri)
 		})
 	}
 	wg.Wait()
-	return v, nil
+	v.issuers.Store(next)
+	for _, ri := range old.remotes {
+		if next.byIss[ri.cfg.Issuer] != ri {
+			ri.cancel()
+		}
+	}
+	return nil
+}
+
+func (v *Validator) newRemote(cfg IssuerConfig) *remoteIssuer {
+	ctx, cancel := context.WithCancel(v.base)
+	ri := &remoteIssuer{
+		cfg:    cfg,
+		ctx:    ctx,
+		cancel: cancel,
+		status: IssuerStatus{Name: cfg.Name, Issuer: cfg.Issuer, MetadataURL: cfg.metadataURL()},
+	}
+	if cfg.Audience != "" {
+		ri.parser = jwt.NewParser(v.parserOptions(cfg.Issuer, []string{cfg.Audience})...)
+	}
+	for _, c := range []string{cfg.SubjectClaim, cfg.ScopeClaim, cfg.RolesClaim} {
+		if c != "" && !knownClaim(c) && !slices.Contains(ri.extraNames, c) {
+			ri.extraNames = append(ri.extraNames, c)
+		}
+	}
+	return ri
+}
+
+func sameIssuerConfig(a, b IssuerConfig) bool {
+	return a.Name == b.Name && a.Issuer == b.Issuer && a.MetadataURL == b.MetadataURL && a.Audience == b.Audience &&
+		a.SubjectClaim == b.SubjectClaim && a.ScopeClaim == b.ScopeClaim && a.RolesClaim == b.RolesClaim &&
+		maps.Equal(a.ScopeMap, b.ScopeMap)
 }
 
 // knownClaim reports whether tokenClaims decodes the claim into a field.
@@ -232,9 +280,10 @@ func (v *Validator) parserOptions(iss string, aud []string) []jwt.ParserOption {
 // Status reports each issuer, Flowgate's own first, for /readyz details. An issuer that is not
 // ready does not make Flowgate unready: only its tokens are refused.
 func (v *Validator) Status() []IssuerStatus {
-	out := make([]IssuerStatus, 0, 1+len(v.remotes))
+	set := v.issuers.Load()
+	out := make([]IssuerStatus, 0, 1+len(set.remotes))
 	out = append(out, IssuerStatus{Name: OwnIssuerName, Issuer: v.own.Issuer, Ready: true})
-	for _, ri := range v.remotes {
+	for _, ri := range set.remotes {
 		ri.mu.Lock()
 		s := ri.status
 		ri.mu.Unlock()
@@ -262,7 +311,7 @@ func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error
 	if iss == v.own.Issuer {
 		return v.validateOwn(ctx, raw)
 	}
-	ri := v.byIss[iss]
+	ri := v.issuers.Load().byIss[iss]
 	if ri == nil {
 		return nil, invalidToken("unknown issuer "+quoteSafe(iss, 100), nil)
 	}
