@@ -172,10 +172,11 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *store.Au
 	ctx := r.Context()
 	code := randomToken(32)
 	now := s.now()
+	family := randomToken(16)
 	err := s.st.CreateAuthCode(ctx, store.AuthCode{
 		Hash: hashToken(code), ClientID: req.ClientID, RedirectURI: req.RedirectURI, User: req.User, Scopes: req.Scopes,
 		Nonce: req.Nonce, CodeChallenge: req.CodeChallenge, CodeChallengeMethod: req.CodeChallengeMethod,
-		AuthTime: req.AuthTime, AMR: req.AMR, AccessJTI: randomToken(16), FamilyID: randomToken(16),
+		AuthTime: req.AuthTime, AMR: req.AMR, AccessJTI: familyJTI(family), FamilyID: family,
 		CreatedAt: now, ExpiresAt: now.Add(codeTTL),
 	})
 	if err != nil {

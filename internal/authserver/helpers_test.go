@@ -113,6 +113,13 @@ func testAuth() config.Auth {
 // SQLite database) and seeds users and clients.
 func newEnv(t testing.TB, st store.Store, ring *keyring.Ring, seed bool) *env {
 	t.Helper()
+	return newEnvWith(t, st, ring, seed, nil)
+}
+
+// newEnvWith is newEnv with the auth configuration changed by mod (nil:
+// testAuth as it is) before the server starts.
+func newEnvWith(t testing.TB, st store.Store, ring *keyring.Ring, seed bool, mod func(*config.Auth)) *env {
+	t.Helper()
 	if ring == nil {
 		ring = newRing(t)
 	}
@@ -120,6 +127,9 @@ func newEnv(t testing.TB, st store.Store, ring *keyring.Ring, seed bool) *env {
 		st = sqliteStore(t, ring)
 	}
 	e := &env{t: t, st: st, ring: ring, audit: &recorder{}, auth: testAuth()}
+	if mod != nil {
+		mod(&e.auth)
+	}
 	var err error
 	if e.hasher, err = credential.NewHasher(credential.Argon2Params{Memory: 64, Time: 1, Threads: 1, KeyLen: 32, SaltLen: 16}); err != nil {
 		t.Fatal(err)

@@ -95,7 +95,7 @@ func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
 			writeJSON(w, http.StatusOK, inactive)
 			return
 		}
-		revoked, err := s.st.AccessTokenRevoked(ctx, p.JTI)
+		revoked, err := s.accessRevoked(ctx, p.JTI)
 		if err != nil {
 			s.writeOAuthError(w, err)
 			return
@@ -176,7 +176,8 @@ func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
 	}
 	rt, err := s.st.GetRefreshToken(ctx, hashToken(raw))
 	if err == nil && rt.ClientID == client.ID {
-		if err := s.st.RevokeRefreshFamily(ctx, rt.FamilyID); err != nil {
+		// RFC 7009 §2.1: the access tokens of the same grant go too.
+		if err := s.revokeFamily(ctx, rt.FamilyID); err != nil {
 			s.writeOAuthError(w, err)
 			return
 		}
@@ -209,7 +210,7 @@ func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
 		challenge("invalid_token")
 		return
 	}
-	if revoked, err := s.st.AccessTokenRevoked(ctx, p.JTI); err != nil {
+	if revoked, err := s.accessRevoked(ctx, p.JTI); err != nil {
 		s.writeOAuthError(w, err)
 		return
 	} else if revoked {

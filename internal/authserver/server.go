@@ -22,7 +22,8 @@
 // Hot paths: client_credentials with a client secret does one client read,
 // an HMAC check, one signature and an audit record (batched by the
 // Auditor); introspection does one signature check with in-memory keys and
-// one primary-key lookup in the revocation deny-list. Nothing else writes.
+// one primary-key lookup in the revocation deny-list (two for a user's
+// token: its jti and its refresh family). Nothing else writes.
 package authserver
 
 import (
@@ -170,10 +171,10 @@ func MaxTokenTTL(a config.Auth) time.Duration {
 // resource.OwnIssuer.Keys wants.
 func (s *Server) Keys() *Keys { return s.keys }
 
-// Revoked reports whether an access token's jti is deny-listed, for
-// resource.OwnIssuer.Revoked.
+// Revoked reports whether an access token's jti is deny-listed, by itself
+// or through its refresh family, for resource.OwnIssuer.Revoked.
 func (s *Server) Revoked(ctx context.Context, jti string) (bool, error) {
-	return s.st.AccessTokenRevoked(ctx, jti)
+	return s.accessRevoked(ctx, jti)
 }
 
 // RevokeUser revokes every refresh token and ends every session of a user,

@@ -41,8 +41,8 @@ type tokenResponse struct {
 	IDToken      string `json:"id_token,omitempty"`
 }
 
-// mintAccess signs an access token. jti may be preset (codes choose theirs
-// at issue time so a reuse can deny-list it).
+// mintAccess signs an access token. jti may be preset: tokens of a refresh
+// family name it (familyJTI), so that revoking the family refuses them.
 func (s *Server) mintAccess(sub, clientID string, scopes []string, jti string, authTime time.Time, now time.Time) (string, time.Time, error) {
 	if jti == "" {
 		jti = randomToken(16)
@@ -186,15 +186,59 @@ func (s *Server) codeExchange(r *http.Request, c *store.Client) (*tokenResponse,
 	return resp, nil
 }
 
-// revokeCodeTokens revokes the refresh family and deny-lists the access
-// token that the first exchange of a code issued.
+// revokeCodeTokens revokes everything the first exchange of a code led
+// to: the refresh family and every access token issued in it.
 func (s *Server) revokeCodeTokens(ctx context.Context, ac store.AuthCode) {
-	if err := s.st.RevokeRefreshFamily(ctx, ac.FamilyID); err != nil {
+	if err := s.revokeFamily(ctx, ac.FamilyID); err != nil {
 		s.logger.Error("revoking tokens of a reused code", "err", err)
 	}
+	// Codes issued before access-token jtis named their family carry a
+	// plain jti; deny-list it by itself too.
 	if err := s.st.RevokeAccessToken(ctx, ac.AccessJTI, ac.UsedAt.Add(s.opts.Auth.AccessTokenTTL+time.Minute)); err != nil {
 		s.logger.Error("revoking tokens of a reused code", "err", err)
 	}
+}
+
+// Access tokens of a refresh family (those of authorization_code and
+// refresh_token grants) have the jti "<family id>.<random>", so that a
+// revoked family refuses them all with one deny-list row, "family:<id>",
+// and issuing them writes nothing. Client-credentials tokens have no
+// family and a plain jti. Neither part can contain '.' or ':' (base64url).
+const familyDenyPrefix = "family:"
+
+func familyJTI(family string) string { return family + "." + randomToken(16) }
+
+// revokeFamily revokes every refresh token of a family and deny-lists
+// every access token issued in it. The deny-list row lives one access-token
+// lifetime (plus a margin for a refresh in flight): every access token of
+// the family was issued before now, so none outlives it.
+func (s *Server) revokeFamily(ctx context.Context, family string) error {
+	if err := s.st.RevokeRefreshFamily(ctx, family); err != nil {
+		return err
+	}
+	return s.denyFamilyAccess(ctx, family)
+}
+
+// denyFamilyAccess deny-lists the access tokens of a family whose refresh
+// tokens are already revoked (the store does that itself on reuse).
+func (s *Server) denyFamilyAccess(ctx context.Context, family string) error {
+	if family == "" {
+		return nil
+	}
+	return s.st.RevokeAccessToken(ctx, familyDenyPrefix+family, s.now().Add(s.opts.Auth.AccessTokenTTL+time.Minute))
+}
+
+// accessRevoked reports whether an access token is deny-listed by its jti
+// or by its family.
+func (s *Server) accessRevoked(ctx context.Context, jti string) (bool, error) {
+	revoked, err := s.st.AccessTokenRevoked(ctx, jti)
+	if err != nil || revoked {
+		return revoked, err
+	}
+	if family, _, ok := strings.Cut(jti, "."); ok && family != "" {
+		return s.st.AccessTokenRevoked(ctx, familyDenyPrefix+family)
+	}
+	return false, nil
 }
 
 // issueUserTokens mints the access token, the ID token (scope openid) and a
@@ -295,6 +339,11 @@ func (s *Server) refresh(r *http.Request, c *store.Client) (*tokenResponse, erro
 	next, err := s.st.RotateRefreshToken(ctx, c.ID, hashToken(raw), hashToken(newRT), now, now.Add(s.opts.Auth.RefreshTokenTTL))
 	switch {
 	case errors.Is(err, store.ErrReused):
+		// The store has revoked the family's refresh tokens; its access
+		// tokens go too.
+		if err := s.denyFamilyAccess(ctx, next.FamilyID); err != nil {
+			s.logger.Error("revoking access tokens of a reused refresh token", "err", err)
+		}
 		s.audit(ctx, r, store.AuditEvent{Event: audit.RefreshTokenReused, User: next.User, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "rotated refresh token presented again; family revoked"})
 		return nil, errInvalidGrant("refresh token already used")
 	case errors.Is(err, store.ErrNotFound):
@@ -315,10 +364,10 @@ func (s *Server) refresh(r *http.Request, c *store.Client) (*tokenResponse, erro
 	}
 	user, err := s.st.GetUser(ctx, next.User)
 	if err != nil || user.Disabled {
-		_ = s.st.RevokeRefreshFamily(ctx, next.FamilyID)
+		_ = s.revokeFamily(ctx, next.FamilyID)
 		return nil, errInvalidGrant("the user is unknown or disabled")
 	}
-	resp, err := s.issueUserTokens(ctx, c, &user, scopes, "", next.FamilyID, "", next.AuthTime, next.AMR, now, false)
+	resp, err := s.issueUserTokens(ctx, c, &user, scopes, familyJTI(next.FamilyID), next.FamilyID, "", next.AuthTime, next.AMR, now, false)
 	if err != nil {
 		return nil, err
 	}
