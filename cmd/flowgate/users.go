@@ -163,7 +163,7 @@ func (c *cli) userPasswdCmd() *cobra.Command {
 }
 
 func (c *cli) userDisableCmd(disable bool) *cobra.Command {
-	use, short, done := "disable USERNAME", "Disable a user: no more sign-ins", "disabled"
+	use, short, done := "disable USERNAME", "Disable a user: no more sign-ins, sessions and refresh tokens revoked", "disabled"
 	if !disable {
 		use, short, done = "enable USERNAME", "Enable a disabled user", "enabled"
 	}
@@ -172,10 +172,17 @@ func (c *cli) userDisableCmd(disable bool) *cobra.Command {
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.updateUser(cmd, args[0], func(_ *app.App, u *store.User) error {
-				u.Disabled = disable
+			return c.withApp(cmd.Context(), func(a *app.App) error {
+				err := a.SetUserDisabled(cmd.Context(), args[0], disable)
+				if errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("no user %q", args[0])
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.stdout, "%s %s\n", done, args[0])
 				return nil
-			}, done)
+			})
 		},
 	}
 }
