@@ -41,6 +41,7 @@ type Store interface {
 	AuditLog
 	Secrets
 	AuthServer
+	Settings
 
 	// Ping reports whether the database answers and its schema is current.
 	Ping(ctx context.Context) error
