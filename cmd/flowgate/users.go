@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/flowgate/flowgate/internal/account"
 	"github.com/flowgate/flowgate/internal/app"
 	"github.com/flowgate/flowgate/internal/store"
 )
@@ -173,7 +174,7 @@ func (c *cli) userDisableCmd(disable bool) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withApp(cmd.Context(), func(a *app.App) error {
-				err := a.SetUserDisabled(cmd.Context(), args[0], disable)
+				_, err := account.SetDisabled(cmd.Context(), a.Store, args[0], disable)
 				if errors.Is(err, store.ErrNotFound) {
 					return fmt.Errorf("no user %q", args[0])
 				}

@@ -17,7 +17,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/keyring"
@@ -284,39 +283,4 @@ func ValidUsername(name string) error {
 		return fmt.Errorf("username %q may only contain letters, digits and . _ @ -", name)
 	}
 	return nil
-}
-
-// SetUserDisabled disables or re-enables a user. Disabling also ends the
-// user's sessions and revokes their refresh tokens, so a disabled user
-// loses access at once, not when a token expires; access tokens already
-// issued are refused by the APIs, which check the user on every call.
-// The change is audited.
-func (a *App) SetUserDisabled(ctx context.Context, username string, disabled bool) error {
-	u, err := a.Store.GetUser(ctx, username)
-	if err != nil {
-		return err
-	}
-	u.Disabled = disabled
-	u.UpdatedAt = time.Now().UTC()
-	if err := a.Store.UpdateUser(ctx, u); err != nil {
-		return err
-	}
-	event := audit.UserEnabled
-	if disabled {
-		event = audit.UserDisabled
-		n, err := a.Store.RevokeUserRefreshTokens(ctx, username)
-		if err != nil {
-			return fmt.Errorf("revoking %q's refresh tokens: %w", username, err)
-		}
-		if err := a.Store.DeleteUserSessions(ctx, username); err != nil {
-			return fmt.Errorf("ending %q's sessions: %w", username, err)
-		}
-		if n > 0 {
-			if err := a.Store.AppendAudit(ctx, store.AuditEvent{Time: time.Now().UTC(), Event: audit.TokenRevoked, User: username,
-				Outcome: audit.OutcomeSuccess, Detail: fmt.Sprintf("user disabled: %d refresh tokens", n)}); err != nil {
-				return err
-			}
-		}
-	}
-	return a.Store.AppendAudit(ctx, store.AuditEvent{Time: time.Now().UTC(), Event: event, User: username, Outcome: audit.OutcomeSuccess})
 }

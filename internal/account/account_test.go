@@ -1,4 +1,4 @@
-package app
+package account_test
 
 import (
 	"context"
@@ -9,16 +9,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/account"
+	"github.com/flowgate/flowgate/internal/app"
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
-func openApp(t *testing.T) *App {
+func openApp(t *testing.T) *app.App {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Database = "sqlite:" + filepath.Join(t.TempDir(), "f.db")
-	a, err := Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := app.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -43,7 +45,7 @@ func TestSetUserDisabledRevokesAccess(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if err := a.SetUserDisabled(ctx, "bob", true); err != nil {
+	if _, err := account.SetDisabled(ctx, a.Store, "bob", true); err != nil {
 		t.Fatal(err)
 	}
 	u, _ := a.Store.GetUser(ctx, "bob")
@@ -68,13 +70,13 @@ func TestSetUserDisabledRevokesAccess(t *testing.T) {
 		t.Fatalf("audit events %v, want [user.disabled token.revoked] (newest first)", seen)
 	}
 
-	if err := a.SetUserDisabled(ctx, "bob", false); err != nil {
+	if _, err := account.SetDisabled(ctx, a.Store, "bob", false); err != nil {
 		t.Fatal(err)
 	}
 	if u, _ := a.Store.GetUser(ctx, "bob"); u.Disabled {
 		t.Fatal("user not enabled again")
 	}
-	if err := a.SetUserDisabled(ctx, "nobody", true); !errors.Is(err, store.ErrNotFound) {
+	if _, err := account.SetDisabled(ctx, a.Store, "nobody", true); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown user: %v", err)
 	}
 }

@@ -1,0 +1,166 @@
+// Package api is Flowgate's admin API (SPEC §6, /api/v1/admin/…): users,
+// clients, trusted issuers, OAuth servers, API switches and the audit log,
+// as JSON over HTTP for callers whose bearer token grants scope admin and
+// who hold role admin. It also owns the API switches (SPEC §2 apis): the
+// Switch middleware that turns the workflow and invoke APIs off, and
+// Authenticate, which adds legacy HTTP Basic to the bearer-token check
+// when apis.basic_auth is on.
+//
+// Every answer is JSON. Errors are {"error", "error_description"} with a
+// "field" naming the request field at fault where there is one; lists are
+// {"items": [...], "next_cursor": "…" | null}. Secrets (passwords, client
+// secrets, tokens) are never returned, except a client secret Flowgate has
+// just generated, which is shown once.
+package api
+
+import (
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/credential"
+	"github.com/flowgate/flowgate/internal/keyring"
+	"github.com/flowgate/flowgate/internal/resource"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// Options is what New needs. Store, Hasher, Ring and Validator are
+// required.
+type Options struct {
+	Store store.Store
+	// Hasher hashes passwords set through the API and checks HTTP Basic
+	// passwords.
+	Hasher *credential.Hasher
+	// Ring makes the keyed hashes client secrets are stored under.
+	Ring *keyring.Ring
+	// Validator checks bearer tokens on every route.
+	Validator *resource.Validator
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// HTTPClient makes the requests of the trusted issuer and OAuth
+	// server tests; default: a client with a 10 s timeout.
+	HTTPClient *http.Client
+	// PublicURL is Flowgate's public URL; an OAuth server created
+	// without redirect_uri gets PublicURL + "/oauth-callback", as in the
+	// configuration file.
+	PublicURL string
+	// SwitchRefresh is how long a server trusts its cached API switches
+	// before reading them again (default 5 s): how long it takes several
+	// servers on one database to converge after a change.
+	SwitchRefresh time.Duration
+}
+
+// API serves the admin API. It is safe for concurrent use.
+type API struct {
+	st        store.Store
+	hasher    *credential.Hasher
+	ring      *keyring.Ring
+	v         *resource.Validator
+	log       *slog.Logger
+	client    *http.Client
+	publicURL string
+	switches  *switchCache
+	limits    *basicLimits
+}
+
+// New builds the API. It panics when a required option is missing: that
+// is a wiring mistake no caller can recover from.
+func New(o Options) *API {
+	if o.Store == nil || o.Hasher == nil || o.Ring == nil || o.Validator == nil {
+		panic("api: Options need Store, Hasher, Ring and Validator")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+	}
+	if o.SwitchRefresh <= 0 {
+		o.SwitchRefresh = 5 * time.Second
+	}
+	return &API{
+		st:        o.Store,
+		hasher:    o.Hasher,
+		ring:      o.Ring,
+		v:         o.Validator,
+		log:       o.Logger,
+		client:    o.HTTPClient,
+		publicURL: o.PublicURL,
+		switches:  newSwitchCache(o.SwitchRefresh),
+		limits:    newBasicLimits(),
+	}
+}
+
+// Register mounts GET /api/v1/me and every /api/v1/admin/ route on mux.
+// Admin routes need a bearer token with scope admin (403
+// insufficient_scope otherwise) from a principal holding role admin (403
+// forbidden otherwise): a token scope is a grant, not a right.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.Handle("GET /api/v1/me", a.Authenticate(a.v.MeHandler()))
+
+	const p = "/api/v1/admin"
+	routes := []struct {
+		pattern string
+		h       http.HandlerFunc
+	}{
+		{"GET " + p + "/users", a.listUsers},
+		{"POST " + p + "/users", a.createUser},
+		{"GET " + p + "/users/{username}", a.getUser},
+		{"PATCH " + p + "/users/{username}", a.patchUser},
+		{"POST " + p + "/users/{username}/disable", a.setUserDisabled(true)},
+		{"POST " + p + "/users/{username}/enable", a.setUserDisabled(false)},
+
+		{"GET " + p + "/clients", a.listClients},
+		{"POST " + p + "/clients", a.createClient},
+		{"GET " + p + "/clients/{id}", a.getClient},
+		{"PATCH " + p + "/clients/{id}", a.patchClient},
+		{"DELETE " + p + "/clients/{id}", a.deleteClient},
+		{"POST " + p + "/clients/{id}/secret", a.rotateClientSecret},
+
+		{"GET " + p + "/trusted-issuers", a.listIssuers},
+		{"POST " + p + "/trusted-issuers", a.createIssuer},
+		{"GET " + p + "/trusted-issuers/{name}", a.getIssuer},
+		{"PUT " + p + "/trusted-issuers/{name}", a.putIssuer},
+		{"DELETE " + p + "/trusted-issuers/{name}", a.deleteIssuer},
+		{"POST " + p + "/trusted-issuers/{name}/test", a.testIssuer},
+
+		{"GET " + p + "/oauth-servers", a.listOAuthServers},
+		{"POST " + p + "/oauth-servers", a.createOAuthServer},
+		{"GET " + p + "/oauth-servers/{name}", a.getOAuthServer},
+		{"PUT " + p + "/oauth-servers/{name}", a.putOAuthServer},
+		{"DELETE " + p + "/oauth-servers/{name}", a.deleteOAuthServer},
+		{"POST " + p + "/oauth-servers/{name}/test", a.testOAuthServer},
+
+		{"GET " + p + "/api-switches", a.getSwitches},
+		{"PUT " + p + "/api-switches", a.putSwitches},
+
+		{"GET " + p + "/audit", a.listAudit},
+	}
+	for _, rt := range routes {
+		mux.Handle(rt.pattern, a.admin(rt.h))
+	}
+}
+
+// admin wraps h in the bearer-token check, the admin scope and the admin
+// role, in that order, so that each refusal says what is missing.
+func (a *API) admin(h http.HandlerFunc) http.Handler {
+	return a.v.Middleware(a.v.RequireScope("admin", requireRole("admin", h)))
+}
+
+// requireRole refuses principals without role. The token's scope let the
+// caller reach the API; the role says whether the caller may do this.
+func requireRole(role string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p, ok := resource.PrincipalFrom(r.Context())
+		if !ok || !p.HasRole(role) {
+			id := "the caller"
+			if ok {
+				id = p.ID
+			}
+			writeError(w, http.StatusForbidden, "forbidden",
+				id+" does not hold role "+role+": the token grants scope admin, but a token scope is a grant, not a right", "")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

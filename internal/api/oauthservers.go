@@ -1,0 +1,307 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"maps"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"golang.org/x/oauth2"
+	"golang.org/x/oauth2/clientcredentials"
+
+	"github.com/flowgate/flowgate/internal/config"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// oauthServerJSON is an OAuth server as the API shows it: the client
+// secret is write-only, ClientSecretSet says whether there is one.
+type oauthServerJSON struct {
+	Name                  string            `json:"name"`
+	MetadataURL           string            `json:"metadata_url"`
+	AuthorizationEndpoint string            `json:"authorization_endpoint"`
+	TokenEndpoint         string            `json:"token_endpoint"`
+	RefreshEndpoint       string            `json:"refresh_endpoint"`
+	RevocationEndpoint    string            `json:"revocation_endpoint"`
+	ClientID              string            `json:"client_id"`
+	ClientSecretSet       bool              `json:"client_secret_set"`
+	ClientAuth            string            `json:"client_auth"`
+	PrivateKeyFile        string            `json:"private_key_file"`
+	KeyID                 string            `json:"key_id"`
+	Scopes                []string          `json:"scopes"`
+	Params                map[string]string `json:"params"`
+	UsePrompt             bool              `json:"use_prompt"`
+	UsePKCE               bool              `json:"use_pkce"`
+	RedirectURI           string            `json:"redirect_uri"`
+	Source                string            `json:"source"`
+	CreatedAt             string            `json:"created_at"`
+	UpdatedAt             string            `json:"updated_at"`
+}
+
+func toOAuthServerJSON(o store.OAuthServer) oauthServerJSON {
+	return oauthServerJSON{
+		Name: o.Name, MetadataURL: o.MetadataURL, AuthorizationEndpoint: o.AuthorizationEndpoint,
+		TokenEndpoint: o.TokenEndpoint, RefreshEndpoint: o.RefreshEndpoint, RevocationEndpoint: o.RevocationEndpoint,
+		ClientID: o.ClientID, ClientSecretSet: o.ClientSecret != "", ClientAuth: o.ClientAuth,
+		PrivateKeyFile: o.PrivateKeyFile, KeyID: o.KeyID, Scopes: nonNil(o.Scopes), Params: nonNilMap(o.Params),
+		UsePrompt: o.UsePrompt, UsePKCE: o.UsePKCE, RedirectURI: o.RedirectURI, Source: o.Source,
+		CreatedAt: timeString(o.CreatedAt), UpdatedAt: timeString(o.UpdatedAt),
+	}
+}
+
+// oauthServerRequest is the body of POST and PUT. PUT replaces the whole
+// entry except the client secret, which is kept when not given (it is
+// never shown, so a client cannot send it back).
+type oauthServerRequest struct {
+	Name                  string            `json:"name"`
+	MetadataURL           string            `json:"metadata_url"`
+	AuthorizationEndpoint string            `json:"authorization_endpoint"`
+	TokenEndpoint         string            `json:"token_endpoint"`
+	RefreshEndpoint       string            `json:"refresh_endpoint"`
+	RevocationEndpoint    string            `json:"revocation_endpoint"`
+	ClientID              string            `json:"client_id"`
+	ClientSecret          *string           `json:"client_secret"`
+	ClientAuth            string            `json:"client_auth"`
+	PrivateKeyFile        string            `json:"private_key_file"`
+	KeyID                 string            `json:"key_id"`
+	Scopes                []string          `json:"scopes"`
+	Params                map[string]string `json:"params"`
+	UsePrompt             *bool             `json:"use_prompt"`
+	UsePKCE               *bool             `json:"use_pkce"`
+	RedirectURI           string            `json:"redirect_uri"`
+	// Output-only fields a GET answer carries; accepted and ignored so
+	// that an answer can be edited and PUT back.
+	ClientSecretSet *bool  `json:"client_secret_set"`
+	Source          string `json:"source"`
+	CreatedAt       string `json:"created_at"`
+	UpdatedAt       string `json:"updated_at"`
+}
+
+// validOAuthServer validates a body with the configuration's rules;
+// secret is the secret to keep when the body has none. False when it
+// answered a 400.
+func (a *API) validOAuthServer(w http.ResponseWriter, in oauthServerRequest, secret string) (store.OAuthServer, bool) {
+	if in.ClientSecret != nil {
+		secret = *in.ClientSecret
+	}
+	if in.ClientAuth == "private_key_jwt" && in.ClientSecret == nil {
+		// Switching to a key drops a kept secret rather than failing
+		// "client_secret is not used with private_key_jwt".
+		secret = ""
+	}
+	c := config.OAuthServer{
+		Name: in.Name, MetadataURL: in.MetadataURL, AuthorizationEndpoint: in.AuthorizationEndpoint,
+		TokenEndpoint: in.TokenEndpoint, RefreshEndpoint: in.RefreshEndpoint, RevocationEndpoint: in.RevocationEndpoint,
+		ClientID: in.ClientID, ClientSecret: secret, ClientAuth: in.ClientAuth, PrivateKeyFile: in.PrivateKeyFile,
+		KeyID: in.KeyID, Scopes: slices.Clone(in.Scopes), Params: maps.Clone(in.Params),
+		UsePrompt: in.UsePrompt == nil || *in.UsePrompt, UsePKCE: in.UsePKCE == nil || *in.UsePKCE,
+		RedirectURI: in.RedirectURI,
+	}
+	c, err := config.ValidateOAuthServer(c)
+	if err != nil {
+		fieldErrors(w, err)
+		return store.OAuthServer{}, false
+	}
+	if c.RedirectURI == "" && a.publicURL != "" {
+		c.RedirectURI = strings.TrimRight(a.publicURL, "/") + "/oauth-callback"
+	}
+	return oauthServerFromConfig(c, store.SourceAPI), true
+}
+
+func oauthServerFromConfig(c config.OAuthServer, source string) store.OAuthServer {
+	return store.OAuthServer{
+		Name: c.Name, MetadataURL: c.MetadataURL, AuthorizationEndpoint: c.AuthorizationEndpoint,
+		TokenEndpoint: c.TokenEndpoint, RefreshEndpoint: c.RefreshEndpoint, RevocationEndpoint: c.RevocationEndpoint,
+		ClientID: c.ClientID, ClientSecret: c.ClientSecret, ClientAuth: c.ClientAuth, PrivateKeyFile: c.PrivateKeyFile,
+		KeyID: c.KeyID, Scopes: slices.Clone(c.Scopes), Params: maps.Clone(c.Params),
+		UsePrompt: c.UsePrompt, UsePKCE: c.UsePKCE, RedirectURI: c.RedirectURI, Source: source,
+	}
+}
+
+func (a *API) listOAuthServers(w http.ResponseWriter, r *http.Request) {
+	p, ok := page(w, r)
+	if !ok {
+		return
+	}
+	l, next, err := a.st.ListOAuthServers(r.Context(), p)
+	if err != nil {
+		a.listError(w, r, err)
+		return
+	}
+	out := make([]oauthServerJSON, len(l))
+	for i, o := range l {
+		out[i] = toOAuthServerJSON(o)
+	}
+	writeJSON(w, http.StatusOK, newList(out, next))
+}
+
+func (a *API) getOAuthServer(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	o, err := a.st.GetOAuthServer(r.Context(), name)
+	if err != nil {
+		a.storeError(w, r, err, "OAuth server", name)
+		return
+	}
+	writeJSON(w, http.StatusOK, toOAuthServerJSON(o))
+}
+
+func (a *API) createOAuthServer(w http.ResponseWriter, r *http.Request) {
+	var in oauthServerRequest
+	if !decode(w, r, &in) {
+		return
+	}
+	o, ok := a.validOAuthServer(w, in, "")
+	if !ok {
+		return
+	}
+	o.CreatedAt = time.Now().UTC()
+	o.UpdatedAt = o.CreatedAt
+	if err := a.st.CreateOAuthServer(r.Context(), o); err != nil {
+		a.storeError(w, r, err, "OAuth server", o.Name)
+		return
+	}
+	w.Header().Set("Location", "/api/v1/admin/oauth-servers/"+o.Name)
+	writeJSON(w, http.StatusCreated, toOAuthServerJSON(o))
+}
+
+// putOAuthServer replaces a server; the entry becomes an API one (a
+// config entry edited here is rewritten from the file at the next start).
+func (a *API) putOAuthServer(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	var in oauthServerRequest
+	if !decode(w, r, &in) {
+		return
+	}
+	if in.Name == "" {
+		in.Name = name
+	} else if in.Name != name {
+		badRequest(w, "name", "name cannot be changed (it is the OAuth server's key)")
+		return
+	}
+	cur, err := a.st.GetOAuthServer(r.Context(), name)
+	if err != nil {
+		a.storeError(w, r, err, "OAuth server", name)
+		return
+	}
+	o, ok := a.validOAuthServer(w, in, cur.ClientSecret)
+	if !ok {
+		return
+	}
+	o.CreatedAt, o.UpdatedAt = cur.CreatedAt, time.Now().UTC()
+	if err := a.st.UpdateOAuthServer(r.Context(), o); err != nil {
+		a.storeError(w, r, err, "OAuth server", name)
+		return
+	}
+	writeJSON(w, http.StatusOK, toOAuthServerJSON(o))
+}
+
+func (a *API) deleteOAuthServer(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	if err := a.st.DeleteOAuthServer(r.Context(), name); err != nil {
+		a.storeError(w, r, err, "OAuth server", name)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// oauthServerTest is what POST …/test found: never the token itself.
+type oauthServerTest struct {
+	OK            bool     `json:"ok"`
+	TokenEndpoint string   `json:"token_endpoint,omitempty"`
+	TokenType     string   `json:"token_type,omitempty"`
+	ExpiresIn     int64    `json:"expires_in,omitempty"`
+	Scopes        []string `json:"scopes,omitempty"`
+	Error         string   `json:"error,omitempty"`
+}
+
+// testOAuthServer runs the client credentials grant against the server
+// and reports the outcome. It always answers 200: the test ran, OK says
+// whether it worked. The token obtained is dropped.
+func (a *API) testOAuthServer(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	o, err := a.st.GetOAuthServer(r.Context(), name)
+	if err != nil {
+		a.storeError(w, r, err, "OAuth server", name)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
+	defer cancel()
+	res := oauthServerTest{TokenEndpoint: o.TokenEndpoint}
+	if res.TokenEndpoint == "" {
+		var meta struct {
+			TokenEndpoint string `json:"token_endpoint"`
+		}
+		if err := a.getJSON(ctx, o.MetadataURL, &meta); err != nil {
+			res.Error = "metadata: " + err.Error()
+			writeJSON(w, http.StatusOK, res)
+			return
+		}
+		if meta.TokenEndpoint == "" {
+			res.Error = "metadata has no token_endpoint"
+			writeJSON(w, http.StatusOK, res)
+			return
+		}
+		res.TokenEndpoint = meta.TokenEndpoint
+	}
+	cc := clientcredentials.Config{
+		ClientID:     o.ClientID,
+		ClientSecret: o.ClientSecret,
+		TokenURL:     res.TokenEndpoint,
+		Scopes:       o.Scopes,
+	}
+	switch o.ClientAuth {
+	case "client_secret_post":
+		cc.AuthStyle = oauth2.AuthStyleInParams
+	case "private_key_jwt":
+		res.Error = "testing client_auth private_key_jwt is not supported yet"
+		writeJSON(w, http.StatusOK, res)
+		return
+	default:
+		cc.AuthStyle = oauth2.AuthStyleInHeader
+	}
+	if len(o.Params) > 0 {
+		cc.EndpointParams = map[string][]string{}
+		for k, v := range o.Params {
+			cc.EndpointParams[k] = []string{v}
+		}
+	}
+	tok, err := cc.Token(context.WithValue(ctx, oauth2.HTTPClient, a.client))
+	if err != nil {
+		res.Error = describeTokenError(err)
+		writeJSON(w, http.StatusOK, res)
+		return
+	}
+	res.OK = true
+	res.TokenType = tok.Type()
+	res.ExpiresIn = tok.ExpiresIn
+	if res.ExpiresIn == 0 && !tok.Expiry.IsZero() {
+		res.ExpiresIn = int64(time.Until(tok.Expiry).Round(time.Second).Seconds())
+	}
+	// RFC 6749 §5.1: the granted scope is in the answer when it differs
+	// from the request; otherwise it is what was asked for.
+	if s, ok := tok.Extra("scope").(string); ok && s != "" {
+		res.Scopes = strings.Fields(s)
+	} else {
+		res.Scopes = o.Scopes
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+// describeTokenError says why the token request failed: the OAuth error
+// code and description when the server sent them, never the raw body.
+func describeTokenError(err error) string {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		msg := "token endpoint answered " + re.Response.Status
+		if re.ErrorCode != "" {
+			msg += ": " + re.ErrorCode
+			if re.ErrorDescription != "" {
+				msg += " (" + re.ErrorDescription + ")"
+			}
+		}
+		return msg
+	}
+	return "token request failed: " + err.Error()
+}

@@ -1,0 +1,193 @@
+package api
+
+import (
+	"net/http"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"github.com/flowgate/flowgate/internal/account"
+	"github.com/flowgate/flowgate/internal/config"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// Password bounds for passwords set through the API: at least 8
+// characters as NIST SP 800-63B asks (and as `flowgate user passwd`
+// applies), at most 1024 bytes so a request cannot make argon2 chew on
+// megabytes.
+const (
+	minPasswordLen = 8
+	maxPasswordLen = 1024
+)
+
+// userJSON is a user as the API shows it: never the password hash.
+type userJSON struct {
+	Username      string   `json:"username"`
+	Email         string   `json:"email"`
+	EmailVerified bool     `json:"email_verified"`
+	Name          string   `json:"name"`
+	Roles         []string `json:"roles"`
+	Disabled      bool     `json:"disabled"`
+	PasswordSet   bool     `json:"password_set"`
+	CreatedAt     string   `json:"created_at"`
+	UpdatedAt     string   `json:"updated_at"`
+}
+
+func toUserJSON(u store.User) userJSON {
+	return userJSON{
+		Username: u.Username, Email: u.Email, EmailVerified: u.EmailVerified, Name: u.Name,
+		Roles: nonNil(u.Roles), Disabled: u.Disabled, PasswordSet: u.PasswordHash != "",
+		CreatedAt: timeString(u.CreatedAt), UpdatedAt: timeString(u.UpdatedAt),
+	}
+}
+
+// userRequest is the body of POST and PATCH; nil means "not given".
+type userRequest struct {
+	Username *string   `json:"username"`
+	Password *string   `json:"password"`
+	Email    *string   `json:"email"`
+	Name     *string   `json:"name"`
+	Roles    *[]string `json:"roles"`
+	Disabled *bool     `json:"disabled"`
+}
+
+func (a *API) listUsers(w http.ResponseWriter, r *http.Request) {
+	p, ok := page(w, r)
+	if !ok {
+		return
+	}
+	users, next, err := a.st.ListUsers(r.Context(), p)
+	if err != nil {
+		a.listError(w, r, err)
+		return
+	}
+	out := make([]userJSON, len(users))
+	for i, u := range users {
+		out[i] = toUserJSON(u)
+	}
+	writeJSON(w, http.StatusOK, newList(out, next))
+}
+
+func (a *API) getUser(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("username")
+	u, err := a.st.GetUser(r.Context(), name)
+	if err != nil {
+		a.storeError(w, r, err, "user", name)
+		return
+	}
+	writeJSON(w, http.StatusOK, toUserJSON(u))
+}
+
+// applyUser copies the given fields of req onto u, validating them; false
+// when it answered.
+func (a *API) applyUser(w http.ResponseWriter, r *http.Request, req userRequest, u *store.User) bool {
+	if req.Email != nil {
+		if *req.Email != u.Email {
+			u.EmailVerified = false
+		}
+		u.Email = *req.Email
+	}
+	if req.Name != nil {
+		u.Name = *req.Name
+	}
+	if req.Roles != nil {
+		u.Roles = slices.Clone(*req.Roles)
+	}
+	if req.Disabled != nil {
+		u.Disabled = *req.Disabled
+	}
+	if err := config.ValidateUser(config.User{Username: u.Username, Email: u.Email, Name: u.Name, Roles: u.Roles}); err != nil {
+		fieldErrors(w, err)
+		return false
+	}
+	if req.Password != nil {
+		pw := *req.Password
+		if utf8.RuneCountInString(pw) < minPasswordLen || len(pw) > maxPasswordLen {
+			badRequest(w, "password", "password must be 8 to 1024 characters")
+			return false
+		}
+		hash, err := a.hasher.Hash(pw)
+		if err != nil {
+			a.serverError(w, r, err)
+			return false
+		}
+		u.PasswordHash = hash
+	}
+	return true
+}
+
+func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
+	var req userRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Username == nil || *req.Username == "" {
+		badRequest(w, "username", "username is required")
+		return
+	}
+	now := time.Now().UTC()
+	u := store.User{Username: *req.Username, CreatedAt: now, UpdatedAt: now}
+	if !a.applyUser(w, r, req, &u) {
+		return
+	}
+	if err := a.st.CreateUser(r.Context(), u); err != nil {
+		a.storeError(w, r, err, "user", u.Username)
+		return
+	}
+	w.Header().Set("Location", "/api/v1/admin/users/"+u.Username)
+	writeJSON(w, http.StatusCreated, toUserJSON(u))
+}
+
+func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("username")
+	var req userRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if req.Username != nil && *req.Username != name {
+		badRequest(w, "username", "username cannot be changed (it is the user's key)")
+		return
+	}
+	u, err := a.st.GetUser(r.Context(), name)
+	if err != nil {
+		a.storeError(w, r, err, "user", name)
+		return
+	}
+	wasDisabled := u.Disabled
+	if !a.applyUser(w, r, req, &u) {
+		return
+	}
+	u.UpdatedAt = time.Now().UTC()
+	if err := a.st.UpdateUser(r.Context(), u); err != nil {
+		a.storeError(w, r, err, "user", name)
+		return
+	}
+	if u.Disabled && !wasDisabled {
+		a.endUserSessions(r, name)
+	}
+	writeJSON(w, http.StatusOK, toUserJSON(u))
+}
+
+// setUserDisabled serves POST …/disable and …/enable.
+func (a *API) setUserDisabled(disabled bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		name := r.PathValue("username")
+		u, err := account.SetDisabled(r.Context(), a.st, name, disabled)
+		if err != nil {
+			a.storeError(w, r, err, "user", name)
+			return
+		}
+		writeJSON(w, http.StatusOK, toUserJSON(u))
+	}
+}
+
+// endUserSessions signs a disabled user out everywhere: access tokens
+// already stop working (the validator looks the user up), but refresh
+// tokens and login sessions would otherwise outlive the switch. A failure
+// is logged, not answered: the user is disabled either way, and every use
+// of those refresh tokens and sessions checks the user again.
+func (a *API) endUserSessions(r *http.Request, name string) {
+	if err := account.EndAccess(r.Context(), a.st, name); err != nil {
+		a.log.WarnContext(r.Context(), "disabled user: sessions not ended", "user", name, "err", err)
+	}
+}
