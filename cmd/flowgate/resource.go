@@ -5,6 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/flowgate/flowgate/internal/app"
 	"github.com/flowgate/flowgate/internal/authserver"
@@ -13,10 +17,11 @@ import (
 	"github.com/flowgate/flowgate/internal/store"
 )
 
-// newValidator builds the bearer-token validator for Flowgate's APIs: its
-// own issuer, with keys and revocations from the authorization server in
-// process, and the configured trusted issuers. Issuers that cannot be
-// reached are reported on /readyz and retried, never fatal.
+// newValidator builds the bearer-token validator for Flowgate's APIs with
+// its own issuer, whose keys and revocations come from the authorization
+// server in process. Trusted issuers are added by loadTrustedIssuers;
+// those that cannot be reached are reported on /readyz and retried, never
+// fatal.
 func newValidator(ctx context.Context, a *app.App, as *authserver.Server, srv *server.Server, logger *slog.Logger) (*resource.Validator, error) {
 	own := resource.OwnIssuer{
 		Issuer:    a.Config.Server.PublicURL,
@@ -31,36 +36,86 @@ func newValidator(ctx context.Context, a *app.App, as *authserver.Server, srv *s
 			return c.Roles, err
 		},
 	}
-	var issuers []resource.IssuerConfig
-	for _, ti := range a.Config.TrustedIssuers {
-		issuers = append(issuers, resource.IssuerConfig{
-			Name: ti.Name, Issuer: ti.Issuer, MetadataURL: ti.MetadataURL, Audience: ti.Audience,
-			SubjectClaim: ti.SubjectClaim, ScopeClaim: ti.ScopeClaim, RolesClaim: ti.RolesClaim, ScopeMap: ti.ScopeMap,
-		})
-	}
-	v, err := resource.NewValidator(ctx, own, issuers, resource.WithLogger(logger))
+	v, err := resource.NewValidator(ctx, own, nil, resource.WithLogger(logger))
 	if err != nil {
 		return nil, err
 	}
-	for _, st := range v.Status() {
-		if !st.Ready {
-			logger.Warn("trusted issuer not ready; its tokens are refused until it is", "issuer", st.Name, "err", st.Error)
+	srv.AddReadinessCheck(server.ReadinessCheck{Name: "trusted_issuers", Check: func(context.Context) error {
+		var down []string
+		for _, st := range v.Status() {
+			if !st.Ready {
+				down = append(down, st.Name+": "+st.Error)
+			}
 		}
+		if len(down) > 0 {
+			// Reported, not required: one provider being down must not
+			// take the whole service out of a load balancer.
+			return errors.New(strings.Join(down, "; "))
+		}
+		return nil
+	}})
+	return v, nil
+}
+
+// issuerReloadInterval is how soon a trusted issuer changed through the
+// admin API, on this server or another one on the same database, is
+// honoured.
+const issuerReloadInterval = 5 * time.Second
+
+// loadTrustedIssuers gives the validator the trusted issuers in the store
+// (the configuration's are written there at start), and again whenever
+// they change, until ctx ends.
+func loadTrustedIssuers(ctx context.Context, st store.Store, v *resource.Validator, logger *slog.Logger) error {
+	var last []resource.IssuerConfig
+	load := func() error {
+		var issuers []resource.IssuerConfig
+		err := eachPage(ctx, st.ListTrustedIssuers, func(ti store.TrustedIssuer) {
+			issuers = append(issuers, resource.IssuerConfig{
+				Name: ti.Name, Issuer: ti.Issuer, MetadataURL: ti.MetadataURL, Audience: ti.Audience,
+				SubjectClaim: ti.SubjectClaim, ScopeClaim: ti.ScopeClaim, RolesClaim: ti.RolesClaim, ScopeMap: ti.ScopeMap,
+			})
+		})
+		if err != nil {
+			return fmt.Errorf("reading trusted issuers: %w", err)
+		}
+		if last != nil && slices.EqualFunc(last, issuers, sameIssuer) {
+			return nil
+		}
+		if err := v.SetIssuers(issuers); err != nil {
+			return err
+		}
+		last = issuers
+		for _, s := range v.Status() {
+			if !s.Ready {
+				logger.Warn("trusted issuer not ready; its tokens are refused until it is", "issuer", s.Name, "err", s.Error)
+			}
+		}
+		return nil
 	}
-	// Issuers are reported, not required: one provider being down must not
-	// take the whole service out of a load balancer.
-	for _, ti := range issuers {
-		name := ti.Name
-		srv.AddReadinessCheck(server.ReadinessCheck{Name: "issuer:" + name, Check: func(context.Context) error {
-			for _, st := range v.Status() {
-				if st.Name == name && !st.Ready {
-					return errors.New(st.Error)
+	if err := load(); err != nil {
+		return err
+	}
+	go func() {
+		t := time.NewTicker(issuerReloadInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := load(); err != nil && ctx.Err() == nil {
+					logger.Warn("reloading trusted issuers", "err", err)
 				}
 			}
-			return nil
-		}})
-	}
-	return v, nil
+		}
+	}()
+	return nil
+}
+
+func sameIssuer(a, b resource.IssuerConfig) bool {
+	return a.Name == b.Name && a.Issuer == b.Issuer && a.MetadataURL == b.MetadataURL && a.Audience == b.Audience &&
+		a.SubjectClaim == b.SubjectClaim && a.ScopeClaim == b.ScopeClaim && a.RolesClaim == b.RolesClaim &&
+		maps.Equal(a.ScopeMap, b.ScopeMap)
 }
 
 // userRoles reads a Flowgate user's roles; a disabled or deleted user's

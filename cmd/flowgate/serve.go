@@ -8,6 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flowgate/flowgate/internal/api"
 	"github.com/flowgate/flowgate/internal/app"
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/authserver"
@@ -81,7 +82,17 @@ func (c *cli) serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			srv.Handle("GET /api/v1/me", validator.Middleware(validator.MeHandler()))
+			adminAPI := api.New(api.Options{Store: a.Store, Hasher: a.Hasher, Ring: a.Ring, Validator: validator, Logger: logger, PublicURL: cfg.Server.PublicURL})
+			if err := adminAPI.ApplyDeclared(ctx, cfg); err != nil {
+				return err
+			}
+			if err := adminAPI.SeedSwitches(ctx, cfg.APIs); err != nil {
+				return err
+			}
+			if err := loadTrustedIssuers(ctx, a.Store, validator, logger); err != nil {
+				return err
+			}
+			adminAPI.Register(srv.Mux())
 			registerLoadTestRoutes(srv, validator)
 			go pruneExpired(ctx, a, logger)
 
