@@ -22,6 +22,7 @@ import (
 	"github.com/flowgate/flowgate/internal/keyring"
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/throttle"
 )
 
 // Options is what New needs. Store, Hasher, Ring and Validator are
@@ -60,7 +61,7 @@ type API struct {
 	client    *http.Client
 	publicURL string
 	switches  *switchCache
-	limits    *basicLimits
+	limits    *throttle.Failures
 }
 
 // New builds the API. It panics when a required option is missing: that
@@ -87,7 +88,7 @@ func New(o Options) *API {
 		client:    o.HTTPClient,
 		publicURL: o.PublicURL,
 		switches:  newSwitchCache(o.SwitchRefresh),
-		limits:    newBasicLimits(),
+		limits:    throttle.New(),
 	}
 }
 

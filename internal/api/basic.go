@@ -6,10 +6,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
-	"time"
-
-	"golang.org/x/time/rate"
 
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/store"
@@ -38,7 +34,7 @@ func (a *API) Authenticate(next http.Handler) http.Handler {
 			return
 		}
 		addr := remoteHost(r)
-		if d := a.limits.wait(username, addr); d > 0 {
+		if d := a.limits.Wait(username, addr); d > 0 {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
 			writeError(w, http.StatusTooManyRequests, "too_many_requests",
 				"too many failed sign-ins; try again in "+strconv.Itoa(int(math.Ceil(d.Seconds())))+" s", "")
@@ -53,7 +49,7 @@ func (a *API) Authenticate(next http.Handler) http.Handler {
 		// Verify runs even for an unknown user (against a decoy hash), so
 		// the answer takes as long whether or not the account exists.
 		if !a.hasher.Verify(password, u.PasswordHash) || u.Disabled {
-			a.limits.fail(username, addr)
+			a.limits.Fail(username, addr)
 			a.log.InfoContext(r.Context(), "basic auth refused", "user", username, "remote", addr)
 			w.Header().Add("WWW-Authenticate", `Basic realm="flowgate", charset="UTF-8"`)
 			w.Header().Add("WWW-Authenticate", `Bearer realm="flowgate"`)
@@ -80,76 +76,4 @@ func remoteHost(r *http.Request) string {
 		return h
 	}
 	return r.RemoteAddr
-}
-
-// Limits of failed Basic sign-ins, the login page's: a few free failures,
-// then one attempt per interval, per account and per address.
-const (
-	accountBurst    = 5
-	accountInterval = 10 * time.Second
-	addrBurst       = 20
-	addrInterval    = 2 * time.Second
-	// maxLimiters bounds memory under a spray of usernames; full
-	// limiters are forgotten first, as they remember nothing.
-	maxLimiters = 10000
-)
-
-// basicLimits counts failures only: a correct password costs nothing
-// from the budget, so a busy integration is never slowed down.
-type basicLimits struct {
-	mu      sync.Mutex
-	account map[string]*rate.Limiter
-	addr    map[string]*rate.Limiter
-}
-
-func newBasicLimits() *basicLimits {
-	return &basicLimits{account: map[string]*rate.Limiter{}, addr: map[string]*rate.Limiter{}}
-}
-
-func limiterIn(m map[string]*rate.Limiter, key string, every time.Duration, burst int, create bool) *rate.Limiter {
-	l := m[key]
-	if l == nil && create {
-		if len(m) >= maxLimiters {
-			for k, v := range m {
-				if v.Tokens() >= float64(burst) {
-					delete(m, k)
-				}
-			}
-		}
-		l = rate.NewLimiter(rate.Every(every), burst)
-		m[key] = l
-	}
-	return l
-}
-
-// wait is how long the caller must wait before the next attempt; zero
-// means go ahead.
-func (bl *basicLimits) wait(account, addr string) time.Duration {
-	bl.mu.Lock()
-	defer bl.mu.Unlock()
-	var d time.Duration
-	now := time.Now()
-	for _, c := range []struct {
-		l     *rate.Limiter
-		every time.Duration
-	}{
-		{limiterIn(bl.account, account, accountInterval, accountBurst, false), accountInterval},
-		{limiterIn(bl.addr, addr, addrInterval, addrBurst, false), addrInterval},
-	} {
-		if c.l == nil {
-			continue
-		}
-		if tk := c.l.TokensAt(now); tk < 1 {
-			d = max(d, time.Duration((1-tk)*float64(c.every)))
-		}
-	}
-	return d
-}
-
-// fail records a failed attempt.
-func (bl *basicLimits) fail(account, addr string) {
-	bl.mu.Lock()
-	defer bl.mu.Unlock()
-	limiterIn(bl.account, account, accountInterval, accountBurst, true).Allow()
-	limiterIn(bl.addr, addr, addrInterval, addrBurst, true).Allow()
 }
