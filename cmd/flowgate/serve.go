@@ -36,6 +36,9 @@ func (c *cli) serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// zitadel/oidc logs through slog's default logger: make it ours,
+			// so its lines share the format and destination of the rest.
+			slog.SetDefault(logger)
 			// Bind first: a port in use is reported before the database
 			// is touched.
 			ln, err := server.Listen(cfg.Server.Addr)

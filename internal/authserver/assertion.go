@@ -27,7 +27,7 @@ var assertionAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512
 const clockSkew = 30 * time.Second
 
 // checkAssertion authenticates a private_key_jwt client (RFC 7523 §3).
-func (s *Server) checkAssertion(ctx context.Context, r *http.Request, formID, raw string, fail func(string, string) (store.Client, error)) (store.Client, error) {
+func (s *Server) checkAssertion(ctx context.Context, formID, raw string, fail func(string, string) (store.Client, error)) (store.Client, error) {
 	tok, err := josejwt.ParseSigned(raw, assertionAlgs)
 	if err != nil || len(tok.Headers) != 1 {
 		return fail(formID, "malformed client assertion")

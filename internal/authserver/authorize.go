@@ -13,163 +13,149 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
-// authorize is the authorization endpoint (RFC 6749 §4.1, OIDC Core §3.1.2).
-func (s *Server) authorize(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	var q url.Values
-	if r.Method == http.MethodPost {
-		if err := parseForm(w, r); err != nil {
-			s.errorPage(w, http.StatusBadRequest, "The authorization request is malformed.", err.Error())
-			return
-		}
-		q = r.PostForm
-	} else {
-		q = r.URL.Query()
-	}
-	clientID := q.Get("client_id")
-	client, err := s.st.GetClient(ctx, clientID)
-	if errors.Is(err, store.ErrNotFound) || clientID == "" {
-		s.errorPage(w, http.StatusBadRequest, "The application that sent you here is not registered.", "unknown client_id")
-		return
+// pageAnswer makes serveOp answer the op call of ctx with an error page.
+func (s *Server) pageAnswer(ctx context.Context, status int, msg, detail string) error {
+	exchangeOf(ctx).page = func(w http.ResponseWriter) { s.errorPage(w, status, msg, detail) }
+	return errPage()
+}
+
+// verifyAuthRequest finds the client of an authorization request and
+// checks its redirect URI (the only registered one when the request names
+// none). Failures answer with an error page, never a redirect.
+func (s *Server) verifyAuthRequest(ctx context.Context, d *oidc.AuthRequest) (store.Client, error) {
+	client, err := s.st.GetClient(ctx, d.ClientID)
+	if errors.Is(err, store.ErrNotFound) || d.ClientID == "" {
+		return store.Client{}, s.pageAnswer(ctx, http.StatusBadRequest, "The application that sent you here is not registered.", "unknown client_id")
 	}
 	if err != nil {
 		s.logger.Error("authorize: reading client", "err", err)
-		s.errorPage(w, http.StatusInternalServerError, "The request cannot be handled right now.", "")
-		return
+		return store.Client{}, s.pageAnswer(ctx, http.StatusInternalServerError, "The request cannot be handled right now.", "")
 	}
-	redirectURI := q.Get("redirect_uri")
-	if redirectURI == "" && len(client.RedirectURIs) == 1 {
-		redirectURI = client.RedirectURIs[0]
+	if d.RedirectURI == "" && len(client.RedirectURIs) == 1 {
+		d.RedirectURI = client.RedirectURIs[0]
 	}
-	if !slices.Contains(client.RedirectURIs, redirectURI) {
-		s.errorPage(w, http.StatusBadRequest, "The application sent you here with a return address it has not registered.", "redirect_uri is not registered for this client")
-		return
+	if !slices.Contains(client.RedirectURIs, d.RedirectURI) {
+		return store.Client{}, s.pageAnswer(ctx, http.StatusBadRequest, "The application sent you here with a return address it has not registered.", "redirect_uri is not registered for this client")
 	}
-	state := q.Get("state")
-	fail := func(code, desc string) {
-		s.audit(ctx, r, store.AuditEvent{Event: audit.AuthorizeFailure, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: code + ": " + desc})
-		redirectError(w, r, redirectURI, state, s.issuer, code, desc)
+	return client, nil
+}
+
+// authorize is the authorization endpoint (RFC 6749 §4.1, OIDC Core
+// §3.1.2) once op has parsed the request and accepted client and redirect
+// URI. SPEC's checks read the parameters as sent (q), since op has already
+// dropped scopes it does not know. It returns where to send the browser.
+func (s *Server) authorize(ctx context.Context, client *store.Client, d *oidc.AuthRequest, q url.Values) string {
+	redirectURI, state := d.RedirectURI, d.State
+	fail := func(code, desc string) string {
+		s.audit(ctx, nil, store.AuditEvent{Event: audit.AuthorizeFailure, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: code + ": " + desc})
+		return errorURL(redirectURI, state, s.issuer, code, desc)
 	}
 	if q.Get("response_type") != "code" {
-		fail("unsupported_response_type", "only response_type=code is supported")
-		return
+		return fail("unsupported_response_type", "only response_type=code is supported")
 	}
 	if !slices.Contains(client.GrantTypes, "authorization_code") {
-		fail("unauthorized_client", "the client may not use the authorization code flow")
-		return
+		return fail("unauthorized_client", "the client may not use the authorization code flow")
 	}
 	if q.Get("request") != "" || q.Get("request_uri") != "" {
-		fail("request_not_supported", "request objects are not supported")
-		return
+		return fail("request_not_supported", "request objects are not supported")
 	}
 	scopes := strings.Fields(q.Get("scope"))
 	for _, sc := range scopes {
 		if !slices.Contains(client.Scopes, sc) {
-			fail("invalid_scope", "scope "+strconv.Quote(truncate(sc, 64))+" is not allowed for this client")
-			return
+			return fail("invalid_scope", "scope "+strconv.Quote(truncate(sc, 64))+" is not allowed for this client")
 		}
 	}
+	// op accepts plain; SPEC refuses it.
 	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
 	switch {
 	case challenge == "" && method != "":
-		fail("invalid_request", "code_challenge_method without code_challenge")
-		return
+		return fail("invalid_request", "code_challenge_method without code_challenge")
 	case challenge == "" && client.TokenEndpointAuthMethod == "none":
-		fail("invalid_request", "PKCE (S256) is required for public clients")
-		return
+		return fail("invalid_request", "PKCE (S256) is required for public clients")
 	case challenge != "" && method != "S256":
-		fail("invalid_request", "only the S256 code_challenge_method is accepted")
-		return
+		return fail("invalid_request", "only the S256 code_challenge_method is accepted")
 	case challenge != "" && (len(challenge) != 43 || strings.Trim(challenge, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != ""):
-		fail("invalid_request", "code_challenge is not a base64url SHA-256")
-		return
+		return fail("invalid_request", "code_challenge is not a base64url SHA-256")
 	}
 	prompt := strings.Fields(q.Get("prompt"))
 	for _, p := range prompt {
 		if p != "none" && p != "login" && p != "consent" && p != "select_account" {
-			fail("invalid_request", "unsupported prompt value")
-			return
+			return fail("invalid_request", "unsupported prompt value")
 		}
 	}
 	if slices.Contains(prompt, "none") && len(prompt) > 1 {
-		fail("invalid_request", "prompt=none cannot be combined")
-		return
+		return fail("invalid_request", "prompt=none cannot be combined")
 	}
 	maxAge := int64(-1)
 	if v := q.Get("max_age"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
 		if err != nil || n < 0 {
-			fail("invalid_request", "max_age must be a non-negative integer")
-			return
+			return fail("invalid_request", "max_age must be a non-negative integer")
 		}
 		maxAge = n
 	}
 	now := s.now()
 	req := store.AuthRequest{
 		ID: randomToken(24), ClientID: client.ID, RedirectURI: redirectURI, Scopes: scopes, State: state,
-		Nonce: q.Get("nonce"), ResponseType: "code", CodeChallenge: challenge, CodeChallengeMethod: method,
-		Prompt: prompt, MaxAge: maxAge, LoginHint: truncate(q.Get("login_hint"), 128), CreatedAt: now, ExpiresAt: now.Add(authRequestTTL),
+		Nonce: d.Nonce, ResponseType: "code", CodeChallenge: challenge, CodeChallengeMethod: method,
+		Prompt: prompt, MaxAge: maxAge, LoginHint: truncate(d.LoginHint, 128), CreatedAt: now, ExpiresAt: now.Add(authRequestTTL),
 	}
 	if err := s.st.CreateAuthRequest(ctx, req); err != nil {
 		s.logger.Error("authorize: storing request", "err", err)
-		fail("server_error", "")
-		return
+		return fail("server_error", "")
 	}
-	sess, ok := s.currentSession(ctx, w, r)
+	x := exchangeOf(ctx)
+	sess, ok := s.currentSession(ctx, x.w, x.r)
 	reauth := slices.Contains(prompt, "login") || !s.opts.Auth.Session.SSO ||
 		(ok && maxAge >= 0 && now.Sub(sess.AuthTime) > time.Duration(maxAge)*time.Second)
 	if ok && !reauth {
 		if err := s.st.CompleteAuthRequest(ctx, req.ID, sess.User, sess.AuthTime, sess.AMR); err != nil {
-			fail("server_error", "")
-			return
+			return fail("server_error", "")
 		}
 		req.User, req.AuthTime, req.AMR, req.Done = sess.User, sess.AuthTime, sess.AMR, true
-		s.afterLogin(w, r, &req, &client)
-		return
+		return s.afterLogin(ctx, &req, client)
 	}
 	if slices.Contains(prompt, "none") {
 		_ = s.st.DeleteAuthRequest(ctx, req.ID)
-		fail("login_required", "the user is not signed in")
-		return
+		return fail("login_required", "the user is not signed in")
 	}
-	http.Redirect(w, r, PathLogin+"?request="+url.QueryEscape(req.ID), http.StatusFound)
+	return PathLogin + "?request=" + url.QueryEscape(req.ID)
 }
 
-// afterLogin asks for consent when needed, then issues the code.
-func (s *Server) afterLogin(w http.ResponseWriter, r *http.Request, req *store.AuthRequest, client *store.Client) {
-	ctx := r.Context()
+// afterLogin asks for consent when needed, then issues the code; it
+// returns where to send the browser.
+func (s *Server) afterLogin(ctx context.Context, req *store.AuthRequest, client *store.Client) string {
 	user, err := s.st.GetUser(ctx, req.User)
 	if err != nil || user.Disabled {
 		_ = s.st.DeleteAuthRequest(ctx, req.ID)
-		redirectError(w, r, req.RedirectURI, req.State, s.issuer, "access_denied", "the user cannot sign in")
-		return
+		return errorURL(req.RedirectURI, req.State, s.issuer, "access_denied", "the user cannot sign in")
 	}
 	if client.Consent != "admin" {
 		granted, err := s.st.GetConsent(ctx, req.User, client.ID)
 		if err != nil {
-			redirectError(w, r, req.RedirectURI, req.State, s.issuer, "server_error", "")
-			return
+			return errorURL(req.RedirectURI, req.State, s.issuer, "server_error", "")
 		}
 		missing := slices.ContainsFunc(req.Scopes, func(sc string) bool { return !slices.Contains(granted, sc) })
 		if missing || slices.Contains(req.Prompt, "consent") {
 			if slices.Contains(req.Prompt, "none") {
 				_ = s.st.DeleteAuthRequest(ctx, req.ID)
-				redirectError(w, r, req.RedirectURI, req.State, s.issuer, "consent_required", "the user has not consented")
-				return
+				return errorURL(req.RedirectURI, req.State, s.issuer, "consent_required", "the user has not consented")
 			}
-			http.Redirect(w, r, PathConsent+"?request="+url.QueryEscape(req.ID), http.StatusFound)
-			return
+			return PathConsent + "?request=" + url.QueryEscape(req.ID)
 		}
 	}
-	s.issueCode(w, r, req)
+	return s.issueCode(ctx, req)
 }
 
-func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *store.AuthRequest) {
-	ctx := r.Context()
+// issueCode stores a code for req and returns the client's redirect URI
+// carrying it.
+func (s *Server) issueCode(ctx context.Context, req *store.AuthRequest) string {
 	code := randomToken(32)
 	now := s.now()
 	family := randomToken(16)
@@ -181,8 +167,7 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *store.Au
 	})
 	if err != nil {
 		s.logger.Error("authorize: storing code", "err", err)
-		redirectError(w, r, req.RedirectURI, req.State, s.issuer, "server_error", "")
-		return
+		return errorURL(req.RedirectURI, req.State, s.issuer, "server_error", "")
 	}
 	_ = s.st.DeleteAuthRequest(ctx, req.ID)
 	u, _ := url.Parse(req.RedirectURI)
@@ -193,8 +178,13 @@ func (s *Server) issueCode(w http.ResponseWriter, r *http.Request, req *store.Au
 	}
 	q.Set("iss", s.issuer)
 	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// redirect sends the browser on with a 302.
+func redirect(w http.ResponseWriter, r *http.Request, target string) {
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, u.String(), http.StatusFound)
+	http.Redirect(w, r, target, http.StatusFound)
 }
 
 // currentSession returns the live session of the request's cookie and
@@ -332,7 +322,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	s.audit(ctx, r, store.AuditEvent{Event: audit.LoginSuccess, User: user.Username, Client: client.ID, Outcome: audit.OutcomeSuccess})
 	req.User, req.AuthTime, req.AMR, req.Done = user.Username, now, amr, true
-	s.afterLogin(w, r, req, client)
+	redirect(w, r, s.afterLogin(ctx, req, client))
 }
 
 // sessionRequest loads a request that a signed-in user may act on: the
@@ -394,54 +384,45 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.audit(ctx, r, store.AuditEvent{Event: audit.ConsentGranted, User: req.User, Client: client.ID, Outcome: audit.OutcomeSuccess, Detail: "granted: " + truncate(strings.Join(req.Scopes, " "), 200)})
-	s.issueCode(w, r, req)
+	redirect(w, r, s.issueCode(ctx, req))
 }
 
-// endSession ends the browser session: the part common to both logouts.
-func (s *Server) endSession(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	var q url.Values
-	if r.Method == http.MethodPost {
-		if err := parseForm(w, r); err != nil {
-			s.errorPage(w, http.StatusBadRequest, "The logout request is malformed.", err.Error())
-			return
-		}
-		q = r.PostForm
-	} else {
-		q = r.URL.Query()
-	}
-	clientID := q.Get("client_id")
-	if hint := q.Get("id_token_hint"); hint != "" {
+// endSession is RP-initiated logout, once op has parsed the request: it
+// ends the browser session and returns where to send the browser. Refusals
+// and the signed-out page answer with a page (serveOp renders it).
+func (s *Server) endSession(ctx context.Context, d *oidc.EndSessionRequest) (string, error) {
+	clientID := d.ClientID
+	if hint := d.IdTokenHint; hint != "" {
 		aud, err := s.idTokenHintAudience(ctx, hint)
 		if err != nil || (clientID != "" && clientID != aud) {
-			s.errorPage(w, http.StatusBadRequest, "The logout request is not valid.", "id_token_hint is not an ID token of this issuer for this client")
-			return
+			return "", s.pageAnswer(ctx, http.StatusBadRequest, "The logout request is not valid.", "id_token_hint is not an ID token of this issuer for this client")
 		}
 		clientID = aud
 	}
 	target := s.opts.Auth.LogoffRedirectURL
-	if pl := q.Get("post_logout_redirect_uri"); pl != "" {
+	if pl := d.PostLogoutRedirectURI; pl != "" {
 		client, err := s.st.GetClient(ctx, clientID)
 		if clientID == "" || err != nil || !slices.Contains(client.PostLogoutRedirectURIs, pl) {
-			s.errorPage(w, http.StatusBadRequest, "The application asked to return to an address it has not registered.", "post_logout_redirect_uri is not registered for this client")
-			return
+			return "", s.pageAnswer(ctx, http.StatusBadRequest, "The application asked to return to an address it has not registered.", "post_logout_redirect_uri is not registered for this client")
 		}
 		u, _ := url.Parse(pl)
-		if st := q.Get("state"); st != "" {
+		if st := d.State; st != "" {
 			v := u.Query()
 			v.Set("state", st)
 			u.RawQuery = v.Encode()
 		}
 		target = u.String()
 	}
-	user := s.logout(ctx, w, r)
-	s.audit(ctx, r, store.AuditEvent{Event: audit.Logout, User: user, Client: clientID, Outcome: audit.OutcomeSuccess})
+	x := exchangeOf(ctx)
+	user := s.logout(ctx, x.w, x.r)
+	s.audit(ctx, nil, store.AuditEvent{Event: audit.Logout, User: user, Client: clientID, Outcome: audit.OutcomeSuccess})
 	if target == "" {
-		s.render(w, http.StatusOK, "logout", pageData{Title: "Signed out", Done: true})
-		return
+		x.page = func(w http.ResponseWriter) {
+			s.render(w, http.StatusOK, "logout", pageData{Title: "Signed out", Done: true})
+		}
+		return "", errPage()
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, target, http.StatusFound)
+	return target, nil
 }
 
 // logout deletes the session of the request and clears the cookie; it

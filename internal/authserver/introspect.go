@@ -71,56 +71,39 @@ func (s *Server) verifyAccess(ctx context.Context, raw string, allowExpired bool
 	return &p, nil
 }
 
-// introspect is RFC 7662.
-func (s *Server) introspect(w http.ResponseWriter, r *http.Request) {
-	if err := parseForm(w, r); err != nil {
-		s.writeOAuthError(w, err)
-		return
-	}
-	ctx := r.Context()
-	client, err := s.authenticateClient(ctx, r)
-	if err != nil {
-		s.writeOAuthError(w, err)
-		return
-	}
-	raw := r.PostForm.Get("token")
+// introspect is RFC 7662 for an authenticated client.
+func (s *Server) introspect(ctx context.Context, client *store.Client, raw string) (any, error) {
 	if raw == "" {
-		s.writeOAuthError(w, errInvalidRequest("token is required"))
-		return
+		return nil, errInvalidRequest("token is required")
 	}
 	inactive := map[string]bool{"active": false}
 	if strings.Count(raw, ".") == 2 {
 		p, err := s.verifyAccess(ctx, raw, false)
 		if err != nil {
-			writeJSON(w, http.StatusOK, inactive)
-			return
+			return inactive, nil
 		}
 		revoked, err := s.accessRevoked(ctx, p.JTI)
 		if err != nil {
-			s.writeOAuthError(w, err)
-			return
+			return nil, err
 		}
 		if revoked {
-			writeJSON(w, http.StatusOK, inactive)
-			return
+			return inactive, nil
 		}
-		writeJSON(w, http.StatusOK, introspection{
+		return introspection{
 			Active: true, Scope: p.Scope, ClientID: p.ClientID, Sub: p.Subject, Aud: p.Audience, Iss: p.Issuer,
 			Exp: p.Exp, Iat: p.Iat, JTI: p.JTI, TokenType: "Bearer", Username: username(p),
-		})
-		return
+		}, nil
 	}
 	// Refresh tokens are described only to the client that holds them.
 	rt, err := s.st.GetRefreshToken(ctx, hashToken(raw))
 	now := s.now()
 	if err != nil || rt.ClientID != client.ID || rt.Revoked || !rt.UsedAt.IsZero() || !rt.ExpiresAt.After(now) {
-		writeJSON(w, http.StatusOK, inactive)
-		return
+		return inactive, nil
 	}
-	writeJSON(w, http.StatusOK, introspection{
+	return introspection{
 		Active: true, Scope: strings.Join(rt.Scopes, " "), ClientID: rt.ClientID, Sub: rt.User, Iss: s.issuer,
 		Exp: rt.ExpiresAt.Unix(), Iat: rt.CreatedAt.Unix(), TokenType: "refresh_token", Username: rt.User,
-	})
+	}, nil
 }
 
 func username(p *parsedAccess) string {
@@ -145,92 +128,54 @@ type introspection struct {
 }
 
 // revoke is RFC 7009: an unknown or foreign token is not an error.
-func (s *Server) revoke(w http.ResponseWriter, r *http.Request) {
-	if err := parseForm(w, r); err != nil {
-		s.writeOAuthError(w, err)
-		return
-	}
-	ctx := r.Context()
-	client, err := s.authenticateClient(ctx, r)
-	if err != nil {
-		s.writeOAuthError(w, err)
-		return
-	}
-	raw := r.PostForm.Get("token")
+func (s *Server) revoke(ctx context.Context, client *store.Client, raw string) error {
 	if raw == "" {
-		s.writeOAuthError(w, errInvalidRequest("token is required"))
-		return
+		return errInvalidRequest("token is required")
 	}
 	if strings.Count(raw, ".") == 2 {
 		p, err := s.verifyAccess(ctx, raw, true)
 		if err == nil && p.ClientID == client.ID && time.Unix(p.Exp, 0).After(s.now()) {
 			if err := s.st.RevokeAccessToken(ctx, p.JTI, time.Unix(p.Exp, 0).Add(time.Minute)); err != nil {
-				s.writeOAuthError(w, err)
-				return
+				return err
 			}
-			s.audit(ctx, r, store.AuditEvent{Event: audit.TokenRevoked, User: username(p), Client: client.ID, Outcome: audit.OutcomeSuccess, Detail: "access token"})
+			s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenRevoked, User: username(p), Client: client.ID, Outcome: audit.OutcomeSuccess, Detail: "access token"})
 		}
-		w.Header().Set("Cache-Control", "no-store")
-		w.WriteHeader(http.StatusOK)
-		return
+		return nil
 	}
 	rt, err := s.st.GetRefreshToken(ctx, hashToken(raw))
 	if err == nil && rt.ClientID == client.ID {
 		// RFC 7009 §2.1: the access tokens of the same grant go too.
 		if err := s.revokeFamily(ctx, rt.FamilyID); err != nil {
-			s.writeOAuthError(w, err)
-			return
+			return err
 		}
-		s.audit(ctx, r, store.AuditEvent{Event: audit.TokenRevoked, User: rt.User, Client: client.ID, Outcome: audit.OutcomeSuccess, Detail: "refresh token family"})
+		s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenRevoked, User: rt.User, Client: client.ID, Outcome: audit.OutcomeSuccess, Detail: "refresh token family"})
 	}
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(http.StatusOK)
+	return nil
 }
 
-// userinfo is OIDC Core §5.3.
-func (s *Server) userinfo(w http.ResponseWriter, r *http.Request) {
-	ctx := r.Context()
-	raw, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok && r.Method == http.MethodPost {
-		if err := parseForm(w, r); err == nil {
-			raw = r.PostForm.Get("access_token")
-		}
-	}
-	challenge := func(code string) {
-		w.Header().Set("WWW-Authenticate", `Bearer error="`+code+`"`)
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": code})
-	}
-	if raw == "" {
-		w.Header().Set("WWW-Authenticate", `Bearer`)
-		writeJSON(w, http.StatusUnauthorized, map[string]string{"error": "invalid_request"})
-		return
-	}
-	p, err := s.verifyAccess(ctx, strings.TrimSpace(raw), false)
+// userinfo is OIDC Core §5.3; op has found the bearer token.
+func (s *Server) userinfo(ctx context.Context, raw string) (any, error) {
+	invalid := &oauthError{Code: "invalid_token", status: http.StatusUnauthorized}
+	p, err := s.verifyAccess(ctx, raw, false)
 	if err != nil {
-		challenge("invalid_token")
-		return
+		return nil, invalid
 	}
 	if revoked, err := s.accessRevoked(ctx, p.JTI); err != nil {
-		s.writeOAuthError(w, err)
-		return
+		return nil, err
 	} else if revoked {
-		challenge("invalid_token")
-		return
+		return nil, invalid
 	}
 	scopes := strings.Fields(p.Scope)
 	if !slices.Contains(scopes, "openid") || p.Subject == p.ClientID {
-		w.Header().Set("WWW-Authenticate", `Bearer error="insufficient_scope"`)
-		writeJSON(w, http.StatusForbidden, map[string]string{"error": "insufficient_scope"})
-		return
+		return nil, &oauthError{Code: "insufficient_scope", status: http.StatusForbidden}
 	}
 	u, err := s.st.GetUser(ctx, p.Subject)
 	if err != nil || u.Disabled {
-		challenge("invalid_token")
-		return
+		return nil, invalid
 	}
 	var c idClaims
 	fillProfile(&c, &u, scopes)
-	writeJSON(w, http.StatusOK, userinfoResponse{Sub: u.Username, Name: c.Name, PreferredUsername: c.PreferredUsername, Email: c.Email, EmailVerified: c.EmailVerified})
+	return userinfoResponse{Sub: u.Username, Name: c.Name, PreferredUsername: c.PreferredUsername, Email: c.Email, EmailVerified: c.EmailVerified}, nil
 }
 
 type userinfoResponse struct {

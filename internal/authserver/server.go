@@ -4,20 +4,40 @@
 // introspection, userinfo, RP-initiated logout, and the login, consent and
 // logout pages.
 //
-// Why not github.com/zitadel/oidc's pkg/op: it was the brief's suggestion
-// and was read first. Its Storage/Client/AuthRequest interfaces and its
-// LegacyServer would have to be overridden for nearly every behaviour SPEC
-// fixes differently (PKCE plain refused, refresh-family revocation, code
-// reuse revoking what the first use issued, at+jwt access tokens with our
-// own claims, separate access-token and RS256 ID-token keys while op has a
-// single SigningKey), and its chi router, schema decoder and per-request
-// storage calls sit on the token endpoint's hot path, which must run at
-// 10,000 requests per second on two cores. What remains once all of that
-// is overridden is a router and some JSON types, so the endpoints are
-// written here directly on net/http, tokens are built and signed by hand
-// (a precomputed header, one signature, one allocation), client assertions
-// are verified with go-jose, and relying-party interoperability is tested
-// with independent clients (golang.org/x/oauth2 and coreos/go-oidc).
+// The protocol layer is github.com/zitadel/oidc/v3's pkg/op. provider
+// implements op.Server and is served by op.RegisterServer on SPEC's paths:
+// op routes the endpoints, parses and decodes every request, authenticates
+// clients through provider.VerifyClient, checks that a client may use a
+// grant type, dispatches grants to CodeExchange, RefreshToken and
+// ClientCredentialsExchange, runs its authorization-request checks
+// (redirect URI, prompt, code_challenge_method) and writes OAuth errors.
+// Device authorization, token exchange and the JWT-profile grant come
+// from op.UnimplementedServer and are refused.
+//
+// Where op's defaults differ from SPEC, the provider methods apply SPEC:
+// client authentication is ours (a keyed hash of the secret in constant
+// time, the registered method enforced, private_key_jwt assertions
+// verified with go-jose with aud, exp and a single-use jti; public
+// clients only with PKCE); PKCE plain, which op accepts, is refused at
+// the authorize endpoint with invalid_request; refresh tokens rotate on
+// every use and a reused one revokes its family; a reused code revokes
+// what it issued; access tokens are RFC 9068 at+jwt, signed with the
+// access-token key (ES256, RS256 or EdDSA) and ID tokens with RS256, both
+// by this package (op has one signing key). An unknown client or an
+// unregistered redirect URI gets our HTML error page, never a redirect.
+//
+// op has no user interface and no sessions: /login, /consent and /logout
+// are our own handlers, and serveOp, the handler in front of op, passes
+// each call's HTTP request and response to the provider in the context
+// (an exchange) for session cookies, audit addresses, and the HTML pages
+// that answer instead of op's JSON. serveOp also enforces what op leaves
+// open: SPEC's form content type and body limit, body-only parameters on
+// the client-authenticated endpoints, invalid_client (audited) for a
+// request naming no client, WWW-Authenticate challenges and no-store
+// headers; methods are enforced by the ServeMux patterns (405 otherwise).
+// op's decoder and encoder are adjusted so that a malformed max_age still
+// reaches Authorize (refused at the redirect URI) and op's own error
+// redirects carry iss like ours.
 //
 // Hot paths: client_credentials with a client secret does one client read,
 // an HMAC check, one signature and an audit record (batched by the
@@ -40,6 +60,9 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/config"
@@ -107,6 +130,8 @@ type Server struct {
 	limits   *loginLimits
 	remote   *remoteJWKS
 	now      func() time.Time
+	// handler is op's, serving provider.
+	handler http.Handler
 }
 
 // New builds the server, creating signing keys on first start, and keeps
@@ -158,6 +183,8 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		pages:  pg, limits: newLoginLimits(), remote: newRemoteJWKS(o.HTTPClient),
 		now: time.Now,
 	}
+	// No CORS: the endpoints answer as they always did.
+	s.handler = op.RegisterServer(&provider{s: s}, opEndpoints(), op.WithServerCORSOptions(nil), op.WithDecoder(newFormDecoder()), op.WithEncoder(issEncoder{enc: oidc.NewEncoder(), issuer: o.Issuer}))
 	return s, nil
 }
 
@@ -195,20 +222,19 @@ func (s *Server) RevokeUser(ctx context.Context, username string) error {
 	return nil
 }
 
-// Register mounts every endpoint of SPEC §3 on mux.
+// Register mounts every endpoint of SPEC §3 on mux: the protocol
+// endpoints through op's handler, the pages for people directly.
 func (s *Server) Register(mux *http.ServeMux) {
-	mux.HandleFunc("GET "+PathDiscovery, s.discovery)
-	mux.HandleFunc("GET "+PathASMetadata, s.discovery)
-	mux.HandleFunc("GET "+PathJWKS, s.jwks)
-	mux.HandleFunc("GET "+PathAuthorize, s.authorize)
-	mux.HandleFunc("POST "+PathAuthorize, s.authorize)
-	mux.HandleFunc("POST "+PathToken, s.token)
-	mux.HandleFunc("POST "+PathRevoke, s.revoke)
-	mux.HandleFunc("POST "+PathIntrospect, s.introspect)
-	mux.HandleFunc("GET "+PathUserinfo, s.userinfo)
-	mux.HandleFunc("POST "+PathUserinfo, s.userinfo)
-	mux.HandleFunc("GET "+PathEndSession, s.endSession)
-	mux.HandleFunc("POST "+PathEndSession, s.endSession)
+	h := http.HandlerFunc(s.serveOp)
+	for _, p := range []string{
+		"GET " + PathDiscovery, "GET " + PathASMetadata, "GET " + PathJWKS,
+		"GET " + PathAuthorize, "POST " + PathAuthorize,
+		"POST " + PathToken, "POST " + PathRevoke, "POST " + PathIntrospect,
+		"GET " + PathUserinfo, "POST " + PathUserinfo,
+		"GET " + PathEndSession, "POST " + PathEndSession,
+	} {
+		mux.Handle(p, h)
+	}
 	mux.HandleFunc("GET "+PathLogin, s.loginPage)
 	mux.HandleFunc("POST "+PathLogin, s.loginSubmit)
 	mux.HandleFunc("GET "+PathConsent, s.consentPage)
@@ -272,24 +298,15 @@ func (s *Server) metadata() Metadata {
 	}
 }
 
-func (s *Server) discovery(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Cache-Control", "public, max-age=300")
-	writeJSON(w, http.StatusOK, s.metadata())
-}
-
-func (s *Server) jwks(w http.ResponseWriter, _ *http.Request) {
-	w.Header().Set("Content-Type", "application/jwk-set+json")
-	// Short: a rotation must reach relying parties well before the old key
-	// retires.
-	w.Header().Set("Cache-Control", "public, max-age=60")
-	_, _ = w.Write(s.keys.JWKS())
-}
-
 // audit records e when the audit log is on, filling in the request's
-// remote address (without port) and user agent.
+// remote address (without port) and user agent; r nil takes the request
+// of the op call in ctx, if any.
 func (s *Server) audit(ctx context.Context, r *http.Request, e store.AuditEvent) {
 	if s.opts.Auditor == nil || !s.opts.Auth.AuditLog {
 		return
+	}
+	if r == nil {
+		r = requestOf(ctx)
 	}
 	if e.Time.IsZero() {
 		e.Time = s.now()
@@ -389,12 +406,12 @@ func parseForm(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// redirectError sends an OAuth error to a registered redirect URI.
-func redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state, issuer, code, desc string) {
+// errorURL is a registered redirect URI carrying an OAuth error (and iss,
+// RFC 9207).
+func errorURL(redirectURI, state, issuer, code, desc string) string {
 	u, err := url.Parse(redirectURI)
 	if err != nil {
-		http.Error(w, "bad redirect URI", http.StatusBadRequest)
-		return
+		return redirectURI
 	}
 	q := u.Query()
 	q.Set("error", code)
@@ -406,6 +423,10 @@ func redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state, i
 	}
 	q.Set("iss", issuer)
 	u.RawQuery = q.Encode()
-	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, u.String(), http.StatusFound)
+	return u.String()
+}
+
+// redirectError sends an OAuth error to a registered redirect URI.
+func redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state, issuer, code, desc string) {
+	redirect(w, r, errorURL(redirectURI, state, issuer, code, desc))
 }

@@ -8,10 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
 
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/credential"
@@ -63,58 +65,18 @@ func (s *Server) mintAccess(sub, clientID string, scopes []string, jti string, a
 	return tok, exp, err
 }
 
-// token is the token endpoint.
-func (s *Server) token(w http.ResponseWriter, r *http.Request) {
-	if err := parseForm(w, r); err != nil {
-		s.writeOAuthError(w, err)
-		return
-	}
-	ctx := r.Context()
-	client, err := s.authenticateClient(ctx, r)
-	if err != nil {
-		s.writeOAuthError(w, err)
-		return
-	}
-	grant := r.PostForm.Get("grant_type")
-	if grant == "" {
-		s.writeOAuthError(w, errInvalidRequest("grant_type is required"))
-		return
-	}
-	if !slices.Contains(client.GrantTypes, grant) {
-		if grant != "authorization_code" && grant != "client_credentials" && grant != "refresh_token" {
-			s.writeOAuthError(w, &oauthError{Code: "unsupported_grant_type", status: http.StatusBadRequest})
-			return
-		}
-		s.writeOAuthError(w, &oauthError{Code: "unauthorized_client", Description: "the client may not use this grant type", status: http.StatusBadRequest})
-		return
-	}
-	var resp *tokenResponse
-	switch grant {
-	case "client_credentials":
-		resp, err = s.clientCredentials(r, &client)
-	case "authorization_code":
-		resp, err = s.codeExchange(r, &client)
-	case "refresh_token":
-		resp, err = s.refresh(r, &client)
-	}
-	if err != nil {
-		s.writeOAuthError(w, err)
-		return
-	}
-	w.Header().Set("Pragma", "no-cache")
-	writeJSON(w, http.StatusOK, resp)
-}
-
-func (s *Server) clientCredentials(r *http.Request, c *store.Client) (*tokenResponse, error) {
+// clientCredentials is the client_credentials grant; requested is the
+// parsed scope parameter.
+func (s *Server) clientCredentials(ctx context.Context, c *store.Client, requested []string) (*tokenResponse, error) {
 	if c.TokenEndpointAuthMethod == "none" {
 		return nil, &oauthError{Code: "unauthorized_client", Description: "public clients cannot use client_credentials", status: http.StatusBadRequest}
 	}
 	var scopes []string
-	if raw := r.PostForm.Get("scope"); raw != "" {
-		scopes = strings.Fields(raw)
+	if len(requested) > 0 {
+		scopes = requested
 		for _, sc := range scopes {
 			if !slices.Contains(c.Scopes, sc) || sc == "openid" || sc == "offline_access" {
-				s.audit(r.Context(), r, store.AuditEvent{Event: audit.TokenIssued, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "scope not allowed: " + truncate(sc, 64)})
+				s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "scope not allowed: " + truncate(sc, 64)})
 				return nil, &oauthError{Code: "invalid_scope", Description: "scope not allowed for this client", status: http.StatusBadRequest}
 			}
 		}
@@ -132,13 +94,13 @@ func (s *Server) clientCredentials(r *http.Request, c *store.Client) (*tokenResp
 	if err != nil {
 		return nil, err
 	}
-	s.audit(r.Context(), r, store.AuditEvent{Event: audit.TokenIssued, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: "client_credentials"})
+	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: "client_credentials"})
 	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(s.opts.Auth.AccessTokenTTL / time.Second), Scope: strings.Join(scopes, " ")}, nil
 }
 
-func (s *Server) codeExchange(r *http.Request, c *store.Client) (*tokenResponse, error) {
-	ctx := r.Context()
-	code := r.PostForm.Get("code")
+// codeExchange is the authorization_code grant.
+func (s *Server) codeExchange(ctx context.Context, c *store.Client, req *oidc.AccessTokenRequest) (*tokenResponse, error) {
+	code := req.Code
 	if code == "" {
 		return nil, errInvalidRequest("code is required")
 	}
@@ -149,7 +111,7 @@ func (s *Server) codeExchange(r *http.Request, c *store.Client) (*tokenResponse,
 		// RFC 6749 §4.1.2: a code used twice was probably stolen; what
 		// the first use issued is revoked.
 		s.revokeCodeTokens(ctx, ac)
-		s.audit(ctx, r, store.AuditEvent{Event: audit.CodeReused, User: ac.User, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "authorization code used twice; tokens revoked"})
+		s.audit(ctx, nil, store.AuditEvent{Event: audit.CodeReused, User: ac.User, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "authorization code used twice; tokens revoked"})
 		return nil, errInvalidGrant("authorization code already used")
 	case errors.Is(err, store.ErrNotFound):
 		return nil, errInvalidGrant("authorization code is invalid or expired")
@@ -159,10 +121,10 @@ func (s *Server) codeExchange(r *http.Request, c *store.Client) (*tokenResponse,
 	if ac.ClientID != c.ID {
 		return nil, errInvalidGrant("authorization code was issued to another client")
 	}
-	if r.PostForm.Get("redirect_uri") != ac.RedirectURI {
+	if req.RedirectURI != ac.RedirectURI {
 		return nil, errInvalidGrant("redirect_uri does not match the authorization request")
 	}
-	verifier := r.PostForm.Get("code_verifier")
+	verifier := req.CodeVerifier
 	switch {
 	case ac.CodeChallenge == "" && verifier != "":
 		return nil, errInvalidGrant("code_verifier without code_challenge")
@@ -182,7 +144,7 @@ func (s *Server) codeExchange(r *http.Request, c *store.Client) (*tokenResponse,
 	if err != nil {
 		return nil, err
 	}
-	s.audit(ctx, r, store.AuditEvent{Event: audit.TokenIssued, User: user.Username, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: "authorization_code"})
+	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, User: user.Username, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: "authorization_code"})
 	return resp, nil
 }
 
@@ -325,9 +287,9 @@ func atHash(_ string, accessToken string) string {
 	return base64.RawURLEncoding.EncodeToString(h[:16])
 }
 
-func (s *Server) refresh(r *http.Request, c *store.Client) (*tokenResponse, error) {
-	ctx := r.Context()
-	raw := r.PostForm.Get("refresh_token")
+// refresh is the refresh_token grant; narrowed is the parsed scope
+// parameter.
+func (s *Server) refresh(ctx context.Context, c *store.Client, raw string, narrowed []string) (*tokenResponse, error) {
 	if raw == "" {
 		return nil, errInvalidRequest("refresh_token is required")
 	}
@@ -344,17 +306,16 @@ func (s *Server) refresh(r *http.Request, c *store.Client) (*tokenResponse, erro
 		if err := s.denyFamilyAccess(ctx, next.FamilyID); err != nil {
 			s.logger.Error("revoking access tokens of a reused refresh token", "err", err)
 		}
-		s.audit(ctx, r, store.AuditEvent{Event: audit.RefreshTokenReused, User: next.User, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "rotated refresh token presented again; family revoked"})
+		s.audit(ctx, nil, store.AuditEvent{Event: audit.RefreshTokenReused, User: next.User, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "rotated refresh token presented again; family revoked"})
 		return nil, errInvalidGrant("refresh token already used")
 	case errors.Is(err, store.ErrNotFound):
-		s.audit(ctx, r, store.AuditEvent{Event: audit.TokenRefreshed, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "invalid, expired or revoked refresh token"})
+		s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenRefreshed, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "invalid, expired or revoked refresh token"})
 		return nil, errInvalidGrant("refresh token is invalid, expired or revoked")
 	case err != nil:
 		return nil, err
 	}
 	scopes := next.Scopes
-	if req := r.PostForm.Get("scope"); req != "" {
-		narrowed := strings.Fields(req)
+	if len(narrowed) > 0 {
 		for _, sc := range narrowed {
 			if !slices.Contains(next.Scopes, sc) {
 				return nil, &oauthError{Code: "invalid_scope", Description: "scope exceeds the original grant", status: http.StatusBadRequest}
@@ -372,40 +333,37 @@ func (s *Server) refresh(r *http.Request, c *store.Client) (*tokenResponse, erro
 		return nil, err
 	}
 	resp.RefreshToken = newRT
-	s.audit(ctx, r, store.AuditEvent{Event: audit.TokenRefreshed, User: user.Username, Client: c.ID, Outcome: audit.OutcomeSuccess})
+	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenRefreshed, User: user.Username, Client: c.ID, Outcome: audit.OutcomeSuccess})
 	return resp, nil
 }
 
-// authenticateClient applies the client's registered method. Every failure
+// authenticateClient applies the client's registered method to the
+// credentials op parsed (Basic wins over the form, as in op). Every failure
 // is the same invalid_client to the caller; the audit log says why.
-func (s *Server) authenticateClient(ctx context.Context, r *http.Request) (store.Client, error) {
+func (s *Server) authenticateClient(ctx context.Context, h http.Header, cc *op.ClientCredentials) (store.Client, error) {
 	fail := func(clientID, why string) (store.Client, error) {
-		s.audit(ctx, r, store.AuditEvent{Event: audit.ClientAuthFailure, Client: truncate(clientID, 128), Outcome: audit.OutcomeFailure, Detail: why})
+		s.audit(ctx, nil, store.AuditEvent{Event: audit.ClientAuthFailure, Client: truncate(clientID, 128), Outcome: audit.OutcomeFailure, Detail: why})
 		return store.Client{}, errInvalidClient("client authentication failed")
 	}
-	form := r.PostForm
-	if id, secret, ok := r.BasicAuth(); ok {
-		// RFC 6749 §2.3.1: both are form-encoded before Basic encoding.
-		if v, err := url.QueryUnescape(id); err == nil {
-			id = v
-		}
-		if v, err := url.QueryUnescape(secret); err == nil {
-			secret = v
-		}
-		return s.checkSecret(ctx, id, secret, "client_secret_basic", fail)
-	}
-	if at := form.Get("client_assertion_type"); at != "" || form.Get("client_assertion") != "" {
-		if at != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer" {
-			return fail(form.Get("client_id"), "unsupported client_assertion_type")
-		}
-		return s.checkAssertion(ctx, r, form.Get("client_id"), form.Get("client_assertion"), fail)
-	}
-	id := form.Get("client_id")
-	if id == "" {
+	if cc == nil {
 		return fail("", "no client authentication")
 	}
-	if secret := form.Get("client_secret"); secret != "" {
-		return s.checkSecret(ctx, id, secret, "client_secret_post", fail)
+	if cc.ClientSecret != "" {
+		method := "client_secret_post"
+		if a := h.Get("Authorization"); len(a) > 6 && strings.EqualFold(a[:6], "basic ") {
+			method = "client_secret_basic"
+		}
+		return s.checkSecret(ctx, cc.ClientID, cc.ClientSecret, method, fail)
+	}
+	if at := cc.ClientAssertionType; at != "" || cc.ClientAssertion != "" {
+		if at != oidc.ClientAssertionTypeJWTAssertion {
+			return fail(cc.ClientID, "unsupported client_assertion_type")
+		}
+		return s.checkAssertion(ctx, cc.ClientID, cc.ClientAssertion, fail)
+	}
+	id := cc.ClientID
+	if id == "" {
+		return fail("", "no client authentication")
 	}
 	c, err := s.st.GetClient(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
@@ -419,7 +377,6 @@ func (s *Server) authenticateClient(ctx context.Context, r *http.Request) (store
 	}
 	return c, nil
 }
-
 func (s *Server) checkSecret(ctx context.Context, id, secret, method string, fail func(string, string) (store.Client, error)) (store.Client, error) {
 	c, err := s.st.GetClient(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {

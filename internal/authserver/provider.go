@@ -1,0 +1,494 @@
+package authserver
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+	"github.com/zitadel/oidc/v3/pkg/op"
+	"github.com/zitadel/schema"
+
+	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// provider is Flowgate's implementation of zitadel's op.Server: op routes
+// the protocol endpoints, parses their requests, authenticates clients
+// through VerifyClient, checks grant types and writes OAuth errors; these
+// methods apply SPEC §3 and mint tokens with the Server's keys and store.
+type provider struct {
+	op.UnimplementedServer
+	s *Server
+}
+
+var _ op.Server = (*provider)(nil)
+
+// exchange is what op does not carry to a Server method: the HTTP request
+// and response of the call (for session cookies and audit addresses, which
+// are ours), and how to answer when the answer is not op's JSON.
+type exchange struct {
+	w http.ResponseWriter
+	r *http.Request
+	// page, when set, answers the request with an HTML page instead of
+	// what op writes (an error page that must not redirect, the signed-out
+	// page).
+	page func(http.ResponseWriter)
+	// challenge is the WWW-Authenticate header of a 401 (and of a 403
+	// when bearerChallenge).
+	challenge       string
+	bearerChallenge bool
+	// contentType replaces op's application/json (the JWKS).
+	contentType string
+}
+
+type exchangeKey struct{}
+
+func exchangeOf(ctx context.Context) *exchange {
+	x, _ := ctx.Value(exchangeKey{}).(*exchange)
+	if x == nil {
+		return &exchange{}
+	}
+	return x
+}
+
+// requestOf returns the HTTP request of an op call, for audit records.
+func requestOf(ctx context.Context) *http.Request { return exchangeOf(ctx).r }
+
+// errPage is returned to op when exchange.page answers instead; what op
+// writes for it is discarded.
+func errPage() error { return oidc.ErrInvalidRequest().WithDescription("answered with a page") }
+
+// opWriter lets the exchange adjust or replace what op writes.
+type opWriter struct {
+	http.ResponseWriter
+	x *exchange
+}
+
+func (w *opWriter) WriteHeader(code int) {
+	if w.x.page != nil {
+		return
+	}
+	h := w.Header()
+	if w.x.challenge != "" && (code == http.StatusUnauthorized || (code == http.StatusForbidden && w.x.bearerChallenge)) {
+		h.Set("WWW-Authenticate", w.x.challenge)
+	}
+	if w.x.contentType != "" {
+		h.Set("Content-Type", w.x.contentType)
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *opWriter) Write(b []byte) (int, error) {
+	if w.x.page != nil {
+		return len(b), nil
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// formDecoder is op's default decoder, except that an authorization
+// request whose max_age is not a number is still decoded (without it):
+// Authorize refuses it at the client's redirect URI, as SPEC wants for
+// every request naming a registered one, where op would answer it with
+// a JSON error.
+type formDecoder struct{ *schema.Decoder }
+
+func newFormDecoder() formDecoder {
+	d := schema.NewDecoder()
+	d.IgnoreUnknownKeys(true)
+	return formDecoder{d}
+}
+
+// Decode is httphelper.Decoder's.
+func (d formDecoder) Decode(dst any, src map[string][]string) error {
+	err := d.Decoder.Decode(dst, src)
+	if _, ok := dst.(*oidc.AuthRequest); ok && err != nil && len(src["max_age"]) > 0 {
+		rest := make(map[string][]string, len(src))
+		for k, v := range src {
+			if k != "max_age" {
+				rest[k] = v
+			}
+		}
+		return d.Decoder.Decode(dst, rest)
+	}
+	return err
+}
+
+// opEndpoints are SPEC §3's paths, given to op.RegisterServer.
+func opEndpoints() op.Endpoints {
+	return op.Endpoints{
+		Authorization: op.NewEndpoint(PathAuthorize),
+		Token:         op.NewEndpoint(PathToken),
+		Introspection: op.NewEndpoint(PathIntrospect),
+		Userinfo:      op.NewEndpoint(PathUserinfo),
+		Revocation:    op.NewEndpoint(PathRevoke),
+		EndSession:    op.NewEndpoint(PathEndSession),
+		JwksURI:       op.NewEndpoint(PathJWKS),
+	}
+}
+
+// serveOp prepares a request for op's handler: SPEC's content-type and
+// body-size rules for POST bodies (op would accept anything), query
+// parameters ignored where only the body counts, no-store headers, and
+// the exchange in the context.
+func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
+	x := &exchange{r: r}
+	path := r.URL.Path
+	clientAuth := path == PathToken || path == PathRevoke || path == PathIntrospect
+	switch {
+	case clientAuth:
+		x.challenge = `Basic realm="flowgate"`
+		w.Header().Set("Cache-Control", "no-store")
+		if path == PathToken {
+			w.Header().Set("Pragma", "no-cache")
+		}
+	case path == PathUserinfo:
+		x.challenge, x.bearerChallenge = "Bearer", true
+		w.Header().Set("Cache-Control", "no-store")
+	case path == PathJWKS:
+		x.contentType = "application/jwk-set+json"
+	case path == PathASMetadata:
+		u := *r.URL
+		u.Path = PathDiscovery
+		r = r.WithContext(r.Context())
+		r.URL = &u
+	}
+	if r.Method == http.MethodPost {
+		if path == PathUserinfo && r.Header.Get("Content-Type") == "" {
+			// A bearer token in the header and no body.
+			r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+		} else if err := parseForm(w, r); err != nil {
+			switch path {
+			case PathAuthorize:
+				s.errorPage(w, http.StatusBadRequest, "The authorization request is malformed.", err.Error())
+			case PathEndSession:
+				s.errorPage(w, http.StatusBadRequest, "The logout request is malformed.", err.Error())
+			default:
+				s.writeOAuthError(w, err)
+			}
+			return
+		}
+		if clientAuth {
+			// Parameters of these endpoints are read from the body only.
+			r.Form = r.PostForm
+		}
+	}
+	switch {
+	case clientAuth:
+		if err := s.presentsClient(r); err != nil {
+			s.writeOAuthError(w, err)
+			return
+		}
+	case path == PathUserinfo:
+		// The token comes in the header or a form body, not the query.
+		if r.PostForm == nil {
+			r.PostForm = url.Values{}
+		}
+		r.Form = r.PostForm
+	}
+	x.w = &opWriter{ResponseWriter: w, x: x}
+	x.r = r.WithContext(context.WithValue(r.Context(), exchangeKey{}, x))
+	s.handler.ServeHTTP(x.w, x.r)
+	if x.page != nil {
+		x.page(w)
+	}
+}
+
+// presentsClient refuses, as invalid_client and with an audit record
+// (SPEC §3), a request to a client-authenticated endpoint that names no
+// client or carries a client assertion of another type; op would answer
+// both with invalid_request before VerifyClient is reached.
+func (s *Server) presentsClient(r *http.Request) error {
+	f := r.PostForm
+	_, _, basic := r.BasicAuth()
+	why := ""
+	switch {
+	case f.Get("client_assertion") != "" && f.Get("client_assertion_type") != oidc.ClientAssertionTypeJWTAssertion:
+		why = "unsupported client_assertion_type"
+	case !basic && f.Get("client_id") == "" && f.Get("client_assertion") == "":
+		why = "no client authentication"
+	default:
+		return nil
+	}
+	s.audit(r.Context(), r, store.AuditEvent{Event: audit.ClientAuthFailure, Client: truncate(f.Get("client_id"), 128), Outcome: audit.OutcomeFailure, Detail: why})
+	return errInvalidClient("client authentication failed")
+}
+
+// issEncoder is op's encoder for the error redirects op builds itself
+// (its own authorization-request checks), adding iss as our redirects do
+// (RFC 9207; discovery says authorization_response_iss_parameter_supported).
+type issEncoder struct {
+	enc interface {
+		Encode(src any, dst map[string][]string) error
+	}
+	issuer string
+}
+
+// Encode is httphelper.Encoder's.
+func (e issEncoder) Encode(src any, dst map[string][]string) error {
+	if err := e.enc.Encode(src, dst); err != nil {
+		return err
+	}
+	if _, ok := src.(*oidc.Error); ok {
+		dst["iss"] = []string{e.issuer}
+	}
+	return nil
+}
+
+// opError turns our errors into op's: an *oidc.Error with the status SPEC
+// and RFC 6749 give it.
+func (s *Server) opError(err error) error {
+	var oe *oauthError
+	if !errors.As(err, &oe) {
+		s.logger.Error("authorization server error", "err", err)
+		return oidc.ErrServerError().WithDescription("internal error")
+	}
+	e := &oidc.Error{Description: oe.Description}
+	switch oe.Code {
+	case "invalid_request":
+		e.ErrorType = oidc.InvalidRequest
+	case "invalid_client":
+		e.ErrorType = oidc.InvalidClient
+	case "invalid_grant":
+		e.ErrorType = oidc.InvalidGrant
+	case "unauthorized_client":
+		e.ErrorType = oidc.UnauthorizedClient
+	case "unsupported_grant_type":
+		e.ErrorType = oidc.UnsupportedGrantType
+	case "invalid_scope":
+		e.ErrorType = oidc.InvalidScope
+	case "invalid_token":
+		e.ErrorType = "invalid_token"
+	case "insufficient_scope":
+		e.ErrorType = "insufficient_scope"
+	default:
+		e.ErrorType = oidc.ServerError
+	}
+	return op.NewStatusError(e, oe.status)
+}
+
+// client is a store.Client as op sees it.
+type client struct {
+	c             store.Client
+	grants        []oidc.GrantType
+	responseTypes []oidc.ResponseType
+}
+
+func newClient(c store.Client) *client {
+	cl := &client{c: c, grants: make([]oidc.GrantType, len(c.GrantTypes)), responseTypes: []oidc.ResponseType{oidc.ResponseTypeCode}}
+	for i, g := range c.GrantTypes {
+		cl.grants[i] = oidc.GrantType(g)
+	}
+	return cl
+}
+
+// GetID is part of op.Client.
+func (c *client) GetID() string { return c.c.ID }
+
+// RedirectURIs is part of op.Client.
+func (c *client) RedirectURIs() []string { return c.c.RedirectURIs }
+
+// PostLogoutRedirectURIs is part of op.Client.
+func (c *client) PostLogoutRedirectURIs() []string { return c.c.PostLogoutRedirectURIs }
+
+// ApplicationType is part of op.Client: a client whose redirect URI has
+// a scheme of its own is native, others are web clients (op then allows
+// their registered http:// URIs as SPEC does).
+func (c *client) ApplicationType() op.ApplicationType {
+	for _, u := range c.c.RedirectURIs {
+		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
+			return op.ApplicationTypeNative
+		}
+	}
+	return op.ApplicationTypeWeb
+}
+
+// AuthMethod is part of op.Client.
+func (c *client) AuthMethod() oidc.AuthMethod { return oidc.AuthMethod(c.c.TokenEndpointAuthMethod) }
+
+// ResponseTypes is part of op.Client. Authorize answers any other
+// response_type with unsupported_response_type itself (RFC 6749
+// §4.1.2.1), so the requested one is let through op's check.
+func (c *client) ResponseTypes() []oidc.ResponseType { return c.responseTypes }
+
+// GrantTypes is part of op.Client.
+func (c *client) GrantTypes() []oidc.GrantType { return c.grants }
+
+// LoginURL is part of op.Client.
+func (c *client) LoginURL(id string) string { return PathLogin + "?request=" + url.QueryEscape(id) }
+
+// AccessTokenType is part of op.Client: RFC 9068 JWTs.
+func (c *client) AccessTokenType() op.AccessTokenType { return op.AccessTokenTypeJWT }
+
+// IDTokenLifetime is part of op.Client; tokens are minted by the Server.
+func (c *client) IDTokenLifetime() time.Duration { return 0 }
+
+// DevMode is part of op.Client. op uses it only to relax its own
+// redirect-URI scheme policy (http only for confidential clients asking
+// for a code), which is not SPEC's: SPEC's rule is that the redirect URI
+// is one the client registered, exactly, which VerifyAuthRequest checks
+// before op does. Without it, op would answer an http redirect URI with
+// a response_type other than code with a JSON error instead of letting
+// Authorize send unsupported_response_type to the client.
+func (c *client) DevMode() bool { return true }
+
+// RestrictAdditionalIdTokenScopes is part of op.Client.
+func (c *client) RestrictAdditionalIdTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+
+// RestrictAdditionalAccessTokenScopes is part of op.Client.
+func (c *client) RestrictAdditionalAccessTokenScopes() func([]string) []string {
+	return func(s []string) []string { return s }
+}
+
+// IsScopeAllowed is part of op.Client.
+func (c *client) IsScopeAllowed(scope string) bool { return slices.Contains(c.c.Scopes, scope) }
+
+// IDTokenUserinfoClaimsAssertion is part of op.Client.
+func (c *client) IDTokenUserinfoClaimsAssertion() bool { return false }
+
+// ClockSkew is part of op.Client.
+func (c *client) ClockSkew() time.Duration { return clockSkew }
+
+// scopeFields is a scope parameter as strings.Fields reads it: op splits
+// on single spaces, which leaves empty scopes for doubled or trailing ones.
+func scopeFields(a oidc.SpaceDelimitedArray) []string {
+	if !slices.Contains(a, "") {
+		return a
+	}
+	return strings.Fields(strings.Join(a, " "))
+}
+
+func storeClient(c op.Client) *store.Client { return &c.(*client).c }
+
+// Discovery is part of op.Server: SPEC §3's metadata, also served at the
+// RFC 8414 path.
+func (p *provider) Discovery(_ context.Context, _ *op.Request[struct{}]) (*op.Response, error) {
+	resp := op.NewResponse(p.s.metadata())
+	resp.Header.Set("Cache-Control", "public, max-age=300")
+	return resp, nil
+}
+
+// Keys is part of op.Server: the published keys, current and previous.
+func (p *provider) Keys(_ context.Context, _ *op.Request[struct{}]) (*op.Response, error) {
+	resp := op.NewResponse(json.RawMessage(p.s.keys.JWKS()))
+	// Short: a rotation must reach relying parties well before the old
+	// key retires.
+	resp.Header.Set("Cache-Control", "public, max-age=60")
+	return resp, nil
+}
+
+// VerifyClient is part of op.Server: the client's registered method
+// (SPEC §3), every failure the same invalid_client, the audit log says why.
+func (p *provider) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
+	c, err := p.s.authenticateClient(ctx, r.Header, r.Data)
+	if err != nil {
+		return nil, p.s.opError(err)
+	}
+	return newClient(c), nil
+}
+
+// ClientCredentialsExchange is part of op.Server.
+func (p *provider) ClientCredentialsExchange(ctx context.Context, r *op.ClientRequest[oidc.ClientCredentialsRequest]) (*op.Response, error) {
+	resp, err := p.s.clientCredentials(ctx, storeClient(r.Client), scopeFields(r.Data.Scope))
+	if err != nil {
+		return nil, p.s.opError(err)
+	}
+	return op.NewResponse(resp), nil
+}
+
+// CodeExchange is part of op.Server.
+func (p *provider) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.AccessTokenRequest]) (*op.Response, error) {
+	resp, err := p.s.codeExchange(ctx, storeClient(r.Client), r.Data)
+	if err != nil {
+		return nil, p.s.opError(err)
+	}
+	return op.NewResponse(resp), nil
+}
+
+// RefreshToken is part of op.Server: rotation on every use, family
+// revocation on reuse (SPEC §3).
+func (p *provider) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.RefreshTokenRequest]) (*op.Response, error) {
+	resp, err := p.s.refresh(ctx, storeClient(r.Client), r.Data.RefreshToken, scopeFields(r.Data.Scopes))
+	if err != nil {
+		return nil, p.s.opError(err)
+	}
+	return op.NewResponse(resp), nil
+}
+
+// Introspect is part of op.Server (RFC 7662, client-authenticated).
+func (p *provider) Introspect(ctx context.Context, r *op.Request[op.IntrospectionRequest]) (*op.Response, error) {
+	c, err := p.s.authenticateClient(ctx, r.Header, r.Data.ClientCredentials)
+	if err != nil {
+		return nil, p.s.opError(err)
+	}
+	v, err := p.s.introspect(ctx, &c, r.Data.Token)
+	if err != nil {
+		return nil, p.s.opError(err)
+	}
+	return op.NewResponse(v), nil
+}
+
+// Revocation is part of op.Server (RFC 7009).
+func (p *provider) Revocation(ctx context.Context, r *op.ClientRequest[oidc.RevocationRequest]) (*op.Response, error) {
+	if err := p.s.revoke(ctx, storeClient(r.Client), r.Data.Token); err != nil {
+		return nil, p.s.opError(err)
+	}
+	return op.NewResponse(nil), nil
+}
+
+// UserInfo is part of op.Server (OIDC Core §5.3).
+func (p *provider) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequest]) (*op.Response, error) {
+	v, err := p.s.userinfo(ctx, strings.TrimSpace(r.Data.AccessToken))
+	if err != nil {
+		var oe *oauthError
+		if errors.As(err, &oe) {
+			exchangeOf(ctx).challenge = `Bearer error="` + oe.Code + `"`
+		}
+		return nil, p.s.opError(err)
+	}
+	return op.NewResponse(v), nil
+}
+
+// VerifyAuthRequest is part of op.Server: the client and its redirect
+// URI. Neither failure may redirect (SPEC §3), so both answer with our
+// error page.
+func (p *provider) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthRequest]) (*op.ClientRequest[oidc.AuthRequest], error) {
+	c, err := p.s.verifyAuthRequest(ctx, r.Data)
+	if err != nil {
+		return nil, err
+	}
+	cl := newClient(c)
+	if rt := r.Data.ResponseType; rt != "" && rt != oidc.ResponseTypeCode {
+		cl.responseTypes = append(cl.responseTypes, rt)
+	}
+	return &op.ClientRequest[oidc.AuthRequest]{Request: r, Client: cl}, nil
+}
+
+// Authorize is part of op.Server: SPEC's checks (PKCE S256 only, scopes,
+// prompt, max_age), then the session, login and consent pages. Every
+// answer is a redirect: to our pages, or to the client with a code or an
+// error (with iss, RFC 9207).
+func (p *provider) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
+	target := p.s.authorize(ctx, storeClient(r.Client), r.Data, r.Form)
+	red := op.NewRedirect(target)
+	red.Header.Set("Cache-Control", "no-store")
+	return red, nil
+}
+
+// EndSession is part of op.Server: RP-initiated logout.
+func (p *provider) EndSession(ctx context.Context, r *op.Request[oidc.EndSessionRequest]) (*op.Redirect, error) {
+	target, err := p.s.endSession(ctx, r.Data)
+	if err != nil {
+		return nil, err
+	}
+	red := op.NewRedirect(target)
+	red.Header.Set("Cache-Control", "no-store")
+	return red, nil
+}
