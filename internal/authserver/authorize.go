@@ -268,7 +268,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	password := r.PostForm.Get("password")
 	addr := remoteIP(r)
 	page := pageData{Title: "Sign in", Client: clientName(client), CSRF: s.csrfToken(w, r), Request: req.ID, Username: username}
-	if d := s.limits.wait(username, addr); d > 0 {
+	if d := s.limits.Wait(username, addr); d > 0 {
 		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginFailure, User: username, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: "rate limited"})
 		page.Error = fmt.Sprintf("Too many attempts, wait %d seconds.", waitSeconds(d))
 		s.render(w, http.StatusTooManyRequests, "login", page)
@@ -293,7 +293,7 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		reason = "user disabled"
 	}
 	if reason != "" {
-		s.limits.fail(username, addr)
+		s.limits.Fail(username, addr)
 		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginFailure, User: username, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: reason})
 		page.Error = "Wrong username or password."
 		if reason == "user disabled" {

@@ -17,6 +17,7 @@ import (
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/store/postgres"
 	"github.com/flowgate/flowgate/internal/testutil/pgtest"
+	"github.com/flowgate/flowgate/internal/throttle"
 )
 
 func TestDiscovery(t *testing.T) {
@@ -311,7 +312,7 @@ func TestLoginRefusalsAndConsentDeny(t *testing.T) {
 	if !strings.Contains(last, "Too many attempts, wait") {
 		t.Fatalf("no rate limit after repeated failures: %s", last)
 	}
-	e.srv.limits = newLoginLimits()
+	e.srv.limits = throttle.New()
 
 	// Consent denied → access_denied at the RP.
 	resp = get(t, b, authURL)

@@ -7,10 +7,7 @@ import (
 	"html/template"
 	"math"
 	"net/http"
-	"sync"
 	"time"
-
-	"golang.org/x/time/rate"
 )
 
 //go:embed templates/*.html
@@ -80,72 +77,6 @@ func checkCSRF(r *http.Request) bool {
 		return false
 	}
 	return subtle.ConstantTimeCompare([]byte(c.Value), []byte(r.PostForm.Get("csrf_token"))) == 1
-}
-
-// loginLimits slows down repeated failures per account and per address:
-// a few free failures, then one attempt per interval.
-type loginLimits struct {
-	mu      sync.Mutex
-	account map[string]*rate.Limiter
-	addr    map[string]*rate.Limiter
-}
-
-const (
-	accountBurst    = 5
-	accountInterval = 10 * time.Second
-	addrBurst       = 20
-	addrInterval    = 2 * time.Second
-	maxLimiters     = 10000
-)
-
-func newLoginLimits() *loginLimits {
-	return &loginLimits{account: map[string]*rate.Limiter{}, addr: map[string]*rate.Limiter{}}
-}
-
-func limiterIn(m map[string]*rate.Limiter, key string, every time.Duration, burst int, create bool) *rate.Limiter {
-	l := m[key]
-	if l == nil && create {
-		if len(m) >= maxLimiters {
-			// Full limiters carry no history worth keeping.
-			for k, v := range m {
-				if v.Tokens() >= float64(burst) {
-					delete(m, k)
-				}
-			}
-		}
-		l = rate.NewLimiter(rate.Every(every), burst)
-		m[key] = l
-	}
-	return l
-}
-
-// wait reports how long the caller must wait before trying again; zero
-// means go ahead.
-func (ll *loginLimits) wait(account, addr string) time.Duration {
-	ll.mu.Lock()
-	defer ll.mu.Unlock()
-	var d time.Duration
-	now := time.Now()
-	for _, c := range []struct {
-		l     *rate.Limiter
-		every time.Duration
-	}{{limiterIn(ll.account, account, accountInterval, accountBurst, false), accountInterval}, {limiterIn(ll.addr, addr, addrInterval, addrBurst, false), addrInterval}} {
-		if c.l == nil {
-			continue
-		}
-		if tk := c.l.TokensAt(now); tk < 1 {
-			d = max(d, time.Duration((1-tk)*float64(c.every)))
-		}
-	}
-	return d
-}
-
-// fail records a failed attempt.
-func (ll *loginLimits) fail(account, addr string) {
-	ll.mu.Lock()
-	defer ll.mu.Unlock()
-	limiterIn(ll.account, account, accountInterval, accountBurst, true).Allow()
-	limiterIn(ll.addr, addr, addrInterval, addrBurst, true).Allow()
 }
 
 func waitSeconds(d time.Duration) int { return int(math.Ceil(d.Seconds())) }

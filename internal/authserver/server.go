@@ -69,6 +69,7 @@ import (
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/keyring"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/throttle"
 )
 
 // SPEC §3 paths.
@@ -127,7 +128,7 @@ type Server struct {
 	tokenURL string
 	secure   bool
 	pages    *pages
-	limits   *loginLimits
+	limits   *throttle.Failures
 	remote   *remoteJWKS
 	now      func() time.Time
 	// handler is op's, serving provider.
@@ -180,7 +181,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		opts: o, st: o.Store, keys: keys, hasher: o.Hasher, logger: o.Logger,
 		issuer: o.Issuer, tokenURL: o.Issuer + PathToken,
 		secure: strings.HasPrefix(o.Issuer, "https://"),
-		pages:  pg, limits: newLoginLimits(), remote: newRemoteJWKS(o.HTTPClient),
+		pages:  pg, limits: throttle.New(), remote: newRemoteJWKS(o.HTTPClient),
 		now: time.Now,
 	}
 	// No CORS: the endpoints answer as they always did.
