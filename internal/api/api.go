@@ -14,8 +14,10 @@
 package api
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/flowgate/flowgate/internal/credential"
@@ -140,6 +142,34 @@ func (a *API) Register(mux *http.ServeMux) {
 	for _, rt := range routes {
 		mux.Handle(rt.pattern, a.admin(rt.h))
 	}
+	mux.Handle(apiRoot, apiFallback(mux))
+}
+
+const apiRoot = "/api/v1/"
+
+// apiFallback answers what no API route matched with the API's JSON error
+// shape: 405 with Allow when the path exists for other methods, else 404
+// naming the path. (The mux's own answers are plain text, and with this
+// catch-all registered it would no longer send 405 by itself.)
+func apiFallback(mux *http.ServeMux) http.Handler {
+	methods := []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range methods {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != apiRoot && pattern != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			writeError(w, http.StatusMethodNotAllowed, "method_not_allowed",
+				fmt.Sprintf("%s is not allowed on %s; allowed: %s", r.Method, r.URL.Path, strings.Join(allow, ", ")), "")
+			return
+		}
+		writeError(w, http.StatusNotFound, "not_found", fmt.Sprintf("no API at %s", r.URL.Path), "")
+	})
 }
 
 // admin wraps h in the bearer-token check, the admin scope and the admin

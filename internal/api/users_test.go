@@ -2,7 +2,9 @@ package api_test
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
+	"net/http"
 	"slices"
 	"strings"
 	"testing"
@@ -192,4 +194,31 @@ func TestClients(t *testing.T) {
 			t.Errorf("paged %d pages of %d clients: %v", pages, len(items), items)
 		}
 	})
+}
+
+// Unknown API paths and wrong methods get the API's JSON errors, not the
+// router's plain text.
+func TestUnknownPathsAndMethodsAreJSON(t *testing.T) {
+	e := newEnv(t, "sqlite")
+	for _, tc := range []struct {
+		method, path string
+		status       int
+		allow, want  string
+	}{
+		{"GET", "/api/v1/nothing-here", 404, "", "no API at /api/v1/nothing-here"},
+		{"DELETE", "/api/v1/admin/audit", 405, "GET", "DELETE is not allowed on /api/v1/admin/audit"},
+		{"PUT", "/api/v1/admin/users/alice", 405, "GET, PATCH", "allowed: GET, PATCH"},
+	} {
+		req, _ := http.NewRequest(tc.method, e.srv.URL+tc.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]string
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != tc.status || resp.Header.Get("Allow") != tc.allow || !strings.Contains(body["error_description"], tc.want) {
+			t.Errorf("%s %s: %d Allow=%q %v (decode err %v)", tc.method, tc.path, resp.StatusCode, resp.Header.Get("Allow"), body, err)
+		}
+	}
 }
