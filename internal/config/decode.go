@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/flowgate/flowgate/internal/yamlnode"
 )
 
 // FieldError is one configuration problem. Load and Parse return all of
@@ -85,41 +87,6 @@ func (d *decoder) failf(n *yaml.Node, path, format string, args ...any) {
 	d.fail(n, path, fmt.Errorf(format, args...))
 }
 
-// resolve follows aliases so that anchors can be reused anywhere.
-func resolve(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool {
-	return n == nil || (n.Kind == yaml.ScalarNode && n.Tag == "!!null")
-}
-
-// describe names a node's type without its value, since the value may be a
-// secret.
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!null":
-			return "null"
-		case "!!bool":
-			return "a boolean"
-		case "!!int", "!!float":
-			return "a number"
-		default:
-			return "a string"
-		}
-	}
-	return "a document"
-}
-
 func joinPath(path, key string) string {
 	if path == "" {
 		return key
@@ -138,13 +105,13 @@ func (d *decoder) pairs(n *yaml.Node, path string) []pair {
 	var out, merged []pair
 	seen := map[string]bool{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolve(n.Content[i]), n.Content[i+1]
+		k, v := yamlnode.Resolve(n.Content[i]), n.Content[i+1]
 		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
 			merged = append(merged, d.mergePairs(v, path)...)
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
-			d.failf(k, path, "a key must be a name, not %s", describe(k))
+			d.failf(k, path, "a key must be a name, not %s", yamlnode.Describe(k))
 			continue
 		}
 		if seen[k.Value] {
@@ -164,22 +131,22 @@ func (d *decoder) pairs(n *yaml.Node, path string) []pair {
 }
 
 func (d *decoder) mergePairs(v *yaml.Node, path string) []pair {
-	v = resolve(v)
+	v = yamlnode.Resolve(v)
 	switch v.Kind {
 	case yaml.MappingNode:
 		return d.pairs(v, path)
 	case yaml.SequenceNode:
 		var out []pair
 		for _, m := range v.Content {
-			if m = resolve(m); m.Kind != yaml.MappingNode {
-				d.failf(m, path, "<< merges mappings, not %s", describe(m))
+			if m = yamlnode.Resolve(m); m.Kind != yaml.MappingNode {
+				d.failf(m, path, "<< merges mappings, not %s", yamlnode.Describe(m))
 				continue
 			}
 			out = append(out, d.pairs(m, path)...)
 		}
 		return out
 	}
-	d.failf(v, path, "<< merges mappings, not %s", describe(v))
+	d.failf(v, path, "<< merges mappings, not %s", yamlnode.Describe(v))
 	return nil
 }
 
@@ -195,13 +162,13 @@ var keyHints = map[string]string{
 // node of every key present, for later cross-field checks. A null node is
 // an empty mapping, so "auth:" with nothing below keeps the defaults.
 func (d *decoder) object(n *yaml.Node, path string, fields map[string]setter) (map[string]*yaml.Node, bool) {
-	n = resolve(n)
+	n = yamlnode.Resolve(n)
 	present := map[string]*yaml.Node{}
-	if isNull(n) {
+	if yamlnode.IsNull(n) {
 		return present, true
 	}
 	if n.Kind != yaml.MappingNode {
-		d.failf(n, path, "must be a mapping, not %s", describe(n))
+		d.failf(n, path, "must be a mapping, not %s", yamlnode.Describe(n))
 		return present, false
 	}
 	for _, p := range d.pairs(n, path) {
@@ -211,7 +178,7 @@ func (d *decoder) object(n *yaml.Node, path string, fields map[string]setter) (m
 			d.unknownKey(p.key, joinPath(path, name), fields)
 			continue
 		}
-		v := resolve(p.val)
+		v := yamlnode.Resolve(p.val)
 		present[name] = v
 		set(v, joinPath(path, name))
 	}
@@ -223,63 +190,36 @@ func (d *decoder) unknownKey(k *yaml.Node, path string, fields map[string]setter
 		d.failf(k, path, "unknown key (%s)", hint)
 		return
 	}
-	best, bestDist := "", 3
-	for _, name := range slices.Sorted(maps.Keys(fields)) {
-		if dist := editDistance(k.Value, name); dist < bestDist {
-			best, bestDist = name, dist
-		}
-	}
-	if best != "" {
+	if best := yamlnode.Nearest(k.Value, slices.Sorted(maps.Keys(fields))); best != "" {
 		d.failf(k, path, "unknown key (did you mean %s?)", best)
 		return
 	}
 	d.failf(k, path, "unknown key")
 }
 
-// editDistance is the Levenshtein distance, for "did you mean" hints.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
-}
-
 // list decodes a sequence, calling item for each element with its path.
 func (d *decoder) list(n *yaml.Node, path string, item func(v *yaml.Node, path string)) {
-	n = resolve(n)
-	if isNull(n) {
+	n = yamlnode.Resolve(n)
+	if yamlnode.IsNull(n) {
 		return
 	}
 	if n.Kind != yaml.SequenceNode {
-		d.failf(n, path, "must be a list, not %s", describe(n))
+		d.failf(n, path, "must be a list, not %s", yamlnode.Describe(n))
 		return
 	}
 	for i, v := range n.Content {
-		item(resolve(v), indexPath(path, i))
+		item(yamlnode.Resolve(v), indexPath(path, i))
 	}
 }
 
 // scalar returns a scalar's text as written (so 0123 keeps its zero);
 // set is false for null, which leaves the default in place.
 func (d *decoder) scalar(v *yaml.Node, path string) (s string, set bool) {
-	if isNull(v) {
+	if yamlnode.IsNull(v) {
 		return "", false
 	}
 	if v.Kind != yaml.ScalarNode {
-		d.failf(v, path, "must be a string, not %s", describe(v))
+		d.failf(v, path, "must be a string, not %s", yamlnode.Describe(v))
 		return "", false
 	}
 	return v.Value, true
@@ -323,11 +263,11 @@ func (d *decoder) enum(dst *string, allowed []string) setter {
 
 func (d *decoder) boolean(dst *bool) setter {
 	return func(v *yaml.Node, path string) {
-		if isNull(v) {
+		if yamlnode.IsNull(v) {
 			return
 		}
 		if v.Kind != yaml.ScalarNode {
-			d.failf(v, path, "must be true or false, not %s", describe(v))
+			d.failf(v, path, "must be true or false, not %s", yamlnode.Describe(v))
 			return
 		}
 		if v.Tag != "!!bool" {
@@ -363,7 +303,7 @@ func (d *decoder) strs(dst *[]string, check func(string) error) setter {
 		var out []string
 		d.list(n, path, func(v *yaml.Node, p string) {
 			s, ok := d.scalar(v, p)
-			if !ok && isNull(v) || ok && s == "" {
+			if !ok && yamlnode.IsNull(v) || ok && s == "" {
 				d.failf(v, p, "must not be empty")
 				return
 			}
@@ -387,21 +327,21 @@ func (d *decoder) strs(dst *[]string, check func(string) error) setter {
 // strMap decodes a mapping of strings to strings; check sees each entry.
 func (d *decoder) strMap(dst *map[string]string, check func(k, v string) error) setter {
 	return func(n *yaml.Node, path string) {
-		n = resolve(n)
-		if isNull(n) {
+		n = yamlnode.Resolve(n)
+		if yamlnode.IsNull(n) {
 			return
 		}
 		if n.Kind != yaml.MappingNode {
-			d.failf(n, path, "must be a mapping, not %s", describe(n))
+			d.failf(n, path, "must be a mapping, not %s", yamlnode.Describe(n))
 			return
 		}
 		out := map[string]string{}
 		for _, p := range d.pairs(n, path) {
 			kp := joinPath(path, p.key.Value)
-			v := resolve(p.val)
+			v := yamlnode.Resolve(p.val)
 			s, ok := d.scalar(v, kp)
 			if !ok {
-				if isNull(v) {
+				if yamlnode.IsNull(v) {
 					d.failf(v, kp, "must not be empty")
 				}
 				continue

@@ -13,6 +13,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/flowgate/flowgate/internal/yamlnode"
 )
 
 // parse decodes and validates a file. It reports whether the file set the
@@ -170,7 +172,7 @@ func (u *uniq) check(name string, n *yaml.Node, path string) {
 func (d *decoder) items(n *yaml.Node, path string, item func(v *yaml.Node, path string)) {
 	d.list(n, path, func(v *yaml.Node, p string) {
 		if v.Kind != yaml.MappingNode {
-			d.failf(v, p, "must be a mapping, not %s", describe(v))
+			d.failf(v, p, "must be a mapping, not %s", yamlnode.Describe(v))
 			return
 		}
 		item(v, p)
@@ -355,7 +357,7 @@ func (d *decoder) jwks(dst *string) setter {
 	return func(v *yaml.Node, path string) {
 		var text string
 		switch {
-		case isNull(v):
+		case yamlnode.IsNull(v):
 			return
 		case v.Kind == yaml.ScalarNode:
 			text = v.Value
@@ -375,7 +377,7 @@ func (d *decoder) jwks(dst *string) setter {
 			}
 			text = string(b)
 		default:
-			d.failf(v, path, "must be a mapping (a JSON Web Key Set), not %s", describe(v))
+			d.failf(v, path, "must be a mapping (a JSON Web Key Set), not %s", yamlnode.Describe(v))
 			return
 		}
 		if text == "" {

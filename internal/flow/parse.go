@@ -12,6 +12,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/flowgate/flowgate/internal/yamlnode"
 )
 
 // Parse reads a flow definition, YAML or JSON (JSON is taken as YAML, which
@@ -131,12 +133,12 @@ func (p *parser) document(data []byte) *yaml.Node {
 	} else if !errors.Is(err, io.EOF) {
 		p.syntax(err)
 	}
-	root := resolve(&doc)
+	root := yamlnode.Resolve(&doc)
 	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
-		root = resolve(root.Content[0])
+		root = yamlnode.Resolve(root.Content[0])
 	}
 	if root.Kind != yaml.MappingNode {
-		p.errf(root, at{}, "a flow definition is a mapping with name and steps, not %s", describe(root))
+		p.errf(root, at{}, "a flow definition is a mapping with name and steps, not %s", yamlnode.Describe(root))
 		return nil
 	}
 	return root
@@ -154,39 +156,6 @@ func (p *parser) syntax(err error) {
 // errSyntax marks problems where the file could not be read at all.
 var errSyntax = errors.New("syntax error")
 
-// resolve follows aliases, so anchors can be reused anywhere.
-func resolve(n *yaml.Node) *yaml.Node {
-	for n != nil && n.Kind == yaml.AliasNode {
-		n = n.Alias
-	}
-	return n
-}
-
-func isNull(n *yaml.Node) bool {
-	return n == nil || (n.Kind == yaml.ScalarNode && n.Tag == "!!null")
-}
-
-// describe names a node's type without its value.
-func describe(n *yaml.Node) string {
-	switch n.Kind {
-	case yaml.MappingNode:
-		return "a mapping"
-	case yaml.SequenceNode:
-		return "a list"
-	case yaml.ScalarNode:
-		switch n.Tag {
-		case "!!null":
-			return "null"
-		case "!!bool":
-			return "a boolean"
-		case "!!int", "!!float":
-			return "a number"
-		}
-		return "a string"
-	}
-	return "a document"
-}
-
 type pair struct{ k, v *yaml.Node }
 
 // object is a mapping's entries by key, with the keys in order.
@@ -197,7 +166,7 @@ type object struct {
 
 func (o object) get(k string) *yaml.Node {
 	if pr, ok := o.byKey[k]; ok {
-		return resolve(pr.v)
+		return yamlnode.Resolve(pr.v)
 	}
 	return nil
 }
@@ -209,20 +178,20 @@ func (o object) keyNode(k string) *yaml.Node { return o.byKey[k].k }
 // which the node tree would otherwise let pass.
 func (p *parser) mapping(n *yaml.Node, a at) (object, bool) {
 	o := object{byKey: map[string]pair{}}
-	n = resolve(n)
+	n = yamlnode.Resolve(n)
 	if n.Kind != yaml.MappingNode {
-		p.errf(n, a, "want a mapping, not %s", describe(n))
+		p.errf(n, a, "want a mapping, not %s", yamlnode.Describe(n))
 		return o, false
 	}
 	var merged []pair
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := resolve(n.Content[i]), n.Content[i+1]
+		k, v := yamlnode.Resolve(n.Content[i]), n.Content[i+1]
 		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
 			merged = append(merged, p.mergePairs(v, a)...)
 			continue
 		}
 		if k.Kind != yaml.ScalarNode || k.Tag == "!!null" {
-			p.errf(k, a, "a key must be a name, not %s", describe(k))
+			p.errf(k, a, "a key must be a name, not %s", yamlnode.Describe(k))
 			continue
 		}
 		if _, dup := o.byKey[k.Value]; dup {
@@ -242,7 +211,7 @@ func (p *parser) mapping(n *yaml.Node, a at) (object, bool) {
 }
 
 func (p *parser) mergePairs(v *yaml.Node, a at) []pair {
-	v = resolve(v)
+	v = yamlnode.Resolve(v)
 	var nodes []*yaml.Node
 	switch v.Kind {
 	case yaml.MappingNode:
@@ -250,7 +219,7 @@ func (p *parser) mergePairs(v *yaml.Node, a at) []pair {
 	case yaml.SequenceNode:
 		nodes = v.Content
 	default:
-		p.errf(v, a, "<< merges mappings, not %s", describe(v))
+		p.errf(v, a, "<< merges mappings, not %s", yamlnode.Describe(v))
 		return nil
 	}
 	var out []pair
@@ -273,7 +242,7 @@ func (p *parser) allow(o object, a at, what string, allowed ...string) {
 		if slices.Contains(allowed, k) {
 			continue
 		}
-		if best := nearest(k, allowed); best != "" {
+		if best := yamlnode.Nearest(k, allowed); best != "" {
 			p.errf(o.keyNode(k), a.key(k), "unknown key (did you mean %s?)", best)
 		} else {
 			p.errf(o.keyNode(k), a.key(k), "unknown key (%s takes %s)", what, strings.Join(allowed, ", "))
@@ -285,7 +254,7 @@ func (p *parser) allow(o object, a at, what string, allowed ...string) {
 // YAML makes 123 a number where the author meant a name.
 func (p *parser) text(n *yaml.Node, a at) (string, bool) {
 	if n.Kind != yaml.ScalarNode || n.Tag == "!!null" || n.Tag == "!!bool" {
-		p.errf(n, a, "want a string, not %s", describe(n))
+		p.errf(n, a, "want a string, not %s", yamlnode.Describe(n))
 		return "", false
 	}
 	return n.Value, true
@@ -304,7 +273,7 @@ func (p *parser) literal(n *yaml.Node, a at) (string, bool) {
 
 func (p *parser) boolean(n *yaml.Node, a at) (bool, bool) {
 	if n.Kind != yaml.ScalarNode || n.Tag != "!!bool" {
-		p.errf(n, a, "want true or false, not %s", describe(n))
+		p.errf(n, a, "want true or false, not %s", yamlnode.Describe(n))
 		return false, false
 	}
 	return n.Value == "true", true
@@ -316,7 +285,7 @@ func (p *parser) integer(n *yaml.Node, a at) (int, bool) {
 			return int(i), true
 		}
 	}
-	p.errf(n, a, "want a whole number, not %s", describe(n))
+	p.errf(n, a, "want a whole number, not %s", yamlnode.Describe(n))
 	return 0, false
 }
 
@@ -354,7 +323,7 @@ func (p *parser) templateMap(n *yaml.Node, a at, checkKey func(string) error) ma
 		}
 		v := o.get(k)
 		if v.Kind != yaml.ScalarNode || v.Tag == "!!null" {
-			p.errf(v, ka, "want a string, not %s", describe(v))
+			p.errf(v, ka, "want a string, not %s", yamlnode.Describe(v))
 			continue
 		}
 		out[k] = p.templateOf(v.Value, v, ka, false, nil)
@@ -365,7 +334,7 @@ func (p *parser) templateMap(n *yaml.Node, a at, checkKey func(string) error) ma
 // tree reads a value of any shape (a body, a variable's value); its
 // strings become templates.
 func (p *parser) tree(n *yaml.Node, a at) any {
-	n = resolve(n)
+	n = yamlnode.Resolve(n)
 	switch n.Kind {
 	case yaml.MappingNode:
 		o, _ := p.mapping(n, a)
@@ -420,13 +389,13 @@ func scalar(n *yaml.Node) any {
 // plain converts a node tree to plain data for Definition.Document. It runs
 // only on trees without problems.
 func plain(n *yaml.Node) any {
-	n = resolve(n)
+	n = yamlnode.Resolve(n)
 	switch n.Kind {
 	case yaml.MappingNode:
 		out := map[string]any{}
 		var merges []*yaml.Node
 		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := resolve(n.Content[i])
+			k := yamlnode.Resolve(n.Content[i])
 			if k.Tag == "!!merge" {
 				merges = append(merges, n.Content[i+1])
 				continue
@@ -434,7 +403,7 @@ func plain(n *yaml.Node) any {
 			out[k.Value] = plain(n.Content[i+1])
 		}
 		for _, m := range merges {
-			m = resolve(m)
+			m = yamlnode.Resolve(m)
 			srcs := []*yaml.Node{m}
 			if m.Kind == yaml.SequenceNode {
 				srcs = m.Content
@@ -517,7 +486,7 @@ func (p *parser) definition(root *yaml.Node) *Definition {
 		return d
 	}
 	if n.Kind != yaml.SequenceNode {
-		p.errf(n, at{field: "steps"}, "want a list of steps, not %s", describe(n))
+		p.errf(n, at{field: "steps"}, "want a list of steps, not %s", yamlnode.Describe(n))
 		return d
 	}
 	if len(n.Content) == 0 {
@@ -526,7 +495,7 @@ func (p *parser) definition(root *yaml.Node) *Definition {
 	}
 	d.Steps = make([]Step, len(n.Content))
 	for i, sn := range n.Content {
-		p.step(d, i, resolve(sn))
+		p.step(d, i, yamlnode.Resolve(sn))
 	}
 	return d
 }
@@ -548,12 +517,12 @@ func (p *parser) permissions(n *yaml.Node) Permissions {
 // stringList reads a list of literal strings, checking each.
 func (p *parser) stringList(n *yaml.Node, a at, check func(string) error) []string {
 	if n.Kind != yaml.SequenceNode {
-		p.errf(n, a, "want a list, not %s", describe(n))
+		p.errf(n, a, "want a list, not %s", yamlnode.Describe(n))
 		return nil
 	}
 	out := make([]string, 0, len(n.Content))
 	for i, c := range n.Content {
-		c = resolve(c)
+		c = yamlnode.Resolve(c)
 		s, ok := p.literal(c, a.index(i))
 		if !ok {
 			continue
@@ -572,7 +541,7 @@ func (p *parser) stringList(n *yaml.Node, a at, check func(string) error) []stri
 // fields reads input or a task form.
 func (p *parser) fields(n *yaml.Node, a at) (map[string]Field, []string) {
 	out := map[string]Field{}
-	if isNull(n) {
+	if yamlnode.IsNull(n) {
 		return out, nil
 	}
 	o, ok := p.mapping(n, a)
@@ -803,7 +772,7 @@ func peekID(n *yaml.Node) string {
 		return ""
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
-		if k, v := n.Content[i], resolve(n.Content[i+1]); k.Value == "id" && v.Kind == yaml.ScalarNode && stepIDRE.MatchString(v.Value) {
+		if k, v := n.Content[i], yamlnode.Resolve(n.Content[i+1]); k.Value == "id" && v.Kind == yaml.ScalarNode && stepIDRE.MatchString(v.Value) {
 			return v.Value
 		}
 	}

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/flowgate/flowgate/internal/yamlnode"
 )
 
 // Defaults and bounds of step settings.
@@ -202,12 +204,12 @@ func (p *parser) task(i int, o object, n *yaml.Node, a at) *Task {
 	if v := o.get("assignees"); v == nil {
 		p.errf(n, a.key("assignees"), "required: a task needs at least one assignee (user:NAME, role:NAME, client:ID)")
 	} else if v.Kind != yaml.SequenceNode {
-		p.errf(v, a.key("assignees"), "want a list, not %s", describe(v))
+		p.errf(v, a.key("assignees"), "want a list, not %s", yamlnode.Describe(v))
 	} else if len(v.Content) == 0 {
 		p.errf(v, a.key("assignees"), "a task needs at least one assignee (user:NAME, role:NAME, client:ID)")
 	} else {
 		for j, c := range v.Content {
-			if tt := p.template(resolve(c), a.key("assignees").index(j), checkAssigneeTemplate); tt != nil {
+			if tt := p.template(yamlnode.Resolve(c), a.key("assignees").index(j), checkAssigneeTemplate); tt != nil {
 				t.Assignees = append(t.Assignees, tt)
 			}
 		}
@@ -217,13 +219,13 @@ func (p *parser) task(i int, o object, n *yaml.Node, a at) *Task {
 	case actionsNode == nil:
 		p.errf(n, a.key("actions"), "a task needs at least one action")
 	case actionsNode.Kind != yaml.SequenceNode:
-		p.errf(actionsNode, a.key("actions"), "want a list, not %s", describe(actionsNode))
+		p.errf(actionsNode, a.key("actions"), "want a list, not %s", yamlnode.Describe(actionsNode))
 	case len(actionsNode.Content) == 0:
 		p.errf(actionsNode, a.key("actions"), "a task needs at least one action")
 	default:
 		seen := map[string]bool{}
 		for j, c := range actionsNode.Content {
-			c = resolve(c)
+			c = yamlnode.Resolve(c)
 			aa := a.key("actions").index(j)
 			s, ok := p.literal(c, aa)
 			switch {
@@ -280,7 +282,7 @@ func (p *parser) switchStep(i int, o object, n *yaml.Node, a at) *Switch {
 	case v == nil:
 		p.errf(n, a.key("cases"), "required: a switch needs at least one case {when, next}")
 	case v.Kind != yaml.SequenceNode:
-		p.errf(v, a.key("cases"), "want a list of {when, next}, not %s", describe(v))
+		p.errf(v, a.key("cases"), "want a list of {when, next}, not %s", yamlnode.Describe(v))
 	case len(v.Content) == 0:
 		p.errf(v, a.key("cases"), "a switch needs at least one case {when, next}")
 	default:
@@ -297,7 +299,7 @@ func (p *parser) switchStep(i int, o object, n *yaml.Node, a at) *Switch {
 			} else if w.Kind == yaml.ScalarNode && w.Tag == "!!str" {
 				cs.When = p.templateOf(w.Value, w, ca.key("when"), true, nil)
 			} else {
-				p.errf(w, ca.key("when"), "want a ${{ … }} expression giving true or false, not %s", describe(w))
+				p.errf(w, ca.key("when"), "want a ${{ … }} expression giving true or false, not %s", yamlnode.Describe(w))
 			}
 			if nx := co.get("next"); nx == nil {
 				p.errf(c, ca.key("next"), "required: the step to go to when the case holds")
@@ -389,7 +391,7 @@ func (p *parser) returnStep(o object, a at) *Return {
 				return nil
 			})
 		default:
-			p.errf(v, sa, "want a number 100–599 or one ${{ … }} expression, not %s", describe(v))
+			p.errf(v, sa, "want a number 100–599 or one ${{ … }} expression, not %s", yamlnode.Describe(v))
 		}
 	}
 	if v := o.get("headers"); v != nil {
@@ -539,39 +541,5 @@ func closest(s string, ids map[string]int) string {
 		names = append(names, id)
 	}
 	slices.Sort(names)
-	return nearest(s, names)
-}
-
-// nearest returns the candidate a typo of s most likely meant, or "": at
-// most two edits away, and fewer edits than the candidate has characters
-// (else "b" would suggest "a").
-func nearest(s string, candidates []string) string {
-	best, bestDist := "", 3
-	for _, c := range candidates {
-		if d := editDistance(s, c); d < bestDist && d < len(c) {
-			best, bestDist = c, d
-		}
-	}
-	return best
-}
-
-// editDistance is the Levenshtein distance.
-func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
+	return yamlnode.Nearest(s, names)
 }
