@@ -251,12 +251,7 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
-	if err := parseForm(w, r); err != nil {
-		s.errorPage(w, http.StatusBadRequest, "The form could not be read.", err.Error())
-		return
-	}
-	if !checkCSRF(r) {
-		s.errorPage(w, http.StatusForbidden, "The form has expired. Go back and try again.", "CSRF token mismatch")
+	if !s.postedForm(w, r) {
 		return
 	}
 	req, client, ok := s.pendingRequest(w, r, r.PostForm.Get("request"))
@@ -350,12 +345,7 @@ func (s *Server) consentPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
-	if err := parseForm(w, r); err != nil {
-		s.errorPage(w, http.StatusBadRequest, "The form could not be read.", err.Error())
-		return
-	}
-	if !checkCSRF(r) {
-		s.errorPage(w, http.StatusForbidden, "The form has expired. Go back and try again.", "CSRF token mismatch")
+	if !s.postedForm(w, r) {
 		return
 	}
 	req, client, ok := s.sessionRequest(w, r, r.PostForm.Get("request"))
@@ -463,12 +453,7 @@ func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) logoutSubmit(w http.ResponseWriter, r *http.Request) {
-	if err := parseForm(w, r); err != nil {
-		s.errorPage(w, http.StatusBadRequest, "The form could not be read.", err.Error())
-		return
-	}
-	if !checkCSRF(r) {
-		s.errorPage(w, http.StatusForbidden, "The form has expired. Go back and try again.", "CSRF token mismatch")
+	if !s.postedForm(w, r) {
 		return
 	}
 	ctx := r.Context()
@@ -479,4 +464,18 @@ func (s *Server) logoutSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.render(w, http.StatusOK, "logout", pageData{Title: "Signed out", Done: true})
+}
+
+// postedForm reads a page's POSTed form and checks its CSRF token,
+// answering with an error page when either fails.
+func (s *Server) postedForm(w http.ResponseWriter, r *http.Request) bool {
+	if err := parseForm(w, r); err != nil {
+		s.errorPage(w, http.StatusBadRequest, "The form could not be read.", err.Error())
+		return false
+	}
+	if !checkCSRF(r) {
+		s.errorPage(w, http.StatusForbidden, "The form has expired. Go back and try again.", "CSRF token mismatch")
+		return false
+	}
+	return true
 }
