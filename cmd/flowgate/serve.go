@@ -86,7 +86,7 @@ func (c *cli) serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			adminAPI := api.New(api.Options{Store: a.Store, Hasher: a.Hasher, Ring: a.Ring, Validator: validator, Logger: logger, PublicURL: cfg.Server.PublicURL})
+			adminAPI := api.New(api.Options{Store: a.Store, Hasher: a.Hasher, Ring: a.Ring, Validator: validator, Logger: logger, PublicURL: cfg.Server.PublicURL, Auditor: auditor})
 			if err := adminAPI.ApplyDeclared(ctx, cfg); err != nil {
 				return err
 			}

@@ -14,6 +14,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -47,10 +48,17 @@ type Options struct {
 	// without redirect_uri gets PublicURL + "/oauth-callback", as in the
 	// configuration file.
 	PublicURL string
+	// Auditor receives failed HTTP Basic sign-ins; nil records nothing.
+	Auditor Auditor
 	// SwitchRefresh is how long a server trusts its cached API switches
 	// before reading them again (default 5 s): how long it takes several
 	// servers on one database to converge after a change.
 	SwitchRefresh time.Duration
+}
+
+// Auditor is where the API records sign-in failures (the audit writer).
+type Auditor interface {
+	Record(ctx context.Context, e store.AuditEvent)
 }
 
 // API serves the admin API. It is safe for concurrent use.
@@ -64,6 +72,7 @@ type API struct {
 	publicURL string
 	switches  *switchCache
 	limits    *throttle.Failures
+	auditor   Auditor
 }
 
 // New builds the API. It panics when a required option is missing: that
@@ -91,6 +100,7 @@ func New(o Options) *API {
 		publicURL: o.PublicURL,
 		switches:  newSwitchCache(o.SwitchRefresh),
 		limits:    throttle.New(),
+		auditor:   o.Auditor,
 	}
 }
 

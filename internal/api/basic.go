@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/store"
 )
@@ -35,6 +36,7 @@ func (a *API) Authenticate(next http.Handler) http.Handler {
 		}
 		addr := remoteHost(r)
 		if d := a.limits.Wait(username, addr); d > 0 {
+			a.auditFailure(r, username, "HTTP Basic: too many failed sign-ins, rate limited")
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
 			writeError(w, http.StatusTooManyRequests, "too_many_requests",
 				"too many failed sign-ins; try again in "+strconv.Itoa(int(math.Ceil(d.Seconds())))+" s", "")
@@ -50,6 +52,16 @@ func (a *API) Authenticate(next http.Handler) http.Handler {
 		// the answer takes as long whether or not the account exists.
 		if !a.hasher.Verify(password, u.PasswordHash) || u.Disabled {
 			a.limits.Fail(username, addr)
+			// The audit log says why; the caller is told nothing that
+			// would reveal whether the account exists.
+			why := "HTTP Basic: wrong password"
+			switch {
+			case err != nil:
+				why = "HTTP Basic: unknown user"
+			case u.Disabled:
+				why = "HTTP Basic: user disabled"
+			}
+			a.auditFailure(r, username, why)
 			a.log.InfoContext(r.Context(), "basic auth refused", "user", username, "remote", addr)
 			w.Header().Add("WWW-Authenticate", `Basic realm="flowgate", charset="UTF-8"`)
 			w.Header().Add("WWW-Authenticate", `Bearer realm="flowgate"`)
@@ -76,4 +88,16 @@ func remoteHost(r *http.Request) string {
 		return h
 	}
 	return r.RemoteAddr
+}
+
+// auditFailure records a refused HTTP Basic sign-in. Successful ones are
+// not recorded: with Basic every API call is a sign-in, and the audit log
+// would become a request log.
+func (a *API) auditFailure(r *http.Request, username, why string) {
+	if a.auditor == nil {
+		return
+	}
+	remote, agent := audit.FromRequest(r)
+	a.auditor.Record(r.Context(), store.AuditEvent{Event: audit.LoginFailure, User: username,
+		RemoteAddr: remote, UserAgent: agent, Outcome: audit.OutcomeFailure, Detail: why})
 }

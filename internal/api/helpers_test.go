@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -41,6 +42,7 @@ type env struct {
 	ring   *keyring.Ring
 	hasher *credential.Hasher
 	srv    *httptest.Server
+	audit  *auditRecorder
 	key    *ecdsa.PrivateKey
 	admin  string // a token of user admin with scope admin
 }
@@ -99,8 +101,9 @@ func newEnv(t *testing.T, which string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	rec := &auditRecorder{}
 	a := api.New(api.Options{
-		Store: st, Hasher: hasher, Ring: ring, Validator: v, Logger: logger,
+		Store: st, Hasher: hasher, Ring: ring, Validator: v, Logger: logger, Auditor: rec,
 		PublicURL: "http://localhost:8080", SwitchRefresh: time.Hour,
 	})
 	mux := http.NewServeMux()
@@ -115,7 +118,7 @@ func newEnv(t *testing.T, which string) *env {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
-	e := &env{t: t, api: a, st: st, ring: ring, hasher: hasher, srv: srv, key: key}
+	e := &env{t: t, api: a, st: st, ring: ring, hasher: hasher, srv: srv, key: key, audit: rec}
 	e.user("admin", "admin-password", "admin")
 	e.admin = e.token("admin", "admin")
 	return e
@@ -290,4 +293,29 @@ func (e *env) authMatrix(method, path string, body any) {
 		e.user("bob", "bob-password", "employee")
 	}
 	want(e.t, e.do(method, path, "Bearer "+e.token("bob", "admin"), body), 403, "forbidden", "role admin")
+}
+
+// auditRecorder keeps the audit events the API records.
+type auditRecorder struct {
+	mu     sync.Mutex
+	events []store.AuditEvent
+}
+
+func (r *auditRecorder) Record(_ context.Context, e store.AuditEvent) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.events = append(r.events, e)
+}
+
+// details lists the Detail of every event of the given name for user.
+func (r *auditRecorder) details(event, user string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for _, e := range r.events {
+		if e.Event == event && e.User == user {
+			out = append(out, e.Detail)
+		}
+	}
+	return out
 }

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/store"
 )
@@ -288,6 +289,16 @@ func TestAPISwitchesAndBasicAuth(t *testing.T) {
 		want(t, r, 429, "too_many_requests", "")
 		if r.header.Get("Retry-After") == "" {
 			t.Error("429 without Retry-After")
+		}
+		// Every refusal is in the audit log with its real reason; the
+		// successful Basic calls are not.
+		got := strings.Join(e.audit.details(audit.LoginFailure, "carol"), "|")
+		wantDetails := "HTTP Basic: wrong password|HTTP Basic: user disabled|HTTP Basic: wrong password|HTTP Basic: wrong password|HTTP Basic: wrong password|HTTP Basic: too many failed sign-ins, rate limited"
+		if got != wantDetails {
+			t.Errorf("audit of carol's Basic failures:\n got %s\nwant %s", got, wantDetails)
+		}
+		if d := e.audit.details(audit.LoginFailure, "nobody"); len(d) != 1 || d[0] != "HTTP Basic: unknown user" {
+			t.Errorf("audit of an unknown user's Basic failure: %v", d)
 		}
 		// Another account from the same address still works.
 		e.user("dave", "dave-password")
