@@ -378,7 +378,7 @@ func (s *Server) authenticateClient(ctx context.Context, h http.Header, cc *op.C
 	return c, nil
 }
 func (s *Server) checkSecret(ctx context.Context, id, secret, method string, fail func(string, string) (store.Client, error)) (store.Client, error) {
-	c, err := s.st.GetClient(ctx, id)
+	c, err := s.clients.get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the HMAC anyway so that unknown ids answer in the same time.
 		credential.VerifyClientSecret(s.opts.Ring, secret, "hmac-sha256$x$00")

@@ -1,0 +1,57 @@
+package authserver
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// clientTTL bounds how long a server authenticates a client with a record
+// it read before: a removed client, or a secret rotated on another server,
+// is refused within this time. A second is far below what an operator can
+// notice, and it takes the database read off the token endpoint's path.
+const clientTTL = time.Second
+
+// clientCache holds recently read client records for client
+// authentication. Only found clients are kept, so an unknown id always
+// reaches the store.
+type clientCache struct {
+	st store.Clients
+	mu sync.RWMutex
+	m  map[string]cachedClient
+}
+
+type cachedClient struct {
+	c       store.Client
+	expires time.Time
+}
+
+const maxCachedClients = 10000
+
+func newClientCache(st store.Clients) *clientCache {
+	return &clientCache{st: st, m: map[string]cachedClient{}}
+}
+
+// get returns the client with id, from the cache while fresh.
+func (cc *clientCache) get(ctx context.Context, id string) (store.Client, error) {
+	now := time.Now()
+	cc.mu.RLock()
+	e, ok := cc.m[id]
+	cc.mu.RUnlock()
+	if ok && now.Before(e.expires) {
+		return e.c, nil
+	}
+	c, err := cc.st.GetClient(ctx, id)
+	if err != nil {
+		return c, err
+	}
+	cc.mu.Lock()
+	if len(cc.m) >= maxCachedClients {
+		clear(cc.m)
+	}
+	cc.m[id] = cachedClient{c: c, expires: now.Add(clientTTL)}
+	cc.mu.Unlock()
+	return c, nil
+}
