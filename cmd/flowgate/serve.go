@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
 	"runtime/debug"
 	"time"
 
@@ -14,6 +17,7 @@ import (
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/authserver"
 	"github.com/flowgate/flowgate/internal/config"
+	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/server"
 )
 
@@ -86,7 +90,26 @@ func (c *cli) serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			adminAPI := api.New(api.Options{Store: a.Store, Hasher: a.Hasher, Ring: a.Ring, Validator: validator, Logger: logger, PublicURL: cfg.Server.PublicURL, Auditor: auditor})
+			eng, err := engine.New(ctx, engine.Config{Store: a.Store, Logger: logger})
+			if err != nil {
+				return err
+			}
+			// Closed after the server drained and before the audit log:
+			// runs reach their next durable point and release what they
+			// hold, so another server takes over without waiting for a
+			// lease to run out.
+			defer func() {
+				ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+				defer cancel()
+				if err := eng.Close(ectx); err != nil {
+					logger.Error("flow engine did not stop cleanly", "err", err)
+				}
+			}()
+			if err := deployConfiguredFlows(ctx, eng, cfg, logger); err != nil {
+				return err
+			}
+			adminAPI := api.New(api.Options{Store: a.Store, Hasher: a.Hasher, Ring: a.Ring, Validator: validator, Logger: logger,
+				PublicURL: cfg.Server.PublicURL, Auditor: auditor, Engine: eng, ShowDetailedErrors: cfg.Auth.ShowDetailedErrors})
 			if err := adminAPI.ApplyDeclared(ctx, cfg); err != nil {
 				return err
 			}
@@ -115,6 +138,27 @@ func (c *cli) serveCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.Addr, "addr", "", "listen address; default $FLOWGATE_ADDR, else :8080")
 	cmd.Flags().StringVar(&o.PublicURL, "public-url", "", "public URL, the issuer; default $FLOWGATE_PUBLIC_URL, else http://localhost:8080")
 	return cmd
+}
+
+// deployConfiguredFlows deploys the flows: file or folder. The default
+// ./flows may be missing; a path set explicitly must exist (config checks).
+func deployConfiguredFlows(ctx context.Context, eng *engine.Engine, cfg *config.Config, logger *slog.Logger) error {
+	if cfg.Flows == "" {
+		return nil
+	}
+	if _, err := os.Stat(cfg.Flows); errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	deployed, err := eng.DeployPath(ctx, cfg.Flows, "config")
+	if err != nil {
+		return fmt.Errorf("flows: %w", err)
+	}
+	for _, d := range deployed {
+		if d.Created {
+			logger.Info("flow deployed", "flow", d.Definition.Name, "version", d.Definition.Version, "file", d.File)
+		}
+	}
+	return nil
 }
 
 // pruneInterval is how often expired codes, sessions, refresh tokens and

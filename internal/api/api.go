@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/flowgate/flowgate/internal/credential"
+	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/keyring"
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/store"
@@ -54,6 +55,12 @@ type Options struct {
 	// before reading them again (default 5 s): how long it takes several
 	// servers on one database to converge after a change.
 	SwitchRefresh time.Duration
+	// Engine runs flows: the Workflow REST API, invoke and flow deploys
+	// go through it. Nil leaves those routes out.
+	Engine *engine.Engine
+	// ShowDetailedErrors lets a failed invoke's answer carry the step's
+	// error message; off, it names the failing step only.
+	ShowDetailedErrors bool
 }
 
 // Auditor is where the API records sign-in failures (the audit writer).

@@ -42,6 +42,7 @@ type Store interface {
 	Secrets
 	AuthServer
 	Settings
+	Flows
 
 	// Ping reports whether the database answers and its schema is current.
 	Ping(ctx context.Context) error

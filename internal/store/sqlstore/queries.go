@@ -35,6 +35,8 @@ type queries struct {
 	insertAudit, insertAuditChunk string
 
 	putSecret, getSecret string
+
+	flows flowQueries
 }
 
 func buildQueries(rebind func(string) string, versionTable string) queries {
@@ -71,6 +73,8 @@ func buildQueries(rebind func(string) string, versionTable string) queries {
 		putSecret: rebind(`INSERT INTO secrets (name, sealed, updated_at) VALUES (?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at`),
 		getSecret: rebind(`SELECT sealed FROM secrets WHERE name = ?`),
+
+		flows: buildFlowQueries(rebind),
 	}
 }
 

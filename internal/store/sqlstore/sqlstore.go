@@ -27,6 +27,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 
 	"github.com/flowgate/flowgate/internal/store"
 )
@@ -74,6 +75,12 @@ type Store struct {
 	q             queries
 	// Prepared statements; nil unless Dialect.Prepare.
 	getUserStmt, getClientStmt, insertAuditStmt *sql.Stmt
+	// The commit statements of flows (see flows.go); upsertStepsStmt[n]
+	// writes n step records, [0] is unused.
+	insertInstanceStmt, updateInstanceStmt *sql.Stmt
+	upsertStepsStmt                        [3]*sql.Stmt
+	// scheduler is what SetScheduler installed; nil until then.
+	scheduler atomic.Pointer[schedulerRef]
 }
 
 var _ store.Store = (*Store)(nil)
@@ -112,6 +119,17 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		if s.insertAuditStmt, err = s.write.PrepareContext(ctx, s.q.insertAudit); err != nil {
 			return nil, s.closeAfter(fmt.Errorf("sqlstore: prepare insert audit: %w", err))
 		}
+		if s.insertInstanceStmt, err = s.write.PrepareContext(ctx, s.q.flows.insertInstance); err != nil {
+			return nil, s.closeAfter(fmt.Errorf("sqlstore: prepare insert instance: %w", err))
+		}
+		if s.updateInstanceStmt, err = s.write.PrepareContext(ctx, s.q.flows.updateInstance); err != nil {
+			return nil, s.closeAfter(fmt.Errorf("sqlstore: prepare update instance: %w", err))
+		}
+		for n := 1; n < len(s.upsertStepsStmt); n++ {
+			if s.upsertStepsStmt[n], err = s.write.PrepareContext(ctx, s.q.flows.upsertSteps[n]); err != nil {
+				return nil, s.closeAfter(fmt.Errorf("sqlstore: prepare upsert steps: %w", err))
+			}
+		}
 	}
 	return s, nil
 }
@@ -124,7 +142,8 @@ func (s *Store) closeAfter(err error) error {
 }
 
 func (s *Store) closeStmts() {
-	for _, st := range []*sql.Stmt{s.getUserStmt, s.getClientStmt, s.insertAuditStmt} {
+	for _, st := range []*sql.Stmt{s.getUserStmt, s.getClientStmt, s.insertAuditStmt,
+		s.insertInstanceStmt, s.updateInstanceStmt, s.upsertStepsStmt[1], s.upsertStepsStmt[2]} {
 		if st != nil {
 			_ = st.Close()
 		}

@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/flowgate/flowgate/internal/store"
 )
 
 // RunBenchmarks measures the store's hot paths: the reads on every token
-// request and the audit write on every sign-in. newStore must return a
+// request, the audit write on every sign-in and the commits every flow
+// step ends in. newStore must return a
 // fresh store and arrange for it to be closed.
 func RunBenchmarks(b *testing.B, newStore func(b *testing.B) store.Store) {
 	b.Run("GetClient", func(b *testing.B) {
@@ -69,6 +71,80 @@ func RunBenchmarks(b *testing.B, newStore func(b *testing.B) store.Store) {
 			}
 		}
 	})
+	b.Run("CreateInstance2Steps", func(b *testing.B) {
+		s := newStore(b)
+		ctx := context.Background()
+		deployBench(b, s)
+		c := benchCompleted()
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			c.Instance.ID = fmt.Sprintf("0190f3a0-0000-7000-8000-%012d", i)
+			if _, err := s.CreateInstance(ctx, c); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+	b.Run("CommitInstance1Step", func(b *testing.B) {
+		s := newStore(b)
+		ctx := context.Background()
+		deployBench(b, s)
+		c := benchCompleted()
+		c.Instance.ID = "0190f3a0-0000-7000-8000-000000000000"
+		c.Instance.Status, c.Instance.Owner, c.Instance.LeaseUntil = store.StatusRunning, "server-a", time.Now().Add(time.Hour)
+		c.Instance.Output, c.Instance.EndedAt = nil, time.Time{}
+		if _, err := s.CreateInstance(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+		c.ExpectOwner = "server-a"
+		step := c.Steps[1]
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			step.Seq = 3 + i
+			c.Instance.Seq = step.Seq
+			c.Steps = []store.StepRecord{step}
+			if err := s.CommitInstance(ctx, c); err != nil {
+				b.Fatal(err)
+			}
+			i++
+		}
+	})
+}
+
+func deployBench(b *testing.B, s store.Store) {
+	b.Helper()
+	if _, err := s.DeployFlow(context.Background(), store.FlowVersion{Name: "bench", Source: []byte("name: bench\n")}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchCompleted is an instance of a two-step flow (an http call, then
+// return) that ran to its end in one go: the instance row and two step
+// records in one transaction.
+func benchCompleted() store.InstanceCommit {
+	t0 := time.Now().UTC()
+	return store.InstanceCommit{
+		Instance: store.Instance{
+			Workflow: "bench", Version: 1, Status: store.StatusCompleted, StartedBy: "client:portal",
+			Starter:   []byte(`{"sub":"portal","roles":["invoker"]}`),
+			Input:     []byte(`{"amount":120,"currency":"EUR","note":"conference travel"}`),
+			Vars:      []byte(`{}`),
+			Output:    []byte(`{"status":200,"headers":{"content-type":"application/json"},"body":{"id":"A-17","ok":true}}`),
+			Seq:       2,
+			State:     []byte(`{"fetch":{"status":200,"body":{"id":"A-17","token":"eyJhbGciOiJFUzI1NiJ9.e30.sig"}}}`),
+			StartedAt: t0, UpdatedAt: t0.Add(40 * time.Millisecond), EndedAt: t0.Add(40 * time.Millisecond),
+		},
+		Steps: []store.StepRecord{
+			{Seq: 1, StepID: "fetch", Type: "http", Status: store.StepCompleted, Attempt: 1, StartedAt: t0,
+				EndedAt: t0.Add(39 * time.Millisecond), Input: []byte(`{"method":"POST","url":"https://erp.example/api/expenses"}`),
+				Output: []byte(`{"status":200,"body":{"id":"A-17","token":"***"}}`)},
+			{Seq: 2, StepID: "done", Type: "return", Status: store.StepCompleted, Attempt: 1,
+				StartedAt: t0.Add(39 * time.Millisecond), EndedAt: t0.Add(40 * time.Millisecond),
+				Output: []byte(`{"status":200}`)},
+		},
+	}
 }
 
 func seedClients(b *testing.B, s store.Store, n int) {

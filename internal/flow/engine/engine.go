@@ -1,0 +1,318 @@
+// Package engine runs flow instances durably (SPEC §5): it records every
+// step in the store before the next one has an effect, hands what must wait
+// (timers, HTTP retries, takeover of a dead server's instances) to a River
+// job queue in the same transaction, and runs what can run now at once, on
+// the server that recorded the step before it.
+//
+// How an instance moves:
+//
+//   - A server that starts an instance (or resumes it: a wake, a task
+//     action, a takeover) owns it: the instance row names the server and a
+//     lease, which a heartbeat extends while the server lives. Every write
+//     of progress is fenced by that ownership (store.ErrLeaseLost), so two
+//     servers never both record a step of one instance.
+//   - Steps without effects outside the instance (set, switch, return,
+//     fail) run in memory; their records are committed together with the
+//     next durable point: the start of an http step, a wait, a task, or the
+//     end. A crash before that commit loses nothing that was observable,
+//     and the steps run again. An http step's start is committed before the
+//     request is sent and its end right after the answer.
+//   - A wait or an HTTP retry commits the instance as waiting with a wake
+//     job scheduled in the same transaction. The server also sets a local
+//     timer, so a short wait ends on time without a queue poll; whichever
+//     claims the instance first runs it (ClaimInstance is atomic), the
+//     other finds it already moved on.
+//   - A task commits the instance as waiting with a worklist item; an
+//     action claims it back and the acting server runs on.
+//   - A server that dies leaves running instances whose lease runs out. A
+//     periodic River job on the leader lists them and enqueues a takeover
+//     job per instance; whichever server works the job claims the instance
+//     and goes on from the step it was at. A step that was mid-flight is
+//     recorded as interrupted and runs again as a new attempt (with the
+//     same Idempotency-Key for http steps).
+package engine
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/flow"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// Defaults of Config.
+const (
+	DefaultLease        = 10 * time.Second
+	DefaultSweep        = 2 * time.Second
+	DefaultInvokeWait   = 30 * time.Second
+	defaultFlowCacheTTL = time.Second
+	// maxPureSteps bounds the steps an instance runs between two durable
+	// points, so a switch looping back on itself fails the instance
+	// instead of spinning a core forever.
+	maxPureSteps = 1000
+	// maxResponseBytes bounds an http step's response body.
+	maxResponseBytes = 1 << 20
+)
+
+// Errors the API maps to statuses.
+var (
+	// ErrForbidden: the caller may not start the flow or touch the object.
+	ErrForbidden = errors.New("not allowed")
+	// ErrEnded: the instance has already ended.
+	ErrEnded = errors.New("instance has ended")
+	// ErrTaskClosed: someone already acted on the task.
+	ErrTaskClosed = errors.New("task is no longer open")
+	// ErrNoAction: the task has no such action.
+	ErrNoAction = errors.New("no such action")
+	// ErrStopping: the engine is shutting down.
+	ErrStopping = errors.New("engine is shutting down")
+)
+
+// Config is what New needs.
+type Config struct {
+	// Store holds flows, instances and tasks. It must be one of Flowgate's
+	// SQL stores (the queue shares its database and transactions).
+	Store store.Store
+	// Logger receives the engine's logs; slog.Default() when nil.
+	Logger *slog.Logger
+	// HTTPClient sends http steps' requests; a client without redirects
+	// to other hosts' credentials and with per-step timeouts when nil.
+	HTTPClient *http.Client
+	// Lease is how long an owner's claim on an instance lasts without a
+	// heartbeat; DefaultLease when zero. A dead server's instances are
+	// taken over after at most Lease plus Sweep.
+	Lease time.Duration
+	// Sweep is how often expired leases are looked for; DefaultSweep when
+	// zero.
+	Sweep time.Duration
+	// InvokeWait is how long Invoke waits for an instance to end before
+	// answering with the instance; DefaultInvokeWait when zero.
+	InvokeWait time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// NoQueue runs the engine without a job queue worker (commands that
+	// deploy flows but do not run them). Wakes are still scheduled.
+	NoQueue bool
+}
+
+// Engine runs instances. It is safe for concurrent use.
+type Engine struct {
+	st     store.Store
+	log    *slog.Logger
+	client *http.Client
+	lease  time.Duration
+	sweep  time.Duration
+	wait   time.Duration
+	now    func() time.Time
+	owner  string
+
+	q *queue
+
+	// ctx lives as long as the engine; runs use it instead of the
+	// request's context, so an instance goes on when its caller hangs up.
+	ctx      context.Context
+	cancel   context.CancelFunc
+	runs     sync.WaitGroup
+	stopping atomic.Bool
+
+	flows flowCache
+
+	hbDone   chan struct{}
+	hbClosed sync.Once
+
+	mu      sync.Mutex
+	waiters map[string][]chan struct{}
+	timers  map[*time.Timer]struct{}
+}
+
+// New builds an engine over cfg.Store, migrates the job queue's tables and,
+// unless cfg.NoQueue, starts the queue worker and the lease heartbeat.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("flow engine: a store is required")
+	}
+	e := &Engine{
+		st:      cfg.Store,
+		log:     cfg.Logger,
+		client:  cfg.HTTPClient,
+		lease:   cfg.Lease,
+		sweep:   cfg.Sweep,
+		wait:    cfg.InvokeWait,
+		now:     cfg.Now,
+		waiters: make(map[string][]chan struct{}),
+		timers:  make(map[*time.Timer]struct{}),
+		hbDone:  make(chan struct{}),
+	}
+	if e.log == nil {
+		e.log = slog.Default()
+	}
+	if e.client == nil {
+		e.client = newHTTPClient()
+	}
+	if e.lease <= 0 {
+		e.lease = DefaultLease
+	}
+	if e.sweep <= 0 {
+		e.sweep = DefaultSweep
+	}
+	if e.wait <= 0 {
+		e.wait = DefaultInvokeWait
+	}
+	if e.now == nil {
+		e.now = time.Now
+	}
+	e.owner = newOwnerID()
+	e.flows = flowCache{ttl: defaultFlowCacheTTL, now: e.now, latest: map[string]cachedLatest{}, versions: map[flowKey]*flow.Definition{}}
+	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
+
+	q, err := newQueue(ctx, e, !cfg.NoQueue)
+	if err != nil {
+		e.cancel()
+		return nil, err
+	}
+	e.q = q
+	e.st.SetScheduler(q)
+	if !cfg.NoQueue {
+		if err := q.start(ctx); err != nil {
+			e.cancel()
+			return nil, err
+		}
+		e.runs.Add(1)
+		go e.heartbeat()
+	}
+	return e, nil
+}
+
+// Owner is this engine's id in instances' owner column.
+func (e *Engine) Owner() string { return e.owner }
+
+// Close stops taking work, lets runs reach their next durable point
+// (releasing the instance for takeover instead of starting a new http
+// step), stops the queue and waits, until ctx ends.
+func (e *Engine) Close(ctx context.Context) error {
+	if !e.stopping.CompareAndSwap(false, true) {
+		return nil
+	}
+	e.mu.Lock()
+	for t := range e.timers {
+		t.Stop()
+	}
+	e.mu.Unlock()
+	var err error
+	if e.q != nil {
+		err = e.q.stop(ctx)
+	}
+	done := make(chan struct{})
+	go func() {
+		// The heartbeat ends with the context; runs end at their next
+		// durable point.
+		e.waitRuns()
+		close(done)
+	}()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = errors.Join(err, fmt.Errorf("flow engine: runs still going at shutdown: %w", ctx.Err()))
+	}
+	e.cancel()
+	return err
+}
+
+func (e *Engine) waitRuns() {
+	// The heartbeat is one of the runs; stop it once the others are done
+	// so their leases stay fresh until they release them.
+	e.heartbeatStop()
+	e.runs.Wait()
+}
+
+func newOwnerID() string {
+	host, _ := os.Hostname()
+	if host == "" {
+		host = "flowgate"
+	}
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	return fmt.Sprintf("%s/%d/%s", host, os.Getpid(), hex.EncodeToString(b[:]))
+}
+
+// heartbeat keeps this server's leases alive.
+func (e *Engine) heartbeat() {
+	defer e.runs.Done()
+	t := time.NewTicker(e.lease / 4)
+	defer t.Stop()
+	for {
+		select {
+		case <-e.ctx.Done():
+			return
+		case <-e.hbDone:
+			return
+		case <-t.C:
+			ctx, cancel := context.WithTimeout(e.ctx, e.lease/2)
+			if _, err := e.st.ExtendLeases(ctx, e.owner, e.now().Add(e.lease)); err != nil {
+				e.log.Warn("flow engine: extending leases", "err", err)
+			}
+			cancel()
+		}
+	}
+}
+
+// heartbeatStop ends the heartbeat; Close calls it once the runs are done.
+func (e *Engine) heartbeatStop() { e.hbClosed.Do(func() { close(e.hbDone) }) }
+
+// notify wakes Invoke calls waiting on an instance.
+func (e *Engine) notify(id string) {
+	e.mu.Lock()
+	ws := e.waiters[id]
+	delete(e.waiters, id)
+	e.mu.Unlock()
+	for _, w := range ws {
+		close(w)
+	}
+}
+
+func (e *Engine) waiter(id string) (<-chan struct{}, func()) {
+	ch := make(chan struct{})
+	e.mu.Lock()
+	e.waiters[id] = append(e.waiters[id], ch)
+	e.mu.Unlock()
+	return ch, func() {
+		e.mu.Lock()
+		defer e.mu.Unlock()
+		ws := e.waiters[id]
+		for i, w := range ws {
+			if w == ch {
+				e.waiters[id] = append(ws[:i], ws[i+1:]...)
+				break
+			}
+		}
+		if len(e.waiters[id]) == 0 {
+			delete(e.waiters, id)
+		}
+	}
+}
+
+// afterFunc runs f at t on this server unless the engine stops first.
+func (e *Engine) afterFunc(at time.Time, f func()) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.stopping.Load() {
+		return
+	}
+	var t *time.Timer
+	t = time.AfterFunc(max(at.Sub(e.now()), 0), func() {
+		e.mu.Lock()
+		delete(e.timers, t)
+		e.mu.Unlock()
+		f()
+	})
+	e.timers[t] = struct{}{}
+}

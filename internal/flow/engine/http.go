@@ -1,0 +1,323 @@
+package engine
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/flow"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// maxBackoff caps an http step's growing retry backoff.
+const maxBackoff = time.Hour
+
+func newHTTPClient() *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConnsPerHost = 32
+	t.ResponseHeaderTimeout = 0 // the step's timeout bounds the whole exchange
+	return &http.Client{
+		Transport: t,
+		CheckRedirect: func(req *http.Request, via []*http.Request) error {
+			if len(via) >= 5 {
+				return errors.New("more than 5 redirects")
+			}
+			// A flow's headers (an API key, an Authorization header)
+			// must not follow a redirect to another host.
+			if req.URL.Host != via[0].URL.Host {
+				req.Header.Del("Authorization")
+				req.Header.Del("Cookie")
+			}
+			return nil
+		},
+	}
+}
+
+// httpRequest is a step's request once its templates are evaluated.
+type httpRequest struct {
+	Method  string            `json:"method"`
+	URL     string            `json:"url"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    any               `json:"body,omitempty"`
+	Form    map[string]any    `json:"form,omitempty"`
+
+	hasBody bool
+}
+
+// runHTTP runs one attempt of an http step: the start is committed before
+// the request goes out, the end right after the answer. A network error or
+// a 5xx answer is retried through the queue while attempts remain, then
+// fails the instance; any other answer completes the step with it.
+func (r *runner) runHTTP(ctx context.Context, step *flow.Step) error {
+	h := step.HTTP
+	attempt, visit := 1, 0
+	if rs := r.st.Retry; rs != nil && rs.Step == step.ID {
+		attempt, visit = rs.Attempt+1, rs.Visit
+	}
+	start := r.e.now()
+	req, err := r.buildRequest(h)
+	if err != nil {
+		return r.failStep(step, start, nil, err)
+	}
+	if r.e.stopping.Load() {
+		// Release the instance rather than start an effect this server
+		// may not live to record; another server (or this one after a
+		// restart) takes it over at once.
+		r.inst.Owner = ""
+		r.inst.LeaseUntil = time.Time{}
+		if err := r.commit(ctx); err != nil {
+			return err
+		}
+		return errStop
+	}
+	i := r.record(step, store.StepRunning, attempt, start, maskRequest(req))
+	if visit == 0 {
+		visit = r.pending[i].Seq
+	}
+	r.inst.Status = store.StatusRunning
+	r.inst.Owner = r.e.owner
+	if err := r.commit(ctx); err != nil {
+		return err
+	}
+	// After the commit the record is no longer pending; rebuild it for the
+	// end, keeping seq, attempt and start.
+	rec := store.StepRecord{InstanceID: r.inst.ID, Seq: r.inst.Seq, StepID: step.ID, Type: string(step.Type),
+		Status: store.StepRunning, Attempt: attempt, StartedAt: start, Input: r.maskedJSON(step, maskRequest(req))}
+	r.pending = append(r.pending, rec)
+	i = len(r.pending) - 1
+
+	key := r.inst.ID + "." + step.ID + "." + strconv.Itoa(visit)
+	out, err := r.e.send(ctx, req, h.Timeout, key)
+	if err == nil && out["status"].(int) >= 500 {
+		err = fmt.Errorf("the server answered %d", out["status"])
+	}
+	if err != nil {
+		if attempt < max(h.Retry.Attempts, 1) {
+			r.endRecord(i, step, store.StepFailed, out, err.Error())
+			r.st.Retry = &retryState{Step: step.ID, Attempt: attempt, Visit: visit}
+			return r.parkUntil(ctx, r.e.now().Add(backoff(h.Retry.Backoff, attempt)))
+		}
+		if attempt > 1 {
+			err = fmt.Errorf("%w (attempt %d of %d)", err, attempt, h.Retry.Attempts)
+		}
+		r.endRecord(i, step, store.StepFailed, out, err.Error())
+		r.endInstance(store.StatusFailed, nil, fmt.Sprintf("step %q: %s", step.ID, err))
+		return r.finish(ctx)
+	}
+	r.st.Retry = nil
+	r.endRecord(i, step, store.StepCompleted, out, "")
+	r.setOutput(step, out)
+	r.inst.CurrentStep = r.def.After(step.ID)
+	// Record the answer now: a crash after an effect must not repeat it.
+	return r.commit(ctx)
+}
+
+func backoff(base time.Duration, attempt int) time.Duration {
+	d := base
+	for i := 1; i < attempt && d < maxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, maxBackoff)
+}
+
+func (r *runner) buildRequest(h *flow.HTTP) (*httpRequest, error) {
+	u, err := h.URL.EvaluateString(&r.env)
+	if err != nil {
+		return nil, err
+	}
+	if err := flow.CheckURL(u); err != nil {
+		return nil, fmt.Errorf("url: %w", err)
+	}
+	if len(h.Query) > 0 {
+		q, err := flow.EvaluateMap(h.Query, &r.env)
+		if err != nil {
+			return nil, err
+		}
+		pu, err := url.Parse(u)
+		if err != nil {
+			return nil, fmt.Errorf("url: %w", err)
+		}
+		vals := pu.Query()
+		for k, v := range q {
+			addValues(vals, k, v)
+		}
+		pu.RawQuery = vals.Encode()
+		u = pu.String()
+	}
+	req := &httpRequest{Method: h.Method, URL: u}
+	if len(h.Headers) > 0 {
+		req.Headers = make(map[string]string, len(h.Headers))
+		for k, t := range h.Headers {
+			v, err := t.EvaluateString(&r.env)
+			if err != nil {
+				return nil, err
+			}
+			req.Headers[k] = v
+		}
+	}
+	switch {
+	case h.HasBody:
+		if req.Body, err = flow.EvaluateTree(h.Body, &r.env); err != nil {
+			return nil, err
+		}
+		req.hasBody = true
+	case h.Form != nil:
+		if req.Form, err = flow.EvaluateMap(h.Form, &r.env); err != nil {
+			return nil, err
+		}
+	}
+	return req, nil
+}
+
+func addValues(vals url.Values, k string, v any) {
+	switch x := v.(type) {
+	case []any:
+		for _, e := range x {
+			vals.Add(k, formatValue(e))
+		}
+	case []string:
+		for _, e := range x {
+			vals.Add(k, e)
+		}
+	default:
+		vals.Add(k, formatValue(v))
+	}
+}
+
+func formatValue(v any) string {
+	switch x := v.(type) {
+	case nil:
+		return ""
+	case string:
+		return x
+	case float64:
+		return strconv.FormatFloat(x, 'f', -1, 64)
+	case int:
+		return strconv.Itoa(x)
+	case bool:
+		return strconv.FormatBool(x)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+// maskRequest is the request as the monitor shows it: header values that
+// carry credentials are masked.
+func maskRequest(req *httpRequest) *httpRequest {
+	if len(req.Headers) == 0 {
+		return req
+	}
+	m := *req
+	m.Headers = make(map[string]string, len(req.Headers))
+	for k, v := range req.Headers {
+		if sensitiveHeader(k) {
+			v = "****"
+		}
+		m.Headers[k] = v
+	}
+	return &m
+}
+
+func sensitiveHeader(name string) bool {
+	n := strings.ToLower(name)
+	return n == "authorization" || n == "proxy-authorization" || n == "cookie" ||
+		strings.Contains(n, "api-key") || strings.Contains(n, "apikey") || strings.Contains(n, "token") || strings.Contains(n, "secret")
+}
+
+// send performs the request and returns the step's output: status,
+// headers, body (parsed when JSON). A nil error with a status says the
+// server answered; an error with no output is a network failure.
+func (e *Engine) send(ctx context.Context, req *httpRequest, timeout time.Duration, idemKey string) (map[string]any, error) {
+	if timeout <= 0 {
+		timeout = 30 * time.Second
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var body io.Reader
+	contentType := ""
+	switch {
+	case req.hasBody:
+		b, err := json.Marshal(req.Body)
+		if err != nil {
+			return nil, fmt.Errorf("body: %w", err)
+		}
+		body, contentType = bytes.NewReader(b), "application/json"
+	case req.Form != nil:
+		vals := url.Values{}
+		for k, v := range req.Form {
+			addValues(vals, k, v)
+		}
+		body, contentType = strings.NewReader(vals.Encode()), "application/x-www-form-urlencoded"
+	}
+	hr, err := http.NewRequestWithContext(ctx, req.Method, req.URL, body)
+	if err != nil {
+		return nil, fmt.Errorf("request: %w", err)
+	}
+	if contentType != "" {
+		hr.Header.Set("Content-Type", contentType)
+	}
+	hr.Header.Set("Accept", "application/json, */*;q=0.5")
+	hr.Header.Set("User-Agent", "Flowgate")
+	hr.Header.Set("Idempotency-Key", idemKey)
+	for k, v := range req.Headers {
+		hr.Header.Set(k, v)
+	}
+	resp, err := e.client.Do(hr)
+	if err != nil {
+		return nil, networkError(err, timeout)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
+	if err != nil {
+		return nil, networkError(err, timeout)
+	}
+	if len(data) > maxResponseBytes {
+		return nil, fmt.Errorf("the response body is larger than %d bytes", maxResponseBytes)
+	}
+	headers := make(map[string]any, len(resp.Header))
+	for k, v := range resp.Header {
+		if len(v) == 1 {
+			headers[strings.ToLower(k)] = v[0]
+		} else {
+			headers[strings.ToLower(k)] = v
+		}
+	}
+	out := map[string]any{"status": resp.StatusCode, "headers": headers, "body": parseBody(resp.Header.Get("Content-Type"), data)}
+	return out, nil
+}
+
+func parseBody(contentType string, data []byte) any {
+	if len(data) == 0 {
+		return nil
+	}
+	mt, _, _ := mime.ParseMediaType(contentType)
+	if mt == "application/json" || strings.HasSuffix(mt, "+json") {
+		var v any
+		if json.Unmarshal(data, &v) == nil {
+			return v
+		}
+	}
+	return string(data)
+}
+
+func networkError(err error, timeout time.Duration) error {
+	var ne net.Error
+	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
+		return fmt.Errorf("no answer within %s", timeout)
+	}
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return fmt.Errorf("%s %s: %w", ue.Op, ue.URL, ue.Err)
+	}
+	return err
+}

@@ -1,0 +1,522 @@
+package engine
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/flowgate/flowgate/internal/flow"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// Caller is who asks the engine to do something: the principal of SPEC §4
+// and whether it is an administrator (which the API decides).
+type Caller struct {
+	flow.User
+	Admin bool
+}
+
+// assigneeKeys are the task assignee entries that name the caller.
+func (c Caller) assigneeKeys() []string {
+	keys := make([]string, 0, len(c.Roles)+1)
+	keys = append(keys, c.ID)
+	for _, r := range c.Roles {
+		keys = append(keys, "role:"+r)
+	}
+	return keys
+}
+
+// StartRequest asks for a new instance.
+type StartRequest struct {
+	Workflow string
+	// Input is the start input as decoded from JSON.
+	Input  map[string]any
+	Caller Caller
+	// IdempotencyKey, when set, makes a repeated request return the
+	// instance the first one started.
+	IdempotencyKey string
+}
+
+// Started is the result of StartInstance.
+type Started struct {
+	Instance store.Instance
+	// Existing is set when the Idempotency-Key had already started it.
+	Existing bool
+	done     chan struct{}
+}
+
+// StartInstance checks the caller's permission and the input, creates the
+// instance and runs it on this server. It returns once the instance is
+// recorded: for a flow of steps without effects outside it, that is when
+// it has ended.
+//
+// Errors: store.ErrNotFound (no such flow), ErrForbidden, a *flow.InputError
+// joined list (bad input), store.ErrIdempotencyMismatch.
+func (e *Engine) StartInstance(ctx context.Context, req StartRequest) (Started, error) {
+	if e.stopping.Load() {
+		return Started{}, ErrStopping
+	}
+	def, err := e.Definition(ctx, req.Workflow, 0)
+	if err != nil {
+		return Started{}, err
+	}
+	if !req.Caller.Admin && !def.CanStart(req.Caller.ID, req.Caller.Roles) {
+		return Started{}, fmt.Errorf("%w: %s may not start %s", ErrForbidden, req.Caller.ID, def.Name)
+	}
+	input, err := def.ValidateInput(req.Input)
+	if err != nil {
+		return Started{}, err
+	}
+	r, err := e.newRunner(def, input, req.Caller)
+	if err != nil {
+		return Started{}, err
+	}
+	if req.IdempotencyKey != "" {
+		r.idem = &store.Idempotency{Principal: req.Caller.ID, Key: req.IdempotencyKey, RequestHash: requestHash(def.Name, r.inst.Input)}
+	}
+	r.firstCommit = make(chan struct{})
+	done := make(chan struct{})
+	r.startTracked(done)
+	select {
+	case <-r.firstCommit:
+	case <-ctx.Done():
+		// The run goes on; the caller is gone.
+		return Started{}, ctx.Err()
+	}
+	if r.existing != "" {
+		inst, err := e.st.GetInstance(ctx, r.existing)
+		if err != nil {
+			return Started{}, err
+		}
+		return Started{Instance: inst, Existing: true}, nil
+	}
+	if r.firstErr != nil {
+		if errors.Is(r.firstErr, store.ErrIdempotencyMismatch) {
+			return Started{}, r.firstErr
+		}
+		return Started{}, fmt.Errorf("start %s: %w", def.Name, r.firstErr)
+	}
+	inst, err := e.st.GetInstance(ctx, r.inst.ID)
+	if err != nil {
+		return Started{}, err
+	}
+	return Started{Instance: inst, done: done}, nil
+}
+
+// startTracked runs r in the background and closes done when the run
+// stops.
+func (r *runner) startTracked(done chan struct{}) {
+	r.e.runs.Add(1)
+	go func() {
+		defer r.e.runs.Done()
+		defer close(done)
+		err := r.advance(r.e.ctx)
+		r.signalFirst(err)
+		if err != nil && !errors.Is(err, errStop) && r.existing == "" && !errors.Is(err, store.ErrIdempotencyMismatch) {
+			r.e.log.Error("flow engine: run stopped", "instance", r.inst.ID, "workflow", r.inst.Workflow, "err", err)
+		}
+	}()
+}
+
+func requestHash(workflow string, input []byte) string {
+	h := sha256.New()
+	h.Write([]byte(workflow))
+	h.Write([]byte{0})
+	h.Write(input)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+func (e *Engine) newRunner(def *flow.Definition, input map[string]any, c Caller) (*runner, error) {
+	id, err := uuid.NewV7()
+	if err != nil {
+		return nil, fmt.Errorf("instance id: %w", err)
+	}
+	s := starter{ID: c.ID, Kind: c.Kind, Subject: c.Subject, Issuer: c.Issuer, Roles: c.Roles}
+	if s.Roles == nil {
+		s.Roles = []string{}
+	}
+	sj, err := json.Marshal(s)
+	if err != nil {
+		return nil, err
+	}
+	ij, err := json.Marshal(input)
+	if err != nil {
+		return nil, fmt.Errorf("input: %w", err)
+	}
+	now := e.now()
+	first := ""
+	if len(def.Steps) > 0 {
+		first = def.Steps[0].ID
+	}
+	r := &runner{e: e, def: def, inst: store.Instance{
+		ID: id.String(), Workflow: def.Name, Version: def.Version, Status: store.StatusRunning,
+		StartedBy: c.ID, Starter: sj, Input: ij, CurrentStep: first,
+		Owner: e.owner, LeaseUntil: now.Add(e.lease), StartedAt: now, UpdatedAt: now,
+	}}
+	// Expressions see the input as stored, so a resumed run and a first
+	// run compute the same values.
+	var stored map[string]any
+	if err := json.Unmarshal(ij, &stored); err != nil {
+		return nil, err
+	}
+	r.initEnv(stored, nil, s)
+	return r, nil
+}
+
+// InvokeResult is what Invoke returns.
+type InvokeResult struct {
+	Instance store.Instance
+	// Done is set when the instance ended within the wait.
+	Done bool
+	// Response is the return step's answer when the instance completed.
+	Response *Response
+	// Existing is set when the Idempotency-Key had already started it.
+	Existing bool
+}
+
+// Invoke starts an instance and waits, up to the engine's invoke wait,
+// for it to end. It answers early when the instance waits for a person (a
+// task), since no one is going to act within an HTTP request; and at once
+// when async.
+func (e *Engine) Invoke(ctx context.Context, req StartRequest, async bool) (InvokeResult, error) {
+	started, err := e.StartInstance(ctx, req)
+	if err != nil {
+		return InvokeResult{}, err
+	}
+	inst := started.Instance
+	if async || inst.Ended() {
+		return e.invokeResult(inst, started.Existing), nil
+	}
+	deadline := time.NewTimer(e.wait)
+	defer deadline.Stop()
+	poll := time.NewTicker(250 * time.Millisecond)
+	defer poll.Stop()
+	for {
+		if inst.Status == store.StatusWaiting && e.waitsForPerson(ctx, inst) {
+			return e.invokeResult(inst, started.Existing), nil
+		}
+		ch, cancel := e.waiter(inst.ID)
+		select {
+		case <-ch:
+		case <-poll.C:
+			// Another server may have resumed it.
+		case <-started.done:
+			started.done = nil
+		case <-deadline.C:
+			cancel()
+			cur, err := e.st.GetInstance(context.WithoutCancel(ctx), inst.ID)
+			if err == nil {
+				inst = cur
+			}
+			return e.invokeResult(inst, started.Existing), nil
+		case <-ctx.Done():
+			cancel()
+			return InvokeResult{}, ctx.Err()
+		}
+		cancel()
+		cur, err := e.st.GetInstance(ctx, inst.ID)
+		if err != nil {
+			return InvokeResult{}, err
+		}
+		inst = cur
+		if inst.Ended() {
+			return e.invokeResult(inst, started.Existing), nil
+		}
+	}
+}
+
+func (e *Engine) waitsForPerson(ctx context.Context, inst store.Instance) bool {
+	tasks, _, err := e.st.ListTasks(ctx, store.TaskFilter{All: true, InstanceID: inst.ID, Status: store.TaskOpen}, store.Page{Limit: 1})
+	return err == nil && len(tasks) > 0
+}
+
+func (e *Engine) invokeResult(inst store.Instance, existing bool) InvokeResult {
+	res := InvokeResult{Instance: inst, Done: inst.Ended(), Existing: existing}
+	if inst.Status == store.StatusCompleted {
+		resp := &Response{Status: 200}
+		if len(inst.Output) > 0 {
+			if err := json.Unmarshal(inst.Output, resp); err != nil {
+				resp = &Response{Status: 200}
+			}
+		}
+		res.Response = resp
+	}
+	return res
+}
+
+// VisibleTask reads a task the caller may see: an assignee, or an
+// administrator. Others get store.ErrNotFound, so that task serials do
+// not reveal what exists.
+func (e *Engine) VisibleTask(ctx context.Context, serial int64, c Caller) (store.Task, error) {
+	t, err := e.st.GetTask(ctx, serial)
+	if err != nil {
+		return store.Task{}, err
+	}
+	if c.Admin || slices.ContainsFunc(c.assigneeKeys(), func(k string) bool { return slices.Contains(t.Assignees, k) }) {
+		return t, nil
+	}
+	return store.Task{}, fmt.Errorf("task %d: %w", serial, store.ErrNotFound)
+}
+
+// ListTasks pages through the caller's worklist (every task for an
+// administrator who asks for all).
+func (e *Engine) ListTasks(ctx context.Context, c Caller, all bool, status string, p store.Page) ([]store.Task, string, error) {
+	f := store.TaskFilter{Assignees: c.assigneeKeys(), Status: status}
+	if all && c.Admin {
+		f = store.TaskFilter{All: true, Status: status}
+	}
+	return e.st.ListTasks(ctx, f, p)
+}
+
+// Act performs action on a task for the caller: it validates the form
+// data, records the decision, merges the data into the instance's vars and
+// runs the instance on from the action's next step on this server.
+//
+// Errors: store.ErrNotFound (no such task, or not the caller's),
+// ErrNoAction, ErrTaskClosed, a form validation error.
+func (e *Engine) Act(ctx context.Context, serial int64, action string, data map[string]any, c Caller) (store.Task, error) {
+	if e.stopping.Load() {
+		return store.Task{}, ErrStopping
+	}
+	t, err := e.VisibleTask(ctx, serial, c)
+	if err != nil {
+		return store.Task{}, err
+	}
+	if !slices.Contains(t.Actions, action) {
+		return store.Task{}, fmt.Errorf("%w: task %d has no action %q (its actions: %v)", ErrNoAction, serial, action, t.Actions)
+	}
+	if t.Status != store.TaskOpen {
+		return store.Task{}, fmt.Errorf("%w: task %d was %s", ErrTaskClosed, serial, closedWord(t))
+	}
+	inst, err := e.st.GetInstance(ctx, t.InstanceID)
+	if err != nil {
+		return store.Task{}, err
+	}
+	r, err := e.loadRunner(ctx, inst)
+	if err != nil {
+		return store.Task{}, err
+	}
+	step, ok := r.def.Step(t.StepID)
+	if !ok || step.Task == nil {
+		return store.Task{}, fmt.Errorf("task %d: step %q is not a task in %s version %d", serial, t.StepID, r.def.Name, r.def.Version)
+	}
+	clean, err := step.Task.ValidateForm(data)
+	if err != nil {
+		return store.Task{}, err
+	}
+	next, err := r.def.AfterAction(step.ID, action)
+	if err != nil {
+		return store.Task{}, err
+	}
+	if inst.Status != store.StatusWaiting || inst.Seq != t.Seq {
+		return store.Task{}, fmt.Errorf("%w: its instance has moved on (%s)", ErrTaskClosed, inst.Status)
+	}
+	now := e.now()
+	dataJSON, err := json.Marshal(clean)
+	if err != nil {
+		return store.Task{}, err
+	}
+	for k, v := range clean {
+		r.env.Vars[k] = v
+	}
+	out := map[string]any{"action": action, "by": c.ID, "data": clean}
+	r.pending = append(r.pending, r.parkedRecord(step, store.StepCompleted, out))
+	r.setOutput(step, out)
+	r.act = &store.TaskAct{Serial: serial, Action: action, ActedBy: c.ID, Data: dataJSON, At: now}
+	r.inst.CurrentStep = next
+	r.inst.Status = store.StatusRunning
+	r.inst.Owner = e.owner
+	// The row is unowned while it waits: claim it with this commit.
+	if err := e.commitClaim(ctx, r); err != nil {
+		return store.Task{}, err
+	}
+	r.start()
+	t.Status, t.Action, t.ActedBy, t.Data, t.ActedAt = store.TaskDone, action, c.ID, dataJSON, now
+	return t, nil
+}
+
+func closedWord(t store.Task) string {
+	if t.Status == store.TaskDone {
+		return "already done (" + t.Action + " by " + t.ActedBy + ")"
+	}
+	return t.Status
+}
+
+// commitClaim writes a runner's first commit on an unowned (waiting)
+// instance: fenced on nobody owning it, so of two servers acting at once
+// one wins and the other gets ErrTaskClosed.
+func (e *Engine) commitClaim(ctx context.Context, r *runner) error {
+	now := e.now()
+	r.inst.UpdatedAt = now
+	r.inst.LeaseUntil = now.Add(e.lease)
+	var err error
+	if r.inst.Vars, err = json.Marshal(r.env.Vars); err != nil {
+		return err
+	}
+	if r.inst.State, err = json.Marshal(r.st); err != nil {
+		return err
+	}
+	err = e.st.CommitInstance(ctx, store.InstanceCommit{Instance: r.inst, ExpectOwner: "", Steps: r.pending, Act: r.act})
+	switch {
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrLeaseLost):
+		return fmt.Errorf("%w: someone acted on it first", ErrTaskClosed)
+	case err != nil:
+		return err
+	}
+	r.pending, r.act = nil, nil
+	return nil
+}
+
+// Cancel ends an instance as cancelled: its starter or an administrator
+// may. A running step is recorded as cancelled; its server notices at its
+// next commit and stops.
+func (e *Engine) Cancel(ctx context.Context, id string, c Caller) (store.Instance, error) {
+	for range 5 {
+		inst, err := e.st.GetInstance(ctx, id)
+		if err != nil {
+			return store.Instance{}, err
+		}
+		if !c.Admin && inst.StartedBy != c.ID {
+			return store.Instance{}, fmt.Errorf("%w: only the instance's starter or an administrator may cancel it", ErrForbidden)
+		}
+		if inst.Ended() {
+			return inst, fmt.Errorf("%w: instance %s is %s", ErrEnded, id, inst.Status)
+		}
+		owner := inst.Owner
+		now := e.now()
+		var steps []store.StepRecord
+		if inst.Seq > 0 {
+			last, err := e.lastRecord(ctx, inst)
+			if err == nil && last.EndedAt.IsZero() {
+				last.Status = store.StepCancelled
+				last.EndedAt = now
+				last.Error = "cancelled by " + c.ID
+				steps = append(steps, last)
+			}
+		}
+		inst.Status = store.StatusCancelled
+		inst.Error = "cancelled by " + c.ID
+		inst.Owner = ""
+		inst.LeaseUntil = time.Time{}
+		inst.EndedAt = now
+		inst.UpdatedAt = now
+		err = e.st.CommitInstance(ctx, store.InstanceCommit{Instance: inst, ExpectOwner: owner, Steps: steps, CancelTasks: true})
+		if errors.Is(err, store.ErrLeaseLost) {
+			continue // it moved meanwhile; read again
+		}
+		if err != nil {
+			return store.Instance{}, err
+		}
+		e.notify(id)
+		return e.st.GetInstance(ctx, id)
+	}
+	return store.Instance{}, fmt.Errorf("cancel instance %s: it kept changing; try again", id)
+}
+
+func (e *Engine) lastRecord(ctx context.Context, inst store.Instance) (store.StepRecord, error) {
+	cursor := ""
+	var last store.StepRecord
+	for {
+		recs, next, err := e.st.History(ctx, inst.ID, store.Page{Limit: store.MaxLimit, Cursor: cursor})
+		if err != nil {
+			return store.StepRecord{}, err
+		}
+		if len(recs) > 0 {
+			last = recs[len(recs)-1]
+		}
+		if next == "" {
+			return last, nil
+		}
+		cursor = next
+	}
+}
+
+// resume claims an instance (parked at seq, or with an expired lease when
+// seq is 0) and runs it on this server. A claim that fails because the
+// instance moved on is not an error: the job was stale.
+func (e *Engine) resume(ctx context.Context, id string, seq int) error {
+	if e.stopping.Load() {
+		return ErrStopping
+	}
+	now := e.now()
+	inst, err := e.st.ClaimInstance(ctx, id, seq, e.owner, now, now.Add(e.lease))
+	if errors.Is(err, store.ErrConflict) || errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("claim instance %s: %w", id, err)
+	}
+	r, err := e.loadRunner(ctx, inst)
+	if err != nil {
+		// Give it back rather than hold it until the lease runs out.
+		return err
+	}
+	if err := r.prepareResume(ctx, seq == 0); err != nil {
+		return err
+	}
+	r.start()
+	return nil
+}
+
+// prepareResume finishes the record of the step the instance was parked
+// or interrupted at, before the run goes on.
+func (r *runner) prepareResume(ctx context.Context, takeover bool) error {
+	step, ok := r.def.Step(r.inst.CurrentStep)
+	if !ok {
+		return nil // advance fails the instance with a clear error
+	}
+	last, err := r.e.lastRecord(ctx, r.inst)
+	if err != nil {
+		return err
+	}
+	parked := last.Seq == r.inst.Seq && last.StepID == step.ID && last.EndedAt.IsZero()
+	switch {
+	case step.Type == flow.TypeWait && parked:
+		if takeover && last.Status == store.StepWaiting && !r.waitOver(step) {
+			// Taken over while waiting is not expected (waits are
+			// unowned), but do not end a wait early.
+			return nil
+		}
+		r.resumeWait(step)
+	case parked && last.Status == store.StepRunning:
+		// Interrupted mid-step (its server died): the attempt failed;
+		// the step runs again as the next attempt.
+		last.Status = store.StepFailed
+		last.EndedAt = r.e.now()
+		last.Error = "interrupted: the server running it stopped"
+		r.pending = append(r.pending, last)
+		if step.Type == flow.TypeHTTP {
+			visit := last.Seq
+			if rs := r.st.Retry; rs != nil && rs.Step == step.ID {
+				visit = rs.Visit
+			}
+			r.st.Retry = &retryState{Step: step.ID, Attempt: last.Attempt, Visit: visit}
+		}
+	}
+	return nil
+}
+
+func (r *runner) waitOver(step *flow.Step) bool {
+	deadline, err := step.Wait.Deadline(r.st.WaitSince, &r.env)
+	return err != nil || !r.e.now().Before(deadline)
+}
+
+// wakeLocally resumes a parked instance at its deadline on this server,
+// ahead of the queue's job (which then finds it moved on).
+func (e *Engine) wakeLocally(id string, seq int, at time.Time) {
+	if at.Sub(e.now()) > 10*time.Minute {
+		return // the queue is precise enough at that range
+	}
+	e.afterFunc(at, func() {
+		if err := e.resume(e.ctx, id, seq); err != nil && !errors.Is(err, ErrStopping) {
+			e.log.Warn("flow engine: local wake failed; the queue will retry", "instance", id, "err", err)
+		}
+	})
+}

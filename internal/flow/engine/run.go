@@ -1,0 +1,553 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/flow"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// state is an instance's private resume state, kept sealed in the store:
+// what a server needs to go on from CurrentStep besides input and vars.
+type state struct {
+	// Outputs are the outputs of finished steps, unmasked.
+	Outputs map[string]map[string]any `json:"outputs,omitempty"`
+	// Retry is set while an http step waits for its next attempt.
+	Retry *retryState `json:"retry,omitempty"`
+	// WaitSince is when the current wait step began.
+	WaitSince time.Time `json:"wait_since,omitzero"`
+}
+
+type retryState struct {
+	Step    string `json:"step"`
+	Attempt int    `json:"attempt"`
+	// Visit is the seq of the first attempt: the Idempotency-Key stays
+	// the same across the attempts of one visit of the step.
+	Visit int `json:"visit"`
+}
+
+// starter is the JSON form of flow.User in the instance row.
+type starter struct {
+	ID      string   `json:"id"`
+	Kind    string   `json:"kind"`
+	Subject string   `json:"subject"`
+	Issuer  string   `json:"issuer"`
+	Roles   []string `json:"roles"`
+}
+
+// Response is what a return step answers an invoke with; an instance's
+// output.
+type Response struct {
+	Status  int               `json:"status"`
+	Headers map[string]string `json:"headers,omitempty"`
+	Body    any               `json:"body,omitempty"`
+}
+
+// runner advances one instance on this server. It is used by one
+// goroutine at a time.
+type runner struct {
+	e    *Engine
+	def  *flow.Definition
+	inst store.Instance
+	st   state
+	env  flow.Env
+
+	created bool
+	// Waiting for the next commit.
+	pending []store.StepRecord
+	tasks   []*store.Task
+	act     *store.TaskAct
+	wake    *store.Wake
+	idem    *store.Idempotency
+	cancel  bool
+
+	// firstCommit is closed after the instance is first written (or the
+	// run fails before that), for callers that answer once it exists.
+	firstCommit chan struct{}
+	firstErr    error
+	firstDone   bool
+	// existing is set when CreateInstance found the Idempotency-Key used.
+	existing string
+}
+
+// errStop ends a run without error: the instance waits, ended, or another
+// server owns it now.
+var errStop = errors.New("stop")
+
+// loadRunner rebuilds a runner for an instance this server has claimed.
+func (e *Engine) loadRunner(ctx context.Context, inst store.Instance) (*runner, error) {
+	def, err := e.Definition(ctx, inst.Workflow, inst.Version)
+	if err != nil {
+		return nil, fmt.Errorf("instance %s: %w", inst.ID, err)
+	}
+	r := &runner{e: e, def: def, inst: inst, created: true}
+	if len(inst.State) > 0 {
+		if err := json.Unmarshal(inst.State, &r.st); err != nil {
+			return nil, fmt.Errorf("instance %s: state: %w", inst.ID, err)
+		}
+	}
+	var s starter
+	if err := json.Unmarshal(inst.Starter, &s); err != nil {
+		return nil, fmt.Errorf("instance %s: starter: %w", inst.ID, err)
+	}
+	var input, vars map[string]any
+	if err := json.Unmarshal(inst.Input, &input); err != nil {
+		return nil, fmt.Errorf("instance %s: input: %w", inst.ID, err)
+	}
+	if err := json.Unmarshal(inst.Vars, &vars); err != nil {
+		return nil, fmt.Errorf("instance %s: vars: %w", inst.ID, err)
+	}
+	r.initEnv(input, vars, s)
+	return r, nil
+}
+
+func (r *runner) initEnv(input, vars map[string]any, s starter) {
+	if input == nil {
+		input = map[string]any{}
+	}
+	if vars == nil {
+		vars = map[string]any{}
+	}
+	if r.st.Outputs == nil {
+		r.st.Outputs = map[string]map[string]any{}
+	}
+	steps := make(map[string]flow.StepState, len(r.st.Outputs))
+	for id, out := range r.st.Outputs {
+		steps[id] = flow.StepState{Output: out}
+	}
+	r.env = flow.Env{
+		Input: input,
+		Vars:  vars,
+		Steps: steps,
+		Instance: flow.Instance{ID: r.inst.ID, Workflow: r.inst.Workflow, Version: r.inst.Version,
+			StartedAt: r.inst.StartedAt, StartedBy: r.inst.StartedBy},
+		User: flow.User{ID: s.ID, Kind: s.Kind, Subject: s.Subject, Issuer: s.Issuer, Roles: s.Roles},
+	}
+}
+
+// go runs the instance in the background on the engine's context. The
+// caller has claimed it (or is creating it).
+func (r *runner) start() {
+	r.e.runs.Add(1)
+	go func() {
+		defer r.e.runs.Done()
+		err := r.advance(r.e.ctx)
+		r.signalFirst(err)
+		if err != nil && !errors.Is(err, errStop) {
+			r.e.log.Error("flow engine: run stopped", "instance", r.inst.ID, "workflow", r.inst.Workflow, "err", err)
+		}
+	}()
+}
+
+func (r *runner) signalFirst(err error) {
+	if r.firstDone {
+		return
+	}
+	r.firstDone = true
+	if err != nil && !errors.Is(err, errStop) {
+		r.firstErr = err
+	}
+	if r.firstCommit != nil {
+		close(r.firstCommit)
+	}
+}
+
+// advance runs steps until the instance waits, ends, or is lost.
+func (r *runner) advance(ctx context.Context) error {
+	for n := 0; ; n++ {
+		if n > maxPureSteps {
+			step := r.inst.CurrentStep
+			return r.failInstance(ctx, step, fmt.Errorf("more than %d steps ran without waiting; does a switch loop back forever?", maxPureSteps))
+		}
+		cur := r.inst.CurrentStep
+		if cur == "" {
+			// The last step without next: completed with no output.
+			r.endInstance(store.StatusCompleted, nil, "")
+			return r.finish(ctx)
+		}
+		step, ok := r.def.Step(cur)
+		if !ok {
+			return r.failInstance(ctx, cur, fmt.Errorf("step %q does not exist in version %d", cur, r.def.Version))
+		}
+		var err error
+		switch step.Type {
+		case flow.TypeSet:
+			err = r.runSet(step)
+		case flow.TypeSwitch:
+			err = r.runSwitch(step)
+		case flow.TypeReturn:
+			return r.runReturn(ctx, step)
+		case flow.TypeFail:
+			return r.runFail(ctx, step)
+		case flow.TypeWait:
+			return r.runWait(ctx, step)
+		case flow.TypeTask:
+			return r.runTask(ctx, step)
+		case flow.TypeHTTP:
+			if step.HTTP.Auth != nil {
+				err = r.failStep(step, time.Time{}, nil, errors.New("auth: OAuth connectors are not available in this version of Flowgate"))
+				break
+			}
+			err = r.runHTTP(ctx, step)
+			if err == nil {
+				n = 0
+			}
+		default:
+			err = r.failStep(step, time.Time{}, nil, fmt.Errorf("step type %s is not available in this version of Flowgate", step.Type))
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// record appends a step record with the next seq and returns its index in
+// pending.
+func (r *runner) record(step *flow.Step, status string, attempt int, startedAt time.Time, input any) int {
+	r.inst.Seq++
+	rec := store.StepRecord{
+		InstanceID: r.inst.ID,
+		Seq:        r.inst.Seq,
+		StepID:     step.ID,
+		Type:       string(step.Type),
+		Status:     status,
+		Attempt:    attempt,
+		StartedAt:  startedAt,
+		Input:      r.maskedJSON(step, input),
+	}
+	r.pending = append(r.pending, rec)
+	return len(r.pending) - 1
+}
+
+// endRecord finishes pending[i].
+func (r *runner) endRecord(i int, step *flow.Step, status string, output map[string]any, errMsg string) {
+	rec := &r.pending[i]
+	rec.Status = status
+	rec.EndedAt = r.e.now()
+	if output != nil {
+		rec.Output = r.maskedJSON(step, flow.Mask(output, step.Secrets()))
+	}
+	rec.Error = errMsg
+}
+
+func (r *runner) maskedJSON(step *flow.Step, v any) []byte {
+	if v == nil {
+		return nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		// Step data is JSON-shaped by construction; say so rather than drop it.
+		b, _ = json.Marshal(map[string]string{"unrepresentable": err.Error()})
+	}
+	return b
+}
+
+// setOutput stores a finished step's output for expressions.
+func (r *runner) setOutput(step *flow.Step, out map[string]any) {
+	r.st.Outputs[step.ID] = out
+	r.env.Steps[step.ID] = flow.StepState{Output: out}
+}
+
+func (r *runner) runSet(step *flow.Step) error {
+	start := r.e.now()
+	i := r.record(step, store.StepRunning, 1, start, nil)
+	out := make(map[string]any, len(step.Set.VarsOrder))
+	for _, name := range step.Set.VarsOrder {
+		v, err := flow.EvaluateTree(step.Set.Vars[name], &r.env)
+		if err != nil {
+			return r.failRecorded(i, step, err)
+		}
+		out[name] = v
+		// Later assignments of one step see earlier ones.
+		r.env.Vars[name] = v
+	}
+	r.endRecord(i, step, store.StepCompleted, out, "")
+	r.setOutput(step, out)
+	r.inst.CurrentStep = r.def.After(step.ID)
+	return nil
+}
+
+func (r *runner) runSwitch(step *flow.Step) error {
+	i := r.record(step, store.StepRunning, 1, r.e.now(), nil)
+	next, err := r.def.AfterSwitch(step.ID, &r.env)
+	if err != nil {
+		return r.failRecorded(i, step, err)
+	}
+	out := map[string]any{"next": next}
+	r.endRecord(i, step, store.StepCompleted, out, "")
+	r.setOutput(step, out)
+	r.inst.CurrentStep = next
+	return nil
+}
+
+func (r *runner) runReturn(ctx context.Context, step *flow.Step) error {
+	i := r.record(step, store.StepRunning, 1, r.e.now(), nil)
+	status, err := step.Return.StatusCode(&r.env)
+	if err != nil {
+		return r.failRecorded(i, step, err)
+	}
+	resp := Response{Status: status}
+	if len(step.Return.Headers) > 0 {
+		resp.Headers = make(map[string]string, len(step.Return.Headers))
+		for k, t := range step.Return.Headers {
+			v, err := t.EvaluateString(&r.env)
+			if err != nil {
+				return r.failRecorded(i, step, err)
+			}
+			resp.Headers[k] = v
+		}
+	}
+	if step.Return.HasBody {
+		body, err := flow.EvaluateTree(step.Return.Body, &r.env)
+		if err != nil {
+			return r.failRecorded(i, step, err)
+		}
+		resp.Body = body
+	}
+	r.endRecord(i, step, store.StepCompleted, nil, "")
+	out, err := json.Marshal(resp)
+	if err != nil {
+		return r.failRecorded(i, step, fmt.Errorf("the response cannot be written as JSON: %w", err))
+	}
+	r.pending[i].Output = out
+	r.endInstance(store.StatusCompleted, out, "")
+	return r.finish(ctx)
+}
+
+func (r *runner) runFail(ctx context.Context, step *flow.Step) error {
+	i := r.record(step, store.StepRunning, 1, r.e.now(), nil)
+	msg, err := step.Fail.Error.EvaluateString(&r.env)
+	if err != nil {
+		return r.failRecorded(i, step, err)
+	}
+	r.endRecord(i, step, store.StepCompleted, map[string]any{"error": msg}, "")
+	r.endInstance(store.StatusFailed, nil, fmt.Sprintf("step %q: %s", step.ID, msg))
+	return r.finish(ctx)
+}
+
+func (r *runner) runWait(ctx context.Context, step *flow.Step) error {
+	start := r.e.now()
+	deadline, err := step.Wait.Deadline(start, &r.env)
+	if err != nil {
+		i := r.record(step, store.StepRunning, 1, start, nil)
+		return r.failRecorded(i, step, err)
+	}
+	r.record(step, store.StepWaiting, 1, start, map[string]any{"until": deadline.Format(time.RFC3339Nano)})
+	r.st.WaitSince = start
+	return r.parkUntil(ctx, deadline)
+}
+
+// parkUntil commits the instance as waiting, unowned, with a wake at at
+// through the queue and a local timer for the same moment.
+func (r *runner) parkUntil(ctx context.Context, at time.Time) error {
+	r.inst.Status = store.StatusWaiting
+	r.inst.Owner = ""
+	r.inst.LeaseUntil = time.Time{}
+	r.wake = &store.Wake{InstanceID: r.inst.ID, Seq: r.inst.Seq, At: at}
+	if err := r.commit(ctx); err != nil {
+		return err
+	}
+	r.e.wakeLocally(r.inst.ID, r.inst.Seq, at)
+	r.e.notify(r.inst.ID)
+	return errStop
+}
+
+// resumeWait finishes the wait step the instance is parked on.
+func (r *runner) resumeWait(step *flow.Step) {
+	since := r.st.WaitSince
+	r.st.WaitSince = time.Time{}
+	out := map[string]any{"waited_ms": r.e.now().Sub(since).Milliseconds()}
+	r.pending = append(r.pending, r.parkedRecord(step, store.StepCompleted, out))
+	r.setOutput(step, out)
+	r.inst.CurrentStep = r.def.After(step.ID)
+}
+
+// parkedRecord rewrites the record of the step the instance was parked
+// on (seq = inst.Seq) as ended.
+func (r *runner) parkedRecord(step *flow.Step, status string, out map[string]any) store.StepRecord {
+	rec := store.StepRecord{InstanceID: r.inst.ID, Seq: r.inst.Seq, StepID: step.ID, Type: string(step.Type),
+		Status: status, Attempt: 1, EndedAt: r.e.now()}
+	if out != nil {
+		rec.Output = r.maskedJSON(step, out)
+	}
+	return rec
+}
+
+func (r *runner) runTask(ctx context.Context, step *flow.Step) error {
+	start := r.e.now()
+	t := step.Task
+	title, err := t.Title.EvaluateString(&r.env)
+	if err != nil {
+		i := r.record(step, store.StepRunning, 1, start, nil)
+		return r.failRecorded(i, step, err)
+	}
+	assignees, err := t.ResolveAssignees(&r.env)
+	if err != nil {
+		i := r.record(step, store.StepRunning, 1, start, nil)
+		return r.failRecorded(i, step, err)
+	}
+	var form []byte
+	if len(t.Form) > 0 {
+		form, err = json.Marshal(formJSON(t))
+		if err != nil {
+			i := r.record(step, store.StepRunning, 1, start, nil)
+			return r.failRecorded(i, step, err)
+		}
+	}
+	r.record(step, store.StepWaiting, 1, start, map[string]any{"title": title, "assignees": assignees, "actions": t.Actions})
+	r.tasks = append(r.tasks, &store.Task{
+		InstanceID: r.inst.ID, Workflow: r.inst.Workflow, StepID: step.ID, Seq: r.inst.Seq,
+		Type: store.TaskTypeTask, Title: title, Assignees: assignees, Actions: t.Actions,
+		Form: form, Status: store.TaskOpen, CreatedAt: start,
+	})
+	r.inst.Status = store.StatusWaiting
+	r.inst.Owner = ""
+	r.inst.LeaseUntil = time.Time{}
+	if err := r.commit(ctx); err != nil {
+		return err
+	}
+	r.e.notify(r.inst.ID)
+	return errStop
+}
+
+// FormField is a task form field as the API shows it.
+type FormField struct {
+	Type        string `json:"type"`
+	Required    bool   `json:"required"`
+	Description string `json:"description,omitempty"`
+	Enum        []any  `json:"enum,omitempty"`
+	Default     any    `json:"default,omitempty"`
+}
+
+// formJSON keeps the fields in declaration order.
+func formJSON(t *flow.Task) orderedForm {
+	f := orderedForm{order: t.FormOrder, fields: make(map[string]FormField, len(t.Form))}
+	for name, fl := range t.Form {
+		f.fields[name] = FormField{Type: fl.Type, Required: fl.Required, Description: fl.Description, Enum: fl.Enum, Default: fl.Default}
+	}
+	return f
+}
+
+type orderedForm struct {
+	order  []string
+	fields map[string]FormField
+}
+
+func (f orderedForm) MarshalJSON() ([]byte, error) {
+	b := []byte{'{'}
+	for i, name := range f.order {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		k, _ := json.Marshal(name)
+		v, err := json.Marshal(f.fields[name])
+		if err != nil {
+			return nil, err
+		}
+		b = append(append(append(b, k...), ':'), v...)
+	}
+	return append(b, '}'), nil
+}
+
+// failRecorded ends pending[i] as failed and the instance with it.
+func (r *runner) failRecorded(i int, step *flow.Step, err error) error {
+	r.endRecord(i, step, store.StepFailed, nil, err.Error())
+	r.endInstance(store.StatusFailed, nil, fmt.Sprintf("step %q: %s", step.ID, err))
+	return r.finish(context.WithoutCancel(r.e.ctx))
+}
+
+// failStep records a failed step (started now unless start is given) and
+// fails the instance.
+func (r *runner) failStep(step *flow.Step, start time.Time, input any, err error) error {
+	if start.IsZero() {
+		start = r.e.now()
+	}
+	i := r.record(step, store.StepRunning, 1, start, input)
+	return r.failRecorded(i, step, err)
+}
+
+// failInstance fails the instance without a step record (the step could
+// not even start).
+func (r *runner) failInstance(ctx context.Context, stepID string, err error) error {
+	r.endInstance(store.StatusFailed, nil, fmt.Sprintf("step %q: %s", stepID, err))
+	return r.finish(ctx)
+}
+
+func (r *runner) endInstance(status string, output []byte, errMsg string) {
+	now := r.e.now()
+	r.inst.Status = status
+	r.inst.Output = output
+	r.inst.Error = errMsg
+	r.inst.EndedAt = now
+	r.inst.Owner = ""
+	r.inst.LeaseUntil = time.Time{}
+	// A failed instance keeps the step it failed at, for the monitor.
+	if status == store.StatusCompleted {
+		r.inst.CurrentStep = ""
+	}
+	r.st.Retry = nil
+	if status != store.StatusCompleted {
+		r.cancel = true
+	}
+}
+
+// finish commits an ended instance and tells waiting callers.
+func (r *runner) finish(ctx context.Context) error {
+	if err := r.commit(ctx); err != nil {
+		return err
+	}
+	r.e.notify(r.inst.ID)
+	return errStop
+}
+
+// commit writes what is pending in one transaction: the instance row,
+// step records, tasks, a wake. The first commit creates the instance.
+func (r *runner) commit(ctx context.Context) error {
+	now := r.e.now()
+	r.inst.UpdatedAt = now
+	if r.inst.Owner != "" {
+		r.inst.LeaseUntil = now.Add(r.e.lease)
+	}
+	var err error
+	if r.inst.Vars, err = json.Marshal(r.env.Vars); err != nil {
+		return fmt.Errorf("instance %s: vars: %w", r.inst.ID, err)
+	}
+	if r.inst.State, err = json.Marshal(r.st); err != nil {
+		return fmt.Errorf("instance %s: state: %w", r.inst.ID, err)
+	}
+	c := store.InstanceCommit{
+		Instance:    r.inst,
+		Steps:       r.pending,
+		NewTasks:    r.tasks,
+		Act:         r.act,
+		Wake:        r.wake,
+		CancelTasks: r.cancel,
+	}
+	if !r.created {
+		c.Idempotency = r.idem
+		existing, err := r.e.st.CreateInstance(ctx, c)
+		if err != nil {
+			if errors.Is(err, store.ErrConflict) && existing != "" {
+				r.existing = existing
+			}
+			return err
+		}
+		r.created = true
+	} else {
+		c.ExpectOwner = r.e.owner
+		if err := r.e.st.CommitInstance(ctx, c); err != nil {
+			if errors.Is(err, store.ErrLeaseLost) {
+				r.e.log.Warn("flow engine: another server took the instance over", "instance", r.inst.ID)
+				return errStop
+			}
+			return err
+		}
+	}
+	r.pending, r.tasks, r.act, r.wake, r.idem, r.cancel = nil, nil, nil, nil, nil, false
+	r.signalFirst(nil)
+	return nil
+}
