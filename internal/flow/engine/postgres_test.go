@@ -1,0 +1,137 @@
+package engine_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/store/postgres"
+	"github.com/flowgate/flowgate/internal/store/storetest"
+	"github.com/flowgate/flowgate/internal/testutil/pgtest"
+)
+
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// countingTarget counts requests per Idempotency-Key, the identity of one
+// visit of one step of one instance.
+type countingTarget struct {
+	mu    sync.Mutex
+	calls map[string]int
+}
+
+func (c *countingTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c.mu.Lock()
+	c.calls[r.Header.Get("Idempotency-Key")]++
+	c.mu.Unlock()
+	time.Sleep(5 * time.Millisecond)
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write([]byte(`{"ok": true}`))
+}
+
+// Two engines on one PostgreSQL database: 200 instances started through
+// both all complete, and every http step reaches the target exactly once.
+func TestTwoEnginesOnPostgres(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	sealer := storetest.NewSealer(t)
+	var stores [2]store.Store
+	var engines [2]*engine.Engine
+	for i := range stores {
+		s, err := postgres.Open(t.Context(), dsn, store.Options{Sealer: sealer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		stores[i] = s
+	}
+	// Both start at once: the queue's migrations must not race.
+	var wg sync.WaitGroup
+	for i := range engines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			engines[i] = newEngine(t, stores[i], engine.Config{Lease: 2 * time.Second, Sweep: 300 * time.Millisecond})
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+
+	target := &countingTarget{calls: map[string]int{}}
+	srv := httptest.NewServer(target)
+	defer srv.Close()
+	deploy(t, engines[0], `
+name: two-calls
+permissions: {start: ["role:employee"]}
+input:
+  url: {type: string, required: true}
+steps:
+  - id: first
+    type: http
+    url: "${{ input.url }}/a"
+  - id: pause
+    type: wait
+    duration: 50ms
+  - id: second
+    type: http
+    url: "${{ input.url }}/b"
+  - id: done
+    type: return
+    body: {a: "${{ steps.first.output.body.ok }}", b: "${{ steps.second.output.body.ok }}"}
+`)
+	const n = 200
+	ids := make([]string, n)
+	errs := make(chan error, n)
+	var starts sync.WaitGroup
+	for i := range n {
+		starts.Add(1)
+		go func() {
+			defer starts.Done()
+			st, err := engines[i%2].StartInstance(t.Context(), engine.StartRequest{Workflow: "two-calls", Input: map[string]any{"url": srv.URL}, Caller: alice})
+			if err != nil {
+				errs <- err
+				return
+			}
+			ids[i] = st.Instance.ID
+		}()
+	}
+	starts.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		inst := waitStatus(t, stores[0], id, store.StatusCompleted, store.StatusFailed)
+		if inst.Status != store.StatusCompleted || !strings.Contains(string(inst.Output), `"a":true`) {
+			t.Fatalf("instance %s: %s %q %s", id, inst.Status, inst.Error, inst.Output)
+		}
+	}
+	target.mu.Lock()
+	defer target.mu.Unlock()
+	if len(target.calls) != 2*n {
+		t.Errorf("%d distinct step visits reached the target, want %d", len(target.calls), 2*n)
+	}
+	for key, c := range target.calls {
+		if c != 1 {
+			t.Errorf("step visit %s executed %d times", key, c)
+		}
+	}
+	// Each step of each instance has exactly one completed record.
+	for _, id := range ids[:20] {
+		done := map[string]int{}
+		for _, r := range history(t, stores[1], id) {
+			if r.Status == store.StepCompleted {
+				done[r.StepID]++
+			}
+		}
+		if fmt.Sprint(done) != "map[done:1 first:1 pause:1 second:1]" {
+			t.Errorf("instance %s completed records: %v", id, done)
+		}
+	}
+}
