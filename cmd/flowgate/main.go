@@ -18,6 +18,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/app"
 	"github.com/flowgate/flowgate/internal/config"
+	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -69,6 +70,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		c.clientCmd(),
 		c.keysCmd(),
 		c.auditCmd(),
+		c.flowCmd(),
 	)
 	return root
 }
@@ -167,8 +169,9 @@ func (c *cli) migrateCmd() *cobra.Command {
 		Short: "Apply database schema migrations and exit",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return c.withApp(cmd.Context(), func(a *app.App) error {
-				fmt.Fprintf(c.stdout, "database %s is up to date\n", a.Store.Backend())
+			// The engine migrates the job queue's tables when it opens.
+			return c.withEngine(cmd.Context(), func(e *engine.Engine) error {
+				fmt.Fprintln(c.stdout, "database is up to date")
 				return nil
 			})
 		},

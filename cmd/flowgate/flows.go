@@ -1,0 +1,59 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flowgate/flowgate/internal/app"
+	"github.com/flowgate/flowgate/internal/flow/engine"
+)
+
+func (c *cli) flowCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "flow", Short: "Manage flow definitions"}
+	deploy := &cobra.Command{
+		Use:   "deploy FILE|DIR",
+		Short: "Validate and deploy a flow definition, or every .yaml, .yml and .json file of a folder",
+		Long: "Validate and deploy flow definitions. A definition whose source is unchanged keeps its version;\n" +
+			"a changed one becomes the next version, and running instances finish on the version they started on.\n" +
+			"If any file is invalid, nothing is deployed and every problem is listed.",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withEngine(cmd.Context(), func(e *engine.Engine) error {
+				deployed, err := e.DeployPath(cmd.Context(), args[0], "cli")
+				if err != nil {
+					return err
+				}
+				for _, d := range deployed {
+					verb := "deployed"
+					if !d.Created {
+						verb = "unchanged"
+					}
+					fmt.Fprintf(c.stdout, "%s %s version %d (%s)\n", verb, d.Definition.Name, d.Definition.Version, d.File)
+				}
+				return nil
+			})
+		},
+	}
+	cmd.AddCommand(deploy)
+	return cmd
+}
+
+// withEngine opens the database and an engine that does not run
+// instances (a running server does); it migrates the job queue's tables.
+func (c *cli) withEngine(ctx context.Context, fn func(*engine.Engine) error) error {
+	return c.withApp(ctx, func(a *app.App) error {
+		e, err := engine.New(ctx, engine.Config{Store: a.Store, NoQueue: true})
+		if err != nil {
+			return err
+		}
+		defer func() {
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			_ = e.Close(cctx)
+		}()
+		return fn(e)
+	})
+}
