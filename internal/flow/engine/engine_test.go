@@ -22,12 +22,20 @@ import (
 
 func openStore(t *testing.T) store.Store {
 	t.Helper()
-	s, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "flowgate.db"), store.Options{Sealer: storetest.NewSealer(t)})
+	s, err := openBenchSQLite(t)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = s.Close() })
 	return s
+}
+
+func openBenchSQLite(tb testing.TB) (store.Store, error) {
+	s, err := sqlite.Open(tb.Context(), filepath.Join(tb.TempDir(), "flowgate.db"), store.Options{Sealer: storetest.NewSealer(tb)})
+	if err != nil {
+		return nil, err
+	}
+	tb.Cleanup(func() { _ = s.Close() })
+	return s, nil
 }
 
 func newEngine(t *testing.T, s store.Store, cfg engine.Config) *engine.Engine {
