@@ -103,11 +103,7 @@ func (e *Engine) StartInstance(ctx context.Context, req StartRequest) (Started, 
 		}
 		return Started{}, fmt.Errorf("start %s: %w", def.Name, r.firstErr)
 	}
-	inst, err := e.st.GetInstance(ctx, r.inst.ID)
-	if err != nil {
-		return Started{}, err
-	}
-	return Started{Instance: inst, done: done}, nil
+	return Started{Instance: r.snapshot, done: done}, nil
 }
 
 // startTracked runs r in the background and closes done when the run

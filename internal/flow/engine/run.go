@@ -72,6 +72,8 @@ type runner struct {
 	firstDone   bool
 	// existing is set when CreateInstance found the Idempotency-Key used.
 	existing string
+	// snapshot is the instance as its first commit wrote it.
+	snapshot store.Instance
 }
 
 // errStop ends a run without error: the instance waits, ended, or another
@@ -548,6 +550,18 @@ func (r *runner) commit(ctx context.Context) error {
 		}
 	}
 	r.pending, r.tasks, r.act, r.wake, r.idem, r.cancel = nil, nil, nil, nil, nil, false
+	if !r.firstDone {
+		// What StartInstance answers with, without reading back what was
+		// just written; State is the engine's own.
+		r.snapshot = r.inst
+		r.snapshot.State = nil
+		// As the store gives times back: UTC, whole microseconds.
+		for _, t := range []*time.Time{&r.snapshot.StartedAt, &r.snapshot.UpdatedAt, &r.snapshot.EndedAt, &r.snapshot.LeaseUntil} {
+			if !t.IsZero() {
+				*t = t.UTC().Truncate(time.Microsecond)
+			}
+		}
+	}
 	r.signalFirst(nil)
 	return nil
 }

@@ -86,7 +86,9 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 		args = append(args, micros(f.Until))
 	}
 	if f.User != "" {
-		where = append(where, "username = ?")
+		// The second term is implied by the first; it lets the planner use
+		// the partial index on username (migration 00004).
+		where = append(where, "username = ? AND username <> ''")
 		args = append(args, f.User)
 	}
 	if f.Event != "" {

@@ -45,7 +45,7 @@ const (
 	// stepBatch is how many step records the prebuilt upserts carry at
 	// most; a commit writes one or two (the step that ended, the one that
 	// started), rarely more.
-	stepBatch = 4
+	stepBatch = 8
 	// deployRetries bounds how often DeployFlow retries after losing a
 	// race for a version number to a concurrent deploy of the same name.
 	deployRetries = 16

@@ -78,7 +78,7 @@ type Store struct {
 	// The commit statements of flows (see flows.go); upsertStepsStmt[n]
 	// writes n step records, [0] is unused.
 	insertInstanceStmt, updateInstanceStmt *sql.Stmt
-	upsertStepsStmt                        [3]*sql.Stmt
+	upsertStepsStmt                        [stepBatch + 1]*sql.Stmt
 	// scheduler is what SetScheduler installed; nil until then.
 	scheduler atomic.Pointer[schedulerRef]
 }
@@ -142,8 +142,8 @@ func (s *Store) closeAfter(err error) error {
 }
 
 func (s *Store) closeStmts() {
-	for _, st := range []*sql.Stmt{s.getUserStmt, s.getClientStmt, s.insertAuditStmt,
-		s.insertInstanceStmt, s.updateInstanceStmt, s.upsertStepsStmt[1], s.upsertStepsStmt[2]} {
+	for _, st := range append([]*sql.Stmt{s.getUserStmt, s.getClientStmt, s.insertAuditStmt,
+		s.insertInstanceStmt, s.updateInstanceStmt}, s.upsertStepsStmt[1:]...) {
 		if st != nil {
 			_ = st.Close()
 		}
