@@ -1,10 +1,17 @@
-// Package api is Flowgate's admin API (SPEC §6, /api/v1/admin/…): users,
-// clients, trusted issuers, OAuth servers, API switches and the audit log,
-// as JSON over HTTP for callers whose bearer token grants scope admin and
-// who hold role admin. It also owns the API switches (SPEC §2 apis): the
-// Switch middleware that turns the workflow and invoke APIs off, and
+// Package api is Flowgate's REST API (SPEC §6): the Workflow REST API
+// (workflows, instances with their process flow monitor, tasks), flow
+// invoke, and the admin API (/api/v1/admin/…: users, clients, trusted
+// issuers, OAuth servers, flow deploys, API switches and the audit log),
+// with its OpenAPI description at /api/v1/openapi.json. Admin routes are
+// for callers whose bearer token grants scope admin and who hold role
+// admin. It also owns the API switches (SPEC §2 apis): the Switch
+// middleware that turns the workflow and invoke APIs off, and
 // Authenticate, which adds legacy HTTP Basic to the bearer-token check
 // when apis.basic_auth is on.
+//
+// Every route is declared once, in routes(): its method, pattern, scope,
+// switch and handler. Register mounts that list and the OpenAPI test
+// compares it with the document, so neither can drift from the other.
 //
 // Every answer is JSON. Errors are {"error", "error_description"} with a
 // "field" naming the request field at fault where there is one; lists are
@@ -80,6 +87,8 @@ type API struct {
 	switches  *switchCache
 	limits    *throttle.Failures
 	auditor   Auditor
+	engine    *engine.Engine
+	detailed  bool
 }
 
 // New builds the API. It panics when a required option is missing: that
@@ -108,58 +117,9 @@ func New(o Options) *API {
 		switches:  newSwitchCache(o.SwitchRefresh),
 		limits:    throttle.New(),
 		auditor:   o.Auditor,
+		engine:    o.Engine,
+		detailed:  o.ShowDetailedErrors,
 	}
-}
-
-// Register mounts GET /api/v1/me and every /api/v1/admin/ route on mux.
-// Admin routes need a bearer token with scope admin (403
-// insufficient_scope otherwise) from a principal holding role admin (403
-// forbidden otherwise): a token scope is a grant, not a right.
-func (a *API) Register(mux *http.ServeMux) {
-	mux.Handle("GET /api/v1/me", a.Authenticate(a.v.MeHandler()))
-
-	const p = "/api/v1/admin"
-	routes := []struct {
-		pattern string
-		h       http.HandlerFunc
-	}{
-		{"GET " + p + "/users", a.listUsers},
-		{"POST " + p + "/users", a.createUser},
-		{"GET " + p + "/users/{username}", a.getUser},
-		{"PATCH " + p + "/users/{username}", a.patchUser},
-		{"POST " + p + "/users/{username}/disable", a.setUserDisabled(true)},
-		{"POST " + p + "/users/{username}/enable", a.setUserDisabled(false)},
-
-		{"GET " + p + "/clients", a.listClients},
-		{"POST " + p + "/clients", a.createClient},
-		{"GET " + p + "/clients/{id}", a.getClient},
-		{"PATCH " + p + "/clients/{id}", a.patchClient},
-		{"DELETE " + p + "/clients/{id}", a.deleteClient},
-		{"POST " + p + "/clients/{id}/secret", a.rotateClientSecret},
-
-		{"GET " + p + "/trusted-issuers", a.listIssuers},
-		{"POST " + p + "/trusted-issuers", a.createIssuer},
-		{"GET " + p + "/trusted-issuers/{name}", a.getIssuer},
-		{"PUT " + p + "/trusted-issuers/{name}", a.putIssuer},
-		{"DELETE " + p + "/trusted-issuers/{name}", a.deleteIssuer},
-		{"POST " + p + "/trusted-issuers/{name}/test", a.testIssuer},
-
-		{"GET " + p + "/oauth-servers", a.listOAuthServers},
-		{"POST " + p + "/oauth-servers", a.createOAuthServer},
-		{"GET " + p + "/oauth-servers/{name}", a.getOAuthServer},
-		{"PUT " + p + "/oauth-servers/{name}", a.putOAuthServer},
-		{"DELETE " + p + "/oauth-servers/{name}", a.deleteOAuthServer},
-		{"POST " + p + "/oauth-servers/{name}/test", a.testOAuthServer},
-
-		{"GET " + p + "/api-switches", a.getSwitches},
-		{"PUT " + p + "/api-switches", a.putSwitches},
-
-		{"GET " + p + "/audit", a.listAudit},
-	}
-	for _, rt := range routes {
-		mux.Handle(rt.pattern, a.admin(rt.h))
-	}
-	mux.Handle(apiRoot, apiFallback(mux))
 }
 
 const apiRoot = "/api/v1/"
@@ -191,7 +151,7 @@ func apiFallback(mux *http.ServeMux) http.Handler {
 
 // admin wraps h in the bearer-token check, the admin scope and the admin
 // role, in that order, so that each refusal says what is missing.
-func (a *API) admin(h http.HandlerFunc) http.Handler {
+func (a *API) admin(h http.Handler) http.Handler {
 	return a.v.Middleware(a.v.RequireScope("admin", requireRole("admin", h)))
 }
 

@@ -23,6 +23,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/api"
 	"github.com/flowgate/flowgate/internal/credential"
+	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/keyring"
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/store"
@@ -45,6 +46,19 @@ type env struct {
 	audit  *auditRecorder
 	key    *ecdsa.PrivateKey
 	admin  string // a token of user admin with scope admin
+	// eng runs flows; nil in an env made by newEnv, where stand-ins
+	// answer the workflow and invoke routes.
+	eng *engine.Engine
+}
+
+// flowOpts configure newFlowEnv.
+type flowOpts struct {
+	// invokeWait is the engine's invoke wait; 3 s when zero.
+	invokeWait time.Duration
+	// detailed is api.Options.ShowDetailedErrors.
+	detailed bool
+	// postgres runs on PostgreSQL instead of SQLite.
+	postgres bool
 }
 
 // backends runs fn on SQLite and on PostgreSQL.
@@ -58,6 +72,38 @@ func backends(t *testing.T, fn func(t *testing.T, e *env)) {
 }
 
 func newEnv(t *testing.T, which string) *env {
+	t.Helper()
+	return buildEnv(t, which, nil)
+}
+
+// newFlowEnv is an env with a real flow engine on SQLite, so the workflow,
+// task, invoke and flow deploy routes are the real ones.
+func newFlowEnv(t *testing.T, o flowOpts) *env {
+	t.Helper()
+	which := "sqlite"
+	if o.postgres {
+		which = "postgres"
+	}
+	return buildEnv(t, which, &o)
+}
+
+// flowBackends runs fn with a flow env on SQLite and on PostgreSQL.
+func flowBackends(t *testing.T, o flowOpts, fn func(t *testing.T, e *env)) {
+	for _, pg := range []bool{false, true} {
+		name := "sqlite"
+		if pg {
+			name = "postgres"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			o := o
+			o.postgres = pg
+			fn(t, newFlowEnv(t, o))
+		})
+	}
+}
+
+func buildEnv(t *testing.T, which string, fo *flowOpts) *env {
 	t.Helper()
 	ctx := t.Context()
 	text, err := keyring.Generate()
@@ -102,23 +148,50 @@ func newEnv(t *testing.T, which string) *env {
 		t.Fatal(err)
 	}
 	rec := &auditRecorder{}
-	a := api.New(api.Options{
+	opts := api.Options{
 		Store: st, Hasher: hasher, Ring: ring, Validator: v, Logger: logger, Auditor: rec,
 		PublicURL: "http://localhost:8080", SwitchRefresh: time.Hour,
-	})
+	}
+	var eng *engine.Engine
+	if fo != nil {
+		wait := fo.invokeWait
+		if wait == 0 {
+			wait = 3 * time.Second
+		}
+		eng, err = engine.New(ctx, engine.Config{Store: st, Logger: logger, InvokeWait: wait,
+			Lease: 2 * time.Second, Sweep: 500 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Registered after the store's cleanup, so it runs before it.
+		t.Cleanup(func() {
+			cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := eng.Close(cctx); err != nil {
+				t.Errorf("close engine: %v", err)
+			}
+		})
+		opts.Engine, opts.ShowDetailedErrors = eng, fo.detailed
+	}
+	a := api.New(opts)
 	mux := http.NewServeMux()
 	a.Register(mux)
-	// Dummy workflow and invoke APIs, as the lead wires the real ones.
-	echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		p, _ := resource.PrincipalFrom(r.Context())
-		_ = json.NewEncoder(w).Encode(map[string]any{"principal": p.ID, "roles": p.Roles, "scopes": p.Scopes})
-	})
-	mux.Handle("GET /api/v1/workflows", a.Switch(api.SwitchWorkflow, a.Authenticate(v.RequireScope("workflows.read", echo))))
-	mux.Handle("POST /api/v1/flows/{name}/invoke", a.Switch(api.SwitchInvoke, a.Authenticate(v.RequireScope("flows.invoke", echo))))
+	if eng == nil {
+		// Without an engine the workflow and invoke routes are left out;
+		// stand-ins show what reaches them (the switch and
+		// authentication tests need no more).
+		echo := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			p, _ := resource.PrincipalFrom(r.Context())
+			w.Header().Set("Cache-Control", "no-store")
+			_ = json.NewEncoder(w).Encode(map[string]any{"principal": p.ID, "roles": p.Roles, "scopes": p.Scopes})
+		})
+		mux.Handle("GET /api/v1/workflows", a.Switch(api.SwitchWorkflow, a.Authenticate(v.RequireScope("workflows.read", echo))))
+		mux.Handle("POST /api/v1/flows/{name}/invoke", a.Switch(api.SwitchInvoke, a.Authenticate(v.RequireScope("flows.invoke", echo))))
+	}
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
-	e := &env{t: t, api: a, st: st, ring: ring, hasher: hasher, srv: srv, key: key, audit: rec}
+	e := &env{t: t, api: a, st: st, ring: ring, hasher: hasher, srv: srv, key: key, audit: rec, eng: eng}
 	e.user("admin", "admin-password", "admin")
 	e.admin = e.token("admin", "admin")
 	return e
@@ -171,6 +244,14 @@ func (r resp) json(t *testing.T) map[string]any {
 // []byte, sent as is. auth is the whole Authorization header ("" none).
 func (e *env) do(method, path, auth string, body any) resp {
 	e.t.Helper()
+	return e.send(method, path, auth, body, nil)
+}
+
+// send is do with extra request headers; a Content-Type among them
+// replaces application/json. Every answer under /api/v1/ is checked for
+// Cache-Control: no-store and validated against the OpenAPI document.
+func (e *env) send(method, path, auth string, body any, headers map[string]string) resp {
+	e.t.Helper()
 	var rd io.Reader
 	switch b := body.(type) {
 	case nil:
@@ -195,6 +276,9 @@ func (e *env) do(method, path, auth string, body any) resp {
 	if auth != "" {
 		req.Header.Set("Authorization", auth)
 	}
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
 	res, err := e.srv.Client().Do(req)
 	if err != nil {
 		e.t.Fatal(err)
@@ -204,7 +288,16 @@ func (e *env) do(method, path, auth string, body any) resp {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return resp{res.StatusCode, res.Header, b}
+	r := resp{res.StatusCode, res.Header, b}
+	if strings.HasPrefix(req.URL.Path, "/api/v1/") {
+		if cc := r.header.Get("Cache-Control"); cc != "no-store" {
+			e.t.Errorf("%s %s: Cache-Control %q, want no-store", method, path, cc)
+		}
+		for _, p := range checkAnswer(req, r, e.eng != nil) {
+			e.t.Errorf("%s %s: answer %d does not match the OpenAPI document: %s\n%s", method, path, r.status, p, r.body)
+		}
+	}
+	return r
 }
 
 // as sends a request with the admin token.

@@ -15,8 +15,9 @@ import (
 	"github.com/flowgate/flowgate/internal/store"
 )
 
-// maxBody bounds request bodies: admin objects are small, and a bound
-// keeps one request from holding memory.
+// maxBody bounds request bodies: admin objects, flow input, task data and
+// flow definitions are small, and a bound keeps one request from holding
+// memory.
 const maxBody = 1 << 20
 
 // errorBody is the JSON error of every Flowgate API, plus the field at
@@ -52,7 +53,7 @@ func notFound(w http.ResponseWriter, what, key string) {
 // serverError logs err and answers 500 without its text, which may name
 // tables or hosts.
 func (a *API) serverError(w http.ResponseWriter, r *http.Request, err error) {
-	a.log.ErrorContext(r.Context(), "admin API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
+	a.log.ErrorContext(r.Context(), "API request failed", "method", r.Method, "path", r.URL.Path, "err", err)
 	writeError(w, http.StatusInternalServerError, "server_error", "the request could not be completed; see the server log", "")
 }
 
@@ -200,6 +201,16 @@ func newList[T any](items []T, next string) listResponse[T] {
 		l.NextCursor = &next
 	}
 	return l
+}
+
+// writePage converts one page of store records to their JSON shape and
+// writes it as a list.
+func writePage[T, J any](w http.ResponseWriter, records []T, next string, toJSON func(T) J) {
+	out := make([]J, len(records))
+	for i, rec := range records {
+		out[i] = toJSON(rec)
+	}
+	writeJSON(w, http.StatusOK, newList(out, next))
 }
 
 // listError answers a list failure: a bad cursor is the caller's fault.

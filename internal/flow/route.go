@@ -105,8 +105,8 @@ func (r *Return) StatusCode(env *Env) (int, error) {
 		return 0, err
 	}
 	f, ok := toFloat(v)
-	if !ok || f != float64(int(f)) || f < 100 || f > 599 {
-		return 0, r.StatusExpr.fail(fmt.Errorf("want an HTTP status 100–599, got %v", v))
+	if !ok || f != float64(int(f)) || f < 200 || f > 599 {
+		return 0, r.StatusExpr.fail(fmt.Errorf("want a final HTTP status 200–599, got %v", v))
 	}
 	return int(f), nil
 }

@@ -376,8 +376,8 @@ func (p *parser) returnStep(o object, a at) *Return {
 		switch {
 		case v.Kind == yaml.ScalarNode && v.Tag == "!!int":
 			if st, ok := p.integer(v, sa); ok {
-				if st < 100 || st > 599 {
-					p.errf(v, sa, "%d is not an HTTP status (100–599)", st)
+				if st < 200 || st > 599 {
+					p.errf(v, sa, "%d is not a final HTTP status (200–599)", st)
 				} else {
 					r.Status = st
 				}
@@ -386,12 +386,12 @@ func (p *parser) returnStep(o object, a at) *Return {
 			r.Status = 0
 			r.StatusExpr = p.templateOf(v.Value, v, sa, false, func(t *Template) error {
 				if !t.IsExpression() {
-					return errors.New("want a number 100–599 or one ${{ … }} expression")
+					return errors.New("want a number 200–599 or one ${{ … }} expression")
 				}
 				return nil
 			})
 		default:
-			p.errf(v, sa, "want a number 100–599 or one ${{ … }} expression, not %s", yamlnode.Describe(v))
+			p.errf(v, sa, "want a number 200–599 or one ${{ … }} expression, not %s", yamlnode.Describe(v))
 		}
 	}
 	if v := o.get("headers"); v != nil {

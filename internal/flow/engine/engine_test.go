@@ -312,6 +312,11 @@ func TestTaskActionResumesAndSecondActionConflicts(t *testing.T) {
 	if inst.Status != want || closed.ActedBy != bob.ID || closed.Status != store.TaskDone {
 		t.Errorf("instance %s after %s by %s", inst.Status, closed.Action, closed.ActedBy)
 	}
+	for _, r := range history(t, s, res.Instance.ID) {
+		if r.StepID == "approve" && (!strings.Contains(string(r.Input), "Approve 50") || !r.StartedAt.Before(r.EndedAt) || r.Status != store.StepCompleted) {
+			t.Errorf("the task's record lost its start or input when it ended: %+v", r)
+		}
+	}
 	if _, err := e.Act(ctx, task.Serial, "Approve", map[string]any{"comment": "late"}, bob); !errors.Is(err, engine.ErrTaskClosed) {
 		t.Errorf("act after close: %v", err)
 	}
@@ -341,6 +346,11 @@ steps:
 	}
 	if d := time.Since(start); d < 300*time.Millisecond {
 		t.Errorf("ended after %v, before the wait's 300ms", d)
+	}
+	for _, r := range history(t, s, res.Instance.ID) {
+		if r.StepID == "nap" && (!strings.Contains(string(r.Input), "until") || !r.StartedAt.Before(r.EndedAt)) {
+			t.Errorf("the wait's record lost its start or input when it ended: %+v", r)
+		}
 	}
 	waited, _ := res.Response.Body.(map[string]any)["waited"].(float64)
 	if waited < 300 {

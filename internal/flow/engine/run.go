@@ -20,6 +20,16 @@ type state struct {
 	Retry *retryState `json:"retry,omitempty"`
 	// WaitSince is when the current wait step began.
 	WaitSince time.Time `json:"wait_since,omitzero"`
+	// Parked is the record of the step the instance waits at (a wait or
+	// a task), so ending it keeps its start and input without reading
+	// the history back.
+	Parked *parkedState `json:"parked,omitempty"`
+}
+
+type parkedState struct {
+	Seq       int             `json:"seq"`
+	StartedAt time.Time       `json:"started_at"`
+	Input     json.RawMessage `json:"input,omitempty"`
 }
 
 type retryState struct {
@@ -222,6 +232,9 @@ func (r *runner) record(step *flow.Step, status string, attempt int, startedAt t
 		Input:      r.maskedJSON(step, input),
 	}
 	r.pending = append(r.pending, rec)
+	if status == store.StepWaiting {
+		r.st.Parked = &parkedState{Seq: rec.Seq, StartedAt: startedAt, Input: rec.Input}
+	}
 	return len(r.pending) - 1
 }
 
@@ -373,6 +386,10 @@ func (r *runner) resumeWait(step *flow.Step) {
 func (r *runner) parkedRecord(step *flow.Step, status string, out map[string]any) store.StepRecord {
 	rec := store.StepRecord{InstanceID: r.inst.ID, Seq: r.inst.Seq, StepID: step.ID, Type: string(step.Type),
 		Status: status, Attempt: 1, EndedAt: r.e.now()}
+	if p := r.st.Parked; p != nil && p.Seq == r.inst.Seq {
+		rec.StartedAt, rec.Input = p.StartedAt, p.Input
+	}
+	r.st.Parked = nil
 	if out != nil {
 		rec.Output = r.maskedJSON(step, out)
 	}

@@ -1,0 +1,281 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+
+	"github.com/flowgate/flowgate/internal/flow"
+	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// maxListRounds bounds the store pages one GET /api/v1/workflows reads
+// while it looks for flows the caller may start. A caller who may start
+// few of many flows then gets a short page with a cursor rather than a
+// request that reads the whole table.
+const maxListRounds = 20
+
+// workflowDetail is one flow as GET /api/v1/workflows/{name} shows it: the
+// list shape plus the definition.
+type workflowDetail struct {
+	flow.Workflow
+	Description string         `json:"description,omitempty"`
+	Definition  map[string]any `json:"definition"`
+}
+
+// listWorkflows serves GET /api/v1/workflows: the latest version of every
+// flow the caller may start (every flow for an administrator).
+func (a *API) listWorkflows(w http.ResponseWriter, r *http.Request) {
+	p, ok := page(w, r)
+	if !ok {
+		return
+	}
+	c := callerOf(r)
+	limit := p.Normalize().Limit
+	out := make([]flow.Workflow, 0, limit)
+	cursor := p.Cursor
+	// Each round asks only for what is still missing, so the page never
+	// holds more than limit flows and the store's own cursor stays right.
+	for range maxListRounds {
+		defs, next, err := a.engine.ListFlows(r.Context(), store.Page{Limit: limit - len(out), Cursor: cursor})
+		if err != nil {
+			a.listError(w, r, err)
+			return
+		}
+		for _, d := range defs {
+			if c.Admin || d.CanStart(c.ID, c.Roles) {
+				out = append(out, d.Summary())
+			}
+		}
+		cursor = next
+		if next == "" || len(out) == limit {
+			break
+		}
+	}
+	writeJSON(w, http.StatusOK, newList(out, cursor))
+}
+
+// getWorkflow serves GET /api/v1/workflows/{name}. A flow the caller may
+// not start is answered like one that does not exist: the list does not
+// show it either, and its definition may say more than its name.
+func (a *API) getWorkflow(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	c := callerOf(r)
+	def, err := a.engine.Definition(r.Context(), name, 0)
+	if err == nil && !c.Admin && !def.CanStart(c.ID, c.Roles) {
+		err = store.ErrNotFound
+	}
+	if err != nil {
+		a.engineError(w, r, err, "workflow", name)
+		return
+	}
+	writeJSON(w, http.StatusOK, workflowDetail{Workflow: def.Summary(), Description: def.Description, Definition: def.Document})
+}
+
+// instanceJSON is an instance as the API shows it (SPEC §6), plus its
+// input and the step it is at.
+type instanceJSON struct {
+	ID          string          `json:"id"`
+	Workflow    string          `json:"workflow"`
+	Version     int             `json:"version"`
+	Status      string          `json:"status"`
+	StartedBy   string          `json:"started_by"`
+	StartedAt   string          `json:"started_at"`
+	EndedAt     *string         `json:"ended_at"`
+	CurrentStep *string         `json:"current_step"`
+	Input       json.RawMessage `json:"input"`
+	Vars        json.RawMessage `json:"vars"`
+	Output      json.RawMessage `json:"output"`
+	Error       *string         `json:"error"`
+}
+
+func toInstanceJSON(in store.Instance) instanceJSON {
+	return instanceJSON{
+		ID: in.ID, Workflow: in.Workflow, Version: in.Version, Status: in.Status, StartedBy: in.StartedBy,
+		StartedAt: stamp(in.StartedAt), EndedAt: optStamp(in.EndedAt), CurrentStep: optString(in.CurrentStep),
+		Input: rawJSON(in.Input, "{}"), Vars: rawJSON(in.Vars, "{}"), Output: rawJSON(in.Output, "null"),
+		Error: optString(in.Error),
+	}
+}
+
+func instancePath(id string) string { return "/api/v1/instances/" + url.PathEscape(id) }
+
+// startInstance serves POST /api/v1/workflows/{name}/instances. With an
+// Idempotency-Key already used for the same flow and input, it answers 200
+// with the instance the first request started, and says so in
+// Idempotent-Replayed.
+func (a *API) startInstance(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	key, ok := idempotencyKey(w, r)
+	if !ok {
+		return
+	}
+	input, ok := readObject(w, r)
+	if !ok {
+		return
+	}
+	c := callerOf(r)
+	started, err := a.engine.StartInstance(r.Context(), engine.StartRequest{Workflow: name, Input: input, Caller: c, IdempotencyKey: key})
+	if err != nil {
+		a.startError(w, r, err, c, name)
+		return
+	}
+	w.Header().Set("Location", instancePath(started.Instance.ID))
+	status := http.StatusCreated
+	if started.Existing {
+		w.Header().Set("Idempotent-Replayed", "true")
+		status = http.StatusOK
+	}
+	writeJSON(w, status, toInstanceJSON(started.Instance))
+}
+
+// startError answers a failed start or invoke; a refusal says why in
+// words a caller can act on.
+func (a *API) startError(w http.ResponseWriter, r *http.Request, err error, c engine.Caller, name string) {
+	if errors.Is(err, engine.ErrForbidden) {
+		writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf(
+			"%s may not start workflow %q: its permissions.start names neither the caller nor one of its roles (a token scope is a grant, not a right)",
+			c.ID, name), "")
+		return
+	}
+	a.engineError(w, r, err, "workflow", name)
+}
+
+// instanceStatuses are the statuses ?status= accepts.
+func instanceStatuses() []string {
+	return []string{store.StatusRunning, store.StatusWaiting, store.StatusCompleted, store.StatusFailed, store.StatusCancelled}
+}
+
+// listInstances serves GET /api/v1/instances: the caller's own instances,
+// newest first; every instance for an administrator.
+func (a *API) listInstances(w http.ResponseWriter, r *http.Request) {
+	p, ok := page(w, r)
+	if !ok {
+		return
+	}
+	q := r.URL.Query()
+	f := store.InstanceFilter{Workflow: q.Get("workflow"), Status: q.Get("status")}
+	if f.Status != "" && !slices.Contains(instanceStatuses(), f.Status) {
+		badRequest(w, "status", fmt.Sprintf("status %q is not an instance status (want one of %v)", f.Status, instanceStatuses()))
+		return
+	}
+	if c := callerOf(r); !c.Admin {
+		f.StartedBy = c.ID
+	}
+	list, next, err := a.st.ListInstances(r.Context(), f, p)
+	if err != nil {
+		a.listError(w, r, err)
+		return
+	}
+	writePage(w, list, next, toInstanceJSON)
+}
+
+// visibleInstance reads an instance the caller may see: its starter, an
+// administrator, or an assignee of one of its tasks (who needs its
+// context to decide). Others get store.ErrNotFound, so that instance ids
+// do not reveal what exists.
+func (a *API) visibleInstance(ctx context.Context, id string, c engine.Caller) (store.Instance, error) {
+	in, err := a.st.GetInstance(ctx, id)
+	if err != nil {
+		return store.Instance{}, err
+	}
+	if c.Admin || (c.ID != "" && in.StartedBy == c.ID) {
+		return in, nil
+	}
+	if c.ID != "" {
+		keys := assigneeKeys(c)
+		for _, status := range []string{store.TaskOpen, store.TaskDone, store.TaskCancelled} {
+			ts, _, err := a.st.ListTasks(ctx, store.TaskFilter{Assignees: keys, InstanceID: id, Status: status}, store.Page{Limit: 1})
+			if err != nil {
+				return store.Instance{}, err
+			}
+			if len(ts) > 0 {
+				return in, nil
+			}
+		}
+	}
+	return store.Instance{}, fmt.Errorf("instance %s: %w", id, store.ErrNotFound)
+}
+
+// getInstance serves GET /api/v1/instances/{id}.
+func (a *API) getInstance(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	in, err := a.visibleInstance(r.Context(), id, callerOf(r))
+	if err != nil {
+		a.engineError(w, r, err, "instance", id)
+		return
+	}
+	writeJSON(w, http.StatusOK, toInstanceJSON(in))
+}
+
+// historyJSON is one step record of the process flow monitor. Input and
+// output were masked before they were stored.
+type historyJSON struct {
+	Seq        int             `json:"seq"`
+	Step       string          `json:"step"`
+	Type       string          `json:"type"`
+	Status     string          `json:"status"`
+	Attempt    int             `json:"attempt"`
+	StartedAt  string          `json:"started_at"`
+	EndedAt    *string         `json:"ended_at"`
+	DurationMS *int64          `json:"duration_ms"`
+	Input      json.RawMessage `json:"input"`
+	Output     json.RawMessage `json:"output"`
+	Error      *string         `json:"error"`
+}
+
+func toHistoryJSON(s store.StepRecord) historyJSON {
+	h := historyJSON{
+		Seq: s.Seq, Step: s.StepID, Type: s.Type, Status: s.Status, Attempt: s.Attempt,
+		StartedAt: stamp(s.StartedAt), EndedAt: optStamp(s.EndedAt),
+		Input: rawJSON(s.Input, "null"), Output: rawJSON(s.Output, "null"), Error: optString(s.Error),
+	}
+	if !s.EndedAt.IsZero() {
+		d := max(s.EndedAt.Sub(s.StartedAt).Milliseconds(), 0)
+		h.DurationMS = &d
+	}
+	return h
+}
+
+// instanceHistory serves GET /api/v1/instances/{id}/history: the step
+// records in the order the steps started.
+func (a *API) instanceHistory(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	p, ok := page(w, r)
+	if !ok {
+		return
+	}
+	if _, err := a.visibleInstance(r.Context(), id, callerOf(r)); err != nil {
+		a.engineError(w, r, err, "instance", id)
+		return
+	}
+	recs, next, err := a.st.History(r.Context(), id, p)
+	if err != nil {
+		a.listError(w, r, err)
+		return
+	}
+	writePage(w, recs, next, toHistoryJSON)
+}
+
+// cancelInstance serves POST /api/v1/instances/{id}/cancel. Who cannot
+// see the instance gets 404; who can see it but neither started it nor
+// is an administrator (an assignee) gets 403.
+func (a *API) cancelInstance(w http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	c := callerOf(r)
+	if _, err := a.visibleInstance(r.Context(), id, c); err != nil {
+		a.engineError(w, r, err, "instance", id)
+		return
+	}
+	in, err := a.engine.Cancel(r.Context(), id, c)
+	if err != nil {
+		a.engineError(w, r, err, "instance", id)
+		return
+	}
+	writeJSON(w, http.StatusOK, toInstanceJSON(in))
+}
