@@ -180,6 +180,103 @@ func TestGroupCommit(t *testing.T) {
 	})
 }
 
+// writtenWithin waits until the writer has written n events, or fails.
+func writtenWithin(t *testing.T, w *audit.Writer, n uint64, d time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for w.Stats().Written < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events written after %v, want %d (stats %+v)", w.Stats().Written, d, n, w.Stats())
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A busy writer (events arrived during its last commit) lets the next
+// batch gather for CommitDelay instead of committing a trickle.
+func TestCommitDelayGathersWhenBusy(t *testing.T) {
+	st := openStore(t, sqliteDSN(t))
+	c := &counting{AuditLog: st, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+	w := audit.NewWriter(c, nil, audit.Options{CommitDelay: 500 * time.Millisecond})
+	defer w.Close(t.Context())
+	rec := func(n int) {
+		for i := range n {
+			w.Record(t.Context(), store.AuditEvent{Event: audit.TokenIssued, Client: fmt.Sprint("c", i)})
+		}
+	}
+	rec(1)
+	<-c.entered // the first event, written at once, is held in its commit
+	rec(10)
+	close(c.gate)
+	rec(20) // while the writer gathers
+	writtenWithin(t, w, 31, 5*time.Second)
+	if n := c.calls.Load(); n != 2 {
+		t.Fatalf("31 events in %d AppendAudit calls, want 2 (the first alone, then one batch)", n)
+	}
+}
+
+// An event reaching an idle writer is written at once, whatever the
+// CommitDelay; and neither Close nor a full queue waits for it.
+func TestCommitDelayNeverHoldsUp(t *testing.T) {
+	t.Run("idle", func(t *testing.T) {
+		w := audit.NewWriter(openStore(t, sqliteDSN(t)), nil, audit.Options{CommitDelay: time.Hour})
+		defer w.Close(t.Context())
+		w.Record(t.Context(), store.AuditEvent{Event: audit.Logout, User: "alice"})
+		writtenWithin(t, w, 1, 5*time.Second)
+		time.Sleep(20 * time.Millisecond) // idle again
+		w.Record(t.Context(), store.AuditEvent{Event: audit.Logout, User: "bob"})
+		writtenWithin(t, w, 2, 5*time.Second)
+	})
+	busy := func(t *testing.T, queue int) (*audit.Writer, *counting) {
+		st := openStore(t, sqliteDSN(t))
+		c := &counting{AuditLog: st, gate: make(chan struct{}), entered: make(chan struct{}, 1)}
+		w := audit.NewWriter(c, nil, audit.Options{CommitDelay: time.Hour, QueueSize: queue, FullWait: time.Minute})
+		w.Record(t.Context(), store.AuditEvent{Event: audit.Logout, User: "first"})
+		<-c.entered
+		for range 3 {
+			w.Record(t.Context(), store.AuditEvent{Event: audit.Logout, User: "queued"})
+		}
+		close(c.gate)
+		// The writer is busy now: it took one of the queued events and
+		// gathers more for an hour.
+		writtenWithin(t, w, 1, 5*time.Second)
+		for w.Stats().Queued != 2 {
+			time.Sleep(time.Millisecond)
+		}
+		time.Sleep(10 * time.Millisecond)
+		return w, c
+	}
+	t.Run("close", func(t *testing.T) {
+		w, _ := busy(t, 100)
+		start := time.Now()
+		if err := w.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("Close took %v", d)
+		}
+		if s := w.Stats(); s.Written != 4 || s.Lost != 0 {
+			t.Fatalf("stats %+v after Close, want 4 written", s)
+		}
+	})
+	t.Run("full queue", func(t *testing.T) {
+		w, _ := busy(t, 4)
+		start := time.Now()
+		for range 10 { // more than the queue holds: Record would wait a minute
+			w.Record(t.Context(), store.AuditEvent{Event: audit.Logout, User: "more"})
+		}
+		if d := time.Since(start); d > 5*time.Second {
+			t.Fatalf("Records on a full queue took %v", d)
+		}
+		if err := w.Close(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		if s := w.Stats(); s.Written != 14 || s.Dropped != 0 {
+			t.Fatalf("stats %+v, want 14 written", s)
+		}
+	})
+}
+
 func TestCloseFlushes(t *testing.T) {
 	eachBackend(t, func(t *testing.T, st store.Store) {
 		w := audit.NewWriter(st, nil, audit.Options{})

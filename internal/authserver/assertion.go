@@ -27,7 +27,7 @@ var assertionAlgs = []jose.SignatureAlgorithm{jose.RS256, jose.RS384, jose.RS512
 const clockSkew = 30 * time.Second
 
 // checkAssertion authenticates a private_key_jwt client (RFC 7523 §3).
-func (s *Server) checkAssertion(ctx context.Context, formID, raw string, fail func(string, string) (store.Client, error)) (store.Client, error) {
+func (s *Server) checkAssertion(ctx context.Context, formID, raw string, fail func(string, string) (*client, error)) (*client, error) {
 	tok, err := josejwt.ParseSigned(raw, assertionAlgs)
 	if err != nil || len(tok.Headers) != 1 {
 		return fail(formID, "malformed client assertion")
@@ -45,7 +45,7 @@ func (s *Server) checkAssertion(ctx context.Context, formID, raw string, fail fu
 		return fail(id, "unknown client")
 	}
 	if err != nil {
-		return store.Client{}, err
+		return nil, err
 	}
 	if c.TokenEndpointAuthMethod != "private_key_jwt" {
 		return fail(id, "client is registered for "+c.TokenEndpointAuthMethod+", not private_key_jwt")
@@ -92,9 +92,9 @@ func (s *Server) checkAssertion(ctx context.Context, formID, raw string, fail fu
 	if err := s.st.UseAssertionJTI(ctx, id, claims.ID, now, exp.Add(clockSkew)); errors.Is(err, store.ErrReused) {
 		return fail(id, "client assertion jti replayed")
 	} else if err != nil {
-		return store.Client{}, err
+		return nil, err
 	}
-	return c, nil
+	return newClient(c), nil
 }
 
 // clientKeys returns the client's registered public keys.

@@ -24,7 +24,7 @@ type clientCache struct {
 }
 
 type cachedClient struct {
-	c       store.Client
+	c       *client
 	expires time.Time
 }
 
@@ -34,8 +34,9 @@ func newClientCache(st store.Clients) *clientCache {
 	return &clientCache{st: st, m: map[string]cachedClient{}}
 }
 
-// get returns the client with id, from the cache while fresh.
-func (cc *clientCache) get(ctx context.Context, id string) (store.Client, error) {
+// get returns the client with id, from the cache while fresh. The client
+// is shared: callers must not change it.
+func (cc *clientCache) get(ctx context.Context, id string) (*client, error) {
 	now := time.Now()
 	cc.mu.RLock()
 	e, ok := cc.m[id]
@@ -43,10 +44,11 @@ func (cc *clientCache) get(ctx context.Context, id string) (store.Client, error)
 	if ok && now.Before(e.expires) {
 		return e.c, nil
 	}
-	c, err := cc.st.GetClient(ctx, id)
+	sc, err := cc.st.GetClient(ctx, id)
 	if err != nil {
-		return c, err
+		return nil, err
 	}
+	c := newClient(sc)
 	cc.mu.Lock()
 	if len(cc.m) >= maxCachedClients {
 		clear(cc.m)

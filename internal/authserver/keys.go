@@ -275,14 +275,15 @@ func sign(dst []byte, key *signingKey, signingInput []byte) ([]byte, error) {
 	switch p := key.priv.(type) {
 	case *ecdsa.PrivateKey:
 		h := sha256.Sum256(signingInput)
-		r, s, err := ecdsa.Sign(rand.Reader, p, h[:])
+		der, err := ecdsa.SignASN1(rand.Reader, p, h[:])
 		if err != nil {
 			return nil, err
 		}
-		// JWS wants r and s as fixed 32-byte big-endian integers, not DER.
-		sig = make([]byte, 64)
-		r.FillBytes(sig[:32])
-		s.FillBytes(sig[32:])
+		// JWS wants r and s as fixed-size big-endian integers, not DER
+		// (ecdsa.Sign would go through big.Ints to get there).
+		if sig, err = jwsSignature(der, (p.Curve.Params().BitSize+7)/8); err != nil {
+			return nil, err
+		}
 	case *rsa.PrivateKey:
 		h := sha256.Sum256(signingInput)
 		var err error
@@ -298,6 +299,55 @@ func sign(dst []byte, key *signingKey, signingInput []byte) ([]byte, error) {
 	dst = append(dst, make([]byte, n)...)
 	base64.RawURLEncoding.Encode(dst[len(dst)-n:], sig)
 	return dst, nil
+}
+
+// jwsSignature turns an ASN.1 DER ECDSA signature, SEQUENCE { INTEGER r,
+// INTEGER s }, into JWS's r || s, each size bytes (RFC 7518 §3.4).
+func jwsSignature(der []byte, size int) ([]byte, error) {
+	seq, rest, ok := derElement(der, 0x30)
+	if !ok || len(rest) != 0 {
+		return nil, errors.New("malformed ECDSA signature")
+	}
+	out := make([]byte, 2*size)
+	for i := range 2 {
+		var v []byte
+		if v, seq, ok = derElement(seq, 0x02); !ok {
+			return nil, errors.New("malformed ECDSA signature")
+		}
+		for len(v) > 0 && v[0] == 0 { // the sign byte of a high-bit integer
+			v = v[1:]
+		}
+		if len(v) > size {
+			return nil, errors.New("malformed ECDSA signature")
+		}
+		copy(out[(i+1)*size-len(v):], v)
+	}
+	if len(seq) != 0 {
+		return nil, errors.New("malformed ECDSA signature")
+	}
+	return out, nil
+}
+
+// derElement splits b into the contents of its first element, which must
+// have the given tag, and what follows. Lengths up to 255 bytes are enough
+// for any ECDSA signature (P-521's is at most 139).
+func derElement(b []byte, tag byte) (content, rest []byte, ok bool) {
+	if len(b) < 2 || b[0] != tag {
+		return nil, nil, false
+	}
+	n, hdr := int(b[1]), 2
+	if n == 0x81 {
+		if len(b) < 3 {
+			return nil, nil, false
+		}
+		n, hdr = int(b[2]), 3
+	} else if n > 0x7f {
+		return nil, nil, false
+	}
+	if len(b)-hdr < n {
+		return nil, nil, false
+	}
+	return b[hdr : hdr+n], b[hdr+n:], true
 }
 
 // signJWT builds header.payload.signature with key's precomputed header.

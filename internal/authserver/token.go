@@ -9,6 +9,7 @@ import (
 	"errors"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -57,12 +58,53 @@ func (s *Server) mintAccess(sub, clientID string, scopes []string, jti string, a
 	if !authTime.IsZero() {
 		c.AuthTime = authTime.Unix()
 	}
-	payload, err := json.Marshal(c)
-	if err != nil {
-		return "", time.Time{}, err
-	}
-	tok, err := signJWT(s.keys.state.Load().access, payload)
+	var buf [512]byte
+	tok, err := signJWT(s.keys.state.Load().access, c.appendJSON(buf[:0]))
 	return tok, exp, err
+}
+
+// appendJSON appends c as json.Marshal writes it, without reflection:
+// this runs on every token request.
+func (c *accessClaims) appendJSON(b []byte) []byte {
+	b = append(b, `{"iss":`...)
+	b = appendJSONString(b, c.Issuer)
+	b = append(b, `,"sub":`...)
+	b = appendJSONString(b, c.Subject)
+	b = append(b, `,"aud":`...)
+	b = appendJSONString(b, c.Audience)
+	b = append(b, `,"client_id":`...)
+	b = appendJSONString(b, c.ClientID)
+	if c.Scope != "" {
+		b = append(b, `,"scope":`...)
+		b = appendJSONString(b, c.Scope)
+	}
+	b = append(b, `,"exp":`...)
+	b = strconv.AppendInt(b, c.Exp, 10)
+	b = append(b, `,"iat":`...)
+	b = strconv.AppendInt(b, c.Iat, 10)
+	b = append(b, `,"jti":`...)
+	b = appendJSONString(b, c.JTI)
+	if c.AuthTime != 0 {
+		b = append(b, `,"auth_time":`...)
+		b = strconv.AppendInt(b, c.AuthTime, 10)
+	}
+	return append(b, '}')
+}
+
+// appendJSONString appends s as a JSON string, exactly as encoding/json
+// does: printable ASCII but for the characters it escapes goes as is,
+// anything else through encoding/json itself.
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c < 0x20, c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
+			q, _ := json.Marshal(s) // a string always marshals
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
 }
 
 // clientCredentials is the client_credentials grant; requested is the
@@ -339,11 +381,12 @@ func (s *Server) refresh(ctx context.Context, c *store.Client, raw string, narro
 
 // authenticateClient applies the client's registered method to the
 // credentials op parsed (Basic wins over the form, as in op). Every failure
-// is the same invalid_client to the caller; the audit log says why.
-func (s *Server) authenticateClient(ctx context.Context, h http.Header, cc *op.ClientCredentials) (store.Client, error) {
-	fail := func(clientID, why string) (store.Client, error) {
+// is the same invalid_client to the caller; the audit log says why. The
+// client returned may be shared (see clientCache): it is read only.
+func (s *Server) authenticateClient(ctx context.Context, h http.Header, cc *op.ClientCredentials) (*client, error) {
+	fail := func(clientID, why string) (*client, error) {
 		s.audit(ctx, nil, store.AuditEvent{Event: audit.ClientAuthFailure, Client: truncate(clientID, 128), Outcome: audit.OutcomeFailure, Detail: why})
-		return store.Client{}, errInvalidClient("client authentication failed")
+		return nil, errInvalidClient("client authentication failed")
 	}
 	if cc == nil {
 		return fail("", "no client authentication")
@@ -370,28 +413,29 @@ func (s *Server) authenticateClient(ctx context.Context, h http.Header, cc *op.C
 		return fail(id, "unknown client")
 	}
 	if err != nil {
-		return store.Client{}, err
+		return nil, err
 	}
 	if c.TokenEndpointAuthMethod != "none" {
 		return fail(id, "confidential client sent no credentials")
 	}
-	return c, nil
+	return newClient(c), nil
 }
-func (s *Server) checkSecret(ctx context.Context, id, secret, method string, fail func(string, string) (store.Client, error)) (store.Client, error) {
-	c, err := s.clients.get(ctx, id)
+func (s *Server) checkSecret(ctx context.Context, id, secret, method string, fail func(string, string) (*client, error)) (*client, error) {
+	cl, err := s.clients.get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the HMAC anyway so that unknown ids answer in the same time.
 		credential.VerifyClientSecret(s.opts.Ring, secret, "hmac-sha256$x$00")
 		return fail(id, "unknown client")
 	}
 	if err != nil {
-		return store.Client{}, err
+		return nil, err
 	}
+	c := &cl.c
 	if c.TokenEndpointAuthMethod != method {
 		return fail(id, "client is registered for "+c.TokenEndpointAuthMethod+", not "+method)
 	}
 	if !credential.VerifyClientSecret(s.opts.Ring, secret, c.SecretHash) {
 		return fail(id, "wrong client secret")
 	}
-	return c, nil
+	return cl, nil
 }

@@ -191,12 +191,19 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			elapsed := time.Since(start)
 			s.metrics.observe(route, r.Method, rec.status, elapsed)
 			// The path only: query strings can carry codes and tokens.
-			s.logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
-				slog.String("request_id", id), slog.String("method", r.Method),
-				slog.String("path", r.URL.Path), slog.String("route", route),
-				slog.Int("status", rec.status), slog.Int64("bytes", rec.bytes),
-				slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
-				slog.String("remote", r.RemoteAddr))
+			// Straight to the handler: Logger.LogAttrs would also walk the
+			// stack for a source location this line does not need.
+			ctx := r.Context()
+			if h := s.logger.Handler(); h.Enabled(ctx, slog.LevelInfo) {
+				line := slog.NewRecord(time.Now(), slog.LevelInfo, "request", 0)
+				line.AddAttrs(
+					slog.String("request_id", id), slog.String("method", r.Method),
+					slog.String("path", r.URL.Path), slog.String("route", route),
+					slog.Int("status", rec.status), slog.Int64("bytes", rec.bytes),
+					slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
+					slog.String("remote", r.RemoteAddr))
+				_ = h.Handle(ctx, line)
+			}
 		}()
 		next.ServeHTTP(rec, r)
 	})

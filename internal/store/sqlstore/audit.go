@@ -87,7 +87,7 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 	}
 	if f.User != "" {
 		// The second term is implied by the first; it lets the planner use
-		// the partial index on username (migration 00004).
+		// the partial index on username (migration 00006).
 		where = append(where, "username = ? AND username <> ''")
 		args = append(args, f.User)
 	}
