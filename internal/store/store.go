@@ -43,6 +43,7 @@ type Store interface {
 	AuthServer
 	Settings
 	Flows
+	Connections
 
 	// Ping reports whether the database answers and its schema is current.
 	Ping(ctx context.Context) error

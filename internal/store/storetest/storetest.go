@@ -65,6 +65,7 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) store.Store) {
 	runAuthConformance(t, newStore)
 	runSettingsConformance(t, newStore)
 	runFlowsConformance(t, newStore)
+	runConnectionsConformance(t, newStore)
 }
 
 func ctx(t *testing.T) context.Context {
