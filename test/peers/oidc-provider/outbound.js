@@ -1,0 +1,160 @@
+// An independent OAuth 2.0 / OpenID provider (panva/node-oidc-provider) that Flowgate's outbound
+// OAuth code (internal/connectors, internal/vault) is tested against. server.js plays an external
+// *issuer* for Flowgate's APIs; this one plays a *provider flows get tokens from* (Microsoft Graph,
+// Salesforce…), so it has user logins, refresh tokens with rotation, and revocation.
+//
+// Configuration (env):
+//   PORT          listen port on 127.0.0.1; 0 (default) picks a free one
+//   ACCESS_TTL    access token lifetime in seconds; default 3600
+//   PKJWT_JWKS    JSON {"keys":[…]}: the public key(s) of the private_key_jwt client; when unset that
+//                 client is not registered
+//   REDIRECT_URI  redirect URI of the code-flow clients; default http://127.0.0.1:9/callback
+//
+// Clients (grants authorization_code, refresh_token, client_credentials; scopes below):
+//   basic-client / basic-secret    client_secret_basic
+//   post-client  / post-secret     client_secret_post
+//   jwt-client                     private_key_jwt (RS256 or ES256, key from PKJWT_JWKS)
+//
+// Refresh tokens: issued for every code grant of a client allowed refresh_token (no offline_access
+// needed), rotated on EVERY use, and a rotated (consumed) one presented again is reuse: the whole
+// grant is revoked and the answer is invalid_grant (oidc-provider's built-in reuse detection).
+// PKCE is accepted (S256) but not required, so both paths can be tested. Revocation (RFC 7009) is on.
+// devInteractions gives the login page (any login, any password) and the consent page.
+//
+// Admin hooks (test-only, no authentication, bound to 127.0.0.1):
+//   GET  /admin/stats          {"refresh_grants": n, "refresh_errors": n, "code_grants": n,
+//                               "client_credentials_grants": n, "revocations": n, "grants": n}
+//   POST /admin/revoke-grants  revoke every grant issued so far (tokens and refresh tokens die), as a
+//                              user withdrawing consent at the provider would
+//
+// Once listening it prints one line: "ready <issuer>".
+
+import * as crypto from 'node:crypto';
+import * as http from 'node:http';
+
+import Provider from 'oidc-provider';
+
+const port = Number(process.env.PORT ?? 0);
+const accessTTL = Number(process.env.ACCESS_TTL ?? 3600);
+const redirectURI = process.env.REDIRECT_URI ?? 'http://127.0.0.1:9/callback';
+const scopes = ['openid', 'offline_access', 'profile', 'api.read', 'api.write'];
+
+const common = {
+  grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+  response_types: ['code'],
+  redirect_uris: [redirectURI],
+  scope: scopes.join(' '),
+};
+
+const clients = [
+  { ...common, client_id: 'basic-client', client_secret: 'basic-secret', token_endpoint_auth_method: 'client_secret_basic' },
+  { ...common, client_id: 'post-client', client_secret: 'post-secret', token_endpoint_auth_method: 'client_secret_post' },
+];
+if (process.env.PKJWT_JWKS) {
+  clients.push({
+    ...common,
+    client_id: 'jwt-client',
+    token_endpoint_auth_method: 'private_key_jwt',
+    jwks: JSON.parse(process.env.PKJWT_JWKS),
+  });
+}
+
+const stats = {
+  refresh_grants: 0,
+  refresh_errors: 0,
+  code_grants: 0,
+  client_credentials_grants: 0,
+  revocations: 0,
+};
+const grantIds = new Set();
+
+function newProvider(issuer) {
+  const signing = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const provider = new Provider(issuer, {
+    clients,
+    scopes,
+    jwks: { keys: [{ ...signing.privateKey.export({ format: 'jwk' }), kid: 'outbound-1', alg: 'RS256', use: 'sig' }] },
+    findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
+    features: {
+      devInteractions: { enabled: true },
+      clientCredentials: { enabled: true },
+      revocation: { enabled: true },
+      introspection: { enabled: false },
+    },
+    pkce: { required: () => false },
+    // Rotation on every use, so a refresh token presented twice is always reuse.
+    rotateRefreshToken: () => true,
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    ttl: {
+      AccessToken: accessTTL,
+      ClientCredentials: accessTTL,
+      AuthorizationCode: 60,
+      RefreshToken: 24 * 3600,
+      Grant: 24 * 3600,
+      Interaction: 600,
+      Session: 3600,
+      IdToken: 3600,
+    },
+  });
+  provider.proxy = false;
+  provider.on('grant.success', (ctx) => {
+    const grantType = ctx.oidc.params.grant_type;
+    if (grantType === 'refresh_token') stats.refresh_grants += 1;
+    if (grantType === 'authorization_code') stats.code_grants += 1;
+    if (grantType === 'client_credentials') stats.client_credentials_grants += 1;
+    const { AccessToken: at, RefreshToken: rt } = ctx.oidc.entities;
+    for (const t of [at, rt]) if (t?.grantId) grantIds.add(t.grantId);
+  });
+  provider.on('grant.error', (ctx) => {
+    if (ctx.oidc?.params?.grant_type === 'refresh_token') stats.refresh_errors += 1;
+  });
+  return provider;
+}
+
+let provider;
+let handler;
+
+async function revokeGrants() {
+  for (const id of grantIds) {
+    await provider.AccessToken.revokeByGrantId(id);
+    await provider.RefreshToken.revokeByGrantId(id);
+    await provider.AuthorizationCode.revokeByGrantId(id);
+    await provider.Grant.adapter.destroy(id);
+  }
+  const n = grantIds.size;
+  grantIds.clear();
+  return n;
+}
+
+const server = http.createServer((req, res) => {
+  const url = new URL(req.url, 'http://127.0.0.1');
+  if (url.pathname === '/admin/stats' && req.method === 'GET') {
+    res.setHeader('content-type', 'application/json');
+    res.end(JSON.stringify({ ...stats, grants: grantIds.size }));
+    return;
+  }
+  if (url.pathname === '/admin/revoke-grants' && req.method === 'POST') {
+    revokeGrants().then((n) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(JSON.stringify({ revoked: n }));
+    }, (err) => {
+      res.statusCode = 500;
+      res.end(String(err));
+    });
+    return;
+  }
+  // oidc-provider emits no event for revocation, so count the requests.
+  if (url.pathname === '/token/revocation' && req.method === 'POST') stats.revocations += 1;
+  handler(req, res);
+});
+
+server.listen(port, '127.0.0.1', () => {
+  const issuer = `http://127.0.0.1:${server.address().port}`;
+  provider = newProvider(issuer);
+  handler = provider.callback();
+  process.stdout.write(`ready ${issuer}\n`);
+});
+
+for (const signal of ['SIGINT', 'SIGTERM']) {
+  process.on(signal, () => server.close(() => process.exit(0)));
+}
