@@ -1,0 +1,245 @@
+// Package oauthpeer starts test/peers/oidc-provider/outbound.js, an
+// independent OAuth provider (panva/node-oidc-provider) that Flowgate's
+// outbound OAuth code is tested against: client credentials with three
+// client authentication methods, user login through the provider's own
+// pages, refresh tokens rotated on every use with reuse detection, and
+// revocation. Tests only.
+package oauthpeer
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Clients the peer registers (see outbound.js).
+const (
+	BasicClient = "basic-client"
+	BasicSecret = "basic-secret"
+	PostClient  = "post-client"
+	PostSecret  = "post-secret"
+	// JWTClient exists when Options.PKJWTJWKS is set.
+	JWTClient = "jwt-client"
+)
+
+// Options configure the peer.
+type Options struct {
+	// Port to listen on; 0 picks a free one. Restarting a stopped peer on
+	// the port it had keeps its issuer (but not its grants).
+	Port int
+	// AccessTTL is the access token lifetime; one hour when zero.
+	AccessTTL time.Duration
+	// PKJWTJWKS is the public JWKS ({"keys":[…]}) of jwt-client.
+	PKJWTJWKS string
+	// RedirectURI is the code-flow clients' redirect URI.
+	RedirectURI string
+}
+
+// Stats are the peer's counters.
+type Stats struct {
+	RefreshGrants           int `json:"refresh_grants"`
+	RefreshErrors           int `json:"refresh_errors"`
+	CodeGrants              int `json:"code_grants"`
+	ClientCredentialsGrants int `json:"client_credentials_grants"`
+	Revocations             int `json:"revocations"`
+	Grants                  int `json:"grants"`
+}
+
+// Peer is a running provider.
+type Peer struct {
+	// Issuer is the provider's issuer URL; Issuer +
+	// "/.well-known/openid-configuration" is its metadata.
+	Issuer string
+	// Port is the port it listens on.
+	Port int
+
+	opts   Options
+	cmd    *exec.Cmd
+	done   chan struct{}
+	stderr *lockedBuilder
+}
+
+// Start starts the peer and stops it when the test ends. Without Node.js
+// or the peer's node_modules the test is skipped, or fails when CI=true.
+func Start(t testing.TB, opts Options) *Peer {
+	t.Helper()
+	p := &Peer{opts: opts}
+	p.start(t)
+	t.Cleanup(p.Stop)
+	return p
+}
+
+// MetadataURL is the peer's discovery document.
+func (p *Peer) MetadataURL() string { return p.Issuer + "/.well-known/openid-configuration" }
+
+func (p *Peer) start(t testing.TB) {
+	t.Helper()
+	unavailable := t.Skipf
+	if os.Getenv("CI") == "true" {
+		unavailable = t.Fatalf
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		unavailable("node not found: %v (install Node.js 20+)", err)
+	}
+	dir, err := peerDir()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider")); err != nil {
+		unavailable("oidc-provider peer not installed: run `npm ci --prefix test/peers/oidc-provider` (%v)", err)
+	}
+	cmd := exec.Command(node, "outbound.js")
+	cmd.Dir = dir
+	env := append(os.Environ(), "PORT="+strconv.Itoa(p.opts.Port))
+	if p.opts.AccessTTL > 0 {
+		env = append(env, "ACCESS_TTL="+strconv.Itoa(int(p.opts.AccessTTL/time.Second)))
+	}
+	if p.opts.PKJWTJWKS != "" {
+		env = append(env, "PKJWT_JWKS="+p.opts.PKJWTJWKS)
+	}
+	if p.opts.RedirectURI != "" {
+		env = append(env, "REDIRECT_URI="+p.opts.RedirectURI)
+	}
+	cmd.Env = env
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.cmd, p.done, p.stderr = cmd, make(chan struct{}), &lockedBuilder{}
+	cmd.Stderr = p.stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := p.done
+	go func() { _ = cmd.Wait(); close(done) }()
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		for sc.Scan() {
+			if iss, ok := strings.CutPrefix(sc.Text(), "ready "); ok {
+				ready <- iss
+			}
+		}
+	}()
+	select {
+	case p.Issuer = <-ready:
+	case <-done:
+		t.Fatalf("outbound oidc-provider peer exited: %s", p.stderr)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("outbound oidc-provider peer not ready after 30s: %s", p.stderr)
+	}
+	i := strings.LastIndexByte(p.Issuer, ':')
+	p.Port, _ = strconv.Atoi(p.Issuer[i+1:])
+	p.opts.Port = p.Port
+}
+
+// peerDir finds test/peers/oidc-provider from the module root, whichever
+// package's directory the test runs in.
+func peerDir() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "test", "peers", "oidc-provider"), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the test's directory")
+		}
+		dir = parent
+	}
+}
+
+// Stop kills the peer (the provider is then unreachable) and waits for it
+// to exit. Stopping a stopped peer does nothing.
+func (p *Peer) Stop() {
+	if p.cmd == nil {
+		return
+	}
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	_ = p.cmd.Process.Kill()
+	<-p.done
+}
+
+// Restart starts a stopped peer again on the same port, so the issuer
+// stays the same. Its grants and counters start empty.
+func (p *Peer) Restart(t testing.TB) {
+	t.Helper()
+	p.Stop()
+	p.start(t)
+}
+
+// Stats reads the peer's counters.
+func (p *Peer) Stats(t testing.TB) Stats {
+	t.Helper()
+	var s Stats
+	p.admin(t, http.MethodGet, "/admin/stats", &s)
+	return s
+}
+
+// RevokeGrants revokes every grant issued so far, as a user withdrawing
+// consent at the provider would: their refresh tokens then get
+// invalid_grant.
+func (p *Peer) RevokeGrants(t testing.TB) {
+	t.Helper()
+	p.admin(t, http.MethodPost, "/admin/revoke-grants", nil)
+}
+
+func (p *Peer) admin(t testing.TB, method, path string, out any) {
+	t.Helper()
+	req, err := http.NewRequest(method, p.Issuer+path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("peer %s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("peer %s %s: HTTP %d: %s", method, path, resp.StatusCode, body)
+	}
+	if out != nil {
+		if err := json.Unmarshal(body, out); err != nil {
+			t.Fatalf("peer %s %s: %v", method, path, err)
+		}
+	}
+}
+
+// Stderr is what the peer wrote to stderr, for failure messages.
+func (p *Peer) Stderr() string { return p.stderr.String() }
+
+type lockedBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuilder) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuilder) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
