@@ -44,6 +44,7 @@ type Store interface {
 	Settings
 	Flows
 	Connections
+	ConnectStates
 
 	// Ping reports whether the database answers and its schema is current.
 	Ping(ctx context.Context) error

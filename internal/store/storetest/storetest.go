@@ -66,6 +66,7 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) store.Store) {
 	runSettingsConformance(t, newStore)
 	runFlowsConformance(t, newStore)
 	runConnectionsConformance(t, newStore)
+	runConnectStatesConformance(t, newStore)
 }
 
 func ctx(t *testing.T) context.Context {
