@@ -23,11 +23,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"golang.org/x/oauth2"
@@ -110,7 +111,10 @@ type Client struct {
 	base *http.Client // Options.HTTPClient as given, for discovery and revocation
 	key  *signingKey  // private_key_jwt only
 
-	mu         sync.Mutex
+	// discovery is a lock (a one-slot channel, so a caller can stop
+	// waiting when its context ends) over the cached metadata, held while
+	// it is fetched: one fetch at a time, the others then read its result.
+	discovery  chan struct{}
 	discovered Endpoints
 	fetchedAt  time.Time
 }
@@ -119,7 +123,7 @@ type Client struct {
 // reads the key file now, so a bad key is reported when the server is
 // configured rather than at a step's first token request.
 func New(srv store.OAuthServer, opts Options) (*Client, error) {
-	c := &Client{srv: srv, now: opts.Now, base: opts.HTTPClient}
+	c := &Client{srv: srv, now: opts.Now, base: opts.HTTPClient, discovery: make(chan struct{}, 1)}
 	if c.now == nil {
 		c.now = time.Now
 	}
@@ -205,8 +209,12 @@ func firstOf(a, b string) string {
 }
 
 func (c *Client) discover(ctx context.Context) (Endpoints, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	select {
+	case c.discovery <- struct{}{}:
+	case <-ctx.Done():
+		return Endpoints{}, c.classify("discovery", ctx.Err())
+	}
+	defer func() { <-c.discovery }()
 	if !c.fetchedAt.IsZero() && c.now().Sub(c.fetchedAt) < discoveryTTL {
 		return c.discovered, nil
 	}
@@ -350,6 +358,29 @@ func (c *Client) AuthCodeURL(ctx context.Context, r AuthRequest) (string, error)
 	return c.config(e, e.Token, c.scopesOr(r.Scopes)).AuthCodeURL(r.State, opts...), nil
 }
 
+// CallbackError is the error an authorization response (the query of the
+// redirect back to Flowgate) carries, nil when it has none: KindAccessDenied
+// for access_denied (the user declined, oauth_user_login -2),
+// KindUnreachable for temporarily_unavailable and server_error (-3),
+// KindOther for the rest. Only the provider's code and description are
+// kept.
+func (c *Client) CallbackError(query url.Values) error {
+	code := query.Get("error")
+	if code == "" {
+		return nil
+	}
+	e := &Error{Kind: KindOther, Server: c.srv.Name, Op: "authorize", Code: code, Description: query.Get("error_description")}
+	switch code {
+	case "access_denied":
+		e.Kind = KindAccessDenied
+	case "temporarily_unavailable", "server_error":
+		e.Kind = KindUnreachable
+	case "invalid_scope":
+		e.Kind = KindInvalidScope
+	}
+	return e
+}
+
 // Exchange trades an authorization code for tokens. verifier is the PKCE
 // verifier given to AuthCodeURL, or empty; scopes are those requested
 // (nil: the server's), reported as granted when the provider does not say.
@@ -412,11 +443,18 @@ func (c *Client) convert(op string, t *oauth2.Token, requested []string) (Token,
 			Err: fmt.Errorf("token type %q is not bearer", t.TokenType)}
 	}
 	now := c.now()
-	tok := Token{AccessToken: t.AccessToken, TokenType: t.TokenType, RefreshToken: t.RefreshToken, Expiry: t.Expiry}
+	tok := Token{AccessToken: t.AccessToken, TokenType: t.TokenType, RefreshToken: t.RefreshToken}
 	if tok.TokenType == "" {
 		tok.TokenType = "Bearer"
 	}
-	if tok.Expiry.IsZero() {
+	// oauth2 turns expires_in into Expiry with its own time.Now; this
+	// Client's clock decides instead, so that a caller on Options.Now (the
+	// vault, with the same clock) agrees on when the token expires.
+	if secs, ok := expiresIn(t); ok {
+		tok.Expiry = now.Add(time.Duration(secs) * time.Second)
+	} else if !t.Expiry.IsZero() {
+		tok.Expiry = now.Add(time.Until(t.Expiry))
+	} else {
 		tok.Expiry = now.Add(DefaultLifetime)
 	}
 	tok.ExpiresIn = max(0, int64(tok.Expiry.Sub(now).Round(time.Second)/time.Second))
@@ -426,6 +464,24 @@ func (c *Client) convert(op string, t *oauth2.Token, requested []string) (Token,
 		tok.Scopes = append([]string(nil), requested...)
 	}
 	return tok, nil
+}
+
+// expiresIn is the response's expires_in in seconds. oauth2 sets
+// Token.ExpiresIn for some grants only (not client credentials), so the
+// raw response is read as well: a JSON number or string, or a form value.
+func expiresIn(t *oauth2.Token) (int64, bool) {
+	if t.ExpiresIn > 0 {
+		return t.ExpiresIn, true
+	}
+	var n int64
+	switch v := t.Extra("expires_in").(type) {
+	case float64:
+		n = int64(v)
+	case string:
+		n, _ = strconv.ParseInt(v, 10, 64)
+	}
+	// oauth2's own bound: an absurd lifetime must not overflow.
+	return min(n, math.MaxInt32), n > 0
 }
 
 // Revoke revokes a token at the provider (RFC 7009). hint is
@@ -466,7 +522,9 @@ func (c *Client) Revoke(ctx context.Context, token, hint string) error {
 		return c.classify("revoke", err)
 	}
 	defer resp.Body.Close()
-	if resp.StatusCode == http.StatusOK {
+	// RFC 7009 says 200, but some providers answer 204 No Content; any
+	// success is one.
+	if resp.StatusCode >= 200 && resp.StatusCode < 300 {
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
 		return nil
 	}

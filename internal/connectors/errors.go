@@ -118,7 +118,7 @@ func (c *Client) classify(op string, err error) error {
 		if re.Response != nil {
 			status = re.Response.StatusCode
 		}
-		e.Err = fmt.Errorf("token endpoint answered HTTP %d", status)
+		e.Err = fmt.Errorf("provider answered HTTP %d", status)
 		switch {
 		case re.ErrorCode == "invalid_grant":
 			e.Kind = KindInvalidGrant

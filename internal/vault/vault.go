@@ -11,6 +11,9 @@
 //     the access token is handed out; without a new one the old is kept.
 //   - invalid_grant marks the connection reconnect_required, and later
 //     calls fail fast without asking the provider; other failures back off.
+//   - A flow refreshing a refresh token the vault holds (oauth_refresh)
+//     does it through the vault (RefreshPresented), so the vault is never
+//     left holding a consumed token, whose next use would be reuse.
 //
 // Client-credentials tokens (ServiceToken) are cached in memory, not in
 // the store: they can be fetched again at any time without a user, so
@@ -23,6 +26,9 @@ package vault
 
 import (
 	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -104,15 +110,21 @@ type Options struct {
 // Vault is safe for concurrent use. Several Vaults (servers) may share
 // one PostgreSQL database.
 type Vault struct {
-	st      Store
-	opts    Options
-	now     func() time.Time
-	log     *slog.Logger
-	flights singleflight.Group
+	st   Store
+	opts Options
+	now  func() time.Time
+	log  *slog.Logger
+	// One group per kind of flight, so that keys of different kinds can
+	// never meet: each kind's result has its own type.
+	refreshes  singleflight.Group // refresh of a connection
+	presented  singleflight.Group // RefreshPresented
+	serviceTok singleflight.Group // client credentials
 
 	mu      sync.Mutex
 	clients map[string]cachedClient
 	service map[string]connectors.Token // key: server + "\x00" + scopes
+	// serviceGen counts a server's InvalidateService calls.
+	serviceGen map[string]uint64
 }
 
 type cachedClient struct {
@@ -130,7 +142,7 @@ func New(st Store, opts Options) *Vault {
 		opts.RefreshTimeout = DefaultRefreshTimeout
 	}
 	v := &Vault{st: st, opts: opts, now: opts.Now, log: opts.Logger,
-		clients: map[string]cachedClient{}, service: map[string]connectors.Token{}}
+		clients: map[string]cachedClient{}, service: map[string]connectors.Token{}, serviceGen: map[string]uint64{}}
 	if v.now == nil {
 		v.now = time.Now
 	}
@@ -181,7 +193,7 @@ type AccessToken struct {
 }
 
 func accessOf(c store.Connection) AccessToken {
-	return AccessToken{Token: c.AccessToken, TokenType: c.TokenType, Expiry: c.Expiry, Scopes: c.Scopes}
+	return AccessToken{Token: c.AccessToken, TokenType: c.TokenType, Expiry: c.Expiry, Scopes: slices.Clone(c.Scopes)}
 }
 
 // fresh reports whether c's access token is good for now: not within the
@@ -192,7 +204,10 @@ func (v *Vault) fresh(c store.Connection, now time.Time) bool {
 	}
 	margin := v.opts.Margin
 	if !c.IssuedAt.IsZero() {
-		if half := c.Expiry.Sub(c.IssuedAt) / 2; half < margin {
+		// Not below zero: an IssuedAt after Expiry (a token saved
+		// already expired, or another server's clock ahead of ours) would
+		// otherwise push "fresh" past the expiry itself.
+		if half := max(c.Expiry.Sub(c.IssuedAt)/2, 0); half < margin {
 			margin = half
 		}
 	}
@@ -205,32 +220,69 @@ func usable(c store.Connection, now time.Time) bool {
 	return c.AccessToken != "" && now.Before(c.Expiry)
 }
 
+// tokensOf is a connection's whole token set, as Tokens and
+// RefreshPresented hand it out; ExpiresIn counts from now.
+func tokensOf(c store.Connection, now time.Time) connectors.Token {
+	return connectors.Token{
+		AccessToken: c.AccessToken, RefreshToken: c.RefreshToken, TokenType: c.TokenType,
+		Expiry: c.Expiry, ExpiresIn: max(0, int64(c.Expiry.Sub(now).Round(time.Second)/time.Second)),
+		Scopes: slices.Clone(c.Scopes),
+	}
+}
+
 // Token returns a valid access token of principal at server, refreshing it
 // first when it is within the margin of its expiry. Errors:
 // ErrNotConnected, ErrReconnectRequired (fast, without asking the
 // provider), *BackoffError, or the provider's *connectors.Error.
 func (v *Vault) Token(ctx context.Context, principal, server string) (AccessToken, error) {
-	c, err := v.st.GetConnection(ctx, principal, server)
-	if errors.Is(err, store.ErrNotFound) {
-		return AccessToken{}, fmt.Errorf("%s at %s: %w", principal, server, ErrNotConnected)
-	}
+	c, err := v.connection(ctx, principal, server)
 	if err != nil {
 		return AccessToken{}, err
 	}
+	return accessOf(c), nil
+}
+
+// Tokens is Token with the whole token set: the refresh token too, and
+// ExpiresIn. It is for oauth_user_login reusing a connection, whose
+// outputs include the refresh token; everything else should use Token,
+// so that refresh tokens stay in the vault.
+func (v *Vault) Tokens(ctx context.Context, principal, server string) (connectors.Token, error) {
+	c, err := v.connection(ctx, principal, server)
+	if err != nil {
+		return connectors.Token{}, err
+	}
+	return tokensOf(c, v.now()), nil
+}
+
+// connection reads principal's connection to server and returns it with
+// a usable access token, refreshed when it was due; the errors are
+// Token's.
+func (v *Vault) connection(ctx context.Context, principal, server string) (store.Connection, error) {
+	c, err := v.st.GetConnection(ctx, principal, server)
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Connection{}, fmt.Errorf("%s at %s: %w", principal, server, ErrNotConnected)
+	}
+	if err != nil {
+		return store.Connection{}, err
+	}
 	now := v.now()
 	if c.Status == store.ConnectionReconnectRequired {
-		return AccessToken{}, fmt.Errorf("%s at %s: %w: %s", principal, server, ErrReconnectRequired, c.LastError)
+		return store.Connection{}, reconnectError(c)
 	}
 	if v.fresh(c, now) {
-		return accessOf(c), nil
+		return c, nil
 	}
 	if now.Before(c.RetryAt) {
 		if usable(c, now) {
-			return accessOf(c), nil
+			return c, nil
 		}
-		return AccessToken{}, &BackoffError{RetryAt: c.RetryAt, LastError: c.LastError}
+		return store.Connection{}, &BackoffError{RetryAt: c.RetryAt, LastError: c.LastError}
 	}
 	return v.refresh(ctx, principal, server, false)
+}
+
+func reconnectError(c store.Connection) error {
+	return fmt.Errorf("%s at %s: %w: %s", c.Principal, c.Server, ErrReconnectRequired, c.LastError)
 }
 
 // ForceRefresh refreshes even a fresh-looking token, for an http step
@@ -239,102 +291,143 @@ func (v *Vault) Token(ctx context.Context, principal, server string) (AccessToke
 // token is older than the refresh it is reacting to... which it cannot
 // tell, so it refreshes again: a 401 is rare enough.
 func (v *Vault) ForceRefresh(ctx context.Context, principal, server string) (AccessToken, error) {
-	return v.refresh(ctx, principal, server, true)
+	c, err := v.refresh(ctx, principal, server, true)
+	if err != nil {
+		return AccessToken{}, err
+	}
+	return accessOf(c), nil
 }
 
 type refreshResult struct {
-	tok AccessToken
+	c   store.Connection
 	err error
 }
 
 // refresh runs one refresh per connection in this process; the others
 // wait and share its result.
-func (v *Vault) refresh(ctx context.Context, principal, server string, force bool) (AccessToken, error) {
+func (v *Vault) refresh(ctx context.Context, principal, server string, force bool) (store.Connection, error) {
 	key := principal + "\x00" + server
 	if force {
 		key += "\x00force"
 	}
-	ch := v.flights.DoChan(key, func() (any, error) {
-		// The flight outlives a caller that gives up: others wait on it,
-		// and a refresh abandoned half-way could lose a rotated token.
+	return v.flight(ctx, &v.refreshes, key, func(fctx context.Context) (store.Connection, error) {
+		return v.refreshLocked(fctx, principal, server, force)
+	})
+}
+
+// flight runs fn once for every caller of key in g at the same time. The
+// flight outlives a caller that gives up: others wait on it, and a
+// refresh abandoned half-way could lose a rotated token. Its context
+// leaves the provider call RefreshTimeout and the store's transaction a
+// few seconds more to commit what the provider answered.
+func (v *Vault) flight(ctx context.Context, g *singleflight.Group, key string, fn func(context.Context) (store.Connection, error)) (store.Connection, error) {
+	ch := g.DoChan(key, func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.opts.RefreshTimeout+5*time.Second)
 		defer cancel()
-		tok, err := v.refreshLocked(fctx, principal, server, force)
-		return refreshResult{tok, err}, nil
+		c, err := fn(fctx)
+		return refreshResult{c, err}, nil
 	})
 	select {
 	case r := <-ch:
 		res := r.Val.(refreshResult)
-		return res.tok, res.err
+		return res.c, res.err
 	case <-ctx.Done():
-		return AccessToken{}, ctx.Err()
+		return store.Connection{}, ctx.Err()
 	}
 }
+
+// errUnchanged is what a RefreshConnection callback returns to write
+// nothing; the outcome travels in the callback's closure instead.
+var errUnchanged = errors.New("unchanged")
 
 // refreshLocked refreshes under the row lock. Whatever fn decides is
 // written in the lock's transaction: new tokens before they are handed
 // out, a reconnect_required mark, or a backoff.
-func (v *Vault) refreshLocked(ctx context.Context, principal, server string, force bool) (AccessToken, error) {
+func (v *Vault) refreshLocked(ctx context.Context, principal, server string, force bool) (store.Connection, error) {
 	client, err := v.Client(ctx, server)
 	if err != nil {
-		return AccessToken{}, err
+		return store.Connection{}, err
 	}
 	var (
-		out    AccessToken
+		out    store.Connection
 		outErr error
 	)
-	errUnchanged := errors.New("unchanged")
 	_, err = v.st.RefreshConnection(ctx, principal, server, func(cur store.Connection) (store.Connection, error) {
 		now := v.now()
 		switch {
 		case cur.Status == store.ConnectionReconnectRequired:
-			outErr = fmt.Errorf("%s at %s: %w: %s", principal, server, ErrReconnectRequired, cur.LastError)
+			outErr = reconnectError(cur)
 			return cur, errUnchanged
 		case !force && v.fresh(cur, now):
 			// Another server (or flight) refreshed while we waited for
 			// the lock: use its token, do not refresh again.
-			out = accessOf(cur)
+			out = cur
 			return cur, errUnchanged
 		case now.Before(cur.RetryAt):
 			if usable(cur, now) {
-				out = accessOf(cur)
+				out = cur
 			} else {
 				outErr = &BackoffError{RetryAt: cur.RetryAt, LastError: cur.LastError}
 			}
 			return cur, errUnchanged
 		}
-		pctx, cancel := context.WithTimeout(ctx, v.opts.RefreshTimeout)
-		defer cancel()
-		tok, err := client.Refresh(pctx, cur.RefreshToken)
+		next, err := v.refreshWith(ctx, client, cur, now)
 		if err != nil {
-			return v.recordFailure(cur, now, err, &out, &outErr), nil
+			// The old access token is still handed out while it lives:
+			// a provider down for a minute need not fail every step.
+			if connectors.KindOf(err) != connectors.KindInvalidGrant && usable(cur, now) {
+				out = cur
+			} else {
+				outErr = err
+			}
+			return next, nil
 		}
-		next := cur
-		next.AccessToken, next.RefreshToken, next.TokenType = tok.AccessToken, tok.RefreshToken, tok.TokenType
-		next.Expiry, next.IssuedAt = tok.Expiry, now
-		if tok.Scopes != nil {
-			next.Scopes = tok.Scopes
-		}
-		next.Status, next.LastError, next.Failures, next.RetryAt = store.ConnectionOK, "", 0, time.Time{}
-		out = accessOf(next)
+		out = next
 		return next, nil
 	})
 	if err != nil && !errors.Is(err, errUnchanged) {
-		if errors.Is(err, store.ErrNotFound) {
-			return AccessToken{}, fmt.Errorf("%s at %s: %w", principal, server, ErrNotConnected)
-		}
-		return AccessToken{}, err
+		return store.Connection{}, v.storeError(principal, server, err)
 	}
 	if outErr != nil {
-		return AccessToken{}, outErr
+		return store.Connection{}, outErr
 	}
 	return out, nil
 }
 
-// recordFailure is what a failed refresh writes: invalid_grant marks the
-// connection reconnect_required for good; anything else backs off,
-// doubling. The old access token is still handed out while it lives.
-func (v *Vault) recordFailure(cur store.Connection, now time.Time, err error, out *AccessToken, outErr *error) store.Connection {
+// storeError turns a RefreshConnection error into what the vault's
+// callers expect.
+func (v *Vault) storeError(principal, server string, err error) error {
+	if errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("%s at %s: %w", principal, server, ErrNotConnected)
+	}
+	return err
+}
+
+// refreshWith uses cur's refresh token at the provider and returns the
+// connection to write: the new tokens (the new refresh token when the
+// provider rotated it, else the old one), or, with the error, cur with the
+// failure recorded. It runs under the row lock.
+func (v *Vault) refreshWith(ctx context.Context, client *connectors.Client, cur store.Connection, now time.Time) (store.Connection, error) {
+	pctx, cancel := context.WithTimeout(ctx, v.opts.RefreshTimeout)
+	defer cancel()
+	tok, err := client.Refresh(pctx, cur.RefreshToken)
+	if err != nil {
+		return v.recordFailure(cur, now, err)
+	}
+	next := cur
+	next.AccessToken, next.RefreshToken, next.TokenType = tok.AccessToken, tok.RefreshToken, tok.TokenType
+	next.Expiry, next.IssuedAt = tok.Expiry, now
+	if tok.Scopes != nil {
+		next.Scopes = tok.Scopes
+	}
+	next.Status, next.LastError, next.Failures, next.RetryAt = store.ConnectionOK, "", 0, time.Time{}
+	return next, nil
+}
+
+// recordFailure is what a failed refresh writes, and the error for the
+// caller: invalid_grant marks the connection reconnect_required for good
+// (ErrReconnectRequired); anything else backs off, doubling.
+func (v *Vault) recordFailure(cur store.Connection, now time.Time, err error) (store.Connection, error) {
 	next := cur
 	next.LastError = err.Error()
 	next.Failures++
@@ -342,17 +435,91 @@ func (v *Vault) recordFailure(cur store.Connection, now time.Time, err error, ou
 		"kind", connectors.KindOf(err).String(), "failures", next.Failures, "error", err.Error())
 	if connectors.KindOf(err) == connectors.KindInvalidGrant {
 		next.Status = store.ConnectionReconnectRequired
-		*outErr = fmt.Errorf("%s at %s: %w: %w", cur.Principal, cur.Server, ErrReconnectRequired, err)
-		return next
+		return next, fmt.Errorf("%s at %s: %w: %w", cur.Principal, cur.Server, ErrReconnectRequired, err)
 	}
 	backoff := minBackoff << min(next.Failures-1, 16)
 	next.RetryAt = now.Add(min(backoff, maxBackoff))
-	if usable(cur, now) {
-		*out = accessOf(cur)
-	} else {
-		*outErr = err
+	return next, err
+}
+
+// RefreshPresented refreshes, for the oauth_refresh step, a refresh token
+// a flow holds (presented) when it is the one principal's connection to
+// server holds: through the provider, under the same single flight and
+// row lock as the vault's own refreshes, storing the result before
+// returning the whole new token set (matched true). The flow got that
+// token from this connection (oauth_user_login's outputs); refreshing it
+// behind the vault's back would leave the vault holding a consumed
+// refresh token, whose next use a rotating provider takes for reuse,
+// revoking the whole grant.
+//
+// With no connection, or one holding another refresh token, matched is
+// false and nothing happens: the caller refreshes presented itself
+// (connectors.Client.Refresh). Errors are Token's (a connection marked
+// reconnect_required or backing off is not refreshed) and come with
+// matched true, the caller's context ending included: whether or not the
+// token was the vault's, the caller must not then use it itself.
+func (v *Vault) RefreshPresented(ctx context.Context, principal, server, presented string) (tok connectors.Token, matched bool, err error) {
+	if presented == "" {
+		return connectors.Token{}, false, nil
 	}
-	return next
+	// Callers presenting the same token at the same time share one
+	// refresh and its result; a hash keeps the token itself out of the
+	// key.
+	sum := sha256.Sum256([]byte(presented))
+	key := principal + "\x00" + server + "\x00" + hex.EncodeToString(sum[:])
+	c, err := v.flight(ctx, &v.presented, key, func(fctx context.Context) (store.Connection, error) {
+		return v.refreshPresentedLocked(fctx, principal, server, presented)
+	})
+	switch {
+	case errors.Is(err, errNotMatched), errors.Is(err, ErrNotConnected):
+		return connectors.Token{}, false, nil
+	case err != nil:
+		return connectors.Token{}, true, err
+	}
+	tok = tokensOf(c, v.now())
+	tok.Rotated = tok.RefreshToken != presented
+	return tok, true, nil
+}
+
+// errNotMatched says the connection holds another refresh token.
+var errNotMatched = errors.New("refresh token not held")
+
+func (v *Vault) refreshPresentedLocked(ctx context.Context, principal, server, presented string) (store.Connection, error) {
+	var (
+		out    store.Connection
+		outErr error
+	)
+	_, err := v.st.RefreshConnection(ctx, principal, server, func(cur store.Connection) (store.Connection, error) {
+		now := v.now()
+		switch {
+		case cur.RefreshToken == "" || subtle.ConstantTimeCompare([]byte(cur.RefreshToken), []byte(presented)) != 1:
+			outErr = errNotMatched
+			return cur, errUnchanged
+		case cur.Status == store.ConnectionReconnectRequired:
+			outErr = reconnectError(cur)
+			return cur, errUnchanged
+		case now.Before(cur.RetryAt):
+			outErr = &BackoffError{RetryAt: cur.RetryAt, LastError: cur.LastError}
+			return cur, errUnchanged
+		}
+		// Only now: whether the token is ours decides matched, even
+		// when the server entry is unusable.
+		client, err := v.Client(ctx, server)
+		if err != nil {
+			outErr = err
+			return cur, errUnchanged
+		}
+		next, err := v.refreshWith(ctx, client, cur, now)
+		out, outErr = next, err
+		return next, nil
+	})
+	if err != nil && !errors.Is(err, errUnchanged) {
+		return store.Connection{}, v.storeError(principal, server, err)
+	}
+	if outErr != nil {
+		return store.Connection{}, outErr
+	}
+	return out, nil
 }
 
 // Save stores the tokens of a user login (after connectors'
@@ -364,9 +531,13 @@ func (v *Vault) Save(ctx context.Context, principal, server string, tok connecto
 	if exp.IsZero() {
 		exp = now.Add(connectors.DefaultLifetime)
 	}
+	typ := tok.TokenType
+	if typ == "" {
+		typ = "Bearer"
+	}
 	return v.st.PutConnection(ctx, store.Connection{
 		Principal: principal, Server: server,
-		AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, TokenType: tok.TokenType,
+		AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, TokenType: typ,
 		Expiry: exp, IssuedAt: now, Scopes: tok.Scopes, Status: store.ConnectionOK,
 	})
 }
@@ -378,36 +549,47 @@ func (v *Vault) Save(ctx context.Context, principal, server string, tok connecto
 // keeping the tokens would be worse. revoked reports whether the provider
 // confirmed; revokeErr says why not (nil when there is no endpoint).
 func (v *Vault) Delete(ctx context.Context, principal, server string) (revoked bool, revokeErr error, err error) {
-	c, err := v.st.GetConnection(ctx, principal, server)
-	if errors.Is(err, store.ErrNotFound) {
-		return false, nil, fmt.Errorf("%s at %s: %w", principal, server, ErrNotConnected)
-	}
-	if err != nil {
-		return false, nil, err
-	}
-	if client, cerr := v.Client(ctx, server); cerr != nil {
-		revokeErr = cerr
-	} else {
+	client, cerr := v.Client(ctx, server)
+	// The tokens are read and revoked under the row lock, so a refresh
+	// (here or on another server) either ends first, and its new refresh
+	// token is the one revoked, or starts after and meets a revoked
+	// grant; read outside the lock, a rotation in between would leave the
+	// new refresh token alive at the provider.
+	_, err = v.st.RefreshConnection(ctx, principal, server, func(cur store.Connection) (store.Connection, error) {
+		if cerr != nil {
+			revokeErr = cerr
+			return cur, errUnchanged
+		}
 		rctx, cancel := context.WithTimeout(ctx, v.opts.RefreshTimeout)
 		defer cancel()
-		revoked = true
-		for _, t := range []struct{ tok, hint string }{{c.RefreshToken, "refresh_token"}, {c.AccessToken, "access_token"}} {
-			if t.tok == "" {
-				continue
-			}
-			if rerr := client.Revoke(rctx, t.tok, t.hint); rerr != nil {
-				revoked = false
-				if !errors.Is(rerr, connectors.ErrNoRevocationEndpoint) {
-					revokeErr = rerr
-				}
-				break
-			}
-		}
+		revoked, revokeErr = revokeAll(rctx, client, cur)
+		return cur, errUnchanged
+	})
+	if err != nil && !errors.Is(err, errUnchanged) {
+		return false, nil, v.storeError(principal, server, err)
 	}
 	if err := v.st.DeleteConnection(ctx, principal, server); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return revoked, revokeErr, err
 	}
 	return revoked, revokeErr, nil
+}
+
+// revokeAll revokes c's refresh token, then its access token; revoked is
+// true when the provider confirmed every one there was.
+func revokeAll(ctx context.Context, client *connectors.Client, c store.Connection) (revoked bool, err error) {
+	for _, t := range []struct{ tok, hint string }{{c.RefreshToken, "refresh_token"}, {c.AccessToken, "access_token"}} {
+		if t.tok == "" {
+			continue
+		}
+		if err := client.Revoke(ctx, t.tok, t.hint); err != nil {
+			if errors.Is(err, connectors.ErrNoRevocationEndpoint) {
+				return false, nil
+			}
+			return false, err
+		}
+		revoked = true
+	}
+	return revoked, nil
 }
 
 // Info is a connection as the API may show it: never a token.
@@ -437,7 +619,8 @@ func (v *Vault) List(ctx context.Context, principal string) ([]Info, error) {
 
 // ServiceToken returns a client-credentials token of server for scopes
 // (nil: the server's default scopes), cached in memory until it is within
-// the margin of its expiry; concurrent callers share one token request.
+// the margin of its expiry or InvalidateService drops it; concurrent
+// callers share one token request.
 func (v *Vault) ServiceToken(ctx context.Context, server string, scopes []string) (AccessToken, error) {
 	sorted := slices.Clone(scopes)
 	slices.Sort(sorted)
@@ -445,11 +628,14 @@ func (v *Vault) ServiceToken(ctx context.Context, server string, scopes []string
 	now := v.now()
 	v.mu.Lock()
 	t, ok := v.service[key]
+	gen := v.serviceGen[server]
 	v.mu.Unlock()
 	if ok && v.fresh(store.Connection{AccessToken: t.AccessToken, Expiry: t.Expiry, IssuedAt: t.Expiry.Add(-time.Duration(t.ExpiresIn) * time.Second)}, now) {
-		return AccessToken{Token: t.AccessToken, TokenType: t.TokenType, Expiry: t.Expiry, Scopes: t.Scopes}, nil
+		return serviceAccess(t), nil
 	}
-	ch := v.flights.DoChan("service\x00"+key, func() (any, error) {
+	// The generation is in the key so that a caller after
+	// InvalidateService does not join a request that started before.
+	ch := v.serviceTok.DoChan(fmt.Sprintf("%s\x00%d", key, gen), func() (any, error) {
 		fctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), v.opts.RefreshTimeout)
 		defer cancel()
 		client, err := v.Client(fctx, server)
@@ -461,7 +647,11 @@ func (v *Vault) ServiceToken(ctx context.Context, server string, scopes []string
 			return nil, err
 		}
 		v.mu.Lock()
-		v.service[key] = tok
+		// A token requested before an InvalidateService is not cached
+		// after it: it may predate what made the old one fail.
+		if v.serviceGen[server] == gen {
+			v.service[key] = tok
+		}
 		v.mu.Unlock()
 		return tok, nil
 	})
@@ -470,9 +660,27 @@ func (v *Vault) ServiceToken(ctx context.Context, server string, scopes []string
 		if r.Err != nil {
 			return AccessToken{}, r.Err
 		}
-		tok := r.Val.(connectors.Token)
-		return AccessToken{Token: tok.AccessToken, TokenType: tok.TokenType, Expiry: tok.Expiry, Scopes: tok.Scopes}, nil
+		return serviceAccess(r.Val.(connectors.Token)), nil
 	case <-ctx.Done():
 		return AccessToken{}, ctx.Err()
 	}
+}
+
+func serviceAccess(t connectors.Token) AccessToken {
+	return AccessToken{Token: t.AccessToken, TokenType: t.TokenType, Expiry: t.Expiry, Scopes: slices.Clone(t.Scopes)}
+}
+
+// InvalidateService drops the cached client-credentials tokens of server,
+// whatever their scopes, so the next ServiceToken asks the provider: for
+// an http step whose request with a service token came back 401.
+func (v *Vault) InvalidateService(server string) {
+	prefix := server + "\x00"
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	for k := range v.service {
+		if strings.HasPrefix(k, prefix) {
+			delete(v.service, k)
+		}
+	}
+	v.serviceGen[server]++
 }

@@ -7,15 +7,14 @@
 package oauthpeer
 
 import (
-	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -84,64 +83,16 @@ func (p *Peer) MetadataURL() string { return p.Issuer + "/.well-known/openid-con
 
 func (p *Peer) start(t testing.TB) {
 	t.Helper()
-	unavailable := t.Skipf
-	if os.Getenv("CI") == "true" {
-		unavailable = t.Fatalf
-	}
-	node, err := exec.LookPath("node")
-	if err != nil {
-		unavailable("node not found: %v (install Node.js 20+)", err)
-	}
-	dir, err := peerDir()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider")); err != nil {
-		unavailable("oidc-provider peer not installed: run `npm ci --prefix test/peers/oidc-provider` (%v)", err)
-	}
-	cmd := exec.Command(node, "outbound.js")
-	cmd.Dir = dir
-	env := append(os.Environ(), "PORT="+strconv.Itoa(p.opts.Port))
-	if p.opts.AccessTTL > 0 {
-		env = append(env, "ACCESS_TTL="+strconv.Itoa(int(p.opts.AccessTTL/time.Second)))
-	}
-	if p.opts.PKJWTJWKS != "" {
-		env = append(env, "PKJWT_JWKS="+p.opts.PKJWTJWKS)
-	}
-	if p.opts.RedirectURI != "" {
-		env = append(env, "REDIRECT_URI="+p.opts.RedirectURI)
-	}
-	cmd.Env = env
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	p.cmd, p.done, p.stderr = cmd, make(chan struct{}), &lockedBuilder{}
-	cmd.Stderr = p.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := p.done
-	go func() { _ = cmd.Wait(); close(done) }()
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		for sc.Scan() {
-			if iss, ok := strings.CutPrefix(sc.Text(), "ready "); ok {
-				ready <- iss
-			}
+	node, dir := peerPrerequisites(t)
+	var errs []error
+	for range reliableAttempts {
+		err := p.tryStart(node, dir, reliableReadyTimeout)
+		if err == nil {
+			return
 		}
-	}()
-	select {
-	case p.Issuer = <-ready:
-	case <-done:
-		t.Fatalf("outbound oidc-provider peer exited: %s", p.stderr)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("outbound oidc-provider peer not ready after 30s: %s", p.stderr)
+		errs = append(errs, err)
 	}
-	i := strings.LastIndexByte(p.Issuer, ':')
-	p.Port, _ = strconv.Atoi(p.Issuer[i+1:])
-	p.opts.Port = p.Port
+	t.Fatalf("outbound oidc-provider peer: %v", errors.Join(errs...))
 }
 
 // peerDir finds test/peers/oidc-provider from the module root, whichever

@@ -68,12 +68,20 @@ const stats = {
 };
 const grantIds = new Set();
 
+// jwkOf exports a private key as a JWK through a KeyObject of its own: on Node.js 20, exporting the
+// key generateKeyPairSync returned deadlocks when a garbage collection runs during the export (the
+// key generation job's destructor waits for the lock the export holds), about one start in a few
+// hundred.
+function jwkOf(privateKey) {
+  return crypto.createPrivateKey(privateKey.export({ type: 'pkcs8', format: 'pem' })).export({ format: 'jwk' });
+}
+
 function newProvider(issuer) {
   const signing = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
   const provider = new Provider(issuer, {
     clients,
     scopes,
-    jwks: { keys: [{ ...signing.privateKey.export({ format: 'jwk' }), kid: 'outbound-1', alg: 'RS256', use: 'sig' }] },
+    jwks: { keys: [{ ...jwkOf(signing.privateKey), kid: 'outbound-1', alg: 'RS256', use: 'sig' }] },
     findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
     features: {
       devInteractions: { enabled: true },

@@ -55,7 +55,10 @@ function newKey() {
   const pair = alg === 'ES256'
     ? crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' })
     : crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
-  return { ...pair.privateKey.export({ format: 'jwk' }), kid, alg, use: 'sig' };
+  // Exported through a KeyObject of its own: exporting generateKeyPairSync's key directly can
+  // deadlock on Node.js 20 when a garbage collection runs during the export.
+  const own = crypto.createPrivateKey(pair.privateKey.export({ type: 'pkcs8', format: 'pem' }));
+  return { ...own.export({ format: 'jwk' }), kid, alg, use: 'sig' };
 }
 
 function newProvider(issuer) {
