@@ -19,6 +19,8 @@ import (
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/server"
+	"github.com/flowgate/flowgate/internal/vault"
+	"github.com/flowgate/flowgate/internal/web"
 )
 
 // drainTimeout bounds how long SIGTERM waits for requests in flight, below
@@ -90,7 +92,8 @@ func (c *cli) serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			eng, err := engine.New(ctx, engine.Config{Store: a.Store, Logger: logger})
+			tokens := vault.New(a.Store, vault.Options{Logger: logger})
+			eng, err := engine.New(ctx, engine.Config{Store: a.Store, Logger: logger, Vault: tokens, PublicURL: cfg.Server.PublicURL})
 			if err != nil {
 				return err
 			}
@@ -109,7 +112,7 @@ func (c *cli) serveCmd() *cobra.Command {
 				return err
 			}
 			adminAPI := api.New(api.Options{Store: a.Store, Hasher: a.Hasher, Ring: a.Ring, Validator: validator, Logger: logger,
-				PublicURL: cfg.Server.PublicURL, Auditor: auditor, Engine: eng, ShowDetailedErrors: cfg.Auth.ShowDetailedErrors})
+				PublicURL: cfg.Server.PublicURL, Auditor: auditor, Engine: eng, Vault: tokens, ShowDetailedErrors: cfg.Auth.ShowDetailedErrors})
 			if err := adminAPI.ApplyDeclared(ctx, cfg); err != nil {
 				return err
 			}
@@ -120,6 +123,7 @@ func (c *cli) serveCmd() *cobra.Command {
 				return err
 			}
 			adminAPI.Register(srv.Mux())
+			web.New(web.Options{Sessions: as, Engine: eng, Vault: tokens, States: a.Store, Logger: logger}).Register(srv.Mux())
 			registerLoadTestRoutes(srv, validator)
 			go pruneExpired(ctx, a, logger)
 
@@ -179,6 +183,12 @@ func pruneExpired(ctx context.Context, a *app.App, logger *slog.Logger) {
 				logger.Warn("pruning expired authorization data", "err", err)
 			} else if n > 0 {
 				logger.Debug("pruned expired authorization data", "rows", n)
+			}
+			// Sign-ins at outbound OAuth servers that were never finished.
+			if n, err := a.Store.DeleteExpiredConnectStates(ctx, now.UTC()); err != nil && ctx.Err() == nil {
+				logger.Warn("pruning expired connect states", "err", err)
+			} else if n > 0 {
+				logger.Debug("pruned expired connect states", "rows", n)
 			}
 		}
 	}

@@ -1,8 +1,9 @@
 // Package api is Flowgate's REST API (SPEC §6): the Workflow REST API
 // (workflows, instances with their process flow monitor, tasks), flow
-// invoke, and the admin API (/api/v1/admin/…: users, clients, trusted
-// issuers, OAuth servers, flow deploys, API switches and the audit log),
-// with its OpenAPI description at /api/v1/openapi.json. Admin routes are
+// invoke, the caller's connections to OAuth servers (the token vault),
+// and the admin API (/api/v1/admin/…: users, clients, trusted issuers,
+// OAuth servers, flow deploys, API switches and the audit log), with its
+// OpenAPI description at /api/v1/openapi.json. Admin routes are
 // for callers whose bearer token grants scope admin and who hold role
 // admin. It also owns the API switches (SPEC §2 apis): the Switch
 // middleware that turns the workflow and invoke APIs off, and
@@ -34,6 +35,7 @@ import (
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/throttle"
+	"github.com/flowgate/flowgate/internal/vault"
 )
 
 // Options is what New needs. Store, Hasher, Ring and Validator are
@@ -68,6 +70,10 @@ type Options struct {
 	// ShowDetailedErrors lets a failed invoke's answer carry the step's
 	// error message; off, it names the failing step only.
 	ShowDetailedErrors bool
+	// Vault holds the callers' connections to OAuth servers: the
+	// /api/v1/connections routes list and remove them. Nil leaves those
+	// routes in place, answering 503.
+	Vault *vault.Vault
 }
 
 // Auditor is where the API records sign-in failures (the audit writer).
@@ -89,6 +95,7 @@ type API struct {
 	auditor   Auditor
 	engine    *engine.Engine
 	detailed  bool
+	vault     *vault.Vault
 }
 
 // New builds the API. It panics when a required option is missing: that
@@ -119,6 +126,7 @@ func New(o Options) *API {
 		auditor:   o.Auditor,
 		engine:    o.Engine,
 		detailed:  o.ShowDetailedErrors,
+		vault:     o.Vault,
 	}
 }
 

@@ -29,6 +29,7 @@ import (
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/store/backend"
 	"github.com/flowgate/flowgate/internal/testutil/pgtest"
+	"github.com/flowgate/flowgate/internal/vault"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -49,6 +50,8 @@ type env struct {
 	// eng runs flows; nil in an env made by newEnv, where stand-ins
 	// answer the workflow and invoke routes.
 	eng *engine.Engine
+	// vault is the API's token vault; nil with flowOpts.noVault.
+	vault *vault.Vault
 }
 
 // flowOpts configure newFlowEnv.
@@ -59,6 +62,8 @@ type flowOpts struct {
 	detailed bool
 	// postgres runs on PostgreSQL instead of SQLite.
 	postgres bool
+	// noVault leaves api.Options.Vault nil.
+	noVault bool
 }
 
 // backends runs fn on SQLite and on PostgreSQL.
@@ -152,6 +157,9 @@ func buildEnv(t *testing.T, which string, fo *flowOpts) *env {
 		Store: st, Hasher: hasher, Ring: ring, Validator: v, Logger: logger, Auditor: rec,
 		PublicURL: "http://localhost:8080", SwitchRefresh: time.Hour,
 	}
+	if fo == nil || !fo.noVault {
+		opts.Vault = vault.New(st, vault.Options{Logger: logger})
+	}
 	var eng *engine.Engine
 	if fo != nil {
 		wait := fo.invokeWait
@@ -191,7 +199,7 @@ func buildEnv(t *testing.T, which string, fo *flowOpts) *env {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
-	e := &env{t: t, api: a, st: st, ring: ring, hasher: hasher, srv: srv, key: key, audit: rec, eng: eng}
+	e := &env{t: t, api: a, st: st, ring: ring, hasher: hasher, srv: srv, key: key, audit: rec, eng: eng, vault: opts.Vault}
 	e.user("admin", "admin-password", "admin")
 	e.admin = e.token("admin", "admin")
 	return e

@@ -16,6 +16,9 @@ import (
 type invokeAccepted struct {
 	Instance instanceJSON `json:"instance"`
 	URL      string       `json:"url"`
+	// ConnectURL is where the invoker signs in when the flow waits for
+	// them at an oauth_user_login step (SPEC §5).
+	ConnectURL string `json:"connect_url,omitempty"`
 }
 
 // flowEnded is the 502 of an invoke whose instance failed or was
@@ -67,7 +70,7 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
 	// instance gets the instance, whatever the flow did.
 	case async || !res.Done:
 		w.Header().Set("Location", instancePath(in.ID))
-		writeJSON(w, http.StatusAccepted, invokeAccepted{Instance: toInstanceJSON(in), URL: a.absolute(instancePath(in.ID))})
+		writeJSON(w, http.StatusAccepted, invokeAccepted{Instance: toInstanceJSON(in), URL: a.absolute(instancePath(in.ID)), ConnectURL: res.ConnectURL})
 	case in.Status == store.StatusCompleted && res.Response != nil:
 		a.writeFlowResponse(w, r, in, res.Response)
 	default:

@@ -9,10 +9,8 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/oauth2"
-	"golang.org/x/oauth2/clientcredentials"
-
 	"github.com/flowgate/flowgate/internal/config"
+	"github.com/flowgate/flowgate/internal/connectors"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -207,18 +205,35 @@ func (a *API) deleteOAuthServer(w http.ResponseWriter, r *http.Request) {
 }
 
 // oauthServerTest is what POST …/test found: never the token itself.
+// On success: the token's type, lifetime and granted scopes (Scopes is
+// the older name of GrantedScopes, kept for existing callers). On
+// failure: Error says what went wrong, ErrorKind classifies it as the
+// flow steps do (connectors.Kind: configuration, unreachable,
+// invalid_scope, …) and ErrorCode is the provider's OAuth error code
+// when it sent one (invalid_client, unauthorized_client, …).
 type oauthServerTest struct {
 	OK            bool     `json:"ok"`
 	TokenEndpoint string   `json:"token_endpoint,omitempty"`
 	TokenType     string   `json:"token_type,omitempty"`
 	ExpiresIn     int64    `json:"expires_in,omitempty"`
-	Scopes        []string `json:"scopes,omitempty"`
+	Scopes        []string `json:"scopes,omitzero"`
+	GrantedScopes []string `json:"granted_scopes,omitzero"`
 	Error         string   `json:"error,omitempty"`
+	ErrorKind     string   `json:"error_kind,omitempty"`
+	ErrorCode     string   `json:"error_code,omitempty"`
 }
 
-// testOAuthServer runs the client credentials grant against the server
-// and reports the outcome. It always answers 200: the test ran, OK says
-// whether it worked. The token obtained is dropped.
+// testOAuthServer runs the client credentials grant against the server,
+// with the server's default scopes, and reports the outcome. It always
+// answers 200 once the server exists: the test ran, OK says whether it
+// worked. The token obtained is dropped, never shown or kept.
+//
+// The request goes through connectors.Client, as every token request of
+// the flows does (discovery, client_secret_basic, client_secret_post or
+// private_key_jwt, the server's params), built here from the entry as it
+// is now rather than taken from the vault's cache, which may hold the
+// entry as it was before an edit for up to 30 s: a test right after a
+// PUT must test what was PUT.
 func (a *API) testOAuthServer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	o, err := a.st.GetOAuthServer(r.Context(), name)
@@ -228,80 +243,35 @@ func (a *API) testOAuthServer(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
 	defer cancel()
-	res := oauthServerTest{TokenEndpoint: o.TokenEndpoint}
-	if res.TokenEndpoint == "" {
-		var meta struct {
-			TokenEndpoint string `json:"token_endpoint"`
+	var res oauthServerTest
+	fail := func(err error) {
+		res.Error, res.ErrorKind = err.Error(), connectors.KindOf(err).String()
+		var ce *connectors.Error
+		if errors.As(err, &ce) {
+			res.ErrorCode = ce.Code
 		}
-		if err := a.getJSON(ctx, o.MetadataURL, &meta); err != nil {
-			res.Error = "metadata: " + err.Error()
-			writeJSON(w, http.StatusOK, res)
-			return
-		}
-		if meta.TokenEndpoint == "" {
-			res.Error = "metadata has no token_endpoint"
-			writeJSON(w, http.StatusOK, res)
-			return
-		}
-		res.TokenEndpoint = meta.TokenEndpoint
-	}
-	cc := clientcredentials.Config{
-		ClientID:     o.ClientID,
-		ClientSecret: o.ClientSecret,
-		TokenURL:     res.TokenEndpoint,
-		Scopes:       o.Scopes,
-	}
-	switch o.ClientAuth {
-	case "client_secret_post":
-		cc.AuthStyle = oauth2.AuthStyleInParams
-	case "private_key_jwt":
-		res.Error = "testing client_auth private_key_jwt is not supported yet"
 		writeJSON(w, http.StatusOK, res)
-		return
-	default:
-		cc.AuthStyle = oauth2.AuthStyleInHeader
 	}
-	if len(o.Params) > 0 {
-		cc.EndpointParams = map[string][]string{}
-		for k, v := range o.Params {
-			cc.EndpointParams[k] = []string{v}
-		}
-	}
-	tok, err := cc.Token(context.WithValue(ctx, oauth2.HTTPClient, a.client))
+	c, err := connectors.New(o, connectors.Options{HTTPClient: a.client})
 	if err != nil {
-		res.Error = describeTokenError(err)
-		writeJSON(w, http.StatusOK, res)
+		fail(err)
+		return
+	}
+	ends, err := c.Endpoints(ctx)
+	if err != nil {
+		fail(err)
+		return
+	}
+	res.TokenEndpoint = ends.Token
+	tok, err := c.ClientCredentials(ctx, nil)
+	if err != nil {
+		fail(err)
 		return
 	}
 	res.OK = true
-	res.TokenType = tok.Type()
+	res.TokenType = tok.TokenType
 	res.ExpiresIn = tok.ExpiresIn
-	if res.ExpiresIn == 0 && !tok.Expiry.IsZero() {
-		res.ExpiresIn = int64(time.Until(tok.Expiry).Round(time.Second).Seconds())
-	}
-	// RFC 6749 §5.1: the granted scope is in the answer when it differs
-	// from the request; otherwise it is what was asked for.
-	if s, ok := tok.Extra("scope").(string); ok && s != "" {
-		res.Scopes = strings.Fields(s)
-	} else {
-		res.Scopes = o.Scopes
-	}
+	res.GrantedScopes = nonNil(tok.Scopes)
+	res.Scopes = res.GrantedScopes
 	writeJSON(w, http.StatusOK, res)
-}
-
-// describeTokenError says why the token request failed: the OAuth error
-// code and description when the server sent them, never the raw body.
-func describeTokenError(err error) string {
-	var re *oauth2.RetrieveError
-	if errors.As(err, &re) {
-		msg := "token endpoint answered " + re.Response.Status
-		if re.ErrorCode != "" {
-			msg += ": " + re.ErrorCode
-			if re.ErrorDescription != "" {
-				msg += " (" + re.ErrorDescription + ")"
-			}
-		}
-		return msg
-	}
-	return "token request failed: " + err.Error()
 }

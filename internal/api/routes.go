@@ -38,12 +38,20 @@ type route struct {
 }
 
 // routes lists every route of the API. The workflow, task, invoke and flow
-// deploy routes exist only with an engine.
+// deploy routes exist only with an engine; the connection routes always
+// do, answering 503 without a vault.
 func (a *API) routes() []route {
 	const admin = "/api/v1/admin"
 	rs := []route{
 		{method: "GET", path: "/api/v1/openapi.json", access: public, h: serveOpenAPI},
 		{method: "GET", path: "/api/v1/me", access: signedIn, h: a.v.MeHandler().ServeHTTP},
+
+		// The caller's vault connections. They are not behind the
+		// workflow switch: disconnecting (revoking what a flow was
+		// granted) stays possible while that API is off, and they need
+		// the vault, not the engine.
+		{method: "GET", path: "/api/v1/connections", access: scoped, scope: "workflows.read", h: a.listConnections},
+		{method: "DELETE", path: "/api/v1/connections/{server}", access: scoped, scope: "workflows.read", h: a.deleteConnection},
 
 		{method: "GET", path: admin + "/users", access: adminOnly, scope: "admin", h: a.listUsers},
 		{method: "POST", path: admin + "/users", access: adminOnly, scope: "admin", h: a.createUser},

@@ -243,26 +243,97 @@ func clientName(c *store.Client) string {
 }
 
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
-	req, client, ok := s.pendingRequest(w, r, r.URL.Query().Get("request"))
+	q := r.URL.Query()
+	if q.Get("request") == "" && q.Has("return_to") {
+		ret, ok := SafeReturnPath(q.Get("return_to"))
+		if !ok {
+			s.errorPage(w, http.StatusBadRequest, "This sign-in link is not valid.", "return_to must be a path on this server")
+			return
+		}
+		s.render(w, http.StatusOK, "login", pageData{Title: "Sign in", Client: "Flowgate", CSRF: s.csrfToken(w, r), ReturnTo: ret})
+		return
+	}
+	req, client, ok := s.pendingRequest(w, r, q.Get("request"))
 	if !ok {
 		return
 	}
 	s.render(w, http.StatusOK, "login", pageData{Title: "Sign in", Client: clientName(client), CSRF: s.csrfToken(w, r), Request: req.ID, Username: req.LoginHint})
 }
 
+// SafeReturnPath accepts a return_to that stays on this server: an
+// absolute path, not "//host" or "/\host" (which browsers take as another
+// host), without control characters. Anything else would make the login
+// page an open redirect.
+func SafeReturnPath(p string) (string, bool) {
+	if len(p) == 0 || len(p) > 2048 || p[0] != '/' || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+		return "", false
+	}
+	for _, c := range p {
+		if c < 0x20 || c == 0x7f || c == '\\' {
+			return "", false
+		}
+	}
+	return p, true
+}
+
+// LoginURL is the sign-in page that returns to returnTo (a path on this
+// server) once the user has signed in: for pages outside the OpenID flow,
+// such as /connect, that need a signed-in user.
+func LoginURL(returnTo string) string {
+	return PathLogin + "?return_to=" + url.QueryEscape(returnTo)
+}
+
+// SignedIn returns the live browser session of the request, moving its
+// idle expiry, for pages outside the OpenID flow (/connect,
+// /oauth-callback). IDHash identifies the session without its secret.
+func (s *Server) SignedIn(w http.ResponseWriter, r *http.Request) (store.Session, bool) {
+	return s.currentSession(r.Context(), w, r)
+}
+
+// MessagePage answers with a plain page: a title and a sentence, with the
+// headers every page carries. For outcomes of /connect and
+// /oauth-callback.
+func (s *Server) MessagePage(w http.ResponseWriter, status int, title, message string) {
+	s.render(w, status, "message", pageData{Title: title, Detail: message})
+}
+
+// ErrorPage answers with the error page; detail shows only with
+// auth.show_detailed_errors.
+func (s *Server) ErrorPage(w http.ResponseWriter, status int, message, detail string) {
+	s.errorPage(w, status, message, detail)
+}
+
 func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	if !s.postedForm(w, r) {
 		return
 	}
-	req, client, ok := s.pendingRequest(w, r, r.PostForm.Get("request"))
-	if !ok {
-		return
+	// Either an OpenID authorization request or, for Flowgate's own pages,
+	// a path to return to.
+	var (
+		req      *store.AuthRequest
+		client   = &store.Client{Name: "Flowgate"}
+		returnTo string
+	)
+	if id := r.PostForm.Get("request"); id != "" || !r.PostForm.Has("return_to") {
+		var ok bool
+		if req, client, ok = s.pendingRequest(w, r, id); !ok {
+			return
+		}
+	} else {
+		var ok bool
+		if returnTo, ok = SafeReturnPath(r.PostForm.Get("return_to")); !ok {
+			s.errorPage(w, http.StatusBadRequest, "This sign-in link is not valid.", "return_to must be a path on this server")
+			return
+		}
 	}
 	ctx := r.Context()
 	username := truncate(strings.TrimSpace(r.PostForm.Get("username")), 128)
 	password := r.PostForm.Get("password")
 	addr := remoteIP(r)
-	page := pageData{Title: "Sign in", Client: clientName(client), CSRF: s.csrfToken(w, r), Request: req.ID, Username: username}
+	page := pageData{Title: "Sign in", Client: clientName(client), CSRF: s.csrfToken(w, r), Username: username, ReturnTo: returnTo}
+	if req != nil {
+		page.Request = req.ID
+	}
 	if d := s.limits.Wait(username, addr); d > 0 {
 		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginFailure, User: username, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: "rate limited"})
 		page.Error = fmt.Sprintf("Too many attempts, wait %d seconds.", waitSeconds(d))
@@ -311,6 +382,11 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		_ = s.st.DeleteSession(ctx, hashToken(old.Value))
 	}
 	s.setSessionCookie(w, sid)
+	if req == nil {
+		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginSuccess, User: user.Username, Outcome: audit.OutcomeSuccess})
+		redirect(w, r, returnTo)
+		return
+	}
 	if err := s.st.CompleteAuthRequest(ctx, req.ID, user.Username, now, amr); err != nil {
 		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
 		return

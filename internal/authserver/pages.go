@@ -27,8 +27,11 @@ func newPages() (*pages, error) {
 type pageData struct {
 	Title, Client, Error, Detail string
 	CSRF, Request, Username      string
-	Scopes                       []string
-	Done                         bool
+	// ReturnTo is where a sign-in without an authorization request goes
+	// afterwards: a path on this server (see SafeReturnPath).
+	ReturnTo string
+	Scopes   []string
+	Done     bool
 }
 
 // render writes a page with the security headers every page carries.

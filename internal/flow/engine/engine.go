@@ -41,6 +41,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,6 +100,13 @@ type Config struct {
 	InvokeWait time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Vault gives the OAuth steps and http's auth: their tokens; nil
+	// means no OAuth connectors (those steps answer status codes saying
+	// so).
+	Vault Vault
+	// PublicURL is the server's public base URL, for the connect links of
+	// oauth_user_login steps; relative links when empty.
+	PublicURL string
 	// NoQueue runs the engine without a job queue worker (commands that
 	// deploy flows but do not run them). Wakes are still scheduled.
 	NoQueue bool
@@ -116,6 +124,9 @@ type Engine struct {
 	owner  string
 
 	q *queue
+
+	vault     Vault
+	publicURL string
 
 	// ctx lives as long as the engine; runs use it instead of the
 	// request's context, so an instance goes on when its caller hangs up.
@@ -141,16 +152,19 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, errors.New("flow engine: a store is required")
 	}
 	e := &Engine{
-		st:      cfg.Store,
-		log:     cfg.Logger,
-		client:  cfg.HTTPClient,
-		lease:   cfg.Lease,
-		sweep:   cfg.Sweep,
-		wait:    cfg.InvokeWait,
-		now:     cfg.Now,
-		waiters: make(map[string][]chan struct{}),
-		timers:  make(map[*time.Timer]struct{}),
-		hbDone:  make(chan struct{}),
+		st:     cfg.Store,
+		log:    cfg.Logger,
+		client: cfg.HTTPClient,
+		lease:  cfg.Lease,
+		sweep:  cfg.Sweep,
+		wait:   cfg.InvokeWait,
+		now:    cfg.Now,
+		vault:  cfg.Vault,
+		// A trailing slash would double in every connect link.
+		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
+		waiters:   make(map[string][]chan struct{}),
+		timers:    make(map[*time.Timer]struct{}),
+		hbDone:    make(chan struct{}),
 	}
 	if e.log == nil {
 		e.log = slog.Default()

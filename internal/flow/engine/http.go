@@ -15,8 +15,10 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/connectors"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/vault"
 )
 
 // maxBackoff caps an http step's growing retry backoff.
@@ -50,8 +52,12 @@ type httpRequest struct {
 	Headers map[string]string `json:"headers,omitempty"`
 	Body    any               `json:"body,omitempty"`
 	Form    map[string]any    `json:"form,omitempty"`
+	// Auth says whose token goes with the request (server and as), for
+	// the monitor; the token itself is bearer, never recorded.
+	Auth string `json:"auth,omitempty"`
 
 	hasBody bool
+	bearer  string
 }
 
 // runHTTP runs one attempt of an http step: the start is committed before
@@ -68,6 +74,9 @@ func (r *runner) runHTTP(ctx context.Context, step *flow.Step) error {
 	req, err := r.buildRequest(h)
 	if err != nil {
 		return r.failStep(step, start, nil, err)
+	}
+	if h.Auth != nil {
+		req.Auth = h.Auth.Server + " as " + h.Auth.As
 	}
 	if r.e.stopping.Load() {
 		// Release the instance rather than start an effect this server
@@ -97,7 +106,12 @@ func (r *runner) runHTTP(ctx context.Context, step *flow.Step) error {
 	i = len(r.pending) - 1
 
 	key := r.inst.ID + "." + step.ID + "." + strconv.Itoa(visit)
-	out, err := r.e.send(ctx, req, h.Timeout, key)
+	var out map[string]any
+	if h.Auth != nil {
+		out, err = r.sendWithAuth(ctx, h, req, key)
+	} else {
+		out, err = r.e.send(ctx, req, h.Timeout, key)
+	}
 	if err == nil && out["status"].(int) >= 500 {
 		err = fmt.Errorf("the server answered %d", out["status"])
 	}
@@ -272,6 +286,9 @@ func (e *Engine) send(ctx context.Context, req *httpRequest, timeout time.Durati
 	for k, v := range req.Headers {
 		hr.Header.Set(k, v)
 	}
+	if req.bearer != "" {
+		hr.Header.Set("Authorization", "Bearer "+req.bearer)
+	}
 	resp, err := e.client.Do(hr)
 	if err != nil {
 		return nil, networkError(err, timeout)
@@ -320,4 +337,61 @@ func networkError(err error, timeout time.Duration) error {
 		return fmt.Errorf("%s %s: %w", ue.Op, ue.URL, ue.Err)
 	}
 	return err
+}
+
+// sendWithAuth sends an http step's request with the token its auth:
+// names. A 401 answer gets one fresh token and one more try: the token may
+// have been revoked or expired early. Without a connection, or when the
+// connection needs the user to sign in again, no request goes out and the
+// output's status is -1 with the reason (SPEC §5: the flow decides); a
+// provider that cannot be reached counts as a failed attempt, retried by
+// the step's retry policy.
+func (r *runner) sendWithAuth(ctx context.Context, h *flow.HTTP, req *httpRequest, key string) (map[string]any, error) {
+	tok, err := r.e.authToken(ctx, h.Auth, r.env.User.ID, false)
+	if err != nil {
+		if transientAuth(err) {
+			return nil, fmt.Errorf("auth: %w", err)
+		}
+		return map[string]any{"status": -1, "error": "auth: " + err.Error()}, nil
+	}
+	req.bearer = tok
+	out, err := r.e.send(ctx, req, h.Timeout, key)
+	if err != nil || out["status"].(int) != http.StatusUnauthorized {
+		return out, err
+	}
+	if tok, err = r.e.authToken(ctx, h.Auth, r.env.User.ID, true); err != nil {
+		// No better token: the 401 stands as the answer.
+		return out, nil
+	}
+	req.bearer = tok
+	return r.e.send(ctx, req, h.Timeout, key)
+}
+
+// authToken returns the access token of auth: the starter's from the
+// vault, or the server's own (client credentials). fresh asks for a new
+// one rather than the cached one.
+func (e *Engine) authToken(ctx context.Context, a *flow.HTTPAuth, starter string, fresh bool) (string, error) {
+	if e.vault == nil {
+		return "", errors.New("OAuth connectors are not configured on this server")
+	}
+	if a.As == flow.AuthAsService {
+		if fresh {
+			e.vault.InvalidateService(a.Server)
+		}
+		t, err := e.vault.ServiceToken(ctx, a.Server, nil)
+		return t.Token, err
+	}
+	get := e.vault.Token
+	if fresh {
+		get = e.vault.ForceRefresh
+	}
+	t, err := get(ctx, starter, a.Server)
+	return t.Token, err
+}
+
+// transientAuth reports whether a token failure may pass by itself: the
+// provider unreachable, or the vault backing off after such failures.
+func transientAuth(err error) bool {
+	var b *vault.BackoffError
+	return errors.As(err, &b) || connectors.KindOf(err) == connectors.KindUnreachable
 }

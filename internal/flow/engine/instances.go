@@ -175,6 +175,9 @@ type InvokeResult struct {
 	Response *Response
 	// Existing is set when the Idempotency-Key had already started it.
 	Existing bool
+	// ConnectURL is set when the instance waits for the invoker to sign
+	// in at an OAuth server (oauth_user_login): where to send them.
+	ConnectURL string
 }
 
 // Invoke starts an instance and waits, up to the engine's invoke wait,
@@ -195,8 +198,14 @@ func (e *Engine) Invoke(ctx context.Context, req StartRequest, async bool) (Invo
 	poll := time.NewTicker(250 * time.Millisecond)
 	defer poll.Stop()
 	for {
-		if inst.Status == store.StatusWaiting && e.waitsForPerson(ctx, inst) {
-			return e.invokeResult(inst, started.Existing), nil
+		if inst.Status == store.StatusWaiting {
+			if t, ok := e.openTask(ctx, inst); ok {
+				res := e.invokeResult(inst, started.Existing)
+				if t.Type == store.TaskTypeConnect && slices.Contains(t.Assignees, req.Caller.ID) {
+					res.ConnectURL = t.ConnectURL
+				}
+				return res, nil
+			}
 		}
 		ch, cancel := e.waiter(inst.ID)
 		select {
@@ -228,9 +237,14 @@ func (e *Engine) Invoke(ctx context.Context, req StartRequest, async bool) (Invo
 	}
 }
 
-func (e *Engine) waitsForPerson(ctx context.Context, inst store.Instance) bool {
+// openTask returns the open task an instance waits on, if any: a person
+// is then needed, and no one is going to act within an HTTP request.
+func (e *Engine) openTask(ctx context.Context, inst store.Instance) (store.Task, bool) {
 	tasks, _, err := e.st.ListTasks(ctx, store.TaskFilter{All: true, InstanceID: inst.ID, Status: store.TaskOpen}, store.Page{Limit: 1})
-	return err == nil && len(tasks) > 0
+	if err != nil || len(tasks) == 0 {
+		return store.Task{}, false
+	}
+	return tasks[0], true
 }
 
 func (e *Engine) invokeResult(inst store.Instance, existing bool) InvokeResult {

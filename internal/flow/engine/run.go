@@ -24,6 +24,8 @@ type state struct {
 	// a task), so ending it keeps its start and input without reading
 	// the history back.
 	Parked *parkedState `json:"parked,omitempty"`
+	// Connect is set while an oauth_user_login step waits for its user.
+	Connect *connectState `json:"connect,omitempty"`
 }
 
 type parkedState struct {
@@ -200,14 +202,16 @@ func (r *runner) advance(ctx context.Context) error {
 		case flow.TypeTask:
 			return r.runTask(ctx, step)
 		case flow.TypeHTTP:
-			if step.HTTP.Auth != nil {
-				err = r.failStep(step, time.Time{}, nil, errors.New("auth: OAuth connectors are not available in this version of Flowgate"))
-				break
-			}
 			err = r.runHTTP(ctx, step)
 			if err == nil {
 				n = 0
 			}
+		case flow.TypeOAuthServerLogin:
+			err = r.runServerLogin(ctx, step)
+		case flow.TypeOAuthRefresh:
+			err = r.runRefresh(ctx, step)
+		case flow.TypeOAuthUserLogin:
+			err = r.runUserLogin(ctx, step)
 		default:
 			err = r.failStep(step, time.Time{}, nil, fmt.Errorf("step type %s is not available in this version of Flowgate", step.Type))
 		}
@@ -391,7 +395,7 @@ func (r *runner) parkedRecord(step *flow.Step, status string, out map[string]any
 	}
 	r.st.Parked = nil
 	if out != nil {
-		rec.Output = r.maskedJSON(step, out)
+		rec.Output = r.maskedJSON(step, flow.Mask(out, step.Secrets()))
 	}
 	return rec
 }
