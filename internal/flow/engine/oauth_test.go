@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/flowgate/flowgate/internal/connectors"
 	"github.com/flowgate/flowgate/internal/flow/engine"
@@ -469,5 +470,97 @@ steps:
 	body = run(alice)
 	if body["status"] != -1.0 || !strings.Contains(body["error"].(string), "reconnect required") {
 		t.Errorf("after invalid_grant: body %v, want status -1 saying reconnect required", body)
+	}
+}
+
+const callFlow = `
+name: call-as-starter
+permissions: {start: ["role:employee"]}
+steps:
+  - id: call
+    type: http
+    url: TARGET/me
+    auth: {server: peer, as: starter}
+  - id: done
+    type: return
+    body: {status: "${{ steps.call.output.status }}"}
+`
+
+// connectExpired signs principal in at the peer (no instance involved)
+// and stores the connection with its access token already expired, so
+// the next use must refresh.
+func connectExpired(t *testing.T, peer *oauthpeer.Peer, v *vault.Vault, principal string) {
+	t.Helper()
+	client, err := v.Client(t.Context(), "peer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifier := connectors.NewVerifier()
+	authURL, err := client.AuthCodeURL(t.Context(), connectors.AuthRequest{State: "s", PKCEVerifier: verifier, Scopes: []string{"openid", "api.read", "offline_access"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cb := peer.Login(t, authURL, oauthpeer.LoginOptions{})
+	tok, err := client.Exchange(t.Context(), cb.Query().Get("code"), verifier, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok.RefreshToken == "" {
+		t.Fatal("the provider issued no refresh token")
+	}
+	tok.Expiry = time.Now().Add(-time.Minute)
+	if err := v.Save(t.Context(), principal, "peer", tok); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// startCalls starts n instances of callFlow as alice, spread over the
+// engines, at once, and waits for all to complete with status 200.
+func startCalls(t *testing.T, st store.Store, engines []*engine.Engine, n int) {
+	t.Helper()
+	ids := make([]string, n)
+	errs := make(chan error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			s, err := engines[i%len(engines)].StartInstance(t.Context(), engine.StartRequest{Workflow: "call-as-starter", Caller: alice})
+			if err != nil {
+				errs <- err
+				return
+			}
+			ids[i] = s.Instance.ID
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, id := range ids {
+		inst := waitStatus(t, st, id, store.StatusCompleted, store.StatusFailed)
+		if body := responseBody(t, inst); inst.Status != store.StatusCompleted || body["status"] != 200.0 {
+			t.Fatalf("instance %s: %s %q, body %v", id, inst.Status, inst.Error, body)
+		}
+	}
+}
+
+// 50 http steps of one user whose access token has expired: the provider
+// (which rotates refresh tokens and revokes the grant on reuse) sees
+// exactly one refresh, and all 50 calls succeed with the new token.
+func TestFiftyStepsOneRefresh(t *testing.T) {
+	env := newOAuthEnv(t)
+	deploy(t, env.eng, strings.ReplaceAll(callFlow, "TARGET", env.url))
+	connectExpired(t, env.peer, env.vault, alice.ID)
+	startCalls(t, env.st, []*engine.Engine{env.eng}, 50)
+	if st := env.peer.Stats(t); st.RefreshGrants != 1 || st.RefreshErrors != 0 {
+		t.Errorf("provider stats %+v, want exactly one refresh and no error", st)
+	}
+	seen := env.target.tokens()
+	for _, tok := range seen {
+		if tok != seen[0] {
+			t.Fatal("the 50 calls did not all send the one refreshed token")
+		}
 	}
 }

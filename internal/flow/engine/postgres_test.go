@@ -13,7 +13,9 @@ import (
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/store/postgres"
 	"github.com/flowgate/flowgate/internal/store/storetest"
+	"github.com/flowgate/flowgate/internal/testutil/oauthpeer"
 	"github.com/flowgate/flowgate/internal/testutil/pgtest"
+	"github.com/flowgate/flowgate/internal/vault"
 )
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
@@ -132,6 +134,53 @@ steps:
 		}
 		if fmt.Sprint(done) != "map[done:1 first:1 pause:1 second:1]" {
 			t.Errorf("instance %s completed records: %v", id, done)
+		}
+	}
+}
+
+// The same with two servers on one PostgreSQL database, each with its own
+// store handle and vault: the row lock makes it one refresh in all.
+func TestTwoEnginesOneRefreshOnPostgres(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	sealer := storetest.NewSealer(t)
+	peer := oauthpeer.Start(t, oauthpeer.Options{})
+	tgt := &bearerTarget{reject: map[string]bool{}}
+	srv := httptest.NewServer(tgt)
+	defer srv.Close()
+	var engines []*engine.Engine
+	var vaults []*vault.Vault
+	var first store.Store
+	for i := range 2 {
+		s, err := postgres.Open(t.Context(), dsn, store.Options{Sealer: sealer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		if i == 0 {
+			first = s
+			if err := s.CreateOAuthServer(t.Context(), store.OAuthServer{Name: "peer", MetadataURL: peer.MetadataURL(),
+				ClientID: oauthpeer.BasicClient, ClientSecret: oauthpeer.BasicSecret, ClientAuth: "client_secret_basic",
+				Scopes: []string{"openid", "api.read"}, UsePKCE: true, RedirectURI: peer.RedirectURI()}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		v := vault.New(s, vault.Options{})
+		vaults = append(vaults, v)
+		engines = append(engines, newEngine(t, s, engine.Config{Vault: v}))
+	}
+	deploy(t, engines[0], strings.ReplaceAll(callFlow, "TARGET", srv.URL))
+	connectExpired(t, peer, vaults[0], alice.ID)
+	startCalls(t, first, engines, 50)
+	if st := peer.Stats(t); st.RefreshGrants != 1 || st.RefreshErrors != 0 {
+		t.Errorf("provider stats %+v, want exactly one refresh and no error", st)
+	}
+	seen := tgt.tokens()
+	if len(seen) != 50 {
+		t.Fatalf("the target saw %d calls, want 50", len(seen))
+	}
+	for _, tok := range seen {
+		if tok != seen[0] {
+			t.Fatal("the 50 calls did not all send the one refreshed token")
 		}
 	}
 }
