@@ -284,6 +284,10 @@ type Flows interface {
 	// unknown instance has none.
 	History(ctx context.Context, instanceID string, p Page) (steps []StepRecord, nextCursor string, err error)
 
+	// CloseTask marks an open task done outside an instance commit: a
+	// reconnect link used after its instance moved on. ErrConflict when
+	// the task is not open, ErrNotFound when there is none.
+	CloseTask(ctx context.Context, a TaskAct) error
 	// GetTask reads a task; ErrNotFound when there is none.
 	GetTask(ctx context.Context, serial int64) (Task, error)
 	// ListTasks pages through tasks by serial.

@@ -108,7 +108,11 @@ func (r *runner) runHTTP(ctx context.Context, step *flow.Step) error {
 	key := r.inst.ID + "." + step.ID + "." + strconv.Itoa(visit)
 	var out map[string]any
 	if h.Auth != nil {
-		out, err = r.sendWithAuth(ctx, h, req, key)
+		var login bool
+		out, login, err = r.sendWithAuth(ctx, h, req, key)
+		if login {
+			r.addReconnectTask(ctx, step)
+		}
 	} else {
 		out, err = r.e.send(ctx, req, h.Timeout, key)
 	}
@@ -346,26 +350,66 @@ func networkError(err error, timeout time.Duration) error {
 // output's status is -1 with the reason (SPEC §5: the flow decides); a
 // provider that cannot be reached counts as a failed attempt, retried by
 // the step's retry policy.
-func (r *runner) sendWithAuth(ctx context.Context, h *flow.HTTP, req *httpRequest, key string) (map[string]any, error) {
+//
+// login reports that the starter must sign in (again) at the server: no
+// connection, or one the provider refused to refresh.
+func (r *runner) sendWithAuth(ctx context.Context, h *flow.HTTP, req *httpRequest, key string) (out map[string]any, login bool, err error) {
 	tok, err := r.e.authToken(ctx, h.Auth, r.env.User.ID, false)
 	if err != nil {
 		if transientAuth(err) {
-			return nil, fmt.Errorf("auth: %w", err)
+			return nil, false, fmt.Errorf("auth: %w", err)
 		}
-		return map[string]any{"status": -1, "error": "auth: " + err.Error()}, nil
+		login = h.Auth.As == flow.AuthAsStarter && (errors.Is(err, vault.ErrNotConnected) || errors.Is(err, vault.ErrReconnectRequired))
+		return map[string]any{"status": -1, "error": "auth: " + err.Error()}, login, nil
 	}
 	req.bearer = tok
-	out, err := r.e.send(ctx, req, h.Timeout, key)
+	out, err = r.e.send(ctx, req, h.Timeout, key)
 	if err != nil || out["status"].(int) != http.StatusUnauthorized {
-		return out, err
+		return out, false, err
 	}
 	if tok, err = r.e.authToken(ctx, h.Auth, r.env.User.ID, true); err != nil {
 		// No better token: the 401 stands as the answer.
-		return out, nil
+		login = h.Auth.As == flow.AuthAsStarter && errors.Is(err, vault.ErrReconnectRequired)
+		return out, login, nil
 	}
 	req.bearer = tok
-	return r.e.send(ctx, req, h.Timeout, key)
+	out, err = r.e.send(ctx, req, h.Timeout, key)
+	return out, false, err
 }
+
+// addReconnectTask puts a link in the starter's worklist to sign in again
+// at an http step's server: one open link per user and server, however
+// many steps found the connection missing. The link completes the
+// connection only; the instance has gone on with status -1 (SPEC §5), so
+// the flow decides what that step's failure means.
+func (r *runner) addReconnectTask(ctx context.Context, step *flow.Step) {
+	if r.env.User.Kind != "user" {
+		return // a client or an external identity has no browser session here
+	}
+	title := reconnectTitle(step.HTTP.Auth.Server)
+	for _, t := range r.tasks {
+		if t.Type == store.TaskTypeConnect && t.Title == title {
+			return
+		}
+	}
+	open, _, err := r.e.st.ListTasks(ctx, store.TaskFilter{Assignees: []string{r.env.User.ID}, Status: store.TaskOpen}, store.Page{Limit: store.MaxLimit})
+	if err != nil {
+		r.e.log.Warn("flow engine: listing tasks for a reconnect link", "instance", r.inst.ID, "err", err)
+		return
+	}
+	for _, t := range open {
+		if t.Type == store.TaskTypeConnect && t.Seq == 0 && t.Title == title {
+			return
+		}
+	}
+	r.tasks = append(r.tasks, &store.Task{
+		InstanceID: r.inst.ID, Workflow: r.inst.Workflow, StepID: step.ID, Seq: 0,
+		Type: store.TaskTypeConnect, Title: title, Assignees: []string{r.env.User.ID},
+		ConnectURL: r.e.ConnectURL(r.inst.ID, step.ID), Status: store.TaskOpen, CreatedAt: r.e.now(),
+	})
+}
+
+func reconnectTitle(server string) string { return "Reconnect to " + server }
 
 // authToken returns the access token of auth: the starter's from the
 // vault, or the server's own (client credentials). fresh asks for a new

@@ -324,7 +324,7 @@ func (e *Engine) PendingConnect(ctx context.Context, instanceID, stepID string, 
 		return PendingConnect{}, fmt.Errorf("instance %s: %w", instanceID, store.ErrNotFound)
 	}
 	if inst.Status != store.StatusWaiting || inst.CurrentStep != stepID {
-		return PendingConnect{}, fmt.Errorf("instance %s is %s at step %q: %w", instanceID, inst.Status, inst.CurrentStep, ErrNotPending)
+		return e.pendingReconnect(ctx, inst, stepID)
 	}
 	r, err := e.loadRunner(ctx, inst)
 	if err != nil {
@@ -346,6 +346,41 @@ func (e *Engine) PendingConnect(ctx context.Context, instanceID, stepID string, 
 	}
 	if p.TaskSerial == 0 {
 		return PendingConnect{}, fmt.Errorf("instance %s, step %q: %w", instanceID, stepID, ErrNotPending)
+	}
+	return p, nil
+}
+
+// pendingReconnect is the sign-in of a reconnect link (Seq 0): an http
+// step found the starter's connection missing or refused, and the
+// instance went on without it.
+func (e *Engine) pendingReconnect(ctx context.Context, inst store.Instance, stepID string) (PendingConnect, error) {
+	notPending := fmt.Errorf("instance %s is %s at step %q: %w", inst.ID, inst.Status, inst.CurrentStep, ErrNotPending)
+	tasks, _, err := e.st.ListTasks(ctx, store.TaskFilter{All: true, InstanceID: inst.ID, Status: store.TaskOpen}, store.Page{Limit: store.MaxLimit})
+	if err != nil {
+		return PendingConnect{}, err
+	}
+	var serial int64
+	for _, t := range tasks {
+		if t.Type == store.TaskTypeConnect && t.StepID == stepID && t.Seq == 0 {
+			serial = t.Serial
+		}
+	}
+	if serial == 0 {
+		return PendingConnect{}, notPending
+	}
+	def, err := e.Definition(ctx, inst.Workflow, inst.Version)
+	if err != nil {
+		return PendingConnect{}, err
+	}
+	step, ok := def.Step(stepID)
+	if !ok || step.HTTP == nil || step.HTTP.Auth == nil {
+		return PendingConnect{}, notPending
+	}
+	p := PendingConnect{InstanceID: inst.ID, StepID: stepID, TaskSerial: serial, Principal: inst.StartedBy, Server: step.HTTP.Auth.Server}
+	if e.vault != nil {
+		if c, err := e.vault.Client(ctx, p.Server); err == nil {
+			p.UsePrompt = c.Server().UsePrompt
+		}
 	}
 	return p, nil
 }
@@ -384,6 +419,18 @@ func ConnectStatus(err error) int {
 func (e *Engine) FinishConnect(ctx context.Context, res ConnectResult) error {
 	if e.stopping.Load() {
 		return ErrStopping
+	}
+	if res.Seq == 0 {
+		// A reconnect link: the connection is what it was for. A failed
+		// sign-in leaves the link open, for another try.
+		if res.Token == nil {
+			return nil
+		}
+		err := e.st.CloseTask(ctx, store.TaskAct{Serial: res.TaskSerial, Action: "connected", ActedBy: res.Principal, At: e.now()})
+		if errors.Is(err, store.ErrConflict) {
+			return fmt.Errorf("task %d: %w", res.TaskSerial, ErrNotPending)
+		}
+		return err
 	}
 	inst, err := e.st.GetInstance(ctx, res.InstanceID)
 	if err != nil {

@@ -240,9 +240,9 @@ steps:
 
 // signIn plays the /connect endpoint and the provider's callback: the
 // engine's pending sign-in, the provider's pages, the code exchange.
-func signIn(t *testing.T, env *oauthEnv, id string, caller engine.Caller, deny bool) engine.ConnectResult {
+func signIn(t *testing.T, env *oauthEnv, id, stepID string, caller engine.Caller, deny bool) engine.ConnectResult {
 	t.Helper()
-	p, err := env.eng.PendingConnect(t.Context(), id, "login", caller)
+	p, err := env.eng.PendingConnect(t.Context(), id, stepID, caller)
 	if err != nil {
 		t.Fatalf("pending connect: %v", err)
 	}
@@ -255,8 +255,8 @@ func signIn(t *testing.T, env *oauthEnv, id string, caller engine.Caller, deny b
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(authURL, "prompt=consent") || !strings.Contains(authURL, "code_challenge_method=S256") {
-		t.Errorf("authorization URL %s lacks prompt=consent or PKCE S256", authURL)
+	if strings.Contains(authURL, "prompt=consent") != p.UsePrompt || !strings.Contains(authURL, "code_challenge_method=S256") {
+		t.Errorf("authorization URL %s: prompt=consent should be there exactly when use_prompt (%v), and PKCE S256 always", authURL, p.UsePrompt)
 	}
 	cb := env.peer.Login(t, authURL, oauthpeer.LoginOptions{Deny: deny})
 	res := engine.ConnectResult{PendingConnect: p}
@@ -304,7 +304,7 @@ func TestOAuthUserLogin(t *testing.T) {
 			t.Errorf("%s pending connect: %v, want ErrNotFound", c.ID, err)
 		}
 	}
-	outcome := signIn(t, env, id, alice, false)
+	outcome := signIn(t, env, id, "login", alice, false)
 	if outcome.Token == nil {
 		t.Fatalf("sign-in failed: %d %s", outcome.Status, outcome.Error)
 	}
@@ -365,7 +365,7 @@ func TestOAuthUserLoginDeniedAndUnreachable(t *testing.T) {
 		return responseBody(t, inst)
 	}
 	denied := start()
-	if body := finish(denied, signIn(t, env, denied, alice, true)); body["code"] != -2.0 {
+	if body := finish(denied, signIn(t, env, denied, "login", alice, true)); body["code"] != -2.0 {
 		t.Errorf("denied sign-in: body %v, want code -2", body)
 	}
 	// The provider goes away between the login page and the code
@@ -435,7 +435,7 @@ steps:
 		t.Fatal(err)
 	}
 	waitStatus(t, env.st, s.Instance.ID, store.StatusWaiting)
-	login := signIn(t, env, s.Instance.ID, alice, false)
+	login := signIn(t, env, s.Instance.ID, "login", alice, false)
 	if login.Token == nil {
 		t.Fatalf("sign-in: %s", login.Error)
 	}
@@ -467,9 +467,43 @@ steps:
 	if body["status"] != 401.0 {
 		t.Errorf("revoked grant: body %v, want the API's 401 to stand", body)
 	}
-	body = run(alice)
-	if body["status"] != -1.0 || !strings.Contains(body["error"].(string), "reconnect required") {
-		t.Errorf("after invalid_grant: body %v, want status -1 saying reconnect required", body)
+	for range 2 {
+		body := run(alice)
+		if body["status"] != -1.0 || !strings.Contains(body["error"].(string), "reconnect required") {
+			t.Errorf("after invalid_grant: body %v, want status -1 saying reconnect required", body)
+		}
+	}
+	// The sign-in instance above was left waiting; it is not in the way.
+	if _, err := env.eng.Cancel(t.Context(), s.Instance.ID, alice); err != nil {
+		t.Fatal(err)
+	}
+	// One reconnect link in alice's worklist, however many steps needed it.
+	tasks, _, err := env.eng.ListTasks(t.Context(), alice, false, store.TaskOpen, store.Page{Limit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tasks) != 1 || tasks[0].Type != store.TaskTypeConnect || tasks[0].Title != "Reconnect to peer" ||
+		tasks[0].ConnectURL != "https://flowgate.example/connect/"+tasks[0].InstanceID+"/call" {
+		t.Fatalf("alice's worklist %+v, want one reconnect link", tasks)
+	}
+	reconnectID := tasks[0].InstanceID
+	// Following it connects alice again without touching the instance,
+	// which has long completed; the next run calls the API with a token.
+	again := signIn(t, env, reconnectID, "call", alice, false)
+	if again.Token == nil || again.Seq != 0 {
+		t.Fatalf("reconnect: %+v", again)
+	}
+	if err := env.eng.FinishConnect(t.Context(), again); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.eng.FinishConnect(t.Context(), again); !errors.Is(err, engine.ErrNotPending) {
+		t.Errorf("second reconnect answer: %v, want ErrNotPending", err)
+	}
+	if tasks, _, _ := env.eng.ListTasks(t.Context(), alice, false, store.TaskOpen, store.Page{Limit: 10}); len(tasks) != 0 {
+		t.Errorf("open tasks after reconnecting: %+v", tasks)
+	}
+	if body := run(alice); body["status"] != 200.0 {
+		t.Errorf("after reconnecting: body %v, want 200", body)
 	}
 }
 

@@ -750,6 +750,24 @@ func scanStep(sc scanner) (store.StepRecord, error) {
 
 // --- tasks ---
 
+// CloseTask marks an open task done without touching its instance.
+func (s *Store) CloseTask(ctx context.Context, a store.TaskAct) error {
+	res, err := s.write.ExecContext(ctx, s.q.rebind(`UPDATE tasks SET status = 'done', action = ?, acted_by = ?, data = ?, acted_at = ?
+		WHERE serial = ? AND status = 'open'`), a.Action, a.ActedBy, nullText(a.Data), micros(nowOr(a.At, time.Now())), a.Serial)
+	if err != nil {
+		return fmt.Errorf("close task %d: %w", a.Serial, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("close task %d: %w", a.Serial, err)
+	} else if n == 1 {
+		return nil
+	}
+	if _, err := s.GetTask(ctx, a.Serial); err != nil {
+		return fmt.Errorf("close task %d: %w", a.Serial, err)
+	}
+	return fmt.Errorf("close task %d: it is not open: %w", a.Serial, store.ErrConflict)
+}
+
 // GetTask reads a task.
 func (s *Store) GetTask(ctx context.Context, serial int64) (store.Task, error) {
 	t, err := scanTask(s.read.QueryRowContext(ctx, s.q.flows.getTask, serial))

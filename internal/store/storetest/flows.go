@@ -39,6 +39,7 @@ func runFlowsConformance(t *testing.T, newStore func(t *testing.T) store.Store) 
 		{"InstanceConcurrentOwners", testInstanceConcurrentOwners},
 		{"TaskVisibility", testTaskVisibility},
 		{"TaskActAndCancel", testTaskActAndCancel},
+		{"CloseTask", testCloseTask},
 		{"TaskRoundTrip", testTaskRoundTrip},
 		{"WakeInTransaction", testWakeInTransaction},
 		{"WakeFailureRollsBack", testWakeFailureRollsBack},
@@ -1278,5 +1279,37 @@ func testWakeWithoutScheduler(t *testing.T, s store.Store) {
 	s.SetScheduler(nil)
 	if err := s.CommitInstance(ctx(t), store.InstanceCommit{Instance: next, ExpectOwner: "server-a", Wake: &store.Wake{Seq: 2}}); err == nil {
 		t.Error("CommitInstance after SetScheduler(nil) succeeded")
+	}
+}
+
+// CloseTask closes an open task without its instance, once.
+func testCloseTask(t *testing.T, s store.Store) {
+	deploy(t, s, "expense")
+	in := fullInstance(instanceID(1), "expense", 1)
+	task := &store.Task{StepID: "call", Type: store.TaskTypeConnect, Title: "Reconnect to graph",
+		Assignees: []string{"user:alice"}, ConnectURL: "/connect/x/call"}
+	if _, err := s.CreateInstance(ctx(t), store.InstanceCommit{Instance: in, NewTasks: []*store.Task{task}}); err != nil {
+		t.Fatal(err)
+	}
+	act := store.TaskAct{Serial: task.Serial, Action: "connected", ActedBy: "user:alice", At: ts(1_700_000_200)}
+	if err := s.CloseTask(ctx(t), act); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetTask(ctx(t), task.Serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Status != store.TaskDone || got.Action != "connected" || got.ActedBy != "user:alice" {
+		t.Errorf("closed task = %+v", got)
+	}
+	wantTime(t, "ActedAt", got.ActedAt, act.At)
+	if inst := getInstance(t, s, in.ID); inst.Seq != in.Seq || inst.Status != in.Status {
+		t.Errorf("CloseTask changed the instance: %+v", inst)
+	}
+	if err := s.CloseTask(ctx(t), act); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("closing twice: %v, want ErrConflict", err)
+	}
+	if err := s.CloseTask(ctx(t), store.TaskAct{Serial: task.Serial + 1000, Action: "x"}); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("closing a missing task: %v, want ErrNotFound", err)
 	}
 }
