@@ -20,7 +20,6 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -114,45 +113,6 @@ type connectEnv struct {
 	seen     map[string][]byte // API responses and pages, by what they were
 	nSeen    int
 	dbCopies map[string][]byte
-}
-
-// startServeAt is startServe on an address chosen beforehand (the
-// provider must know Flowgate's callback before Flowgate starts); stdout
-// and stderr both go to the log buffer.
-func startServeAt(t *testing.T, dir, addr string, env []string, args ...string) *serving {
-	t.Helper()
-	cmd := exec.Command(os.Getenv("FLOWGATE_TEST_BINARY"), append([]string{"serve", "--addr", addr}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(cleanEnv(), env...)
-	s := &serving{cmd: cmd, base: "http://" + addr, stderr: newSyncBuffer(), done: make(chan error, 1)}
-	cmd.Stdout, cmd.Stderr = s.stderr, s.stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { s.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		if cmd.ProcessState == nil {
-			_ = cmd.Process.Kill()
-			<-s.done
-		}
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case err := <-s.done:
-			t.Fatalf("serve exited early: %v\n%s", err, s.stderr.String())
-		default:
-		}
-		if resp, err := http.Get(s.base + "/readyz"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return s
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("serve never became ready\n%s", s.stderr.String())
-	return nil
 }
 
 func newConnectEnv(t *testing.T) *connectEnv {

@@ -115,12 +115,19 @@ func (b *syncBuffer) String() string {
 
 func startServe(t *testing.T, dir string, env []string, args ...string) *serving {
 	t.Helper()
-	addr := freeAddr(t)
+	return startServeAt(t, dir, freeAddr(t), env, args...)
+}
+
+// startServeAt is startServe on an address chosen beforehand (the
+// provider must know Flowgate's callback before Flowgate starts); stdout
+// and stderr both go to the log buffer.
+func startServeAt(t *testing.T, dir, addr string, env []string, args ...string) *serving {
+	t.Helper()
 	cmd := exec.Command(os.Getenv("FLOWGATE_TEST_BINARY"), append([]string{"serve", "--addr", addr}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(cleanEnv(), env...)
 	s := &serving{cmd: cmd, base: "http://" + addr, stderr: newSyncBuffer(), done: make(chan error, 1)}
-	cmd.Stderr = s.stderr
+	cmd.Stdout, cmd.Stderr = s.stderr, s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -138,8 +145,7 @@ func startServe(t *testing.T, dir string, env []string, args ...string) *serving
 			t.Fatalf("serve exited early: %v\n%s", err, s.stderr.String())
 		default:
 		}
-		resp, err := http.Get(s.base + "/readyz")
-		if err == nil {
+		if resp, err := http.Get(s.base + "/readyz"); err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == http.StatusOK {
 				return s
