@@ -101,7 +101,7 @@ func (r *runner) runHTTP(ctx context.Context, step *flow.Step) error {
 	// After the commit the record is no longer pending; rebuild it for the
 	// end, keeping seq, attempt and start.
 	rec := store.StepRecord{InstanceID: r.inst.ID, Seq: r.inst.Seq, StepID: step.ID, Type: string(step.Type),
-		Status: store.StepRunning, Attempt: attempt, StartedAt: start, Input: r.maskedJSON(step, maskRequest(req))}
+		Status: store.StepRunning, Attempt: attempt, StartedAt: start, Input: recordJSON(maskRequest(req))}
 	r.pending = append(r.pending, rec)
 	i = len(r.pending) - 1
 

@@ -233,7 +233,7 @@ func (r *runner) record(step *flow.Step, status string, attempt int, startedAt t
 		Status:     status,
 		Attempt:    attempt,
 		StartedAt:  startedAt,
-		Input:      r.maskedJSON(step, input),
+		Input:      recordJSON(input),
 	}
 	r.pending = append(r.pending, rec)
 	if status == store.StepWaiting {
@@ -248,12 +248,20 @@ func (r *runner) endRecord(i int, step *flow.Step, status string, output map[str
 	rec.Status = status
 	rec.EndedAt = r.e.now()
 	if output != nil {
-		rec.Output = r.maskedJSON(step, flow.Mask(output, step.Secrets()))
+		rec.Output = outputJSON(step, output)
 	}
 	rec.Error = errMsg
 }
 
-func (r *runner) maskedJSON(step *flow.Step, v any) []byte {
+// outputJSON is a step's output as its record keeps it: the step's secret
+// outputs (tokens) masked. Every record of an output goes through here, so
+// no path can store a token in the history.
+func outputJSON(step *flow.Step, out map[string]any) []byte {
+	return recordJSON(flow.Mask(out, step.Secrets()))
+}
+
+// recordJSON is step data as a record keeps it; callers mask first.
+func recordJSON(v any) []byte {
 	if v == nil {
 		return nil
 	}
@@ -395,7 +403,7 @@ func (r *runner) parkedRecord(step *flow.Step, status string, out map[string]any
 	}
 	r.st.Parked = nil
 	if out != nil {
-		rec.Output = r.maskedJSON(step, flow.Mask(out, step.Secrets()))
+		rec.Output = outputJSON(step, out)
 	}
 	return rec
 }
