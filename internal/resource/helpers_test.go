@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/MicahParks/jwkset"
+	"github.com/flowgate/flowgate/internal/testutil/prereq"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
@@ -236,20 +237,16 @@ type peer struct {
 // node_modules the test is skipped, or fails when CI=true, so CI cannot silently skip it.
 func startPeer(t *testing.T, env ...string) *peer {
 	t.Helper()
-	unavailable := t.Skipf
-	if os.Getenv("CI") == "true" {
-		unavailable = t.Fatalf
-	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		unavailable("node not found: %v (install Node.js 20+)", err)
+		prereq.Missing(t, "node not found: %v (install Node.js 20+)", err)
 	}
 	dir, err := filepath.Abs(filepath.Join("..", "..", "test", "peers", "oidc-provider"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider")); err != nil {
-		unavailable("oidc-provider peer not installed: run `npm ci --prefix test/peers/oidc-provider` (%v)", err)
+		prereq.Missing(t, "oidc-provider peer not installed: run `npm ci --prefix test/peers/oidc-provider` (%v)", err)
 	}
 	cmd := exec.Command(node, "server.js", "0")
 	cmd.Dir = dir

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/flowgate/flowgate/internal/testutil/prereq"
 )
 
 // candidates are where Debian and other distributions put the browser.
@@ -41,10 +42,7 @@ func New(t testing.TB) context.Context {
 	t.Helper()
 	path := Find()
 	if path == "" {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("browser: no Chromium found; the test command installs Debian's chromium package")
-		}
-		t.Skip("browser: no Chromium found (apt-get install chromium); skipping outside CI")
+		prereq.Missing(t, "browser: no Chromium found (apt-get install chromium)")
 	}
 	opts := []chromedp.ExecAllocatorOption{
 		chromedp.ExecPath(path),

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowgate/flowgate/internal/testutil/prereq"
 )
 
 // Start makes up to three attempts, each given 10 s to be ready: a healthy
@@ -30,20 +32,16 @@ const (
 // test (failing it when CI=true) without them, as Start does.
 func peerPrerequisites(t testing.TB) (node, dir string) {
 	t.Helper()
-	unavailable := t.Skipf
-	if os.Getenv("CI") == "true" {
-		unavailable = t.Fatalf
-	}
 	node, err := exec.LookPath("node")
 	if err != nil {
-		unavailable("node not found: %v (install Node.js 20+)", err)
+		prereq.Missing(t, "node not found: %v (install Node.js 20+)", err)
 	}
 	dir, err = peerDir()
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "node_modules", "oidc-provider")); err != nil {
-		unavailable("oidc-provider peer not installed: run `npm ci --prefix test/peers/oidc-provider` (%v)", err)
+		prereq.Missing(t, "oidc-provider peer not installed: run `npm ci --prefix test/peers/oidc-provider` (%v)", err)
 	}
 	return node, dir
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/testutil/prereq"
 	"github.com/jackc/pgx/v5"
 )
 
@@ -73,10 +74,7 @@ func ClusterDSN(t testing.TB) string {
 		}
 	})
 	if errors.Is(private.err, ErrNoBinaries) {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("%v; install PostgreSQL or set %s", private.err, EnvDSN)
-		}
-		t.Skipf("skipping PostgreSQL test: %v; install PostgreSQL or set %s", private.err, EnvDSN)
+		prereq.Missing(t, "skipping PostgreSQL test: %v; install PostgreSQL or set %s", private.err, EnvDSN)
 	}
 	if private.err != nil {
 		t.Fatal(private.err)
