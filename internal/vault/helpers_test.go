@@ -46,15 +46,21 @@ func (c *clock) Advance(d time.Duration) {
 }
 
 // counter counts the requests the vault sends to providers, the ones
-// that fail to connect included.
+// that fail to connect included. A test may set answered, which runs after
+// the provider has answered and before the vault sees the answer.
 type counter struct {
-	n    atomic.Int64
-	base http.RoundTripper
+	n        atomic.Int64
+	base     http.RoundTripper
+	answered atomic.Pointer[func(*http.Request)]
 }
 
 func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
 	c.n.Add(1)
-	return c.base.RoundTrip(r)
+	resp, err := c.base.RoundTrip(r)
+	if hook := c.answered.Load(); hook != nil && err == nil {
+		(*hook)(r)
+	}
+	return resp, err
 }
 
 // syncBuffer is a log destination safe for the vault's goroutines.
