@@ -13,13 +13,17 @@ import (
 	"github.com/flowgate/flowgate/internal/store"
 )
 
-// userTokens signs alice in with a fresh browser and redeems the code as
-// portal through golang.org/x/oauth2, the relying party's library.
-func (e *env) userTokens(t *testing.T, scopes ...string) *oauth2.Token {
+// userTokens signs user in (password alicePass) with browser b, a fresh
+// one when nil, and redeems the code as portal through
+// golang.org/x/oauth2, the relying party's library.
+func (e *env) userTokens(t *testing.T, b *http.Client, user string, scopes ...string) *oauth2.Token {
 	t.Helper()
+	if b == nil {
+		b = browser(t)
+	}
 	cfg := e.oauth2Config("portal", portalSecret, oauth2.AuthStyleInHeader, scopes...)
 	v := oauth2.GenerateVerifier()
-	cb := e.login(browser(t), cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(v)), "alice", alicePass)
+	cb := e.login(b, cfg.AuthCodeURL("st", oauth2.S256ChallengeOption(v)), user, alicePass)
 	if cb.Get("code") == "" {
 		t.Fatalf("no code: %v", cb)
 	}
@@ -69,7 +73,7 @@ func TestIntrospectionOwnTokensOrRole(t *testing.T) {
 	e.addClient(t, "rs", "rs-secret-0123456789", "introspect")
 	e.addClient(t, "ops", "ops-secret-0123456789", "admin")
 	e.addClient(t, "other", "other-secret-0123456789", "employee")
-	user := e.userTokens(t, "openid", "offline_access")
+	user := e.userTokens(t, nil, "alice", "openid", "offline_access")
 	svc := e.serviceToken(t)
 	tokens := map[string]string{"portal access": user.AccessToken, "portal refresh": user.RefreshToken, "svc access": svc}
 	owner := map[string]string{"portal access": "portal", "portal refresh": "portal", "svc access": "svc"}
@@ -103,7 +107,7 @@ func TestIntrospectionOwnTokensOrRole(t *testing.T) {
 // refresh token still refreshes.
 func TestRevokeOtherClientsTokensDoesNothing(t *testing.T) {
 	e := newEnv(t, nil, nil, true)
-	user := e.userTokens(t, "openid", "offline_access")
+	user := e.userTokens(t, nil, "alice", "openid", "offline_access")
 	svc := e.serviceToken(t)
 	for _, rv := range []struct{ by, secret, token string }{
 		{"svc", svcSecret, user.AccessToken},

@@ -16,7 +16,7 @@ import (
 // taken for a reuse. A disabled user's refusal ends the family instead.
 func TestRefreshRefusalsKeepToken(t *testing.T) {
 	e := newEnv(t, nil, nil, true)
-	tok := e.userTokens(t, "openid", "offline_access")
+	tok := e.userTokens(t, nil, "alice", "openid", "offline_access")
 	cfg := e.oauth2Config("portal", portalSecret, oauth2.AuthStyleInHeader)
 	refresh := func(rt, scope string) (int, map[string]any) {
 		t.Helper()
