@@ -454,16 +454,26 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 }
 
 // endSession is RP-initiated logout, once op has parsed the request: it
-// ends the browser session and returns where to send the browser. Refusals
-// and the signed-out page answer with a page (serveOp renders it).
+// ends the browser session and returns where to send the browser. Refusals,
+// the confirmation page and the signed-out page answer with a page (serveOp
+// renders it).
+//
+// A link to this endpoint can be put on any site, so ending a live session
+// takes proof that the user or their relying party asked for it: an
+// id_token_hint issued in this very session (its sub and auth_time), or
+// the POST of the confirmation page with its CSRF token. Anything else is
+// answered with that page. With no live session there is nothing to end,
+// and the browser goes on at once.
 func (s *Server) endSession(ctx context.Context, d *oidc.EndSessionRequest) (string, error) {
 	clientID := d.ClientID
-	if hint := d.IdTokenHint; hint != "" {
-		aud, err := s.idTokenHintAudience(ctx, hint)
-		if err != nil || (clientID != "" && clientID != aud) {
+	var hint idTokenHint
+	if raw := d.IdTokenHint; raw != "" {
+		var err error
+		hint, err = s.parseIDTokenHint(ctx, raw)
+		if err != nil || (clientID != "" && clientID != hint.aud) {
 			return "", s.pageAnswer(ctx, http.StatusBadRequest, "The logout request is not valid.", "id_token_hint is not an ID token of this issuer for this client")
 		}
-		clientID = aud
+		clientID = hint.aud
 	}
 	target := s.opts.Auth.LogoffRedirectURL
 	if pl := d.PostLogoutRedirectURI; pl != "" {
@@ -480,6 +490,20 @@ func (s *Server) endSession(ctx context.Context, d *oidc.EndSessionRequest) (str
 		target = u.String()
 	}
 	x := exchangeOf(ctx)
+	if sess, live := s.sessionOf(ctx, x.r); live && !hint.names(sess) && !(x.r.Method == http.MethodPost && checkCSRF(x.r)) {
+		// The confirmation posts the request back, without the hint: a
+		// token has no place in a page, and its client is client_id.
+		var fields []hiddenField
+		for _, f := range []hiddenField{{"client_id", clientID}, {"post_logout_redirect_uri", d.PostLogoutRedirectURI}, {"state", d.State}} {
+			if f.Value != "" {
+				fields = append(fields, f)
+			}
+		}
+		x.page = func(w http.ResponseWriter) {
+			s.render(w, http.StatusOK, "logout", pageData{Title: "Sign out?", CSRF: s.csrfToken(w, x.r), Username: sess.User, Action: PathEndSession, Fields: fields})
+		}
+		return "", errPage()
+	}
 	user := s.logout(ctx, x.w, x.r)
 	s.audit(ctx, nil, store.AuditEvent{Event: audit.Logout, User: user, Client: clientID, Outcome: audit.OutcomeSuccess})
 	if target == "" {
@@ -491,26 +515,52 @@ func (s *Server) endSession(ctx context.Context, d *oidc.EndSessionRequest) (str
 	return target, nil
 }
 
+// sessionOf returns the live session of the request's cookie, leaving its
+// idle expiry alone.
+func (s *Server) sessionOf(ctx context.Context, r *http.Request) (store.Session, bool) {
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return store.Session{}, false
+	}
+	sess, err := s.st.GetSession(ctx, hashToken(c.Value), s.now())
+	return sess, err == nil
+}
+
 // logout deletes the session of the request and clears the cookie; it
 // returns who was signed in.
 func (s *Server) logout(ctx context.Context, w http.ResponseWriter, r *http.Request) string {
-	var user string
+	sess, _ := s.sessionOf(ctx, r)
 	if c, err := r.Cookie(sessionCookie); err == nil && c.Value != "" {
-		h := hashToken(c.Value)
-		if sess, err := s.st.GetSession(ctx, h, s.now()); err == nil {
-			user = sess.User
-		}
-		_ = s.st.DeleteSession(ctx, h)
+		_ = s.st.DeleteSession(ctx, hashToken(c.Value))
 	}
 	s.clearSessionCookie(w)
-	return user
+	return sess.User
 }
 
-// idTokenHintAudience verifies an ID token of ours (expired is fine, OIDC
-// RP-Initiated Logout §2) and returns its audience.
-func (s *Server) idTokenHintAudience(ctx context.Context, raw string) (string, error) {
-	var c jwt.RegisteredClaims
+// idTokenHint is what RP-initiated logout reads from an ID token of ours.
+type idTokenHint struct {
+	aud, sub string
+	authTime int64
+}
+
+// names reports whether the hint was issued in sess: to its user, for its
+// sign-in (every ID token of a session carries the session's auth_time).
+func (h idTokenHint) names(sess store.Session) bool {
+	return h.sub != "" && h.sub == sess.User && h.authTime == sess.AuthTime.Unix()
+}
+
+// parseIDTokenHint verifies an ID token of ours (expired is fine, OIDC
+// RP-Initiated Logout §2). An access token, signed by the same issuer and
+// carrying a sub and auth_time too, is not one.
+func (s *Server) parseIDTokenHint(ctx context.Context, raw string) (idTokenHint, error) {
+	var c struct {
+		jwt.RegisteredClaims
+		AuthTime int64 `json:"auth_time"`
+	}
 	_, err := jwt.NewParser(jwt.WithValidMethods([]string{"RS256", "ES256", "EdDSA"}), jwt.WithoutClaimsValidation()).ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
+		if typ, _ := t.Header["typ"].(string); strings.EqualFold(typ, "at+jwt") {
+			return nil, errNotOurs
+		}
 		kid, _ := t.Header["kid"].(string)
 		pk, ok := s.keys.PublicKey(ctx, kid)
 		if !ok {
@@ -519,9 +569,9 @@ func (s *Server) idTokenHintAudience(ctx context.Context, raw string) (string, e
 		return pk, nil
 	})
 	if err != nil || c.Issuer != s.issuer || len(c.Audience) != 1 {
-		return "", errNotOurs
+		return idTokenHint{}, errNotOurs
 	}
-	return c.Audience[0], nil
+	return idTokenHint{aud: c.Audience[0], sub: c.Subject, authTime: c.AuthTime}, nil
 }
 
 func (s *Server) logoutPage(w http.ResponseWriter, r *http.Request) {

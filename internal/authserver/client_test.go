@@ -126,6 +126,38 @@ func TestPrivateKeyJWT(t *testing.T) {
 	}
 }
 
+// TestPrivateKeyJWTReplayAfterExp: an assertion is accepted until
+// clockSkew after its exp, so its jti must be remembered at least that
+// long. Replayed after exp but inside that window, even after expired rows
+// were pruned, it is refused; a fresh assertion at that moment is not.
+func TestPrivateKeyJWTReplayAfterExp(t *testing.T) {
+	e := newEnv(t, nil, nil, true)
+	send := func(assertion string) (int, map[string]any) {
+		return e.tokenRequest(PathToken, url.Values{"grant_type": {"client_credentials"},
+			"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {assertion}}, "", "")
+	}
+	exp := time.Now().Add(10 * time.Second)
+	a := e.assertion(t, "k1", e.issuer+PathToken, "j-skew", exp)
+	if code, m := send(a); code != http.StatusOK {
+		t.Fatalf("first use: %d %v", code, m)
+	}
+	later := exp.Add(clockSkew * 2 / 3)
+	e.srv.now = func() time.Time { return later }
+	t.Cleanup(func() { e.srv.now = time.Now })
+	if _, err := e.st.PruneAuth(t.Context(), later); err != nil {
+		t.Fatal(err)
+	}
+	if code, m := send(a); code != http.StatusUnauthorized || m["error"] != "invalid_client" {
+		t.Fatalf("replay %v after exp, inside the %v skew: %d %v, want 401 invalid_client", later.Sub(exp), clockSkew, code, m)
+	}
+	if !e.audit.has(audit.ClientAuthFailure, audit.OutcomeFailure, "jti replayed") {
+		t.Error("replay not audited")
+	}
+	if code, m := send(e.assertion(t, "k1", e.issuer+PathToken, "j-fresh", later.Add(time.Minute))); code != http.StatusOK {
+		t.Fatalf("a fresh assertion at the same moment: %d %v", code, m)
+	}
+}
+
 func TestTwoInstancesOnePostgres(t *testing.T) {
 	ring := newRing(t)
 	dsn := pgtest.DSN(t)

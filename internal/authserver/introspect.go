@@ -71,7 +71,18 @@ func (s *Server) verifyAccess(ctx context.Context, raw string, allowExpired bool
 	return &p, nil
 }
 
-// introspect is RFC 7662 for an authenticated client.
+// mayIntrospect reports whether client may learn about a token issued to
+// tokenClient: its own tokens always, others' only with the role
+// "introspect" (a resource server) or "admin". RFC 7662 §4 leaves it to the
+// server; without this any client could read the subject and scopes of
+// every other client's tokens.
+func mayIntrospect(client *store.Client, tokenClient string) bool {
+	return client.ID == tokenClient || slices.Contains(client.Roles, "introspect") || slices.Contains(client.Roles, "admin")
+}
+
+// introspect is RFC 7662 for an authenticated client. A token the client
+// may not introspect (see mayIntrospect) is described as inactive, as an
+// unknown one is, so that the answer tells nothing about it.
 func (s *Server) introspect(ctx context.Context, client *store.Client, raw string) (any, error) {
 	if raw == "" {
 		return nil, errInvalidRequest("token is required")
@@ -79,7 +90,7 @@ func (s *Server) introspect(ctx context.Context, client *store.Client, raw strin
 	inactive := map[string]bool{"active": false}
 	if strings.Count(raw, ".") == 2 {
 		p, err := s.verifyAccess(ctx, raw, false)
-		if err != nil {
+		if err != nil || !mayIntrospect(client, p.ClientID) {
 			return inactive, nil
 		}
 		revoked, err := s.accessRevoked(ctx, p.JTI)
@@ -94,10 +105,9 @@ func (s *Server) introspect(ctx context.Context, client *store.Client, raw strin
 			Exp: p.Exp, Iat: p.Iat, JTI: p.JTI, TokenType: "Bearer", Username: username(p),
 		}, nil
 	}
-	// Refresh tokens are described only to the client that holds them.
 	rt, err := s.st.GetRefreshToken(ctx, hashToken(raw))
 	now := s.now()
-	if err != nil || rt.ClientID != client.ID || rt.Revoked || !rt.UsedAt.IsZero() || !rt.ExpiresAt.After(now) {
+	if err != nil || !mayIntrospect(client, rt.ClientID) || rt.Revoked || !rt.UsedAt.IsZero() || !rt.ExpiresAt.After(now) {
 		return inactive, nil
 	}
 	return introspection{

@@ -32,7 +32,14 @@ type pageData struct {
 	ReturnTo string
 	Scopes   []string
 	Done     bool
+	// Action is where the logout form posts (default /logout), and Fields
+	// the parameters it carries there.
+	Action string
+	Fields []hiddenField
 }
+
+// hiddenField is a parameter a form carries on.
+type hiddenField struct{ Name, Value string }
 
 // render writes a page with the security headers every page carries.
 func (s *Server) render(w http.ResponseWriter, status int, name string, d pageData) {

@@ -331,6 +331,20 @@ func atHash(_ string, accessToken string) string {
 
 // refresh is the refresh_token grant; narrowed is the parsed scope
 // parameter.
+//
+// Rotation consumes the token, and a consumed token presented again
+// revokes its family, so whatever can refuse the request is decided before
+// the rotation, on the token as read: a refusal that is the caller's doing
+// leaves the token usable. Per refusal:
+//   - scope beyond the grant: invalid_scope, token kept;
+//   - a token of another client, unknown, expired or revoked: invalid_grant
+//     from the store, nothing consumed (another client's token stays its
+//     holder's);
+//   - a token already rotated: invalid_grant, family revoked (reuse);
+//   - user unknown or disabled: invalid_grant, family revoked (the grant is
+//     over, whoever asks);
+//   - a failure of ours (reading the user, signing): server_error, token
+//     kept, since the tokens are minted before the rotation.
 func (s *Server) refresh(ctx context.Context, c *store.Client, raw string, narrowed []string) (*tokenResponse, error) {
 	if raw == "" {
 		return nil, errInvalidRequest("refresh_token is required")
@@ -339,8 +353,21 @@ func (s *Server) refresh(ctx context.Context, c *store.Client, raw string, narro
 		return nil, errInvalidGrant("refresh tokens are disabled")
 	}
 	now := s.now()
+	hash := hashToken(raw)
+	old, err := s.st.GetRefreshToken(ctx, hash)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return nil, err
+	}
+	var resp *tokenResponse
+	if err == nil && old.ClientID == c.ID && !old.Revoked && old.UsedAt.IsZero() && old.ExpiresAt.After(now) {
+		if resp, err = s.refreshResponse(ctx, c, &old, narrowed, now); err != nil {
+			return nil, err
+		}
+	}
+	// A token that was not live when read is left to the rotation to
+	// refuse: the store tells reuse (and revokes the family) from the rest.
 	newRT := randomToken(32)
-	next, err := s.st.RotateRefreshToken(ctx, c.ID, hashToken(raw), hashToken(newRT), now, now.Add(s.opts.Auth.RefreshTokenTTL))
+	next, err := s.st.RotateRefreshToken(ctx, c.ID, hash, hashToken(newRT), now, now.Add(s.opts.Auth.RefreshTokenTTL))
 	switch {
 	case errors.Is(err, store.ErrReused):
 		// The store has revoked the family's refresh tokens; its access
@@ -356,27 +383,41 @@ func (s *Server) refresh(ctx context.Context, c *store.Client, raw string, narro
 	case err != nil:
 		return nil, err
 	}
-	scopes := next.Scopes
+	if resp == nil {
+		// Used, revoked and expired are final, so a token that was not
+		// live when read cannot rotate.
+		return nil, errors.New("refresh: a token that was not live when read was rotated")
+	}
+	resp.RefreshToken = newRT
+	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenRefreshed, User: next.User, Client: c.ID, Outcome: audit.OutcomeSuccess})
+	return resp, nil
+}
+
+// refreshResponse checks a refresh request against the live token rt and
+// mints the tokens it answers with, all before rt is rotated (see refresh).
+func (s *Server) refreshResponse(ctx context.Context, c *store.Client, rt *store.RefreshToken, narrowed []string, now time.Time) (*tokenResponse, error) {
+	scopes := rt.Scopes
 	if len(narrowed) > 0 {
 		for _, sc := range narrowed {
-			if !slices.Contains(next.Scopes, sc) {
+			if !slices.Contains(rt.Scopes, sc) {
+				s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenRefreshed, User: rt.User, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "scope not in the grant: " + truncate(sc, 64)})
 				return nil, &oauthError{Code: "invalid_scope", Description: "scope exceeds the original grant", status: http.StatusBadRequest}
 			}
 		}
 		scopes = narrowed
 	}
-	user, err := s.st.GetUser(ctx, next.User)
-	if err != nil || user.Disabled {
-		_ = s.revokeFamily(ctx, next.FamilyID)
+	user, err := s.st.GetUser(ctx, rt.User)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && user.Disabled):
+		if err := s.revokeFamily(ctx, rt.FamilyID); err != nil {
+			s.logger.Error("revoking the refresh family of a disabled user", "err", err)
+		}
+		s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenRefreshed, User: rt.User, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "user unknown or disabled; family revoked"})
 		return nil, errInvalidGrant("the user is unknown or disabled")
-	}
-	resp, err := s.issueUserTokens(ctx, c, &user, scopes, familyJTI(next.FamilyID), next.FamilyID, "", next.AuthTime, next.AMR, now, false)
-	if err != nil {
+	case err != nil:
 		return nil, err
 	}
-	resp.RefreshToken = newRT
-	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenRefreshed, User: user.Username, Client: c.ID, Outcome: audit.OutcomeSuccess})
-	return resp, nil
+	return s.issueUserTokens(ctx, c, &user, scopes, familyJTI(rt.FamilyID), rt.FamilyID, "", rt.AuthTime, rt.AMR, now, false)
 }
 
 // authenticateClient applies the client's registered method to the
