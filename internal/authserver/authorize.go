@@ -510,14 +510,7 @@ func (s *Server) logout(ctx context.Context, w http.ResponseWriter, r *http.Requ
 // RP-Initiated Logout §2) and returns its audience.
 func (s *Server) idTokenHintAudience(ctx context.Context, raw string) (string, error) {
 	var c jwt.RegisteredClaims
-	_, err := jwt.NewParser(jwt.WithValidMethods([]string{"RS256", "ES256", "EdDSA"}), jwt.WithoutClaimsValidation()).ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
-		kid, _ := t.Header["kid"].(string)
-		pk, ok := s.keys.PublicKey(ctx, kid)
-		if !ok {
-			return nil, errNotOurs
-		}
-		return pk, nil
-	})
+	_, err := s.parseOwn(ctx, raw, &c, jwt.WithValidMethods([]string{"RS256", "ES256", "EdDSA"}), jwt.WithoutClaimsValidation())
 	if err != nil || c.Issuer != s.issuer || len(c.Audience) != 1 {
 		return "", errNotOurs
 	}
