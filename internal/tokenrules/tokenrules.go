@@ -81,12 +81,7 @@ func b64value(c byte) int {
 // checkHeader refuses a protected header (canonical base64url) that is not a JSON object or
 // that carries "crit" or "b64", whatever their value (null included).
 func checkHeader(seg string) error {
-	var buf [512]byte
-	dst := buf[:]
-	if n := base64.RawURLEncoding.DecodedLen(len(seg)); n > len(buf) {
-		dst = make([]byte, n)
-	}
-	n, err := base64.RawURLEncoding.Decode(dst, []byte(seg))
+	header, err := base64.RawURLEncoding.DecodeString(seg)
 	if err != nil {
 		return fmt.Errorf("%w: its header is not base64url", ErrForm)
 	}
@@ -94,7 +89,7 @@ func checkHeader(seg string) error {
 		Crit json.RawMessage `json:"crit"`
 		B64  json.RawMessage `json:"b64"`
 	}
-	if err := json.Unmarshal(dst[:n], &h); err != nil {
+	if err := json.Unmarshal(header, &h); err != nil {
 		return fmt.Errorf("%w: its header is not a JSON object", ErrForm)
 	}
 	switch {
