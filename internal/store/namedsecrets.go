@@ -18,8 +18,9 @@ type NamedSecret struct {
 // written.
 type NamedSecrets interface {
 	// SetNamedSecret creates or replaces a named secret at the time at
-	// (now when zero); created reports that there was none before.
-	SetNamedSecret(ctx context.Context, name string, value []byte, at time.Time) (created bool, err error)
+	// (now when zero) and returns it as stored; created reports that
+	// there was none before.
+	SetNamedSecret(ctx context.Context, name string, value []byte, at time.Time) (secret NamedSecret, created bool, err error)
 	// GetNamedSecret reads and opens a named secret's value; ErrNotFound
 	// when there is none.
 	GetNamedSecret(ctx context.Context, name string) ([]byte, error)

@@ -14,12 +14,11 @@ import (
 	"github.com/flowgate/flowgate/internal/store"
 )
 
-// minMaskLen is the shortest value masked wherever it appears. A shorter
-// one would turn ordinary text into "****" all over the history (every
-// "ab" of every message), and its masking would tell as much as it hides.
-// Named secrets that short are refused when they are set; tokens are
-// never that short, and a token output is masked by its key regardless.
-const minMaskLen = 4
+// minMaskLen is the shortest value masked wherever it appears (see
+// flow.MinSecretLen). Named secrets that short are refused when they are
+// set; tokens are never that short, and a token output is masked by its
+// key regardless.
+const minMaskLen = flow.MinSecretLen
 
 // mask is what a record shows instead of a secret.
 const mask = "****"

@@ -155,7 +155,7 @@ func TestSecretsMaskedWherever(t *testing.T) {
 	// of it must be recognised.
 	clientSecret := `cs/+ &="<` + randomHex(t) + `>'`
 	for name, v := range map[string]string{"API_KEY": apiKey, "CLIENT_SECRET": clientSecret} {
-		if _, err := st.SetNamedSecret(t.Context(), name, []byte(v), time.Time{}); err != nil {
+		if _, _, err := st.SetNamedSecret(t.Context(), name, []byte(v), time.Time{}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -16,10 +16,10 @@ func namedSecretAAD(name string) []byte { return []byte("named_secret:" + name) 
 // SetNamedSecret seals value and upserts it in one statement. RETURNING
 // (SQLite 3.35+, PostgreSQL) gives the row's created_at: the time given
 // here when the row is new, the old one when it was replaced.
-func (s *Store) SetNamedSecret(ctx context.Context, name string, value []byte, at time.Time) (bool, error) {
+func (s *Store) SetNamedSecret(ctx context.Context, name string, value []byte, at time.Time) (store.NamedSecret, bool, error) {
 	sealed, err := s.sealer.Seal(value, namedSecretAAD(name))
 	if err != nil {
-		return false, fmt.Errorf("set secret %q: seal: %w", name, err)
+		return store.NamedSecret{}, false, fmt.Errorf("set secret %q: seal: %w", name, err)
 	}
 	t := micros(nowOr(at, now()))
 	var created int64
@@ -28,9 +28,9 @@ func (s *Store) SetNamedSecret(ctx context.Context, name string, value []byte, a
 		ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at
 		RETURNING created_at`), name, sealed, t, t).Scan(&created)
 	if err != nil {
-		return false, fmt.Errorf("set secret %q: %w", name, err)
+		return store.NamedSecret{}, false, fmt.Errorf("set secret %q: %w", name, err)
 	}
-	return created == t, nil
+	return store.NamedSecret{Name: name, CreatedAt: fromMicros(created), UpdatedAt: fromMicros(t)}, created == t, nil
 }
 
 // GetNamedSecret reads and opens one secret.

@@ -33,7 +33,7 @@ func testNamedSecretRoundTrip(t *testing.T, s store.Store) {
 		"LONG_ONE": bytes.Repeat([]byte("x"), 64<<10),
 	}
 	for name, v := range values {
-		created, err := s.SetNamedSecret(ctx(t), name, v, ts(1000))
+		_, created, err := s.SetNamedSecret(ctx(t), name, v, ts(1000))
 		if err != nil || !created {
 			t.Fatalf("SetNamedSecret(%q) = %v, %v; want created", name, created, err)
 		}
@@ -50,16 +50,18 @@ func testNamedSecretRoundTrip(t *testing.T, s store.Store) {
 }
 
 func testNamedSecretReplace(t *testing.T, s store.Store) {
-	if _, err := s.SetNamedSecret(ctx(t), "TOKEN", []byte("first value"), ts(1000)); err != nil {
+	if _, _, err := s.SetNamedSecret(ctx(t), "TOKEN", []byte("first value"), ts(1000)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SetNamedSecret(ctx(t), "OTHER", []byte("untouched"), ts(1000)); err != nil {
+	if _, _, err := s.SetNamedSecret(ctx(t), "OTHER", []byte("untouched"), ts(1000)); err != nil {
 		t.Fatal(err)
 	}
-	created, err := s.SetNamedSecret(ctx(t), "TOKEN", []byte("second, longer value"), ts(2000))
+	n, created, err := s.SetNamedSecret(ctx(t), "TOKEN", []byte("second, longer value"), ts(2000))
 	if err != nil || created {
 		t.Fatalf("replace = %v, %v; want not created", created, err)
 	}
+	wantTime(t, "replaced created_at", n.CreatedAt, ts(1000))
+	wantTime(t, "replaced updated_at", n.UpdatedAt, ts(2000))
 	if got, err := s.GetNamedSecret(ctx(t), "TOKEN"); err != nil || string(got) != "second, longer value" {
 		t.Errorf("after replace = %q, %v", got, err)
 	}
@@ -95,7 +97,7 @@ func testNamedSecretNotFound(t *testing.T, s store.Store) {
 func testNamedSecretList(t *testing.T, s store.Store) {
 	names := []string{"b", "A", "a_1", "Z9", "c"}
 	for _, n := range names {
-		if _, err := s.SetNamedSecret(ctx(t), n, []byte("value of "+n), ts(1000)); err != nil {
+		if _, _, err := s.SetNamedSecret(ctx(t), n, []byte("value of "+n), ts(1000)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -115,7 +117,7 @@ func testNamedSecretList(t *testing.T, s store.Store) {
 
 func testNamedSecretDelete(t *testing.T, s store.Store) {
 	for _, n := range []string{"GONE", "KEPT"} {
-		if _, err := s.SetNamedSecret(ctx(t), n, []byte("v-"+n), ts(1000)); err != nil {
+		if _, _, err := s.SetNamedSecret(ctx(t), n, []byte("v-"+n), ts(1000)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -128,7 +130,7 @@ func testNamedSecretDelete(t *testing.T, s store.Store) {
 	if got, err := s.GetNamedSecret(ctx(t), "KEPT"); err != nil || string(got) != "v-KEPT" {
 		t.Errorf("neighbour = %q, %v", got, err)
 	}
-	created, err := s.SetNamedSecret(ctx(t), "GONE", []byte("again"), ts(3000))
+	_, created, err := s.SetNamedSecret(ctx(t), "GONE", []byte("again"), ts(3000))
 	if err != nil || !created {
 		t.Errorf("set after delete = %v, %v; want created", created, err)
 	}
@@ -141,7 +143,7 @@ func testNamedSecretApart(t *testing.T, s store.Store) {
 	if err := s.PutSecret(ctx(t), "shared-name", []byte("server")); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := s.SetNamedSecret(ctx(t), "shared-name", []byte("flow"), ts(1000)); err != nil {
+	if _, _, err := s.SetNamedSecret(ctx(t), "shared-name", []byte("flow"), ts(1000)); err != nil {
 		t.Fatal(err)
 	}
 	if got, err := s.GetSecret(ctx(t), "shared-name"); err != nil || string(got) != "server" {
