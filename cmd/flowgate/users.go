@@ -39,26 +39,37 @@ func (c *cli) readPassword(fromStdin bool) (string, error) {
 		}
 		return checkPassword(strings.TrimRight(line, "\r\n"))
 	}
+	p, err := c.promptTwice("Password", "password", "--password-stdin")
+	if err != nil {
+		return "", err
+	}
+	return checkPassword(p)
+}
+
+// promptTwice asks for a hidden value (what: "Password") twice on the
+// terminal; flag is the way to pipe it in instead, for the error when
+// stdin is not a terminal.
+func (c *cli) promptTwice(what, noun, flag string) (string, error) {
 	f, ok := c.stdin.(*os.File)
 	if !ok || !term.IsTerminal(int(f.Fd())) {
-		return "", errors.New("stdin is not a terminal: pipe the password in with --password-stdin")
+		return "", fmt.Errorf("stdin is not a terminal: pipe the %s in with %s", noun, flag)
 	}
-	fmt.Fprint(c.stderr, "Password: ")
+	fmt.Fprint(c.stderr, what+": ")
 	p1, err := term.ReadPassword(int(f.Fd()))
 	fmt.Fprintln(c.stderr)
 	if err != nil {
-		return "", fmt.Errorf("reading password: %w", err)
+		return "", fmt.Errorf("reading %s: %w", noun, err)
 	}
 	fmt.Fprint(c.stderr, "Again: ")
 	p2, err := term.ReadPassword(int(f.Fd()))
 	fmt.Fprintln(c.stderr)
 	if err != nil {
-		return "", fmt.Errorf("reading password: %w", err)
+		return "", fmt.Errorf("reading %s: %w", noun, err)
 	}
 	if string(p1) != string(p2) {
-		return "", errors.New("the two passwords differ")
+		return "", fmt.Errorf("the two %ss differ", noun)
 	}
-	return checkPassword(string(p1))
+	return string(p1), nil
 }
 
 func checkPassword(p string) (string, error) {

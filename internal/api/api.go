@@ -160,21 +160,22 @@ func apiFallback(mux *http.ServeMux) http.Handler {
 // admin wraps h in the bearer-token check, the admin scope and the admin
 // role, in that order, so that each refusal says what is missing.
 func (a *API) admin(h http.Handler) http.Handler {
-	return a.v.Middleware(a.v.RequireScope("admin", requireRole("admin", h)))
+	return a.v.Middleware(a.v.RequireScope(resource.AdminScope, requireAdmin(h)))
 }
 
-// requireRole refuses principals without role. The token's scope let the
-// caller reach the API; the role says whether the caller may do this.
-func requireRole(role string, next http.Handler) http.Handler {
+// requireAdmin refuses principals that may not administer
+// (Principal.CanAdminister). The token's scope let the caller reach the
+// API; the role says whether the caller may do this.
+func requireAdmin(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		p, ok := resource.PrincipalFrom(r.Context())
-		if !ok || !p.HasRole(role) {
+		if !ok || !p.CanAdminister() {
 			id := "the caller"
 			if ok {
 				id = p.ID
 			}
 			writeError(w, http.StatusForbidden, "forbidden",
-				id+" does not hold role "+role+": the token grants scope admin, but a token scope is a grant, not a right", "")
+				id+" does not hold role "+resource.AdminRole+": the token grants scope admin, but a token scope is a grant, not a right", "")
 			return
 		}
 		next.ServeHTTP(w, r)

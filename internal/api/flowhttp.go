@@ -23,9 +23,9 @@ import (
 // share: who the caller is to the engine, reading JSON object bodies, and
 // turning engine errors into answers.
 
-// callerOf is the request's principal as the engine sees it. Role admin
-// makes an administrator: the routes' scopes already let the caller in,
-// and the role decides what it may do there (SPEC §4).
+// callerOf is the request's principal as the engine sees it. The routes'
+// scopes let the caller in; whether it is an administrator there is
+// Principal.CanAdminister (the admin role and the admin scope).
 func callerOf(r *http.Request) engine.Caller {
 	p, ok := resource.PrincipalFrom(r.Context())
 	if !ok {
@@ -35,9 +35,8 @@ func callerOf(r *http.Request) engine.Caller {
 		return engine.Caller{}
 	}
 	return engine.Caller{
-		User: flow.User{ID: p.ID, Kind: string(p.Kind), Subject: p.Subject, Issuer: p.IssuerName, Roles: p.Roles},
-		// A caller without an ID cannot be an administrator either.
-		Admin: p.ID != "" && p.HasRole("admin"),
+		User:  flow.User{ID: p.ID, Kind: string(p.Kind), Subject: p.Subject, Issuer: p.IssuerName, Roles: p.Roles},
+		Admin: p.CanAdminister(),
 	}
 }
 

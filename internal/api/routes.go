@@ -85,6 +85,12 @@ func (a *API) routes() []route {
 		{method: "PUT", path: admin + "/api-switches", access: adminOnly, scope: "admin", h: a.putSwitches},
 
 		{method: "GET", path: admin + "/audit", access: adminOnly, scope: "admin", h: a.listAudit},
+
+		// Named secrets of flows: write-only, never read back.
+		{method: "GET", path: admin + "/secrets", access: adminOnly, scope: "admin", h: a.listSecrets},
+		{method: "POST", path: admin + "/secrets", access: adminOnly, scope: "admin", h: a.postSecret},
+		{method: "PUT", path: admin + "/secrets/{name}", access: adminOnly, scope: "admin", h: a.putSecret},
+		{method: "DELETE", path: admin + "/secrets/{name}", access: adminOnly, scope: "admin", h: a.deleteSecret},
 	}
 	if a.engine == nil {
 		return rs

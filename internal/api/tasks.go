@@ -70,7 +70,7 @@ func (a *API) listTasks(w http.ResponseWriter, r *http.Request) {
 	}
 	c := callerOf(r)
 	if all && !c.Admin {
-		writeError(w, http.StatusForbidden, "forbidden", c.ID+" does not hold role admin: only administrators may list every task (all=true)", "all")
+		writeError(w, http.StatusForbidden, "forbidden", c.ID+" may not list every task (all=true): that takes role admin and a token with scope admin", "all")
 		return
 	}
 	tasks, next, err := a.engine.ListTasks(r.Context(), c, all, status, p)

@@ -166,8 +166,15 @@ func (e *env) flowUsers() {
 	e.user("dave", "dave-password")
 }
 
-// bearer is an Authorization header for user with every workflow scope.
-func (e *env) bearer(user string) string { return "Bearer " + e.token(user, allScopes) }
+// bearer is an Authorization header for user with every workflow scope;
+// the administrator's also grants scope admin, without which the role
+// admin gives no powers beyond the caller's own.
+func (e *env) bearer(user string) string {
+	if user == "admin" {
+		return "Bearer " + e.token(user, allScopes+" admin")
+	}
+	return "Bearer " + e.token(user, allScopes)
+}
 
 // deploy deploys a definition through the admin API.
 func (e *env) deploy(src string) map[string]any {
@@ -298,7 +305,8 @@ func TestWorkflowsListAndGet(t *testing.T) {
 	}
 	// Not startable reads as absent; absent names the flow.
 	want(t, e.do("GET", "/api/v1/workflows/restricted", e.bearer("alice"), nil), 404, "not_found", `"restricted"`)
-	want(t, e.do("GET", "/api/v1/workflows/restricted", "Bearer "+e.token("admin", "workflows.read"), nil), 200, "", "")
+	want(t, e.do("GET", "/api/v1/workflows/restricted", "Bearer "+e.token("admin", "workflows.read admin"), nil), 200, "", "")
+	want(t, e.do("GET", "/api/v1/workflows/restricted", "Bearer "+e.token("admin", "workflows.read"), nil), 404, "not_found", `"restricted"`)
 	want(t, e.do("GET", "/api/v1/workflows/nope", e.bearer("alice"), nil), 404, "not_found", `"nope"`)
 
 	// Scopes: none → 401, the wrong one → 403 naming the one needed.
@@ -569,5 +577,46 @@ func TestCancel(t *testing.T) {
 		want(t, e.do("POST", fmt.Sprintf("/api/v1/tasks/%v/actions/Approve", tasks[0]["serial"]), e.bearer("bob"), map[string]any{"comment": "late"}), 409, "conflict", "")
 		// A cancelled task is still the assignee's: the instance stays visible.
 		want(t, e.do("GET", "/api/v1/instances/"+aid, e.bearer("bob"), nil), 200, "", "")
+	})
+}
+
+// TestAdminRoleNeedsAdminScope: the role admin widens what a caller sees
+// and does only with a token that grants scope admin. root holds the role;
+// with the workflow scopes alone it is any user.
+func TestAdminRoleNeedsAdminScope(t *testing.T) {
+	flowBackends(t, flowOpts{}, func(t *testing.T, e *env) {
+		e.flowUsers()
+		e.user("root", "root-password", "admin", "employee")
+		for _, src := range []string{pureFlow, slowFlow, approvalFlow, restrictedFlow} {
+			e.deploy(src)
+		}
+		own := want(t, e.do("POST", "/api/v1/workflows/pure/instances", e.bearer("root"), map[string]any{"n": 1}), 201, "", "")
+		alices := want(t, e.do("POST", "/api/v1/workflows/slow/instances", e.bearer("alice"), nil), 201, "", "")["id"].(string)
+		want(t, e.do("POST", "/api/v1/workflows/approval/instances", e.bearer("alice"), map[string]any{"amount": 5}), 201, "", "")
+
+		root := e.bearer("root") // role admin, no scope admin
+		if got := field(e.list("root", "/api/v1/instances"), "id"); !slices.Equal(got, []string{own["id"].(string)}) {
+			t.Errorf("root without scope admin lists %v, want only its own instance", got)
+		}
+		want(t, e.do("GET", "/api/v1/instances/"+alices, root, nil), 404, "not_found", alices)
+		want(t, e.do("GET", "/api/v1/instances/"+alices+"/history", root, nil), 404, "not_found", alices)
+		want(t, e.do("POST", "/api/v1/instances/"+alices+"/cancel", root, nil), 404, "not_found", alices)
+		want(t, e.do("GET", "/api/v1/tasks?all=true", root, nil), 403, "forbidden", "scope admin")
+		want(t, e.do("GET", "/api/v1/workflows/restricted", root, nil), 404, "not_found", `"restricted"`)
+		want(t, e.do("POST", "/api/v1/workflows/restricted/instances", root, nil), 403, "forbidden", "may not start")
+		want(t, e.do("GET", "/api/v1/admin/users", root, nil), 403, "insufficient_scope", "admin")
+		if got := e.list("alice", "/api/v1/instances"); len(got) != 2 {
+			t.Fatalf("alice's instances = %d, want 2 (nothing cancelled)", len(got))
+		}
+
+		// The same user with scope admin administers.
+		admin := "Bearer " + e.token("root", allScopes+" admin")
+		m := want(t, e.do("GET", "/api/v1/instances", admin, nil), 200, "", "")
+		if n := len(m["items"].([]any)); n != 3 {
+			t.Errorf("root with scope admin lists %d instances, want 3", n)
+		}
+		want(t, e.do("GET", "/api/v1/tasks?all=true", admin, nil), 200, "", "")
+		want(t, e.do("GET", "/api/v1/admin/users", admin, nil), 200, "", "")
+		want(t, e.do("POST", "/api/v1/instances/"+alices+"/cancel", admin, nil), 200, "", "")
 	})
 }

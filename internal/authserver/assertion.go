@@ -17,6 +17,7 @@ import (
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
 
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/tokenrules"
 )
 
 // assertionAlgs are the algorithms a client assertion may use; "none" and
@@ -28,6 +29,11 @@ const clockSkew = 30 * time.Second
 
 // checkAssertion authenticates a private_key_jwt client (RFC 7523 §3).
 func (s *Server) checkAssertion(ctx context.Context, formID, raw string, fail func(string, string) (*client, error)) (*client, error) {
+	// go-jose re-encodes what it decoded before verifying, and acts on
+	// crit b64: the assertion must be the one spelling its client signed.
+	if err := tokenrules.CheckCompact(raw); err != nil {
+		return fail(formID, "malformed client assertion: "+err.Error())
+	}
 	tok, err := josejwt.ParseSigned(raw, assertionAlgs)
 	if err != nil || len(tok.Headers) != 1 {
 		return fail(formID, "malformed client assertion")

@@ -550,24 +550,20 @@ func (h idTokenHint) names(sess store.Session) bool {
 }
 
 // parseIDTokenHint verifies an ID token of ours (expired is fine, OIDC
-// RP-Initiated Logout §2). An access token, signed by the same issuer and
-// carrying a sub and auth_time too, is not one.
+// RP-Initiated Logout §2), in the one spelling that was signed. An access
+// token, signed by the same issuer and carrying a sub and auth_time too, is
+// not one.
 func (s *Server) parseIDTokenHint(ctx context.Context, raw string) (idTokenHint, error) {
 	var c struct {
 		jwt.RegisteredClaims
 		AuthTime int64 `json:"auth_time"`
 	}
-	_, err := jwt.NewParser(jwt.WithValidMethods([]string{"RS256", "ES256", "EdDSA"}), jwt.WithoutClaimsValidation()).ParseWithClaims(raw, &c, func(t *jwt.Token) (any, error) {
-		if typ, _ := t.Header["typ"].(string); strings.EqualFold(typ, "at+jwt") {
-			return nil, errNotOurs
+	tok, err := s.parseOwn(ctx, raw, &c, jwt.WithValidMethods([]string{"RS256", "ES256", "EdDSA"}), jwt.WithoutClaimsValidation())
+	if err == nil {
+		if typ, _ := tok.Header["typ"].(string); strings.EqualFold(typ, "at+jwt") {
+			err = errNotOurs
 		}
-		kid, _ := t.Header["kid"].(string)
-		pk, ok := s.keys.PublicKey(ctx, kid)
-		if !ok {
-			return nil, errNotOurs
-		}
-		return pk, nil
-	})
+	}
 	if err != nil || c.Issuer != s.issuer || len(c.Audience) != 1 {
 		return idTokenHint{}, errNotOurs
 	}

@@ -12,11 +12,15 @@ import (
 
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/tokenrules"
 )
 
 // parsedAccess is a verified access token of ours.
 type parsedAccess struct {
 	accessClaims
+	// client: the token is a client's own (client credentials), as its
+	// grant claim says; otherwise it stands for the user named by sub.
+	client bool
 }
 
 // GetExpirationTime and the other getters make parsedAccess a jwt.Claims
@@ -54,10 +58,28 @@ func (s *Server) verifyAccess(ctx context.Context, raw string, allowExpired bool
 		opts = append(opts, jwt.WithoutClaimsValidation())
 	}
 	var p parsedAccess
-	tok, err := jwt.NewParser(opts...).ParseWithClaims(raw, &p, func(t *jwt.Token) (any, error) {
-		if typ, _ := t.Header["typ"].(string); !strings.EqualFold(typ, "at+jwt") {
-			return nil, errNotOurs
-		}
+	tok, err := s.parseOwn(ctx, raw, &p, opts...)
+	if err != nil || !tok.Valid || p.JTI == "" || p.Issuer != s.issuer {
+		return nil, errNotOurs
+	}
+	if typ, _ := tok.Header["typ"].(string); !strings.EqualFold(typ, "at+jwt") {
+		return nil, errNotOurs
+	}
+	if p.client, err = tokenrules.ForClient(p.Grant, p.Subject, p.ClientID); err != nil {
+		return nil, errNotOurs
+	}
+	return &p, nil
+}
+
+// parseOwn parses and verifies a JWT signed with one of our keys (an
+// access token or an ID token); opts add the claim checks. Every token we
+// are handed goes through here, so each is accepted only in the one
+// spelling we signed and without extensions we do not understand.
+func (s *Server) parseOwn(ctx context.Context, raw string, claims jwt.Claims, opts ...jwt.ParserOption) (*jwt.Token, error) {
+	if err := tokenrules.CheckCompact(raw); err != nil {
+		return nil, err
+	}
+	return jwt.NewParser(opts...).ParseWithClaims(raw, claims, func(t *jwt.Token) (any, error) {
 		kid, _ := t.Header["kid"].(string)
 		pk, ok := s.keys.PublicKey(ctx, kid)
 		if !ok {
@@ -65,10 +87,6 @@ func (s *Server) verifyAccess(ctx context.Context, raw string, allowExpired bool
 		}
 		return pk, nil
 	})
-	if err != nil || !tok.Valid || p.JTI == "" || p.Issuer != s.issuer {
-		return nil, errNotOurs
-	}
-	return &p, nil
 }
 
 // mayIntrospect reports whether client may learn about a token issued to
@@ -116,8 +134,9 @@ func (s *Server) introspect(ctx context.Context, client *store.Client, raw strin
 	}, nil
 }
 
+// username is the user an access token stands for, "" for a client's own.
 func username(p *parsedAccess) string {
-	if p.Subject == p.ClientID {
+	if p.client {
 		return ""
 	}
 	return p.Subject
@@ -176,7 +195,7 @@ func (s *Server) userinfo(ctx context.Context, raw string) (any, error) {
 		return nil, invalid
 	}
 	scopes := strings.Fields(p.Scope)
-	if !slices.Contains(scopes, "openid") || p.Subject == p.ClientID {
+	if !slices.Contains(scopes, "openid") || p.client {
 		return nil, &oauthError{Code: "insufficient_scope", status: http.StatusForbidden}
 	}
 	u, err := s.st.GetUser(ctx, p.Subject)

@@ -19,6 +19,7 @@ import (
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/tokenrules"
 )
 
 // accessClaims are the RFC 9068 claims of our access tokens.
@@ -27,6 +28,7 @@ type accessClaims struct {
 	Subject  string `json:"sub"`
 	Audience string `json:"aud"`
 	ClientID string `json:"client_id"`
+	Grant    string `json:"gty"` // tokenrules.GrantClaim: whom the token stands for
 	Scope    string `json:"scope,omitempty"`
 	Exp      int64  `json:"exp"`
 	Iat      int64  `json:"iat"`
@@ -44,15 +46,17 @@ type tokenResponse struct {
 	IDToken      string `json:"id_token,omitempty"`
 }
 
-// mintAccess signs an access token. jti may be preset: tokens of a refresh
-// family name it (familyJTI), so that revoking the family refuses them.
-func (s *Server) mintAccess(sub, clientID string, scopes []string, jti string, authTime time.Time, now time.Time) (string, time.Time, error) {
+// mintAccess signs an access token. grant is the grant that issued it
+// (a tokenrules.Grant*), which is how its readers tell a client's own token
+// from a user's. jti may be preset: tokens of a refresh family name it
+// (familyJTI), so that revoking the family refuses them.
+func (s *Server) mintAccess(sub, clientID, grant string, scopes []string, jti string, authTime time.Time, now time.Time) (string, time.Time, error) {
 	if jti == "" {
 		jti = randomToken(16)
 	}
 	exp := now.Add(s.opts.Auth.AccessTokenTTL)
 	c := accessClaims{
-		Issuer: s.issuer, Subject: sub, Audience: s.issuer, ClientID: clientID,
+		Issuer: s.issuer, Subject: sub, Audience: s.issuer, ClientID: clientID, Grant: grant,
 		Scope: strings.Join(scopes, " "), Exp: exp.Unix(), Iat: now.Unix(), JTI: jti,
 	}
 	if !authTime.IsZero() {
@@ -74,6 +78,8 @@ func (c *accessClaims) appendJSON(b []byte) []byte {
 	b = appendJSONString(b, c.Audience)
 	b = append(b, `,"client_id":`...)
 	b = appendJSONString(b, c.ClientID)
+	b = append(b, `,"`+tokenrules.GrantClaim+`":`...)
+	b = appendJSONString(b, c.Grant)
 	if c.Scope != "" {
 		b = append(b, `,"scope":`...)
 		b = appendJSONString(b, c.Scope)
@@ -132,7 +138,7 @@ func (s *Server) clientCredentials(ctx context.Context, c *store.Client, request
 		}
 	}
 	now := s.now()
-	at, _, err := s.mintAccess(c.ID, c.ID, scopes, "", time.Time{}, now)
+	at, _, err := s.mintAccess(c.ID, c.ID, tokenrules.GrantClientCredentials, scopes, "", time.Time{}, now)
 	if err != nil {
 		return nil, err
 	}
@@ -247,10 +253,15 @@ func (s *Server) accessRevoked(ctx context.Context, jti string) (bool, error) {
 
 // issueUserTokens mints the access token, the ID token (scope openid) and a
 // refresh token when SPEC allows one. newFamily creates the refresh token
-// (a code exchange); otherwise the caller already rotated it.
+// (a code exchange, the grant the access token records); otherwise the
+// caller already rotated it (a refresh).
 func (s *Server) issueUserTokens(ctx context.Context, c *store.Client, u *store.User, scopes []string, jti, family, nonce string,
 	authTime time.Time, amr []string, now time.Time, newFamily bool) (*tokenResponse, error) {
-	at, _, err := s.mintAccess(u.Username, c.ID, scopes, jti, authTime, now)
+	grant := tokenrules.GrantRefreshToken
+	if newFamily {
+		grant = tokenrules.GrantAuthorizationCode
+	}
+	at, _, err := s.mintAccess(u.Username, c.ID, grant, scopes, jti, authTime, now)
 	if err != nil {
 		return nil, err
 	}

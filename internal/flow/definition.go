@@ -106,7 +106,15 @@ type Step struct {
 	Wait             *Wait
 	Return           *Return
 	Fail             *Fail
+
+	// secrets are the named secrets the step's expressions read.
+	secrets []string
 }
+
+// SecretNames lists the named secrets (secrets.NAME) the step's
+// expressions read, each once: what the engine reads from the store before
+// the step runs, and nothing else.
+func (s *Step) SecretNames() []string { return s.secrets }
 
 // HTTP calls an API.
 type HTTP struct {

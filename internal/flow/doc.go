@@ -27,6 +27,10 @@
 //     field of nil is a runtime error (use ?. or ??). switch.when must be
 //     exactly one expression; a non-boolean result is a compile error
 //     when the type is known and a runtime error otherwise.
+//   - Named secrets. secrets.NAME (or secrets["NAME"]) must name a
+//     constant secret, so each step knows what it reads (SecretNames);
+//     using the map otherwise (keys(secrets), secrets[vars.x]) fails at
+//     deploy. Whether the secret is set is only known at run time.
 //   - Input. Unknown fields are refused, null counts as absent, defaults
 //     apply to absent fields, numbers become float64 and integers int.
 //     An empty string satisfies required (JSON's meaning of present).

@@ -525,7 +525,14 @@ func (p *parser) compile(d *Definition) {
 			p.fail(pt.n, pt.a, err)
 			continue
 		}
-		pt.t.parts, pt.t.whole, pt.t.wantBool = t.parts, t.whole, t.wantBool
+		pt.t.parts, pt.t.whole, pt.t.wantBool, pt.t.secrets = t.parts, t.whole, t.wantBool, t.secrets
+		if s, ok := d.Step(pt.t.step); ok {
+			for _, name := range t.secrets {
+				if !slices.Contains(s.secrets, name) {
+					s.secrets = append(s.secrets, name)
+				}
+			}
+		}
 		if pt.check != nil {
 			if err := pt.check(pt.t); err != nil {
 				p.fail(pt.n, pt.a, err)

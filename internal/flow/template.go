@@ -8,6 +8,7 @@ import (
 	"math"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -49,6 +50,10 @@ type Env struct {
 	Instance Instance `expr:"instance"`
 	// User is the principal who started the instance.
 	User User `expr:"user"`
+	// Secrets holds the named secrets the current step reads, by name:
+	// the engine fills it from the store just before the step runs and
+	// never persists it (see Step.SecretNames).
+	Secrets map[string]string `expr:"secrets"`
 }
 
 // StepState is what expressions see of a finished step.
@@ -96,6 +101,8 @@ type Template struct {
 	wantBool bool
 	// Where the template is written, for runtime errors.
 	flow, step, field string
+	// secrets are the names of the named secrets it reads.
+	secrets []string
 }
 
 // part is a literal piece of text or a compiled expression.
@@ -372,6 +379,7 @@ func compileTemplate(src string, o compileOptions) (*Template, error) {
 		}
 		t.whole = p
 		t.parts = []part{{text: raw[0].text, prog: p}}
+		t.secrets = secretNames(p.Node(), nil)
 		return t, nil
 	}
 	if o.wantBool {
@@ -387,6 +395,7 @@ func compileTemplate(src string, o compileOptions) (*Template, error) {
 			return nil, err
 		}
 		t.parts = append(t.parts, part{text: r.text, prog: p})
+		t.secrets = secretNames(p.Node(), t.secrets)
 	}
 	if len(t.parts) == 0 {
 		t.parts = []part{{text: ""}}
@@ -426,6 +435,9 @@ func compileExpr(code string, o compileOptions) (*vm.Program, error) {
 	p, err := expr.Compile(code, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("${{ %s }}: %w", shorten(code, 80), exprMessage(err))
+	}
+	if err := checkSecretRefs(p.Node()); err != nil {
+		return nil, fmt.Errorf("${{ %s }}: %w", shorten(code, 80), err)
 	}
 	if o.checkRef {
 		if err := checkRefs(p.Node(), o); err != nil {
@@ -491,6 +503,54 @@ func checkRefs(n ast.Node, o compileOptions) error {
 	r := &refChecker{o: o}
 	ast.Walk(&n, r)
 	return r.err
+}
+
+// secretVisitor finds the named secrets an expression reads. The engine
+// reads exactly these from the store before the step runs, so a name must
+// be known without running the expression: secrets.NAME or
+// secrets["NAME"], nothing computed.
+type secretVisitor struct {
+	names  []string
+	byName int // secrets.NAME reads
+	idents int // uses of the identifier secrets
+}
+
+func (v *secretVisitor) Visit(node *ast.Node) {
+	switch n := (*node).(type) {
+	case *ast.IdentifierNode:
+		if n.Value == "secrets" {
+			v.idents++
+		}
+	case *ast.MemberNode:
+		id, ok := n.Node.(*ast.IdentifierNode)
+		if !ok || id.Value != "secrets" {
+			return
+		}
+		if prop, ok := n.Property.(*ast.StringNode); ok {
+			v.byName++
+			if !slices.Contains(v.names, prop.Value) {
+				v.names = append(v.names, prop.Value)
+			}
+		}
+	}
+}
+
+// checkSecretRefs refuses a use of secrets other than reading one by its
+// name (the whole map, a computed name).
+func checkSecretRefs(n ast.Node) error {
+	v := &secretVisitor{}
+	ast.Walk(&n, v)
+	if v.idents != v.byName {
+		return errors.New("read a secret by its name: secrets.NAME (the secrets cannot be listed or named by an expression)")
+	}
+	return nil
+}
+
+// secretNames appends to names the named secrets n reads, once each.
+func secretNames(n ast.Node, names []string) []string {
+	v := &secretVisitor{names: names}
+	ast.Walk(&n, v)
+	return v.names
 }
 
 // appendValue formats v for interpolation.

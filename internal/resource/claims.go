@@ -28,6 +28,7 @@ type tokenClaims struct {
 	Iat               float64         `json:"iat"`
 	ID                string          `json:"jti"`
 	ClientID          string          `json:"client_id"`
+	Grant             string          `json:"gty"`   // Flowgate's own tokens: the grant that issued them
 	AZP               string          `json:"azp"`   // Entra v2, Keycloak: the client
 	AppID             string          `json:"appid"` // Entra v1: the client
 	Scope             claimList       `json:"scope"`

@@ -78,6 +78,21 @@ func (k testKey) sign(tb testing.TB, claims jwt.MapClaims) string {
 	return s
 }
 
+// signWithHeader is sign with extra header parameters.
+func (k testKey) signWithHeader(tb testing.TB, claims jwt.MapClaims, header map[string]any) string {
+	tb.Helper()
+	tok := jwt.NewWithClaims(k.method, claims)
+	tok.Header["kid"] = k.kid
+	for name, v := range header {
+		tok.Header[name] = v
+	}
+	s, err := tok.SignedString(k.priv)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return s
+}
+
 // claimsFor returns valid claims for iss/aud, valid for 5 minutes.
 func claimsFor(iss, aud, sub string) jwt.MapClaims {
 	now := time.Now()
@@ -172,8 +187,9 @@ func newOwnSetup(tb testing.TB, keys ...testKey) *ownSetup {
 	for _, k := range keys {
 		s.keys[k.kid] = k
 	}
-	users := map[string][]string{"alice": {"employee", "approver"}}
-	clients := map[string][]string{"portal": {"invoicer"}}
+	// A user and a client may share a name: "ops".
+	users := map[string][]string{"alice": {"employee", "approver"}, "ops": {"employee"}}
+	clients := map[string][]string{"portal": {"invoicer"}, "ops": {"admin"}}
 	s.own = OwnIssuer{
 		Issuer:    ownIss,
 		Audiences: []string{"https://flowgate.example/api"},

@@ -155,7 +155,7 @@ func TestMe(t *testing.T) {
 	user := claimsFor(ownIss, ownIss, "alice")
 	user["client_id"], user["scope"], user["exp"] = "portal", "openid tasks", exp.Unix()
 	client := claimsFor(ownIss, ownIss, "portal")
-	client["client_id"], client["exp"] = "portal", exp.Unix()
+	client["client_id"], client["gty"], client["exp"] = "portal", "client_credentials", exp.Unix()
 	ext := claimsFor(gi.iss, "", "pairwise-sub")
 	ext["aud"] = []string{"api://flowgate", "other"}
 	ext["oid"], ext["scp"], ext["roles"], ext["exp"] = "8d2f-oid", "Workflows.Read", []string{"employee"}, exp.Unix()

@@ -43,6 +43,20 @@ func (p *Principal) HasScope(scope string) bool { return slices.Contains(p.Scope
 // HasRole reports whether the caller holds role.
 func (p *Principal) HasRole(role string) bool { return slices.Contains(p.Roles, role) }
 
+// AdminRole is the role, and AdminScope the scope, that together make an administrator.
+const (
+	AdminRole  = "admin"
+	AdminScope = "admin"
+)
+
+// CanAdminister reports whether the caller may act as an administrator: beyond its own
+// instances and tasks, and on the admin API. It takes both the admin role (the right) and a
+// token granting the admin scope (the grant): a token the user obtained for something else
+// does not carry the user's administrative powers.
+func (p *Principal) CanAdminister() bool {
+	return p.ID != "" && p.HasRole(AdminRole) && p.HasScope(AdminScope)
+}
+
 type principalKey struct{}
 
 // WithPrincipal returns a copy of ctx carrying p. Middleware does this for validated tokens;

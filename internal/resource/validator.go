@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/flowgate/flowgate/internal/tokenrules"
 )
 
 // Leeway is the clock skew allowed on exp, nbf and iat.
@@ -301,6 +303,11 @@ func (v *Validator) Status() []IssuerStatus {
 // Validate checks a bearer token and returns the caller it stands for. Every error is a
 // *TokenError saying which check failed.
 func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error) {
+	// Before any parsing, for every issuer: the library accepts other spellings of a signed
+	// token and ignores crit.
+	if err := tokenrules.CheckCompact(raw); err != nil {
+		return nil, invalidToken(err.Error(), nil)
+	}
 	iss, err := peekIssuer(raw)
 	if err != nil {
 		return nil, invalidToken("malformed token: not a signed JWT", err)
@@ -345,12 +352,13 @@ func (v *Validator) validateOwn(ctx context.Context, raw string) (*Principal, er
 	}
 	p := v.newPrincipal(c, OwnIssuerName)
 	p.Scopes = c.Scope
-	var (
-		roles []string
-		err   error
-	)
-	// RFC 9068 §2.2: a client-credentials token's sub is the client id.
-	if c.ClientID != "" && c.Subject == c.ClientID {
+	var roles []string
+	// The grant the token records says whom it stands for; a username may equal a client id.
+	forClient, err := tokenrules.ForClient(c.Grant, c.Subject, c.ClientID)
+	if err != nil {
+		return nil, invalidToken(err.Error(), nil)
+	}
+	if forClient {
 		p.Kind, p.ID = KindClient, "client:"+c.ClientID
 		if v.own.ClientRoles != nil {
 			roles, err = v.own.ClientRoles(ctx, c.ClientID)

@@ -40,7 +40,7 @@ func TestOwnIssuerTokens(t *testing.T) {
 	})
 	t.Run("client credentials token", func(t *testing.T) {
 		c := claimsFor(ownIss, ownIss, "portal")
-		c["client_id"] = "portal"
+		c["client_id"], c["gty"] = "portal", "client_credentials"
 		c["scope"] = "flows.invoke"
 		p, err := v.Validate(ctx, key.sign(t, c))
 		if err != nil {

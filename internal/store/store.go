@@ -40,6 +40,7 @@ type Store interface {
 	Clients
 	AuditLog
 	Secrets
+	NamedSecrets
 	AuthServer
 	Settings
 	Flows

@@ -101,7 +101,7 @@ func (r *runner) runHTTP(ctx context.Context, step *flow.Step) error {
 	// After the commit the record is no longer pending; rebuild it for the
 	// end, keeping seq, attempt and start.
 	rec := store.StepRecord{InstanceID: r.inst.ID, Seq: r.inst.Seq, StepID: step.ID, Type: string(step.Type),
-		Status: store.StepRunning, Attempt: attempt, StartedAt: start, Input: recordJSON(maskRequest(req))}
+		Status: store.StepRunning, Attempt: attempt, StartedAt: start, Input: r.recordJSON(maskRequest(req))}
 	r.pending = append(r.pending, rec)
 	i = len(r.pending) - 1
 
@@ -362,6 +362,7 @@ func (r *runner) sendWithAuth(ctx context.Context, h *flow.HTTP, req *httpReques
 		login = h.Auth.As == flow.AuthAsStarter && (errors.Is(err, vault.ErrNotConnected) || errors.Is(err, vault.ErrReconnectRequired))
 		return map[string]any{"status": -1, "error": "auth: " + err.Error()}, login, nil
 	}
+	r.learnSecret(tok)
 	req.bearer = tok
 	out, err = r.e.send(ctx, req, h.Timeout, key)
 	if err != nil || out["status"].(int) != http.StatusUnauthorized {
@@ -372,6 +373,7 @@ func (r *runner) sendWithAuth(ctx context.Context, h *flow.HTTP, req *httpReques
 		login = h.Auth.As == flow.AuthAsStarter && errors.Is(err, vault.ErrReconnectRequired)
 		return out, login, nil
 	}
+	r.learnSecret(tok)
 	req.bearer = tok
 	out, err = r.e.send(ctx, req, h.Timeout, key)
 	return out, false, err

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -116,7 +117,7 @@ func (r *runner) startTracked(done chan struct{}) {
 		err := r.advance(r.e.ctx)
 		r.signalFirst(err)
 		if err != nil && !errors.Is(err, errStop) && r.existing == "" && !errors.Is(err, store.ErrIdempotencyMismatch) {
-			r.e.log.Error("flow engine: run stopped", "instance", r.inst.ID, "workflow", r.inst.Workflow, "err", err)
+			r.e.log.Error("flow engine: run stopped", "instance", r.inst.ID, "workflow", r.inst.Workflow, "err", r.maskText(err.Error()))
 		}
 	}()
 }
@@ -251,8 +252,14 @@ func (e *Engine) invokeResult(inst store.Instance, existing bool) InvokeResult {
 	res := InvokeResult{Instance: inst, Done: inst.Ended(), Existing: existing}
 	if inst.Status == store.StatusCompleted {
 		resp := &Response{Status: 200}
-		if len(inst.Output) > 0 {
-			if err := json.Unmarshal(inst.Output, resp); err != nil {
+		out := inst.Output
+		// A masked output has its answer as the flow gave it in the state.
+		var st state
+		if bytes.Contains(out, []byte(mask)) && len(inst.State) > 0 && json.Unmarshal(inst.State, &st) == nil && st.Response != nil {
+			out = st.Response
+		}
+		if len(out) > 0 {
+			if err := json.Unmarshal(out, resp); err != nil {
 				resp = &Response{Status: 200}
 			}
 		}
@@ -366,14 +373,10 @@ func (e *Engine) commitClaim(ctx context.Context, r *runner) error {
 	now := e.now()
 	r.inst.UpdatedAt = now
 	r.inst.LeaseUntil = now.Add(e.lease)
-	var err error
-	if r.inst.Vars, err = json.Marshal(r.env.Vars); err != nil {
+	if err := r.encodeRow(); err != nil {
 		return err
 	}
-	if r.inst.State, err = json.Marshal(r.st); err != nil {
-		return err
-	}
-	err = e.st.CommitInstance(ctx, store.InstanceCommit{Instance: r.inst, ExpectOwner: "", Steps: r.pending, Act: r.act})
+	err := e.st.CommitInstance(ctx, store.InstanceCommit{Instance: r.inst, ExpectOwner: "", Steps: r.pending, Act: r.act})
 	switch {
 	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrLeaseLost):
 		return fmt.Errorf("%w: someone acted on it first", ErrTaskClosed)

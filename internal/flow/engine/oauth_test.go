@@ -61,7 +61,13 @@ type oauthEnv struct {
 
 func newOAuthEnv(t *testing.T) *oauthEnv {
 	t.Helper()
-	env := &oauthEnv{st: openStore(t), peer: oauthpeer.Start(t, oauthpeer.Options{}), target: &bearerTarget{reject: map[string]bool{}}}
+	return newOAuthEnvWith(t, openStore(t), engine.Config{})
+}
+
+// newOAuthEnvWith is newOAuthEnv on a given store and engine config.
+func newOAuthEnvWith(t *testing.T, st store.Store, cfg engine.Config) *oauthEnv {
+	t.Helper()
+	env := &oauthEnv{st: st, peer: oauthpeer.Start(t, oauthpeer.Options{}), target: &bearerTarget{reject: map[string]bool{}}}
 	srv := httptest.NewServer(env.target)
 	t.Cleanup(srv.Close)
 	env.url = srv.URL
@@ -76,7 +82,8 @@ func newOAuthEnv(t *testing.T) *oauthEnv {
 		}
 	}
 	env.vault = vault.New(env.st, vault.Options{})
-	env.eng = newEngine(t, env.st, engine.Config{Vault: env.vault, PublicURL: "https://flowgate.example/"})
+	cfg.Vault, cfg.PublicURL = env.vault, "https://flowgate.example/"
+	env.eng = newEngine(t, env.st, cfg)
 	return env
 }
 

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -26,6 +27,16 @@ type state struct {
 	Parked *parkedState `json:"parked,omitempty"`
 	// Connect is set while an oauth_user_login step waits for its user.
 	Connect *connectState `json:"connect,omitempty"`
+	// Secrets are the values from secret sources this instance has seen
+	// (see learnSecret): masked wherever they would be recorded.
+	Secrets []string `json:"secrets,omitempty"`
+	// Vars are the variables unmasked, when the instance row's vars
+	// (what the API shows) have secrets masked.
+	Vars json.RawMessage `json:"vars,omitempty"`
+	// Response is the return step's answer unmasked, when the instance's
+	// output has secrets masked: the invoke answer is the flow's, for its
+	// caller, and is not a record.
+	Response json.RawMessage `json:"response,omitempty"`
 }
 
 type parkedState struct {
@@ -86,6 +97,9 @@ type runner struct {
 	existing string
 	// snapshot is the instance as its first commit wrote it.
 	snapshot store.Instance
+	// masker masks st.Secrets; nil until needed, and reset when a
+	// secret is learned.
+	masker *masker
 }
 
 // errStop ends a run without error: the instance waits, ended, or another
@@ -112,7 +126,11 @@ func (e *Engine) loadRunner(ctx context.Context, inst store.Instance) (*runner, 
 	if err := json.Unmarshal(inst.Input, &input); err != nil {
 		return nil, fmt.Errorf("instance %s: input: %w", inst.ID, err)
 	}
-	if err := json.Unmarshal(inst.Vars, &vars); err != nil {
+	varsJSON := inst.Vars
+	if r.st.Vars != nil {
+		varsJSON = r.st.Vars
+	}
+	if err := json.Unmarshal(varsJSON, &vars); err != nil {
 		return nil, fmt.Errorf("instance %s: vars: %w", inst.ID, err)
 	}
 	r.initEnv(input, vars, s)
@@ -152,7 +170,7 @@ func (r *runner) start() {
 		err := r.advance(r.e.ctx)
 		r.signalFirst(err)
 		if err != nil && !errors.Is(err, errStop) {
-			r.e.log.Error("flow engine: run stopped", "instance", r.inst.ID, "workflow", r.inst.Workflow, "err", err)
+			r.e.log.Error("flow engine: run stopped", "instance", r.inst.ID, "workflow", r.inst.Workflow, "err", r.maskText(err.Error()))
 		}
 	}()
 }
@@ -186,6 +204,9 @@ func (r *runner) advance(ctx context.Context) error {
 		step, ok := r.def.Step(cur)
 		if !ok {
 			return r.failInstance(ctx, cur, fmt.Errorf("step %q does not exist in version %d", cur, r.def.Version))
+		}
+		if err := r.resolveSecrets(ctx, step); err != nil {
+			return err
 		}
 		var err error
 		switch step.Type {
@@ -233,7 +254,7 @@ func (r *runner) record(step *flow.Step, status string, attempt int, startedAt t
 		Status:     status,
 		Attempt:    attempt,
 		StartedAt:  startedAt,
-		Input:      recordJSON(input),
+		Input:      r.recordJSON(input),
 	}
 	r.pending = append(r.pending, rec)
 	if status == store.StepWaiting {
@@ -248,20 +269,13 @@ func (r *runner) endRecord(i int, step *flow.Step, status string, output map[str
 	rec.Status = status
 	rec.EndedAt = r.e.now()
 	if output != nil {
-		rec.Output = outputJSON(step, output)
+		rec.Output = r.outputJSON(step, output)
 	}
-	rec.Error = errMsg
+	rec.Error = r.maskText(errMsg)
 }
 
-// outputJSON is a step's output as its record keeps it: the step's secret
-// outputs (tokens) masked. Every record of an output goes through here, so
-// no path can store a token in the history.
-func outputJSON(step *flow.Step, out map[string]any) []byte {
-	return recordJSON(flow.Mask(out, step.Secrets()))
-}
-
-// recordJSON is step data as a record keeps it; callers mask first.
-func recordJSON(v any) []byte {
+// encodeRecord is step data encoded; recordJSON masks it.
+func encodeRecord(v any) []byte {
 	if v == nil {
 		return nil
 	}
@@ -340,8 +354,11 @@ func (r *runner) runReturn(ctx context.Context, step *flow.Step) error {
 	if err != nil {
 		return r.failRecorded(i, step, fmt.Errorf("the response cannot be written as JSON: %w", err))
 	}
-	r.pending[i].Output = out
-	r.endInstance(store.StatusCompleted, out, "")
+	r.pending[i].Output = r.maskJSON(out)
+	if masked := r.pending[i].Output; !bytes.Equal(masked, out) {
+		r.st.Response = out
+	}
+	r.endInstance(store.StatusCompleted, r.pending[i].Output, "")
 	return r.finish(ctx)
 }
 
@@ -403,7 +420,7 @@ func (r *runner) parkedRecord(step *flow.Step, status string, out map[string]any
 	}
 	r.st.Parked = nil
 	if out != nil {
-		rec.Output = outputJSON(step, out)
+		rec.Output = r.outputJSON(step, out)
 	}
 	return rec
 }
@@ -432,7 +449,7 @@ func (r *runner) runTask(ctx context.Context, step *flow.Step) error {
 	r.record(step, store.StepWaiting, 1, start, map[string]any{"title": title, "assignees": assignees, "actions": t.Actions})
 	r.tasks = append(r.tasks, &store.Task{
 		InstanceID: r.inst.ID, Workflow: r.inst.Workflow, StepID: step.ID, Seq: r.inst.Seq,
-		Type: store.TaskTypeTask, Title: title, Assignees: assignees, Actions: t.Actions,
+		Type: store.TaskTypeTask, Title: r.maskText(title), Assignees: assignees, Actions: t.Actions,
 		Form: form, Status: store.TaskOpen, CreatedAt: start,
 	})
 	r.inst.Status = store.StatusWaiting
@@ -512,7 +529,7 @@ func (r *runner) endInstance(status string, output []byte, errMsg string) {
 	now := r.e.now()
 	r.inst.Status = status
 	r.inst.Output = output
-	r.inst.Error = errMsg
+	r.inst.Error = r.maskText(errMsg)
 	r.inst.EndedAt = now
 	r.inst.Owner = ""
 	r.inst.LeaseUntil = time.Time{}
@@ -524,6 +541,25 @@ func (r *runner) endInstance(status string, output []byte, errMsg string) {
 	if status != store.StatusCompleted {
 		r.cancel = true
 	}
+}
+
+// encodeRow encodes the instance's vars and resume state for a commit.
+// The vars column, which the API shows, has secrets masked; when that
+// changed them, the state (sealed in the store) keeps them as they are.
+func (r *runner) encodeRow() error {
+	vars, err := json.Marshal(r.env.Vars)
+	if err != nil {
+		return fmt.Errorf("instance %s: vars: %w", r.inst.ID, err)
+	}
+	r.inst.Vars = r.maskJSON(vars)
+	r.st.Vars = nil
+	if !bytes.Equal(r.inst.Vars, vars) {
+		r.st.Vars = vars
+	}
+	if r.inst.State, err = json.Marshal(r.st); err != nil {
+		return fmt.Errorf("instance %s: state: %w", r.inst.ID, err)
+	}
+	return nil
 }
 
 // finish commits an ended instance and tells waiting callers.
@@ -543,12 +579,8 @@ func (r *runner) commit(ctx context.Context) error {
 	if r.inst.Owner != "" {
 		r.inst.LeaseUntil = now.Add(r.e.lease)
 	}
-	var err error
-	if r.inst.Vars, err = json.Marshal(r.env.Vars); err != nil {
-		return fmt.Errorf("instance %s: vars: %w", r.inst.ID, err)
-	}
-	if r.inst.State, err = json.Marshal(r.st); err != nil {
-		return fmt.Errorf("instance %s: state: %w", r.inst.ID, err)
+	if err := r.encodeRow(); err != nil {
+		return err
 	}
 	c := store.InstanceCommit{
 		Instance:    r.inst,
@@ -584,6 +616,10 @@ func (r *runner) commit(ctx context.Context) error {
 		// just written; State is the engine's own.
 		r.snapshot = r.inst
 		r.snapshot.State = nil
+		if r.st.Response != nil {
+			// The invoke answer, for StartInstance's caller.
+			r.snapshot.State, _ = json.Marshal(state{Response: r.st.Response})
+		}
 		// As the store gives times back: UTC, whole microseconds.
 		for _, t := range []*time.Time{&r.snapshot.StartedAt, &r.snapshot.UpdatedAt, &r.snapshot.EndedAt, &r.snapshot.LeaseUntil} {
 			if !t.IsZero() {

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/flowgate/flowgate/internal/app"
+	"github.com/flowgate/flowgate/internal/flow"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+func (c *cli) secretCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "secret", Short: "Manage the named secrets flows read as ${{ secrets.NAME }}"}
+	cmd.AddCommand(c.secretSetCmd(), c.secretListCmd(), c.secretRemoveCmd())
+	return cmd
+}
+
+func (c *cli) secretSetCmd() *cobra.Command {
+	var fromStdin bool
+	cmd := &cobra.Command{
+		Use:   "set NAME",
+		Short: "Set a named secret (value from a prompt or --value-stdin; never readable back)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			name := args[0]
+			if err := flow.CheckSecretName(name); err != nil {
+				return err
+			}
+			value, err := c.readSecretValue(fromStdin)
+			if err != nil {
+				return err
+			}
+			if err := flow.CheckSecretValue([]byte(value)); err != nil {
+				return fmt.Errorf("secret %s: %w", name, err)
+			}
+			return c.withApp(cmd.Context(), func(a *app.App) error {
+				_, created, err := a.Store.SetNamedSecret(cmd.Context(), name, []byte(value), time.Time{})
+				if err != nil {
+					return err
+				}
+				verb := "replaced"
+				if created {
+					verb = "set"
+				}
+				fmt.Fprintf(c.stdout, "%s secret %s\n", verb, name)
+				return nil
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&fromStdin, "value-stdin", false, "read the value from stdin (all of it, one trailing newline dropped)")
+	return cmd
+}
+
+// readSecretValue reads the value from stdin with --value-stdin (all of
+// it, so a PEM key fits), or asks twice on the terminal. Never from
+// argv, where other users of the machine and the shell history would
+// see it.
+func (c *cli) readSecretValue(fromStdin bool) (string, error) {
+	if !fromStdin {
+		return c.promptTwice("Value", "value", "--value-stdin")
+	}
+	b, err := io.ReadAll(io.LimitReader(c.stdin, flow.MaxSecretLen+2))
+	if err != nil {
+		return "", fmt.Errorf("reading the value from stdin: %w", err)
+	}
+	v := strings.TrimSuffix(string(b), "\n")
+	return strings.TrimSuffix(v, "\r"), nil
+}
+
+func (c *cli) secretListCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "list",
+		Short: "List the named secrets (names and times, never values)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.withApp(cmd.Context(), func(a *app.App) error {
+				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tCREATED\tUPDATED")
+				err := eachPage(cmd.Context(), a.Store.ListNamedSecrets, func(n store.NamedSecret) {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, n.CreatedAt.Format(time.RFC3339), n.UpdatedAt.Format(time.RFC3339))
+				})
+				if err != nil {
+					return err
+				}
+				return tw.Flush()
+			})
+		},
+	}
+}
+
+func (c *cli) secretRemoveCmd() *cobra.Command {
+	return &cobra.Command{
+		Use:   "remove NAME",
+		Short: "Remove a named secret (steps that read it fail from then on)",
+		Args:  cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withApp(cmd.Context(), func(a *app.App) error {
+				if err := a.Store.DeleteNamedSecret(cmd.Context(), args[0]); errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("no secret %q", args[0])
+				} else if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.stdout, "removed secret %s\n", args[0])
+				return nil
+			})
+		},
+	}
+}

@@ -1,0 +1,17 @@
+-- Named secrets flows read as ${{ secrets.NAME }} (docs/ARCHITECTURE.md):
+-- set by administrators, never readable back through the APIs. Same
+-- conventions as 00001: times are unix microseconds (BIGINT). sealed holds
+-- Sealer output only, bound to the name, so a ciphertext copied under
+-- another name does not open. Kept apart from the server's own secrets
+-- table (signing keys, the key canary), which flows must never reach.
+
+-- +goose Up
+CREATE TABLE named_secrets (
+    name       TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    sealed     BYTEA  NOT NULL,
+    created_at BIGINT NOT NULL,
+    updated_at BIGINT NOT NULL
+);
+
+-- +goose Down
+DROP TABLE named_secrets;
