@@ -34,6 +34,8 @@ const (
 	exampleAlicePass  = "alice-password-1"
 	exampleBobPass    = "bob-password-1"
 	exampleShopSecret = "shop-secret-that-is-long-enough-1"
+	// exampleCarrierKey is the named secret CARRIER_API_KEY.
+	exampleCarrierKey = "carrier-key-5f1e9a"
 )
 
 // exampleHosts are the made-up hosts the examples call.
@@ -77,6 +79,8 @@ func (f *fakeAPIs) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		answer(http.StatusOK, `{"orders":[{"id":"A-1","amount":120.5},{"id":"A-2","amount":79.5}]}`)
 	case r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/api/sales/"):
 		w.WriteHeader(http.StatusNoContent)
+	case strings.HasPrefix(r.URL.Path, "/v1/") && r.Header.Get("X-Api-Key") != exampleCarrierKey:
+		answer(http.StatusUnauthorized, `{"error":"bad API key"}`)
 	case r.Method == http.MethodGet && r.URL.Path == "/v1/zones/eu":
 		answer(http.StatusOK, `{"base":4.9,"per_kg":1.2,"currency":"EUR"}`)
 	default:
@@ -190,8 +194,11 @@ flows: %s
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e.srv = startServeAt(t, dir, addr, []string{"FLOWGATE_SECRET_KEY=" + durableKey},
-		"--config", cfg, "--public-url", e.base)
+	env := []string{"FLOWGATE_SECRET_KEY=" + durableKey}
+	if r := run(t, dir, exampleCarrierKey, env, "secret", "set", "CARRIER_API_KEY", "--value-stdin", "--config", cfg); r.code != 0 {
+		t.Fatalf("secret set: %+v", r)
+	}
+	e.srv = startServeAt(t, dir, addr, env, "--config", cfg, "--public-url", e.base)
 	e.shop = clientToken(t, e.base, "shop", exampleShopSecret, "flows.invoke")
 	return e
 }
@@ -485,6 +492,9 @@ func (e *examplesEnv) runServiceToken(t *testing.T) {
 func (e *examplesEnv) runShippingQuote(t *testing.T) {
 	const path = "/api/v1/flows/shipping-quote/invoke"
 	code, hdr, body := e.call(t, http.MethodPost, path, "", e.shop, map[string]any{"country": "fr", "weight_kg": 2.5, "express": true})
+	if strings.Contains(fmt.Sprint(hdr, body), exampleCarrierKey) {
+		t.Error("the answer holds the carrier's API key")
+	}
 	if code != http.StatusOK || hdr.Get("Cache-Control") != "no-store" || body["price"] != 11.85 || body["zone"] != "eu" ||
 		body["country"] != "FR" || body["currency"] != "EUR" || body["express"] != true {
 		t.Errorf("a quote: %d %v %v", code, hdr, body)
