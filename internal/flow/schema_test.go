@@ -217,6 +217,8 @@ func TestSchemaAgreesWithParser(t *testing.T) {
 		{"task", step("task\n    title: t\n    assignees: [\"role:approver\", \"user:${{ vars.m }}\", \"${{ vars.who }}\"]\n    actions: [Approve, Send back]\n    form: {comment: {type: string}}\n    next: {Approve: end}"), true},
 		{"task without title", step("task\n    assignees: [\"role:a\"]\n    actions: [Ok]"), false},
 		{"task no assignees", step("task\n    title: t\n    assignees: []\n    actions: [Ok]"), false},
+		{"task assignee of another kind computed", step("task\n    title: t\n    assignees: [\"team:${{ vars.t }}\"]\n    actions: [Ok]"), false},
+		{"task assignee computed before its kind", step("task\n    title: t\n    assignees: [\"${{ vars.kind }}:${{ vars.name }}\", \"ro${{ vars.le }}\"]\n    actions: [Ok]"), true},
 		{"task bad assignee", step("task\n    title: t\n    assignees: [\"team:a\"]\n    actions: [Ok]"), false},
 		{"task duplicate action", step("task\n    title: t\n    assignees: [\"role:a\"]\n    actions: [Ok, Ok]"), false},
 		{"task bad action", step("task\n    title: t\n    assignees: [\"role:a\"]\n    actions: [\"-x\"]"), false},
