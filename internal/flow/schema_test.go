@@ -159,6 +159,11 @@ func TestSchemaAgreesWithParser(t *testing.T) {
 		{"no steps", "name: demo\n", false},
 		{"empty steps", "name: demo\nsteps: []\n", false},
 		{"expression in title", "name: demo\ntitle: \"${{ input.x }}\"\nsteps:\n  - {id: end, type: return}\n", false},
+		// A bare number where text is wanted is taken as its digits.
+		{"numbers as text", "name: 2024\ntitle: 2024\ndescription: 1.5\nsteps:\n  - {id: 1, type: set, vars: {a: 1}, next: 2, description: 3}\n  - id: 2\n    type: task\n    title: 4\n    assignees: [\"role:a\"]\n    actions: [1, 2]\n    next: {1: 3, 2: 3}\n  - {id: 3, type: oauth_server_login, server: 7, scope: 8}\n  - {id: 4, type: fail, error: 5}\n", true},
+		{"negative number as step id", "name: demo\nsteps:\n  - {id: -1, type: return}\n", false},
+		{"boolean as text", "name: demo\ntitle: true\nsteps:\n  - {id: end, type: return}\n", false},
+		{"null as text", "name: demo\nsteps:\n  - {id: end, type: fail, error: null}\n", false},
 		{"input null", "name: demo\ninput:\nsteps:\n  - {id: end, type: return}\n", true},
 		{"permissions unknown key", "name: demo\npermissions: {begin: [\"role:x\"]}\nsteps:\n  - {id: end, type: return}\n", false},
 		{"principal without kind", "name: demo\npermissions: {start: [alice]}\nsteps:\n  - {id: end, type: return}\n", false},
