@@ -246,6 +246,8 @@ func TestSchemaAgreesWithParser(t *testing.T) {
 		{"wait until not a time", step("wait\n    until: tomorrow"), false},
 		{"wait both", step("wait\n    duration: 1s\n    until: 2026-01-31T17:00:00Z"), false},
 		{"wait neither", step("wait"), false},
+		{"wait zero", step("wait\n    duration: 0m0.0s"), false},
+		{"wait fraction", step("wait\n    duration: .5h1m"), true},
 		{"wait negative", step("wait\n    duration: -1s"), false},
 		{"return status expression", "name: demo\nsteps:\n  - {id: end, type: return, status: \"${{ 201 }}\", headers: {X-A: b}, body: [1]}\n", true},
 		{"return status out of range", "name: demo\nsteps:\n  - {id: end, type: return, status: 700}\n", false},
