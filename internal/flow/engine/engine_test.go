@@ -41,6 +41,9 @@ func openBenchSQLite(tb testing.TB) (store.Store, error) {
 func newEngine(t *testing.T, s store.Store, cfg engine.Config) *engine.Engine {
 	t.Helper()
 	cfg.Store = s
+	if cfg.Egress == nil {
+		cfg.Egress = loopbackEgress(t)
+	}
 	if cfg.Lease == 0 {
 		cfg.Lease = 2 * time.Second
 	}

@@ -75,7 +75,7 @@ func newOAuthEnv(t *testing.T) *oauthEnv {
 			t.Fatal(err)
 		}
 	}
-	env.vault = vault.New(env.st, vault.Options{})
+	env.vault = newVault(t, env.st)
 	env.eng = newEngine(t, env.st, engine.Config{Vault: env.vault, PublicURL: "https://flowgate.example/"})
 	return env
 }
