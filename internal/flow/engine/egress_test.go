@@ -11,24 +11,14 @@ import (
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/testutil/egresstest"
 	"github.com/flowgate/flowgate/internal/vault"
 )
-
-// loopbackEgress lets http steps and connectors reach the tests' servers on
-// 127.0.0.1, which the default policy refuses.
-func loopbackEgress(t testing.TB) *egress.Policy {
-	t.Helper()
-	p, err := egress.New([]string{"127.0.0.1"}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
 
 // newVault is a vault whose connectors may reach the tests' OAuth servers
 // on 127.0.0.1.
 func newVault(t testing.TB, s store.Store) *vault.Vault {
-	return vault.New(s, vault.Options{HTTPClient: loopbackEgress(t).Client(30 * time.Second)})
+	return vault.New(s, vault.Options{HTTPClient: egresstest.Client(30 * time.Second)})
 }
 
 const fetchFlow = `
