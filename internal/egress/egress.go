@@ -42,8 +42,8 @@ type Policy struct {
 	denyNets   []rule
 	denyHosts  map[string]bool
 	self       []netip.AddrPort
-	// localAddrs lists this machine's interface addresses; a variable for
-	// tests only, set per policy.
+	// localAddrs lists this machine's interface addresses:
+	// net.InterfaceAddrs, replaced by tests that need known ones.
 	localAddrs func() ([]net.Addr, error)
 }
 
