@@ -151,6 +151,8 @@ oauth_servers:
     use_prompt: true
 apis:
   basic_auth: true
+egress:
+  allow: [127.0.0.1] # the provider and the flow's target
 flows: %s
 `, e.dbPath, connectAlicePassword, connectBobPassword, e.peer.MetadataURL(), oauthpeer.BasicClient, oauthpeer.BasicSecret, fdir)
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {

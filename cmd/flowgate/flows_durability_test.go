@@ -49,6 +49,8 @@ clients:
     secret: %q
     grant_types: [client_credentials]
     scopes: [workflows.read, workflows.start, flows.invoke, tasks]
+egress:
+  allow: [127.0.0.1] # the flows' targets
 flows: %s
 `, robotSecret, fdir)
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {

@@ -12,6 +12,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/app"
 	"github.com/flowgate/flowgate/internal/authserver"
+	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/server"
 	"github.com/flowgate/flowgate/internal/store"
@@ -22,7 +23,7 @@ import (
 // server in process. Trusted issuers are added by loadTrustedIssuers;
 // those that cannot be reached are reported on /readyz and retried, never
 // fatal.
-func newValidator(ctx context.Context, a *app.App, as *authserver.Server, srv *server.Server, logger *slog.Logger) (*resource.Validator, error) {
+func newValidator(ctx context.Context, a *app.App, as *authserver.Server, srv *server.Server, policy *egress.Policy, logger *slog.Logger) (*resource.Validator, error) {
 	own := resource.OwnIssuer{
 		Issuer:    a.Config.Server.PublicURL,
 		Keys:      as.Keys().Keyfunc,
@@ -36,7 +37,7 @@ func newValidator(ctx context.Context, a *app.App, as *authserver.Server, srv *s
 			return c.Roles, err
 		},
 	}
-	v, err := resource.NewValidator(ctx, own, nil, resource.WithLogger(logger))
+	v, err := resource.NewValidator(ctx, own, nil, resource.WithLogger(logger), resource.WithHTTPClient(policy.Client(10*time.Second)))
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,7 @@ import (
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/authserver"
 	"github.com/flowgate/flowgate/internal/config"
+	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/server"
 	"github.com/flowgate/flowgate/internal/vault"
@@ -53,6 +54,13 @@ func (c *cli) serveCmd() *cobra.Command {
 				return err
 			}
 			defer ln.Close()
+			// Every outbound connection (http steps, issuers, OAuth
+			// servers, clients' jwks_uri) dials through one policy, which
+			// also keeps flows away from this server's own address.
+			policy, err := egress.New(cfg.Egress.Allow, cfg.Egress.Deny, ln.Addr())
+			if err != nil {
+				return err
+			}
 			a, err := app.Open(ctx, cfg, logger)
 			if err != nil {
 				return err
@@ -82,18 +90,18 @@ func (c *cli) serveCmd() *cobra.Command {
 			}()
 			as, err := authserver.New(ctx, authserver.Options{
 				Issuer: cfg.Server.PublicURL, Store: a.Store, Ring: a.Ring, Hasher: a.Hasher,
-				Auth: cfg.Auth, Logger: logger, Auditor: auditor,
+				Auth: cfg.Auth, Logger: logger, Auditor: auditor, HTTPClient: policy.Client(10 * time.Second),
 			})
 			if err != nil {
 				return err
 			}
 			as.Register(srv.Mux())
-			validator, err := newValidator(ctx, a, as, srv, logger)
+			validator, err := newValidator(ctx, a, as, srv, policy, logger)
 			if err != nil {
 				return err
 			}
-			tokens := vault.New(a.Store, vault.Options{Logger: logger})
-			eng, err := engine.New(ctx, engine.Config{Store: a.Store, Logger: logger, Vault: tokens, PublicURL: cfg.Server.PublicURL})
+			tokens := vault.New(a.Store, vault.Options{Logger: logger, HTTPClient: policy.Client(30 * time.Second)})
+			eng, err := engine.New(ctx, engine.Config{Store: a.Store, Logger: logger, Vault: tokens, PublicURL: cfg.Server.PublicURL, Egress: policy})
 			if err != nil {
 				return err
 			}
@@ -112,7 +120,8 @@ func (c *cli) serveCmd() *cobra.Command {
 				return err
 			}
 			adminAPI := api.New(api.Options{Store: a.Store, Hasher: a.Hasher, Ring: a.Ring, Validator: validator, Logger: logger,
-				PublicURL: cfg.Server.PublicURL, Auditor: auditor, Engine: eng, Vault: tokens, ShowDetailedErrors: cfg.Auth.ShowDetailedErrors})
+				PublicURL: cfg.Server.PublicURL, Auditor: auditor, Engine: eng, Vault: tokens, ShowDetailedErrors: cfg.Auth.ShowDetailedErrors,
+				HTTPClient: policy.Client(10 * time.Second)})
 			if err := adminAPI.ApplyDeclared(ctx, cfg); err != nil {
 				return err
 			}

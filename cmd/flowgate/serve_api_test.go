@@ -71,6 +71,8 @@ clients:
     grant_types: [client_credentials]
     scopes: [admin, workflows.read]
     roles: [admin]
+egress:
+  allow: [127.0.0.1] # the external issuer
 `), 0o600); err != nil {
 		t.Fatal(err)
 	}

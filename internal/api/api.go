@@ -30,6 +30,7 @@ import (
 	"time"
 
 	"github.com/flowgate/flowgate/internal/credential"
+	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/keyring"
 	"github.com/flowgate/flowgate/internal/resource"
@@ -52,7 +53,8 @@ type Options struct {
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// HTTPClient makes the requests of the trusted issuer and OAuth
-	// server tests; default: a client with a 10 s timeout.
+	// server tests; default: a client with a 10 s timeout under
+	// egress.Default().
 	HTTPClient *http.Client
 	// PublicURL is Flowgate's public URL; an OAuth server created
 	// without redirect_uri gets PublicURL + "/oauth-callback", as in the
@@ -108,7 +110,7 @@ func New(o Options) *API {
 		o.Logger = slog.Default()
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		o.HTTPClient = egress.Default().Client(10 * time.Second)
 	}
 	if o.SwitchRefresh <= 0 {
 		o.SwitchRefresh = 5 * time.Second

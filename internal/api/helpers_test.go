@@ -23,11 +23,13 @@ import (
 
 	"github.com/flowgate/flowgate/internal/api"
 	"github.com/flowgate/flowgate/internal/credential"
+	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/keyring"
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/store/backend"
+	"github.com/flowgate/flowgate/internal/testutil/egresstest"
 	"github.com/flowgate/flowgate/internal/testutil/pgtest"
 	"github.com/flowgate/flowgate/internal/vault"
 )
@@ -64,6 +66,9 @@ type flowOpts struct {
 	postgres bool
 	// noVault leaves api.Options.Vault nil.
 	noVault bool
+	// egress is where the API's tests, the vault and the engine may
+	// connect; nil: 127.0.0.1 allowed, where the tests' servers are.
+	egress *egress.Policy
 }
 
 // backends runs fn on SQLite and on PostgreSQL.
@@ -138,6 +143,10 @@ func buildEnv(t *testing.T, which string, fo *flowOpts) *env {
 		t.Fatal(err)
 	}
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	policy := egresstest.Loopback()
+	if fo != nil && fo.egress != nil {
+		policy = fo.egress
+	}
 	v, err := resource.NewValidator(ctx, resource.OwnIssuer{
 		Issuer: testIssuer,
 		Keys:   func(*jwt.Token) (any, error) { return &key.PublicKey, nil },
@@ -148,7 +157,7 @@ func buildEnv(t *testing.T, which string, fo *flowOpts) *env {
 			}
 			return u.Roles, err
 		},
-	}, nil, resource.WithLogger(logger))
+	}, nil, resource.WithLogger(logger), resource.WithHTTPClient(policy.Client(10*time.Second)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,9 +165,10 @@ func buildEnv(t *testing.T, which string, fo *flowOpts) *env {
 	opts := api.Options{
 		Store: st, Hasher: hasher, Ring: ring, Validator: v, Logger: logger, Auditor: rec,
 		PublicURL: "http://localhost:8080", SwitchRefresh: time.Hour,
+		HTTPClient: policy.Client(10 * time.Second),
 	}
 	if fo == nil || !fo.noVault {
-		opts.Vault = vault.New(st, vault.Options{Logger: logger})
+		opts.Vault = vault.New(st, vault.Options{Logger: logger, HTTPClient: policy.Client(30 * time.Second)})
 	}
 	var eng *engine.Engine
 	if fo != nil {
@@ -166,7 +176,7 @@ func buildEnv(t *testing.T, which string, fo *flowOpts) *env {
 		if wait == 0 {
 			wait = 3 * time.Second
 		}
-		eng, err = engine.New(ctx, engine.Config{Store: st, Logger: logger, InvokeWait: wait,
+		eng, err = engine.New(ctx, engine.Config{Store: st, Logger: logger, InvokeWait: wait, Egress: policy,
 			Lease: 2 * time.Second, Sweep: 500 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)

@@ -29,6 +29,7 @@ import (
 	"github.com/flowgate/flowgate/internal/keyring"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/store/sqlite"
+	"github.com/flowgate/flowgate/internal/testutil/egresstest"
 	"github.com/flowgate/flowgate/internal/testutil/pgtest"
 )
 
@@ -144,7 +145,10 @@ func newEnvWith(t testing.TB, st store.Store, ring *keyring.Ring, seed bool, mod
 	t.Cleanup(cancel)
 	e.cancel = cancel
 	e.srv, err = New(ctx, Options{Issuer: e.issuer, Store: st, Ring: ring, Hasher: e.hasher, Auth: e.auth,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Auditor: e.audit})
+		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)), Auditor: e.audit,
+		// Clients' jwks_uri servers are on 127.0.0.1, which the default
+		// egress policy refuses.
+		HTTPClient: egresstest.Client(10 * time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}

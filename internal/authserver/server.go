@@ -67,6 +67,7 @@ import (
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/credential"
+	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/keyring"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/throttle"
@@ -113,7 +114,8 @@ type Options struct {
 	// Auditor receives audit events when Auth.AuditLog is on; nil records
 	// nothing.
 	Auditor Auditor
-	// HTTPClient fetches clients' jwks_uri; nil uses a 10 s timeout client.
+	// HTTPClient fetches clients' jwks_uri; nil uses a 10 s timeout client
+	// under egress.Default().
 	HTTPClient *http.Client
 }
 
@@ -167,7 +169,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		o.Hasher = h
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = &http.Client{Timeout: 10 * time.Second}
+		o.HTTPClient = egress.Default().Client(10 * time.Second)
 	}
 	keys, err := NewKeys(ctx, o.Store, a.SigningAlg, MaxTokenTTL(*a), o.Logger)
 	if err != nil {

@@ -12,6 +12,8 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+
+	"github.com/flowgate/flowgate/internal/egress"
 )
 
 // Allowed values of the enumerated keys. Never written after start.
@@ -65,6 +67,13 @@ func normalizePublicURL(s string) (string, error) {
 }
 
 // checkDatabase never quotes the DSN: a PostgreSQL URL carries a password.
+// checkEgressEntry accepts what egress.New does: a CIDR, an IP address or
+// a host name.
+func checkEgressEntry(s string) error {
+	_, _, err := egress.ParseEntry(s)
+	return err
+}
+
 func checkDatabase(s string) error {
 	if path, ok := strings.CutPrefix(s, "sqlite:"); ok {
 		if path == "" {

@@ -43,6 +43,7 @@ type Config struct {
 	OAuthServers      []OAuthServer      `yaml:"oauth_servers,omitempty"`
 	IdentityProviders []IdentityProvider `yaml:"identity_providers,omitempty"`
 	APIs              APIs               `yaml:"apis"`
+	Egress            Egress             `yaml:"egress"`
 	// Flows is a file or folder of flow definitions deployed at start. When
 	// it was set explicitly it exists; the default ./flows may not, and
 	// then there is nothing to deploy.
@@ -185,6 +186,17 @@ type APIs struct {
 	Workflow  bool `yaml:"workflow"`
 	Invoke    bool `yaml:"invoke"`
 	BasicAuth bool `yaml:"basic_auth"`
+}
+
+// Egress says where http steps and admin-set URLs (issuer metadata, OAuth
+// endpoints, clients' jwks_uri) may connect; see internal/egress for the
+// rules. Each entry is a CIDR, an IP address or a host name.
+type Egress struct {
+	// Allow lists what is allowed although denied by default or by Deny.
+	Allow []string `yaml:"allow,omitempty"`
+	// Deny is added to the defaults: loopback, link-local and Flowgate's
+	// own listen address.
+	Deny []string `yaml:"deny,omitempty"`
 }
 
 // Overrides are the values given on the command line; empty means "not given".

@@ -171,8 +171,9 @@ func TestParseFullExample(t *testing.T) {
 			Scopes:       []string{"openid", "email", "profile"},
 			MetadataURL:  "https://accounts.google.com/.well-known/openid-configuration",
 		}},
-		APIs:  APIs{Workflow: true, Invoke: false, BasicAuth: true},
-		Flows: "testdata/flows",
+		APIs:   APIs{Workflow: true, Invoke: false, BasicAuth: true},
+		Egress: Egress{Allow: []string{"127.0.0.1", "sidecar.local"}, Deny: []string{"10.20.0.0/16", "fd00:1::/32", "metadata.internal"}},
+		Flows:  "testdata/flows",
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse(full.yaml) =\n%+v\nwant\n%+v", got, want)
@@ -463,6 +464,13 @@ func TestErrors(t *testing.T) {
 			[]string{`t.yaml:1:1: must be a mapping, not a list`}},
 		{"empty list entry", "users:\n  - username: a\n    roles: [admin, \"\"]\n",
 			[]string{`t.yaml:3:20: users[0].roles[1]: must not be empty`}},
+		{"bad egress entries", "egress:\n  allow: [10.0.0.0/8, 10.0.0.0/33]\n  deny:\n    - 300.1.1.1\n    - \"not a host\"\n  allows: []\n",
+			[]string{
+				`t.yaml:2:23: egress.allow[1]: "10.0.0.0/33" is not a CIDR: netip.ParsePrefix("10.0.0.0/33"): prefix length out of range`,
+				`t.yaml:4:7: egress.deny[0]: "300.1.1.1" is not an IP address: ParseAddr("300.1.1.1"): IPv4 field has value >255`,
+				`t.yaml:5:7: egress.deny[1]: "not a host" is not a CIDR, an IP address or a host name`,
+				`t.yaml:6:3: egress.allows: unknown key (did you mean allow?)`,
+			}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

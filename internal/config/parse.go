@@ -93,6 +93,12 @@ func (d *decoder) root(n *yaml.Node, c *Config) (publicURLSet bool) {
 				"basic_auth": d.boolean(&c.APIs.BasicAuth),
 			})
 		},
+		"egress": func(v *yaml.Node, p string) {
+			d.object(v, p, map[string]setter{
+				"allow": d.strs(&c.Egress.Allow, checkEgressEntry),
+				"deny":  d.strs(&c.Egress.Deny, checkEgressEntry),
+			})
+		},
 		"flows": func(v *yaml.Node, p string) {
 			if s, ok := d.scalar(v, p); ok && s != "" {
 				c.Flows, flowsSet = s, true

@@ -34,6 +34,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -65,7 +66,8 @@ var ErrNoRevocationEndpoint = errors.New("no revocation endpoint")
 // Options are what New needs besides the server entry.
 type Options struct {
 	// HTTPClient sends every request to the provider; nil means a client
-	// with a 30 s timeout. Its Transport is wrapped, not modified.
+	// with a 30 s timeout under egress.Default(). Its Transport is
+	// wrapped, not modified.
 	HTTPClient *http.Client
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
@@ -128,7 +130,7 @@ func New(srv store.OAuthServer, opts Options) (*Client, error) {
 		c.now = time.Now
 	}
 	if c.base == nil {
-		c.base = &http.Client{Timeout: 30 * time.Second}
+		c.base = egress.Default().Client(30 * time.Second)
 	}
 	cfgErr := func(format string, args ...any) error {
 		return &Error{Kind: KindConfig, Server: srv.Name, Op: "configure", Err: fmt.Errorf(format, args...)}

@@ -8,6 +8,8 @@ import (
 	"net/url"
 
 	"golang.org/x/oauth2"
+
+	"github.com/flowgate/flowgate/internal/egress"
 )
 
 // Kind classifies a failure by what the caller does about it; the flow
@@ -108,7 +110,12 @@ func (c *Client) classify(op string, err error) error {
 	var re *oauth2.RetrieveError
 	var ue *url.Error
 	var ne net.Error
+	var denied *egress.DeniedError
 	switch {
+	case errors.As(err, &denied):
+		// Retrying cannot help: the entry points where the egress
+		// policy does not let Flowgate connect.
+		e.Kind, e.Err = KindConfig, denied
 	case errors.As(err, &re):
 		e.Code, e.Description = re.ErrorCode, re.ErrorDescription
 		// RetrieveError's own message holds the response body; keep only

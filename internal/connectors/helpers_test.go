@@ -24,6 +24,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/connectors"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/testutil/egresstest"
 )
 
 // testCtx bounds a test's provider calls well below the test timeout.
@@ -67,7 +68,7 @@ func (r *recorder) RoundTrip(req *http.Request) (*http.Response, error) {
 	r.mu.Unlock()
 	base := r.base
 	if base == nil {
-		base = http.DefaultTransport
+		base = egresstest.Loopback().Transport()
 	}
 	return base.RoundTrip(req)
 }
@@ -101,7 +102,7 @@ func newClient(t *testing.T, srv store.OAuthServer, opts connectors.Options) *co
 		srv.Name = "peer"
 	}
 	if opts.HTTPClient == nil {
-		opts.HTTPClient = &http.Client{Timeout: 5 * time.Second}
+		opts.HTTPClient = egresstest.Client(5 * time.Second)
 	}
 	c, err := connectors.New(srv, opts)
 	if err != nil {

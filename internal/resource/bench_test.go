@@ -11,7 +11,7 @@ func BenchmarkValidate(b *testing.B) {
 	gi := newGoIssuer(b, rsaKey, ecKey)
 	s := newOwnSetup(b, rsaKey, ecKey)
 	s.own.Revoked = nil // the store is not what is measured
-	v, err := NewValidator(b.Context(), s.own, []IssuerConfig{{Name: "ext", Issuer: gi.iss, Audience: "api://flowgate",
+	v, err := newTestValidator(b.Context(), s.own, []IssuerConfig{{Name: "ext", Issuer: gi.iss, Audience: "api://flowgate",
 		ScopeMap: map[string]string{"ext.read": "workflows.read"}}}, WithLogger(quietLogger(b)))
 	if err != nil {
 		b.Fatal(err)

@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/MicahParks/jwkset"
+	"github.com/flowgate/flowgate/internal/testutil/egresstest"
 	"github.com/flowgate/flowgate/internal/testutil/prereq"
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/oauth2"
@@ -382,4 +383,10 @@ func kidOf(t *testing.T, raw string) string {
 	}
 	kid, _ := tok.Header["kid"].(string)
 	return kid
+}
+
+// newTestValidator is NewValidator with the tests' issuers on 127.0.0.1
+// reachable, which the default egress policy refuses.
+func newTestValidator(ctx context.Context, own OwnIssuer, issuers []IssuerConfig, opts ...Option) (*Validator, error) {
+	return NewValidator(ctx, own, issuers, append([]Option{WithHTTPClient(egresstest.Client(0))}, opts...)...)
 }

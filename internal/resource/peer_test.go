@@ -15,7 +15,7 @@ import (
 func newPeerValidator(t *testing.T, p *peer) *Validator {
 	t.Helper()
 	s := newOwnSetup(t, newECKey(t, "own-1"))
-	v, err := NewValidator(t.Context(), s.own, []IssuerConfig{{
+	v, err := newTestValidator(t.Context(), s.own, []IssuerConfig{{
 		Name:     "ext",
 		Issuer:   p.issuer,
 		Audience: "api://flowgate",

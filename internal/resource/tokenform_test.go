@@ -15,7 +15,7 @@ func TestOwnTokenKindFromGrant(t *testing.T) {
 	ctx := t.Context()
 	key := newECKey(t, "own-1")
 	s := newOwnSetup(t, key)
-	v, err := NewValidator(ctx, s.own, nil, WithLogger(quietLogger(t)))
+	v, err := newTestValidator(ctx, s.own, nil, WithLogger(quietLogger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -70,7 +70,7 @@ func TestNonCanonicalAndCriticalRefused(t *testing.T) {
 	ownKey, extKey := newECKey(t, "own-1"), newRSAKey(t, "ext-1")
 	s := newOwnSetup(t, ownKey)
 	gi := newGoIssuer(t, extKey)
-	v, err := NewValidator(ctx, s.own, []IssuerConfig{{Name: "ext", Issuer: gi.iss, Audience: "api://flowgate"}},
+	v, err := newTestValidator(ctx, s.own, []IssuerConfig{{Name: "ext", Issuer: gi.iss, Audience: "api://flowgate"}},
 		WithLogger(quietLogger(t)))
 	if err != nil {
 		t.Fatal(err)

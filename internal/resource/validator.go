@@ -22,6 +22,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/tokenrules"
 )
 
@@ -77,8 +78,8 @@ type options struct {
 	now                func() time.Time
 }
 
-// WithHTTPClient sets the client used for metadata and key sets (default http.DefaultClient's
-// transport with a 10 s timeout).
+// WithHTTPClient sets the client used for metadata and key sets (default one under
+// egress.Default() with a 10 s timeout).
 func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
 
 // WithHTTPTimeout bounds each metadata or key set fetch (default 10 s).
@@ -151,7 +152,7 @@ func NewValidator(ctx context.Context, own OwnIssuer, issuers []IssuerConfig, op
 		opt(&o)
 	}
 	if o.client == nil {
-		o.client = &http.Client{Timeout: o.httpTimeout}
+		o.client = egress.Default().Client(o.httpTimeout)
 	}
 	if o.logger == nil {
 		o.logger = slog.Default()

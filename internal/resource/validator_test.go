@@ -18,7 +18,7 @@ func TestOwnIssuerTokens(t *testing.T) {
 	ctx := t.Context()
 	key := newECKey(t, "own-1")
 	s := newOwnSetup(t, key)
-	v, err := NewValidator(ctx, s.own, nil, WithLogger(quietLogger(t)))
+	v, err := newTestValidator(ctx, s.own, nil, WithLogger(quietLogger(t)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestRefusedTokens(t *testing.T) {
 	ecKey := newECKey(t, "ec-1")
 	gi := newGoIssuer(t, rsaKey, ecKey)
 	s := newOwnSetup(t, newECKey(t, "own-1"))
-	v, err := NewValidator(ctx, s.own, []IssuerConfig{{Name: "test", Issuer: gi.iss, Audience: "api://flowgate"}},
+	v, err := newTestValidator(ctx, s.own, []IssuerConfig{{Name: "test", Issuer: gi.iss, Audience: "api://flowgate"}},
 		WithLogger(quietLogger(t)))
 	if err != nil {
 		t.Fatal(err)
@@ -250,7 +250,7 @@ func TestExternalClaimMapping(t *testing.T) {
 	key := newRSAKey(t, "k1")
 	gi := newGoIssuer(t, key)
 	s := newOwnSetup(t, newECKey(t, "own-1"))
-	v, err := NewValidator(ctx, s.own, []IssuerConfig{{
+	v, err := newTestValidator(ctx, s.own, []IssuerConfig{{
 		Name: "kc", Issuer: gi.iss, Audience: "api://flowgate",
 		SubjectClaim: "preferred_username", ScopeClaim: "scp", RolesClaim: "realm_access.roles",
 		ScopeMap: map[string]string{"Workflows.Read": "workflows.read"},
@@ -287,7 +287,7 @@ func TestMisconfiguredIssuers(t *testing.T) {
 	noJWKS := newGoIssuer(t, key)
 	noJWKS.noJWKSURI.Store(true)
 	s := newOwnSetup(t, newECKey(t, "own-1"))
-	v, err := NewValidator(ctx, s.own, []IssuerConfig{
+	v, err := newTestValidator(ctx, s.own, []IssuerConfig{
 		{Name: "down", Issuer: down.iss, Audience: "api://flowgate"},
 		{Name: "nojwks", Issuer: noJWKS.iss, Audience: "api://flowgate"},
 		{Name: "unreachable", Issuer: "http://127.0.0.1:1", Audience: "api://flowgate"},
@@ -336,11 +336,11 @@ func TestNewValidatorRefusesBadConfig(t *testing.T) {
 		"own issuer":       {{Name: "a", Issuer: ownIss}},
 		"no issuer":        {{Name: "a"}},
 	} {
-		if _, err := NewValidator(t.Context(), s.own, issuers); err == nil {
+		if _, err := newTestValidator(t.Context(), s.own, issuers); err == nil {
 			t.Errorf("%s: NewValidator succeeded", name)
 		}
 	}
-	if _, err := NewValidator(t.Context(), OwnIssuer{Issuer: ownIss}, nil); err == nil {
+	if _, err := newTestValidator(t.Context(), OwnIssuer{Issuer: ownIss}, nil); err == nil {
 		t.Error("own issuer without keys accepted")
 	}
 }
@@ -353,7 +353,7 @@ func TestUnknownKIDRateLimit(t *testing.T) {
 	gi := newGoIssuer(t, key)
 	s := newOwnSetup(t, newECKey(t, "own-1"))
 	const interval = 400 * time.Millisecond
-	v, err := NewValidator(ctx, s.own, []IssuerConfig{{Name: "t", Issuer: gi.iss, Audience: "api://flowgate"}},
+	v, err := newTestValidator(ctx, s.own, []IssuerConfig{{Name: "t", Issuer: gi.iss, Audience: "api://flowgate"}},
 		WithLogger(quietLogger(t)), WithUnknownKIDInterval(interval))
 	if err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 	"github.com/flowgate/flowgate/internal/keyring"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/store/sqlite"
+	"github.com/flowgate/flowgate/internal/testutil/egresstest"
 	"github.com/flowgate/flowgate/internal/testutil/oauthpeer"
 	"github.com/flowgate/flowgate/internal/testutil/pgtest"
 	"github.com/flowgate/flowgate/internal/vault"
@@ -158,7 +159,7 @@ func (e *env) createServer(tb testing.TB, mod func(*store.OAuthServer)) {
 func (e *env) newVault(tb testing.TB, st vault.Store, opts vault.Options) *vault.Vault {
 	tb.Helper()
 	if e.clock == nil {
-		e.clock, e.calls, e.logs = &clock{}, &counter{base: http.DefaultTransport}, &syncBuffer{}
+		e.clock, e.calls, e.logs = &clock{}, &counter{base: egresstest.Loopback().Transport()}, &syncBuffer{}
 	}
 	opts.HTTPClient = &http.Client{Transport: e.calls, Timeout: 5 * time.Second}
 	opts.Now = e.clock.Now

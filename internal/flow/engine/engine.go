@@ -46,6 +46,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/store"
 )
@@ -85,9 +86,8 @@ type Config struct {
 	Store store.Store
 	// Logger receives the engine's logs; slog.Default() when nil.
 	Logger *slog.Logger
-	// HTTPClient sends http steps' requests; a client without redirects
-	// to other hosts' credentials and with per-step timeouts when nil.
-	HTTPClient *http.Client
+	// Egress says where http steps may connect; egress.Default() when nil.
+	Egress *egress.Policy
 	// Lease is how long an owner's claim on an instance lasts without a
 	// heartbeat; DefaultLease when zero. A dead server's instances are
 	// taken over after at most Lease plus Sweep.
@@ -154,7 +154,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e := &Engine{
 		st:     cfg.Store,
 		log:    cfg.Logger,
-		client: cfg.HTTPClient,
+		client: newHTTPClient(cfg.Egress),
 		lease:  cfg.Lease,
 		sweep:  cfg.Sweep,
 		wait:   cfg.InvokeWait,
@@ -168,9 +168,6 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if e.log == nil {
 		e.log = slog.Default()
-	}
-	if e.client == nil {
-		e.client = newHTTPClient()
 	}
 	if e.lease <= 0 {
 		e.lease = DefaultLease

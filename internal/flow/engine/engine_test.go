@@ -18,6 +18,7 @@ import (
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/store/sqlite"
 	"github.com/flowgate/flowgate/internal/store/storetest"
+	"github.com/flowgate/flowgate/internal/testutil/egresstest"
 )
 
 func openStore(t *testing.T) store.Store {
@@ -41,6 +42,9 @@ func openBenchSQLite(tb testing.TB) (store.Store, error) {
 func newEngine(t *testing.T, s store.Store, cfg engine.Config) *engine.Engine {
 	t.Helper()
 	cfg.Store = s
+	if cfg.Egress == nil {
+		cfg.Egress = egresstest.Loopback() // the tests' servers are on 127.0.0.1
+	}
 	if cfg.Lease == 0 {
 		cfg.Lease = 2 * time.Second
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/flowgate/flowgate/internal/connectors"
+	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/vault"
@@ -24,8 +25,13 @@ import (
 // maxBackoff caps an http step's growing retry backoff.
 const maxBackoff = time.Hour
 
-func newHTTPClient() *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
+// newHTTPClient is the http steps' client: every connection, redirects
+// included, dialled through the egress policy.
+func newHTTPClient(policy *egress.Policy) *http.Client {
+	if policy == nil {
+		policy = egress.Default()
+	}
+	t := policy.Transport()
 	t.MaxIdleConnsPerHost = 32
 	t.ResponseHeaderTimeout = 0 // the step's timeout bounds the whole exchange
 	return &http.Client{
@@ -338,6 +344,11 @@ func networkError(err error, timeout time.Duration) error {
 	}
 	var ue *url.Error
 	if errors.As(err, &ue) {
+		// A refusal says so plainly, without the dialer's wrapping.
+		var denied *egress.DeniedError
+		if errors.As(ue.Err, &denied) {
+			return fmt.Errorf("%s %s: %w", ue.Op, ue.URL, denied)
+		}
 		return fmt.Errorf("%s %s: %w", ue.Op, ue.URL, ue.Err)
 	}
 	return err

@@ -81,7 +81,7 @@ func newOAuthEnvWith(t *testing.T, st store.Store, cfg engine.Config) *oauthEnv 
 			t.Fatal(err)
 		}
 	}
-	env.vault = vault.New(env.st, vault.Options{})
+	env.vault = newVault(t, env.st)
 	cfg.Vault, cfg.PublicURL = env.vault, "https://flowgate.example/"
 	env.eng = newEngine(t, env.st, cfg)
 	return env

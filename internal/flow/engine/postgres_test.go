@@ -164,7 +164,7 @@ func TestTwoEnginesOneRefreshOnPostgres(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		v := vault.New(s, vault.Options{})
+		v := newVault(t, s)
 		vaults = append(vaults, v)
 		engines = append(engines, newEngine(t, s, engine.Config{Vault: v}))
 	}
