@@ -188,6 +188,8 @@ oauth_servers:
     scopes: [openid, api.read]
 apis:
   basic_auth: true
+egress:
+  allow: [127.0.0.1/32] # the provider and the stand-in APIs
 flows: %s
 `, filepath.Join(dir, "flowgate.db"), exampleAlicePass, exampleBobPass, exampleShopSecret,
 		e.peer.MetadataURL(), oauthpeer.BasicClient, oauthpeer.BasicSecret, fdir)
