@@ -190,6 +190,12 @@ func pruneExpired(ctx context.Context, a *app.App, logger *slog.Logger) {
 			} else if n > 0 {
 				logger.Debug("pruned expired connect states", "rows", n)
 			}
+			// Failed sign-ins the throttle no longer remembers.
+			if n, err := a.Store.DeleteExpiredSignInFailures(ctx, now.UTC()); err != nil && ctx.Err() == nil {
+				logger.Warn("pruning expired sign-in failures", "err", err)
+			} else if n > 0 {
+				logger.Debug("pruned expired sign-in failures", "rows", n)
+			}
 		}
 	}
 }

@@ -91,7 +91,7 @@ type API struct {
 	client    *http.Client
 	publicURL string
 	switches  *switchCache
-	limits    *throttle.Failures
+	limits    *throttle.Throttle
 	auditor   Auditor
 	engine    *engine.Engine
 	detailed  bool
@@ -122,7 +122,7 @@ func New(o Options) *API {
 		client:    o.HTTPClient,
 		publicURL: o.PublicURL,
 		switches:  newSwitchCache(o.SwitchRefresh),
-		limits:    throttle.New(),
+		limits:    throttle.New(o.Store, throttle.Options{}),
 		auditor:   o.Auditor,
 		engine:    o.Engine,
 		detailed:  o.ShowDetailedErrors,

@@ -128,7 +128,7 @@ type Server struct {
 	tokenURL string
 	secure   bool
 	pages    *pages
-	limits   *throttle.Failures
+	limits   *throttle.Throttle
 	clients  *clientCache
 	remote   *remoteJWKS
 	now      func() time.Time
@@ -182,7 +182,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		opts: o, st: o.Store, keys: keys, hasher: o.Hasher, logger: o.Logger,
 		issuer: o.Issuer, tokenURL: o.Issuer + PathToken,
 		secure: strings.HasPrefix(o.Issuer, "https://"),
-		pages:  pg, limits: throttle.New(), clients: newClientCache(o.Store), remote: newRemoteJWKS(o.HTTPClient),
+		pages:  pg, limits: throttle.New(o.Store, throttle.Options{}), clients: newClientCache(o.Store), remote: newRemoteJWKS(o.HTTPClient),
 		now: time.Now,
 	}
 	// No CORS: the endpoints answer as they always did.

@@ -1,95 +1,195 @@
-// Package throttle slows down repeated failed sign-ins, per account and per
-// remote address. The login page and HTTP Basic on the APIs share it, so a
-// password guesser gains nothing by switching between them on one server.
+// Package throttle slows down repeated failed sign-ins. The login page and
+// HTTP Basic on the APIs share it, and its state lives in the store, so a
+// password guesser gains nothing by switching between them, between
+// servers, or by waiting for a restart.
+//
+// The policy (docs/ARCHITECTURE.md, "Sign-in throttle"):
+//
+//   - Per (account, address) pair: the first 5 failures are free; after
+//     the 5th, the next attempt must wait 1 s after the last failure, and
+//     each further failure doubles the wait, up to 15 minutes. A pair is
+//     forgotten 24 hours after its last failure, or at once by a
+//     successful sign-in.
+//   - Per address (password spraying): an address that has failed on 10
+//     or more distinct accounts within 15 minutes is refused on every
+//     account it has failed on, until that count drops below 10.
+//   - A correct password from an address with no failures for that
+//     account is never refused: nobody can lock an account out from
+//     elsewhere, nor from the same address by failing on other accounts.
+//
+// Only failures write. A sign-in reads the pair and the address's count
+// in one statement, and a successful one deletes its pair only when the
+// pair had failures.
 package throttle
 
 import (
+	"context"
+	"fmt"
 	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
+	"github.com/flowgate/flowgate/internal/store"
 )
 
-// The limits: a few free failures, then one attempt per interval, per
-// account and per address. An address gets more room than an account
-// because many people can sit behind one address.
+// The policy's numbers; see the package comment.
 const (
-	accountBurst    = 5
-	accountInterval = 10 * time.Second
-	addrBurst       = 20
-	addrInterval    = 2 * time.Second
-	// maxLimiters bounds memory under a spray of usernames; full limiters
-	// are forgotten first, as they remember nothing.
-	maxLimiters = 10000
+	freeFailures  = 5
+	firstDelay    = time.Second
+	maxDelay      = 15 * time.Minute
+	memory        = 24 * time.Hour
+	sprayWindow   = 15 * time.Minute
+	sprayAccounts = 10
 )
 
-// Failures counts failed attempts only: a correct password costs nothing
-// from the budget, so a busy integration is never slowed down. It is safe
-// for concurrent use. Counts are per process.
-type Failures struct {
-	mu      sync.Mutex
-	account map[string]*rate.Limiter
-	addr    map[string]*rate.Limiter
+// Options tune a Throttle.
+type Options struct {
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
 }
 
-// New returns an empty failure counter.
-func New() *Failures {
-	return &Failures{account: map[string]*rate.Limiter{}, addr: map[string]*rate.Limiter{}}
+// Throttle decides whether a sign-in may be checked, and records its
+// outcome. It is safe for concurrent use.
+type Throttle struct {
+	st  store.SignInFailures
+	now func() time.Time
+
+	// Attempts of one pair in this process run one at a time, from Begin
+	// to their outcome, so a burst of concurrent guesses sees each
+	// other's failures instead of all passing the check at once. The map
+	// holds only the pairs with an attempt in flight.
+	mu       sync.Mutex
+	inFlight map[pair]*pairLock
 }
 
-// Wait is how long the caller must wait before the next attempt for this
-// account from this address; zero means go ahead.
-func (f *Failures) Wait(account, addr string) time.Duration {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	now := time.Now()
+type pair struct{ account, addr string }
+
+type pairLock struct {
+	mu    sync.Mutex
+	users int // attempts holding or waiting for mu; guarded by Throttle.mu
+}
+
+// New returns a throttle keeping its state in st.
+func New(st store.SignInFailures, opts Options) *Throttle {
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Throttle{st: st, now: opts.Now, inFlight: map[pair]*pairLock{}}
+}
+
+// Attempt is one sign-in between Begin and its outcome. Call exactly one
+// of Fail or Succeed once the password has been checked, or End when it
+// was not (refused, or the check could not run); End after either is a
+// no-op, so `defer a.End()` is always right.
+type Attempt struct {
+	t *Throttle
+	p pair
+	l *pairLock
+	// failures the pair had at Begin.
+	failures int
+	// Wait is how long the caller must wait before this pair may try
+	// again; zero means go ahead and check the password. A refused
+	// attempt is not counted as a failure.
+	Wait time.Duration
+}
+
+// Begin starts a sign-in of account from addr (the client address
+// without port). It waits for another attempt of the same pair in this
+// process to finish, then reads the pair's state. An error means the
+// state could not be read: the caller should refuse the sign-in as
+// unavailable rather than let it through unthrottled.
+func (t *Throttle) Begin(ctx context.Context, account, addr string) (*Attempt, error) {
+	a := &Attempt{t: t, p: pair{account, addr}}
+	a.lock()
+	now := t.now()
+	st, addrAccounts, err := t.st.GetSignInFailures(ctx, account, addr, now, now.Add(-sprayWindow))
+	if err != nil {
+		a.End()
+		return nil, fmt.Errorf("sign-in throttle: %w", err)
+	}
+	a.failures = st.Failures
+	a.Wait = wait(st, addrAccounts, now)
+	return a, nil
+}
+
+// wait applies the policy to a pair's state and its address's count.
+func wait(p store.SignInPair, addrAccounts int, now time.Time) time.Duration {
+	if p.Failures == 0 {
+		return 0
+	}
 	var d time.Duration
-	for _, c := range []struct {
-		l     *rate.Limiter
-		every time.Duration
-	}{
-		{limiterIn(f.account, account, accountInterval, accountBurst, false), accountInterval},
-		{limiterIn(f.addr, addr, addrInterval, addrBurst, false), addrInterval},
-	} {
-		if c.l == nil {
-			continue
-		}
-		if tk := c.l.TokensAt(now); tk < 1 {
-			d = max(d, time.Duration((1-tk)*float64(c.every)))
-		}
+	if p.Failures >= freeFailures {
+		d = max(0, p.LastFailedAt.Add(delayAfter(p.Failures)).Sub(now))
+	}
+	if addrAccounts >= sprayAccounts {
+		// The count drops as the address's failures age out of the
+		// window; the window is the longest that can take once the
+		// address stops failing.
+		d = max(d, sprayWindow)
 	}
 	return d
 }
 
-// Fail records a failed attempt.
-func (f *Failures) Fail(account, addr string) {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	limiterIn(f.account, account, accountInterval, accountBurst, true).Allow()
-	limiterIn(f.addr, addr, addrInterval, addrBurst, true).Allow()
+// delayAfter is how long after the last of n failures (n ≥ freeFailures)
+// the next attempt must wait.
+func delayAfter(n int) time.Duration {
+	d := firstDelay
+	for i := freeFailures; i < n && d < maxDelay; i++ {
+		d *= 2
+	}
+	return min(d, maxDelay)
 }
 
-func limiterIn(m map[string]*rate.Limiter, key string, every time.Duration, burst int, create bool) *rate.Limiter {
-	l := m[key]
-	if l == nil && create {
-		if len(m) >= maxLimiters {
-			for k, v := range m {
-				if v.Tokens() >= float64(burst) {
-					delete(m, k)
-				}
-			}
-		}
-		// A spray faster than limiters refill leaves none full: then drop
-		// a tenth at random (map order). Forgetting some attackers' history
-		// is better than unbounded memory.
-		for k := range m {
-			if len(m) < maxLimiters*9/10 {
-				break
-			}
-			delete(m, k)
-		}
-		l = rate.NewLimiter(rate.Every(every), burst)
-		m[key] = l
+// Fail records a failed sign-in (wrong password, unknown or disabled
+// account, a wrong second-factor code) and ends the attempt.
+func (a *Attempt) Fail(ctx context.Context) error {
+	defer a.End()
+	now := a.t.now()
+	if _, err := a.t.st.RecordSignInFailure(ctx, a.p.account, a.p.addr, now, now.Add(memory)); err != nil {
+		return fmt.Errorf("sign-in throttle: %w", err)
 	}
-	return l
+	return nil
+}
+
+// Succeed records a successful sign-in and ends the attempt: the pair's
+// failures are forgotten. Nothing is written when it had none.
+func (a *Attempt) Succeed(ctx context.Context) error {
+	defer a.End()
+	if a.failures == 0 {
+		return nil
+	}
+	if err := a.t.st.ClearSignInFailures(ctx, a.p.account, a.p.addr); err != nil {
+		return fmt.Errorf("sign-in throttle: %w", err)
+	}
+	return nil
+}
+
+func (a *Attempt) lock() {
+	t := a.t
+	t.mu.Lock()
+	l := t.inFlight[a.p]
+	if l == nil {
+		l = &pairLock{}
+		t.inFlight[a.p] = l
+	}
+	l.users++
+	t.mu.Unlock()
+	l.mu.Lock()
+	a.l = l
+}
+
+// End releases the attempt without recording an outcome. It may be
+// called more than once.
+func (a *Attempt) End() {
+	if a == nil || a.l == nil {
+		return
+	}
+	l := a.l
+	a.l = nil
+	l.mu.Unlock()
+	t := a.t
+	t.mu.Lock()
+	if l.users--; l.users == 0 {
+		delete(t.inFlight, a.p)
+	}
+	t.mu.Unlock()
 }

@@ -67,6 +67,7 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) store.Store) {
 	runFlowsConformance(t, newStore)
 	runConnectionsConformance(t, newStore)
 	runConnectStatesConformance(t, newStore)
+	runSignInConformance(t, newStore)
 }
 
 func ctx(t *testing.T) context.Context {
