@@ -71,6 +71,11 @@ func (c *cli) serveCmd() *cobra.Command {
 			}
 			srv := server.New(a.Store, logger)
 			auditor := audit.NewWriter(a.Store, logger, audit.Options{Disabled: !cfg.Auth.AuditLog, Registerer: srv.Registry()})
+			// While audit events cannot be written, sign-ins and token
+			// requests are refused; the load balancer should send them
+			// to a server whose database takes writes.
+			srv.AddReadinessCheck(server.ReadinessCheck{Name: "audit", Required: true,
+				Check: func(context.Context) error { return auditor.Healthy() }})
 			// Flushed after the server drained, so the last requests' events
 			// are written before the process exits.
 			defer func() {

@@ -79,6 +79,9 @@ type Options struct {
 // Auditor is where the API records sign-in failures (the audit writer).
 type Auditor interface {
 	Record(ctx context.Context, e store.AuditEvent)
+	// Healthy reports whether recorded events are being written; while it
+	// fails, HTTP Basic sign-ins are refused, as the login page's are.
+	Healthy() error
 }
 
 // API serves the admin API. It is safe for concurrent use.

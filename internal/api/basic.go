@@ -34,6 +34,11 @@ func (a *API) Authenticate(next http.Handler) http.Handler {
 			bearer.ServeHTTP(w, r)
 			return
 		}
+		if a.auditor != nil && a.auditor.Healthy() != nil {
+			w.Header().Set("Retry-After", "5")
+			writeError(w, http.StatusServiceUnavailable, resource.CodeTemporarilyUnavailable, "sign-in is unavailable: the audit log cannot be written", "")
+			return
+		}
 		addr := remoteHost(r)
 		attempt, err := a.limits.Begin(r.Context(), username, addr)
 		if err != nil {

@@ -20,7 +20,7 @@ func newCollector(w *Writer) *collector {
 		batches:     d("batches_total", "Group commits of audit events (successful AppendAudit calls)."),
 		writeErrors: d("write_errors_total", "Failed attempts to write a batch of audit events, retries included."),
 		dropped:     d("events_dropped_total", "Audit events refused because the queue stayed full or the writer was closed."),
-		lost:        d("events_lost_total", "Audit events queued but never written: every retry failed or shutdown ran out of time."),
+		lost:        d("events_lost_total", "Audit events queued but never written: their batch was still failing at shutdown, or shutdown ran out of time."),
 		queued:      d("queue_length", "Audit events waiting to be written."),
 		capacity:    d("queue_capacity", "Size of the audit event queue."),
 	}

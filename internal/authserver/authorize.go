@@ -327,6 +327,10 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ctx := r.Context()
+	if s.auditUnavailable() != nil {
+		s.errorPage(w, http.StatusServiceUnavailable, "Sign-in is unavailable right now. Try again in a minute.", "the audit log cannot be written")
+		return
+	}
 	username := truncate(strings.TrimSpace(r.PostForm.Get("username")), 128)
 	password := r.PostForm.Get("password")
 	addr := remoteIP(r)

@@ -98,6 +98,10 @@ const (
 // Record must not block for long: it is called on the token endpoint.
 type Auditor interface {
 	Record(ctx context.Context, e store.AuditEvent)
+	// Healthy reports whether recorded events are being written. While it
+	// fails, sign-ins and token requests are refused: nothing is granted
+	// that the audit log would not show.
+	Healthy() error
 }
 
 // Options configure New.
@@ -318,6 +322,16 @@ func (s *Server) audit(ctx context.Context, r *http.Request, e store.AuditEvent)
 		e.UserAgent = truncate(r.UserAgent(), 256)
 	}
 	s.opts.Auditor.Record(ctx, e)
+}
+
+// auditUnavailable is why sign-ins and token requests must be refused
+// now: the audit log is on and its events are not being written. It costs
+// two atomic loads on the token endpoint.
+func (s *Server) auditUnavailable() error {
+	if s.opts.Auditor == nil || !s.opts.Auth.AuditLog {
+		return nil
+	}
+	return s.opts.Auditor.Healthy()
 }
 
 func remoteIP(r *http.Request) string {
