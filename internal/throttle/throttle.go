@@ -25,6 +25,7 @@ package throttle
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
 
@@ -39,6 +40,10 @@ const (
 	memory        = 24 * time.Hour
 	sprayWindow   = 15 * time.Minute
 	sprayAccounts = 10
+	// maxAccount bounds the account key a caller stores for a failure.
+	// Usernames are at most 64 characters; a longer name cannot exist,
+	// and cutting it keeps a huge Basic header out of the table.
+	maxAccount = 128
 )
 
 // Options tune a Throttle.
@@ -98,6 +103,9 @@ type Attempt struct {
 // state could not be read: the caller should refuse the sign-in as
 // unavailable rather than let it through unthrottled.
 func (t *Throttle) Begin(ctx context.Context, account, addr string) (*Attempt, error) {
+	if len(account) > maxAccount {
+		account = strings.ToValidUTF8(account[:maxAccount], "")
+	}
 	a := &Attempt{t: t, p: pair{account, addr}}
 	a.lock()
 	now := t.now()

@@ -3,6 +3,7 @@ package throttle
 import (
 	"context"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -249,5 +250,18 @@ func TestConcurrentBurst(t *testing.T) {
 	}
 	if n := len(th.inFlight); n != 0 {
 		t.Fatalf("%d pairs left in flight", n)
+	}
+}
+
+// A name longer than any username is counted under its first 128 bytes,
+// cut on a character boundary (PostgreSQL refuses invalid UTF-8).
+func TestLongAccountNames(t *testing.T) {
+	th, _ := newThrottle(t)
+	long := strings.Repeat("é", 100) // 200 bytes; byte 128 is inside a character
+	for range 5 {
+		try(t, th, long+"-a", "192.0.2.1", true)
+	}
+	if d := try(t, th, long+"-b", "192.0.2.1", false); d != time.Second {
+		t.Fatalf("same first 128 bytes: wait %v, want 1s", d)
 	}
 }
