@@ -58,19 +58,26 @@ type Throttle struct {
 	st  store.SignInFailures
 	now func() time.Time
 
-	// Attempts of one pair in this process run one at a time, from Begin
-	// to their outcome, so a burst of concurrent guesses sees each
-	// other's failures instead of all passing the check at once. The map
-	// holds only the pairs with an attempt in flight.
+	// inFlight holds the pairs with an attempt in flight in this process
+	// (see pairGate), so it never outgrows the requests being served.
 	mu       sync.Mutex
-	inFlight map[pair]*pairLock
+	inFlight map[pair]*pairGate
 }
 
 type pair struct{ account, addr string }
 
-type pairLock struct {
-	mu    sync.Mutex
-	users int // attempts holding or waiting for mu; guarded by Throttle.mu
+// pairGate orders the attempts of one pair in this process, so that a
+// burst of concurrent guesses cannot all pass the check before the first
+// failure is recorded. Attempts of a pair without failures share the
+// gate (a busy HTTP Basic integration verifies in parallel), at most
+// freeFailures at a time: together they can spend no more than the free
+// failures. Attempts of a pair with failures hold it alone, after every
+// shared attempt has recorded its outcome, so each sees all failures
+// before it.
+type pairGate struct {
+	slots chan struct{} // one per attempt in flight, at most freeFailures
+	rw    sync.RWMutex  // read: a pair without failures; write: with
+	users int           // attempts holding or waiting; guarded by Throttle.mu
 }
 
 // New returns a throttle keeping its state in st.
@@ -78,7 +85,7 @@ func New(st store.SignInFailures, opts Options) *Throttle {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Throttle{st: st, now: opts.Now, inFlight: map[pair]*pairLock{}}
+	return &Throttle{st: st, now: opts.Now, inFlight: map[pair]*pairGate{}}
 }
 
 // Attempt is one sign-in between Begin and its outcome. Call exactly one
@@ -86,9 +93,12 @@ func New(st store.SignInFailures, opts Options) *Throttle {
 // was not (refused, or the check could not run); End after either is a
 // no-op, so `defer a.End()` is always right.
 type Attempt struct {
-	t *Throttle
-	p pair
-	l *pairLock
+	t         *Throttle
+	p         pair
+	g         *pairGate
+	slot      bool // holds one of g.slots
+	shared    bool // holds g.rw for reading
+	exclusive bool // holds g.rw for writing
 	// failures the pair had at Begin.
 	failures int
 	// Wait is how long the caller must wait before this pair may try
@@ -98,25 +108,42 @@ type Attempt struct {
 }
 
 // Begin starts a sign-in of account from addr (the client address
-// without port). It waits for another attempt of the same pair in this
-// process to finish, then reads the pair's state. An error means the
-// state could not be read: the caller should refuse the sign-in as
-// unavailable rather than let it through unthrottled.
+// without port): it waits its turn among the pair's attempts in this
+// process (see pairGate), then reads the pair's state. An error means the
+// state could not be read, or ctx ended while waiting: the caller should
+// refuse the sign-in as unavailable rather than let it through
+// unthrottled.
 func (t *Throttle) Begin(ctx context.Context, account, addr string) (*Attempt, error) {
 	if len(account) > maxAccount {
 		account = strings.ToValidUTF8(account[:maxAccount], "")
 	}
 	a := &Attempt{t: t, p: pair{account, addr}}
-	a.lock()
-	now := t.now()
-	st, addrAccounts, err := t.st.GetSignInFailures(ctx, account, addr, now, now.Add(-sprayWindow))
+	if err := a.enter(ctx); err != nil {
+		return nil, fmt.Errorf("sign-in throttle: %w", err)
+	}
+	p, addrAccounts, now, err := a.read(ctx)
+	if err == nil && p.Failures > 0 {
+		// The pair has failed: wait for the shared attempts to record
+		// their outcome, and read again.
+		a.g.rw.RUnlock()
+		a.shared = false
+		a.g.rw.Lock()
+		a.exclusive = true
+		p, addrAccounts, now, err = a.read(ctx)
+	}
 	if err != nil {
 		a.End()
 		return nil, fmt.Errorf("sign-in throttle: %w", err)
 	}
-	a.failures = st.Failures
-	a.Wait = wait(st, addrAccounts, now)
+	a.failures = p.Failures
+	a.Wait = wait(p, addrAccounts, now)
 	return a, nil
+}
+
+func (a *Attempt) read(ctx context.Context) (store.SignInPair, int, time.Time, error) {
+	now := a.t.now()
+	p, n, err := a.t.st.GetSignInFailures(ctx, a.p.account, a.p.addr, now, now.Add(-sprayWindow))
+	return p, n, now, err
 }
 
 // wait applies the policy to a pair's state and its address's count.
@@ -171,32 +198,51 @@ func (a *Attempt) Succeed(ctx context.Context) error {
 	return nil
 }
 
-func (a *Attempt) lock() {
+// enter joins the pair's gate: a slot, then the shared lock.
+func (a *Attempt) enter(ctx context.Context) error {
 	t := a.t
 	t.mu.Lock()
-	l := t.inFlight[a.p]
-	if l == nil {
-		l = &pairLock{}
-		t.inFlight[a.p] = l
+	g := t.inFlight[a.p]
+	if g == nil {
+		g = &pairGate{slots: make(chan struct{}, freeFailures)}
+		t.inFlight[a.p] = g
 	}
-	l.users++
+	g.users++
 	t.mu.Unlock()
-	l.mu.Lock()
-	a.l = l
+	a.g = g
+	select {
+	case g.slots <- struct{}{}:
+		a.slot = true
+	case <-ctx.Done():
+		a.End()
+		return ctx.Err()
+	}
+	g.rw.RLock()
+	a.shared = true
+	return nil
 }
 
 // End releases the attempt without recording an outcome. It may be
 // called more than once.
 func (a *Attempt) End() {
-	if a == nil || a.l == nil {
+	if a == nil || a.g == nil {
 		return
 	}
-	l := a.l
-	a.l = nil
-	l.mu.Unlock()
+	g := a.g
+	a.g = nil
+	switch {
+	case a.exclusive:
+		g.rw.Unlock()
+	case a.shared:
+		g.rw.RUnlock()
+	}
+	if a.slot {
+		<-g.slots
+	}
+	a.slot, a.shared, a.exclusive = false, false, false
 	t := a.t
 	t.mu.Lock()
-	if l.users--; l.users == 0 {
+	if g.users--; g.users == 0 {
 		delete(t.inFlight, a.p)
 	}
 	t.mu.Unlock()

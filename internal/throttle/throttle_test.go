@@ -265,3 +265,56 @@ func TestLongAccountNames(t *testing.T) {
 		t.Fatalf("same first 128 bytes: wait %v, want 1s", d)
 	}
 }
+
+// Attempts of a pair without failures run side by side, up to 5 (a busy
+// HTTP Basic integration is not made to verify one call at a time); the
+// 6th waits for one of them.
+func TestCleanPairAttemptsRunInParallel(t *testing.T) {
+	th, _ := newThrottle(t)
+	var held []*Attempt
+	for i := range 5 {
+		a, err := th.Begin(t.Context(), "svc-user", "192.0.2.1")
+		if err != nil || a.Wait != 0 {
+			t.Fatalf("attempt %d: %v, wait %v", i+1, err, a.Wait)
+		}
+		held = append(held, a)
+	}
+	sixth := make(chan *Attempt)
+	go func() {
+		a, err := th.Begin(context.Background(), "svc-user", "192.0.2.1")
+		if err != nil {
+			t.Error(err)
+		}
+		sixth <- a
+	}()
+	select {
+	case <-sixth:
+		t.Fatal("a 6th attempt began while 5 were in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	if err := held[0].Succeed(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case a := <-sixth:
+		a.End()
+	case <-time.After(5 * time.Second):
+		t.Fatal("the 6th attempt still waits after one ended")
+	}
+	for _, a := range held[1:] {
+		a.End()
+	}
+	// A waiting attempt gives up with its context.
+	for range 5 {
+		a, err := th.Begin(t.Context(), "svc-user", "192.0.2.1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer a.End()
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Millisecond)
+	defer cancel()
+	if _, err := th.Begin(ctx, "svc-user", "192.0.2.1"); err == nil {
+		t.Fatal("Begin returned while every slot was taken")
+	}
+}
