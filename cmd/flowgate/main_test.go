@@ -172,7 +172,18 @@ func (s *serving) stop(t *testing.T) int {
 
 func getJSON(t *testing.T, url string) (int, map[string]any) {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return doJSON(t, req)
+}
+
+// doJSON sends req and returns the status and the JSON object answered
+// (nil when the body is not one).
+func doJSON(t *testing.T, req *http.Request) (int, map[string]any) {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -79,6 +79,11 @@ func (c *cli) serveCmd() *cobra.Command {
 			}
 			srv := server.New(a.Store, logger)
 			auditor := audit.NewWriter(a.Store, logger, audit.Options{Disabled: !cfg.Auth.AuditLog, Registerer: srv.Registry()})
+			// While audit events cannot be written, sign-ins and token
+			// requests are refused; the load balancer should send them
+			// to a server whose database takes writes.
+			srv.AddReadinessCheck(server.ReadinessCheck{Name: "audit", Required: true,
+				Check: func(context.Context) error { return auditor.Healthy() }})
 			// Flushed after the server drained, so the last requests' events
 			// are written before the process exits.
 			defer func() {
@@ -198,6 +203,12 @@ func pruneExpired(ctx context.Context, a *app.App, logger *slog.Logger) {
 				logger.Warn("pruning expired connect states", "err", err)
 			} else if n > 0 {
 				logger.Debug("pruned expired connect states", "rows", n)
+			}
+			// Failed sign-ins the throttle no longer remembers.
+			if n, err := a.Store.DeleteExpiredSignInFailures(ctx, now.UTC()); err != nil && ctx.Err() == nil {
+				logger.Warn("pruning expired sign-in failures", "err", err)
+			} else if n > 0 {
+				logger.Debug("pruned expired sign-in failures", "rows", n)
 			}
 		}
 	}

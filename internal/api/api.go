@@ -81,6 +81,9 @@ type Options struct {
 // Auditor is where the API records sign-in failures (the audit writer).
 type Auditor interface {
 	Record(ctx context.Context, e store.AuditEvent)
+	// Healthy reports whether recorded events are being written; while it
+	// fails, HTTP Basic sign-ins are refused, as the login page's are.
+	Healthy() error
 }
 
 // API serves the admin API. It is safe for concurrent use.
@@ -93,7 +96,7 @@ type API struct {
 	client    *http.Client
 	publicURL string
 	switches  *switchCache
-	limits    *throttle.Failures
+	limits    *throttle.Throttle
 	auditor   Auditor
 	engine    *engine.Engine
 	detailed  bool
@@ -124,7 +127,7 @@ func New(o Options) *API {
 		client:    o.HTTPClient,
 		publicURL: o.PublicURL,
 		switches:  newSwitchCache(o.SwitchRefresh),
-		limits:    throttle.New(),
+		limits:    throttle.New(o.Store, throttle.Options{}),
 		auditor:   o.Auditor,
 		engine:    o.Engine,
 		detailed:  o.ShowDetailedErrors,

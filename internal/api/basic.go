@@ -24,7 +24,7 @@ func basicScopes() []string {
 // while apis.basic_auth is on, HTTP Basic with a Flowgate user's username
 // and password (SPEC §2): the principal is then user:NAME with the user's
 // roles and every API scope except admin. Basic failures are rate-limited
-// per user and per address like the login page. While the switch is off,
+// like the login page (package throttle). While the switch is off,
 // Basic gets the same 401 Bearer challenge as no credentials at all.
 func (a *API) Authenticate(next http.Handler) http.Handler {
 	bearer := a.v.Middleware(next)
@@ -34,8 +34,20 @@ func (a *API) Authenticate(next http.Handler) http.Handler {
 			bearer.ServeHTTP(w, r)
 			return
 		}
+		if a.auditor != nil && a.auditor.Healthy() != nil {
+			w.Header().Set("Retry-After", "5")
+			writeError(w, http.StatusServiceUnavailable, resource.CodeTemporarilyUnavailable, "sign-in is unavailable: the audit log cannot be written", "")
+			return
+		}
 		addr := remoteHost(r)
-		if d := a.limits.Wait(username, addr); d > 0 {
+		attempt, err := a.limits.Begin(r.Context(), username, addr)
+		if err != nil {
+			a.log.ErrorContext(r.Context(), "basic auth: reading the sign-in throttle", "err", err)
+			writeError(w, http.StatusServiceUnavailable, resource.CodeTemporarilyUnavailable, "the password cannot be checked right now", "")
+			return
+		}
+		defer attempt.End()
+		if d := attempt.Wait; d > 0 {
 			a.auditFailure(r, username, "HTTP Basic: too many failed sign-ins, rate limited")
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(d.Seconds()))))
 			writeError(w, http.StatusTooManyRequests, "too_many_requests",
@@ -51,7 +63,9 @@ func (a *API) Authenticate(next http.Handler) http.Handler {
 		// Verify runs even for an unknown user (against a decoy hash), so
 		// the answer takes as long whether or not the account exists.
 		if !a.hasher.Verify(password, u.PasswordHash) || u.Disabled {
-			a.limits.Fail(username, addr)
+			if err := attempt.Fail(r.Context()); err != nil {
+				a.log.ErrorContext(r.Context(), "basic auth: recording a failed sign-in", "err", err)
+			}
 			// The audit log says why; the caller is told nothing that
 			// would reveal whether the account exists.
 			why := "HTTP Basic: wrong password"
@@ -68,6 +82,11 @@ func (a *API) Authenticate(next http.Handler) http.Handler {
 			writeError(w, http.StatusUnauthorized, resource.CodeUnauthorized,
 				"wrong username or password, or the account is disabled", "")
 			return
+		}
+		// Succeed ends the attempt: the pair is not held while the API
+		// call runs.
+		if err := attempt.Succeed(r.Context()); err != nil {
+			a.log.ErrorContext(r.Context(), "basic auth: clearing failed sign-ins", "err", err)
 		}
 		p := &resource.Principal{
 			ID:         "user:" + u.Username,

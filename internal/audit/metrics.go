@@ -7,7 +7,7 @@ import "github.com/prometheus/client_golang/prometheus"
 type collector struct {
 	w                                            *Writer
 	written, batches, writeErrors, dropped, lost *prometheus.Desc
-	queued, capacity                             *prometheus.Desc
+	queued, capacity, healthy                    *prometheus.Desc
 }
 
 func newCollector(w *Writer) *collector {
@@ -20,15 +20,16 @@ func newCollector(w *Writer) *collector {
 		batches:     d("batches_total", "Group commits of audit events (successful AppendAudit calls)."),
 		writeErrors: d("write_errors_total", "Failed attempts to write a batch of audit events, retries included."),
 		dropped:     d("events_dropped_total", "Audit events refused because the queue stayed full or the writer was closed."),
-		lost:        d("events_lost_total", "Audit events queued but never written: every retry failed or shutdown ran out of time."),
+		lost:        d("events_lost_total", "Audit events queued but never written: their batch was still failing at shutdown, or shutdown ran out of time."),
 		queued:      d("queue_length", "Audit events waiting to be written."),
 		capacity:    d("queue_capacity", "Size of the audit event queue."),
+		healthy:     d("healthy", "1 while audit events are being written, 0 while writes fail or the queue is full (sign-ins and token requests are refused)."),
 	}
 }
 
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{c.written, c.batches, c.writeErrors, c.dropped, c.lost, c.queued, c.capacity} {
+	for _, d := range []*prometheus.Desc{c.written, c.batches, c.writeErrors, c.dropped, c.lost, c.queued, c.capacity, c.healthy} {
 		ch <- d
 	}
 }
@@ -46,4 +47,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.lost, s.Lost)
 	ch <- prometheus.MustNewConstMetric(c.queued, prometheus.GaugeValue, float64(s.Queued))
 	ch <- prometheus.MustNewConstMetric(c.capacity, prometheus.GaugeValue, float64(c.w.opts.QueueSize))
+	healthy := 1.0
+	if c.w.Healthy() != nil {
+		healthy = 0
+	}
+	ch <- prometheus.MustNewConstMetric(c.healthy, prometheus.GaugeValue, healthy)
 }

@@ -44,8 +44,11 @@ type Options struct {
 	// little rides out a hiccup without losing events, waiting long would
 	// turn a database stall into an outage of every sign-in.
 	FullWait time.Duration
-	// Retries is how many times a failed batch is tried again before its
-	// events are given up. Default 3.
+	// Retries is how many times a failed batch is tried again with a
+	// growing backoff. After that the writer goes on trying it at the
+	// last backoff (at most 5 s) until it is written, so the events of a
+	// database outage are written when it ends; only Close gives a failing
+	// batch up. Default 3.
 	Retries int
 	// RetryBackoff is the wait before the first retry; it doubles on each
 	// retry after. Default 100ms.
@@ -94,8 +97,8 @@ type Stats struct {
 	// Dropped counts events Record refused: queue full past FullWait, or
 	// the writer closed.
 	Dropped uint64
-	// Lost counts events accepted but never written: their batch failed
-	// every retry, or Close ran out of time.
+	// Lost counts events accepted but never written: their batch was
+	// still failing when Close gave it up, or Close ran out of time.
 	Lost uint64
 	// Queued is the number of events waiting now.
 	Queued int
@@ -133,6 +136,9 @@ type Writer struct {
 
 	written, batches, writeErrors, dropped, lost atomic.Uint64
 	lastDropLog                                  atomic.Int64 // unix nanoseconds
+	// writeErr is the error of the last AppendAudit attempt when it
+	// failed, nil once one succeeds: see Healthy.
+	writeErr atomic.Pointer[error]
 }
 
 // NewWriter starts a writer on st. With opts.Disabled, or a nil st, it
@@ -218,6 +224,26 @@ func (w *Writer) drop(ctx context.Context, reason string) {
 		return
 	}
 	w.logger.WarnContext(ctx, "audit: event dropped", "reason", reason, "dropped_total", n)
+}
+
+// Healthy reports whether events are being written: nil, or an error
+// saying why not — the last write failed (the writer is retrying it), or
+// the queue is full (the next Record would wait, then drop). Callers that
+// must not act unaudited (sign-ins, the token endpoint) check it first and
+// refuse while it fails; it turns nil again by itself with the first
+// successful write. A disabled writer is always healthy. It costs two
+// atomic loads.
+func (w *Writer) Healthy() error {
+	if w == nil || w.disabled {
+		return nil
+	}
+	if err := w.writeErr.Load(); err != nil {
+		return fmt.Errorf("audit events cannot be written: %w", *err)
+	}
+	if len(w.queue) == cap(w.queue) {
+		return errors.New("audit queue is full")
+	}
+	return nil
 }
 
 // Stats returns the counters; the zero Stats for a disabled writer.
@@ -319,6 +345,26 @@ func (w *Writer) gather() {
 	}
 }
 
+// stopping reports whether Close has been called.
+func (w *Writer) stopping() bool {
+	select {
+	case <-w.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// stopIfRetried is the stop channel once a batch has had its Retries, so
+// that Close ends the endless retrying of a failing batch; before that it
+// is nil (never ready), and Close waits for the retries as it always did.
+func (w *Writer) stopIfRetried(attempts int) <-chan struct{} {
+	if attempts > w.opts.Retries {
+		return w.stop
+	}
+	return nil
+}
+
 // fill appends queued events to batch without blocking, up to MaxBatch.
 func (w *Writer) fill(batch []store.AuditEvent) []store.AuditEvent {
 	for len(batch) < w.opts.MaxBatch {
@@ -332,13 +378,22 @@ func (w *Writer) fill(batch []store.AuditEvent) []store.AuditEvent {
 	return batch
 }
 
-// write stores one batch, retrying with exponential backoff. The log line
-// on giving up names counts and the error only, not the events: they are
-// not secrets, but a log is read by more people than the audit table.
+// maxRetryBackoff bounds the wait between two attempts at a failing
+// batch: how long after a database outage ends the writer may take to
+// notice and become healthy again.
+const maxRetryBackoff = 5 * time.Second
+
+// write stores one batch, retrying with exponential backoff; past
+// Options.Retries it keeps retrying until the batch is written or the
+// writer is closing. A failed attempt makes the writer unhealthy, a
+// successful one healthy. The log line on giving up names counts and the
+// error only, not the events: they are not secrets, but a log is read by
+// more people than the audit table.
 func (w *Writer) write(batch []store.AuditEvent) {
 	backoff := w.opts.RetryBackoff
 	attempts := 0
 	var err error
+retry:
 	for {
 		attempts++
 		ctx, cancel := context.WithTimeout(w.runCtx, w.opts.WriteTimeout)
@@ -347,20 +402,34 @@ func (w *Writer) write(batch []store.AuditEvent) {
 		if err == nil {
 			w.written.Add(uint64(len(batch)))
 			w.batches.Add(1)
+			if w.writeErr.Swap(nil) != nil {
+				w.logger.Info("audit: events are written again", "events", len(batch), "attempts", attempts)
+			}
 			return
 		}
 		w.writeErrors.Add(1)
-		if attempts > w.opts.Retries || w.runCtx.Err() != nil {
+		failed := err // err changes with the next attempt; Healthy reads this
+		w.writeErr.Store(&failed)
+		if w.runCtx.Err() != nil || attempts > w.opts.Retries && w.stopping() {
 			break
 		}
-		w.logger.Warn("audit: write failed, retrying", "events", len(batch), "attempt", attempts, "retry_in", backoff, "error", err)
+		if attempts <= w.opts.Retries {
+			w.logger.Warn("audit: write failed, retrying", "events", len(batch), "attempt", attempts, "retry_in", backoff, "error", err)
+		} else if attempts == w.opts.Retries+1 {
+			w.logger.Error("audit: write keeps failing; retrying until it works", "events", len(batch), "attempts", attempts, "retry_every", backoff, "error", err)
+		}
 		t := time.NewTimer(backoff)
 		select {
 		case <-t.C:
 		case <-w.runCtx.Done():
 			t.Stop()
+		case <-w.stopIfRetried(attempts):
+			t.Stop()
+			break retry
 		}
-		backoff *= 2
+		if attempts <= w.opts.Retries {
+			backoff = min(backoff*2, max(maxRetryBackoff, w.opts.RetryBackoff))
+		}
 	}
 	w.lost.Add(uint64(len(batch)))
 	if errors.Is(err, context.Canceled) && w.runCtx.Err() != nil {

@@ -474,7 +474,7 @@ func TestMetrics(t *testing.T) {
 	want := map[string]float64{
 		"flowgate_audit_events_written_total": 3, "flowgate_audit_events_dropped_total": 0,
 		"flowgate_audit_events_lost_total": 0, "flowgate_audit_write_errors_total": 0,
-		"flowgate_audit_queue_length": 0, "flowgate_audit_queue_capacity": 8192,
+		"flowgate_audit_queue_length": 0, "flowgate_audit_queue_capacity": 8192, "flowgate_audit_healthy": 1,
 	}
 	for name, v := range want {
 		if g, ok := got[name]; !ok || g != v {

@@ -327,6 +327,10 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ctx := r.Context()
+	if s.auditUnavailable() != nil {
+		s.errorPage(w, http.StatusServiceUnavailable, "Sign-in is unavailable right now. Try again in a minute.", "the audit log cannot be written")
+		return
+	}
 	username := truncate(strings.TrimSpace(r.PostForm.Get("username")), 128)
 	password := r.PostForm.Get("password")
 	addr := remoteIP(r)
@@ -334,7 +338,14 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	if req != nil {
 		page.Request = req.ID
 	}
-	if d := s.limits.Wait(username, addr); d > 0 {
+	attempt, err := s.limits.Begin(ctx, username, addr)
+	if err != nil {
+		s.logger.Error("login: reading the sign-in throttle", "err", err)
+		s.errorPage(w, http.StatusServiceUnavailable, "Sign-in is unavailable right now.", "")
+		return
+	}
+	defer attempt.End()
+	if d := attempt.Wait; d > 0 {
 		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginFailure, User: username, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: "rate limited"})
 		page.Error = fmt.Sprintf("Too many attempts, wait %d seconds.", waitSeconds(d))
 		s.render(w, http.StatusTooManyRequests, "login", page)
@@ -359,7 +370,9 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		reason = "user disabled"
 	}
 	if reason != "" {
-		s.limits.Fail(username, addr)
+		if err := attempt.Fail(ctx); err != nil {
+			s.logger.Error("login: recording a failed sign-in", "err", err)
+		}
 		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginFailure, User: username, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: reason})
 		page.Error = "Wrong username or password."
 		if reason == "user disabled" {
@@ -376,6 +389,9 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		s.logger.Error("login: creating session", "err", err)
 		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
 		return
+	}
+	if err := attempt.Succeed(ctx); err != nil {
+		s.logger.Error("login: clearing failed sign-ins", "err", err)
 	}
 	// A fresh session id at every login: no fixation.
 	if old, err := r.Cookie(sessionCookie); err == nil && old.Value != "" {

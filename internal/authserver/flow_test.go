@@ -17,7 +17,6 @@ import (
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/store/postgres"
 	"github.com/flowgate/flowgate/internal/testutil/pgtest"
-	"github.com/flowgate/flowgate/internal/throttle"
 )
 
 func TestDiscovery(t *testing.T) {
@@ -312,7 +311,10 @@ func TestLoginRefusalsAndConsentDeny(t *testing.T) {
 	if !strings.Contains(last, "Too many attempts, wait") {
 		t.Fatalf("no rate limit after repeated failures: %s", last)
 	}
-	e.srv.limits = throttle.New()
+	// The throttle's state is in the store: forget alice's failures there.
+	if err := e.st.ClearSignInFailures(t.Context(), "alice", "127.0.0.1"); err != nil {
+		t.Fatal(err)
+	}
 
 	// Consent denied → access_denied at the RP.
 	resp = get(t, b, authURL)

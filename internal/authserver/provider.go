@@ -197,6 +197,14 @@ func opEndpoints() op.Endpoints {
 func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
 	x := &exchange{r: r}
 	path := r.URL.Path
+	if path == PathToken && s.auditUnavailable() != nil {
+		// RFC 6749 §5.2 has no such code; temporarily_unavailable is the
+		// one OAuth defines for this (§4.1.2.1), and clients retry a 503.
+		w.Header().Set("Cache-Control", "no-store")
+		w.Header().Set("Retry-After", "5")
+		s.writeOAuthError(w, &oauthError{Code: "temporarily_unavailable", Description: "the audit log cannot be written; try again later", status: http.StatusServiceUnavailable})
+		return
+	}
 	clientAuth := path == PathToken || path == PathRevoke || path == PathIntrospect
 	switch {
 	case clientAuth:

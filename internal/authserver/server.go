@@ -99,6 +99,10 @@ const (
 // Record must not block for long: it is called on the token endpoint.
 type Auditor interface {
 	Record(ctx context.Context, e store.AuditEvent)
+	// Healthy reports whether recorded events are being written. While it
+	// fails, sign-ins and token requests are refused: nothing is granted
+	// that the audit log would not show.
+	Healthy() error
 }
 
 // Options configure New.
@@ -130,7 +134,7 @@ type Server struct {
 	tokenURL string
 	secure   bool
 	pages    *pages
-	limits   *throttle.Failures
+	limits   *throttle.Throttle
 	clients  *clientCache
 	remote   *remoteJWKS
 	now      func() time.Time
@@ -184,7 +188,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		opts: o, st: o.Store, keys: keys, hasher: o.Hasher, logger: o.Logger,
 		issuer: o.Issuer, tokenURL: o.Issuer + PathToken,
 		secure: strings.HasPrefix(o.Issuer, "https://"),
-		pages:  pg, limits: throttle.New(), clients: newClientCache(o.Store), remote: newRemoteJWKS(o.HTTPClient),
+		pages:  pg, limits: throttle.New(o.Store, throttle.Options{}), clients: newClientCache(o.Store), remote: newRemoteJWKS(o.HTTPClient),
 		now: time.Now,
 	}
 	// No CORS: the endpoints answer as they always did.
@@ -320,6 +324,16 @@ func (s *Server) audit(ctx context.Context, r *http.Request, e store.AuditEvent)
 		e.UserAgent = truncate(r.UserAgent(), 256)
 	}
 	s.opts.Auditor.Record(ctx, e)
+}
+
+// auditUnavailable is why sign-ins and token requests must be refused
+// now: the audit log is on and its events are not being written. It costs
+// two atomic loads on the token endpoint.
+func (s *Server) auditUnavailable() error {
+	if s.opts.Auditor == nil || !s.opts.Auth.AuditLog {
+		return nil
+	}
+	return s.opts.Auditor.Healthy()
 }
 
 func remoteIP(r *http.Request) string {

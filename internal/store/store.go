@@ -46,6 +46,7 @@ type Store interface {
 	Flows
 	Connections
 	ConnectStates
+	SignInFailures
 
 	// Ping reports whether the database answers and its schema is current.
 	Ping(ctx context.Context) error

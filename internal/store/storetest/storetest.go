@@ -68,6 +68,7 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) store.Store) {
 	runConnectionsConformance(t, newStore)
 	runConnectStatesConformance(t, newStore)
 	runNamedSecretsConformance(t, newStore)
+	runSignInConformance(t, newStore)
 }
 
 func ctx(t *testing.T) context.Context {
