@@ -122,6 +122,20 @@ func (e *EvalError) Error() string {
 // Unwrap returns the underlying error.
 func (e *EvalError) Unwrap() error { return e.Err }
 
+// StepError locates err in step stepID of flow flowName, for the message
+// that ends an instance. Each context is named once: an error that already
+// names this flow and step (an expression's EvalError) is returned as it
+// is, anything else is wrapped so its message starts with them. Adding the
+// prefix unconditionally is what once gave
+// `step "done": expense: step "done": …`.
+func StepError(flowName, stepID string, err error) error {
+	var ee *EvalError
+	if errors.As(err, &ee) && ee.Flow == flowName && ee.Step == stepID {
+		return err
+	}
+	return &EvalError{Flow: flowName, Step: stepID, Err: err}
+}
+
 // shorten keeps long templates (whole request bodies) from flooding error
 // messages.
 func shorten(s string, n int) string {
