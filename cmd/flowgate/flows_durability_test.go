@@ -59,12 +59,18 @@ flows: %s
 
 func robotToken(t *testing.T, base string) string {
 	t.Helper()
-	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"workflows.read workflows.start flows.invoke"}}
+	return clientToken(t, base, "robot", robotSecret, "workflows.read workflows.start flows.invoke")
+}
+
+// clientToken gets an access token for a client by client credentials.
+func clientToken(t *testing.T, base, id, secret, scope string) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}
 	req, err := http.NewRequest(http.MethodPost, base+"/oauth2/token", strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.SetBasicAuth("robot", robotSecret)
+	req.SetBasicAuth(id, secret)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {

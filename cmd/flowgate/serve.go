@@ -53,7 +53,7 @@ func (c *cli) serveCmd() *cobra.Command {
 				return err
 			}
 			defer ln.Close()
-			a, err := app.Open(ctx, cfg, logger)
+			a, err := app.OpenOrCreate(ctx, cfg, logger)
 			if err != nil {
 				return err
 			}
@@ -93,7 +93,7 @@ func (c *cli) serveCmd() *cobra.Command {
 				return err
 			}
 			tokens := vault.New(a.Store, vault.Options{Logger: logger})
-			eng, err := engine.New(ctx, engine.Config{Store: a.Store, Logger: logger, Vault: tokens, PublicURL: cfg.Server.PublicURL})
+			eng, err := engine.New(ctx, engine.Config{Store: a.Store, Logger: logger, Vault: tokens, PublicURL: cfg.Server.PublicURL, Audit: auditor})
 			if err != nil {
 				return err
 			}

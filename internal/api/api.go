@@ -22,13 +22,14 @@
 package api
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/admin"
+	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/keyring"
@@ -58,7 +59,8 @@ type Options struct {
 	// without redirect_uri gets PublicURL + "/oauth-callback", as in the
 	// configuration file.
 	PublicURL string
-	// Auditor receives failed HTTP Basic sign-ins; nil records nothing.
+	// Auditor receives failed HTTP Basic sign-ins and the changes made
+	// through the API, with who made them; nil records nothing.
 	Auditor Auditor
 	// SwitchRefresh is how long a server trusts its cached API switches
 	// before reading them again (default 5 s): how long it takes several
@@ -76,10 +78,9 @@ type Options struct {
 	Vault *vault.Vault
 }
 
-// Auditor is where the API records sign-in failures (the audit writer).
-type Auditor interface {
-	Record(ctx context.Context, e store.AuditEvent)
-}
+// Auditor is where the API records sign-in failures and changes (the
+// audit writer).
+type Auditor = audit.Recorder
 
 // API serves the admin API. It is safe for concurrent use.
 type API struct {
@@ -94,6 +95,7 @@ type API struct {
 	limits    *throttle.Failures
 	auditor   Auditor
 	engine    *engine.Engine
+	changes   *admin.Service
 	detailed  bool
 	vault     *vault.Vault
 }
@@ -125,6 +127,7 @@ func New(o Options) *API {
 		limits:    throttle.New(),
 		auditor:   o.Auditor,
 		engine:    o.Engine,
+		changes:   &admin.Service{Store: o.Store, Ring: o.Ring, Audit: o.Auditor},
 		detailed:  o.ShowDetailedErrors,
 		vault:     o.Vault,
 	}
