@@ -158,17 +158,18 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 	if !a.applyUser(w, r, req, &next) {
 		return
 	}
-	next, err = account.Update(r.Context(), a.st, a.auditor, actor(r), u, next)
-	if err != nil && next.Username == "" {
+	saved, err := account.Update(r.Context(), a.st, a.auditor, actor(r), u, next)
+	switch {
+	case saved.Username == "": // not written
 		a.storeError(w, r, err, "user", name)
 		return
-	}
-	if err != nil {
-		// The user is disabled either way, and every use of a refresh
-		// token or session checks the user again.
+	case err != nil:
+		// Written and disabled, but the sessions could not all be ended:
+		// logged, not answered, since every use of a refresh token or
+		// session checks the user again.
 		a.log.WarnContext(r.Context(), "disabled user: sessions not ended", "user", name, "err", err)
 	}
-	writeJSON(w, http.StatusOK, toUserJSON(next))
+	writeJSON(w, http.StatusOK, toUserJSON(saved))
 }
 
 // setUserDisabled serves POST …/disable and …/enable.

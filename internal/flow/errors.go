@@ -122,18 +122,23 @@ func (e *EvalError) Error() string {
 // Unwrap returns the underlying error.
 func (e *EvalError) Unwrap() error { return e.Err }
 
-// StepError locates err in step stepID of flow flowName, for the message
-// that ends an instance. Each context is named once: an error that already
-// names this flow and step (an expression's EvalError) is returned as it
-// is, anything else is wrapped so its message starts with them. Adding the
-// prefix unconditionally is what once gave
+// StepError locates err in step stepID, for the error of an instance,
+// which names its flow itself: the message names the step (and the field,
+// for an expression) once and the flow not at all. An expression's
+// EvalError already names all three, so it loses its flow instead of
+// gaining a prefix; adding the prefix regardless is what once gave
 // `step "done": expense: step "done": …`.
-func StepError(flowName, stepID string, err error) error {
-	var ee *EvalError
-	if errors.As(err, &ee) && ee.Flow == flowName && ee.Step == stepID {
-		return err
+func StepError(stepID string, err error) error {
+	if ee, ok := err.(*EvalError); ok && ee.Step == stepID {
+		local := *ee
+		local.Flow = ""
+		return &local
 	}
-	return &EvalError{Flow: flowName, Step: stepID, Err: err}
+	var ee *EvalError
+	if errors.As(err, &ee) && ee.Step == stepID {
+		return err // wrapped, with more to say: it names the step already
+	}
+	return &EvalError{Step: stepID, Err: err}
 }
 
 // shorten keeps long templates (whole request bodies) from flooding error

@@ -7,9 +7,9 @@ import (
 	"github.com/flowgate/flowgate/internal/store"
 )
 
-// An instance's error names the flow, the step and the field once each,
-// whether the failure already named them (an expression) or not (a fail
-// step's message).
+// An instance's error names the step and the field once each, whether the
+// failure already named them (an expression) or not (a fail step's
+// message); the flow is the instance's own.
 func TestFailedStepErrorNamesEachContextOnce(t *testing.T) {
 	s := openStore(t)
 	e := newEngine(t, s, engine.Config{})
@@ -33,8 +33,8 @@ steps:
     error: "too much: ${{ input.n }}"
 `)
 	for n, want := range map[float64]string{
-		3:  `expense: step "done": body.size: ${{ len(input.n) }}: invalid argument for len (type float64)`,
-		20: `expense: step "stop": too much: 20`,
+		3:  `step "done": body.size: ${{ len(input.n) }}: invalid argument for len (type float64)`,
+		20: `step "stop": too much: 20`,
 	} {
 		res, err := e.Invoke(t.Context(), engine.StartRequest{Workflow: "expense", Input: map[string]any{"n": n}, Caller: alice}, false)
 		if err != nil {

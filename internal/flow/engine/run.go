@@ -185,7 +185,7 @@ func (r *runner) advance(ctx context.Context) error {
 		}
 		step, ok := r.def.Step(cur)
 		if !ok {
-			return r.failInstance(ctx, cur, fmt.Errorf("step %q does not exist in version %d", cur, r.def.Version))
+			return r.failInstance(ctx, cur, fmt.Errorf("no such step in version %d", r.def.Version))
 		}
 		var err error
 		switch step.Type {
@@ -509,10 +509,10 @@ func (r *runner) failInstance(ctx context.Context, stepID string, err error) err
 }
 
 // failAt ends the instance as failed by err in step stepID. The message
-// names the flow and the step once, also when err (an expression's error)
-// already names them.
+// names the step once, also when err (an expression's error) already
+// names it.
 func (r *runner) failAt(stepID string, err error) {
-	r.endInstance(store.StatusFailed, nil, flow.StepError(r.def.Name, stepID, err).Error())
+	r.endInstance(store.StatusFailed, nil, flow.StepError(stepID, err).Error())
 }
 
 func (r *runner) endInstance(status string, output []byte, errMsg string) {
