@@ -28,6 +28,9 @@ func TestFlowDeploy(t *testing.T) {
 		}
 	}
 	write("echo.yaml", deployEcho)
+	if r := run(t, dir, "", nil, "migrate"); r.code != 0 {
+		t.Fatalf("migrate: %+v", r)
+	}
 	write("notes.txt", "not a flow")
 	r := run(t, dir, "", nil, "flow", "deploy", "flows")
 	if r.code != 0 || !strings.Contains(r.stdout, "deployed echo version 1") {

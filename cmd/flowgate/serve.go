@@ -61,7 +61,7 @@ func (c *cli) serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := app.Open(ctx, cfg, logger)
+			a, err := app.OpenOrCreate(ctx, cfg, logger)
 			if err != nil {
 				return err
 			}
@@ -106,7 +106,7 @@ func (c *cli) serveCmd() *cobra.Command {
 				return err
 			}
 			tokens := vault.New(a.Store, vault.Options{Logger: logger, HTTPClient: policy.Client(30 * time.Second)})
-			eng, err := engine.New(ctx, engine.Config{Store: a.Store, Logger: logger, Vault: tokens, PublicURL: cfg.Server.PublicURL, Egress: policy})
+			eng, err := engine.New(ctx, engine.Config{Store: a.Store, Logger: logger, Vault: tokens, PublicURL: cfg.Server.PublicURL, Egress: policy, Audit: auditor})
 			if err != nil {
 				return err
 			}

@@ -46,6 +46,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/store"
@@ -110,6 +111,9 @@ type Config struct {
 	// NoQueue runs the engine without a job queue worker (commands that
 	// deploy flows but do not run them). Wakes are still scheduled.
 	NoQueue bool
+	// Audit records deploys, task actions and cancels with who made them;
+	// nil records nothing.
+	Audit audit.Recorder
 }
 
 // Engine runs instances. It is safe for concurrent use.
@@ -127,6 +131,7 @@ type Engine struct {
 
 	vault     Vault
 	publicURL string
+	audit     audit.Recorder
 
 	// ctx lives as long as the engine; runs use it instead of the
 	// request's context, so an instance goes on when its caller hangs up.
@@ -160,6 +165,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		wait:   cfg.InvokeWait,
 		now:    cfg.Now,
 		vault:  cfg.Vault,
+		audit:  cfg.Audit,
 		// A trailing slash would double in every connect link.
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		waiters:   make(map[string][]chan struct{}),

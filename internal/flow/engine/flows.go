@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/store"
 )
@@ -40,7 +41,8 @@ type cachedLatest struct {
 // file, flow, step and field); nothing is stored then. Source identical to
 // the latest version's is not stored again: created is false and the
 // latest version is returned, so deploying a folder at every start does
-// not pile up versions.
+// not pile up versions. A new version is audited as deployed by by (a
+// principal, "cli:<OS user>" or "config").
 func (e *Engine) Deploy(ctx context.Context, source []byte, filename, by string) (def *flow.Definition, created bool, err error) {
 	def, err = flow.Parse(source, filename)
 	if err != nil {
@@ -63,6 +65,7 @@ func (e *Engine) Deploy(ctx context.Context, source []byte, filename, by string)
 	}
 	def.Version = v.Version
 	e.flows.put(def, e.flows.now())
+	audit.Change{Event: audit.FlowDeployed, By: by, Detail: fmt.Sprintf("flow %s version %d", def.Name, def.Version)}.Record(ctx, e.audit)
 	return def, true, nil
 }
 

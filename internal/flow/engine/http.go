@@ -135,7 +135,7 @@ func (r *runner) runHTTP(ctx context.Context, step *flow.Step) error {
 			err = fmt.Errorf("%w (attempt %d of %d)", err, attempt, h.Retry.Attempts)
 		}
 		r.endRecord(i, step, store.StepFailed, out, err.Error())
-		r.endInstance(store.StatusFailed, nil, fmt.Sprintf("step %q: %s", step.ID, err))
+		r.failAt(step.ID, err)
 		return r.finish(ctx)
 	}
 	r.st.Retry = nil

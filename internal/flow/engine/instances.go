@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/store"
 )
@@ -356,6 +357,8 @@ func (e *Engine) Act(ctx context.Context, serial int64, action string, data map[
 	}
 	r.start()
 	t.Status, t.Action, t.ActedBy, t.Data, t.ActedAt = store.TaskDone, action, c.ID, dataJSON, now
+	audit.Change{Event: audit.TaskAction, By: c.ID,
+		Detail: fmt.Sprintf("task %d %s: instance %s step %s", serial, action, t.InstanceID, t.StepID)}.Record(ctx, e.audit)
 	return t, nil
 }
 
@@ -397,6 +400,8 @@ func (e *Engine) Cancel(ctx context.Context, id string, c Caller) (store.Instanc
 			return store.Instance{}, err
 		}
 		if !c.Admin && inst.StartedBy != c.ID {
+			audit.Change{Event: audit.InstanceCancelled, By: c.ID, Outcome: audit.OutcomeFailure,
+				Detail: "instance " + id + ": not its starter nor an administrator"}.Record(ctx, e.audit)
 			return store.Instance{}, fmt.Errorf("%w: only the instance's starter or an administrator may cancel it", ErrForbidden)
 		}
 		if inst.Ended() {
@@ -428,6 +433,7 @@ func (e *Engine) Cancel(ctx context.Context, id string, c Caller) (store.Instanc
 			return store.Instance{}, err
 		}
 		e.notify(id)
+		audit.Change{Event: audit.InstanceCancelled, By: c.ID, Detail: "instance " + id + " (" + inst.Workflow + ")"}.Record(ctx, e.audit)
 		return e.st.GetInstance(ctx, id)
 	}
 	return store.Instance{}, fmt.Errorf("cancel instance %s: it kept changing; try again", id)

@@ -203,7 +203,7 @@ func (r *runner) advance(ctx context.Context) error {
 		}
 		step, ok := r.def.Step(cur)
 		if !ok {
-			return r.failInstance(ctx, cur, fmt.Errorf("step %q does not exist in version %d", cur, r.def.Version))
+			return r.failInstance(ctx, cur, fmt.Errorf("no such step in version %d", r.def.Version))
 		}
 		if err := r.resolveSecrets(ctx, step); err != nil {
 			return err
@@ -369,7 +369,7 @@ func (r *runner) runFail(ctx context.Context, step *flow.Step) error {
 		return r.failRecorded(i, step, err)
 	}
 	r.endRecord(i, step, store.StepCompleted, map[string]any{"error": msg}, "")
-	r.endInstance(store.StatusFailed, nil, fmt.Sprintf("step %q: %s", step.ID, msg))
+	r.failAt(step.ID, errors.New(msg))
 	return r.finish(ctx)
 }
 
@@ -504,7 +504,7 @@ func (f orderedForm) MarshalJSON() ([]byte, error) {
 // failRecorded ends pending[i] as failed and the instance with it.
 func (r *runner) failRecorded(i int, step *flow.Step, err error) error {
 	r.endRecord(i, step, store.StepFailed, nil, err.Error())
-	r.endInstance(store.StatusFailed, nil, fmt.Sprintf("step %q: %s", step.ID, err))
+	r.failAt(step.ID, err)
 	return r.finish(context.WithoutCancel(r.e.ctx))
 }
 
@@ -521,8 +521,15 @@ func (r *runner) failStep(step *flow.Step, start time.Time, input any, err error
 // failInstance fails the instance without a step record (the step could
 // not even start).
 func (r *runner) failInstance(ctx context.Context, stepID string, err error) error {
-	r.endInstance(store.StatusFailed, nil, fmt.Sprintf("step %q: %s", stepID, err))
+	r.failAt(stepID, err)
 	return r.finish(ctx)
+}
+
+// failAt ends the instance as failed by err in step stepID. The message
+// names the step once, also when err (an expression's error) already
+// names it.
+func (r *runner) failAt(stepID string, err error) {
+	r.endInstance(store.StatusFailed, nil, flow.StepError(stepID, err).Error())
 }
 
 func (r *runner) endInstance(status string, output []byte, errMsg string) {
