@@ -197,6 +197,11 @@ flows: %s
 		t.Fatal(err)
 	}
 	env := []string{"FLOWGATE_SECRET_KEY=" + durableKey}
+	// The named secret is set before the server starts, as an operator
+	// would: only migrate creates the database.
+	if r := run(t, dir, "", env, "migrate", "--config", cfg); r.code != 0 {
+		t.Fatalf("migrate: %+v", r)
+	}
 	if r := run(t, dir, exampleCarrierKey, env, "secret", "set", "CARRIER_API_KEY", "--value-stdin", "--config", cfg); r.code != 0 {
 		t.Fatalf("secret set: %+v", r)
 	}
