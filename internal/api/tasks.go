@@ -113,7 +113,9 @@ func (a *API) getTask(w http.ResponseWriter, r *http.Request) {
 }
 
 // actOnTask serves POST /api/v1/tasks/{serial}/actions/{action}: the body
-// is the form data, merged into the instance's vars. The instance runs on
+// is a JSON object, the action's data: checked against the task's form and
+// merged into the instance's vars when it has one, only the step's output
+// when it has none. The instance runs on
 // in the background; the answer is the closed task.
 func (a *API) actOnTask(w http.ResponseWriter, r *http.Request) {
 	serial, ok := taskSerial(w, r)

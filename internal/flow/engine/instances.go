@@ -286,8 +286,9 @@ func (e *Engine) ListTasks(ctx context.Context, c Caller, all bool, status strin
 }
 
 // Act performs action on a task for the caller: it validates the form
-// data, records the decision, merges the data into the instance's vars and
-// runs the instance on from the action's next step on this server.
+// data, records the decision, merges the data into the instance's vars
+// (when the task has a form; without one the data is only the step's
+// output) and runs the instance on from the action's next step on this server.
 //
 // Errors: store.ErrNotFound (no such task, or not the caller's),
 // ErrNoAction, ErrTaskClosed, a form validation error.
@@ -317,7 +318,7 @@ func (e *Engine) Act(ctx context.Context, serial int64, action string, data map[
 	if !ok || step.Task == nil {
 		return store.Task{}, fmt.Errorf("task %d: step %q is not a task in %s version %d", serial, t.StepID, r.def.Name, r.def.Version)
 	}
-	clean, err := step.Task.ValidateForm(data)
+	clean, toVars, err := step.Task.ActionData(data)
 	if err != nil {
 		return store.Task{}, err
 	}
@@ -333,8 +334,10 @@ func (e *Engine) Act(ctx context.Context, serial int64, action string, data map[
 	if err != nil {
 		return store.Task{}, err
 	}
-	for k, v := range clean {
-		r.env.Vars[k] = v
+	if toVars {
+		for k, v := range clean {
+			r.env.Vars[k] = v
+		}
 	}
 	out := map[string]any{"action": action, "by": c.ID, "data": clean}
 	r.pending = append(r.pending, r.parkedRecord(step, store.StepCompleted, out))
