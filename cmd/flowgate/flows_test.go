@@ -54,3 +54,71 @@ func TestFlowDeploy(t *testing.T) {
 		t.Fatalf("missing path: %+v", r)
 	}
 }
+
+const usesGraph = `name: uses-graph
+permissions: {start: ["role:employee"]}
+steps:
+  - id: call
+    type: http
+    url: https://graph.example/me
+    auth: {server: graph, as: service}
+`
+
+// A flow naming an OAuth server that is not configured is refused on
+// every deploy path: at start, by flow deploy and by config check, with
+// the file, line, step and key; declaring the server makes it valid.
+func TestDeployRefusesUnknownOAuthServer(t *testing.T) {
+	dir := t.TempDir()
+	flows := filepath.Join(dir, "flows")
+	if err := os.Mkdir(flows, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(flows, "uses-graph.yaml"), []byte(usesGraph), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	writeConfig := func(name, servers string) string {
+		t.Helper()
+		p := filepath.Join(dir, name)
+		text := "database: \"sqlite:" + filepath.Join(dir, "f.db") + "\"\nflows: " + flows + "\n" + servers
+		if err := os.WriteFile(p, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	without := writeConfig("without.yaml", "")
+	with := writeConfig("with.yaml", "oauth_servers:\n  - name: graph\n    token_endpoint: https://graph.example/token\n    client_id: flowgate\n    client_secret: s3cret\n")
+	key := []string{"FLOWGATE_SECRET_KEY=" + durableKey}
+	named := func(r result) bool {
+		return strings.Contains(r.stderr, "uses-graph.yaml:7:") && strings.Contains(r.stderr, `step "call"`) &&
+			strings.Contains(r.stderr, "auth.server") && strings.Contains(r.stderr, `"graph" is not a configured OAuth server`)
+	}
+
+	if r := run(t, dir, "", key, "config", "check", "--config", without); r.code != 1 || !named(r) {
+		t.Errorf("config check without the server: %+v", r)
+	}
+	if r := run(t, dir, "", key, "config", "check", "--config", with); r.code != 0 || !strings.Contains(r.stdout, "uses-graph") {
+		t.Errorf("config check with the server: %+v", r)
+	}
+	if r := run(t, dir, "", key, "serve", "--config", without, "--addr", freeAddr(t)); r.code != 1 || !named(r) {
+		t.Errorf("serve without the server: %+v", r)
+	}
+	if r := run(t, dir, "", key, "flow", "deploy", "--config", without, flows); r.code != 1 || !named(r) {
+		t.Errorf("flow deploy without the server: %+v", r)
+	}
+	// Declared in the file: a deploy accepts it before any server has
+	// written the file's servers to the database.
+	if r := run(t, dir, "", key, "flow", "deploy", "--config", with, flows); r.code != 0 || !strings.Contains(r.stdout, "deployed uses-graph version 1") {
+		t.Errorf("flow deploy with the server declared: %+v", r)
+	}
+	// A start with the server declared deploys the folder (the servers are
+	// in the store before the flows are deployed).
+	s := startServe(t, dir, key, "--config", with)
+	if code := s.stop(t); code != 0 {
+		t.Errorf("serve exited %d\n%s", code, s.stderr.String())
+	}
+	// The server is in the database now: config check finds it there even
+	// when the file no longer declares it.
+	if r := run(t, dir, "", key, "config", "check", "--config", without); r.code != 0 {
+		t.Errorf("config check with the server stored: %+v", r)
+	}
+}

@@ -71,6 +71,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		c.keysCmd(),
 		c.auditCmd(),
 		c.flowCmd(),
+		c.configCmd(),
 	)
 	return root
 }

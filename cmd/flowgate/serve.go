@@ -108,12 +108,14 @@ func (c *cli) serveCmd() *cobra.Command {
 					logger.Error("flow engine did not stop cleanly", "err", err)
 				}
 			}()
-			if err := deployConfiguredFlows(ctx, eng, cfg, logger); err != nil {
-				return err
-			}
 			adminAPI := api.New(api.Options{Store: a.Store, Hasher: a.Hasher, Ring: a.Ring, Validator: validator, Logger: logger,
 				PublicURL: cfg.Server.PublicURL, Auditor: auditor, Engine: eng, Vault: tokens, ShowDetailedErrors: cfg.Auth.ShowDetailedErrors})
 			if err := adminAPI.ApplyDeclared(ctx, cfg); err != nil {
+				return err
+			}
+			// After the declared OAuth servers are in the store: a deploy
+			// refuses a flow naming a server that is not.
+			if err := deployConfiguredFlows(ctx, eng, cfg, logger); err != nil {
 				return err
 			}
 			if err := adminAPI.SeedSwitches(ctx, cfg.APIs); err != nil {

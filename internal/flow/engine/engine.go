@@ -110,6 +110,10 @@ type Config struct {
 	// NoQueue runs the engine without a job queue worker (commands that
 	// deploy flows but do not run them). Wakes are still scheduled.
 	NoQueue bool
+	// DeclaredServers are the OAuth servers a configuration file
+	// declares, which deploys accept besides those in the store: an admin
+	// command reads the file without writing its servers to the store.
+	DeclaredServers []string
 }
 
 // Engine runs instances. It is safe for concurrent use.
@@ -127,6 +131,7 @@ type Engine struct {
 
 	vault     Vault
 	publicURL string
+	declared  []string
 
 	// ctx lives as long as the engine; runs use it instead of the
 	// request's context, so an instance goes on when its caller hangs up.
@@ -152,14 +157,15 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, errors.New("flow engine: a store is required")
 	}
 	e := &Engine{
-		st:     cfg.Store,
-		log:    cfg.Logger,
-		client: cfg.HTTPClient,
-		lease:  cfg.Lease,
-		sweep:  cfg.Sweep,
-		wait:   cfg.InvokeWait,
-		now:    cfg.Now,
-		vault:  cfg.Vault,
+		st:       cfg.Store,
+		log:      cfg.Logger,
+		client:   cfg.HTTPClient,
+		lease:    cfg.Lease,
+		sweep:    cfg.Sweep,
+		wait:     cfg.InvokeWait,
+		now:      cfg.Now,
+		vault:    cfg.Vault,
+		declared: cfg.DeclaredServers,
 		// A trailing slash would double in every connect link.
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		waiters:   make(map[string][]chan struct{}),
