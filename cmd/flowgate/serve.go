@@ -93,7 +93,8 @@ func (c *cli) serveCmd() *cobra.Command {
 				return err
 			}
 			tokens := vault.New(a.Store, vault.Options{Logger: logger})
-			eng, err := engine.New(ctx, engine.Config{Store: a.Store, Logger: logger, Vault: tokens, PublicURL: cfg.Server.PublicURL})
+			eng, err := engine.New(ctx, engine.Config{Store: a.Store, Logger: logger, Vault: tokens, PublicURL: cfg.Server.PublicURL,
+				MaxSteps: cfg.Limits.MaxSteps, MaxVars: cfg.Limits.MaxVars})
 			if err != nil {
 				return err
 			}

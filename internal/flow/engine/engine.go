@@ -62,6 +62,19 @@ const (
 	maxPureSteps = 1000
 	// maxResponseBytes bounds an http step's response body.
 	maxResponseBytes = 1 << 20
+	// DefaultMaxSteps is Config.MaxSteps when zero.
+	DefaultMaxSteps = 10000
+	// DefaultMaxVars is Config.MaxVars when zero.
+	DefaultMaxVars = 1 << 20
+	// MaxDepth is the longest chain of instances started by instances
+	// (an http step calling Flowgate's own start or invoke API): a start
+	// that would be deeper is refused, so a flow that starts itself stops
+	// there instead of multiplying without bound.
+	MaxDepth = 8
+	// DepthHeader carries the depth of the instance that sent an http
+	// step's request. Flowgate's start and invoke APIs read it: the
+	// instance they start is one deeper.
+	DepthHeader = "Flowgate-Depth"
 )
 
 // Errors the API maps to statuses.
@@ -76,6 +89,12 @@ var (
 	ErrNoAction = errors.New("no such action")
 	// ErrStopping: the engine is shutting down.
 	ErrStopping = errors.New("engine is shutting down")
+	// ErrTooDeep: the start would make a chain of instances started by
+	// instances longer than MaxDepth.
+	ErrTooDeep = errors.New("too many instances deep")
+	// ErrVarsTooLarge: a step or a task action's data would make the
+	// instance's vars larger than Config.MaxVars.
+	ErrVarsTooLarge = errors.New("vars_too_large")
 )
 
 // Config is what New needs.
@@ -110,6 +129,15 @@ type Config struct {
 	// NoQueue runs the engine without a job queue worker (commands that
 	// deploy flows but do not run them). Wakes are still scheduled.
 	NoQueue bool
+	// MaxSteps is how many steps one instance may run over its life
+	// (every attempt of a step counts, so do loops through switch); the
+	// instance fails with step_budget_exhausted at the next one.
+	// DefaultMaxSteps when zero.
+	MaxSteps int
+	// MaxVars is the largest, in bytes of JSON, an instance's vars may
+	// grow: a set step that makes them larger fails, a task action that
+	// would is refused (ErrVarsTooLarge). DefaultMaxVars when zero.
+	MaxVars int64
 	// DeclaredServers are the OAuth servers a configuration file
 	// declares, which deploys accept besides those in the store: an admin
 	// command reads the file without writing its servers to the store.
@@ -132,6 +160,8 @@ type Engine struct {
 	vault     Vault
 	publicURL string
 	declared  []string
+	maxSteps  int
+	maxVars   int64
 
 	// ctx lives as long as the engine; runs use it instead of the
 	// request's context, so an instance goes on when its caller hangs up.
@@ -166,6 +196,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		now:      cfg.Now,
 		vault:    cfg.Vault,
 		declared: cfg.DeclaredServers,
+		maxSteps: cfg.MaxSteps,
+		maxVars:  cfg.MaxVars,
 		// A trailing slash would double in every connect link.
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		waiters:   make(map[string][]chan struct{}),
@@ -189,6 +221,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if e.now == nil {
 		e.now = time.Now
+	}
+	if e.maxSteps <= 0 {
+		e.maxSteps = DefaultMaxSteps
+	}
+	if e.maxVars <= 0 {
+		e.maxVars = DefaultMaxVars
 	}
 	e.owner = newOwnerID()
 	e.flows = flowCache{ttl: defaultFlowCacheTTL, now: e.now, latest: map[string]cachedLatest{}, versions: map[flowKey]*flow.Definition{}}

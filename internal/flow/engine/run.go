@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/flowgate/flowgate/internal/flow"
@@ -183,6 +184,9 @@ func (r *runner) advance(ctx context.Context) error {
 			r.endInstance(store.StatusCompleted, nil, "")
 			return r.finish(ctx)
 		}
+		if r.inst.Seq >= r.e.maxSteps {
+			return r.budgetExhausted(ctx, cur)
+		}
 		step, ok := r.def.Step(cur)
 		if !ok {
 			return r.failInstance(ctx, cur, fmt.Errorf("step %q does not exist in version %d", cur, r.def.Version))
@@ -219,6 +223,30 @@ func (r *runner) advance(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// budgetExhausted fails the instance instead of running one step more
+// than its budget. Every step run (every attempt) is one record, so the
+// record count, Seq, is what the instance has run over its whole life,
+// across servers and restarts; the step that did not run gets no record,
+// so the history never holds more than the budget.
+func (r *runner) budgetExhausted(ctx context.Context, next string) error {
+	r.endInstance(store.StatusFailed, nil, fmt.Sprintf(
+		"step_budget_exhausted: the instance ran %d steps, as many as limits.max_steps allows; step %q did not run", r.inst.Seq, next))
+	return r.finish(ctx)
+}
+
+// checkVars reports vars grown larger than the engine allows; the error
+// names the sizes.
+func (r *runner) checkVars() error {
+	b, err := json.Marshal(r.env.Vars)
+	if err != nil {
+		return fmt.Errorf("vars cannot be written as JSON: %w", err)
+	}
+	if int64(len(b)) > r.e.maxVars {
+		return fmt.Errorf("%w: vars would be %d bytes, more than limits.max_vars (%d bytes)", ErrVarsTooLarge, len(b), r.e.maxVars)
+	}
+	return nil
 }
 
 // record appends a step record with the next seq and returns its index in
@@ -283,14 +311,22 @@ func (r *runner) runSet(step *flow.Step) error {
 	start := r.e.now()
 	i := r.record(step, store.StepRunning, 1, start, nil)
 	out := make(map[string]any, len(step.Set.VarsOrder))
+	before := maps.Clone(r.env.Vars)
 	for _, name := range step.Set.VarsOrder {
 		v, err := flow.EvaluateTree(step.Set.Vars[name], &r.env)
 		if err != nil {
+			r.env.Vars = before
 			return r.failRecorded(i, step, err)
 		}
 		out[name] = v
 		// Later assignments of one step see earlier ones.
 		r.env.Vars[name] = v
+	}
+	if err := r.checkVars(); err != nil {
+		// The instance keeps the vars it had: a failed step writes
+		// nothing of what it made.
+		r.env.Vars = before
+		return r.failRecorded(i, step, err)
 	}
 	r.endRecord(i, step, store.StepCompleted, out, "")
 	r.setOutput(step, out)
