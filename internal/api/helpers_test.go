@@ -64,6 +64,8 @@ type flowOpts struct {
 	postgres bool
 	// noVault leaves api.Options.Vault nil.
 	noVault bool
+	// maxVars is engine.Config.MaxVars.
+	maxVars int64
 }
 
 // backends runs fn on SQLite and on PostgreSQL.
@@ -167,7 +169,7 @@ func buildEnv(t *testing.T, which string, fo *flowOpts) *env {
 			wait = 3 * time.Second
 		}
 		eng, err = engine.New(ctx, engine.Config{Store: st, Logger: logger, InvokeWait: wait,
-			Lease: 2 * time.Second, Sweep: 500 * time.Millisecond})
+			Lease: 2 * time.Second, Sweep: 500 * time.Millisecond, MaxVars: fo.maxVars})
 		if err != nil {
 			t.Fatal(err)
 		}

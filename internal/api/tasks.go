@@ -2,11 +2,13 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 
+	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -127,6 +129,10 @@ func (a *API) actOnTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, err := a.engine.Act(r.Context(), serial, r.PathValue("action"), data, callerOf(r))
+	if errors.Is(err, engine.ErrVarsTooLarge) {
+		writeError(w, http.StatusUnprocessableEntity, "vars_too_large", err.Error(), "")
+		return
+	}
 	if err != nil {
 		a.engineError(w, r, err, "task", r.PathValue("serial"))
 		return
