@@ -122,3 +122,39 @@ func TestDeployRefusesUnknownOAuthServer(t *testing.T) {
 		t.Errorf("config check with the server stored: %+v", r)
 	}
 }
+
+// limits.max_steps in the configuration reaches the engine that serve runs.
+func TestServeAppliesStepLimit(t *testing.T) {
+	dir := t.TempDir()
+	flows := filepath.Join(dir, "flows")
+	if err := os.Mkdir(flows, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	loop := "name: spin\npermissions: {start: [\"client:robot\"]}\nsteps:\n  - id: again\n    type: switch\n    cases: [{when: \"${{ true }}\", next: again}]\n"
+	if err := os.WriteFile(filepath.Join(flows, "spin.yaml"), []byte(loop), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(dir, "flowgate.yaml")
+	text := "clients:\n  - id: robot\n    secret: \"" + robotSecret + "\"\n    grant_types: [client_credentials]\n" +
+		"    scopes: [workflows.read, workflows.start, flows.invoke]\nflows: " + flows + "\nlimits:\n  max_steps: 9\n"
+	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, dir, []string{"FLOWGATE_SECRET_KEY=" + durableKey}, "--config", cfg)
+	tok := robotToken(t, s.base)
+	code, body := apiCall(t, "POST", s.base+"/api/v1/flows/spin/invoke", tok, map[string]any{})
+	if code != 502 || body["error"] != "flow_failed" {
+		t.Fatalf("invoke: %d %v", code, body)
+	}
+	_, inst := apiCall(t, "GET", s.base+"/api/v1/instances/"+body["instance"].(string), tok, nil)
+	if msg, _ := inst["error"].(string); !strings.HasPrefix(msg, "step_budget_exhausted: the instance ran 9 steps") {
+		t.Errorf("instance = %v", inst)
+	}
+	_, hist := apiCall(t, "GET", s.base+"/api/v1/instances/"+body["instance"].(string)+"/history", tok, nil)
+	if items, _ := hist["items"].([]any); len(items) != 9 {
+		t.Errorf("history has %d records, want 9", len(items))
+	}
+	if code := s.stop(t); code != 0 {
+		t.Errorf("serve exited %d", code)
+	}
+}
