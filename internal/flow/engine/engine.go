@@ -56,9 +56,10 @@ const (
 	DefaultSweep        = 2 * time.Second
 	DefaultInvokeWait   = 30 * time.Second
 	defaultFlowCacheTTL = time.Second
-	// maxPureSteps bounds the steps an instance runs between two durable
-	// points, so a switch looping back on itself fails the instance
-	// instead of spinning a core forever.
+	// maxPureSteps bounds the steps an instance runs between two commits:
+	// a run of steps without effects outside the instance (a switch
+	// looping back on itself) is committed every so many steps, so no
+	// commit grows without bound while the step budget runs down.
 	maxPureSteps = 1000
 	// maxResponseBytes bounds an http step's response body.
 	maxResponseBytes = 1 << 20

@@ -174,3 +174,45 @@ func getInstanceDepth(t *testing.T, s store.Store, id string) int {
 	}
 	return inst.Depth
 }
+
+// A loop of switch steps alone is ended by the step budget too, however
+// many records that makes (it used to fail after 1000 with another
+// message), and is committed on the way in bounded batches.
+func TestPureLoopEndsAtTheStepBudget(t *testing.T) {
+	s := openStore(t)
+	e := newEngine(t, s, engine.Config{MaxSteps: 2500})
+	deploy(t, e, `
+name: spin
+permissions: {start: ["role:employee"]}
+steps:
+  - id: again
+    type: switch
+    cases:
+      - when: "${{ true }}"
+        next: again
+`)
+	started, err := e.StartInstance(t.Context(), engine.StartRequest{Workflow: "spin", Caller: alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	inst := waitStatus(t, s, started.Instance.ID, store.StatusFailed, store.StatusCompleted)
+	if inst.Status != store.StatusFailed || !strings.HasPrefix(inst.Error, "step_budget_exhausted: the instance ran 2500 steps") {
+		t.Fatalf("instance %s: %q", inst.Status, inst.Error)
+	}
+	n := 0
+	cursor := ""
+	for {
+		recs, next, err := s.History(t.Context(), inst.ID, store.Page{Limit: store.MaxLimit, Cursor: cursor})
+		if err != nil {
+			t.Fatal(err)
+		}
+		n += len(recs)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	if n != 2500 {
+		t.Errorf("history holds %d records, want 2500", n)
+	}
+}

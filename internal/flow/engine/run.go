@@ -174,9 +174,14 @@ func (r *runner) signalFirst(err error) {
 // advance runs steps until the instance waits, ends, or is lost.
 func (r *runner) advance(ctx context.Context) error {
 	for n := 0; ; n++ {
-		if n > maxPureSteps {
-			step := r.inst.CurrentStep
-			return r.failInstance(ctx, step, fmt.Errorf("more than %d steps ran without waiting; does a switch loop back forever?", maxPureSteps))
+		if n >= maxPureSteps {
+			// A durable point of its own, so that one commit never
+			// carries more than this many records; only the step budget
+			// ends a loop.
+			if err := r.commit(ctx); err != nil {
+				return err
+			}
+			n = 0
 		}
 		cur := r.inst.CurrentStep
 		if cur == "" {
@@ -208,7 +213,7 @@ func (r *runner) advance(ctx context.Context) error {
 		case flow.TypeHTTP:
 			err = r.runHTTP(ctx, step)
 			if err == nil {
-				n = 0
+				n = 0 // it committed
 			}
 		case flow.TypeOAuthServerLogin:
 			err = r.runServerLogin(ctx, step)
