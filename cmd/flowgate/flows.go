@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/flowgate/flowgate/internal/app"
+	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 )
 
@@ -45,7 +46,7 @@ func (c *cli) flowCmd() *cobra.Command {
 // instances (a running server does); it migrates the job queue's tables.
 func (c *cli) withEngine(ctx context.Context, o opener, fn func(*app.App, *engine.Engine) error) error {
 	return c.withAppFrom(ctx, o, func(a *app.App) error {
-		e, err := engine.New(ctx, engine.Config{Store: a.Store, NoQueue: true, Audit: a.Audit})
+		e, err := engine.New(ctx, engine.Config{Store: a.Store, NoQueue: true, Audit: a.Audit, DeclaredServers: declaredServers(a.Config)})
 		if err != nil {
 			return err
 		}
@@ -56,4 +57,15 @@ func (c *cli) withEngine(ctx context.Context, o opener, fn func(*app.App, *engin
 		}()
 		return fn(a, e)
 	})
+}
+
+// declaredServers names the OAuth servers the configuration declares. A
+// command deploys against them as well as those in the store, since only
+// a starting server writes the file's servers to the store.
+func declaredServers(cfg *config.Config) []string {
+	names := make([]string, 0, len(cfg.OAuthServers))
+	for _, s := range cfg.OAuthServers {
+		names = append(names, s.Name)
+	}
+	return names
 }

@@ -74,6 +74,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		c.auditCmd(),
 		c.flowCmd(),
 		c.secretCmd(),
+		c.configCmd(),
 	)
 	return root
 }

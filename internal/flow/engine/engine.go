@@ -58,12 +58,26 @@ const (
 	DefaultSweep        = 2 * time.Second
 	DefaultInvokeWait   = 30 * time.Second
 	defaultFlowCacheTTL = time.Second
-	// maxPureSteps bounds the steps an instance runs between two durable
-	// points, so a switch looping back on itself fails the instance
-	// instead of spinning a core forever.
+	// maxPureSteps bounds the steps an instance runs between two commits:
+	// a run of steps without effects outside the instance (a switch
+	// looping back on itself) is committed every so many steps, so no
+	// commit grows without bound while the step budget runs down.
 	maxPureSteps = 1000
 	// maxResponseBytes bounds an http step's response body.
 	maxResponseBytes = 1 << 20
+	// DefaultMaxSteps is Config.MaxSteps when zero.
+	DefaultMaxSteps = 10000
+	// DefaultMaxVars is Config.MaxVars when zero.
+	DefaultMaxVars = 1 << 20
+	// MaxDepth is the longest chain of instances started by instances
+	// (an http step calling Flowgate's own start or invoke API): a start
+	// that would be deeper is refused, so a flow that starts itself stops
+	// there instead of multiplying without bound.
+	MaxDepth = 8
+	// DepthHeader carries the depth of the instance that sent an http
+	// step's request. Flowgate's start and invoke APIs read it: the
+	// instance they start is one deeper.
+	DepthHeader = "Flowgate-Depth"
 )
 
 // Errors the API maps to statuses.
@@ -78,6 +92,12 @@ var (
 	ErrNoAction = errors.New("no such action")
 	// ErrStopping: the engine is shutting down.
 	ErrStopping = errors.New("engine is shutting down")
+	// ErrTooDeep: the start would make a chain of instances started by
+	// instances longer than MaxDepth.
+	ErrTooDeep = errors.New("too many instances deep")
+	// ErrVarsTooLarge: a step or a task action's data would make the
+	// instance's vars larger than Config.MaxVars.
+	ErrVarsTooLarge = errors.New("vars_too_large")
 )
 
 // Config is what New needs.
@@ -114,6 +134,19 @@ type Config struct {
 	// Audit records deploys, task actions and cancels with who made them;
 	// nil records nothing.
 	Audit audit.Recorder
+	// MaxSteps is how many steps one instance may run over its life
+	// (every attempt of a step counts, so do loops through switch); the
+	// instance fails with step_budget_exhausted at the next one.
+	// DefaultMaxSteps when zero.
+	MaxSteps int
+	// MaxVars is the largest, in bytes of JSON, an instance's vars may
+	// grow: a set step that makes them larger fails, a task action that
+	// would is refused (ErrVarsTooLarge). DefaultMaxVars when zero.
+	MaxVars int64
+	// DeclaredServers are the OAuth servers a configuration file
+	// declares, which deploys accept besides those in the store: an admin
+	// command reads the file without writing its servers to the store.
+	DeclaredServers []string
 }
 
 // Engine runs instances. It is safe for concurrent use.
@@ -132,6 +165,9 @@ type Engine struct {
 	vault     Vault
 	publicURL string
 	audit     audit.Recorder
+	declared  []string
+	maxSteps  int
+	maxVars   int64
 
 	// ctx lives as long as the engine; runs use it instead of the
 	// request's context, so an instance goes on when its caller hangs up.
@@ -157,15 +193,18 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, errors.New("flow engine: a store is required")
 	}
 	e := &Engine{
-		st:     cfg.Store,
-		log:    cfg.Logger,
-		client: newHTTPClient(cfg.Egress),
-		lease:  cfg.Lease,
-		sweep:  cfg.Sweep,
-		wait:   cfg.InvokeWait,
-		now:    cfg.Now,
-		vault:  cfg.Vault,
-		audit:  cfg.Audit,
+		st:       cfg.Store,
+		log:      cfg.Logger,
+		client:   newHTTPClient(cfg.Egress),
+		lease:    cfg.Lease,
+		sweep:    cfg.Sweep,
+		wait:     cfg.InvokeWait,
+		now:      cfg.Now,
+		vault:    cfg.Vault,
+		audit:    cfg.Audit,
+		declared: cfg.DeclaredServers,
+		maxSteps: cfg.MaxSteps,
+		maxVars:  cfg.MaxVars,
 		// A trailing slash would double in every connect link.
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		waiters:   make(map[string][]chan struct{}),
@@ -186,6 +225,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if e.now == nil {
 		e.now = time.Now
+	}
+	if e.maxSteps <= 0 {
+		e.maxSteps = DefaultMaxSteps
+	}
+	if e.maxVars <= 0 {
+		e.maxVars = DefaultMaxVars
 	}
 	e.owner = newOwnerID()
 	e.flows = flowCache{ttl: defaultFlowCacheTTL, now: e.now, latest: map[string]cachedLatest{}, versions: map[flowKey]*flow.Definition{}}

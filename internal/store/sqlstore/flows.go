@@ -32,7 +32,7 @@ import (
 const (
 	flowCols     = `name, version, title, source, filename, deployed_by, deployed_at`
 	instanceCols = `id, workflow, version, status, started_by, starter, input, vars, output, error,
-		current_step, seq, state, owner, lease_until, started_at, updated_at, ended_at`
+		current_step, seq, state, owner, lease_until, started_at, updated_at, ended_at, depth`
 	stepCols   = `instance_id, seq, step_id, type, status, attempt, started_at, ended_at, input, output, error`
 	stepValues = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	stepArgs   = 11
@@ -84,7 +84,7 @@ func buildFlowQueries(rebind func(string) string) flowQueries {
 			ORDER BY f.name LIMIT ?`),
 
 		insertInstance: rebind(`INSERT INTO instances (` + instanceCols + `)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		// The fence is the WHERE clause. The fields fixed at creation are
 		// not sent again: the input can be large, and every step writes
 		// this row. A lease never moves back while its owner keeps the
@@ -314,7 +314,7 @@ func (s *Store) prepareCommit(c *store.InstanceCommit) (commitPrep, error) {
 
 // CreateInstance writes a new instance with its first records in one
 // transaction. Zero StartedAt and UpdatedAt become now; nil Starter, Input
-// and Vars are stored as {}.
+// and Vars are stored as {}; a Depth below 1 is 1.
 func (s *Store) CreateInstance(ctx context.Context, c store.InstanceCommit) (string, error) {
 	in := &c.Instance
 	p, err := s.prepareCommit(&c)
@@ -356,7 +356,7 @@ func (s *Store) CreateInstance(ctx context.Context, c store.InstanceCommit) (str
 		in.ID, in.Workflow, in.Version, in.Status, in.StartedBy,
 		docOr(in.Starter, "{}"), docOr(in.Input, "{}"), docOr(in.Vars, "{}"), nullText(in.Output),
 		in.Error, in.CurrentStep, in.Seq, p.state, in.Owner, microsOrZero(in.LeaseUntil),
-		micros(started), micros(p.at), nullMicros(in.EndedAt)); err != nil {
+		micros(started), micros(p.at), nullMicros(in.EndedAt), max(in.Depth, 1)); err != nil {
 		return "", fmt.Errorf("create instance %q: %w", in.ID, s.conflict(err))
 	}
 	serials, err := s.applyCommit(ctx, tx, &c, p)
@@ -696,7 +696,7 @@ func (s *Store) scanInstance(sc scanner) (store.Instance, error) {
 	)
 	if err := sc.Scan(&in.ID, &in.Workflow, &in.Version, &in.Status, &in.StartedBy, &in.Starter, &in.Input,
 		&in.Vars, &in.Output, &in.Error, &in.CurrentStep, &in.Seq, &state, &in.Owner, &lease, &started,
-		&updated, &ended); err != nil {
+		&updated, &ended, &in.Depth); err != nil {
 		return store.Instance{}, err
 	}
 	if len(state) > 0 {

@@ -89,6 +89,7 @@ func fullInstance(id, workflow string, version int) store.Instance {
 		LeaseUntil:  ts(1_700_000_600),
 		StartedAt:   ts(1_700_000_000),
 		UpdatedAt:   ts(1_700_000_010),
+		Depth:       3,
 	}
 }
 
@@ -115,7 +116,7 @@ func sameInstance(t *testing.T, got, want store.Instance) {
 	t.Helper()
 	if got.ID != want.ID || got.Workflow != want.Workflow || got.Version != want.Version || got.Status != want.Status ||
 		got.StartedBy != want.StartedBy || got.Error != want.Error || got.CurrentStep != want.CurrentStep ||
-		got.Seq != want.Seq || got.Owner != want.Owner {
+		got.Seq != want.Seq || got.Owner != want.Owner || got.Depth != want.Depth {
 		t.Errorf("instance:\n got %+v\nwant %+v", got, want)
 	}
 	wantDoc(t, "Starter", got.Starter, want.Starter)
@@ -345,7 +346,7 @@ func testInstanceRoundTrip(t *testing.T, s store.Store) {
 	end.EndedAt = ts(1_700_000_020)
 	end.Error = "none really"
 	sent := end
-	sent.Input, sent.Starter, sent.StartedBy = nil, nil, "user:mallory"
+	sent.Input, sent.Starter, sent.StartedBy, sent.Depth = nil, nil, "user:mallory", 7
 	step2 := steps[1]
 	step2.Status = store.StepCompleted
 	step2.EndedAt = ts(1_700_000_019)
@@ -379,6 +380,9 @@ func testInstanceDefaults(t *testing.T, s store.Store) {
 	}
 	if got.Output != nil || got.State != nil || !got.LeaseUntil.IsZero() || !got.EndedAt.IsZero() || got.Owner != "" {
 		t.Errorf("unset fields read back as %+v", got)
+	}
+	if got.Depth != 1 {
+		t.Errorf("Depth = %d, want 1 for an unset depth", got.Depth)
 	}
 	if got.StartedAt.Before(before) || !got.UpdatedAt.Equal(got.StartedAt) || got.StartedAt.Location() != time.UTC {
 		t.Errorf("StartedAt %v, UpdatedAt %v: want now, equal, in UTC", got.StartedAt, got.UpdatedAt)
