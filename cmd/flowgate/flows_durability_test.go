@@ -200,19 +200,19 @@ type target struct {
 	srv     *httptest.Server
 	mu      sync.Mutex
 	calls   map[string]int
-	slowIn  chan string
+	slowIn  chan time.Time // when each call to /slow came
 	slowFor time.Duration
 }
 
 func newTarget(t *testing.T, slowFor time.Duration) *target {
-	tg := &target{calls: map[string]int{}, slowIn: make(chan string, 1000), slowFor: slowFor}
+	tg := &target{calls: map[string]int{}, slowIn: make(chan time.Time, 1000), slowFor: slowFor}
 	tg.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("Idempotency-Key")
 		tg.mu.Lock()
 		tg.calls[r.URL.Path+" "+key]++
 		tg.mu.Unlock()
 		if r.URL.Path == "/slow" {
-			tg.slowIn <- key
+			tg.slowIn <- time.Now()
 			select {
 			case <-time.After(tg.slowFor):
 			case <-r.Context().Done():

@@ -1,8 +1,8 @@
 // Package engine runs flow instances durably (SPEC §5): it records every
 // step in the store before the next one has an effect, hands what must wait
-// (timers, HTTP retries, takeover of a dead server's instances) to a River
-// job queue in the same transaction, and runs what can run now at once, on
-// the server that recorded the step before it.
+// (timers, HTTP retries) to a River job queue in the same transaction, runs
+// what can run now at once, on the server that recorded the step before
+// it, and finds in the store what a dead server left behind.
 //
 // How an instance moves:
 //

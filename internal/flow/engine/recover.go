@@ -71,7 +71,7 @@ func (e *Engine) recoverOnce(ctx context.Context) {
 
 func (e *Engine) resumeFound(ctx context.Context, id string, seq int) {
 	if err := e.resume(ctx, id, seq); err != nil && !errors.Is(err, ErrStopping) {
-		e.log.Warn("flow engine: resuming an instance failed; the next sweep retries", "instance", id, "err", err)
+		e.log.Warn("flow engine: resuming an instance failed", "instance", id, "err", err)
 	}
 }
 
@@ -83,9 +83,8 @@ func (e *Engine) logRecoverErr(what string, err error) {
 
 // endPredecessorLeases ends, at start, the leases of running instances
 // owned by anyone else. On a database that serves one server, anyone else
-// is an earlier process of this server that died (a clean stop leaves no
-// running instance behind), so its instances need not wait for their
-// leases to run out: the first pass takes them over.
+// is an earlier process of this server, gone, so its instances need not
+// wait for their leases to run out: the first pass takes them over.
 func (e *Engine) endPredecessorLeases(ctx context.Context) {
 	// Every running instance: no lease reaches a day ahead. (Through the
 	// leases' index, unlike a listing by status.)
