@@ -36,7 +36,8 @@ func (e *Engine) recoverLoop() {
 func (e *Engine) soleServer() bool { return e.st.Backend() == "sqlite" }
 
 // recoverOnce claims and runs every overdue wait and every instance whose
-// lease expired, as of now.
+// lease expired, as of now. A full batch is followed by another, unless
+// none of it could be resumed (the same rows would come back at once).
 func (e *Engine) recoverOnce(ctx context.Context) {
 	for {
 		wakes, err := e.st.OverdueWakes(ctx, e.now(), recoverBatch)
@@ -44,10 +45,13 @@ func (e *Engine) recoverOnce(ctx context.Context) {
 			e.logRecoverErr("listing overdue waits", err)
 			break
 		}
+		failed := 0
 		for _, w := range wakes {
-			e.resumeFound(ctx, w.InstanceID, w.Seq)
+			if !e.resumeFound(ctx, w.InstanceID, w.Seq) {
+				failed++
+			}
 		}
-		if len(wakes) < recoverBatch || e.stopping.Load() {
+		if len(wakes) < recoverBatch || failed == len(wakes) || e.stopping.Load() {
 			break
 		}
 	}
@@ -60,19 +64,26 @@ func (e *Engine) recoverOnce(ctx context.Context) {
 		if len(ids) > 0 {
 			e.log.Info("flow engine: taking over instances whose server stopped", "count", len(ids))
 		}
+		failed := 0
 		for _, id := range ids {
-			e.resumeFound(ctx, id, 0)
+			if !e.resumeFound(ctx, id, 0) {
+				failed++
+			}
 		}
-		if len(ids) < recoverBatch || e.stopping.Load() {
+		if len(ids) < recoverBatch || failed == len(ids) || e.stopping.Load() {
 			return
 		}
 	}
 }
 
-func (e *Engine) resumeFound(ctx context.Context, id string, seq int) {
-	if err := e.resume(ctx, id, seq); err != nil && !errors.Is(err, ErrStopping) {
+// resumeFound resumes an instance a scan found and tells whether that
+// went through (or someone else had it first).
+func (e *Engine) resumeFound(ctx context.Context, id string, seq int) bool {
+	err := e.resume(ctx, id, seq)
+	if err != nil && !errors.Is(err, ErrStopping) {
 		e.log.Warn("flow engine: resuming an instance failed", "instance", id, "err", err)
 	}
+	return err == nil
 }
 
 func (e *Engine) logRecoverErr(what string, err error) {
