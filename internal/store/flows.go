@@ -281,6 +281,13 @@ type Flows interface {
 	// ExpiredLeases lists running instances whose lease ended before now,
 	// longest expired first, at most limit (0 or less: DefaultLimit).
 	ExpiredLeases(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// OverdueWakes lists the wakes of waiting instances due at or before
+	// now (InstanceID, Seq: the record they wait at, At), longest overdue
+	// first, at most limit (0 or less: DefaultLimit). A commit with a
+	// Wake records its time on the instance row; any other commit and a
+	// claim clear it. Servers scan it so that a wait ends even when its
+	// queued job is lost or stuck.
+	OverdueWakes(ctx context.Context, now time.Time, limit int) ([]Wake, error)
 	// GetInstance reads an instance; ErrNotFound when there is none.
 	GetInstance(ctx context.Context, id string) (Instance, error)
 	// ListInstances pages through instances, newest first.

@@ -1,8 +1,8 @@
 // Package engine runs flow instances durably (SPEC §5): it records every
 // step in the store before the next one has an effect, hands what must wait
-// (timers, HTTP retries, takeover of a dead server's instances) to a River
-// job queue in the same transaction, and runs what can run now at once, on
-// the server that recorded the step before it.
+// (timers, HTTP retries) to a River job queue in the same transaction, runs
+// what can run now at once, on the server that recorded the step before
+// it, and finds in the store what a dead server left behind.
 //
 // How an instance moves:
 //
@@ -24,10 +24,12 @@
 //     other finds it already moved on.
 //   - A task commits the instance as waiting with a worklist item; an
 //     action claims it back and the acting server runs on.
-//   - A server that dies leaves running instances whose lease runs out. A
-//     periodic River job on the leader lists them and enqueues a takeover
-//     job per instance; whichever server works the job claims the instance
-//     and goes on from the step it was at. A step that was mid-flight is
+//   - A server that dies leaves running instances whose lease runs out,
+//     and waits whose timers died with it. Every server scans the store for
+//     both, at start and every Sweep (recoverLoop), and claims what it
+//     finds; the claim is the fence, so the scan needs no leader and no
+//     job. A server on SQLite is the only one, so at start it ends its
+//     dead predecessor's leases at once. A step that was mid-flight is
 //     recorded as interrupted and runs again as a new attempt (with the
 //     same Idempotency-Key for http steps).
 package engine
@@ -113,8 +115,8 @@ type Config struct {
 	// heartbeat; DefaultLease when zero. A dead server's instances are
 	// taken over after at most Lease plus Sweep.
 	Lease time.Duration
-	// Sweep is how often expired leases are looked for; DefaultSweep when
-	// zero.
+	// Sweep is how often every server looks for expired leases and
+	// overdue waits; DefaultSweep when zero.
 	Sweep time.Duration
 	// InvokeWait is how long Invoke waits for an instance to end before
 	// answering with the instance; DefaultInvokeWait when zero.
@@ -178,6 +180,8 @@ type Engine struct {
 
 	flows flowCache
 
+	// hbDone ends the background loops (every): the heartbeat and the
+	// recovery loop.
 	hbDone   chan struct{}
 	hbClosed sync.Once
 
@@ -248,8 +252,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			e.cancel()
 			return nil, err
 		}
-		e.runs.Add(1)
+		e.runs.Add(2)
 		go e.heartbeat()
+		go e.recoverLoop()
 	}
 	return e, nil
 }
@@ -309,7 +314,18 @@ func newOwnerID() string {
 // heartbeat keeps this server's leases alive.
 func (e *Engine) heartbeat() {
 	defer e.runs.Done()
-	t := time.NewTicker(e.lease / 4)
+	e.every(e.lease/4, func() {
+		ctx, cancel := context.WithTimeout(e.ctx, e.lease/2)
+		defer cancel()
+		if _, err := e.st.ExtendLeases(ctx, e.owner, e.now().Add(e.lease)); err != nil {
+			e.log.Warn("flow engine: extending leases", "err", err)
+		}
+	})
+}
+
+// every calls f every d until the engine stops its background loops.
+func (e *Engine) every(d time.Duration, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -318,11 +334,7 @@ func (e *Engine) heartbeat() {
 		case <-e.hbDone:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(e.ctx, e.lease/2)
-			if _, err := e.st.ExtendLeases(ctx, e.owner, e.now().Add(e.lease)); err != nil {
-				e.log.Warn("flow engine: extending leases", "err", err)
-			}
-			cancel()
+			f()
 		}
 	}
 }
