@@ -98,13 +98,15 @@ type API struct {
 	log       *slog.Logger
 	client    *http.Client
 	publicURL string
-	switches  *switchCache
-	limits    *throttle.Throttle
-	auditor   Auditor
-	engine    *engine.Engine
-	changes   *admin.Service
-	detailed  bool
-	vault     *vault.Vault
+	// openapi is the document served at /api/v1/openapi.json.
+	openapi  []byte
+	switches *switchCache
+	limits   *throttle.Throttle
+	auditor  Auditor
+	engine   *engine.Engine
+	changes  *admin.Service
+	detailed bool
+	vault    *vault.Vault
 }
 
 // New builds the API. It panics when a required option is missing: that
@@ -122,7 +124,14 @@ func New(o Options) *API {
 	if o.SwitchRefresh <= 0 {
 		o.SwitchRefresh = 5 * time.Second
 	}
+	// The embedded document is checked by the tests: failing here is a
+	// build that should not have shipped.
+	doc, err := servedOpenAPI(o.PublicURL)
+	if err != nil {
+		panic("api: " + err.Error())
+	}
 	return &API{
+		openapi:   doc,
 		st:        o.Store,
 		hasher:    o.Hasher,
 		ring:      o.Ring,

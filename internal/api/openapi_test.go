@@ -1,7 +1,7 @@
 package api_test
 
 import (
-	"bytes"
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"slices"
@@ -21,11 +21,13 @@ func TestOpenAPI(t *testing.T) {
 	e := newFlowEnv(t, flowOpts{})
 	d := openAPI(t)
 
-	// Served without credentials, as embedded.
+	// Served without credentials, with this server's URL and OAuth
+	// security schemes added to the embedded document.
 	r := e.do("GET", "/api/v1/openapi.json", "", nil)
-	if r.status != 200 || !bytes.Equal(r.body, api.OpenAPIDocument) || r.header.Get("Content-Type") != "application/json" {
+	if r.status != 200 || r.header.Get("Content-Type") != "application/json" {
 		t.Fatalf("GET /api/v1/openapi.json: %d %v", r.status, r.header)
 	}
+	checkServedSecurity(t, r.body, "http://localhost:8080")
 	if d.root["openapi"] != "3.1.0" {
 		t.Errorf("openapi = %v", d.root["openapi"])
 	}
@@ -244,5 +246,82 @@ func TestOpenAPIListsTheAuditEvents(t *testing.T) {
 	}
 	if !slices.Equal(enum, audit.Events()) {
 		t.Errorf("openapi.json event enum\n %v\nwant audit.Events()\n %v", enum, audit.Events())
+	}
+}
+
+// checkServedSecurity checks what the served document adds: the server's
+// URL, an oauth2 scheme with its authorization-code and client-credentials
+// flows at this server's endpoints offering every API scope, an
+// openIdConnect scheme at its discovery document, and on every operation a
+// bearer token opens, the same scopes under both.
+func checkServedSecurity(t *testing.T, served []byte, base string) {
+	t.Helper()
+	var doc struct {
+		Servers    []struct{ URL string }
+		Components struct {
+			SecuritySchemes map[string]struct {
+				Type             string
+				OpenIDConnectURL string `json:"openIdConnectUrl"`
+				Flows            map[string]struct {
+					AuthorizationURL string            `json:"authorizationUrl"`
+					TokenURL         string            `json:"tokenUrl"`
+					Scopes           map[string]string `json:"scopes"`
+				}
+			}
+		}
+		Paths map[string]map[string]json.RawMessage
+	}
+	if err := json.Unmarshal(served, &doc); err != nil {
+		t.Fatal(err)
+	}
+	if len(doc.Servers) != 1 || doc.Servers[0].URL != base {
+		t.Errorf("servers = %+v, want %s", doc.Servers, base)
+	}
+	schemes := doc.Components.SecuritySchemes
+	oidcScheme := schemes["openIdConnect"]
+	if oidcScheme.Type != "openIdConnect" || oidcScheme.OpenIDConnectURL != base+"/.well-known/openid-configuration" {
+		t.Errorf("openIdConnect scheme = %+v", oidcScheme)
+	}
+	oauth := schemes["oauth2"]
+	code, cc := oauth.Flows["authorizationCode"], oauth.Flows["clientCredentials"]
+	if oauth.Type != "oauth2" || code.AuthorizationURL != base+"/oauth2/authorize" || code.TokenURL != base+"/oauth2/token" || cc.TokenURL != base+"/oauth2/token" {
+		t.Errorf("oauth2 scheme = %+v", oauth)
+	}
+	for _, scope := range []string{"workflows.read", "workflows.start", "tasks", "flows.invoke", "admin"} {
+		if code.Scopes[scope] == "" || cc.Scopes[scope] == "" {
+			t.Errorf("oauth2 flows do not offer scope %s", scope)
+		}
+	}
+	bearerOps := 0
+	for p, item := range doc.Paths {
+		for m, raw := range item {
+			var op struct{ Security []map[string][]string }
+			if m == "parameters" || json.Unmarshal(raw, &op) != nil {
+				continue
+			}
+			var bearer, oauth2, oidc []string
+			var hasBearer, hasOAuth2, hasOIDC bool
+			for _, req := range op.Security {
+				if s, ok := req["bearer"]; ok {
+					bearer, hasBearer = s, true
+				}
+				if s, ok := req["oauth2"]; ok {
+					oauth2, hasOAuth2 = s, true
+				}
+				if s, ok := req["openIdConnect"]; ok {
+					oidc, hasOIDC = s, true
+				}
+			}
+			if !hasBearer {
+				continue
+			}
+			bearerOps++
+			if !hasOAuth2 || !hasOIDC || !slices.Equal(bearer, oauth2) || !slices.Equal(bearer, oidc) {
+				t.Errorf("%s %s: bearer %v, oauth2 %v, openIdConnect %v", m, p, bearer, oauth2, oidc)
+			}
+		}
+	}
+	if bearerOps < 20 {
+		t.Errorf("only %d operations take a bearer token", bearerOps)
 	}
 }

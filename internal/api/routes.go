@@ -46,7 +46,7 @@ type route struct {
 func (a *API) routes() []route {
 	const admin = "/api/v1/admin"
 	rs := []route{
-		{method: "GET", path: "/api/v1/openapi.json", access: public, h: serveOpenAPI},
+		{method: "GET", path: "/api/v1/openapi.json", access: public, h: a.serveOpenAPI},
 		{method: "GET", path: "/api/v1/me", access: signedIn, h: a.v.MeHandler().ServeHTTP},
 
 		// The caller's vault connections. They are not behind the
