@@ -9,7 +9,6 @@ import (
 	"errors"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -62,55 +61,12 @@ func (s *Server) mintAccess(sub, clientID, grant string, scopes []string, jti st
 	if !authTime.IsZero() {
 		c.AuthTime = authTime.Unix()
 	}
-	var buf [512]byte
-	tok, err := signJWT(s.keys.state.Load().access, c.appendJSON(buf[:0]))
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	tok, err := signJWT(s.keys.state.Load().access, payload)
 	return tok, exp, err
-}
-
-// appendJSON appends c as json.Marshal writes it, without reflection:
-// this runs on every token request.
-func (c *accessClaims) appendJSON(b []byte) []byte {
-	b = append(b, `{"iss":`...)
-	b = appendJSONString(b, c.Issuer)
-	b = append(b, `,"sub":`...)
-	b = appendJSONString(b, c.Subject)
-	b = append(b, `,"aud":`...)
-	b = appendJSONString(b, c.Audience)
-	b = append(b, `,"client_id":`...)
-	b = appendJSONString(b, c.ClientID)
-	b = append(b, `,"`+tokenrules.GrantClaim+`":`...)
-	b = appendJSONString(b, c.Grant)
-	if c.Scope != "" {
-		b = append(b, `,"scope":`...)
-		b = appendJSONString(b, c.Scope)
-	}
-	b = append(b, `,"exp":`...)
-	b = strconv.AppendInt(b, c.Exp, 10)
-	b = append(b, `,"iat":`...)
-	b = strconv.AppendInt(b, c.Iat, 10)
-	b = append(b, `,"jti":`...)
-	b = appendJSONString(b, c.JTI)
-	if c.AuthTime != 0 {
-		b = append(b, `,"auth_time":`...)
-		b = strconv.AppendInt(b, c.AuthTime, 10)
-	}
-	return append(b, '}')
-}
-
-// appendJSONString appends s as a JSON string, exactly as encoding/json
-// does: printable ASCII but for the characters it escapes goes as is,
-// anything else through encoding/json itself.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < 0x20, c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
 }
 
 // clientCredentials is the client_credentials grant; requested is the
