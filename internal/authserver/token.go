@@ -7,11 +7,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
@@ -67,6 +69,22 @@ func (s *Server) mintAccess(sub, clientID, grant string, scopes []string, jti st
 	}
 	tok, err := signJWT(s.keys.state.Load().access, payload)
 	return tok, exp, err
+}
+
+// signJWT makes the compact JWS header.payload.signature with key's
+// precomputed header; golang-jwt signs (for ES256, r || s as RFC 7518 §3.4
+// wants).
+func signJWT(key *signingKey, payload []byte) (string, error) {
+	method := jwt.GetSigningMethod(key.alg)
+	if method == nil {
+		return "", fmt.Errorf("sign token: unsupported algorithm %q", key.alg)
+	}
+	input := key.header + "." + base64.RawURLEncoding.EncodeToString(payload)
+	sig, err := method.Sign(input, key.priv)
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
+	}
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig), nil
 }
 
 // clientCredentials is the client_credentials grant; requested is the
