@@ -6,8 +6,10 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -93,49 +95,33 @@ func (w *opWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-// formDecoder is op's default decoder, except that an authorization
-// request whose max_age is not a number is still decoded (without it):
-// Authorize refuses it at the client's redirect URI, as SPEC wants for
-// every request naming a registered one, where op would answer it with
-// a JSON error.
-type formDecoder struct{ *schema.Decoder }
+// formDecoder is op's default decoder (schema, unknown parameters
+// ignored) with two differences:
+//   - parameter names match only as spelled: OAuth parameter names are
+//     case-sensitive (RFC 6749), and schema matches them ignoring case, so
+//     a GRANT_TYPE or Scope parameter is dropped before schema sees it, as
+//     any other unknown parameter;
+//   - an authorization request whose max_age is not a number is still
+//     decoded (without it): Authorize refuses it at the client's redirect
+//     URI, as it does every bad request naming a registered one, where op
+//     would answer it with a JSON error.
+type formDecoder struct {
+	dec *schema.Decoder
+	// names holds, per request type, the parameter names schema decodes
+	// into it (reflect.Type → map[string]bool).
+	names sync.Map
+}
 
-func newFormDecoder() formDecoder {
+func newFormDecoder() *formDecoder {
 	d := schema.NewDecoder()
 	d.IgnoreUnknownKeys(true)
-	return formDecoder{d}
+	return &formDecoder{dec: d}
 }
 
 // Decode is httphelper.Decoder's.
-func (d formDecoder) Decode(dst any, src map[string][]string) error {
-	// The client-credentials grant's two requests, decoded on every token
-	// request, are read by hand: schema's reflection cost a twentieth of
-	// the endpoint's time. The result is schema's, field for field.
-	switch dst := dst.(type) {
-	case *op.ClientCredentials:
-		for k, v := range src {
-			decodeClientAuth(k, v, &dst.ClientID, &dst.ClientSecret, &dst.ClientAssertion, &dst.ClientAssertionType)
-		}
-		return nil
-	case *oidc.ClientCredentialsRequest:
-		for k, v := range src {
-			switch {
-			case strings.EqualFold(k, "grant_type"):
-				var g string
-				setFormString(&g, v)
-				if g != "" {
-					dst.GrantType = oidc.GrantType(g)
-				}
-			case strings.EqualFold(k, "scope"):
-				// schema applies UnmarshalText even to an empty value.
-				_ = dst.Scope.UnmarshalText([]byte(lastValue(v)))
-			default:
-				decodeClientAuth(k, v, &dst.ClientID, &dst.ClientSecret, &dst.ClientAssertion, &dst.ClientAssertionType)
-			}
-		}
-		return nil
-	}
-	err := d.Decoder.Decode(dst, src)
+func (d *formDecoder) Decode(dst any, src map[string][]string) error {
+	src = d.exactNames(dst, src)
+	err := d.dec.Decode(dst, src)
 	if _, ok := dst.(*oidc.AuthRequest); ok && err != nil && len(src["max_age"]) > 0 {
 		rest := make(map[string][]string, len(src))
 		for k, v := range src {
@@ -143,38 +129,62 @@ func (d formDecoder) Decode(dst any, src map[string][]string) error {
 				rest[k] = v
 			}
 		}
-		return d.Decoder.Decode(dst, rest)
+		return d.dec.Decode(dst, rest)
 	}
 	return err
 }
 
-// decodeClientAuth sets the client-authentication field whose parameter
-// name is k, as schema does: names match case-insensitively, the last value
-// counts, and an empty one leaves the field alone.
-func decodeClientAuth(k string, v []string, id, secret, assertion, assertionType *string) {
-	switch {
-	case strings.EqualFold(k, "client_id"):
-		setFormString(id, v)
-	case strings.EqualFold(k, "client_secret"):
-		setFormString(secret, v)
-	case strings.EqualFold(k, "client_assertion"):
-		setFormString(assertion, v)
-	case strings.EqualFold(k, "client_assertion_type"):
-		setFormString(assertionType, v)
+// exactNames returns src without the parameters that are not named
+// exactly as a field of dst: src itself when there are none.
+func (d *formDecoder) exactNames(dst any, src map[string][]string) map[string][]string {
+	t := reflect.TypeOf(dst)
+	known, ok := d.names.Load(t)
+	if !ok {
+		names := map[string]bool{}
+		if t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct {
+			schemaNames(t.Elem(), names)
+		}
+		known, _ = d.names.LoadOrStore(t, names)
 	}
+	names := known.(map[string]bool)
+	for k := range src {
+		if names[k] {
+			continue
+		}
+		exact := make(map[string][]string, len(src))
+		for k, v := range src {
+			if names[k] {
+				exact[k] = v
+			}
+		}
+		return exact
+	}
+	return src
 }
 
-func setFormString(dst *string, v []string) {
-	if s := lastValue(v); s != "" {
-		*dst = s
+// schemaNames adds to names the parameter names schema decodes into the
+// struct type t: a field's tag name, or its Go name without one, and the
+// names of embedded structs. op's request types are flat, so dotted paths
+// into nested structs, which schema also decodes, are not needed.
+func schemaNames(t reflect.Type, names map[string]bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("schema"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		names[name] = true
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if f.Anonymous && ft.Kind() == reflect.Struct {
+			schemaNames(ft, names)
+		}
 	}
-}
-
-func lastValue(v []string) string {
-	if len(v) == 0 {
-		return ""
-	}
-	return v[len(v)-1]
 }
 
 // opEndpoints are SPEC §3's paths, given to op.RegisterServer.
