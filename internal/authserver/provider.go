@@ -212,7 +212,7 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
 		// one OAuth defines for this (§4.1.2.1), and clients retry a 503.
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Retry-After", "5")
-		s.writeOAuthError(w, &oauthError{Code: "temporarily_unavailable", Description: "the audit log cannot be written; try again later", status: http.StatusServiceUnavailable})
+		s.writeOAuthError(w, r, oauthErr(&oidc.Error{ErrorType: "temporarily_unavailable"}, "the audit log cannot be written; try again later", http.StatusServiceUnavailable))
 		return
 	}
 	clientAuth := path == PathToken || path == PathRevoke || path == PathIntrospect
@@ -245,7 +245,7 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
 			case PathEndSession:
 				s.errorPage(w, http.StatusBadRequest, "The logout request is malformed.", err.Error())
 			default:
-				s.writeOAuthError(w, err)
+				s.writeOAuthError(w, r, err)
 			}
 			return
 		}
@@ -257,7 +257,7 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case clientAuth:
 		if err := s.presentsClient(r); err != nil {
-			s.writeOAuthError(w, err)
+			s.writeOAuthError(w, r, err)
 			return
 		}
 	case path == PathUserinfo:
@@ -317,36 +317,16 @@ func (e issEncoder) Encode(src any, dst map[string][]string) error {
 	return nil
 }
 
-// opError turns our errors into op's: an *oidc.Error with the status SPEC
-// and RFC 6749 give it.
+// opError is err as op is to answer it: our OAuth errors (oauthErr) as
+// they are, any other error logged and answered as a server_error that
+// tells nothing of it.
 func (s *Server) opError(err error) error {
-	var oe *oauthError
-	if !errors.As(err, &oe) {
-		s.logger.Error("authorization server error", "err", err)
-		return oidc.ErrServerError().WithDescription("internal error")
+	var se op.StatusError
+	if errors.As(err, &se) {
+		return err
 	}
-	e := &oidc.Error{Description: oe.Description}
-	switch oe.Code {
-	case "invalid_request":
-		e.ErrorType = oidc.InvalidRequest
-	case "invalid_client":
-		e.ErrorType = oidc.InvalidClient
-	case "invalid_grant":
-		e.ErrorType = oidc.InvalidGrant
-	case "unauthorized_client":
-		e.ErrorType = oidc.UnauthorizedClient
-	case "unsupported_grant_type":
-		e.ErrorType = oidc.UnsupportedGrantType
-	case "invalid_scope":
-		e.ErrorType = oidc.InvalidScope
-	case "invalid_token":
-		e.ErrorType = "invalid_token"
-	case "insufficient_scope":
-		e.ErrorType = "insufficient_scope"
-	default:
-		e.ErrorType = oidc.ServerError
-	}
-	return op.NewStatusError(e, oe.status)
+	s.logger.Error("authorization server error", "err", err)
+	return oidc.ErrServerError().WithDescription("internal error")
 }
 
 // client is a store.Client as op sees it. Those of confidential clients
@@ -526,9 +506,9 @@ func (p *provider) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revo
 func (p *provider) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequest]) (*op.Response, error) {
 	v, err := p.s.userinfo(ctx, strings.TrimSpace(r.Data.AccessToken))
 	if err != nil {
-		var oe *oauthError
+		var oe *oidc.Error
 		if errors.As(err, &oe) {
-			exchangeOf(ctx).challenge = `Bearer error="` + oe.Code + `"`
+			exchangeOf(ctx).challenge = `Bearer error="` + string(oe.ErrorType) + `"`
 		}
 		return nil, p.s.opError(err)
 	}

@@ -51,7 +51,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -364,48 +363,28 @@ func hashToken(t string) string {
 	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+// oauthErr is an OAuth error (RFC 6749 §5.2) as op writes it: e's code,
+// description for the caller and the HTTP status to answer with.
+func oauthErr(e *oidc.Error, description string, status int) error {
+	e.Description = description
+	return op.NewStatusError(e, status)
 }
 
-// oauthError is an RFC 6749 §5.2 error.
-type oauthError struct {
-	Code        string `json:"error"`
-	Description string `json:"error_description,omitempty"`
-	status      int
+func errInvalidRequest(d string) error {
+	return oauthErr(oidc.ErrInvalidRequest(), d, http.StatusBadRequest)
+}
+func errInvalidClient(d string) error {
+	return oauthErr(oidc.ErrInvalidClient(), d, http.StatusUnauthorized)
+}
+func errInvalidGrant(d string) error {
+	return oauthErr(oidc.ErrInvalidGrant(), d, http.StatusBadRequest)
 }
 
-func (e *oauthError) Error() string { return e.Code + ": " + e.Description }
-
-func errInvalidRequest(d string) *oauthError {
-	return &oauthError{Code: "invalid_request", Description: d, status: http.StatusBadRequest}
-}
-func errInvalidClient(d string) *oauthError {
-	return &oauthError{Code: "invalid_client", Description: d, status: http.StatusUnauthorized}
-}
-func errInvalidGrant(d string) *oauthError {
-	return &oauthError{Code: "invalid_grant", Description: d, status: http.StatusBadRequest}
-}
-
-func (s *Server) writeOAuthError(w http.ResponseWriter, err error) {
-	var oe *oauthError
-	if !errors.As(err, &oe) {
-		s.logger.Error("authorization server error", "err", err)
-		oe = &oauthError{Code: "server_error", Description: "internal error", status: http.StatusInternalServerError}
-	}
-	if oe.status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="flowgate"`)
-	}
-	writeJSON(w, oe.status, oe)
+// writeOAuthError answers a request that op does not see (refused before
+// it) as op answers the others, with a Basic challenge on a 401.
+func (s *Server) writeOAuthError(w http.ResponseWriter, r *http.Request, err error) {
+	w.Header().Set("Cache-Control", "no-store")
+	op.WriteError(&opWriter{ResponseWriter: w, x: &exchange{challenge: `Basic realm="flowgate"`}}, r, s.opError(err), nil)
 }
 
 // parseForm checks the content type and size and parses a POST body.

@@ -91,7 +91,7 @@ func signJWT(key *signingKey, payload []byte) (string, error) {
 // parsed scope parameter.
 func (s *Server) clientCredentials(ctx context.Context, c *store.Client, requested []string) (*tokenResponse, error) {
 	if c.TokenEndpointAuthMethod == "none" {
-		return nil, &oauthError{Code: "unauthorized_client", Description: "public clients cannot use client_credentials", status: http.StatusBadRequest}
+		return nil, oauthErr(oidc.ErrUnauthorizedClient(), "public clients cannot use client_credentials", http.StatusBadRequest)
 	}
 	var scopes []string
 	if len(requested) > 0 {
@@ -99,7 +99,7 @@ func (s *Server) clientCredentials(ctx context.Context, c *store.Client, request
 		for _, sc := range scopes {
 			if !slices.Contains(c.Scopes, sc) || sc == "openid" || sc == "offline_access" {
 				s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "scope not allowed: " + truncate(sc, 64)})
-				return nil, &oauthError{Code: "invalid_scope", Description: "scope not allowed for this client", status: http.StatusBadRequest}
+				return nil, oauthErr(oidc.ErrInvalidScope(), "scope not allowed for this client", http.StatusBadRequest)
 			}
 		}
 	} else {
@@ -386,7 +386,7 @@ func (s *Server) refreshResponse(ctx context.Context, c *store.Client, rt *store
 		for _, sc := range narrowed {
 			if !slices.Contains(rt.Scopes, sc) {
 				s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenRefreshed, User: rt.User, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "scope not in the grant: " + truncate(sc, 64)})
-				return nil, &oauthError{Code: "invalid_scope", Description: "scope exceeds the original grant", status: http.StatusBadRequest}
+				return nil, oauthErr(oidc.ErrInvalidScope(), "scope exceeds the original grant", http.StatusBadRequest)
 			}
 		}
 		scopes = narrowed
