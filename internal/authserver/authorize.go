@@ -59,7 +59,7 @@ func (s *Server) authorize(ctx context.Context, client *store.Client, d *oidc.Au
 	if q.Get("response_type") != "code" {
 		return fail("unsupported_response_type", "only response_type=code is supported")
 	}
-	if !slices.Contains(client.GrantTypes, "authorization_code") {
+	if !slices.Contains(client.GrantTypes, string(oidc.GrantTypeCode)) {
 		return fail("unauthorized_client", "the client may not use the authorization code flow")
 	}
 	if q.Get("request") != "" || q.Get("request_uri") != "" {
@@ -76,7 +76,7 @@ func (s *Server) authorize(ctx context.Context, client *store.Client, d *oidc.Au
 	switch {
 	case challenge == "" && method != "":
 		return fail("invalid_request", "code_challenge_method without code_challenge")
-	case challenge == "" && client.TokenEndpointAuthMethod == "none":
+	case challenge == "" && client.TokenEndpointAuthMethod == string(oidc.AuthMethodNone):
 		return fail("invalid_request", "PKCE (S256) is required for public clients")
 	case challenge != "" && method != "S256":
 		return fail("invalid_request", "only the S256 code_challenge_method is accepted")

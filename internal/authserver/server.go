@@ -278,7 +278,7 @@ type Metadata struct {
 }
 
 func (s *Server) metadata() Metadata {
-	authMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+	authMethods := []string{string(oidc.AuthMethodBasic), string(oidc.AuthMethodPost), string(oidc.AuthMethodPrivateKeyJWT), string(oidc.AuthMethodNone)}
 	return Metadata{
 		Issuer:                            s.issuer,
 		AuthorizationEndpoint:             s.issuer + PathAuthorize,
@@ -291,7 +291,7 @@ func (s *Server) metadata() Metadata {
 		ScopesSupported:                   []string{"openid", "profile", "email", "offline_access"},
 		ResponseTypesSupported:            []string{"code"},
 		ResponseModesSupported:            []string{"query"},
-		GrantTypesSupported:               []string{"authorization_code", "client_credentials", "refresh_token"},
+		GrantTypesSupported:               []string{string(oidc.GrantTypeCode), string(oidc.GrantTypeClientCredentials), string(oidc.GrantTypeRefreshToken)},
 		SubjectTypesSupported:             []string{"public"},
 		IDTokenSigningAlgValuesSupported:  []string{"RS256"},
 		TokenEndpointAuthMethodsSupported: authMethods,

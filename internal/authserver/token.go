@@ -90,7 +90,7 @@ func signJWT(key *signingKey, payload []byte) (string, error) {
 // clientCredentials is the client_credentials grant; requested is the
 // parsed scope parameter.
 func (s *Server) clientCredentials(ctx context.Context, c *store.Client, requested []string) (*tokenResponse, error) {
-	if c.TokenEndpointAuthMethod == "none" {
+	if c.TokenEndpointAuthMethod == string(oidc.AuthMethodNone) {
 		return nil, oauthErr(oidc.ErrUnauthorizedClient(), "public clients cannot use client_credentials", http.StatusBadRequest)
 	}
 	var scopes []string
@@ -116,7 +116,7 @@ func (s *Server) clientCredentials(ctx context.Context, c *store.Client, request
 	if err != nil {
 		return nil, err
 	}
-	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: "client_credentials"})
+	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: string(oidc.GrantTypeClientCredentials)})
 	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(s.opts.Auth.AccessTokenTTL / time.Second), Scope: strings.Join(scopes, " ")}, nil
 }
 
@@ -166,7 +166,7 @@ func (s *Server) codeExchange(ctx context.Context, c *store.Client, req *oidc.Ac
 	if err != nil {
 		return nil, err
 	}
-	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, User: user.Username, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: "authorization_code"})
+	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, User: user.Username, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: string(oidc.GrantTypeCode)})
 	return resp, nil
 }
 
@@ -260,7 +260,7 @@ func (s *Server) issueUserTokens(ctx context.Context, c *store.Client, u *store.
 }
 
 func (s *Server) refreshAllowed(c *store.Client, scopes []string) bool {
-	return s.opts.Auth.RefreshTokens && slices.Contains(c.GrantTypes, "refresh_token") && slices.Contains(scopes, "offline_access")
+	return s.opts.Auth.RefreshTokens && slices.Contains(c.GrantTypes, string(oidc.GrantTypeRefreshToken)) && slices.Contains(scopes, "offline_access")
 }
 
 // idClaims are the OIDC Core ID token claims we issue.
@@ -418,9 +418,9 @@ func (s *Server) authenticateClient(ctx context.Context, h http.Header, cc *op.C
 		return fail("", "no client authentication")
 	}
 	if cc.ClientSecret != "" {
-		method := "client_secret_post"
+		method := oidc.AuthMethodPost
 		if a := h.Get("Authorization"); len(a) > 6 && strings.EqualFold(a[:6], "basic ") {
-			method = "client_secret_basic"
+			method = oidc.AuthMethodBasic
 		}
 		return s.checkSecret(ctx, cc.ClientID, cc.ClientSecret, method, fail)
 	}
@@ -441,12 +441,12 @@ func (s *Server) authenticateClient(ctx context.Context, h http.Header, cc *op.C
 	if err != nil {
 		return nil, err
 	}
-	if c.TokenEndpointAuthMethod != "none" {
+	if c.TokenEndpointAuthMethod != string(oidc.AuthMethodNone) {
 		return fail(id, "confidential client sent no credentials")
 	}
 	return newClient(c), nil
 }
-func (s *Server) checkSecret(ctx context.Context, id, secret, method string, fail func(string, string) (*client, error)) (*client, error) {
+func (s *Server) checkSecret(ctx context.Context, id, secret string, method oidc.AuthMethod, fail func(string, string) (*client, error)) (*client, error) {
 	cl, err := s.clients.get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the HMAC anyway so that unknown ids answer in the same time.
@@ -457,8 +457,8 @@ func (s *Server) checkSecret(ctx context.Context, id, secret, method string, fai
 		return nil, err
 	}
 	c := &cl.c
-	if c.TokenEndpointAuthMethod != method {
-		return fail(id, "client is registered for "+c.TokenEndpointAuthMethod+", not "+method)
+	if cl.AuthMethod() != method {
+		return fail(id, "client is registered for "+c.TokenEndpointAuthMethod+", not "+string(method))
 	}
 	if !credential.VerifyClientSecret(s.opts.Ring, secret, c.SecretHash) {
 		return fail(id, "wrong client secret")
