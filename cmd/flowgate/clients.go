@@ -10,9 +10,9 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/flowgate/flowgate/internal/admin"
 	"github.com/flowgate/flowgate/internal/app"
 	"github.com/flowgate/flowgate/internal/config"
-	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/store/backend"
 )
@@ -39,8 +39,7 @@ func (c *cli) clientAddCmd() *cobra.Command {
 				}
 				cc.PublicKeyPEM = string(pem)
 			}
-			needsSecret := cc.TokenEndpointAuthMethod == "client_secret_basic" || cc.TokenEndpointAuthMethod == "client_secret_post"
-			if needsSecret {
+			if admin.NeedsSecret(cc.TokenEndpointAuthMethod) {
 				// Validation wants a secret to be present; the real one is
 				// generated below and never chosen by a person.
 				cc.Secret = "generated"
@@ -48,34 +47,26 @@ func (c *cli) clientAddCmd() *cobra.Command {
 			if err := config.ValidateClient(cc); err != nil {
 				return err
 			}
-			a, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			now := time.Now().UTC()
-			sc := store.Client{
-				ID: cc.ID, Name: cc.Name, RedirectURIs: cc.RedirectURIs, PostLogoutRedirectURIs: cc.PostLogoutRedirectURIs,
-				GrantTypes: cc.GrantTypes, Scopes: cc.Scopes, TokenEndpointAuthMethod: cc.TokenEndpointAuthMethod,
-				JWKSURI: cc.JWKSURI, PublicKeyPEM: cc.PublicKeyPEM, Consent: cc.Consent, Roles: cc.Roles,
-				CreatedAt: now, UpdatedAt: now,
-			}
-			var secret string
-			if needsSecret {
-				if secret, sc.SecretHash, err = credential.NewClientSecret(a.Ring); err != nil {
+			return c.withApp(cmd.Context(), func(a *app.App) error {
+				now := time.Now().UTC()
+				sc := store.Client{
+					ID: cc.ID, Name: cc.Name, RedirectURIs: cc.RedirectURIs, PostLogoutRedirectURIs: cc.PostLogoutRedirectURIs,
+					GrantTypes: cc.GrantTypes, Scopes: cc.Scopes, TokenEndpointAuthMethod: cc.TokenEndpointAuthMethod,
+					JWKSURI: cc.JWKSURI, PublicKeyPEM: cc.PublicKeyPEM, Consent: cc.Consent, Roles: cc.Roles,
+					CreatedAt: now, UpdatedAt: now,
+				}
+				_, secret, err := c.changes(a).CreateClient(cmd.Context(), cliActor(), sc)
+				if errors.Is(err, store.ErrConflict) {
+					return fmt.Errorf("client %q already exists", cc.ID)
+				} else if err != nil {
 					return err
 				}
-			}
-			if err := a.Store.CreateClient(cmd.Context(), sc); errors.Is(err, store.ErrConflict) {
-				return fmt.Errorf("client %q already exists", cc.ID)
-			} else if err != nil {
-				return err
-			}
-			fmt.Fprintf(c.stdout, "client_id: %s\n", cc.ID)
-			if secret != "" {
-				fmt.Fprintf(c.stdout, "client_secret: %s\n(shown only this once; only a hash is stored)\n", secret)
-			}
-			return nil
+				fmt.Fprintf(c.stdout, "client_id: %s\n", cc.ID)
+				if secret != "" {
+					fmt.Fprintf(c.stdout, "client_secret: %s\n(shown only this once; only a hash is stored)\n", secret)
+				}
+				return nil
+			})
 		},
 	}
 	f := cmd.Flags()
@@ -90,6 +81,12 @@ func (c *cli) clientAddCmd() *cobra.Command {
 	f.StringVar(&cc.Consent, "consent", "user", "user (ask each user once) | admin (pre-approved)")
 	f.StringSliceVar(&cc.Roles, "role", nil, "role the client holds in client_credentials (repeat)")
 	return cmd
+}
+
+// changes is the admin service over a's database, recording in a's audit
+// log.
+func (c *cli) changes(a *app.App) *admin.Service {
+	return &admin.Service{Store: a.Store, Ring: a.Ring, Audit: a.Audit}
 }
 
 func (c *cli) clientListCmd() *cobra.Command {
@@ -121,7 +118,7 @@ func (c *cli) clientRemoveCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withApp(cmd.Context(), func(a *app.App) error {
-				if err := a.Store.DeleteClient(cmd.Context(), args[0]); errors.Is(err, store.ErrNotFound) {
+				if err := c.changes(a).RemoveClient(cmd.Context(), cliActor(), args[0]); errors.Is(err, store.ErrNotFound) {
 					return fmt.Errorf("no client %q", args[0])
 				} else if err != nil {
 					return err

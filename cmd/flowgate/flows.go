@@ -8,6 +8,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/flowgate/flowgate/internal/app"
+	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 )
 
@@ -21,8 +22,8 @@ func (c *cli) flowCmd() *cobra.Command {
 			"If any file is invalid, nothing is deployed and every problem is listed.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return c.withEngine(cmd.Context(), func(e *engine.Engine) error {
-				deployed, err := e.DeployPath(cmd.Context(), args[0], "cli")
+			return c.withEngine(cmd.Context(), app.Open, func(a *app.App, e *engine.Engine) error {
+				deployed, err := e.DeployPath(cmd.Context(), args[0], cliActor())
 				if err != nil {
 					return err
 				}
@@ -43,9 +44,9 @@ func (c *cli) flowCmd() *cobra.Command {
 
 // withEngine opens the database and an engine that does not run
 // instances (a running server does); it migrates the job queue's tables.
-func (c *cli) withEngine(ctx context.Context, fn func(*engine.Engine) error) error {
-	return c.withApp(ctx, func(a *app.App) error {
-		e, err := engine.New(ctx, engine.Config{Store: a.Store, NoQueue: true})
+func (c *cli) withEngine(ctx context.Context, o opener, fn func(*app.App, *engine.Engine) error) error {
+	return c.withAppFrom(ctx, o, func(a *app.App) error {
+		e, err := engine.New(ctx, engine.Config{Store: a.Store, NoQueue: true, Audit: a.Audit, DeclaredServers: declaredServers(a.Config)})
 		if err != nil {
 			return err
 		}
@@ -54,6 +55,17 @@ func (c *cli) withEngine(ctx context.Context, fn func(*engine.Engine) error) err
 			defer cancel()
 			_ = e.Close(cctx)
 		}()
-		return fn(e)
+		return fn(a, e)
 	})
+}
+
+// declaredServers names the OAuth servers the configuration declares. A
+// command deploys against them as well as those in the store, since only
+// a starting server writes the file's servers to the store.
+func declaredServers(cfg *config.Config) []string {
+	names := make([]string, 0, len(cfg.OAuthServers))
+	for _, s := range cfg.OAuthServers {
+		names = append(names, s.Name)
+	}
+	return names
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"database/sql"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/flowgate/flowgate/internal/testutil/pgtest"
+	_ "modernc.org/sqlite" // the job queue's tables, read and written behind the server's back
 )
 
 const (
@@ -61,12 +63,19 @@ flows: %s
 
 func robotToken(t *testing.T, base string) string {
 	t.Helper()
-	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"workflows.read workflows.start flows.invoke"}}
+	return clientToken(t, base, "robot", robotSecret, "workflows.read workflows.start flows.invoke")
+}
+
+// clientToken gets an access token for a client with the client
+// credentials grant.
+func clientToken(t *testing.T, base, id, secret, scope string) string {
+	t.Helper()
+	form := url.Values{"grant_type": {"client_credentials"}, "scope": {scope}}
 	req, err := http.NewRequest(http.MethodPost, base+"/oauth2/token", strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
 	}
-	req.SetBasicAuth("robot", robotSecret)
+	req.SetBasicAuth(id, secret)
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
@@ -176,24 +185,43 @@ func kill9(t *testing.T, s *serving) {
 	<-s.done
 }
 
+// oneServer is the single SQLite server of a durability test, with the
+// target its flows call; start (re)starts it on the same database.
+type oneServer struct {
+	dir       string
+	tg        *target
+	args, env []string
+}
+
+func newOneServer(t *testing.T, flows map[string]string, slowFor time.Duration) *oneServer {
+	dir := t.TempDir()
+	return &oneServer{dir: dir, tg: newTarget(t, slowFor), args: flowsHome(t, dir, flows),
+		env: []string{"FLOWGATE_SECRET_KEY=" + durableKey}}
+}
+
+func (o *oneServer) start(t *testing.T) *serving {
+	t.Helper()
+	return startServe(t, o.dir, o.env, o.args...)
+}
+
 // target counts calls per Idempotency-Key and can hold the slow ones.
 type target struct {
 	srv     *httptest.Server
 	mu      sync.Mutex
 	calls   map[string]int
-	slowIn  chan string
+	slowIn  chan time.Time // when each call to /slow came
 	slowFor time.Duration
 }
 
 func newTarget(t *testing.T, slowFor time.Duration) *target {
-	tg := &target{calls: map[string]int{}, slowIn: make(chan string, 1000), slowFor: slowFor}
+	tg := &target{calls: map[string]int{}, slowIn: make(chan time.Time, 1000), slowFor: slowFor}
 	tg.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		key := r.Header.Get("Idempotency-Key")
 		tg.mu.Lock()
 		tg.calls[r.URL.Path+" "+key]++
 		tg.mu.Unlock()
 		if r.URL.Path == "/slow" {
-			tg.slowIn <- key
+			tg.slowIn <- time.Now()
 			select {
 			case <-time.After(tg.slowFor):
 			case <-r.Context().Done():
@@ -234,18 +262,16 @@ steps:
 // monitor.
 func TestKill9DuringWaitAndSlowHTTP(t *testing.T) {
 	t.Parallel()
-	dir := t.TempDir()
-	tg := newTarget(t, 2*time.Second)
-	args := flowsHome(t, dir, map[string]string{"crashy": crashyFlow})
-	env := []string{"FLOWGATE_SECRET_KEY=" + durableKey}
+	o := newOneServer(t, map[string]string{"crashy": crashyFlow}, 2*time.Second)
+	tg := o.tg
 
-	s := startServe(t, dir, env, args...)
+	s := o.start(t)
 	token := robotToken(t, s.base)
 	id := startInstance(t, s.base, token, "crashy", map[string]any{"base": tg.srv.URL})
 	waitInstance(t, s.base, token, id, 20*time.Second, "waiting")
 	kill9(t, s)
 
-	s = startServe(t, dir, env, args...)
+	s = o.start(t)
 	select {
 	case <-tg.slowIn:
 	case <-time.After(60 * time.Second):
@@ -253,7 +279,7 @@ func TestKill9DuringWaitAndSlowHTTP(t *testing.T) {
 	}
 	kill9(t, s) // mid-flight: the slow call is being answered
 
-	s = startServe(t, dir, env, args...)
+	s = o.start(t)
 	token = robotToken(t, s.base)
 	inst := waitInstance(t, s.base, token, id, 90*time.Second, "completed", "failed")
 	if inst["status"] != "completed" {
@@ -373,5 +399,106 @@ func TestTwoServersOnPostgres(t *testing.T) {
 	}
 	if b.stop(t) != 0 {
 		t.Error("B did not stop cleanly")
+	}
+}
+
+const trioFlow = `
+name: trio
+permissions: {start: ["client:robot"]}
+input:
+  base: {type: string, required: true}
+steps:
+  - id: slow
+    type: http
+    url: "${{ input.base }}/slow"
+    timeout: 1m
+  - id: done
+    type: return
+    body: {slow: "${{ steps.slow.output.body.ok }}"}
+`
+
+// queueDB reads and writes the job queue's tables of a stopped or running
+// server's SQLite database, to set up what a crash at a chosen moment
+// leaves behind.
+type queueDB struct {
+	t  *testing.T
+	db *sql.DB
+}
+
+func openQueueDB(t *testing.T, dir string) *queueDB {
+	t.Helper()
+	db, err := sql.Open("sqlite", filepath.Join(dir, "flowgate.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	return &queueDB{t: t, db: db}
+}
+
+func (q *queueDB) count(query string) int {
+	q.t.Helper()
+	var n int
+	if err := q.db.QueryRow(query).Scan(&n); err != nil {
+		q.t.Fatal(err)
+	}
+	return n
+}
+
+// awaitSweep waits for River to elect a leader, then for a while for the
+// leader's first periodic sweep. Versions without one never make it; the
+// test then goes on without a sweep row to leave running.
+func (q *queueDB) awaitSweep() {
+	q.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for q.count(`SELECT count(*) FROM river_leader`) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	// Seen up to 3.4 s after the election.
+	deadline = time.Now().Add(10 * time.Second)
+	for q.count(`SELECT count(*) FROM river_job WHERE kind = 'flow_sweep'`) == 0 && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// markSweepRunning leaves the latest sweep job as a kill -9 leaves it when
+// it lands while the job is worked (about 7% of moments, so not left to
+// timing): running, attempted just now, in River's own timestamp format
+// (its rescuer compares the text and rescues a running job after an hour).
+func (q *queueDB) markSweepRunning() {
+	q.t.Helper()
+	if _, err := q.db.Exec(`UPDATE river_job SET state = 'running', finalized_at = NULL, attempt = max(attempt, 1),
+		attempted_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now') WHERE id = (SELECT max(id) FROM river_job WHERE kind = 'flow_sweep')`); err != nil {
+		q.t.Fatal(err)
+	}
+}
+
+// kill -9 with three http steps in flight, at the moment a lease sweep is
+// running: after a restart all three are taken over and complete.
+func TestKill9WithSweepRunningResumesInstances(t *testing.T) {
+	t.Parallel()
+	o := newOneServer(t, map[string]string{"trio": trioFlow}, 2*time.Second)
+	tg := o.tg
+
+	s := o.start(t)
+	qdb := openQueueDB(t, o.dir)
+	qdb.awaitSweep()
+	token := robotToken(t, s.base)
+	var ids []string
+	for range 3 {
+		ids = append(ids, startInstance(t, s.base, token, "trio", map[string]any{"base": tg.srv.URL}))
+	}
+	for range 3 {
+		<-tg.slowIn
+	}
+	kill9(t, s)
+	qdb.markSweepRunning()
+
+	s = o.start(t)
+	token = robotToken(t, s.base)
+	for _, id := range ids {
+		inst := waitInstance(t, s.base, token, id, 30*time.Second, "completed", "failed")
+		if inst["status"] != "completed" {
+			t.Fatalf("instance %s ended %v: %v\n%s", id, inst["status"], inst["error"], tail(s.stderr.String()))
+		}
 	}
 }

@@ -26,7 +26,7 @@ func (c *cli) keysCmd() *cobra.Command {
 					alg = "ES256"
 				}
 				ttl := authserver.MaxTokenTTL(a.Config.Auth)
-				k, err := authserver.Rotate(cmd.Context(), a.Store, purpose, alg, ttl)
+				k, err := authserver.Rotate(cmd.Context(), a.Store, a.Audit, cliActor(), purpose, alg, ttl)
 				if err != nil {
 					return err
 				}

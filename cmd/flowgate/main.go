@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +18,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/flowgate/flowgate/internal/app"
+	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/store"
@@ -72,6 +74,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		c.auditCmd(),
 		c.flowCmd(),
 		c.secretCmd(),
+		c.configCmd(),
 	)
 	return root
 }
@@ -97,9 +100,14 @@ func (c *cli) logger() (*slog.Logger, error) {
 	return slog.New(slog.NewJSONHandler(c.stderr, opts)), nil
 }
 
-// open loads the configuration and opens the database, for the admin
-// commands.
-func (c *cli) open(ctx context.Context) (*app.App, error) {
+// opener is app.Open (admin commands: the database must exist) or
+// app.OpenOrCreate (serve, migrate).
+type opener func(context.Context, *config.Config, *slog.Logger) (*app.App, error)
+
+// openWith loads the configuration and opens the database with o. The App
+// it returns records what the command changes in the audit log (flushed by
+// its Close).
+func (c *cli) openWith(ctx context.Context, o opener) (*app.App, error) {
 	cfg, err := c.load(config.Overrides{})
 	if err != nil {
 		return nil, err
@@ -108,17 +116,29 @@ func (c *cli) open(ctx context.Context) (*app.App, error) {
 	if err != nil {
 		return nil, err
 	}
-	return app.Open(ctx, cfg, logger)
+	a, err := o(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	a.Audit = audit.NewWriter(a.Store, logger, audit.Options{Disabled: !cfg.Auth.AuditLog})
+	return a, nil
 }
 
-// withApp opens the database for one admin command and closes it after.
+// withApp opens the existing database for one admin command and closes it
+// after.
 func (c *cli) withApp(ctx context.Context, run func(*app.App) error) error {
-	a, err := c.open(ctx)
+	return c.withAppFrom(ctx, app.Open, run)
+}
+
+func (c *cli) withAppFrom(ctx context.Context, o opener, run func(*app.App) error) error {
+	a, err := c.openWith(ctx, o)
 	if err != nil {
 		return err
 	}
-	defer a.Close()
-	return run(a)
+	// An error closing (an audit event not written) is reported unless
+	// the command itself failed.
+	err = run(a)
+	return errors.Join(err, a.Close())
 }
 
 // eachPage calls list page by page until the last one, so commands print
@@ -171,7 +191,7 @@ func (c *cli) migrateCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			// The engine migrates the job queue's tables when it opens.
-			return c.withEngine(cmd.Context(), func(e *engine.Engine) error {
+			return c.withEngine(cmd.Context(), app.OpenOrCreate, func(_ *app.App, e *engine.Engine) error {
 				fmt.Fprintln(c.stdout, "database is up to date")
 				return nil
 			})

@@ -387,6 +387,9 @@ func TestEnvironmentAndFlagsPrecedence(t *testing.T) {
 
 func TestUserCommands(t *testing.T) {
 	dir := t.TempDir()
+	if r := run(t, dir, "", nil, "migrate"); r.code != 0 {
+		t.Fatalf("migrate: %+v", r)
+	}
 	if r := run(t, dir, "", nil, "user", "add", "alice"); r.code == 0 || !strings.Contains(r.stderr, "--password-stdin") {
 		t.Fatalf("user add without a terminal and without --password-stdin: %+v", r)
 	}
@@ -427,6 +430,9 @@ func TestUserCommands(t *testing.T) {
 
 func TestClientCommands(t *testing.T) {
 	dir := t.TempDir()
+	if r := run(t, dir, "", nil, "migrate"); r.code != 0 {
+		t.Fatalf("migrate: %+v", r)
+	}
 	r := run(t, dir, "", nil, "client", "add", "portal", "--name", "Expense portal",
 		"--redirect-uri", "http://127.0.0.1:9000/callback", "--grant-type", "authorization_code,refresh_token,client_credentials")
 	if r.code != 0 {
@@ -561,7 +567,11 @@ func TestBackupWhileServing(t *testing.T) {
 
 func TestBackupRefusesPostgres(t *testing.T) {
 	dsn := pgtest.DSN(t)
-	r := run(t, t.TempDir(), "", []string{"FLOWGATE_SECRET_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, "backup", "x.db", "--database", dsn)
+	env := []string{"FLOWGATE_SECRET_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}
+	if r := run(t, t.TempDir(), "", env, "migrate", "--database", dsn); r.code != 0 {
+		t.Fatalf("migrate: %+v", r)
+	}
+	r := run(t, t.TempDir(), "", env, "backup", "x.db", "--database", dsn)
 	if r.code == 0 || !strings.Contains(r.stderr, "pg_dump") {
 		t.Fatalf("backup on PostgreSQL: %+v", r)
 	}

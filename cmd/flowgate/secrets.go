@@ -40,7 +40,7 @@ func (c *cli) secretSetCmd() *cobra.Command {
 				return fmt.Errorf("secret %s: %w", name, err)
 			}
 			return c.withApp(cmd.Context(), func(a *app.App) error {
-				_, created, err := a.Store.SetNamedSecret(cmd.Context(), name, []byte(value), time.Time{})
+				_, created, err := c.changes(a).SetSecret(cmd.Context(), cliActor(), name, []byte(value))
 				if err != nil {
 					return err
 				}
@@ -101,7 +101,7 @@ func (c *cli) secretRemoveCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withApp(cmd.Context(), func(a *app.App) error {
-				if err := a.Store.DeleteNamedSecret(cmd.Context(), args[0]); errors.Is(err, store.ErrNotFound) {
+				if err := c.changes(a).RemoveSecret(cmd.Context(), cliActor(), args[0]); errors.Is(err, store.ErrNotFound) {
 					return fmt.Errorf("no secret %q", args[0])
 				} else if err != nil {
 					return err

@@ -61,7 +61,7 @@ func (c *cli) serveCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := app.Open(ctx, cfg, logger)
+			a, err := app.OpenOrCreate(ctx, cfg, logger)
 			if err != nil {
 				return err
 			}
@@ -106,7 +106,8 @@ func (c *cli) serveCmd() *cobra.Command {
 				return err
 			}
 			tokens := vault.New(a.Store, vault.Options{Logger: logger, HTTPClient: policy.Client(30 * time.Second)})
-			eng, err := engine.New(ctx, engine.Config{Store: a.Store, Logger: logger, Vault: tokens, PublicURL: cfg.Server.PublicURL, Egress: policy})
+			eng, err := engine.New(ctx, engine.Config{Store: a.Store, Logger: logger, Vault: tokens, PublicURL: cfg.Server.PublicURL,
+				Egress: policy, Audit: auditor, MaxSteps: cfg.Limits.MaxSteps, MaxVars: cfg.Limits.MaxVars})
 			if err != nil {
 				return err
 			}
@@ -121,13 +122,15 @@ func (c *cli) serveCmd() *cobra.Command {
 					logger.Error("flow engine did not stop cleanly", "err", err)
 				}
 			}()
-			if err := deployConfiguredFlows(ctx, eng, cfg, logger); err != nil {
-				return err
-			}
 			adminAPI := api.New(api.Options{Store: a.Store, Hasher: a.Hasher, Ring: a.Ring, Validator: validator, Logger: logger,
 				PublicURL: cfg.Server.PublicURL, Auditor: auditor, Engine: eng, Vault: tokens, ShowDetailedErrors: cfg.Auth.ShowDetailedErrors,
 				HTTPClient: policy.Client(10 * time.Second)})
 			if err := adminAPI.ApplyDeclared(ctx, cfg); err != nil {
+				return err
+			}
+			// After the declared OAuth servers are in the store: a deploy
+			// refuses a flow naming a server that is not.
+			if err := deployConfiguredFlows(ctx, eng, cfg, logger); err != nil {
 				return err
 			}
 			if err := adminAPI.SeedSwitches(ctx, cfg.APIs); err != nil {

@@ -8,10 +8,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
@@ -79,21 +77,7 @@ egress:
 	s := startServe(t, dir, nil, "--config", cfg)
 	ext := newExternalIssuer(t)
 
-	form := url.Values{"grant_type": {"client_credentials"}, "scope": {"admin"}}
-	req, _ := http.NewRequest("POST", s.base+"/oauth2/token", strings.NewReader(form.Encode()))
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	req.SetBasicAuth("ops", secret)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&tok)
-	resp.Body.Close()
-	admin, _ := tok["access_token"].(string)
-	if admin == "" {
-		t.Fatalf("no admin token: %v", tok)
-	}
+	admin := clientToken(t, s.base, "ops", secret, "admin")
 
 	call := func(method, path, bearer string, body any) (int, map[string]any) {
 		var rd *bytes.Reader

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/user"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -96,28 +97,25 @@ func (c *cli) userAddCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a, err := c.open(cmd.Context())
-			if err != nil {
-				return err
-			}
-			defer a.Close()
-			hash, err := a.Hasher.Hash(password)
-			if err != nil {
-				return err
-			}
-			now := time.Now().UTC()
-			err = a.Store.CreateUser(cmd.Context(), store.User{
-				Username: username, PasswordHash: hash, Email: email, EmailVerified: email != "",
-				Name: name, Roles: roles, CreatedAt: now, UpdatedAt: now,
+			return c.withApp(cmd.Context(), func(a *app.App) error {
+				hash, err := a.Hasher.Hash(password)
+				if err != nil {
+					return err
+				}
+				now := time.Now().UTC()
+				err = account.Create(cmd.Context(), a.Store, a.Audit, cliActor(), store.User{
+					Username: username, PasswordHash: hash, Email: email, EmailVerified: email != "",
+					Name: name, Roles: roles, CreatedAt: now, UpdatedAt: now,
+				})
+				if errors.Is(err, store.ErrConflict) {
+					return fmt.Errorf("user %q already exists", username)
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.stdout, "added user %s\n", username)
+				return nil
 			})
-			if errors.Is(err, store.ErrConflict) {
-				return fmt.Errorf("user %q already exists", username)
-			}
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(c.stdout, "added user %s\n", username)
-			return nil
 		},
 	}
 	cmd.Flags().StringVar(&email, "email", "", "email address")
@@ -185,7 +183,7 @@ func (c *cli) userDisableCmd(disable bool) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withApp(cmd.Context(), func(a *app.App) error {
-				_, err := account.SetDisabled(cmd.Context(), a.Store, args[0], disable)
+				_, err := account.SetDisabled(cmd.Context(), a.Store, a.Audit, cliActor(), args[0], disable)
 				if errors.Is(err, store.ErrNotFound) {
 					return fmt.Errorf("no user %q", args[0])
 				}
@@ -200,25 +198,32 @@ func (c *cli) userDisableCmd(disable bool) *cobra.Command {
 }
 
 func (c *cli) updateUser(cmd *cobra.Command, username string, change func(*app.App, *store.User) error, done string) error {
-	a, err := c.open(cmd.Context())
-	if err != nil {
-		return err
+	return c.withApp(cmd.Context(), func(a *app.App) error {
+		u, err := a.Store.GetUser(cmd.Context(), username)
+		if errors.Is(err, store.ErrNotFound) {
+			return fmt.Errorf("no user %q", username)
+		}
+		if err != nil {
+			return err
+		}
+		next := u
+		if err := change(a, &next); err != nil {
+			return err
+		}
+		if _, err := account.Update(cmd.Context(), a.Store, a.Audit, cliActor(), u, next); err != nil {
+			return err
+		}
+		fmt.Fprintf(c.stdout, "%s %s\n", done, username)
+		return nil
+	})
+}
+
+// cliActor is who a command's changes are audited as: "cli:" and the
+// operating-system user who ran it (the database cannot tell which
+// Flowgate administrator that is; the OS account can, from its own logs).
+func cliActor() string {
+	if u, err := user.Current(); err == nil && u.Username != "" {
+		return "cli:" + u.Username
 	}
-	defer a.Close()
-	u, err := a.Store.GetUser(cmd.Context(), username)
-	if errors.Is(err, store.ErrNotFound) {
-		return fmt.Errorf("no user %q", username)
-	}
-	if err != nil {
-		return err
-	}
-	if err := change(a, &u); err != nil {
-		return err
-	}
-	u.UpdatedAt = time.Now().UTC()
-	if err := a.Store.UpdateUser(cmd.Context(), u); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.stdout, "%s %s\n", done, username)
-	return nil
+	return "cli"
 }

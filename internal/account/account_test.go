@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ func openApp(t *testing.T) *app.App {
 	t.Helper()
 	cfg := config.Default()
 	cfg.Database = "sqlite:" + filepath.Join(t.TempDir(), "f.db")
-	a, err := app.Open(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	a, err := app.OpenOrCreate(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,7 +46,11 @@ func TestSetUserDisabledRevokesAccess(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	if _, err := account.SetDisabled(ctx, a.Store, "bob", true); err != nil {
+	w := audit.NewWriter(a.Store, a.Logger, audit.Options{})
+	if _, err := account.SetDisabled(ctx, a.Store, w, "user:admin", "bob", true); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
 	u, _ := a.Store.GetUser(ctx, "bob")
@@ -58,25 +63,27 @@ func TestSetUserDisabledRevokesAccess(t *testing.T) {
 	if _, err := a.Store.GetSession(ctx, "s1", now); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("session after disable: %v", err)
 	}
-	events, _, err := a.Store.ListAudit(ctx, store.AuditFilter{User: "bob"})
+	events, _, err := a.Store.ListAudit(ctx, store.AuditFilter{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	var seen []string
 	for _, e := range events {
-		seen = append(seen, e.Event)
+		seen = append(seen, e.Event+" "+e.User+" "+e.Outcome+" "+e.Detail)
 	}
-	if len(seen) != 2 || seen[0] != audit.UserDisabled || seen[1] != audit.TokenRevoked {
-		t.Fatalf("audit events %v, want [user.disabled token.revoked] (newest first)", seen)
+	// The tokens are bob's; the change is the administrator's.
+	want := []string{"user.disabled user:admin success user bob", "token.revoked bob success user disabled: 1 refresh tokens"}
+	if strings.Join(seen, "|") != strings.Join(want, "|") {
+		t.Fatalf("audit events (newest first)\n got %q\nwant %q", seen, want)
 	}
 
-	if _, err := account.SetDisabled(ctx, a.Store, "bob", false); err != nil {
+	if _, err := account.SetDisabled(ctx, a.Store, nil, "user:admin", "bob", false); err != nil {
 		t.Fatal(err)
 	}
 	if u, _ := a.Store.GetUser(ctx, "bob"); u.Disabled {
 		t.Fatal("user not enabled again")
 	}
-	if _, err := account.SetDisabled(ctx, a.Store, "nobody", true); !errors.Is(err, store.ErrNotFound) {
+	if _, err := account.SetDisabled(ctx, a.Store, nil, "user:admin", "nobody", true); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("unknown user: %v", err)
 	}
 }

@@ -22,13 +22,14 @@
 package api
 
 import (
-	"context"
 	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/admin"
+	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/flow/engine"
@@ -60,7 +61,8 @@ type Options struct {
 	// without redirect_uri gets PublicURL + "/oauth-callback", as in the
 	// configuration file.
 	PublicURL string
-	// Auditor receives failed HTTP Basic sign-ins; nil records nothing.
+	// Auditor receives failed HTTP Basic sign-ins and the changes made
+	// through the API, with who made them; nil records nothing.
 	Auditor Auditor
 	// SwitchRefresh is how long a server trusts its cached API switches
 	// before reading them again (default 5 s): how long it takes several
@@ -78,9 +80,10 @@ type Options struct {
 	Vault *vault.Vault
 }
 
-// Auditor is where the API records sign-in failures (the audit writer).
+// Auditor is where the API records sign-in failures and changes (the
+// audit writer).
 type Auditor interface {
-	Record(ctx context.Context, e store.AuditEvent)
+	audit.Recorder
 	// Healthy reports whether recorded events are being written; while it
 	// fails, HTTP Basic sign-ins are refused, as the login page's are.
 	Healthy() error
@@ -99,6 +102,7 @@ type API struct {
 	limits    *throttle.Throttle
 	auditor   Auditor
 	engine    *engine.Engine
+	changes   *admin.Service
 	detailed  bool
 	vault     *vault.Vault
 }
@@ -130,6 +134,7 @@ func New(o Options) *API {
 		limits:    throttle.New(o.Store, throttle.Options{}),
 		auditor:   o.Auditor,
 		engine:    o.Engine,
+		changes:   &admin.Service{Store: o.Store, Ring: o.Ring, Audit: o.Auditor},
 		detailed:  o.ShowDetailedErrors,
 		vault:     o.Vault,
 	}

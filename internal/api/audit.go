@@ -2,8 +2,10 @@ package api
 
 import (
 	"net/http"
+	"strings"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -40,6 +42,12 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
 	}
 	q := r.URL.Query()
 	f := store.AuditFilter{User: q.Get("user"), Event: q.Get("event"), Page: p}
+	if f.Event != "" && !audit.IsEvent(f.Event) {
+		// An unknown name would match nothing, and an empty list would
+		// read as "it never happened".
+		badRequest(w, "event", "event "+quote(f.Event)+" is not an audit event; the events are: "+strings.Join(audit.Events(), ", "))
+		return
+	}
 	now := time.Now()
 	for _, tf := range []struct {
 		name string

@@ -3,12 +3,13 @@ package api
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"slices"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/admin"
 	"github.com/flowgate/flowgate/internal/config"
-	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -70,11 +71,6 @@ type clientRequest struct {
 	Consent                 *string          `json:"consent"`
 	DPoP                    *bool            `json:"dpop"`
 	Roles                   *[]string        `json:"roles"`
-}
-
-// needsSecret reports whether a client authenticates with a secret.
-func needsSecret(method string) bool {
-	return method == "client_secret_basic" || method == "client_secret_post"
 }
 
 // jwksText accepts the key set as a JSON object or as a string of JSON
@@ -152,7 +148,7 @@ func applyClient(w http.ResponseWriter, req clientRequest, c *store.Client) bool
 		GrantTypes: c.GrantTypes, Scopes: c.Scopes, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
 		JWKS: c.JWKS, JWKSURI: c.JWKSURI, PublicKeyPEM: c.PublicKeyPEM, Consent: c.Consent, DPoP: c.DPoP, Roles: c.Roles,
 	}
-	if needsSecret(cc.TokenEndpointAuthMethod) {
+	if admin.NeedsSecret(cc.TokenEndpointAuthMethod) {
 		// Validation wants a secret; the real one is generated, never
 		// chosen by a person (as in `flowgate client add`).
 		cc.Secret = "generated"
@@ -207,19 +203,12 @@ func (a *API) createClient(w http.ResponseWriter, r *http.Request) {
 	if !applyClient(w, req, &c) {
 		return
 	}
-	var secret string
-	if needsSecret(c.TokenEndpointAuthMethod) {
-		var err error
-		if secret, c.SecretHash, err = credential.NewClientSecret(a.ring); err != nil {
-			a.serverError(w, r, err)
-			return
-		}
-	}
-	if err := a.st.CreateClient(r.Context(), c); err != nil {
+	saved, secret, err := a.changes.CreateClient(r.Context(), actor(r), c)
+	if err != nil {
 		a.storeError(w, r, err, "client", c.ID)
 		return
 	}
-	out := toClientJSON(c)
+	out := toClientJSON(saved)
 	out.ClientSecret = secret
 	w.Header().Set("Location", "/api/v1/admin/clients/"+c.ID)
 	writeJSON(w, http.StatusCreated, out)
@@ -246,18 +235,8 @@ func (a *API) patchClient(w http.ResponseWriter, r *http.Request) {
 	if !applyClient(w, req, &c) {
 		return
 	}
-	var secret string
-	switch {
-	case !needsSecret(c.TokenEndpointAuthMethod):
-		c.SecretHash = ""
-	case c.SecretHash == "":
-		if secret, c.SecretHash, err = credential.NewClientSecret(a.ring); err != nil {
-			a.serverError(w, r, err)
-			return
-		}
-	}
-	c.UpdatedAt = time.Now().UTC()
-	if err := a.st.UpdateClient(r.Context(), c); err != nil {
+	c, secret, err := a.changes.UpdateClient(r.Context(), actor(r), c)
+	if err != nil {
 		a.storeError(w, r, err, "client", id)
 		return
 	}
@@ -268,7 +247,7 @@ func (a *API) patchClient(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) deleteClient(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	if err := a.st.DeleteClient(r.Context(), id); err != nil {
+	if err := a.changes.RemoveClient(r.Context(), actor(r), id); err != nil {
 		a.storeError(w, r, err, "client", id)
 		return
 	}
@@ -279,23 +258,12 @@ func (a *API) deleteClient(w http.ResponseWriter, r *http.Request) {
 // old one stops working) and shows the new one, this once.
 func (a *API) rotateClientSecret(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	c, err := a.st.GetClient(r.Context(), id)
+	secret, err := a.changes.RotateClientSecret(r.Context(), actor(r), id)
+	if errors.Is(err, admin.ErrNoSecret) {
+		writeError(w, http.StatusConflict, "conflict", err.Error(), "")
+		return
+	}
 	if err != nil {
-		a.storeError(w, r, err, "client", id)
-		return
-	}
-	if !needsSecret(c.TokenEndpointAuthMethod) {
-		writeError(w, http.StatusConflict, "conflict",
-			"client "+quote(id)+" uses token_endpoint_auth_method "+c.TokenEndpointAuthMethod+" and has no secret to rotate", "")
-		return
-	}
-	secret, hash, err := credential.NewClientSecret(a.ring)
-	if err != nil {
-		a.serverError(w, r, err)
-		return
-	}
-	c.SecretHash, c.UpdatedAt = hash, time.Now().UTC()
-	if err := a.st.UpdateClient(r.Context(), c); err != nil {
 		a.storeError(w, r, err, "client", id)
 		return
 	}

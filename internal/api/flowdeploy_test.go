@@ -2,6 +2,7 @@ package api_test
 
 import (
 	"encoding/json"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -104,4 +105,49 @@ steps:
 	want(t, e.as("GET", base+"/pure?version=9", nil), 404, "not_found", "no version 9")
 	want(t, e.as("GET", base+"/pure?version=zero", nil), 400, "invalid_request", "version")
 	want(t, e.as("GET", base+"/nope", nil), 404, "not_found", `"nope"`)
+}
+
+// A flow naming an OAuth server that is not configured is refused with the
+// step, the key and the line, and nothing is stored; once the server is
+// added through the admin API the same definition deploys.
+func TestDeployChecksOAuthServers(t *testing.T) {
+	t.Parallel()
+	e := newFlowEnv(t, flowOpts{})
+	yaml := map[string]string{"Content-Type": "application/yaml"}
+	src := `name: graphy
+permissions: {start: ["role:employee"]}
+steps:
+  - id: tok
+    type: oauth_server_login
+    server: graph
+  - id: me
+    type: http
+    url: https://graph.example/me
+    auth: {server: graph, as: starter}
+  - id: back
+    type: oauth_refresh
+    server: other
+    refresh_token: "${{ vars.rt }}"
+`
+	m := want(t, e.send("POST", "/api/v1/admin/flows", "Bearer "+e.admin, src, yaml), 400, "invalid_flow", `"graph" is not a configured OAuth server`)
+	ps, _ := m["problems"].([]any)
+	type where struct {
+		step, field string
+		line        float64
+	}
+	var got []where
+	for _, p := range ps {
+		p := p.(map[string]any)
+		got = append(got, where{p["step"].(string), p["field"].(string), p["line"].(float64)})
+	}
+	if w := []where{{"tok", "server", 6}, {"me", "auth.server", 10}, {"back", "server", 13}}; !slices.Equal(got, w) {
+		t.Errorf("problems = %v", ps)
+	}
+	want(t, e.do("GET", "/api/v1/admin/flows/graphy", "Bearer "+e.admin, nil), 404, "not_found", "")
+
+	for _, name := range []string{"graph", "other"} {
+		e.oauthServer(map[string]any{"name": name, "token_endpoint": "https://graph.example/token",
+			"authorization_endpoint": "https://graph.example/authorize", "client_id": "flowgate", "client_secret": "s3cret"})
+	}
+	want(t, e.send("POST", "/api/v1/admin/flows", "Bearer "+e.admin, src, yaml), 201, "", "")
 }

@@ -40,6 +40,10 @@ func callerOf(r *http.Request) engine.Caller {
 	}
 }
 
+// actor is who the changes a request makes are audited as: its
+// principal ("user:alice", "client:ops", "entra:…").
+func actor(r *http.Request) string { return callerOf(r).ID }
+
 // assigneeKeys are the task assignee entries that name c: its principal
 // and role:NAME for each of its roles.
 func assigneeKeys(c engine.Caller) []string {

@@ -69,6 +69,8 @@ type flowOpts struct {
 	// egress is where the API's tests, the vault and the engine may
 	// connect; nil: 127.0.0.1 allowed, where the tests' servers are.
 	egress *egress.Policy
+	// maxVars is engine.Config.MaxVars.
+	maxVars int64
 }
 
 // backends runs fn on SQLite and on PostgreSQL.
@@ -177,7 +179,7 @@ func buildEnv(t *testing.T, which string, fo *flowOpts) *env {
 			wait = 3 * time.Second
 		}
 		eng, err = engine.New(ctx, engine.Config{Store: st, Logger: logger, InvokeWait: wait, Egress: policy,
-			Lease: 2 * time.Second, Sweep: 500 * time.Millisecond})
+			Lease: 2 * time.Second, Sweep: 500 * time.Millisecond, MaxVars: fo.maxVars})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -50,12 +50,16 @@ func (a *API) invoke(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	depth, ok := callerDepth(w, r)
+	if !ok {
+		return
+	}
 	input, ok := readObject(w, r)
 	if !ok {
 		return
 	}
 	c := callerOf(r)
-	res, err := a.engine.Invoke(r.Context(), engine.StartRequest{Workflow: name, Input: input, Caller: c, IdempotencyKey: key}, async)
+	res, err := a.engine.Invoke(r.Context(), engine.StartRequest{Workflow: name, Input: input, Caller: c, IdempotencyKey: key, CallerDepth: depth}, async)
 	if err != nil {
 		a.startError(w, r, err, c, name)
 		return

@@ -120,7 +120,8 @@ func TestInvokeDetailedErrors(t *testing.T) {
 	e.flowUsers()
 	e.deploy(failingFlow)
 	m := want(t, e.do("POST", "/api/v1/flows/failing/invoke", e.bearer("alice"), map[string]any{"reason": "db password rejected"}), 502, "flow_failed", "")
-	if desc := m["error_description"].(string); !strings.Contains(desc, "secret detail: db password rejected") || m["step"] != "explode" {
+	// Each context once: the workflow, the step, the flow's own message.
+	if desc := m["error_description"].(string); desc != `workflow "failing" failed: step "explode": secret detail: db password rejected` || m["step"] != "explode" {
 		t.Errorf("detailed failure = %v", m)
 	}
 }

@@ -100,7 +100,7 @@ func (a *API) createIssuer(w http.ResponseWriter, r *http.Request) {
 	}
 	t.CreatedAt = time.Now().UTC()
 	t.UpdatedAt = t.CreatedAt
-	if err := a.st.CreateTrustedIssuer(r.Context(), t); err != nil {
+	if err := a.changes.CreateIssuer(r.Context(), actor(r), t); err != nil {
 		a.issuerConflict(w, r, err, t.Name)
 		return
 	}
@@ -142,7 +142,7 @@ func (a *API) putIssuer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t.CreatedAt, t.UpdatedAt = cur.CreatedAt, time.Now().UTC()
-	if err := a.st.UpdateTrustedIssuer(r.Context(), t); err != nil {
+	if err := a.changes.UpdateIssuer(r.Context(), actor(r), t); err != nil {
 		a.issuerConflict(w, r, err, name)
 		return
 	}
@@ -151,7 +151,7 @@ func (a *API) putIssuer(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) deleteIssuer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := a.st.DeleteTrustedIssuer(r.Context(), name); err != nil {
+	if err := a.changes.RemoveIssuer(r.Context(), actor(r), name); err != nil {
 		a.storeError(w, r, err, "trusted issuer", name)
 		return
 	}

@@ -156,7 +156,7 @@ func (a *API) createOAuthServer(w http.ResponseWriter, r *http.Request) {
 	}
 	o.CreatedAt = time.Now().UTC()
 	o.UpdatedAt = o.CreatedAt
-	if err := a.st.CreateOAuthServer(r.Context(), o); err != nil {
+	if err := a.changes.CreateOAuthServer(r.Context(), actor(r), o); err != nil {
 		a.storeError(w, r, err, "OAuth server", o.Name)
 		return
 	}
@@ -188,7 +188,7 @@ func (a *API) putOAuthServer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	o.CreatedAt, o.UpdatedAt = cur.CreatedAt, time.Now().UTC()
-	if err := a.st.UpdateOAuthServer(r.Context(), o); err != nil {
+	if err := a.changes.UpdateOAuthServer(r.Context(), actor(r), o); err != nil {
 		a.storeError(w, r, err, "OAuth server", name)
 		return
 	}
@@ -197,7 +197,7 @@ func (a *API) putOAuthServer(w http.ResponseWriter, r *http.Request) {
 
 func (a *API) deleteOAuthServer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := a.st.DeleteOAuthServer(r.Context(), name); err != nil {
+	if err := a.changes.RemoveOAuthServer(r.Context(), actor(r), name); err != nil {
 		a.storeError(w, r, err, "OAuth server", name)
 		return
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/flowgate/flowgate/internal/api"
+	"github.com/flowgate/flowgate/internal/audit"
 )
 
 // TestOpenAPI checks the document against what Register mounts: every
@@ -223,5 +224,25 @@ func TestOpenAPIWithoutEngine(t *testing.T) {
 		if d.get("paths", rt.Path, strings.ToLower(rt.Method)) == nil {
 			t.Errorf("%s %s is not documented", rt.Method, rt.Path)
 		}
+	}
+}
+
+// The audit log's event filter documents exactly the events there are, so
+// a client can offer them and the 400 for any other name is no surprise.
+func TestOpenAPIListsTheAuditEvents(t *testing.T) {
+	d := openAPI(t)
+	params, _ := d.get("paths", "/api/v1/admin/audit", "get", "parameters").([]any)
+	var enum []string
+	for _, p := range params {
+		if m, _ := p.(map[string]any); m["name"] == "event" {
+			schema, _ := m["schema"].(map[string]any)
+			list, _ := schema["enum"].([]any)
+			for _, e := range list {
+				enum = append(enum, fmt.Sprint(e))
+			}
+		}
+	}
+	if !slices.Equal(enum, audit.Events()) {
+		t.Errorf("openapi.json event enum\n %v\nwant audit.Events()\n %v", enum, audit.Events())
 	}
 }

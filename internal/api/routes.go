@@ -2,6 +2,9 @@ package api
 
 import (
 	"net/http"
+
+	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/resource"
 )
 
 // access is what a route asks of its caller before its handler runs.
@@ -130,7 +133,7 @@ func (a *API) Register(mux *http.ServeMux) {
 }
 
 func (a *API) chain(rt route) http.Handler {
-	var h http.Handler = rt.h
+	var h http.Handler = withOrigin(rt.h)
 	switch rt.access {
 	case signedIn:
 		h = a.Authenticate(h)
@@ -143,6 +146,19 @@ func (a *API) chain(rt route) http.Handler {
 		h = a.Switch(rt.apiSwitch, h)
 	}
 	return noStore(h)
+}
+
+// withOrigin lets the changes a handler makes be audited with the request's
+// address, user agent and the client of its token; it runs after the
+// credentials check, which put the principal in the context.
+func withOrigin(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var client string
+		if p, ok := resource.PrincipalFrom(r.Context()); ok {
+			client = p.ClientID
+		}
+		next.ServeHTTP(w, r.WithContext(audit.WithOrigin(r.Context(), r, client)))
+	})
 }
 
 // noStore marks every answer uncacheable before the handler runs, so that

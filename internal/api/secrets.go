@@ -2,7 +2,6 @@ package api
 
 import (
 	"net/http"
-	"time"
 
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/store"
@@ -76,7 +75,7 @@ func (a *API) setSecret(w http.ResponseWriter, r *http.Request, in secretRequest
 		badRequest(w, "value", "value: "+err.Error())
 		return
 	}
-	n, created, err := a.st.SetNamedSecret(r.Context(), in.Name, []byte(*in.Value), time.Time{})
+	n, created, err := a.changes.SetSecret(r.Context(), actor(r), in.Name, []byte(*in.Value))
 	if err != nil {
 		a.serverError(w, r, err)
 		return
@@ -91,7 +90,7 @@ func (a *API) setSecret(w http.ResponseWriter, r *http.Request, in secretRequest
 
 func (a *API) deleteSecret(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	if err := a.st.DeleteNamedSecret(r.Context(), name); err != nil {
+	if err := a.changes.RemoveSecret(r.Context(), actor(r), name); err != nil {
 		a.storeError(w, r, err, "secret", name)
 		return
 	}

@@ -316,7 +316,7 @@ func TestAudit(t *testing.T) {
 		e.authMatrix("GET", base, nil)
 		var evs []store.AuditEvent
 		for i := range 5 {
-			evs = append(evs, store.AuditEvent{Event: "login", User: fmt.Sprintf("u%d", i%2), Outcome: "success"})
+			evs = append(evs, store.AuditEvent{Event: audit.LoginSuccess, User: fmt.Sprintf("u%d", i%2), Outcome: "success"})
 		}
 		evs = append(evs, store.AuditEvent{Event: "logout", User: "u0", Outcome: "success"})
 		if err := e.st.AppendAudit(t.Context(), evs...); err != nil {
@@ -325,8 +325,15 @@ func TestAudit(t *testing.T) {
 		if items, pages := e.pageAll(base, 2); len(items) != 6 || pages != 3 {
 			t.Errorf("paged %d pages of %d events", pages, len(items))
 		}
-		if items, _ := e.pageAll(base+"?user=u0&event=login", 10); len(items) != 3 {
-			t.Errorf("user=u0&event=login: %d events, want 3", len(items))
+		if items, _ := e.pageAll(base+"?user=u0&event=login.success", 10); len(items) != 3 {
+			t.Errorf("user=u0&event=login.success: %d events, want 3", len(items))
+		}
+		// An unknown event is refused with the valid names, not answered
+		// with an empty list that reads as "it never happened".
+		m := want(t, e.as("GET", base+"?event=flow.x", nil), 400, "invalid_request", "event")
+		if d := m["error_description"]; !strings.Contains(fmt.Sprint(d), `event "flow.x" is not an audit event; the events are: login.success, login.failure,`) ||
+			!strings.Contains(fmt.Sprint(d), "flow.deployed") {
+			t.Errorf("error_description = %v", d)
 		}
 		if items, _ := e.pageAll(base+"?since=1h", 10); len(items) != 6 {
 			t.Errorf("since=1h: %d events, want 6", len(items))

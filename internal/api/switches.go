@@ -126,12 +126,17 @@ func (a *API) loadSwitches(ctx context.Context) (Switches, error) {
 	return v, nil
 }
 
-// storeSwitches writes all three switches and updates this server's cache.
-func (a *API) storeSwitches(ctx context.Context, v Switches) error {
-	for name, b := range map[string]bool{SwitchWorkflow: v.Workflow, SwitchInvoke: v.Invoke, SwitchBasicAuth: v.BasicAuth} {
-		if err := a.st.PutSetting(ctx, switchPrefix+name, strconv.FormatBool(b)); err != nil {
-			return fmt.Errorf("write API switch %s: %w", name, err)
-		}
+// byName is v as the switches' names and values.
+func (v Switches) byName() map[string]bool {
+	return map[string]bool{SwitchWorkflow: v.Workflow, SwitchInvoke: v.Invoke, SwitchBasicAuth: v.BasicAuth}
+}
+
+// storeSwitches writes all three switches, audited as changed by by (each
+// that differs from cur; by "" for the configuration's values at start),
+// and updates this server's cache.
+func (a *API) storeSwitches(ctx context.Context, by string, cur, v Switches) error {
+	if err := a.changes.SetSwitches(ctx, by, switchPrefix, cur.byName(), v.byName()); err != nil {
+		return err
 	}
 	a.switches.set(v)
 	return nil
@@ -143,7 +148,8 @@ func (a *API) storeSwitches(ctx context.Context, v Switches) error {
 // values again (with several servers, the last one started). Call it once,
 // after the store is open and before serving.
 func (a *API) SeedSwitches(ctx context.Context, apis config.APIs) error {
-	return a.storeSwitches(ctx, Switches{Workflow: apis.Workflow, Invoke: apis.Invoke, BasicAuth: apis.BasicAuth})
+	v := Switches{Workflow: apis.Workflow, Invoke: apis.Invoke, BasicAuth: apis.BasicAuth}
+	return a.storeSwitches(ctx, "", v, v)
 }
 
 // Switch passes requests to next while the named API is switched on
@@ -185,11 +191,12 @@ func (a *API) putSwitches(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &in) {
 		return
 	}
-	v, err := a.loadSwitches(r.Context())
+	cur, err := a.loadSwitches(r.Context())
 	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
+	v := cur
 	for _, f := range []struct {
 		src *bool
 		dst *bool
@@ -198,7 +205,7 @@ func (a *API) putSwitches(w http.ResponseWriter, r *http.Request) {
 			*f.dst = *f.src
 		}
 	}
-	if err := a.storeSwitches(r.Context(), v); err != nil {
+	if err := a.storeSwitches(r.Context(), actor(r), cur, v); err != nil {
 		a.serverError(w, r, err)
 		return
 	}

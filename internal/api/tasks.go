@@ -2,11 +2,13 @@ package api
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"slices"
 	"strconv"
 
+	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -113,7 +115,9 @@ func (a *API) getTask(w http.ResponseWriter, r *http.Request) {
 }
 
 // actOnTask serves POST /api/v1/tasks/{serial}/actions/{action}: the body
-// is the form data, merged into the instance's vars. The instance runs on
+// is a JSON object, the action's data: checked against the task's form and
+// merged into the instance's vars when it has one, only the step's output
+// when it has none. The instance runs on
 // in the background; the answer is the closed task.
 func (a *API) actOnTask(w http.ResponseWriter, r *http.Request) {
 	serial, ok := taskSerial(w, r)
@@ -125,6 +129,10 @@ func (a *API) actOnTask(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, err := a.engine.Act(r.Context(), serial, r.PathValue("action"), data, callerOf(r))
+	if errors.Is(err, engine.ErrVarsTooLarge) {
+		writeError(w, http.StatusUnprocessableEntity, "vars_too_large", err.Error(), "")
+		return
+	}
 	if err != nil {
 		a.engineError(w, r, err, "task", r.PathValue("serial"))
 		return

@@ -132,3 +132,50 @@ func TestTasks(t *testing.T) {
 		}
 	})
 }
+
+// A task without a form takes any JSON object as the action's data: it
+// becomes the step's output, and the instance's vars stay as they were.
+// Anything but an object is still refused, naming what was sent.
+func TestTaskWithoutFormTakesAnyObject(t *testing.T) {
+	e := newFlowEnv(t, flowOpts{})
+	e.flowUsers()
+	e.deploy(`
+name: noform
+permissions: {start: ["role:employee"]}
+steps:
+  - id: keep
+    type: set
+    vars: {kept: 1}
+  - id: ack
+    type: task
+    title: Acknowledge
+    assignees: ["user:bob"]
+    actions: [OK]
+    next: {OK: done}
+  - id: done
+    type: return
+    body: {note: "${{ steps.ack.output.data.note }}", n: "${{ steps.ack.output.data.nested.n }}"}
+`)
+	inst := want(t, e.do("POST", "/api/v1/workflows/noform/instances", e.bearer("alice"), map[string]any{}), 201, "", "")
+	id := inst["id"].(string)
+	tasks := e.list("bob", "/api/v1/tasks")
+	if len(tasks) != 1 {
+		t.Fatalf("bob's worklist = %v", tasks)
+	}
+	path := fmt.Sprintf("/api/v1/tasks/%v/actions/OK", tasks[0]["serial"])
+	want(t, e.do("POST", path, e.bearer("bob"), []any{1, 2}), 400, "invalid_request", "JSON object, not an array")
+	want(t, e.do("POST", path, e.bearer("bob"), "x"), 400, "invalid_request", "")
+	want(t, e.do("POST", path, e.bearer("bob"), `"just a string"`), 400, "invalid_request", "not a string")
+
+	m := want(t, e.do("POST", path, e.bearer("bob"), map[string]any{"note": "seen", "nested": map[string]any{"n": 2}}), 200, "", "")
+	if d, _ := json.Marshal(m["data"]); string(d) != `{"nested":{"n":2},"note":"seen"}` {
+		t.Errorf("task data = %s", d)
+	}
+	done := e.waitInstance("alice", id, "completed", "failed")
+	if out, _ := json.Marshal(done["output"]); done["status"] != "completed" || string(out) != `{"body":{"n":2,"note":"seen"},"status":200}` {
+		t.Errorf("instance = %v (output %s)", done, out)
+	}
+	if vars, _ := json.Marshal(done["vars"]); string(vars) != `{"kept":1}` {
+		t.Errorf("vars = %s, want the data kept out of them", vars)
+	}
+}

@@ -130,7 +130,7 @@ func (a *API) createUser(w http.ResponseWriter, r *http.Request) {
 	if !a.applyUser(w, r, req, &u) {
 		return
 	}
-	if err := a.st.CreateUser(r.Context(), u); err != nil {
+	if err := account.Create(r.Context(), a.st, a.auditor, actor(r), u); err != nil {
 		a.storeError(w, r, err, "user", u.Username)
 		return
 	}
@@ -153,41 +153,34 @@ func (a *API) patchUser(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, r, err, "user", name)
 		return
 	}
-	wasDisabled := u.Disabled
-	if !a.applyUser(w, r, req, &u) {
+	next := u
+	next.Roles = slices.Clone(u.Roles)
+	if !a.applyUser(w, r, req, &next) {
 		return
 	}
-	u.UpdatedAt = time.Now().UTC()
-	if err := a.st.UpdateUser(r.Context(), u); err != nil {
+	saved, err := account.Update(r.Context(), a.st, a.auditor, actor(r), u, next)
+	switch {
+	case saved.Username == "": // not written
 		a.storeError(w, r, err, "user", name)
 		return
+	case err != nil:
+		// Written and disabled, but the sessions could not all be ended:
+		// logged, not answered, since every use of a refresh token or
+		// session checks the user again.
+		a.log.WarnContext(r.Context(), "disabled user: sessions not ended", "user", name, "err", err)
 	}
-	if u.Disabled && !wasDisabled {
-		a.endUserSessions(r, name)
-	}
-	writeJSON(w, http.StatusOK, toUserJSON(u))
+	writeJSON(w, http.StatusOK, toUserJSON(saved))
 }
 
 // setUserDisabled serves POST …/disable and …/enable.
 func (a *API) setUserDisabled(disabled bool) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		name := r.PathValue("username")
-		u, err := account.SetDisabled(r.Context(), a.st, name, disabled)
+		u, err := account.SetDisabled(r.Context(), a.st, a.auditor, actor(r), name, disabled)
 		if err != nil {
 			a.storeError(w, r, err, "user", name)
 			return
 		}
 		writeJSON(w, http.StatusOK, toUserJSON(u))
-	}
-}
-
-// endUserSessions signs a disabled user out everywhere: access tokens
-// already stop working (the validator looks the user up), but refresh
-// tokens and login sessions would otherwise outlive the switch. A failure
-// is logged, not answered: the user is disabled either way, and every use
-// of those refresh tokens and sessions checks the user again.
-func (a *API) endUserSessions(r *http.Request, name string) {
-	if err := account.EndAccess(r.Context(), a.st, name); err != nil {
-		a.log.WarnContext(r.Context(), "disabled user: sessions not ended", "user", name, "err", err)
 	}
 }

@@ -115,12 +115,16 @@ func (a *API) startInstance(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	depth, ok := callerDepth(w, r)
+	if !ok {
+		return
+	}
 	input, ok := readObject(w, r)
 	if !ok {
 		return
 	}
 	c := callerOf(r)
-	started, err := a.engine.StartInstance(r.Context(), engine.StartRequest{Workflow: name, Input: input, Caller: c, IdempotencyKey: key})
+	started, err := a.engine.StartInstance(r.Context(), engine.StartRequest{Workflow: name, Input: input, Caller: c, IdempotencyKey: key, CallerDepth: depth})
 	if err != nil {
 		a.startError(w, r, err, c, name)
 		return
@@ -141,6 +145,10 @@ func (a *API) startError(w http.ResponseWriter, r *http.Request, err error, c en
 		writeError(w, http.StatusForbidden, "forbidden", fmt.Sprintf(
 			"%s may not start workflow %q: its permissions.start names neither the caller nor one of its roles (a token scope is a grant, not a right)",
 			c.ID, name), "")
+		return
+	}
+	if errors.Is(err, engine.ErrTooDeep) {
+		writeError(w, http.StatusUnprocessableEntity, "depth_limit_exceeded", err.Error(), engine.DepthHeader)
 		return
 	}
 	a.engineError(w, r, err, "workflow", name)

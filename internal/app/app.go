@@ -17,6 +17,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/keyring"
@@ -31,6 +32,10 @@ type App struct {
 	Store  store.Store
 	Hasher *credential.Hasher
 	Logger *slog.Logger
+	// Audit records the changes a command makes (who did what); the
+	// caller sets it, since `serve` registers its writer's metrics. Close
+	// flushes it before closing the store.
+	Audit *audit.Writer
 }
 
 // canaryName is a secret every database holds, sealed with the key ring of
@@ -38,16 +43,32 @@ type App struct {
 // from a working one before anything is written with the wrong key.
 const canaryName = "flowgate.keyring-check"
 
-// Open resolves the key ring, opens (and migrates) the store and checks that
-// the key ring is the one the database was sealed with. A key it generates is
-// written to disk only once the database has opened, so a start that fails
-// leaves nothing behind.
+// Open opens an existing database for an admin command: one that does not
+// exist, or was never migrated, is an error that says so (store.ErrNoDatabase)
+// and nothing is created, neither the database nor a secret key. Otherwise it
+// is OpenOrCreate.
 func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, error) {
+	return open(ctx, cfg, logger, false)
+}
+
+// OpenOrCreate resolves the key ring, opens (and migrates) the store,
+// creating the database when it does not exist, and checks that the key ring
+// is the one the database was sealed with. A key it generates is written to
+// disk only once the database has opened, so a start that fails leaves
+// nothing behind. Only `serve` and `migrate` create databases.
+func OpenOrCreate(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, error) {
+	return open(ctx, cfg, logger, true)
+}
+
+func open(ctx context.Context, cfg *config.Config, logger *slog.Logger, create bool) (*App, error) {
 	ring, newKey, err := resolveRing(cfg)
 	if err != nil {
 		return nil, err
 	}
-	st, err := backend.Open(ctx, cfg.Database, store.Options{Sealer: ring})
+	st, err := backend.Open(ctx, cfg.Database, store.Options{Sealer: ring, MustExist: !create})
+	if errors.Is(err, store.ErrNoDatabase) {
+		return nil, fmt.Errorf("%w: `flowgate migrate` (or `flowgate serve`) creates it; or name the right one with --database or --config", err)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -82,8 +103,12 @@ func Open(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, e
 	return &App{Config: cfg, Ring: ring, Store: st, Hasher: hasher, Logger: logger}, nil
 }
 
-// Close closes the store.
-func (a *App) Close() error { return a.Store.Close() }
+// Close writes the audit events still queued, then closes the store.
+func (a *App) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	return errors.Join(a.Audit.Close(ctx), a.Store.Close())
+}
 
 // pendingKey is a generated key not yet written to disk.
 type pendingKey struct{ path, text string }

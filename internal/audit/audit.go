@@ -11,8 +11,10 @@
 package audit
 
 import (
+	"context"
 	"net"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 	"unicode"
@@ -64,6 +66,63 @@ const (
 	UserEnabled = "user.enabled"
 )
 
+// Change events: what an administrator (or a task's assignee, or an
+// instance's starter) changed, with who did it (see Change). Detail names
+// the object changed and, for updates, the fields that changed, never
+// their values when they are secrets.
+const (
+	// UserCreated is a user account being created.
+	UserCreated = "user.created"
+	// UserUpdated is a user's profile, roles or password being changed;
+	// Detail lists the fields.
+	UserUpdated = "user.updated"
+	// ClientCreated is an OAuth client being registered.
+	ClientCreated = "client.created"
+	// ClientUpdated is a client's registration being changed.
+	ClientUpdated = "client.updated"
+	// ClientRemoved is a client being removed.
+	ClientRemoved = "client.removed"
+	// ClientSecretRotated is a client's secret being replaced.
+	ClientSecretRotated = "client.secret_rotated"
+	// IssuerCreated is a trusted issuer being added.
+	IssuerCreated = "issuer.created"
+	// IssuerUpdated is a trusted issuer being changed.
+	IssuerUpdated = "issuer.updated"
+	// IssuerRemoved is a trusted issuer being removed.
+	IssuerRemoved = "issuer.removed"
+	// OAuthServerCreated is an outbound OAuth server being added.
+	OAuthServerCreated = "oauth_server.created"
+	// OAuthServerUpdated is an OAuth server being changed.
+	OAuthServerUpdated = "oauth_server.updated"
+	// OAuthServerRemoved is an OAuth server being removed.
+	OAuthServerRemoved = "oauth_server.removed"
+	// IdentityProviderCreated is a federation identity provider being
+	// added.
+	IdentityProviderCreated = "identity_provider.created"
+	// IdentityProviderUpdated is an identity provider being changed.
+	IdentityProviderUpdated = "identity_provider.updated"
+	// IdentityProviderRemoved is an identity provider being removed.
+	IdentityProviderRemoved = "identity_provider.removed"
+	// APISwitchChanged is an API switch turned on or off; one event per
+	// switch that changed, Detail "name=on|off".
+	APISwitchChanged = "api_switch.changed"
+	// FlowDeployed is a new version of a flow being deployed (a deploy of
+	// unchanged source makes no version and no event).
+	FlowDeployed = "flow.deployed"
+	// KeysRotated is a new signing key being made the active one.
+	KeysRotated = "keys.rotated"
+	// TaskAction is a task being acted on; Detail names the task, the
+	// action and the instance.
+	TaskAction = "task.action"
+	// InstanceCancelled is an instance being cancelled; a refused cancel
+	// has outcome failure.
+	InstanceCancelled = "instance.cancelled"
+	// SecretSet is a named secret being set (its value is never recorded).
+	SecretSet = "secret.set"
+	// SecretRemoved is a named secret being removed.
+	SecretRemoved = "secret.removed"
+)
+
 // Outcomes.
 const (
 	OutcomeSuccess = "success"
@@ -77,20 +136,85 @@ func Events() []string {
 		LoginSuccess, LoginFailure, Logout, ConsentGranted, ConsentDenied,
 		TokenIssued, TokenRefreshed, TokenRevoked, RefreshTokenReused,
 		ClientAuthFailure, CodeReused, AuthorizeFailure, UserDisabled, UserEnabled,
+		UserCreated, UserUpdated, ClientCreated, ClientUpdated, ClientRemoved, ClientSecretRotated,
+		IssuerCreated, IssuerUpdated, IssuerRemoved, OAuthServerCreated, OAuthServerUpdated, OAuthServerRemoved,
+		IdentityProviderCreated, IdentityProviderUpdated, IdentityProviderRemoved, APISwitchChanged,
+		FlowDeployed, KeysRotated, TaskAction, InstanceCancelled, SecretSet, SecretRemoved,
 	}
 }
+
+// IsEvent reports whether name is one of Events.
+func IsEvent(name string) bool { return slices.Contains(Events(), name) }
 
 // defaultOutcome is the outcome an event has when the caller left it empty:
 // most events can only go one way.
 func defaultOutcome(event string) string {
 	switch event {
-	case LoginFailure, ConsentDenied, RefreshTokenReused, ClientAuthFailure, CodeReused:
+	case LoginFailure, ConsentDenied, RefreshTokenReused, ClientAuthFailure, CodeReused, AuthorizeFailure:
 		return OutcomeFailure
 	case LoginSuccess, Logout, ConsentGranted, TokenIssued, TokenRefreshed, TokenRevoked,
 		UserDisabled, UserEnabled:
 		return OutcomeSuccess
 	}
+	// A change is recorded once it is made, unless the caller says it
+	// was refused.
+	if IsEvent(event) {
+		return OutcomeSuccess
+	}
 	return ""
+}
+
+// Recorder is where events go: a Writer, or a test's stand-in.
+type Recorder interface {
+	Record(ctx context.Context, e store.AuditEvent)
+}
+
+// Change is one change event. The domain operations (account, clients,
+// issuers, OAuth servers, switches, deploys, key rotation, task actions,
+// cancels) record it themselves, so every way of making the change (the
+// admin API, a command, a page) is audited alike.
+type Change struct {
+	Event string
+	// By is who made the change, as a principal: "user:alice",
+	// "client:ops", "<issuer>:<subject>" for an external caller,
+	// "cli:<OS user>" for a command, "config" for the configuration file
+	// applied at start. It is written to the event's user field.
+	By string
+	// Detail names the object ("client portal") and what changed.
+	Detail string
+	// Outcome is OutcomeSuccess unless set (a refused change).
+	Outcome string
+}
+
+// Record sends c to rec (nothing when rec is nil), with the remote address,
+// user agent and client of the request ctx carries (WithOrigin).
+func (c Change) Record(ctx context.Context, rec Recorder) {
+	if rec == nil {
+		return
+	}
+	o, _ := ctx.Value(originKey{}).(Origin)
+	rec.Record(ctx, store.AuditEvent{
+		Event: c.Event, User: c.By, Client: o.Client, RemoteAddr: o.RemoteAddr, UserAgent: o.UserAgent,
+		Outcome: c.Outcome, Detail: c.Detail,
+	})
+}
+
+// Origin is where a change came from, when it came over HTTP.
+type Origin struct {
+	RemoteAddr, UserAgent string
+	// Client is the OAuth client the caller's token was issued to.
+	Client string
+}
+
+type originKey struct{}
+
+// WithOrigin returns ctx carrying r's remote address and user agent (as
+// FromRequest reads them) and client, for the changes made while serving
+// r. The request is the natural carrier: the domain operations that record
+// a change need not know about HTTP.
+func WithOrigin(ctx context.Context, r *http.Request, client string) context.Context {
+	addr, ua := FromRequest(r)
+	return context.WithValue(ctx, originKey{}, Origin{RemoteAddr: addr, UserAgent: ua, Client: client})
 }
 
 // Field length limits, in bytes. User agents and details are free text an

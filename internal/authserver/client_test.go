@@ -185,7 +185,7 @@ func TestTwoInstancesOnePostgres(t *testing.T) {
 		t.Fatalf("instance b introspecting a's token: %d %v", code, m)
 	}
 	// A rotation on a is picked up by b on the unknown kid.
-	if _, err := Rotate(t.Context(), a.st, PurposeAccess, "ES256", time.Hour); err != nil {
+	if _, err := Rotate(t.Context(), a.st, nil, "test", PurposeAccess, "ES256", time.Hour); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.srv.Keys().Reload(t.Context()); err != nil {

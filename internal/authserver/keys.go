@@ -21,6 +21,7 @@ import (
 	"github.com/go-jose/go-jose/v4"
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -115,8 +116,10 @@ func (k *Keys) ensure(ctx context.Context) error {
 }
 
 // Rotate adds a new active key for purpose and keeps the previous one
-// published for maxTTL, until every token it signed has expired.
-func Rotate(ctx context.Context, st store.SigningKeys, purpose, alg string, maxTTL time.Duration) (store.SigningKey, error) {
+// published for maxTTL, until every token it signed has expired. It is
+// audited on rec (nil: not recorded) as keys.rotated by by, a principal
+// (see audit.Change).
+func Rotate(ctx context.Context, st store.SigningKeys, rec audit.Recorder, by, purpose, alg string, maxTTL time.Duration) (store.SigningKey, error) {
 	sk, err := GenerateSigningKey(purpose, alg)
 	if err != nil {
 		return store.SigningKey{}, err
@@ -125,6 +128,7 @@ func Rotate(ctx context.Context, st store.SigningKeys, purpose, alg string, maxT
 		return store.SigningKey{}, fmt.Errorf("rotate %s key: %w", purpose, err)
 	}
 	sk.Private = nil
+	audit.Change{Event: audit.KeysRotated, By: by, Detail: fmt.Sprintf("%s key %s (%s)", purpose, sk.ID, sk.Alg)}.Record(ctx, rec)
 	return sk, nil
 }
 

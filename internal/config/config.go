@@ -48,7 +48,26 @@ type Config struct {
 	// it was set explicitly it exists; the default ./flows may not, and
 	// then there is nothing to deploy.
 	Flows string `yaml:"flows"`
+	// Limits bounds what one flow instance may use.
+	Limits Limits `yaml:"limits"`
 }
+
+// Limits bounds what one flow instance may use, so that a flow looping
+// forever or growing without end fails instead of filling the database.
+type Limits struct {
+	// MaxSteps is how many steps one instance may run over its whole
+	// life (retries and loops through switch count).
+	MaxSteps int `yaml:"max_steps"`
+	// MaxVars is the largest an instance's vars may grow, in bytes of
+	// JSON; written as 1MiB, 512KiB, 2MB or a number of bytes.
+	MaxVars int64 `yaml:"max_vars"`
+}
+
+// Defaults of Limits.
+const (
+	DefaultMaxSteps = 10000
+	DefaultMaxVars  = 1 << 20
+)
 
 // Server is where Flowgate listens and how it is reached.
 type Server struct {
@@ -225,8 +244,9 @@ func Default() *Config {
 			Session:         Session{Cookie: "persistent", IdleTimeout: 20 * time.Minute, SSO: true},
 			AuditLog:        true,
 		},
-		APIs:  APIs{Workflow: true, Invoke: true},
-		Flows: "./flows",
+		APIs:   APIs{Workflow: true, Invoke: true},
+		Flows:  "./flows",
+		Limits: Limits{MaxSteps: DefaultMaxSteps, MaxVars: DefaultMaxVars},
 	}
 }
 

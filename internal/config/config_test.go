@@ -52,8 +52,9 @@ func TestDefault(t *testing.T) {
 			Session:    Session{Cookie: "persistent", IdleTimeout: 20 * time.Minute, SSO: true},
 			AuditLog:   true,
 		},
-		APIs:  APIs{Workflow: true, Invoke: true, BasicAuth: false},
-		Flows: "./flows",
+		APIs:   APIs{Workflow: true, Invoke: true, BasicAuth: false},
+		Flows:  "./flows",
+		Limits: Limits{MaxSteps: 10000, MaxVars: 1 << 20},
 	}
 	if got := Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", got, want)
@@ -68,7 +69,7 @@ func TestDefault(t *testing.T) {
 		t.Errorf("Load() =\n%+v\nwant\n%+v", got, want)
 	}
 	// An empty file and empty sections keep the defaults too.
-	for _, doc := range []string{"", "# nothing\n", "auth:\nserver:\napis:\n"} {
+	for _, doc := range []string{"", "# nothing\n", "auth:\nserver:\napis:\nlimits:\n"} {
 		got, err := Parse([]byte(doc), "empty.yaml")
 		if err != nil {
 			t.Fatalf("Parse(%q): %v", doc, err)
@@ -174,6 +175,7 @@ func TestParseFullExample(t *testing.T) {
 		APIs:   APIs{Workflow: true, Invoke: false, BasicAuth: true},
 		Egress: Egress{Allow: []string{"127.0.0.1", "sidecar.local"}, Deny: []string{"10.20.0.0/16", "fd00:1::/32", "metadata.internal"}},
 		Flows:  "testdata/flows",
+		Limits: Limits{MaxSteps: 500, MaxVars: 256 << 10},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse(full.yaml) =\n%+v\nwant\n%+v", got, want)
@@ -458,6 +460,13 @@ func TestErrors(t *testing.T) {
 			}},
 		{"explicit flows folder missing", "flows: ./no-such-flows\n",
 			[]string{`t.yaml:1:8: flows: stat ./no-such-flows: no such file or directory`}},
+		{"limits", "limits:\n  max_steps: 0\n  max_vars: 1 MB of it\n  max_var: 1\n",
+			[]string{`t.yaml:2:14: limits.max_steps: "0" is not a whole number above zero`,
+				`t.yaml:3:13: limits.max_vars: "1 MB of it" is not a size (such as 1MiB, 512KiB, 2MB or a number of bytes)`,
+				`t.yaml:4:3: limits.max_var: unknown key (did you mean max_vars?)`}},
+		{"limits zero size and fraction", "limits:\n  max_vars: 0KiB\n  max_steps: 1.5\n",
+			[]string{`t.yaml:2:13: limits.max_vars: "0KiB" must be larger than zero`,
+				`t.yaml:3:14: limits.max_steps: "1.5" is not a whole number above zero`}},
 		{"second document", "server:\n  addr: \":1\"\n---\nflows: x\n",
 			[]string{`t.yaml:3:1: a configuration file holds one YAML document; remove the second ---`}},
 		{"top level not a mapping", "- a\n- b\n",
@@ -842,5 +851,26 @@ func TestValidateClient(t *testing.T) {
 				t.Errorf("error leaks the secret: %v", err)
 			}
 		})
+	}
+}
+
+func TestLimitsSizes(t *testing.T) {
+	for in, want := range map[string]int64{
+		"1MiB": 1 << 20, "512KiB": 512 << 10, "2GiB": 2 << 30, "2MB": 2_000_000, "3KB": 3000,
+		"100B": 100, "4096": 4096, "1 MiB": 1 << 20,
+	} {
+		c, err := Parse([]byte("limits:\n  max_vars: "+in+"\n  max_steps: 25\n"), "t.yaml")
+		if err != nil {
+			t.Errorf("%q: %v", in, err)
+			continue
+		}
+		if c.Limits.MaxVars != want || c.Limits.MaxSteps != 25 {
+			t.Errorf("%q: limits %+v, want max_vars %d", in, c.Limits, want)
+		}
+	}
+	for _, in := range []string{"1TiB", "-1MiB", "MiB", "1.5MiB", "9999999999999GiB"} {
+		if _, err := parseSize(in); err == nil {
+			t.Errorf("parseSize(%q) succeeded", in)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"math"
 	"regexp"
 	"slices"
 	"strconv"
@@ -295,6 +296,68 @@ func (d *decoder) duration(dst *time.Duration) setter {
 		}
 		*dst = dur
 	}
+}
+
+// positiveInt decodes a whole number above zero.
+func (d *decoder) positiveInt(dst *int) setter {
+	return func(v *yaml.Node, path string) {
+		s, ok := d.scalar(v, path)
+		if !ok || s == "" {
+			return
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n <= 0 {
+			d.failf(v, path, "%q is not a whole number above zero", s)
+			return
+		}
+		*dst = n
+	}
+}
+
+// size decodes a size in bytes: a whole number of bytes, or one followed
+// by B, KB, MB, GB (powers of 1000) or KiB, MiB, GiB (powers of 1024).
+func (d *decoder) size(dst *int64) setter {
+	return func(v *yaml.Node, path string) {
+		s, ok := d.scalar(v, path)
+		if !ok || s == "" {
+			return
+		}
+		n, err := parseSize(s)
+		if err != nil {
+			d.failf(v, path, "%q is not a size (such as 1MiB, 512KiB, 2MB or a number of bytes)", s)
+			return
+		}
+		if n <= 0 {
+			d.failf(v, path, "%q must be larger than zero", s)
+			return
+		}
+		*dst = n
+	}
+}
+
+// sizeUnits are the suffixes parseSize knows, longest first so that KiB
+// is not read as K plus iB.
+var sizeUnits = []struct {
+	suffix string
+	factor int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"B", 1},
+}
+
+func parseSize(s string) (int64, error) {
+	num, factor := strings.TrimSpace(s), int64(1)
+	for _, u := range sizeUnits {
+		if rest, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, factor = strings.TrimSpace(rest), u.factor
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n < 0 || n > math.MaxInt64/factor {
+		return 0, errors.New("bad size")
+	}
+	return n * factor, nil
 }
 
 // strs decodes a list of non-empty strings, each passing check.

@@ -99,6 +99,12 @@ func (d *decoder) root(n *yaml.Node, c *Config) (publicURLSet bool) {
 				"deny":  d.strs(&c.Egress.Deny, checkEgressEntry),
 			})
 		},
+		"limits": func(v *yaml.Node, p string) {
+			d.object(v, p, map[string]setter{
+				"max_steps": d.positiveInt(&c.Limits.MaxSteps),
+				"max_vars":  d.size(&c.Limits.MaxVars),
+			})
+		},
 		"flows": func(v *yaml.Node, p string) {
 			if s, ok := d.scalar(v, p); ok && s != "" {
 				c.Flows, flowsSet = s, true

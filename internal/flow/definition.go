@@ -56,6 +56,8 @@ type Definition struct {
 	Document map[string]any
 
 	index map[string]int // step id -> position in Steps
+	// servers are the OAuth servers steps name, for CheckServers.
+	servers []serverUse
 }
 
 // Permissions lists principals (SPEC §4: user:NAME, role:NAME,

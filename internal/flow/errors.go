@@ -122,6 +122,25 @@ func (e *EvalError) Error() string {
 // Unwrap returns the underlying error.
 func (e *EvalError) Unwrap() error { return e.Err }
 
+// StepError locates err in step stepID, for the error of an instance,
+// which names its flow itself: the message names the step (and the field,
+// for an expression) once and the flow not at all. An expression's
+// EvalError already names all three, so it loses its flow instead of
+// gaining a prefix; adding the prefix regardless is what once gave
+// `step "done": expense: step "done": …`.
+func StepError(stepID string, err error) error {
+	if ee, ok := err.(*EvalError); ok && ee.Step == stepID {
+		local := *ee
+		local.Flow = ""
+		return &local
+	}
+	var ee *EvalError
+	if errors.As(err, &ee) && ee.Step == stepID {
+		return err // wrapped, with more to say: it names the step already
+	}
+	return &EvalError{Step: stepID, Err: err}
+}
+
 // shorten keeps long templates (whole request bodies) from flooding error
 // messages.
 func shorten(s string, n int) string {

@@ -66,6 +66,21 @@ func (t *Task) ValidateForm(data map[string]any) (map[string]any, error) {
 	return validateFields("data", t.Form, t.FormOrder, data)
 }
 
+// ActionData is what an action on t keeps of the data sent with it. With
+// a form, the data is checked against it and also goes into the
+// instance's vars (toVars); without one, any object is the action's data
+// as sent, and the vars are left alone: nothing declared what it may hold.
+func (t *Task) ActionData(data map[string]any) (clean map[string]any, toVars bool, err error) {
+	if len(t.Form) == 0 {
+		if data == nil {
+			data = map[string]any{}
+		}
+		return data, false, nil
+	}
+	clean, err = t.ValidateForm(data)
+	return clean, true, err
+}
+
 func validateFields(prefix string, fields map[string]Field, order []string, data map[string]any) (map[string]any, error) {
 	out := make(map[string]any, len(fields))
 	var errs []error

@@ -45,6 +45,7 @@ func Parse(data []byte, filename string) (*Definition, error) {
 		return nil, joinProblems(p.problems)
 	}
 	d.Document, _ = plain(root).(map[string]any)
+	d.servers = p.servers
 	return d, nil
 }
 
@@ -61,6 +62,8 @@ type parser struct {
 	// refs are step ids named by next, cases and defaults, checked once
 	// all ids are known.
 	refs []stepRef
+	// servers are the OAuth servers steps name, where they name them.
+	servers []serverUse
 }
 
 type pendingTemplate struct {
@@ -788,7 +791,8 @@ func typeList() string {
 }
 
 // server reads an OAuth step's required server name. Whether the server is
-// configured is for the deploying code to check (see Definition.Servers).
+// configured is for the deploying code to check (Definition.CheckServers),
+// since the servers change without the flow changing.
 func (p *parser) server(o object, n *yaml.Node, a at) string {
 	v := o.get("server")
 	if v == nil {
@@ -803,5 +807,6 @@ func (p *parser) server(o object, n *yaml.Node, a at) string {
 		p.errf(v, a.key("server"), "%q is not a server name (letters, digits, . _ -)", s)
 		return ""
 	}
+	p.servers = append(p.servers, serverUse{server: s, step: a.step, field: a.key("server").field, line: v.Line, column: v.Column})
 	return s
 }

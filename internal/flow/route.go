@@ -111,30 +111,38 @@ func (r *Return) StatusCode(env *Env) (int, error) {
 	return int(f), nil
 }
 
-// Servers lists the OAuth servers the flow uses, sorted, so that deploying
-// can refuse a flow naming a server that is not configured.
+// serverUse is where a step names an OAuth server.
+type serverUse struct {
+	server, step, field string
+	line, column        int
+}
+
+// Servers lists the OAuth servers the flow uses, sorted.
 func (d *Definition) Servers() []string {
 	var out []string
-	add := func(s string) {
-		if s != "" && !slices.Contains(out, s) {
-			out = append(out, s)
-		}
-	}
-	for i := range d.Steps {
-		s := &d.Steps[i]
-		switch {
-		case s.HTTP != nil && s.HTTP.Auth != nil:
-			add(s.HTTP.Auth.Server)
-		case s.OAuthServerLogin != nil:
-			add(s.OAuthServerLogin.Server)
-		case s.OAuthUserLogin != nil:
-			add(s.OAuthUserLogin.Server)
-		case s.OAuthRefresh != nil:
-			add(s.OAuthRefresh.Server)
+	for _, u := range d.servers {
+		if !slices.Contains(out, u.server) {
+			out = append(out, u.server)
 		}
 	}
 	slices.Sort(out)
 	return out
+}
+
+// CheckServers refuses a flow that names an OAuth server known does not
+// know: one *Problem per step and key that does, with its line, joined as
+// Parse joins them. Parse cannot check this itself, since which servers
+// exist changes without the flow changing; deploying checks it against the
+// servers configured at that moment.
+func (d *Definition) CheckServers(known func(name string) bool) error {
+	var ps []*Problem
+	for _, u := range d.servers {
+		if !known(u.server) {
+			ps = append(ps, &Problem{File: d.File, Line: u.line, Column: u.column, Flow: d.Name, Step: u.step, Field: u.field,
+				Err: fmt.Errorf("%q is not a configured OAuth server (oauth_servers in the configuration, or the admin API)", u.server)})
+		}
+	}
+	return joinProblems(ps)
 }
 
 // Workflow is the SPEC §6 shape of a workflow in the REST API.

@@ -76,6 +76,11 @@ type Instance struct {
 	UpdatedAt  time.Time
 	// EndedAt is zero while the instance has not ended.
 	EndedAt time.Time
+	// Depth is the instance's place in a chain of instances started by
+	// instances: 1 when a person or a client started it, one more than
+	// the starting instance's otherwise. Fixed at creation (CreateInstance
+	// stores less than 1 as 1; CommitInstance leaves it as it is).
+	Depth int
 }
 
 // Ended reports whether the instance has reached a final status.
@@ -178,7 +183,7 @@ type TaskAct struct {
 type InstanceCommit struct {
 	// Instance is the row's new state, written whole, except that
 	// CommitInstance leaves the fields fixed at creation as they are
-	// (Workflow, Version, StartedBy, Starter, Input, StartedAt), so the
+	// (Workflow, Version, StartedBy, Starter, Input, StartedAt, Depth), so the
 	// input is not rewritten at every step, and does not move LeaseUntil
 	// back while Owner stays the same (ExtendLeases may have moved it on
 	// since the engine read it). Zero UpdatedAt (and StartedAt on
@@ -276,6 +281,13 @@ type Flows interface {
 	// ExpiredLeases lists running instances whose lease ended before now,
 	// longest expired first, at most limit (0 or less: DefaultLimit).
 	ExpiredLeases(ctx context.Context, now time.Time, limit int) ([]string, error)
+	// OverdueWakes lists the wakes of waiting instances due at or before
+	// now (InstanceID, Seq: the record they wait at, At), longest overdue
+	// first, at most limit (0 or less: DefaultLimit). A commit with a
+	// Wake records its time on the instance row; any other commit and a
+	// claim clear it. Servers scan it so that a wait ends even when its
+	// queued job is lost or stuck.
+	OverdueWakes(ctx context.Context, now time.Time, limit int) ([]Wake, error)
 	// GetInstance reads an instance; ErrNotFound when there is none.
 	GetInstance(ctx context.Context, id string) (Instance, error)
 	// ListInstances pages through instances, newest first.

@@ -18,6 +18,11 @@ var ErrNotFound = errors.New("not found")
 // ErrConflict is returned when creating an object whose key is already taken.
 var ErrConflict = errors.New("already exists")
 
+// ErrNoDatabase is returned by a backend opened with Options.MustExist when
+// the database does not exist yet: a SQLite file that is not there, or a
+// database without Flowgate's schema (never migrated).
+var ErrNoDatabase = errors.New("does not exist yet")
+
 // Sealer encrypts secrets before they reach the database. The associated
 // data binds a ciphertext to the place it is stored, so a ciphertext copied
 // into another row does not open.
@@ -30,6 +35,11 @@ type Sealer interface {
 type Options struct {
 	// Sealer encrypts secret columns. Required.
 	Sealer Sealer
+	// MustExist refuses to create a database: opening one that does not
+	// exist or was never migrated fails with ErrNoDatabase, and nothing is
+	// created. The admin commands set it, so that one run in the wrong
+	// folder says so instead of starting an empty database there.
+	MustExist bool
 }
 
 // Store is the whole persistence contract. It grows with the product; each

@@ -1,8 +1,8 @@
 // Package engine runs flow instances durably (SPEC §5): it records every
 // step in the store before the next one has an effect, hands what must wait
-// (timers, HTTP retries, takeover of a dead server's instances) to a River
-// job queue in the same transaction, and runs what can run now at once, on
-// the server that recorded the step before it.
+// (timers, HTTP retries) to a River job queue in the same transaction, runs
+// what can run now at once, on the server that recorded the step before
+// it, and finds in the store what a dead server left behind.
 //
 // How an instance moves:
 //
@@ -24,10 +24,12 @@
 //     other finds it already moved on.
 //   - A task commits the instance as waiting with a worklist item; an
 //     action claims it back and the acting server runs on.
-//   - A server that dies leaves running instances whose lease runs out. A
-//     periodic River job on the leader lists them and enqueues a takeover
-//     job per instance; whichever server works the job claims the instance
-//     and goes on from the step it was at. A step that was mid-flight is
+//   - A server that dies leaves running instances whose lease runs out,
+//     and waits whose timers died with it. Every server scans the store for
+//     both, at start and every Sweep (recoverLoop), and claims what it
+//     finds; the claim is the fence, so the scan needs no leader and no
+//     job. A server on SQLite is the only one, so at start it ends its
+//     dead predecessor's leases at once. A step that was mid-flight is
 //     recorded as interrupted and runs again as a new attempt (with the
 //     same Idempotency-Key for http steps).
 package engine
@@ -46,6 +48,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/store"
@@ -57,12 +60,26 @@ const (
 	DefaultSweep        = 2 * time.Second
 	DefaultInvokeWait   = 30 * time.Second
 	defaultFlowCacheTTL = time.Second
-	// maxPureSteps bounds the steps an instance runs between two durable
-	// points, so a switch looping back on itself fails the instance
-	// instead of spinning a core forever.
+	// maxPureSteps bounds the steps an instance runs between two commits:
+	// a run of steps without effects outside the instance (a switch
+	// looping back on itself) is committed every so many steps, so no
+	// commit grows without bound while the step budget runs down.
 	maxPureSteps = 1000
 	// maxResponseBytes bounds an http step's response body.
 	maxResponseBytes = 1 << 20
+	// DefaultMaxSteps is Config.MaxSteps when zero.
+	DefaultMaxSteps = 10000
+	// DefaultMaxVars is Config.MaxVars when zero.
+	DefaultMaxVars = 1 << 20
+	// MaxDepth is the longest chain of instances started by instances
+	// (an http step calling Flowgate's own start or invoke API): a start
+	// that would be deeper is refused, so a flow that starts itself stops
+	// there instead of multiplying without bound.
+	MaxDepth = 8
+	// DepthHeader carries the depth of the instance that sent an http
+	// step's request. Flowgate's start and invoke APIs read it: the
+	// instance they start is one deeper.
+	DepthHeader = "Flowgate-Depth"
 )
 
 // Errors the API maps to statuses.
@@ -77,6 +94,12 @@ var (
 	ErrNoAction = errors.New("no such action")
 	// ErrStopping: the engine is shutting down.
 	ErrStopping = errors.New("engine is shutting down")
+	// ErrTooDeep: the start would make a chain of instances started by
+	// instances longer than MaxDepth.
+	ErrTooDeep = errors.New("too many instances deep")
+	// ErrVarsTooLarge: a step or a task action's data would make the
+	// instance's vars larger than Config.MaxVars.
+	ErrVarsTooLarge = errors.New("vars_too_large")
 )
 
 // Config is what New needs.
@@ -92,8 +115,8 @@ type Config struct {
 	// heartbeat; DefaultLease when zero. A dead server's instances are
 	// taken over after at most Lease plus Sweep.
 	Lease time.Duration
-	// Sweep is how often expired leases are looked for; DefaultSweep when
-	// zero.
+	// Sweep is how often every server looks for expired leases and
+	// overdue waits; DefaultSweep when zero.
 	Sweep time.Duration
 	// InvokeWait is how long Invoke waits for an instance to end before
 	// answering with the instance; DefaultInvokeWait when zero.
@@ -110,6 +133,22 @@ type Config struct {
 	// NoQueue runs the engine without a job queue worker (commands that
 	// deploy flows but do not run them). Wakes are still scheduled.
 	NoQueue bool
+	// Audit records deploys, task actions and cancels with who made them;
+	// nil records nothing.
+	Audit audit.Recorder
+	// MaxSteps is how many steps one instance may run over its life
+	// (every attempt of a step counts, so do loops through switch); the
+	// instance fails with step_budget_exhausted at the next one.
+	// DefaultMaxSteps when zero.
+	MaxSteps int
+	// MaxVars is the largest, in bytes of JSON, an instance's vars may
+	// grow: a set step that makes them larger fails, a task action that
+	// would is refused (ErrVarsTooLarge). DefaultMaxVars when zero.
+	MaxVars int64
+	// DeclaredServers are the OAuth servers a configuration file
+	// declares, which deploys accept besides those in the store: an admin
+	// command reads the file without writing its servers to the store.
+	DeclaredServers []string
 }
 
 // Engine runs instances. It is safe for concurrent use.
@@ -127,6 +166,10 @@ type Engine struct {
 
 	vault     Vault
 	publicURL string
+	audit     audit.Recorder
+	declared  []string
+	maxSteps  int
+	maxVars   int64
 
 	// ctx lives as long as the engine; runs use it instead of the
 	// request's context, so an instance goes on when its caller hangs up.
@@ -137,6 +180,8 @@ type Engine struct {
 
 	flows flowCache
 
+	// hbDone ends the background loops (every): the heartbeat and the
+	// recovery loop.
 	hbDone   chan struct{}
 	hbClosed sync.Once
 
@@ -152,14 +197,18 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		return nil, errors.New("flow engine: a store is required")
 	}
 	e := &Engine{
-		st:     cfg.Store,
-		log:    cfg.Logger,
-		client: newHTTPClient(cfg.Egress),
-		lease:  cfg.Lease,
-		sweep:  cfg.Sweep,
-		wait:   cfg.InvokeWait,
-		now:    cfg.Now,
-		vault:  cfg.Vault,
+		st:       cfg.Store,
+		log:      cfg.Logger,
+		client:   newHTTPClient(cfg.Egress),
+		lease:    cfg.Lease,
+		sweep:    cfg.Sweep,
+		wait:     cfg.InvokeWait,
+		now:      cfg.Now,
+		vault:    cfg.Vault,
+		audit:    cfg.Audit,
+		declared: cfg.DeclaredServers,
+		maxSteps: cfg.MaxSteps,
+		maxVars:  cfg.MaxVars,
 		// A trailing slash would double in every connect link.
 		publicURL: strings.TrimRight(cfg.PublicURL, "/"),
 		waiters:   make(map[string][]chan struct{}),
@@ -181,6 +230,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if e.now == nil {
 		e.now = time.Now
 	}
+	if e.maxSteps <= 0 {
+		e.maxSteps = DefaultMaxSteps
+	}
+	if e.maxVars <= 0 {
+		e.maxVars = DefaultMaxVars
+	}
 	e.owner = newOwnerID()
 	e.flows = flowCache{ttl: defaultFlowCacheTTL, now: e.now, latest: map[string]cachedLatest{}, versions: map[flowKey]*flow.Definition{}}
 	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
@@ -197,8 +252,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			e.cancel()
 			return nil, err
 		}
-		e.runs.Add(1)
+		e.runs.Add(2)
 		go e.heartbeat()
+		go e.recoverLoop()
 	}
 	return e, nil
 }
@@ -258,7 +314,18 @@ func newOwnerID() string {
 // heartbeat keeps this server's leases alive.
 func (e *Engine) heartbeat() {
 	defer e.runs.Done()
-	t := time.NewTicker(e.lease / 4)
+	e.every(e.lease/4, func() {
+		ctx, cancel := context.WithTimeout(e.ctx, e.lease/2)
+		defer cancel()
+		if _, err := e.st.ExtendLeases(ctx, e.owner, e.now().Add(e.lease)); err != nil {
+			e.log.Warn("flow engine: extending leases", "err", err)
+		}
+	})
+}
+
+// every calls f every d until the engine stops its background loops.
+func (e *Engine) every(d time.Duration, f func()) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -267,11 +334,7 @@ func (e *Engine) heartbeat() {
 		case <-e.hbDone:
 			return
 		case <-t.C:
-			ctx, cancel := context.WithTimeout(e.ctx, e.lease/2)
-			if _, err := e.st.ExtendLeases(ctx, e.owner, e.now().Add(e.lease)); err != nil {
-				e.log.Warn("flow engine: extending leases", "err", err)
-			}
-			cancel()
+			f()
 		}
 	}
 }

@@ -511,9 +511,10 @@ func TestVersionsStayPut(t *testing.T) {
 // as a new attempt.
 func TestTakeoverAfterOwnerDies(t *testing.T) {
 	var calls atomic.Int32
-	release := make(chan struct{})
+	release, sent := make(chan struct{}), make(chan struct{})
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if calls.Add(1) == 1 {
+			close(sent)
 			<-release // the first server "dies" while this call hangs
 		}
 		_, _ = w.Write([]byte("ok"))
@@ -543,6 +544,7 @@ steps:
 	if err != nil {
 		t.Fatal(err)
 	}
+	<-sent // the other engine starts once the call is out
 	newEngine(t, s, engine.Config{Lease: time.Second, Sweep: 200 * time.Millisecond})
 	inst := waitStatus(t, s, st.Instance.ID, store.StatusCompleted)
 	if string(inst.Output) == "" {

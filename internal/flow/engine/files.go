@@ -26,32 +26,9 @@ type Deployed struct {
 // before any is stored, so a folder with one bad file deploys nothing and
 // the error lists every problem of every file.
 func (e *Engine) DeployPath(ctx context.Context, path, by string) ([]Deployed, error) {
-	files, err := definitionFiles(path)
+	files, sources, _, err := CheckPath(path, e.serverKnown(ctx))
 	if err != nil {
 		return nil, err
-	}
-	sources := make([][]byte, len(files))
-	var problems []error
-	names := map[string]string{}
-	for i, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			problems = append(problems, fmt.Errorf("read flow %s: %w", f, err))
-			continue
-		}
-		sources[i] = b
-		def, err := flow.Parse(b, f)
-		if err != nil {
-			problems = append(problems, err)
-			continue
-		}
-		if other, ok := names[def.Name]; ok {
-			problems = append(problems, fmt.Errorf("%s: flow %q is also defined in %s", f, def.Name, other))
-		}
-		names[def.Name] = f
-	}
-	if len(problems) > 0 {
-		return nil, errors.Join(problems...)
 	}
 	out := make([]Deployed, 0, len(files))
 	for i, f := range files {
@@ -62,6 +39,43 @@ func (e *Engine) DeployPath(ctx context.Context, path, by string) ([]Deployed, e
 		out = append(out, Deployed{File: f, Definition: def, Created: created})
 	}
 	return out, nil
+}
+
+// CheckPath reads and validates the definitions DeployPath would deploy
+// from path, storing nothing: every problem of every file, a flow name
+// defined twice, and OAuth servers that known does not know. It returns
+// the files in name order with their sources and definitions.
+func CheckPath(path string, known ServerKnown) (files []string, sources [][]byte, defs []*flow.Definition, err error) {
+	files, err = definitionFiles(path)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	sources = make([][]byte, len(files))
+	defs = make([]*flow.Definition, len(files))
+	var problems []error
+	names := map[string]string{}
+	for i, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			problems = append(problems, fmt.Errorf("read flow %s: %w", f, err))
+			continue
+		}
+		sources[i] = b
+		def, err := parseChecked(b, f, known)
+		if err != nil {
+			problems = append(problems, err)
+			continue
+		}
+		defs[i] = def
+		if other, ok := names[def.Name]; ok {
+			problems = append(problems, fmt.Errorf("%s: flow %q is also defined in %s", f, def.Name, other))
+		}
+		names[def.Name] = f
+	}
+	if len(problems) > 0 {
+		return nil, nil, nil, errors.Join(problems...)
+	}
+	return files, sources, defs, nil
 }
 
 func definitionFiles(path string) ([]string, error) {

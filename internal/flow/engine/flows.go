@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/store"
 )
@@ -40,9 +42,10 @@ type cachedLatest struct {
 // file, flow, step and field); nothing is stored then. Source identical to
 // the latest version's is not stored again: created is false and the
 // latest version is returned, so deploying a folder at every start does
-// not pile up versions.
+// not pile up versions. A new version is audited as deployed by by (a
+// principal, "cli:<OS user>" or "config").
 func (e *Engine) Deploy(ctx context.Context, source []byte, filename, by string) (def *flow.Definition, created bool, err error) {
-	def, err = flow.Parse(source, filename)
+	def, err = e.parseDeployable(ctx, source, filename)
 	if err != nil {
 		return nil, false, err
 	}
@@ -63,7 +66,73 @@ func (e *Engine) Deploy(ctx context.Context, source []byte, filename, by string)
 	}
 	def.Version = v.Version
 	e.flows.put(def, e.flows.now())
+	audit.Change{Event: audit.FlowDeployed, By: by, Detail: fmt.Sprintf("flow %s version %d", def.Name, def.Version)}.Record(ctx, e.audit)
 	return def, true, nil
+}
+
+// ServerKnown reports whether an OAuth server of that name is configured;
+// an error when that cannot be told (the store failed).
+type ServerKnown func(name string) (bool, error)
+
+// parseChecked parses a definition and checks what Parse cannot: that
+// every OAuth server a step names is known now.
+func parseChecked(source []byte, filename string, known ServerKnown) (*flow.Definition, error) {
+	def, err := flow.Parse(source, filename)
+	if err != nil {
+		return nil, err
+	}
+	found := map[string]bool{}
+	for _, name := range def.Servers() {
+		ok, err := known(name)
+		if err != nil {
+			return nil, fmt.Errorf("deploy flow %s: OAuth server %s: %w", def.Name, name, err)
+		}
+		found[name] = ok
+	}
+	if err := def.CheckServers(func(name string) bool { return found[name] }); err != nil {
+		return nil, err
+	}
+	return def, nil
+}
+
+// parseDeployable is parseChecked against the servers configured now.
+func (e *Engine) parseDeployable(ctx context.Context, source []byte, filename string) (*flow.Definition, error) {
+	return parseChecked(source, filename, e.serverKnown(ctx))
+}
+
+// serverKnown knows the servers declared in the configuration the engine
+// was given and those in the store (added through the admin API, or
+// applied from the file by a server's start).
+func (e *Engine) serverKnown(ctx context.Context) ServerKnown {
+	return DeclaredOr(e.declared, StoredServers(ctx, e.st))
+}
+
+// StoredServers knows the OAuth servers st holds.
+func StoredServers(ctx context.Context, st store.OAuthServers) ServerKnown {
+	return func(name string) (bool, error) {
+		switch _, err := st.GetOAuthServer(ctx, name); {
+		case err == nil:
+			return true, nil
+		case errors.Is(err, store.ErrNotFound):
+			return false, nil
+		default:
+			return false, err
+		}
+	}
+}
+
+// DeclaredOr knows the declared servers, and asks other (when not nil)
+// about the rest.
+func DeclaredOr(declared []string, other ServerKnown) ServerKnown {
+	return func(name string) (bool, error) {
+		if slices.Contains(declared, name) {
+			return true, nil
+		}
+		if other == nil {
+			return false, nil
+		}
+		return other(name)
+	}
 }
 
 // Definition returns a flow's version, 0 meaning the latest;

@@ -64,6 +64,8 @@ type httpRequest struct {
 
 	hasBody bool
 	bearer  string
+	// depth is the sending instance's, for DepthHeader.
+	depth int
 }
 
 // runHTTP runs one attempt of an http step: the start is committed before
@@ -84,6 +86,7 @@ func (r *runner) runHTTP(ctx context.Context, step *flow.Step) error {
 	if h.Auth != nil {
 		req.Auth = h.Auth.Server + " as " + h.Auth.As
 	}
+	req.depth = r.inst.Depth
 	if r.e.stopping.Load() {
 		// Release the instance rather than start an effect this server
 		// may not live to record; another server (or this one after a
@@ -135,7 +138,7 @@ func (r *runner) runHTTP(ctx context.Context, step *flow.Step) error {
 			err = fmt.Errorf("%w (attempt %d of %d)", err, attempt, h.Retry.Attempts)
 		}
 		r.endRecord(i, step, store.StepFailed, out, err.Error())
-		r.endInstance(store.StatusFailed, nil, fmt.Sprintf("step %q: %s", step.ID, err))
+		r.failAt(step.ID, err)
 		return r.finish(ctx)
 	}
 	r.st.Retry = nil
@@ -296,6 +299,9 @@ func (e *Engine) send(ctx context.Context, req *httpRequest, timeout time.Durati
 	for k, v := range req.Headers {
 		hr.Header.Set(k, v)
 	}
+	// After the flow's headers, so that no flow can claim to be shallower
+	// than it is and start itself without end through Flowgate's API.
+	hr.Header.Set(DepthHeader, strconv.Itoa(max(req.depth, 1)))
 	if req.bearer != "" {
 		hr.Header.Set("Authorization", "Bearer "+req.bearer)
 	}

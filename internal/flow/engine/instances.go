@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/store"
 )
@@ -43,6 +44,10 @@ type StartRequest struct {
 	// IdempotencyKey, when set, makes a repeated request return the
 	// instance the first one started.
 	IdempotencyKey string
+	// CallerDepth is the depth of the instance whose http step sent the
+	// request (DepthHeader); 0 when a person or a client sent it. The new
+	// instance is one deeper, and a start deeper than MaxDepth is refused.
+	CallerDepth int
 }
 
 // Started is the result of StartInstance.
@@ -59,10 +64,17 @@ type Started struct {
 // it has ended.
 //
 // Errors: store.ErrNotFound (no such flow), ErrForbidden, a *flow.InputError
-// joined list (bad input), store.ErrIdempotencyMismatch.
+// joined list (bad input), store.ErrIdempotencyMismatch, ErrTooDeep.
 func (e *Engine) StartInstance(ctx context.Context, req StartRequest) (Started, error) {
 	if e.stopping.Load() {
 		return Started{}, ErrStopping
+	}
+	depth := max(req.CallerDepth, 0) + 1
+	if depth > MaxDepth {
+		// Before anything is read or written: a flow starting itself
+		// through the API stops here, whatever the flow.
+		return Started{}, fmt.Errorf("%w: starting %s would make the instance %d deep (started by instances through %s), more than the limit of %d",
+			ErrTooDeep, req.Workflow, depth, DepthHeader, MaxDepth)
 	}
 	def, err := e.Definition(ctx, req.Workflow, 0)
 	if err != nil {
@@ -79,6 +91,7 @@ func (e *Engine) StartInstance(ctx context.Context, req StartRequest) (Started, 
 	if err != nil {
 		return Started{}, err
 	}
+	r.inst.Depth = depth
 	if req.IdempotencyKey != "" {
 		r.idem = &store.Idempotency{Principal: req.Caller.ID, Key: req.IdempotencyKey, RequestHash: requestHash(def.Name, r.inst.Input)}
 	}
@@ -293,11 +306,12 @@ func (e *Engine) ListTasks(ctx context.Context, c Caller, all bool, status strin
 }
 
 // Act performs action on a task for the caller: it validates the form
-// data, records the decision, merges the data into the instance's vars and
-// runs the instance on from the action's next step on this server.
+// data, records the decision, merges the data into the instance's vars
+// (when the task has a form; without one the data is only the step's
+// output) and runs the instance on from the action's next step on this server.
 //
 // Errors: store.ErrNotFound (no such task, or not the caller's),
-// ErrNoAction, ErrTaskClosed, a form validation error.
+// ErrNoAction, ErrTaskClosed, a form validation error, ErrVarsTooLarge.
 func (e *Engine) Act(ctx context.Context, serial int64, action string, data map[string]any, c Caller) (store.Task, error) {
 	if e.stopping.Load() {
 		return store.Task{}, ErrStopping
@@ -324,7 +338,7 @@ func (e *Engine) Act(ctx context.Context, serial int64, action string, data map[
 	if !ok || step.Task == nil {
 		return store.Task{}, fmt.Errorf("task %d: step %q is not a task in %s version %d", serial, t.StepID, r.def.Name, r.def.Version)
 	}
-	clean, err := step.Task.ValidateForm(data)
+	clean, toVars, err := step.Task.ActionData(data)
 	if err != nil {
 		return store.Task{}, err
 	}
@@ -340,8 +354,15 @@ func (e *Engine) Act(ctx context.Context, serial int64, action string, data map[
 	if err != nil {
 		return store.Task{}, err
 	}
-	for k, v := range clean {
-		r.env.Vars[k] = v
+	if toVars {
+		for k, v := range clean {
+			r.env.Vars[k] = v
+		}
+		// Refused rather than failing the step: the person acting can
+		// send less, and nothing has been written yet.
+		if err := r.checkVars(); err != nil {
+			return store.Task{}, fmt.Errorf("task %d: %w", serial, err)
+		}
 	}
 	out := map[string]any{"action": action, "by": c.ID, "data": clean}
 	r.pending = append(r.pending, r.parkedRecord(step, store.StepCompleted, out))
@@ -356,6 +377,8 @@ func (e *Engine) Act(ctx context.Context, serial int64, action string, data map[
 	}
 	r.start()
 	t.Status, t.Action, t.ActedBy, t.Data, t.ActedAt = store.TaskDone, action, c.ID, dataJSON, now
+	audit.Change{Event: audit.TaskAction, By: c.ID,
+		Detail: fmt.Sprintf("task %d %s: instance %s step %s", serial, action, t.InstanceID, t.StepID)}.Record(ctx, e.audit)
 	return t, nil
 }
 
@@ -397,6 +420,8 @@ func (e *Engine) Cancel(ctx context.Context, id string, c Caller) (store.Instanc
 			return store.Instance{}, err
 		}
 		if !c.Admin && inst.StartedBy != c.ID {
+			audit.Change{Event: audit.InstanceCancelled, By: c.ID, Outcome: audit.OutcomeFailure,
+				Detail: "instance " + id + ": not its starter nor an administrator"}.Record(ctx, e.audit)
 			return store.Instance{}, fmt.Errorf("%w: only the instance's starter or an administrator may cancel it", ErrForbidden)
 		}
 		if inst.Ended() {
@@ -428,6 +453,7 @@ func (e *Engine) Cancel(ctx context.Context, id string, c Caller) (store.Instanc
 			return store.Instance{}, err
 		}
 		e.notify(id)
+		audit.Change{Event: audit.InstanceCancelled, By: c.ID, Detail: "instance " + id + " (" + inst.Workflow + ")"}.Record(ctx, e.audit)
 		return e.st.GetInstance(ctx, id)
 	}
 	return store.Instance{}, fmt.Errorf("cancel instance %s: it kept changing; try again", id)

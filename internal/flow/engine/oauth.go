@@ -184,7 +184,7 @@ func (r *runner) runRefresh(ctx context.Context, step *flow.Step) error {
 	if s.RefreshToken != nil {
 		v, err := s.RefreshToken.Evaluate(&r.env)
 		if err != nil {
-			return r.failStep(step, start, nil, fmt.Errorf("refresh_token: %w", err))
+			return r.failStep(step, start, nil, err) // it names the field
 		}
 		presented, _ = v.(string)
 	}

@@ -116,6 +116,12 @@ func responseBody(t *testing.T, inst store.Instance) map[string]any {
 
 func TestOAuthServerLoginAndServiceAuth(t *testing.T) {
 	env := newOAuthEnv(t)
+	// A server removed after the deploy that named it: its steps answer
+	// -2 (no configuration) at run time.
+	if err := env.st.CreateOAuthServer(t.Context(), store.OAuthServer{Name: "nowhere", TokenEndpoint: "https://nowhere.example/token",
+		ClientID: "x", ClientAuth: "client_secret_basic"}); err != nil {
+		t.Fatal(err)
+	}
 	deploy(t, env.eng, `
 name: svc
 permissions: {start: ["role:employee"]}
@@ -156,6 +162,9 @@ steps:
       norefresh: "${{ steps.norefresh.output.status_code }}"
       refreshnowhere: "${{ steps.refreshnowhere.output.status_code }}"
 `)
+	if err := env.st.DeleteOAuthServer(t.Context(), "nowhere"); err != nil {
+		t.Fatal(err)
+	}
 	started, err := env.eng.StartInstance(t.Context(), engine.StartRequest{Workflow: "svc", Caller: alice})
 	if err != nil {
 		t.Fatal(err)

@@ -20,6 +20,24 @@ import (
 
 func TestMain(m *testing.M) { pgtest.Main(m) }
 
+// openPostgresStores opens two store handles, as two servers have, on one
+// fresh PostgreSQL database.
+func openPostgresStores(t *testing.T) [2]store.Store {
+	t.Helper()
+	dsn := pgtest.DSN(t)
+	sealer := storetest.NewSealer(t)
+	var stores [2]store.Store
+	for i := range stores {
+		s, err := postgres.Open(t.Context(), dsn, store.Options{Sealer: sealer})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close() })
+		stores[i] = s
+	}
+	return stores
+}
+
 // countingTarget counts requests per Idempotency-Key, the identity of one
 // visit of one step of one instance.
 type countingTarget struct {
@@ -39,18 +57,8 @@ func (c *countingTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Two engines on one PostgreSQL database: 200 instances started through
 // both all complete, and every http step reaches the target exactly once.
 func TestTwoEnginesOnPostgres(t *testing.T) {
-	dsn := pgtest.DSN(t)
-	sealer := storetest.NewSealer(t)
-	var stores [2]store.Store
+	stores := openPostgresStores(t)
 	var engines [2]*engine.Engine
-	for i := range stores {
-		s, err := postgres.Open(t.Context(), dsn, store.Options{Sealer: sealer})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = s.Close() })
-		stores[i] = s
-	}
 	// Both start at once: the queue's migrations must not race.
 	var wg sync.WaitGroup
 	for i := range engines {

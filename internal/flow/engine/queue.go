@@ -14,17 +14,17 @@ import (
 	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
-	"github.com/riverqueue/river/rivertype"
 
 	"github.com/flowgate/flowgate/internal/store"
 )
 
 // queue is the River client that carries what must wait: wakes (wait
-// deadlines, HTTP retry backoffs) and takeovers of instances whose owner
-// died. River claims, retries and distributes these jobs among servers;
-// the engine's tables stay the source of truth, and every job re-checks
-// them (ClaimInstance) before acting, so a stale or duplicate job does
-// nothing.
+// deadlines, HTTP retry backoffs). River delivers them to any server, on
+// time; the engine's tables stay the source of truth, and every job
+// re-checks them (ClaimInstance) before acting, so a stale or duplicate
+// job does nothing. Recovery after a crash does not depend on the queue:
+// every server's recoverLoop finds overdue waits and expired leases in the
+// store itself.
 type queue struct {
 	e       *Engine
 	client  *river.Client[*sql.Tx]
@@ -39,25 +39,19 @@ type wakeArgs struct {
 
 func (wakeArgs) Kind() string { return "flow_wake" }
 
-// takeoverArgs resume an instance whose owner's lease ran out.
+// takeoverArgs and sweepArgs are jobs earlier versions queued (takeovers
+// of expired leases, and a periodic lease sweep unique over its running
+// state, which a crash while it ran left stuck for good). recoverLoop does
+// both now; their workers stay so that leftover jobs finish quietly.
 type takeoverArgs struct {
 	InstanceID string `json:"instance_id"`
 }
 
 func (takeoverArgs) Kind() string { return "flow_takeover" }
 
-// sweepArgs look for expired leases; a periodic job, so one server (the
-// River leader) enqueues it and any server works it.
 type sweepArgs struct{}
 
 func (sweepArgs) Kind() string { return "flow_sweep" }
-
-// pendingStates are the job states in which a takeover is still to come;
-// one such job per instance is enough.
-var pendingStates = []rivertype.JobState{
-	rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
-	rivertype.JobStateRetryable, rivertype.JobStateScheduled,
-}
 
 type sqlDBs interface{ WriteDB() *sql.DB }
 type pgPool interface{ Pool() *pgxpool.Pool }
@@ -97,19 +91,12 @@ func newQueue(ctx context.Context, e *Engine, work bool) (*queue, error) {
 		workers := river.NewWorkers()
 		river.AddWorker(workers, &wakeWorker{e: e})
 		river.AddWorker(workers, &takeoverWorker{e: e})
-		river.AddWorker(workers, &sweepWorker{e: e, q: q})
+		river.AddWorker(workers, &sweepWorker{})
 		cfg.Workers = workers
 		cfg.Queues = map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 20}}
-		cfg.PeriodicJobs = []*river.PeriodicJob{river.NewPeriodicJob(
-			river.PeriodicInterval(e.sweep),
-			func() (river.JobArgs, *river.InsertOpts) {
-				return sweepArgs{}, &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}
-			},
-			&river.PeriodicJobOpts{RunOnStart: true, ID: "flow_sweep"},
-		)}
 		if e.st.Backend() == "sqlite" {
-			// No LISTEN/NOTIFY: poll. Jobs are only timers and takeovers,
-			// whose precision the local timers and the lease already set.
+			// No LISTEN/NOTIFY: poll. Jobs are only timers, whose
+			// precision the local timers already set.
 			cfg.FetchPollInterval = 500 * time.Millisecond
 		}
 	}
@@ -202,26 +189,9 @@ func (w *takeoverWorker) Work(ctx context.Context, job *river.Job[takeoverArgs])
 
 type sweepWorker struct {
 	river.WorkerDefaults[sweepArgs]
-	e *Engine
-	q *queue
 }
 
-func (w *sweepWorker) Work(ctx context.Context, _ *river.Job[sweepArgs]) error {
-	ids, err := w.e.st.ExpiredLeases(ctx, w.e.now(), 500)
-	if err != nil || len(ids) == 0 {
-		return err
-	}
-	params := make([]river.InsertManyParams, len(ids))
-	for i, id := range ids {
-		params[i] = river.InsertManyParams{Args: takeoverArgs{InstanceID: id},
-			InsertOpts: &river.InsertOpts{UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: pendingStates}}}
-	}
-	if _, err := w.q.client.InsertMany(ctx, params); err != nil {
-		return fmt.Errorf("flow engine: enqueue takeovers: %w", err)
-	}
-	w.e.log.Info("flow engine: taking over instances whose server stopped", "count", len(ids))
-	return nil
-}
+func (w *sweepWorker) Work(context.Context, *river.Job[sweepArgs]) error { return nil }
 
 // quietHandler passes on River's warnings and errors only; its routine
 // info logs (leadership, maintenance) would drown the server's own.

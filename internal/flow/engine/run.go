@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"github.com/flowgate/flowgate/internal/flow"
@@ -191,9 +192,14 @@ func (r *runner) signalFirst(err error) {
 // advance runs steps until the instance waits, ends, or is lost.
 func (r *runner) advance(ctx context.Context) error {
 	for n := 0; ; n++ {
-		if n > maxPureSteps {
-			step := r.inst.CurrentStep
-			return r.failInstance(ctx, step, fmt.Errorf("more than %d steps ran without waiting; does a switch loop back forever?", maxPureSteps))
+		if n >= maxPureSteps {
+			// A durable point of its own, so that one commit never
+			// carries more than this many records; only the step budget
+			// ends a loop.
+			if err := r.commit(ctx); err != nil {
+				return err
+			}
+			n = 0
 		}
 		cur := r.inst.CurrentStep
 		if cur == "" {
@@ -201,9 +207,12 @@ func (r *runner) advance(ctx context.Context) error {
 			r.endInstance(store.StatusCompleted, nil, "")
 			return r.finish(ctx)
 		}
+		if r.inst.Seq >= r.e.maxSteps {
+			return r.budgetExhausted(ctx, cur)
+		}
 		step, ok := r.def.Step(cur)
 		if !ok {
-			return r.failInstance(ctx, cur, fmt.Errorf("step %q does not exist in version %d", cur, r.def.Version))
+			return r.failInstance(ctx, cur, fmt.Errorf("no such step in version %d", r.def.Version))
 		}
 		if err := r.resolveSecrets(ctx, step); err != nil {
 			return err
@@ -225,7 +234,7 @@ func (r *runner) advance(ctx context.Context) error {
 		case flow.TypeHTTP:
 			err = r.runHTTP(ctx, step)
 			if err == nil {
-				n = 0
+				n = 0 // it committed
 			}
 		case flow.TypeOAuthServerLogin:
 			err = r.runServerLogin(ctx, step)
@@ -240,6 +249,30 @@ func (r *runner) advance(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// budgetExhausted fails the instance instead of running one step more
+// than its budget. Every step run (every attempt) is one record, so the
+// record count, Seq, is what the instance has run over its whole life,
+// across servers and restarts; the step that did not run gets no record,
+// so the history never holds more than the budget.
+func (r *runner) budgetExhausted(ctx context.Context, next string) error {
+	r.endInstance(store.StatusFailed, nil, fmt.Sprintf(
+		"step_budget_exhausted: the instance ran %d steps, as many as limits.max_steps allows; step %q did not run", r.inst.Seq, next))
+	return r.finish(ctx)
+}
+
+// checkVars reports vars grown larger than the engine allows; the error
+// names the sizes.
+func (r *runner) checkVars() error {
+	b, err := json.Marshal(r.env.Vars)
+	if err != nil {
+		return fmt.Errorf("vars cannot be written as JSON: %w", err)
+	}
+	if int64(len(b)) > r.e.maxVars {
+		return fmt.Errorf("%w: vars would be %d bytes, more than limits.max_vars (%d bytes)", ErrVarsTooLarge, len(b), r.e.maxVars)
+	}
+	return nil
 }
 
 // record appends a step record with the next seq and returns its index in
@@ -297,14 +330,22 @@ func (r *runner) runSet(step *flow.Step) error {
 	start := r.e.now()
 	i := r.record(step, store.StepRunning, 1, start, nil)
 	out := make(map[string]any, len(step.Set.VarsOrder))
+	before := maps.Clone(r.env.Vars)
 	for _, name := range step.Set.VarsOrder {
 		v, err := flow.EvaluateTree(step.Set.Vars[name], &r.env)
 		if err != nil {
+			r.env.Vars = before
 			return r.failRecorded(i, step, err)
 		}
 		out[name] = v
 		// Later assignments of one step see earlier ones.
 		r.env.Vars[name] = v
+	}
+	if err := r.checkVars(); err != nil {
+		// The instance keeps the vars it had: a failed step writes
+		// nothing of what it made.
+		r.env.Vars = before
+		return r.failRecorded(i, step, err)
 	}
 	r.endRecord(i, step, store.StepCompleted, out, "")
 	r.setOutput(step, out)
@@ -369,7 +410,7 @@ func (r *runner) runFail(ctx context.Context, step *flow.Step) error {
 		return r.failRecorded(i, step, err)
 	}
 	r.endRecord(i, step, store.StepCompleted, map[string]any{"error": msg}, "")
-	r.endInstance(store.StatusFailed, nil, fmt.Sprintf("step %q: %s", step.ID, msg))
+	r.failAt(step.ID, errors.New(msg))
 	return r.finish(ctx)
 }
 
@@ -504,7 +545,7 @@ func (f orderedForm) MarshalJSON() ([]byte, error) {
 // failRecorded ends pending[i] as failed and the instance with it.
 func (r *runner) failRecorded(i int, step *flow.Step, err error) error {
 	r.endRecord(i, step, store.StepFailed, nil, err.Error())
-	r.endInstance(store.StatusFailed, nil, fmt.Sprintf("step %q: %s", step.ID, err))
+	r.failAt(step.ID, err)
 	return r.finish(context.WithoutCancel(r.e.ctx))
 }
 
@@ -521,8 +562,15 @@ func (r *runner) failStep(step *flow.Step, start time.Time, input any, err error
 // failInstance fails the instance without a step record (the step could
 // not even start).
 func (r *runner) failInstance(ctx context.Context, stepID string, err error) error {
-	r.endInstance(store.StatusFailed, nil, fmt.Sprintf("step %q: %s", stepID, err))
+	r.failAt(stepID, err)
 	return r.finish(ctx)
+}
+
+// failAt ends the instance as failed by err in step stepID. The message
+// names the step once, also when err (an expression's error) already
+// names it.
+func (r *runner) failAt(stepID string, err error) {
+	r.endInstance(store.StatusFailed, nil, flow.StepError(stepID, err).Error())
 }
 
 func (r *runner) endInstance(status string, output []byte, errMsg string) {

@@ -1,6 +1,8 @@
 package backend_test
 
 import (
+	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -61,4 +63,36 @@ func TestOpenUnsupported(t *testing.T) {
 			t.Errorf("Open(%q) leaks the password: %v", dsn, err)
 		}
 	}
+}
+
+// MustExist opens a database Flowgate made and refuses, creating nothing,
+// a file that is not there or holds no Flowgate schema.
+func TestOpenMustExist(t *testing.T) {
+	dir := t.TempDir()
+	opts := store.Options{Sealer: storetest.NewSealer(t), MustExist: true}
+	missing := filepath.Join(dir, "missing.db")
+	if _, err := backend.Open(t.Context(), "sqlite:"+missing, opts); !errors.Is(err, store.ErrNoDatabase) {
+		t.Errorf("missing file: %v", err)
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("refusing created the file: %v", err)
+	}
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := backend.Open(t.Context(), "sqlite:"+empty, opts); !errors.Is(err, store.ErrNoDatabase) {
+		t.Errorf("empty file: %v", err)
+	}
+	made := filepath.Join(dir, "made.db")
+	s, err := backend.Open(t.Context(), "sqlite:"+made, store.Options{Sealer: opts.Sealer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = s.Close()
+	s, err = backend.Open(t.Context(), "sqlite:"+made, opts)
+	if err != nil {
+		t.Fatalf("a migrated database: %v", err)
+	}
+	_ = s.Close()
 }

@@ -95,6 +95,13 @@ func Open(ctx context.Context, dsn string, opts store.Options) (*Store, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if opts.MustExist {
+		// The database itself exists (we are connected to it); one that
+		// was never migrated holds nothing of Flowgate's yet.
+		if err := sqlstore.CheckMigrated(ctx, db, "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = $1"); err != nil {
+			return fail(err)
+		}
+	}
 	version, err := sqlstore.Migrate(ctx, db, goose.DialectPostgres, fsys, goose.WithSessionLocker(locker))
 	if err != nil {
 		return fail(err)

@@ -59,7 +59,7 @@ func Open(ctx context.Context, path string, opts store.Options) (*Store, error) 
 	if opts.Sealer == nil {
 		return nil, errors.New("open sqlite database: options need a Sealer")
 	}
-	if err := checkPath(path); err != nil {
+	if err := checkPath(path, opts.MustExist); err != nil {
 		return nil, err
 	}
 
@@ -79,6 +79,14 @@ func Open(ctx context.Context, path string, opts store.Options) (*Store, error) 
 	if err != nil {
 		_ = write.Close()
 		return nil, fmt.Errorf("sqlite database %s: %w", path, err)
+	}
+	if opts.MustExist {
+		// A file that exists but holds no schema (empty, or another
+		// program's) is not a Flowgate database yet either.
+		if err := sqlstore.CheckMigrated(ctx, write, "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?"); err != nil {
+			_ = write.Close()
+			return nil, fmt.Errorf("sqlite database %s: %w", path, err)
+		}
 	}
 	version, err := sqlstore.Migrate(ctx, write, goose.DialectSQLite3, fsys)
 	if err != nil {
@@ -117,8 +125,9 @@ func Open(ctx context.Context, path string, opts store.Options) (*Store, error) 
 
 // checkPath turns the usual ways a path cannot hold a database into one
 // error that names it, before SQLite reports "unable to open database
-// file (14)" without saying which.
-func checkPath(path string) error {
+// file (14)" without saying which. With mustExist a missing file is
+// store.ErrNoDatabase, and no file is created.
+func checkPath(path string, mustExist bool) error {
 	if path == "" {
 		return errors.New("sqlite database: empty path")
 	}
@@ -142,7 +151,14 @@ func checkPath(path string) error {
 	}
 	// Opening for writing is the only reliable test: permissions, a
 	// read-only mount, ACLs. SQLite would create the file anyway.
-	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	flags := os.O_RDWR | os.O_CREATE
+	if mustExist {
+		flags = os.O_RDWR
+	}
+	f, err := os.OpenFile(path, flags, 0o600)
+	if mustExist && errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("sqlite database %s: %w", path, store.ErrNoDatabase)
+	}
 	if err != nil {
 		return fmt.Errorf("sqlite database %s: cannot open for writing: %w", path, unwrapPath(err))
 	}
@@ -197,6 +213,13 @@ func (s *Store) Backup(ctx context.Context, dest string) error {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("backup to %s: %w", dest, err)
 	}
+	// VACUUM INTO creates the file as any new file (0644 under the usual
+	// umask); the copy holds what the database holds, so it gets the
+	// database's permissions.
+	if err := copyMode(s.path, tmp); err != nil {
+		_ = os.Remove(tmp)
+		return fmt.Errorf("backup to %s: %w", dest, err)
+	}
 	if err := syncFile(tmp); err != nil {
 		_ = os.Remove(tmp)
 		return fmt.Errorf("backup to %s: %w", dest, err)
@@ -209,6 +232,15 @@ func (s *Store) Backup(ctx context.Context, dest string) error {
 		return fmt.Errorf("backup to %s: sync directory: %w", dest, err)
 	}
 	return nil
+}
+
+// copyMode gives dst the permission bits of src.
+func copyMode(src, dst string) error {
+	st, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	return os.Chmod(dst, st.Mode().Perm())
 }
 
 // syncFile flushes a file or directory to stable storage: VACUUM INTO

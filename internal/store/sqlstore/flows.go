@@ -32,7 +32,7 @@ import (
 const (
 	flowCols     = `name, version, title, source, filename, deployed_by, deployed_at`
 	instanceCols = `id, workflow, version, status, started_by, starter, input, vars, output, error,
-		current_step, seq, state, owner, lease_until, started_at, updated_at, ended_at`
+		current_step, seq, state, owner, lease_until, started_at, updated_at, ended_at, depth`
 	stepCols   = `instance_id, seq, step_id, type, status, attempt, started_at, ended_at, input, output, error`
 	stepValues = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	stepArgs   = 11
@@ -56,7 +56,7 @@ type flowQueries struct {
 	deployFlow, getFlow, getLatestFlow, listFlowsFirst, listFlowsAfter string
 
 	insertInstance, updateInstance, instanceExists, getInstance, claimInstance string
-	extendLeases, expiredLeases                                                string
+	extendLeases, expiredLeases, overdueWakes                                  string
 
 	// upsertSteps[n] writes n step records; [0] is unused.
 	upsertSteps [stepBatch + 1]string
@@ -83,8 +83,8 @@ func buildFlowQueries(rebind func(string) string) flowQueries {
 			WHERE f.name > ? AND f.version = (SELECT MAX(l.version) FROM flow_versions l WHERE l.name = f.name)
 			ORDER BY f.name LIMIT ?`),
 
-		insertInstance: rebind(`INSERT INTO instances (` + instanceCols + `)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		insertInstance: rebind(`INSERT INTO instances (` + instanceCols + `, wake_at)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		// The fence is the WHERE clause. The fields fixed at creation are
 		// not sent again: the input can be large, and every step writes
 		// this row. A lease never moves back while its owner keeps the
@@ -95,11 +95,11 @@ func buildFlowQueries(rebind func(string) string) flowQueries {
 		updateInstance: rebind(`UPDATE instances SET status = ?, vars = ?, output = ?, error = ?,
 			current_step = ?, seq = ?, state = ?,
 			lease_until = CASE WHEN owner = ? AND lease_until > ? THEN lease_until ELSE ? END,
-			owner = ?, updated_at = ?, ended_at = ?
+			owner = ?, updated_at = ?, ended_at = ?, wake_at = ?
 			WHERE id = ? AND owner = ?`),
 		instanceExists: rebind(`SELECT 1 FROM instances WHERE id = ?`),
 		getInstance:    rebind(`SELECT ` + instanceCols + ` FROM instances WHERE id = ?`),
-		claimInstance: rebind(`UPDATE instances SET status = 'running', owner = ?, lease_until = ?, updated_at = ?
+		claimInstance: rebind(`UPDATE instances SET status = 'running', owner = ?, lease_until = ?, updated_at = ?, wake_at = 0
 			WHERE id = ? AND ((status = 'waiting' AND seq = ?) OR (status = 'running' AND lease_until < ?))
 			RETURNING ` + instanceCols),
 		// status = 'running' is spelled as a literal so that the partial
@@ -107,6 +107,10 @@ func buildFlowQueries(rebind func(string) string) flowQueries {
 		extendLeases: rebind(`UPDATE instances SET lease_until = ? WHERE owner = ? AND status = 'running'`),
 		expiredLeases: rebind(`SELECT id FROM instances WHERE status = 'running' AND lease_until < ?
 			ORDER BY lease_until LIMIT ?`),
+		// status = 'waiting' as a literal for the partial index
+		// instances_wake; wake_at 0 is a wait for a person.
+		overdueWakes: rebind(`SELECT id, seq, wake_at FROM instances WHERE status = 'waiting' AND wake_at > 0 AND wake_at <= ?
+			ORDER BY wake_at LIMIT ?`),
 
 		insertTask: rebind(`INSERT INTO tasks (` + taskInsertCols + `)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING serial`),
@@ -314,7 +318,7 @@ func (s *Store) prepareCommit(c *store.InstanceCommit) (commitPrep, error) {
 
 // CreateInstance writes a new instance with its first records in one
 // transaction. Zero StartedAt and UpdatedAt become now; nil Starter, Input
-// and Vars are stored as {}.
+// and Vars are stored as {}; a Depth below 1 is 1.
 func (s *Store) CreateInstance(ctx context.Context, c store.InstanceCommit) (string, error) {
 	in := &c.Instance
 	p, err := s.prepareCommit(&c)
@@ -356,7 +360,7 @@ func (s *Store) CreateInstance(ctx context.Context, c store.InstanceCommit) (str
 		in.ID, in.Workflow, in.Version, in.Status, in.StartedBy,
 		docOr(in.Starter, "{}"), docOr(in.Input, "{}"), docOr(in.Vars, "{}"), nullText(in.Output),
 		in.Error, in.CurrentStep, in.Seq, p.state, in.Owner, microsOrZero(in.LeaseUntil),
-		micros(started), micros(p.at), nullMicros(in.EndedAt)); err != nil {
+		micros(started), micros(p.at), nullMicros(in.EndedAt), max(in.Depth, 1), wakeAt(c.Wake)); err != nil {
 		return "", fmt.Errorf("create instance %q: %w", in.ID, s.conflict(err))
 	}
 	serials, err := s.applyCommit(ctx, tx, &c, p)
@@ -388,7 +392,7 @@ func (s *Store) CommitInstance(ctx context.Context, c store.InstanceCommit) erro
 	lease := microsOrZero(in.LeaseUntil)
 	res, err := txExec(ctx, tx, s.updateInstanceStmt, q.updateInstance,
 		in.Status, docOr(in.Vars, "{}"), nullText(in.Output), in.Error, in.CurrentStep, in.Seq, p.state,
-		in.Owner, lease, lease, in.Owner, micros(p.at), nullMicros(in.EndedAt),
+		in.Owner, lease, lease, in.Owner, micros(p.at), nullMicros(in.EndedAt), wakeAt(c.Wake),
 		in.ID, c.ExpectOwner)
 	if err != nil {
 		return fmt.Errorf("commit instance %q: %w", in.ID, err)
@@ -634,6 +638,42 @@ func (s *Store) ExpiredLeases(ctx context.Context, at time.Time, limit int) ([]s
 	return ids, nil
 }
 
+// OverdueWakes lists waiting instances whose wake time is at or before
+// at, longest overdue first. A limit of 0 or less means store.DefaultLimit.
+func (s *Store) OverdueWakes(ctx context.Context, at time.Time, limit int) ([]store.Wake, error) {
+	if limit <= 0 {
+		limit = store.DefaultLimit
+	}
+	rows, err := s.read.QueryContext(ctx, s.q.flows.overdueWakes, micros(at), limit)
+	if err != nil {
+		return nil, fmt.Errorf("overdue wakes: %w", err)
+	}
+	defer rows.Close()
+	var wakes []store.Wake
+	for rows.Next() {
+		var w store.Wake
+		var us int64
+		if err := rows.Scan(&w.InstanceID, &w.Seq, &us); err != nil {
+			return nil, fmt.Errorf("overdue wakes: %w", err)
+		}
+		w.At = fromMicros(us)
+		wakes = append(wakes, w)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("overdue wakes: %w", err)
+	}
+	return wakes, nil
+}
+
+// wakeAt is the wake_at column a commit writes: when its wake is due, 0
+// for none (an instance that runs, has ended, or waits for a person).
+func wakeAt(w *store.Wake) int64 {
+	if w == nil {
+		return 0
+	}
+	return microsOrZero(w.At)
+}
+
 // GetInstance reads an instance and opens its state.
 func (s *Store) GetInstance(ctx context.Context, id string) (store.Instance, error) {
 	in, err := s.scanInstance(s.read.QueryRowContext(ctx, s.q.flows.getInstance, id))
@@ -696,7 +736,7 @@ func (s *Store) scanInstance(sc scanner) (store.Instance, error) {
 	)
 	if err := sc.Scan(&in.ID, &in.Workflow, &in.Version, &in.Status, &in.StartedBy, &in.Starter, &in.Input,
 		&in.Vars, &in.Output, &in.Error, &in.CurrentStep, &in.Seq, &state, &in.Owner, &lease, &started,
-		&updated, &ended); err != nil {
+		&updated, &ended, &in.Depth); err != nil {
 		return store.Instance{}, err
 	}
 	if len(state) > 0 {

@@ -7,6 +7,8 @@ import (
 	"io/fs"
 
 	"github.com/pressly/goose/v3"
+
+	"github.com/flowgate/flowgate/internal/store"
 )
 
 // Migrate applies every pending migration in fsys (SQL files named
@@ -27,4 +29,18 @@ func Migrate(ctx context.Context, db *sql.DB, dialect goose.Dialect, fsys fs.FS,
 		latest = max(latest, src.Version)
 	}
 	return latest, nil
+}
+
+// CheckMigrated reports store.ErrNoDatabase when db has no migration table,
+// that is when Flowgate never migrated it. query counts the tables named
+// by its one parameter, in the backend's catalog.
+func CheckMigrated(ctx context.Context, db *sql.DB, query string) error {
+	var n int
+	if err := db.QueryRowContext(ctx, query, goose.DefaultTablename).Scan(&n); err != nil {
+		return fmt.Errorf("looking for the schema: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("%w (never migrated: it has no Flowgate schema)", store.ErrNoDatabase)
+	}
+	return nil
 }

@@ -42,6 +42,7 @@ func runFlowsConformance(t *testing.T, newStore func(t *testing.T) store.Store) 
 		{"CloseTask", testCloseTask},
 		{"TaskRoundTrip", testTaskRoundTrip},
 		{"WakeInTransaction", testWakeInTransaction},
+		{"OverdueWakes", testOverdueWakes},
 		{"WakeFailureRollsBack", testWakeFailureRollsBack},
 		{"WakeWithoutScheduler", testWakeWithoutScheduler},
 	}
@@ -89,6 +90,7 @@ func fullInstance(id, workflow string, version int) store.Instance {
 		LeaseUntil:  ts(1_700_000_600),
 		StartedAt:   ts(1_700_000_000),
 		UpdatedAt:   ts(1_700_000_010),
+		Depth:       3,
 	}
 }
 
@@ -115,7 +117,7 @@ func sameInstance(t *testing.T, got, want store.Instance) {
 	t.Helper()
 	if got.ID != want.ID || got.Workflow != want.Workflow || got.Version != want.Version || got.Status != want.Status ||
 		got.StartedBy != want.StartedBy || got.Error != want.Error || got.CurrentStep != want.CurrentStep ||
-		got.Seq != want.Seq || got.Owner != want.Owner {
+		got.Seq != want.Seq || got.Owner != want.Owner || got.Depth != want.Depth {
 		t.Errorf("instance:\n got %+v\nwant %+v", got, want)
 	}
 	wantDoc(t, "Starter", got.Starter, want.Starter)
@@ -345,7 +347,7 @@ func testInstanceRoundTrip(t *testing.T, s store.Store) {
 	end.EndedAt = ts(1_700_000_020)
 	end.Error = "none really"
 	sent := end
-	sent.Input, sent.Starter, sent.StartedBy = nil, nil, "user:mallory"
+	sent.Input, sent.Starter, sent.StartedBy, sent.Depth = nil, nil, "user:mallory", 7
 	step2 := steps[1]
 	step2.Status = store.StepCompleted
 	step2.EndedAt = ts(1_700_000_019)
@@ -379,6 +381,9 @@ func testInstanceDefaults(t *testing.T, s store.Store) {
 	}
 	if got.Output != nil || got.State != nil || !got.LeaseUntil.IsZero() || !got.EndedAt.IsZero() || got.Owner != "" {
 		t.Errorf("unset fields read back as %+v", got)
+	}
+	if got.Depth != 1 {
+		t.Errorf("Depth = %d, want 1 for an unset depth", got.Depth)
 	}
 	if got.StartedAt.Before(before) || !got.UpdatedAt.Equal(got.StartedAt) || got.StartedAt.Location() != time.UTC {
 		t.Errorf("StartedAt %v, UpdatedAt %v: want now, equal, in UTC", got.StartedAt, got.UpdatedAt)
@@ -1207,6 +1212,67 @@ func testWakeInTransaction(t *testing.T, s store.Store) {
 		if v, err := s.GetSetting(ctx(t), fmt.Sprintf("wake:%s:%d", in.ID, seq)); err != nil || v != "scheduled" {
 			t.Errorf("the scheduler's own write for seq %d: %q, %v", seq, v, err)
 		}
+	}
+}
+
+// The instance row keeps its wake's time, so a server can find overdue
+// waits without the job queue: only waiting instances with a due wake are
+// listed, longest overdue first; a claim or a commit without a wake
+// clears it.
+func testOverdueWakes(t *testing.T, s store.Store) {
+	deploy(t, s, "expense")
+	s.SetScheduler(&recordingScheduler{})
+	base := ts(1_700_000_000)
+	mk := func(n, seq int, wake *store.Wake) store.Instance {
+		in := fullInstance(instanceID(n), "expense", 1)
+		in.Status, in.Owner, in.LeaseUntil, in.Seq = store.StatusWaiting, "", time.Time{}, seq
+		if _, err := s.CreateInstance(ctx(t), store.InstanceCommit{Instance: in, Wake: wake}); err != nil {
+			t.Fatal(err)
+		}
+		return in
+	}
+	mk(1, 3, &store.Wake{Seq: 3, At: base.Add(20 * time.Second)})
+	two := mk(2, 1, &store.Wake{Seq: 1, At: base.Add(10 * time.Second)})
+	mk(3, 2, nil) // a task: waits for a person
+	mk(4, 1, &store.Wake{Seq: 1, At: base.Add(time.Hour)})
+	running := fullInstance(instanceID(5), "expense", 1) // running, with a wake recorded
+	if _, err := s.CreateInstance(ctx(t), store.InstanceCommit{Instance: running, Wake: &store.Wake{Seq: 1, At: base}}); err != nil {
+		t.Fatal(err)
+	}
+
+	if w, err := s.OverdueWakes(ctx(t), base.Add(5*time.Second), 10); err != nil || len(w) != 0 {
+		t.Errorf("OverdueWakes before any is due = %+v, %v", w, err)
+	}
+	w, err := s.OverdueWakes(ctx(t), base.Add(20*time.Second), 10)
+	want := []store.Wake{{InstanceID: instanceID(2), Seq: 1, At: base.Add(10 * time.Second)},
+		{InstanceID: instanceID(1), Seq: 3, At: base.Add(20 * time.Second)}}
+	if err != nil || len(w) != len(want) {
+		t.Fatalf("OverdueWakes = %+v, %v; want %+v (due ones, longest overdue first, waiting only)", w, err, want)
+	}
+	for i := range want {
+		if w[i].InstanceID != want[i].InstanceID || w[i].Seq != want[i].Seq {
+			t.Errorf("OverdueWakes[%d] = %+v, want %+v", i, w[i], want[i])
+		}
+		wantTime(t, "OverdueWakes At", w[i].At, want[i].At)
+	}
+	if w, err := s.OverdueWakes(ctx(t), base.Add(20*time.Second), 1); err != nil || len(w) != 1 || w[0].InstanceID != instanceID(2) {
+		t.Errorf("OverdueWakes with limit 1 = %+v, %v", w, err)
+	}
+
+	// Claimed and parked again without a wake (now at a task): no longer due.
+	if _, err := s.ClaimInstance(ctx(t), instanceID(2), 1, "server-a", base, base.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := s.OverdueWakes(ctx(t), base.Add(time.Minute), 10); err != nil || len(w) != 1 || w[0].InstanceID != instanceID(1) {
+		t.Errorf("OverdueWakes after claiming %s = %+v, %v; want only %s", instanceID(2), w, err, instanceID(1))
+	}
+	two.Seq = 2
+	if err := s.CommitInstance(ctx(t), store.InstanceCommit{Instance: two, ExpectOwner: "server-a"}); err != nil {
+		t.Fatal(err)
+	}
+	if w, err := s.OverdueWakes(ctx(t), base.Add(2*time.Hour), 10); err != nil || len(w) != 2 ||
+		w[0].InstanceID != instanceID(1) || w[1].InstanceID != instanceID(4) {
+		t.Errorf("OverdueWakes after %s parked without a wake = %+v, %v; want %s and %s", instanceID(2), w, err, instanceID(1), instanceID(4))
 	}
 }
 
