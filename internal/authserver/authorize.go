@@ -48,7 +48,7 @@ func (s *Server) verifyAuthRequest(ctx context.Context, d *oidc.AuthRequest) (st
 
 // authorize is the authorization endpoint (RFC 6749 §4.1, OIDC Core
 // §3.1.2) once op has parsed the request and accepted client and redirect
-// URI. SPEC's checks read the parameters as sent (q), since op has already
+// URI. Its checks read the parameters as sent (q), since op has already
 // dropped scopes it does not know. It returns where to send the browser.
 func (s *Server) authorize(ctx context.Context, client *store.Client, d *oidc.AuthRequest, q url.Values) string {
 	redirectURI, state := d.RedirectURI, d.State
@@ -71,7 +71,7 @@ func (s *Server) authorize(ctx context.Context, client *store.Client, d *oidc.Au
 			return fail("invalid_scope", "scope "+strconv.Quote(truncate(sc, 64))+" is not allowed for this client")
 		}
 	}
-	// op accepts plain; SPEC refuses it.
+	// op accepts plain; plain protects nothing, so it is refused.
 	challenge, method := q.Get("code_challenge"), q.Get("code_challenge_method")
 	switch {
 	case challenge == "" && method != "":

@@ -23,7 +23,7 @@ import (
 // provider is Flowgate's implementation of zitadel's op.Server: op routes
 // the protocol endpoints, parses their requests, authenticates clients
 // through VerifyClient, checks grant types and writes OAuth errors; these
-// methods apply SPEC §3 and mint tokens with the Server's keys and store.
+// methods apply Flowgate's rules (docs/security.md) and mint tokens with the Server's keys and store.
 type provider struct {
 	op.UnimplementedServer
 	s *Server
@@ -187,7 +187,7 @@ func schemaNames(t reflect.Type, names map[string]bool) {
 	}
 }
 
-// opEndpoints are SPEC §3's paths, given to op.RegisterServer.
+// opEndpoints are the provider's paths, given to op.RegisterServer.
 func opEndpoints() op.Endpoints {
 	return op.Endpoints{
 		Authorization: op.NewEndpoint(PathAuthorize),
@@ -200,7 +200,7 @@ func opEndpoints() op.Endpoints {
 	}
 }
 
-// serveOp prepares a request for op's handler: SPEC's content-type and
+// serveOp prepares a request for op's handler: the content-type and
 // body-size rules for POST bodies (op would accept anything), query
 // parameters ignored where only the body counts, no-store headers, and
 // the exchange in the context.
@@ -277,7 +277,7 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
 }
 
 // presentsClient refuses, as invalid_client and with an audit record
-// (SPEC §3), a request to a client-authenticated endpoint that names no
+// (as every failed client authentication is), a request to a client-authenticated endpoint that names no
 // client or carries a client assertion of another type; op would answer
 // both with invalid_request before VerifyClient is reached.
 func (s *Server) presentsClient(r *http.Request) error {
@@ -357,7 +357,7 @@ func (c *client) PostLogoutRedirectURIs() []string { return c.c.PostLogoutRedire
 
 // ApplicationType is part of op.Client: a client whose redirect URI has
 // a scheme of its own is native, others are web clients (op then allows
-// their registered http:// URIs as SPEC does).
+// their registered http:// URIs, as Flowgate does).
 func (c *client) ApplicationType() op.ApplicationType {
 	for _, u := range c.c.RedirectURIs {
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
@@ -389,8 +389,8 @@ func (c *client) IDTokenLifetime() time.Duration { return 0 }
 
 // DevMode is part of op.Client. op uses it only to relax its own
 // redirect-URI scheme policy (http only for confidential clients asking
-// for a code), which is not SPEC's: SPEC's rule is that the redirect URI
-// is one the client registered, exactly, which VerifyAuthRequest checks
+// for a code), which is not Flowgate's: its rule is that the redirect URI
+// is one the client registered, exactly (docs/configuration.md, clients), which VerifyAuthRequest checks
 // before op does. Without it, op would answer an http redirect URI with
 // a response_type other than code with a JSON error instead of letting
 // Authorize send unsupported_response_type to the client.
@@ -426,8 +426,8 @@ func scopeFields(a oidc.SpaceDelimitedArray) []string {
 
 func storeClient(c op.Client) *store.Client { return &c.(*client).c }
 
-// Discovery is part of op.Server: SPEC §3's metadata, also served at the
-// RFC 8414 path.
+// Discovery is part of op.Server: the provider's metadata, also served at
+// the RFC 8414 path.
 func (p *provider) Discovery(_ context.Context, _ *op.Request[struct{}]) (*op.Response, error) {
 	resp := op.NewResponse(p.s.metadata())
 	resp.Header.Set("Cache-Control", "public, max-age=300")
@@ -444,7 +444,7 @@ func (p *provider) Keys(_ context.Context, _ *op.Request[struct{}]) (*op.Respons
 }
 
 // VerifyClient is part of op.Server: the client's registered method
-// (SPEC §3), every failure the same invalid_client, the audit log says why.
+// and nothing else, every failure the same invalid_client, the audit log says why.
 func (p *provider) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
 	c, err := p.s.authenticateClient(ctx, r.Header, r.Data)
 	if err != nil {
@@ -472,7 +472,7 @@ func (p *provider) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 }
 
 // RefreshToken is part of op.Server: rotation on every use, family
-// revocation on reuse (SPEC §3).
+// revocation on reuse (docs/security.md).
 func (p *provider) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.RefreshTokenRequest]) (*op.Response, error) {
 	resp, err := p.s.refresh(ctx, storeClient(r.Client), r.Data.RefreshToken, scopeFields(r.Data.Scopes))
 	if err != nil {
@@ -516,8 +516,8 @@ func (p *provider) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequ
 }
 
 // VerifyAuthRequest is part of op.Server: the client and its redirect
-// URI. Neither failure may redirect (SPEC §3), so both answer with our
-// error page.
+// URI. Neither failure may redirect (the redirect URI is not trusted yet),
+// so both answer with our error page.
 func (p *provider) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthRequest]) (*op.ClientRequest[oidc.AuthRequest], error) {
 	c, err := p.s.verifyAuthRequest(ctx, r.Data)
 	if err != nil {
@@ -530,7 +530,7 @@ func (p *provider) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.Aut
 	return &op.ClientRequest[oidc.AuthRequest]{Request: r, Client: cl}, nil
 }
 
-// Authorize is part of op.Server: SPEC's checks (PKCE S256 only, scopes,
+// Authorize is part of op.Server: our checks (PKCE S256 only, scopes,
 // prompt, max_age), then the session, login and consent pages. Every
 // answer is a redirect: to our pages, or to the client with a code or an
 // error (with iss, RFC 9207).

@@ -226,7 +226,8 @@ func (s *Server) accessRevoked(ctx context.Context, jti string) (bool, error) {
 }
 
 // issueUserTokens mints the access token, the ID token (scope openid) and a
-// refresh token when SPEC allows one. newFamily creates the refresh token
+// refresh token when one is allowed (refresh tokens on in auth, the grant
+// registered for the client, scope offline_access). newFamily creates the refresh token
 // (a code exchange, the grant the access token records); otherwise the
 // caller already rotated it (a refresh).
 func (s *Server) issueUserTokens(ctx context.Context, c *store.Client, u *store.User, scopes []string, jti, family, nonce string,
