@@ -135,7 +135,8 @@ func (d *formDecoder) Decode(dst any, src map[string][]string) error {
 }
 
 // exactNames returns src without the parameters that are not named
-// exactly as a field of dst: src itself when there are none.
+// exactly as a field of dst: src itself when there are none, nil when
+// none is.
 func (d *formDecoder) exactNames(dst any, src map[string][]string) map[string][]string {
 	t := reflect.TypeOf(dst)
 	known, ok := d.names.Load(t)
@@ -151,9 +152,12 @@ func (d *formDecoder) exactNames(dst any, src map[string][]string) map[string][]
 		if names[k] {
 			continue
 		}
-		exact := make(map[string][]string, len(src))
+		var exact map[string][]string // nil when no name is dst's
 		for k, v := range src {
 			if names[k] {
+				if exact == nil {
+					exact = make(map[string][]string, len(src))
+				}
 				exact[k] = v
 			}
 		}
