@@ -15,6 +15,7 @@ import (
 
 	"github.com/go-jose/go-jose/v4"
 	josejwt "github.com/go-jose/go-jose/v4/jwt"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/tokenrules"
@@ -53,8 +54,8 @@ func (s *Server) checkAssertion(ctx context.Context, formID, raw string, fail fu
 	if err != nil {
 		return nil, err
 	}
-	if c.TokenEndpointAuthMethod != "private_key_jwt" {
-		return fail(id, "client is registered for "+c.TokenEndpointAuthMethod+", not private_key_jwt")
+	if c.TokenEndpointAuthMethod != string(oidc.AuthMethodPrivateKeyJWT) {
+		return fail(id, "client is registered for "+c.TokenEndpointAuthMethod+", not "+string(oidc.AuthMethodPrivateKeyJWT))
 	}
 	kid := tok.Headers[0].KeyID
 	keys, err := s.clientKeys(ctx, &c, kid)

@@ -1,43 +1,76 @@
 package authserver
 
 import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
-	"github.com/zitadel/schema"
 )
 
-// FuzzFormDecoder decodes arbitrary token-request forms with the hand-read
-// fast path and with the schema decoder it stands in for: the two must
-// agree field for field, and neither may panic.
-func FuzzFormDecoder(f *testing.F) {
+// FuzzTokenForm posts arbitrary bodies to the token endpoint: every answer
+// is a token (200) or an OAuth error the caller made (400, 401), never a
+// failure of ours. On the way, it checks the decoding op does with our
+// decoder: the same form with every name also spelled in upper case
+// decodes to the same requests, since names match only as spelled.
+func FuzzTokenForm(f *testing.F) {
 	for _, s := range []string{
-		"grant_type=client_credentials&scope=a+b&client_id=c&client_secret=s",
-		"grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=x.y.z",
-		"GRANT_TYPE=x&Scope=&client_id=a&client_id=b", "scope=%20%20a", "client_secret=&client_secret=x", "=&&=x", "%zz",
+		"grant_type=client_credentials&scope=flows.invoke&client_id=svc&client_secret=" + url.QueryEscape(svcSecret),
+		"grant_type=client_credentials&client_assertion_type=urn%3Aietf%3Aparams%3Aoauth%3Aclient-assertion-type%3Ajwt-bearer&client_assertion=x.y.z&client_id=jwtc",
+		"grant_type=authorization_code&code=x&redirect_uri=http%3A%2F%2Frp.invalid%2Fcb&client_id=spa&code_verifier=v",
+		"grant_type=refresh_token&refresh_token=x&client_id=spa&scope=openid",
+		"GRANT_TYPE=client_credentials&Scope=&client_id=svc&client_id=portal", "scope=%20%20a", "client_secret=&client_secret=x", "=&&=x",
 	} {
 		f.Add(s)
 	}
-	fast := newFormDecoder()
-	slow := schema.NewDecoder()
-	slow.IgnoreUnknownKeys(true)
-	f.Fuzz(func(t *testing.T, form string) {
-		src, err := url.ParseQuery(form)
-		if err != nil {
-			return
+	e := newEnv(f, nil, nil, true)
+	dec := newFormDecoder()
+	f.Fuzz(func(t *testing.T, body string) {
+		if form, err := url.ParseQuery(body); err == nil {
+			shouted := url.Values{}
+			for k, v := range form {
+				shouted[k] = v
+				if up := strings.ToUpper(k); form[up] == nil {
+					shouted[up] = []string{"SHOUTED"}
+				}
+			}
+			for _, mk := range []func() any{
+				func() any { return new(op.ClientCredentials) },
+				func() any { return new(oidc.ClientCredentialsRequest) },
+				func() any { return new(oidc.AccessTokenRequest) },
+				func() any { return new(oidc.RefreshTokenRequest) },
+			} {
+				want, got := mk(), mk()
+				werr, gerr := dec.Decode(want, form), dec.Decode(got, shouted)
+				if (werr == nil) != (gerr == nil) || !reflect.DeepEqual(want, got) {
+					t.Fatalf("%q into %T: %+v (%v); with upper-case names %+v (%v)", body, want, want, werr, got, gerr)
+				}
+			}
 		}
-		var gotCreds, wantCreds op.ClientCredentials
-		errFast, errSlow := fast.Decode(&gotCreds, src), slow.Decode(&wantCreds, src)
-		if (errFast == nil) != (errSlow == nil) || (errSlow == nil && !reflect.DeepEqual(gotCreds, wantCreds)) {
-			t.Fatalf("client credentials of %q: fast %+v (%v), schema %+v (%v)", form, gotCreds, errFast, wantCreds, errSlow)
+		r := httptest.NewRequest(http.MethodPost, PathToken, strings.NewReader(body))
+		r.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		rec := httptest.NewRecorder()
+		e.handler.ServeHTTP(rec, r)
+		var m map[string]any
+		if err := json.Unmarshal(rec.Body.Bytes(), &m); err != nil {
+			t.Fatalf("%q: %d, body not JSON: %s", body, rec.Code, rec.Body)
 		}
-		var gotReq, wantReq oidc.ClientCredentialsRequest
-		errFast, errSlow = fast.Decode(&gotReq, src), slow.Decode(&wantReq, src)
-		if (errFast == nil) != (errSlow == nil) || (errSlow == nil && !reflect.DeepEqual(gotReq, wantReq)) {
-			t.Fatalf("client credentials request of %q: fast %+v (%v), schema %+v (%v)", form, gotReq, errFast, wantReq, errSlow)
+		switch rec.Code {
+		case http.StatusOK:
+			if m["access_token"] == nil {
+				t.Fatalf("%q: 200 without an access token: %v", body, m)
+			}
+		case http.StatusBadRequest, http.StatusUnauthorized:
+			if m["error"] == nil {
+				t.Fatalf("%q: %d without an error: %v", body, rec.Code, m)
+			}
+		default:
+			t.Fatalf("%q: status %d: %v", body, rec.Code, m)
 		}
 	})
 }

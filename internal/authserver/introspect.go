@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/golang-jwt/jwt/v5"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/store"
@@ -184,7 +185,7 @@ func (s *Server) revoke(ctx context.Context, client *store.Client, raw string) e
 
 // userinfo is OIDC Core §5.3; op has found the bearer token.
 func (s *Server) userinfo(ctx context.Context, raw string) (any, error) {
-	invalid := &oauthError{Code: "invalid_token", status: http.StatusUnauthorized}
+	invalid := oauthErr(&oidc.Error{ErrorType: "invalid_token"}, "", http.StatusUnauthorized)
 	p, err := s.verifyAccess(ctx, raw, false)
 	if err != nil {
 		return nil, invalid
@@ -196,7 +197,7 @@ func (s *Server) userinfo(ctx context.Context, raw string) (any, error) {
 	}
 	scopes := strings.Fields(p.Scope)
 	if !slices.Contains(scopes, "openid") || p.client {
-		return nil, &oauthError{Code: "insufficient_scope", status: http.StatusForbidden}
+		return nil, oauthErr(&oidc.Error{ErrorType: "insufficient_scope"}, "", http.StatusForbidden)
 	}
 	u, err := s.st.GetUser(ctx, p.Subject)
 	if err != nil || u.Disabled {

@@ -90,3 +90,30 @@ func checkCSRF(r *http.Request) bool {
 }
 
 func waitSeconds(d time.Duration) int { return int(math.Ceil(d.Seconds())) }
+
+// MessagePage answers with a plain page: a title and a sentence, with the
+// headers every page carries. For outcomes of /connect and
+// /oauth-callback.
+func (s *Server) MessagePage(w http.ResponseWriter, status int, title, message string) {
+	s.render(w, status, "message", pageData{Title: title, Detail: message})
+}
+
+// ErrorPage answers with the error page; detail shows only with
+// auth.show_detailed_errors.
+func (s *Server) ErrorPage(w http.ResponseWriter, status int, message, detail string) {
+	s.errorPage(w, status, message, detail)
+}
+
+// postedForm reads a page's POSTed form and checks its CSRF token,
+// answering with an error page when either fails.
+func (s *Server) postedForm(w http.ResponseWriter, r *http.Request) bool {
+	if err := parseForm(w, r); err != nil {
+		s.errorPage(w, http.StatusBadRequest, "The form could not be read.", err.Error())
+		return false
+	}
+	if !checkCSRF(r) {
+		s.errorPage(w, http.StatusForbidden, "The form has expired. Go back and try again.", "CSRF token mismatch")
+		return false
+	}
+	return true
+}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
@@ -21,7 +23,7 @@ import (
 // provider is Flowgate's implementation of zitadel's op.Server: op routes
 // the protocol endpoints, parses their requests, authenticates clients
 // through VerifyClient, checks grant types and writes OAuth errors; these
-// methods apply SPEC §3 and mint tokens with the Server's keys and store.
+// methods apply Flowgate's rules (docs/security.md) and mint tokens with the Server's keys and store.
 type provider struct {
 	op.UnimplementedServer
 	s *Server
@@ -93,49 +95,33 @@ func (w *opWriter) Write(b []byte) (int, error) {
 	return w.ResponseWriter.Write(b)
 }
 
-// formDecoder is op's default decoder, except that an authorization
-// request whose max_age is not a number is still decoded (without it):
-// Authorize refuses it at the client's redirect URI, as SPEC wants for
-// every request naming a registered one, where op would answer it with
-// a JSON error.
-type formDecoder struct{ *schema.Decoder }
+// formDecoder is op's default decoder (schema, unknown parameters
+// ignored) with two differences:
+//   - parameter names match only as spelled: OAuth parameter names are
+//     case-sensitive (RFC 6749), and schema matches them ignoring case, so
+//     a GRANT_TYPE or Scope parameter is dropped before schema sees it, as
+//     any other unknown parameter;
+//   - an authorization request whose max_age is not a number is still
+//     decoded (without it): Authorize refuses it at the client's redirect
+//     URI, as it does every bad request naming a registered one, where op
+//     would answer it with a JSON error.
+type formDecoder struct {
+	dec *schema.Decoder
+	// names holds, per request type, the parameter names schema decodes
+	// into it (reflect.Type → map[string]bool).
+	names sync.Map
+}
 
-func newFormDecoder() formDecoder {
+func newFormDecoder() *formDecoder {
 	d := schema.NewDecoder()
 	d.IgnoreUnknownKeys(true)
-	return formDecoder{d}
+	return &formDecoder{dec: d}
 }
 
 // Decode is httphelper.Decoder's.
-func (d formDecoder) Decode(dst any, src map[string][]string) error {
-	// The client-credentials grant's two requests, decoded on every token
-	// request, are read by hand: schema's reflection cost a twentieth of
-	// the endpoint's time. The result is schema's, field for field.
-	switch dst := dst.(type) {
-	case *op.ClientCredentials:
-		for k, v := range src {
-			decodeClientAuth(k, v, &dst.ClientID, &dst.ClientSecret, &dst.ClientAssertion, &dst.ClientAssertionType)
-		}
-		return nil
-	case *oidc.ClientCredentialsRequest:
-		for k, v := range src {
-			switch {
-			case strings.EqualFold(k, "grant_type"):
-				var g string
-				setFormString(&g, v)
-				if g != "" {
-					dst.GrantType = oidc.GrantType(g)
-				}
-			case strings.EqualFold(k, "scope"):
-				// schema applies UnmarshalText even to an empty value.
-				_ = dst.Scope.UnmarshalText([]byte(lastValue(v)))
-			default:
-				decodeClientAuth(k, v, &dst.ClientID, &dst.ClientSecret, &dst.ClientAssertion, &dst.ClientAssertionType)
-			}
-		}
-		return nil
-	}
-	err := d.Decoder.Decode(dst, src)
+func (d *formDecoder) Decode(dst any, src map[string][]string) error {
+	src = d.exactNames(dst, src)
+	err := d.dec.Decode(dst, src)
 	if _, ok := dst.(*oidc.AuthRequest); ok && err != nil && len(src["max_age"]) > 0 {
 		rest := make(map[string][]string, len(src))
 		for k, v := range src {
@@ -143,41 +129,69 @@ func (d formDecoder) Decode(dst any, src map[string][]string) error {
 				rest[k] = v
 			}
 		}
-		return d.Decoder.Decode(dst, rest)
+		return d.dec.Decode(dst, rest)
 	}
 	return err
 }
 
-// decodeClientAuth sets the client-authentication field whose parameter
-// name is k, as schema does: names match case-insensitively, the last value
-// counts, and an empty one leaves the field alone.
-func decodeClientAuth(k string, v []string, id, secret, assertion, assertionType *string) {
-	switch {
-	case strings.EqualFold(k, "client_id"):
-		setFormString(id, v)
-	case strings.EqualFold(k, "client_secret"):
-		setFormString(secret, v)
-	case strings.EqualFold(k, "client_assertion"):
-		setFormString(assertion, v)
-	case strings.EqualFold(k, "client_assertion_type"):
-		setFormString(assertionType, v)
+// exactNames returns src without the parameters that are not named
+// exactly as a field of dst: src itself when there are none, nil when
+// none is.
+func (d *formDecoder) exactNames(dst any, src map[string][]string) map[string][]string {
+	t := reflect.TypeOf(dst)
+	known, ok := d.names.Load(t)
+	if !ok {
+		names := map[string]bool{}
+		if t.Kind() == reflect.Pointer && t.Elem().Kind() == reflect.Struct {
+			schemaNames(t.Elem(), names)
+		}
+		known, _ = d.names.LoadOrStore(t, names)
+	}
+	names := known.(map[string]bool)
+	for k := range src {
+		if names[k] {
+			continue
+		}
+		var exact map[string][]string // nil when no name is dst's
+		for k, v := range src {
+			if names[k] {
+				if exact == nil {
+					exact = make(map[string][]string, len(src))
+				}
+				exact[k] = v
+			}
+		}
+		return exact
+	}
+	return src
+}
+
+// schemaNames adds to names the parameter names schema decodes into the
+// struct type t: a field's tag name, or its Go name without one, and the
+// names of embedded structs. op's request types are flat, so dotted paths
+// into nested structs, which schema also decodes, are not needed.
+func schemaNames(t reflect.Type, names map[string]bool) {
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("schema"), ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		names[name] = true
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer {
+			ft = ft.Elem()
+		}
+		if f.Anonymous && ft.Kind() == reflect.Struct {
+			schemaNames(ft, names)
+		}
 	}
 }
 
-func setFormString(dst *string, v []string) {
-	if s := lastValue(v); s != "" {
-		*dst = s
-	}
-}
-
-func lastValue(v []string) string {
-	if len(v) == 0 {
-		return ""
-	}
-	return v[len(v)-1]
-}
-
-// opEndpoints are SPEC §3's paths, given to op.RegisterServer.
+// opEndpoints are the provider's paths, given to op.RegisterServer.
 func opEndpoints() op.Endpoints {
 	return op.Endpoints{
 		Authorization: op.NewEndpoint(PathAuthorize),
@@ -190,7 +204,7 @@ func opEndpoints() op.Endpoints {
 	}
 }
 
-// serveOp prepares a request for op's handler: SPEC's content-type and
+// serveOp prepares a request for op's handler: the content-type and
 // body-size rules for POST bodies (op would accept anything), query
 // parameters ignored where only the body counts, no-store headers, and
 // the exchange in the context.
@@ -202,7 +216,7 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
 		// one OAuth defines for this (§4.1.2.1), and clients retry a 503.
 		w.Header().Set("Cache-Control", "no-store")
 		w.Header().Set("Retry-After", "5")
-		s.writeOAuthError(w, &oauthError{Code: "temporarily_unavailable", Description: "the audit log cannot be written; try again later", status: http.StatusServiceUnavailable})
+		s.writeOAuthError(w, r, oauthErr(&oidc.Error{ErrorType: "temporarily_unavailable"}, "the audit log cannot be written; try again later", http.StatusServiceUnavailable))
 		return
 	}
 	clientAuth := path == PathToken || path == PathRevoke || path == PathIntrospect
@@ -235,7 +249,7 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
 			case PathEndSession:
 				s.errorPage(w, http.StatusBadRequest, "The logout request is malformed.", err.Error())
 			default:
-				s.writeOAuthError(w, err)
+				s.writeOAuthError(w, r, err)
 			}
 			return
 		}
@@ -247,7 +261,7 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case clientAuth:
 		if err := s.presentsClient(r); err != nil {
-			s.writeOAuthError(w, err)
+			s.writeOAuthError(w, r, err)
 			return
 		}
 	case path == PathUserinfo:
@@ -267,7 +281,7 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
 }
 
 // presentsClient refuses, as invalid_client and with an audit record
-// (SPEC §3), a request to a client-authenticated endpoint that names no
+// (as every failed client authentication is), a request to a client-authenticated endpoint that names no
 // client or carries a client assertion of another type; op would answer
 // both with invalid_request before VerifyClient is reached.
 func (s *Server) presentsClient(r *http.Request) error {
@@ -307,36 +321,16 @@ func (e issEncoder) Encode(src any, dst map[string][]string) error {
 	return nil
 }
 
-// opError turns our errors into op's: an *oidc.Error with the status SPEC
-// and RFC 6749 give it.
+// opError is err as op is to answer it: our OAuth errors (oauthErr) as
+// they are, any other error logged and answered as a server_error that
+// tells nothing of it.
 func (s *Server) opError(err error) error {
-	var oe *oauthError
-	if !errors.As(err, &oe) {
-		s.logger.Error("authorization server error", "err", err)
-		return oidc.ErrServerError().WithDescription("internal error")
+	var se op.StatusError
+	if errors.As(err, &se) {
+		return err
 	}
-	e := &oidc.Error{Description: oe.Description}
-	switch oe.Code {
-	case "invalid_request":
-		e.ErrorType = oidc.InvalidRequest
-	case "invalid_client":
-		e.ErrorType = oidc.InvalidClient
-	case "invalid_grant":
-		e.ErrorType = oidc.InvalidGrant
-	case "unauthorized_client":
-		e.ErrorType = oidc.UnauthorizedClient
-	case "unsupported_grant_type":
-		e.ErrorType = oidc.UnsupportedGrantType
-	case "invalid_scope":
-		e.ErrorType = oidc.InvalidScope
-	case "invalid_token":
-		e.ErrorType = "invalid_token"
-	case "insufficient_scope":
-		e.ErrorType = "insufficient_scope"
-	default:
-		e.ErrorType = oidc.ServerError
-	}
-	return op.NewStatusError(e, oe.status)
+	s.logger.Error("authorization server error", "err", err)
+	return oidc.ErrServerError().WithDescription("internal error")
 }
 
 // client is a store.Client as op sees it. Those of confidential clients
@@ -367,7 +361,7 @@ func (c *client) PostLogoutRedirectURIs() []string { return c.c.PostLogoutRedire
 
 // ApplicationType is part of op.Client: a client whose redirect URI has
 // a scheme of its own is native, others are web clients (op then allows
-// their registered http:// URIs as SPEC does).
+// their registered http:// URIs, as Flowgate does).
 func (c *client) ApplicationType() op.ApplicationType {
 	for _, u := range c.c.RedirectURIs {
 		if !strings.HasPrefix(u, "http://") && !strings.HasPrefix(u, "https://") {
@@ -399,8 +393,8 @@ func (c *client) IDTokenLifetime() time.Duration { return 0 }
 
 // DevMode is part of op.Client. op uses it only to relax its own
 // redirect-URI scheme policy (http only for confidential clients asking
-// for a code), which is not SPEC's: SPEC's rule is that the redirect URI
-// is one the client registered, exactly, which VerifyAuthRequest checks
+// for a code), which is not Flowgate's: its rule is that the redirect URI
+// is one the client registered, exactly (docs/configuration.md, clients), which VerifyAuthRequest checks
 // before op does. Without it, op would answer an http redirect URI with
 // a response_type other than code with a JSON error instead of letting
 // Authorize send unsupported_response_type to the client.
@@ -436,8 +430,8 @@ func scopeFields(a oidc.SpaceDelimitedArray) []string {
 
 func storeClient(c op.Client) *store.Client { return &c.(*client).c }
 
-// Discovery is part of op.Server: SPEC §3's metadata, also served at the
-// RFC 8414 path.
+// Discovery is part of op.Server: the provider's metadata, also served at
+// the RFC 8414 path.
 func (p *provider) Discovery(_ context.Context, _ *op.Request[struct{}]) (*op.Response, error) {
 	resp := op.NewResponse(p.s.metadata())
 	resp.Header.Set("Cache-Control", "public, max-age=300")
@@ -454,7 +448,7 @@ func (p *provider) Keys(_ context.Context, _ *op.Request[struct{}]) (*op.Respons
 }
 
 // VerifyClient is part of op.Server: the client's registered method
-// (SPEC §3), every failure the same invalid_client, the audit log says why.
+// and nothing else, every failure the same invalid_client, the audit log says why.
 func (p *provider) VerifyClient(ctx context.Context, r *op.Request[op.ClientCredentials]) (op.Client, error) {
 	c, err := p.s.authenticateClient(ctx, r.Header, r.Data)
 	if err != nil {
@@ -482,7 +476,7 @@ func (p *provider) CodeExchange(ctx context.Context, r *op.ClientRequest[oidc.Ac
 }
 
 // RefreshToken is part of op.Server: rotation on every use, family
-// revocation on reuse (SPEC §3).
+// revocation on reuse (docs/security.md).
 func (p *provider) RefreshToken(ctx context.Context, r *op.ClientRequest[oidc.RefreshTokenRequest]) (*op.Response, error) {
 	resp, err := p.s.refresh(ctx, storeClient(r.Client), r.Data.RefreshToken, scopeFields(r.Data.Scopes))
 	if err != nil {
@@ -516,9 +510,9 @@ func (p *provider) Revocation(ctx context.Context, r *op.ClientRequest[oidc.Revo
 func (p *provider) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequest]) (*op.Response, error) {
 	v, err := p.s.userinfo(ctx, strings.TrimSpace(r.Data.AccessToken))
 	if err != nil {
-		var oe *oauthError
+		var oe *oidc.Error
 		if errors.As(err, &oe) {
-			exchangeOf(ctx).challenge = `Bearer error="` + oe.Code + `"`
+			exchangeOf(ctx).challenge = `Bearer error="` + string(oe.ErrorType) + `"`
 		}
 		return nil, p.s.opError(err)
 	}
@@ -526,8 +520,8 @@ func (p *provider) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequ
 }
 
 // VerifyAuthRequest is part of op.Server: the client and its redirect
-// URI. Neither failure may redirect (SPEC §3), so both answer with our
-// error page.
+// URI. Neither failure may redirect (the redirect URI is not trusted yet),
+// so both answer with our error page.
 func (p *provider) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.AuthRequest]) (*op.ClientRequest[oidc.AuthRequest], error) {
 	c, err := p.s.verifyAuthRequest(ctx, r.Data)
 	if err != nil {
@@ -540,7 +534,7 @@ func (p *provider) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.Aut
 	return &op.ClientRequest[oidc.AuthRequest]{Request: r, Client: cl}, nil
 }
 
-// Authorize is part of op.Server: SPEC's checks (PKCE S256 only, scopes,
+// Authorize is part of op.Server: our checks (PKCE S256 only, scopes,
 // prompt, max_age), then the session, login and consent pages. Every
 // answer is a redirect: to our pages, or to the client with a code or an
 // error (with iss, RFC 9207).

@@ -1,11 +1,12 @@
 // Package authserver is Flowgate's built-in OAuth 2.0 authorization server
-// and OpenID Provider (SPEC §3): discovery, JWKS, the authorization code
+// and OpenID Provider: discovery, JWKS, the authorization code
 // flow with PKCE, client credentials, refresh-token rotation, revocation,
 // introspection, userinfo, RP-initiated logout, and the login, consent and
 // logout pages.
 //
 // The protocol layer is github.com/zitadel/oidc/v3's pkg/op. provider
-// implements op.Server and is served by op.RegisterServer on SPEC's paths:
+// implements op.Server and is served by op.RegisterServer on the paths
+// below (Path*):
 // op routes the endpoints, parses and decodes every request, authenticates
 // clients through provider.VerifyClient, checks that a client may use a
 // grant type, dispatches grants to CodeExchange, RefreshToken and
@@ -14,7 +15,8 @@
 // Device authorization, token exchange and the JWT-profile grant come
 // from op.UnimplementedServer and are refused.
 //
-// Where op's defaults differ from SPEC, the provider methods apply SPEC:
+// Where op's defaults are laxer than Flowgate's rules (docs/security.md),
+// the provider methods apply ours:
 // client authentication is ours (a keyed hash of the secret in constant
 // time, the registered method enforced, private_key_jwt assertions
 // verified with go-jose with aud, exp and a single-use jti; public
@@ -23,7 +25,7 @@
 // every use and a reused one revokes its family; a reused code revokes
 // what it issued; access tokens are RFC 9068 at+jwt, signed with the
 // access-token key (ES256, RS256 or EdDSA) and ID tokens with RS256, both
-// by this package (op has one signing key). An unknown client or an
+// by this package with golang-jwt (op has one signing key). An unknown client or an
 // unregistered redirect URI gets our HTML error page, never a redirect.
 //
 // op has no user interface and no sessions: /login, /consent and /logout
@@ -31,13 +33,13 @@
 // each call's HTTP request and response to the provider in the context
 // (an exchange) for session cookies, audit addresses, and the HTML pages
 // that answer instead of op's JSON. serveOp also enforces what op leaves
-// open: SPEC's form content type and body limit, body-only parameters on
+// open: the form content type and a body limit, body-only parameters on
 // the client-authenticated endpoints, invalid_client (audited) for a
 // request naming no client, WWW-Authenticate challenges and no-store
 // headers; methods are enforced by the ServeMux patterns (405 otherwise).
-// op's decoder and encoder are adjusted so that a malformed max_age still
-// reaches Authorize (refused at the redirect URI) and op's own error
-// redirects carry iss like ours.
+// op's decoder and encoder are adjusted so that parameter names match only
+// as spelled, a malformed max_age still reaches Authorize (refused at the
+// redirect URI), and op's own error redirects carry iss like ours.
 //
 // Hot paths: client_credentials with a client secret does one client read,
 // an HMAC check, one signature and an audit record (batched by the
@@ -51,7 +53,6 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -73,7 +74,7 @@ import (
 	"github.com/flowgate/flowgate/internal/throttle"
 )
 
-// SPEC §3 paths.
+// The provider's paths, fixed: relying parties and the docs name them.
 const (
 	PathDiscovery    = "/.well-known/openid-configuration"
 	PathASMetadata   = "/.well-known/oauth-authorization-server"
@@ -230,7 +231,7 @@ func (s *Server) RevokeUser(ctx context.Context, username string) error {
 	return nil
 }
 
-// Register mounts every endpoint of SPEC §3 on mux: the protocol
+// Register mounts every endpoint of the provider on mux: the protocol
 // endpoints through op's handler, the pages for people directly.
 func (s *Server) Register(mux *http.ServeMux) {
 	h := http.HandlerFunc(s.serveOp)
@@ -279,7 +280,7 @@ type Metadata struct {
 }
 
 func (s *Server) metadata() Metadata {
-	authMethods := []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+	authMethods := []string{string(oidc.AuthMethodBasic), string(oidc.AuthMethodPost), string(oidc.AuthMethodPrivateKeyJWT), string(oidc.AuthMethodNone)}
 	return Metadata{
 		Issuer:                            s.issuer,
 		AuthorizationEndpoint:             s.issuer + PathAuthorize,
@@ -292,7 +293,7 @@ func (s *Server) metadata() Metadata {
 		ScopesSupported:                   []string{"openid", "profile", "email", "offline_access"},
 		ResponseTypesSupported:            []string{"code"},
 		ResponseModesSupported:            []string{"query"},
-		GrantTypesSupported:               []string{"authorization_code", "client_credentials", "refresh_token"},
+		GrantTypesSupported:               []string{string(oidc.GrantTypeCode), string(oidc.GrantTypeClientCredentials), string(oidc.GrantTypeRefreshToken)},
 		SubjectTypesSupported:             []string{"public"},
 		IDTokenSigningAlgValuesSupported:  []string{"RS256"},
 		TokenEndpointAuthMethodsSupported: authMethods,
@@ -364,48 +365,28 @@ func hashToken(t string) string {
 	return base64.RawURLEncoding.EncodeToString(h[:])
 }
 
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
-	if err != nil {
-		http.Error(w, "internal error", http.StatusInternalServerError)
-		return
-	}
-	h := w.Header()
-	h.Set("Content-Type", "application/json")
-	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_, _ = w.Write(b)
+// oauthErr is an OAuth error (RFC 6749 §5.2) as op writes it: e's code,
+// description for the caller and the HTTP status to answer with.
+func oauthErr(e *oidc.Error, description string, status int) error {
+	e.Description = description
+	return op.NewStatusError(e, status)
 }
 
-// oauthError is an RFC 6749 §5.2 error.
-type oauthError struct {
-	Code        string `json:"error"`
-	Description string `json:"error_description,omitempty"`
-	status      int
+func errInvalidRequest(d string) error {
+	return oauthErr(oidc.ErrInvalidRequest(), d, http.StatusBadRequest)
+}
+func errInvalidClient(d string) error {
+	return oauthErr(oidc.ErrInvalidClient(), d, http.StatusUnauthorized)
+}
+func errInvalidGrant(d string) error {
+	return oauthErr(oidc.ErrInvalidGrant(), d, http.StatusBadRequest)
 }
 
-func (e *oauthError) Error() string { return e.Code + ": " + e.Description }
-
-func errInvalidRequest(d string) *oauthError {
-	return &oauthError{Code: "invalid_request", Description: d, status: http.StatusBadRequest}
-}
-func errInvalidClient(d string) *oauthError {
-	return &oauthError{Code: "invalid_client", Description: d, status: http.StatusUnauthorized}
-}
-func errInvalidGrant(d string) *oauthError {
-	return &oauthError{Code: "invalid_grant", Description: d, status: http.StatusBadRequest}
-}
-
-func (s *Server) writeOAuthError(w http.ResponseWriter, err error) {
-	var oe *oauthError
-	if !errors.As(err, &oe) {
-		s.logger.Error("authorization server error", "err", err)
-		oe = &oauthError{Code: "server_error", Description: "internal error", status: http.StatusInternalServerError}
-	}
-	if oe.status == http.StatusUnauthorized {
-		w.Header().Set("WWW-Authenticate", `Basic realm="flowgate"`)
-	}
-	writeJSON(w, oe.status, oe)
+// writeOAuthError answers a request that op does not see (refused before
+// it) as op answers the others, with a Basic challenge on a 401.
+func (s *Server) writeOAuthError(w http.ResponseWriter, r *http.Request, err error) {
+	w.Header().Set("Cache-Control", "no-store")
+	op.WriteError(&opWriter{ResponseWriter: w, x: &exchange{challenge: `Basic realm="flowgate"`}}, r, s.opError(err), nil)
 }
 
 // parseForm checks the content type and size and parses a POST body.

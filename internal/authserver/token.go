@@ -7,12 +7,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
@@ -62,62 +63,35 @@ func (s *Server) mintAccess(sub, clientID, grant string, scopes []string, jti st
 	if !authTime.IsZero() {
 		c.AuthTime = authTime.Unix()
 	}
-	var buf [512]byte
-	tok, err := signJWT(s.keys.state.Load().access, c.appendJSON(buf[:0]))
+	payload, err := json.Marshal(c)
+	if err != nil {
+		return "", time.Time{}, err
+	}
+	tok, err := signJWT(s.keys.state.Load().access, payload)
 	return tok, exp, err
 }
 
-// appendJSON appends c as json.Marshal writes it, without reflection:
-// this runs on every token request.
-func (c *accessClaims) appendJSON(b []byte) []byte {
-	b = append(b, `{"iss":`...)
-	b = appendJSONString(b, c.Issuer)
-	b = append(b, `,"sub":`...)
-	b = appendJSONString(b, c.Subject)
-	b = append(b, `,"aud":`...)
-	b = appendJSONString(b, c.Audience)
-	b = append(b, `,"client_id":`...)
-	b = appendJSONString(b, c.ClientID)
-	b = append(b, `,"`+tokenrules.GrantClaim+`":`...)
-	b = appendJSONString(b, c.Grant)
-	if c.Scope != "" {
-		b = append(b, `,"scope":`...)
-		b = appendJSONString(b, c.Scope)
+// signJWT makes the compact JWS header.payload.signature with key's
+// precomputed header; golang-jwt signs (for ES256, r || s as RFC 7518 §3.4
+// wants).
+func signJWT(key *signingKey, payload []byte) (string, error) {
+	method := jwt.GetSigningMethod(key.alg)
+	if method == nil {
+		return "", fmt.Errorf("sign token: unsupported algorithm %q", key.alg)
 	}
-	b = append(b, `,"exp":`...)
-	b = strconv.AppendInt(b, c.Exp, 10)
-	b = append(b, `,"iat":`...)
-	b = strconv.AppendInt(b, c.Iat, 10)
-	b = append(b, `,"jti":`...)
-	b = appendJSONString(b, c.JTI)
-	if c.AuthTime != 0 {
-		b = append(b, `,"auth_time":`...)
-		b = strconv.AppendInt(b, c.AuthTime, 10)
+	input := key.header + "." + base64.RawURLEncoding.EncodeToString(payload)
+	sig, err := method.Sign(input, key.priv)
+	if err != nil {
+		return "", fmt.Errorf("sign token: %w", err)
 	}
-	return append(b, '}')
-}
-
-// appendJSONString appends s as a JSON string, exactly as encoding/json
-// does: printable ASCII but for the characters it escapes goes as is,
-// anything else through encoding/json itself.
-func appendJSONString(b []byte, s string) []byte {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < 0x20, c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
-			q, _ := json.Marshal(s) // a string always marshals
-			return append(b, q...)
-		}
-	}
-	b = append(b, '"')
-	b = append(b, s...)
-	return append(b, '"')
+	return input + "." + base64.RawURLEncoding.EncodeToString(sig), nil
 }
 
 // clientCredentials is the client_credentials grant; requested is the
 // parsed scope parameter.
 func (s *Server) clientCredentials(ctx context.Context, c *store.Client, requested []string) (*tokenResponse, error) {
-	if c.TokenEndpointAuthMethod == "none" {
-		return nil, &oauthError{Code: "unauthorized_client", Description: "public clients cannot use client_credentials", status: http.StatusBadRequest}
+	if c.TokenEndpointAuthMethod == string(oidc.AuthMethodNone) {
+		return nil, oauthErr(oidc.ErrUnauthorizedClient(), "public clients cannot use client_credentials", http.StatusBadRequest)
 	}
 	var scopes []string
 	if len(requested) > 0 {
@@ -125,7 +99,7 @@ func (s *Server) clientCredentials(ctx context.Context, c *store.Client, request
 		for _, sc := range scopes {
 			if !slices.Contains(c.Scopes, sc) || sc == "openid" || sc == "offline_access" {
 				s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "scope not allowed: " + truncate(sc, 64)})
-				return nil, &oauthError{Code: "invalid_scope", Description: "scope not allowed for this client", status: http.StatusBadRequest}
+				return nil, oauthErr(oidc.ErrInvalidScope(), "scope not allowed for this client", http.StatusBadRequest)
 			}
 		}
 	} else {
@@ -142,7 +116,7 @@ func (s *Server) clientCredentials(ctx context.Context, c *store.Client, request
 	if err != nil {
 		return nil, err
 	}
-	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: "client_credentials"})
+	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: string(oidc.GrantTypeClientCredentials)})
 	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(s.opts.Auth.AccessTokenTTL / time.Second), Scope: strings.Join(scopes, " ")}, nil
 }
 
@@ -192,7 +166,7 @@ func (s *Server) codeExchange(ctx context.Context, c *store.Client, req *oidc.Ac
 	if err != nil {
 		return nil, err
 	}
-	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, User: user.Username, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: "authorization_code"})
+	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, User: user.Username, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: string(oidc.GrantTypeCode)})
 	return resp, nil
 }
 
@@ -252,7 +226,8 @@ func (s *Server) accessRevoked(ctx context.Context, jti string) (bool, error) {
 }
 
 // issueUserTokens mints the access token, the ID token (scope openid) and a
-// refresh token when SPEC allows one. newFamily creates the refresh token
+// refresh token when one is allowed (refresh tokens on in auth, the grant
+// registered for the client, scope offline_access). newFamily creates the refresh token
 // (a code exchange, the grant the access token records); otherwise the
 // caller already rotated it (a refresh).
 func (s *Server) issueUserTokens(ctx context.Context, c *store.Client, u *store.User, scopes []string, jti, family, nonce string,
@@ -286,7 +261,7 @@ func (s *Server) issueUserTokens(ctx context.Context, c *store.Client, u *store.
 }
 
 func (s *Server) refreshAllowed(c *store.Client, scopes []string) bool {
-	return s.opts.Auth.RefreshTokens && slices.Contains(c.GrantTypes, "refresh_token") && slices.Contains(scopes, "offline_access")
+	return s.opts.Auth.RefreshTokens && slices.Contains(c.GrantTypes, string(oidc.GrantTypeRefreshToken)) && slices.Contains(scopes, "offline_access")
 }
 
 // idClaims are the OIDC Core ID token claims we issue.
@@ -412,7 +387,7 @@ func (s *Server) refreshResponse(ctx context.Context, c *store.Client, rt *store
 		for _, sc := range narrowed {
 			if !slices.Contains(rt.Scopes, sc) {
 				s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenRefreshed, User: rt.User, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "scope not in the grant: " + truncate(sc, 64)})
-				return nil, &oauthError{Code: "invalid_scope", Description: "scope exceeds the original grant", status: http.StatusBadRequest}
+				return nil, oauthErr(oidc.ErrInvalidScope(), "scope exceeds the original grant", http.StatusBadRequest)
 			}
 		}
 		scopes = narrowed
@@ -444,9 +419,9 @@ func (s *Server) authenticateClient(ctx context.Context, h http.Header, cc *op.C
 		return fail("", "no client authentication")
 	}
 	if cc.ClientSecret != "" {
-		method := "client_secret_post"
+		method := oidc.AuthMethodPost
 		if a := h.Get("Authorization"); len(a) > 6 && strings.EqualFold(a[:6], "basic ") {
-			method = "client_secret_basic"
+			method = oidc.AuthMethodBasic
 		}
 		return s.checkSecret(ctx, cc.ClientID, cc.ClientSecret, method, fail)
 	}
@@ -467,12 +442,12 @@ func (s *Server) authenticateClient(ctx context.Context, h http.Header, cc *op.C
 	if err != nil {
 		return nil, err
 	}
-	if c.TokenEndpointAuthMethod != "none" {
+	if c.TokenEndpointAuthMethod != string(oidc.AuthMethodNone) {
 		return fail(id, "confidential client sent no credentials")
 	}
 	return newClient(c), nil
 }
-func (s *Server) checkSecret(ctx context.Context, id, secret, method string, fail func(string, string) (*client, error)) (*client, error) {
+func (s *Server) checkSecret(ctx context.Context, id, secret string, method oidc.AuthMethod, fail func(string, string) (*client, error)) (*client, error) {
 	cl, err := s.clients.get(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
 		// Spend the HMAC anyway so that unknown ids answer in the same time.
@@ -483,8 +458,8 @@ func (s *Server) checkSecret(ctx context.Context, id, secret, method string, fai
 		return nil, err
 	}
 	c := &cl.c
-	if c.TokenEndpointAuthMethod != method {
-		return fail(id, "client is registered for "+c.TokenEndpointAuthMethod+", not "+method)
+	if cl.AuthMethod() != method {
+		return fail(id, "client is registered for "+c.TokenEndpointAuthMethod+", not "+string(method))
 	}
 	if !credential.VerifyClientSecret(s.opts.Ring, secret, c.SecretHash) {
 		return fail(id, "wrong client secret")

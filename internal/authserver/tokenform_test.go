@@ -298,3 +298,33 @@ func TestIDTokenHintOnlyInTheSignedSpelling(t *testing.T) {
 	}
 	redirectParams(t, logout(rawID)) // the signed spelling is honoured
 }
+
+// TestTokenParameterNamesAreCaseSensitive: OAuth parameter names are
+// case-sensitive (RFC 6749), so a parameter spelled in another case is an
+// unknown one, ignored, whichever field it would fill.
+func TestTokenParameterNamesAreCaseSensitive(t *testing.T) {
+	e := newEnv(t, nil, nil, true)
+	for name, tc := range map[string]struct {
+		form         url.Values
+		basic        bool
+		status       int
+		error, scope string
+	}{
+		"GRANT_TYPE is not grant_type": {url.Values{"GRANT_TYPE": {"client_credentials"}}, true, http.StatusBadRequest, "invalid_request", ""},
+		// With SCOPE read as scope, openid would be refused as invalid_scope.
+		"SCOPE is not scope": {url.Values{"grant_type": {"client_credentials"}, "SCOPE": {"openid"}}, true, http.StatusOK, "", "workflows.read"},
+		"Client_Secret is not client_secret": {url.Values{"grant_type": {"client_credentials"}, "client_id": {"svc"}, "Client_Secret": {svcSecret}},
+			false, http.StatusUnauthorized, "invalid_client", ""},
+		"exact names": {url.Values{"grant_type": {"client_credentials"}, "client_id": {"svc"}, "client_secret": {svcSecret}, "scope": {"flows.invoke"}},
+			false, http.StatusOK, "", "flows.invoke"},
+	} {
+		id, secret := "", ""
+		if tc.basic {
+			id, secret = "portal", portalSecret
+		}
+		code, m := e.tokenRequest(PathToken, tc.form, id, secret)
+		if code != tc.status || (tc.error != "" && m["error"] != tc.error) || (tc.scope != "" && m["scope"] != tc.scope) {
+			t.Errorf("%s: %d %v, want %d error %q scope %q", name, code, m, tc.status, tc.error, tc.scope)
+		}
+	}
+}

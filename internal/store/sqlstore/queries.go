@@ -125,14 +125,6 @@ func decodeList(s string) ([]string, error) {
 	if s == "" || s == "[]" {
 		return nil, nil
 	}
-	// Fast path for what encodeList writes for plain strings: without a
-	// backslash no string can hold a quote, so "," only ever separates
-	// elements. Client lists are read on every token request, and this
-	// saves the reflection and most allocations of json.Unmarshal.
-	if len(s) >= 4 && s[0] == '[' && s[1] == '"' && s[len(s)-2] == '"' && s[len(s)-1] == ']' &&
-		!strings.ContainsRune(s, '\\') {
-		return strings.Split(s[2:len(s)-2], `","`), nil
-	}
 	var l []string
 	if err := json.Unmarshal([]byte(s), &l); err != nil {
 		return nil, fmt.Errorf("decode list %.40q: %w", s, err)

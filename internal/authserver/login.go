@@ -1,0 +1,167 @@
+package authserver
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// loginPage is GET /login: the sign-in form for a pending authorization
+// request, or, for Flowgate's own pages, one that returns to return_to.
+func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if q.Get("request") == "" && q.Has("return_to") {
+		ret, ok := SafeReturnPath(q.Get("return_to"))
+		if !ok {
+			s.errorPage(w, http.StatusBadRequest, "This sign-in link is not valid.", "return_to must be a path on this server")
+			return
+		}
+		s.render(w, http.StatusOK, "login", pageData{Title: "Sign in", Client: "Flowgate", CSRF: s.csrfToken(w, r), ReturnTo: ret})
+		return
+	}
+	req, client, ok := s.pendingRequest(w, r, q.Get("request"))
+	if !ok {
+		return
+	}
+	s.render(w, http.StatusOK, "login", pageData{Title: "Sign in", Client: clientName(client), CSRF: s.csrfToken(w, r), Request: req.ID, Username: req.LoginHint})
+}
+
+// SafeReturnPath accepts a return_to that stays on this server: an
+// absolute path, not "//host" or "/\host" (which browsers take as another
+// host), without control characters. Anything else would make the login
+// page an open redirect.
+func SafeReturnPath(p string) (string, bool) {
+	if len(p) == 0 || len(p) > 2048 || p[0] != '/' || strings.HasPrefix(p, "//") || strings.HasPrefix(p, "/\\") {
+		return "", false
+	}
+	for _, c := range p {
+		if c < 0x20 || c == 0x7f || c == '\\' {
+			return "", false
+		}
+	}
+	return p, true
+}
+
+// LoginURL is the sign-in page that returns to returnTo (a path on this
+// server) once the user has signed in: for pages outside the OpenID flow,
+// such as /connect, that need a signed-in user.
+func LoginURL(returnTo string) string {
+	return PathLogin + "?return_to=" + url.QueryEscape(returnTo)
+}
+
+// loginSubmit is POST /login: the password check, slowed by the sign-in
+// throttle and audited either way, then a fresh session, and the browser
+// goes on to consent or the client (or back to return_to).
+func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
+	if !s.postedForm(w, r) {
+		return
+	}
+	// Either an OpenID authorization request or, for Flowgate's own pages,
+	// a path to return to.
+	var (
+		req      *store.AuthRequest
+		client   = &store.Client{Name: "Flowgate"}
+		returnTo string
+	)
+	if id := r.PostForm.Get("request"); id != "" || !r.PostForm.Has("return_to") {
+		var ok bool
+		if req, client, ok = s.pendingRequest(w, r, id); !ok {
+			return
+		}
+	} else {
+		var ok bool
+		if returnTo, ok = SafeReturnPath(r.PostForm.Get("return_to")); !ok {
+			s.errorPage(w, http.StatusBadRequest, "This sign-in link is not valid.", "return_to must be a path on this server")
+			return
+		}
+	}
+	ctx := r.Context()
+	if s.auditUnavailable() != nil {
+		s.errorPage(w, http.StatusServiceUnavailable, "Sign-in is unavailable right now. Try again in a minute.", "the audit log cannot be written")
+		return
+	}
+	username := truncate(strings.TrimSpace(r.PostForm.Get("username")), 128)
+	password := r.PostForm.Get("password")
+	addr := remoteIP(r)
+	page := pageData{Title: "Sign in", Client: clientName(client), CSRF: s.csrfToken(w, r), Username: username, ReturnTo: returnTo}
+	if req != nil {
+		page.Request = req.ID
+	}
+	attempt, err := s.limits.Begin(ctx, username, addr)
+	if err != nil {
+		s.logger.Error("login: reading the sign-in throttle", "err", err)
+		s.errorPage(w, http.StatusServiceUnavailable, "Sign-in is unavailable right now.", "")
+		return
+	}
+	defer attempt.End()
+	if d := attempt.Wait; d > 0 {
+		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginFailure, User: username, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: "rate limited"})
+		page.Error = fmt.Sprintf("Too many attempts, wait %d seconds.", waitSeconds(d))
+		s.render(w, http.StatusTooManyRequests, "login", page)
+		return
+	}
+	user, err := s.st.GetUser(ctx, username)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		s.logger.Error("login: reading user", "err", err)
+		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+		return
+	}
+	// Verify even for unknown users (against a decoy), so the answer
+	// takes as long whether or not the account exists.
+	valid := s.hasher.Verify(password, user.PasswordHash) && err == nil
+	reason := ""
+	switch {
+	case err != nil:
+		reason = "unknown user"
+	case !valid:
+		reason = "wrong password"
+	case user.Disabled:
+		reason = "user disabled"
+	}
+	if reason != "" {
+		if err := attempt.Fail(ctx); err != nil {
+			s.logger.Error("login: recording a failed sign-in", "err", err)
+		}
+		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginFailure, User: username, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: reason})
+		page.Error = "Wrong username or password."
+		if reason == "user disabled" {
+			page.Error = "This account is disabled."
+		}
+		s.render(w, http.StatusUnauthorized, "login", page)
+		return
+	}
+	now := s.now()
+	sid := randomToken(32)
+	amr := []string{"pwd"}
+	if err := s.st.CreateSession(ctx, store.Session{IDHash: hashToken(sid), User: user.Username, AuthTime: now, LastSeen: now,
+		ExpiresAt: now.Add(s.opts.Auth.Session.IdleTimeout), AMR: amr}); err != nil {
+		s.logger.Error("login: creating session", "err", err)
+		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+		return
+	}
+	if err := attempt.Succeed(ctx); err != nil {
+		s.logger.Error("login: clearing failed sign-ins", "err", err)
+	}
+	// A fresh session id at every login: no fixation.
+	if old, err := r.Cookie(sessionCookie); err == nil && old.Value != "" {
+		_ = s.st.DeleteSession(ctx, hashToken(old.Value))
+	}
+	s.setSessionCookie(w, sid)
+	if req == nil {
+		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginSuccess, User: user.Username, Outcome: audit.OutcomeSuccess})
+		redirect(w, r, returnTo)
+		return
+	}
+	if err := s.st.CompleteAuthRequest(ctx, req.ID, user.Username, now, amr); err != nil {
+		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+		return
+	}
+	s.audit(ctx, r, store.AuditEvent{Event: audit.LoginSuccess, User: user.Username, Client: client.ID, Outcome: audit.OutcomeSuccess})
+	req.User, req.AuthTime, req.AMR, req.Done = user.Username, now, amr, true
+	redirect(w, r, s.afterLogin(ctx, req, client))
+}
