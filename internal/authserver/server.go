@@ -1,11 +1,11 @@
 // Package authserver is Flowgate's built-in OAuth 2.0 authorization server
-// and OpenID Provider (SPEC §3): discovery, JWKS, the authorization code
+// and OpenID Provider: discovery, JWKS, the authorization code
 // flow with PKCE, client credentials, refresh-token rotation, revocation,
 // introspection, userinfo, RP-initiated logout, and the login, consent and
 // logout pages.
 //
 // The protocol layer is github.com/zitadel/oidc/v3's pkg/op. provider
-// implements op.Server and is served by op.RegisterServer on SPEC's paths:
+// implements op.Server and is served by op.RegisterServer on Flowgate's paths:
 // op routes the endpoints, parses and decodes every request, authenticates
 // clients through provider.VerifyClient, checks that a client may use a
 // grant type, dispatches grants to CodeExchange, RefreshToken and
@@ -14,8 +14,8 @@
 // Device authorization, token exchange and the JWT-profile grant come
 // from op.UnimplementedServer and are refused.
 //
-// Where op's defaults differ from SPEC, the provider methods apply SPEC:
-// client authentication is ours (a keyed hash of the secret in constant
+// Where op's defaults differ from Flowgate's rules, the provider methods
+// apply Flowgate's: client authentication is ours (a keyed hash of the secret in constant
 // time, the registered method enforced, private_key_jwt assertions
 // verified with go-jose with aud, exp and a single-use jti; public
 // clients only with PKCE); PKCE plain, which op accepts, is refused at
@@ -31,7 +31,7 @@
 // each call's HTTP request and response to the provider in the context
 // (an exchange) for session cookies, audit addresses, and the HTML pages
 // that answer instead of op's JSON. serveOp also enforces what op leaves
-// open: SPEC's form content type and body limit, body-only parameters on
+// open: the form content type and body limit, body-only parameters on
 // the client-authenticated endpoints, invalid_client (audited) for a
 // request naming no client, WWW-Authenticate challenges and no-store
 // headers; methods are enforced by the ServeMux patterns (405 otherwise).
@@ -73,7 +73,7 @@ import (
 	"github.com/flowgate/flowgate/internal/throttle"
 )
 
-// SPEC §3 paths.
+// The provider's paths (docs/api.md, "Getting a token").
 const (
 	PathDiscovery    = "/.well-known/openid-configuration"
 	PathASMetadata   = "/.well-known/oauth-authorization-server"
@@ -109,7 +109,7 @@ type Auditor interface {
 type Options struct {
 	// Issuer is the public URL, without a trailing slash.
 	Issuer string
-	Store  store.Store
+	Store  Store
 	Ring   *keyring.Ring
 	// Hasher checks passwords; nil makes one with the default parameters.
 	Hasher *credential.Hasher
@@ -126,7 +126,7 @@ type Options struct {
 // Server is the authorization server. It is safe for concurrent use.
 type Server struct {
 	opts     Options
-	st       store.Store
+	st       Store
 	keys     *Keys
 	hasher   *credential.Hasher
 	logger   *slog.Logger
@@ -230,7 +230,7 @@ func (s *Server) RevokeUser(ctx context.Context, username string) error {
 	return nil
 }
 
-// Register mounts every endpoint of SPEC §3 on mux: the protocol
+// Register mounts every endpoint of the provider on mux: the protocol
 // endpoints through op's handler, the pages for people directly.
 func (s *Server) Register(mux *http.ServeMux) {
 	h := http.HandlerFunc(s.serveOp)
