@@ -43,7 +43,7 @@ func (c *cli) flowCmd() *cobra.Command {
 }
 
 // withEngine opens the database and an engine that does not run
-// instances (a running server does); it migrates the job queue's tables.
+// instances (a running server does), so it needs no job queue.
 func (c *cli) withEngine(ctx context.Context, o opener, fn func(*app.App, *engine.Engine) error) error {
 	return c.withAppFrom(ctx, o, func(a *app.App) error {
 		e, err := engine.New(ctx, engine.Config{Store: a.Store, NoQueue: true, Audit: a.Audit, DeclaredServers: declaredServers(a.Config)})

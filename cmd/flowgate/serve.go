@@ -106,7 +106,11 @@ func (c *cli) serveCmd() *cobra.Command {
 				return err
 			}
 			tokens := vault.New(a.Store, vault.Options{Logger: logger, HTTPClient: policy.Client(30 * time.Second)})
-			eng, err := engine.New(ctx, engine.Config{Store: a.Store, Logger: logger, Vault: tokens, PublicURL: cfg.Server.PublicURL,
+			queue, err := a.Store.OpenQueue(ctx, logger)
+			if err != nil {
+				return err
+			}
+			eng, err := engine.New(ctx, engine.Config{Store: a.Store, Queue: queue, Logger: logger, Vault: tokens, PublicURL: cfg.Server.PublicURL,
 				Egress: policy, Audit: auditor, MaxSteps: cfg.Limits.MaxSteps, MaxVars: cfg.Limits.MaxVars})
 			if err != nil {
 				return err

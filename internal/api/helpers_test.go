@@ -178,7 +178,11 @@ func buildEnv(t *testing.T, which string, fo *flowOpts) *env {
 		if wait == 0 {
 			wait = 3 * time.Second
 		}
-		eng, err = engine.New(ctx, engine.Config{Store: st, Logger: logger, InvokeWait: wait, Egress: policy,
+		queue, err := st.OpenQueue(ctx, logger)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eng, err = engine.New(ctx, engine.Config{Store: st, Queue: queue, Logger: logger, InvokeWait: wait, Egress: policy,
 			Lease: 2 * time.Second, Sweep: 500 * time.Millisecond, MaxVars: fo.maxVars})
 		if err != nil {
 			t.Fatal(err)

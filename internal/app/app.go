@@ -29,7 +29,9 @@ import (
 type App struct {
 	Config *config.Config
 	Ring   *keyring.Ring
-	Store  store.Store
+	// Store is the open database; its OpenQueue builds the job queue a
+	// server's flow engine works.
+	Store  backend.Store
 	Hasher *credential.Hasher
 	Logger *slog.Logger
 	// Audit records the changes a command makes (who did what); the

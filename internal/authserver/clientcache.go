@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/flowgate/flowgate/internal/store"
 )
 
 // clientTTL bounds how long a server authenticates a client with a record
@@ -18,7 +16,7 @@ const clientTTL = time.Second
 // authentication. Only found clients are kept, so an unknown id always
 // reaches the store.
 type clientCache struct {
-	st store.Clients
+	st ClientReader
 	mu sync.RWMutex
 	m  map[string]cachedClient
 }
@@ -30,7 +28,7 @@ type cachedClient struct {
 
 const maxCachedClients = 10000
 
-func newClientCache(st store.Clients) *clientCache {
+func newClientCache(st ClientReader) *clientCache {
 	return &clientCache{st: st, m: map[string]cachedClient{}}
 }
 

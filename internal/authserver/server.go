@@ -110,7 +110,7 @@ type Auditor interface {
 type Options struct {
 	// Issuer is the public URL, without a trailing slash.
 	Issuer string
-	Store  store.Store
+	Store  Store
 	Ring   *keyring.Ring
 	// Hasher checks passwords; nil makes one with the default parameters.
 	Hasher *credential.Hasher
@@ -127,7 +127,7 @@ type Options struct {
 // Server is the authorization server. It is safe for concurrent use.
 type Server struct {
 	opts     Options
-	st       store.Store
+	st       Store
 	keys     *Keys
 	hasher   *credential.Hasher
 	logger   *slog.Logger

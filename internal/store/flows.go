@@ -30,7 +30,7 @@ type FlowVersion struct {
 	DeployedAt time.Time
 }
 
-// Instance statuses (SPEC §6).
+// Instance statuses, as the Workflow REST API shows them (docs/api.md).
 const (
 	StatusRunning   = "running"
 	StatusWaiting   = "waiting"
@@ -211,7 +211,8 @@ type InstanceCommit struct {
 	CancelTasks bool
 	// Wake schedules a resume through the job queue, inside the commit's
 	// transaction; an empty InstanceID is the instance's. The commit
-	// fails, writing nothing, when the Scheduler does.
+	// fails, writing nothing, when the queue does or when no queue was
+	// opened on the store.
 	Wake *Wake
 	// Idempotency records the key that started the instance
 	// (CreateInstance only), as of the instance's StartedAt.
@@ -236,14 +237,6 @@ type TaskFilter struct {
 	// Status is open, done or cancelled; empty means open.
 	Status     string
 	InstanceID string
-}
-
-// Scheduler puts wakes on the job queue inside the store's transaction, so
-// a wake exists exactly when the commit that asked for it does. The
-// engine provides it; the store calls it with its own transaction handle
-// (a *sql.Tx for the SQL backends).
-type Scheduler interface {
-	ScheduleTx(ctx context.Context, tx any, w Wake) error
 }
 
 // Flows stores flow definitions, instances, their step history and tasks.
@@ -307,9 +300,4 @@ type Flows interface {
 
 	// PruneIdempotency forgets keys recorded before cutoff.
 	PruneIdempotency(ctx context.Context, cutoff time.Time) (int64, error)
-
-	// SetScheduler installs the job queue that wakes are handed to. The
-	// engine calls it once at start, before any commit carries a Wake; a
-	// commit with a Wake and no scheduler fails. Nil removes it.
-	SetScheduler(s Scheduler)
 }

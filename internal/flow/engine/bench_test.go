@@ -7,6 +7,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/store/backend"
 	"github.com/flowgate/flowgate/internal/store/postgres"
 	"github.com/flowgate/flowgate/internal/store/storetest"
 	"github.com/flowgate/flowgate/internal/testutil/pgtest"
@@ -40,8 +41,8 @@ steps:
 // benchStart starts and completes five-step instances from parallel
 // goroutines, as the REST API would: the figure is instances per second
 // of the engine and the store, without HTTP and token checks.
-func benchStart(b *testing.B, s store.Store) {
-	e, err := engine.New(b.Context(), engine.Config{Store: s})
+func benchStart(b *testing.B, s backend.Store) {
+	e, err := engine.New(b.Context(), engine.Config{Store: s, Queue: openQueue(b, s)})
 	if err != nil {
 		b.Fatal(err)
 	}

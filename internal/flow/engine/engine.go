@@ -1,8 +1,16 @@
-// Package engine runs flow instances durably (SPEC §5): it records every
-// step in the store before the next one has an effect, hands what must wait
-// (timers, HTTP retries) to a River job queue in the same transaction, runs
-// what can run now at once, on the server that recorded the step before
-// it, and finds in the store what a dead server left behind.
+// Package engine runs flow instances durably (docs/flows.md): it records
+// every step in the store before the next one has an effect, hands what
+// must wait (timers, HTTP retries) to the job queue in the same
+// transaction, runs what can run now at once, on the server that recorded
+// the step before it, and finds in the store what a dead server left
+// behind.
+//
+// The engine sees the store through Store (only what it uses) and the job
+// queue through Queue: the backend builds the queue on its own database
+// (River, with the driver that fits its pool), and the store inserts the
+// wake a commit asks for in that commit's transaction. The engine only
+// starts the queue's worker with the function that resumes an instance,
+// and stops it.
 //
 // How an instance moves:
 //
@@ -51,7 +59,6 @@ import (
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/flow"
-	"github.com/flowgate/flowgate/internal/store"
 )
 
 // Defaults of Config.
@@ -104,9 +111,11 @@ var (
 
 // Config is what New needs.
 type Config struct {
-	// Store holds flows, instances and tasks. It must be one of Flowgate's
-	// SQL stores (the queue shares its database and transactions).
-	Store store.Store
+	// Store holds flows, instances and tasks. Required.
+	Store Store
+	// Queue delivers the wakes the store schedules; required unless
+	// NoQueue. Build it on the same store (store/backend: OpenQueue).
+	Queue Queue
 	// Logger receives the engine's logs; slog.Default() when nil.
 	Logger *slog.Logger
 	// Egress says where http steps may connect; egress.Default() when nil.
@@ -130,8 +139,10 @@ type Config struct {
 	// PublicURL is the server's public base URL, for the connect links of
 	// oauth_user_login steps; relative links when empty.
 	PublicURL string
-	// NoQueue runs the engine without a job queue worker (commands that
-	// deploy flows but do not run them). Wakes are still scheduled.
+	// NoQueue runs the engine without background work: no job queue
+	// worker (Queue, if set, is not started), no lease heartbeat, no
+	// recovery scan. For commands that deploy flows but do not run them.
+	// Wakes are still scheduled, by the queue opened on the store.
 	NoQueue bool
 	// Audit records deploys, task actions and cancels with who made them;
 	// nil records nothing.
@@ -153,7 +164,7 @@ type Config struct {
 
 // Engine runs instances. It is safe for concurrent use.
 type Engine struct {
-	st     store.Store
+	st     Store
 	log    *slog.Logger
 	client *http.Client
 	lease  time.Duration
@@ -162,7 +173,8 @@ type Engine struct {
 	now    func() time.Time
 	owner  string
 
-	q *queue
+	// q is started unless NoQueue; nil then.
+	q Queue
 
 	vault     Vault
 	publicURL string
@@ -190,11 +202,14 @@ type Engine struct {
 	timers  map[*time.Timer]struct{}
 }
 
-// New builds an engine over cfg.Store, migrates the job queue's tables and,
-// unless cfg.NoQueue, starts the queue worker and the lease heartbeat.
+// New builds an engine over cfg.Store and, unless cfg.NoQueue, starts the
+// queue worker, the lease heartbeat and the recovery scan.
 func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.Store == nil {
 		return nil, errors.New("flow engine: a store is required")
+	}
+	if cfg.Queue == nil && !cfg.NoQueue {
+		return nil, errors.New("flow engine: a job queue is required to run instances")
 	}
 	e := &Engine{
 		st:       cfg.Store,
@@ -240,18 +255,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.flows = flowCache{ttl: defaultFlowCacheTTL, now: e.now, latest: map[string]cachedLatest{}, versions: map[flowKey]*flow.Definition{}}
 	e.ctx, e.cancel = context.WithCancel(context.WithoutCancel(ctx))
 
-	q, err := newQueue(ctx, e, !cfg.NoQueue)
-	if err != nil {
-		e.cancel()
-		return nil, err
-	}
-	e.q = q
-	e.st.SetScheduler(q)
 	if !cfg.NoQueue {
-		if err := q.start(ctx); err != nil {
+		if err := cfg.Queue.Start(ctx, e.wake); err != nil {
 			e.cancel()
-			return nil, err
+			return nil, fmt.Errorf("flow engine: %w", err)
 		}
+		e.q = cfg.Queue
 		e.runs.Add(2)
 		go e.heartbeat()
 		go e.recoverLoop()
@@ -276,7 +285,9 @@ func (e *Engine) Close(ctx context.Context) error {
 	e.mu.Unlock()
 	var err error
 	if e.q != nil {
-		err = e.q.stop(ctx)
+		if serr := e.q.Stop(ctx); serr != nil {
+			err = fmt.Errorf("flow engine: %w", serr)
+		}
 	}
 	done := make(chan struct{})
 	go func() {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -16,12 +17,13 @@ import (
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/store/backend"
 	"github.com/flowgate/flowgate/internal/store/sqlite"
 	"github.com/flowgate/flowgate/internal/store/storetest"
 	"github.com/flowgate/flowgate/internal/testutil/egresstest"
 )
 
-func openStore(t *testing.T) store.Store {
+func openStore(t *testing.T) backend.Store {
 	t.Helper()
 	s, err := openBenchSQLite(t)
 	if err != nil {
@@ -30,7 +32,7 @@ func openStore(t *testing.T) store.Store {
 	return s
 }
 
-func openBenchSQLite(tb testing.TB) (store.Store, error) {
+func openBenchSQLite(tb testing.TB) (backend.Store, error) {
 	s, err := sqlite.Open(tb.Context(), filepath.Join(tb.TempDir(), "flowgate.db"), store.Options{Sealer: storetest.NewSealer(tb)})
 	if err != nil {
 		return nil, err
@@ -39,9 +41,24 @@ func openBenchSQLite(tb testing.TB) (store.Store, error) {
 	return s, nil
 }
 
-func newEngine(t *testing.T, s store.Store, cfg engine.Config) *engine.Engine {
+// openQueue opens a job queue on s, as a server does for its engine.
+func openQueue(tb testing.TB, s backend.Store) engine.Queue {
+	tb.Helper()
+	q, err := s.OpenQueue(tb.Context(), slog.New(slog.DiscardHandler))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return q
+}
+
+// newEngine starts an engine on s, with a queue of its own unless
+// cfg.NoQueue.
+func newEngine(t *testing.T, s backend.Store, cfg engine.Config) *engine.Engine {
 	t.Helper()
 	cfg.Store = s
+	if cfg.Queue == nil && !cfg.NoQueue {
+		cfg.Queue = openQueue(t, s)
+	}
 	if cfg.Egress == nil {
 		cfg.Egress = egresstest.Loopback() // the tests' servers are on 127.0.0.1
 	}

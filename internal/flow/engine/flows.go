@@ -108,7 +108,7 @@ func (e *Engine) serverKnown(ctx context.Context) ServerKnown {
 }
 
 // StoredServers knows the OAuth servers st holds.
-func StoredServers(ctx context.Context, st store.OAuthServers) ServerKnown {
+func StoredServers(ctx context.Context, st ServerLookup) ServerKnown {
 	return func(name string) (bool, error) {
 		switch _, err := st.GetOAuthServer(ctx, name); {
 		case err == nil:

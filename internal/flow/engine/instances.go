@@ -18,8 +18,8 @@ import (
 	"github.com/flowgate/flowgate/internal/store"
 )
 
-// Caller is who asks the engine to do something: the principal of SPEC §4
-// and whether it is an administrator (which the API decides).
+// Caller is who asks the engine to do something: the principal the token
+// names and whether it is an administrator (which the API decides).
 type Caller struct {
 	flow.User
 	Admin bool
@@ -475,6 +475,12 @@ func (e *Engine) lastRecord(ctx context.Context, inst store.Instance) (store.Ste
 		}
 		cursor = next
 	}
+}
+
+// wake is what the job queue does with a due wake (or a leftover takeover
+// job, Seq 0).
+func (e *Engine) wake(ctx context.Context, w store.Wake) error {
+	return e.resume(ctx, w.InstanceID, w.Seq)
 }
 
 // resume claims an instance (parked at seq, or with an expired lease when

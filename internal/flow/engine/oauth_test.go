@@ -13,6 +13,7 @@ import (
 	"github.com/flowgate/flowgate/internal/connectors"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/store/backend"
 	"github.com/flowgate/flowgate/internal/testutil/oauthpeer"
 	"github.com/flowgate/flowgate/internal/vault"
 )
@@ -51,7 +52,7 @@ func (b *bearerTarget) tokens() []string {
 }
 
 type oauthEnv struct {
-	st     store.Store
+	st     backend.Store
 	peer   *oauthpeer.Peer
 	vault  *vault.Vault
 	eng    *engine.Engine
@@ -65,7 +66,7 @@ func newOAuthEnv(t *testing.T) *oauthEnv {
 }
 
 // newOAuthEnvWith is newOAuthEnv on a given store and engine config.
-func newOAuthEnvWith(t *testing.T, st store.Store, cfg engine.Config) *oauthEnv {
+func newOAuthEnvWith(t *testing.T, st backend.Store, cfg engine.Config) *oauthEnv {
 	t.Helper()
 	env := &oauthEnv{st: st, peer: oauthpeer.Start(t, oauthpeer.Options{}), target: &bearerTarget{reject: map[string]bool{}}}
 	srv := httptest.NewServer(env.target)

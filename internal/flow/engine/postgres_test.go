@@ -11,6 +11,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/store/backend"
 	"github.com/flowgate/flowgate/internal/store/postgres"
 	"github.com/flowgate/flowgate/internal/store/storetest"
 	"github.com/flowgate/flowgate/internal/testutil/oauthpeer"
@@ -22,11 +23,11 @@ func TestMain(m *testing.M) { pgtest.Main(m) }
 
 // openPostgresStores opens two store handles, as two servers have, on one
 // fresh PostgreSQL database.
-func openPostgresStores(t *testing.T) [2]store.Store {
+func openPostgresStores(t *testing.T) [2]backend.Store {
 	t.Helper()
 	dsn := pgtest.DSN(t)
 	sealer := storetest.NewSealer(t)
-	var stores [2]store.Store
+	var stores [2]backend.Store
 	for i := range stores {
 		s, err := postgres.Open(t.Context(), dsn, store.Options{Sealer: sealer})
 		if err != nil {

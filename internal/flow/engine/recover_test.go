@@ -15,6 +15,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/store/backend"
 )
 
 // A wait whose deadline passed while no server ran, and whose wake job is
@@ -22,7 +23,7 @@ import (
 // is an hour, so only the scan at start can do it.
 func TestOverdueWaitResumesAtStartWithoutItsJob(t *testing.T) {
 	s := openStore(t)
-	first, err := engine.New(t.Context(), engine.Config{Store: s, Lease: 2 * time.Second, Sweep: time.Hour})
+	first, err := engine.New(t.Context(), engine.Config{Store: s, Queue: openQueue(t, s), Lease: 2 * time.Second, Sweep: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,7 +97,7 @@ func TestStalledEngineCommitIsFencedOut(t *testing.T) {
 	})
 }
 
-func testStalledEngineFencedOut(t *testing.T, stalledStore, otherStore store.Store) {
+func testStalledEngineFencedOut(t *testing.T, stalledStore, otherStore backend.Store) {
 	var slowCalls, afterCalls atomic.Int32
 	release, sent := make(chan struct{}), make(chan struct{})
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -6,9 +6,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/store/jobqueue"
 	"github.com/flowgate/flowgate/internal/store/postgres"
 	"github.com/flowgate/flowgate/internal/store/sqlite"
 )
@@ -22,9 +24,22 @@ type Backupper interface {
 	Backup(ctx context.Context, dest string) error
 }
 
+// Store is a store.Store as Open returns it, with what only the backend
+// can build on its own database.
+type Store interface {
+	store.Store
+	Backupper
+	// OpenQueue migrates the job queue's tables and builds the queue on
+	// the store's database, with the River driver that fits its pool. The
+	// store then inserts its commits' wakes through it, in the commit's
+	// transaction; the flow engine starts and stops its worker. Each call
+	// builds a new queue (one per engine); the last one opened schedules.
+	OpenQueue(ctx context.Context, log *slog.Logger) (*jobqueue.Queue, error)
+}
+
 var (
-	_ Backupper = (*sqlite.Store)(nil)
-	_ Backupper = (*postgres.Store)(nil)
+	_ Store = (*sqlite.Store)(nil)
+	_ Store = (*postgres.Store)(nil)
 )
 
 // Open opens and migrates the database named by dsn:
@@ -32,7 +47,7 @@ var (
 //	sqlite:PATH              a SQLite file (sqlite://PATH is accepted too)
 //	postgres://…             PostgreSQL
 //	postgresql://…           PostgreSQL
-func Open(ctx context.Context, dsn string, opts store.Options) (store.Store, error) {
+func Open(ctx context.Context, dsn string, opts store.Options) (Store, error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
 		path := strings.TrimPrefix(dsn, "sqlite:")

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"net"
 	"net/url"
 	"strconv"
@@ -22,8 +23,10 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/store/jobqueue"
 	"github.com/flowgate/flowgate/internal/store/sqlstore"
 )
 
@@ -126,6 +129,47 @@ func Open(ctx context.Context, dsn string, opts store.Options) (*Store, error) {
 // Pool is the pgx pool under the store, for work that needs pgx itself.
 // It is closed by Close.
 func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+// queueMigrationLock is the session advisory lock that serializes the job
+// queue's migrations: any constant shared by all Flowgate servers, distinct
+// from goose's lock.
+const queueMigrationLock = 7302201
+
+// OpenQueue migrates the job queue's tables and builds the queue: jobs go
+// through database/sql, so a wake is inserted in the store's own commit
+// transaction, and pgx only LISTENs, so jobs start without a poll. The
+// store schedules its commits' wakes with the queue opened last.
+func (s *Store) OpenQueue(ctx context.Context, log *slog.Logger) (*jobqueue.Queue, error) {
+	driver := riverdatabasesql.NewWithPgxListener(s.WriteDB(), s.pool)
+	if err := s.migrateQueue(ctx, driver); err != nil {
+		return nil, fmt.Errorf("postgres database: %w", err)
+	}
+	q, err := jobqueue.New(jobqueue.Config{Driver: driver, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("postgres database: %w", err)
+	}
+	s.SetScheduler(q)
+	return q, nil
+}
+
+// migrateQueue runs the job queue's migrations under a session advisory
+// lock, held on a connection of its own, so servers starting together do
+// not race: River's migrations cannot share one transaction (a later one
+// uses an enum value an earlier one adds).
+func (s *Store) migrateQueue(ctx context.Context, driver jobqueue.Driver) error {
+	conn, err := s.WriteDB().Conn(ctx)
+	if err != nil {
+		return fmt.Errorf("job queue migrations: %w", err)
+	}
+	defer conn.Close()
+	if _, err := conn.ExecContext(ctx, "SELECT pg_advisory_lock($1)", queueMigrationLock); err != nil {
+		return fmt.Errorf("job queue migrations: lock: %w", err)
+	}
+	defer func() {
+		_, _ = conn.ExecContext(context.WithoutCancel(ctx), "SELECT pg_advisory_unlock($1)", queueMigrationLock)
+	}()
+	return jobqueue.Migrate(ctx, driver)
+}
 
 // Stats describes the pgx pool, which database/sql and direct pool users
 // share, so it is the number that matters for exhaustion.

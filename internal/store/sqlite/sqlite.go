@@ -16,16 +16,20 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"time"
 
 	"github.com/pressly/goose/v3"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"modernc.org/sqlite"
 	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/store/jobqueue"
 	"github.com/flowgate/flowgate/internal/store/sqlstore"
 )
 
@@ -261,4 +265,26 @@ func (s *Store) Checkpoint(ctx context.Context) error {
 		return fmt.Errorf("checkpoint %s: %w", s.path, err)
 	}
 	return nil
+}
+
+// queuePollInterval is how often the job queue looks for due jobs: SQLite
+// cannot notify it of new ones. Jobs are only timers, whose precision the
+// engine's local timers already set.
+const queuePollInterval = 500 * time.Millisecond
+
+// OpenQueue migrates the job queue's tables and builds the queue on the
+// single writer, so a wake is inserted in the transaction of the commit
+// that asks for it. The store schedules its commits' wakes with the queue
+// opened last.
+func (s *Store) OpenQueue(ctx context.Context, log *slog.Logger) (*jobqueue.Queue, error) {
+	driver := riversqlite.New(s.WriteDB())
+	if err := jobqueue.Migrate(ctx, driver); err != nil {
+		return nil, fmt.Errorf("sqlite database %s: %w", s.path, err)
+	}
+	q, err := jobqueue.New(jobqueue.Config{Driver: driver, Logger: log, PollInterval: queuePollInterval})
+	if err != nil {
+		return nil, fmt.Errorf("sqlite database %s: %w", s.path, err)
+	}
+	s.SetScheduler(q)
+	return q, nil
 }

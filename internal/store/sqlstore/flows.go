@@ -152,11 +152,21 @@ func upsertStepsSQL(n int) string {
 // ciphertext copied into another instance's row does not open.
 func instanceStateAAD(id string) []byte { return []byte("instance-state:" + id) }
 
-// schedulerRef boxes the installed Scheduler for atomic.Pointer.
-type schedulerRef struct{ s store.Scheduler }
+// Scheduler puts wakes on the job queue inside the store's transaction, so
+// a wake exists exactly when the commit that asked for it does
+// (store.InstanceCommit.Wake). The backends install theirs
+// (jobqueue.Queue) when they open the queue.
+type Scheduler interface {
+	ScheduleTx(ctx context.Context, tx *sql.Tx, w store.Wake) error
+}
 
-// SetScheduler installs the job queue that wakes are handed to.
-func (s *Store) SetScheduler(sched store.Scheduler) {
+// schedulerRef boxes the installed Scheduler for atomic.Pointer.
+type schedulerRef struct{ s Scheduler }
+
+// SetScheduler installs the job queue that wakes are handed to; the last
+// one installed is used. A commit with a Wake and no scheduler fails. Nil
+// removes it.
+func (s *Store) SetScheduler(sched Scheduler) {
 	if sched == nil {
 		s.scheduler.Store(nil)
 		return
@@ -278,7 +288,7 @@ type commitPrep struct {
 	// at is the instance's UpdatedAt, the default time of what the
 	// commit writes.
 	at    time.Time
-	sched store.Scheduler
+	sched Scheduler
 }
 
 func (s *Store) prepareCommit(c *store.InstanceCommit) (commitPrep, error) {
@@ -290,7 +300,7 @@ func (s *Store) prepareCommit(c *store.InstanceCommit) (commitPrep, error) {
 	if c.Wake != nil {
 		ref := s.scheduler.Load()
 		if ref == nil {
-			return commitPrep{}, errors.New("a wake needs a scheduler, and none is installed (SetScheduler)")
+			return commitPrep{}, errors.New("a wake needs a scheduler, and none is installed (no job queue was opened)")
 		}
 		p.sched = ref.s
 	}

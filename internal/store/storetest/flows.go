@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/store/sqlstore"
 )
 
 // runFlowsConformance covers flow definitions, instances, their history,
@@ -1145,6 +1146,17 @@ func testTaskActAndCancel(t *testing.T, s store.Store) {
 
 // --- wakes ---
 
+// setScheduler installs sched as the store's job queue, as a backend's
+// OpenQueue does. Both backends have SetScheduler through sqlstore.Store.
+func setScheduler(t *testing.T, s store.Store, sched sqlstore.Scheduler) {
+	t.Helper()
+	host, ok := s.(interface{ SetScheduler(sqlstore.Scheduler) })
+	if !ok {
+		t.Fatalf("the %s store takes no scheduler", s.Backend())
+	}
+	host.SetScheduler(sched)
+}
+
 // recordingScheduler checks that it runs inside the commit's transaction
 // (it sees the uncommitted instance row) and writes a row of its own in
 // it, as a job queue would.
@@ -1155,11 +1167,7 @@ type recordingScheduler struct {
 	fail  error
 }
 
-func (r *recordingScheduler) ScheduleTx(ctx context.Context, tx any, w store.Wake) error {
-	sqlTx, ok := tx.(*sql.Tx)
-	if !ok {
-		return fmt.Errorf("ScheduleTx got a %T, want *sql.Tx", tx)
-	}
+func (r *recordingScheduler) ScheduleTx(ctx context.Context, sqlTx *sql.Tx, w store.Wake) error {
 	var seq int
 	if err := sqlTx.QueryRowContext(ctx, "SELECT seq FROM instances WHERE id = '"+w.InstanceID+"'").Scan(&seq); err != nil {
 		return err
@@ -1178,7 +1186,7 @@ func (r *recordingScheduler) ScheduleTx(ctx context.Context, tx any, w store.Wak
 func testWakeInTransaction(t *testing.T, s store.Store) {
 	deploy(t, s, "expense")
 	rec := &recordingScheduler{}
-	s.SetScheduler(rec)
+	setScheduler(t, s, rec)
 	in := fullInstance(instanceID(1), "expense", 1)
 	in.Status, in.Owner, in.LeaseUntil, in.Seq = store.StatusWaiting, "", time.Time{}, 1
 	at := ts(1_700_003_600)
@@ -1221,7 +1229,7 @@ func testWakeInTransaction(t *testing.T, s store.Store) {
 // clears it.
 func testOverdueWakes(t *testing.T, s store.Store) {
 	deploy(t, s, "expense")
-	s.SetScheduler(&recordingScheduler{})
+	setScheduler(t, s, &recordingScheduler{})
 	base := ts(1_700_000_000)
 	mk := func(n, seq int, wake *store.Wake) store.Instance {
 		in := fullInstance(instanceID(n), "expense", 1)
@@ -1279,7 +1287,7 @@ func testOverdueWakes(t *testing.T, s store.Store) {
 func testWakeFailureRollsBack(t *testing.T, s store.Store) {
 	deploy(t, s, "expense")
 	rec := &recordingScheduler{fail: errors.New("queue is full")}
-	s.SetScheduler(rec)
+	setScheduler(t, s, rec)
 	in := fullInstance(instanceID(1), "expense", 1)
 	task := &store.Task{StepID: "a", Seq: 1, Type: store.TaskTypeTask, Title: "A", Assignees: []string{"user:alice"}}
 	key := &store.Idempotency{Principal: "user:alice", Key: "k", RequestHash: "h"}
@@ -1341,8 +1349,8 @@ func testWakeWithoutScheduler(t *testing.T, s store.Store) {
 		t.Errorf("refused commit wrote seq %d", got.Seq)
 	}
 	// Removing the scheduler again is the same as never installing one.
-	s.SetScheduler(&recordingScheduler{})
-	s.SetScheduler(nil)
+	setScheduler(t, s, &recordingScheduler{})
+	setScheduler(t, s, nil)
 	if err := s.CommitInstance(ctx(t), store.InstanceCommit{Instance: next, ExpectOwner: "server-a", Wake: &store.Wake{Seq: 2}}); err == nil {
 		t.Error("CommitInstance after SetScheduler(nil) succeeded")
 	}
