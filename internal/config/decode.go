@@ -13,6 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/flowgate/flowgate/internal/duration"
 	"github.com/flowgate/flowgate/internal/yamlnode"
 )
 
@@ -285,13 +286,9 @@ func (d *decoder) duration(dst *time.Duration) setter {
 		if !ok || s == "" {
 			return
 		}
-		dur, err := parseDuration(s)
+		dur, err := duration.Positive(s)
 		if err != nil {
-			d.failf(v, path, "%q is not a duration (such as 90s, 20m, 1h, 30d)", s)
-			return
-		}
-		if dur <= 0 {
-			d.failf(v, path, "%q must be longer than zero", s)
+			d.fail(v, path, err)
 			return
 		}
 		*dst = dur
@@ -422,27 +419,3 @@ func (d *decoder) strMap(dst *map[string]string, check func(k, v string) error) 
 		}
 	}
 }
-
-// parseDuration is time.ParseDuration plus a leading whole number of days
-// ("30d", "1d12h"), the unit people use for token lifetimes.
-func parseDuration(s string) (time.Duration, error) {
-	i := strings.IndexByte(s, 'd')
-	if i <= 0 {
-		return time.ParseDuration(s)
-	}
-	days, err := strconv.ParseInt(s[:i], 10, 64)
-	if err != nil || days < 0 || days > int64(maxDuration/(24*time.Hour)) {
-		return 0, errors.New("bad number of days")
-	}
-	total := time.Duration(days) * 24 * time.Hour
-	if rest := s[i+1:]; rest != "" {
-		r, err := time.ParseDuration(rest)
-		if err != nil || r < 0 || r > maxDuration-total {
-			return 0, errors.New("bad duration after days")
-		}
-		total += r
-	}
-	return total, nil
-}
-
-const maxDuration = time.Duration(1<<63 - 1)
