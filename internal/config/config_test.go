@@ -324,11 +324,15 @@ func TestErrors(t *testing.T) {
 		{"unknown nested key", "auth:\n  session:\n    cookies: session\n",
 			[]string{`t.yaml:3:5: auth.session.cookies: unknown key (did you mean cookie?)`}},
 		{"unknown key far from any", "clients:\n  - id: a\n    secret: s\n    redirect_uris: [https://a.example/cb]\n    colour: red\n",
-			[]string{`t.yaml:5:5: clients[0].colour: unknown key`}},
+			[]string{`t.yaml:5:5: clients[0].colour: unknown key (clients[0] takes consent, dpop, grant_types, id, jwks, jwks_uri, name, post_logout_redirect_uris, public_key_pem, redirect_uris, roles, scopes, secret, token_endpoint_auth_method)`}},
 		{"secret key is not a file key", "secrets:\n  key: abc\n",
 			[]string{`t.yaml:2:3: secrets.key: unknown key (the secret key is read only from FLOWGATE_SECRET_KEY, never from the file; use secrets.key_file for a key file)`}},
+		{"null key", "~: x\nnull: y\n",
+			[]string{`t.yaml:1:1: a key must be a name, not null`, `t.yaml:2:1: a key must be a name, not null`}},
+		{"merge of a non-mapping", "auth: {<<: [{refresh_tokens: true}, 5]}\n",
+			[]string{`t.yaml:1:37: auth: << merges mappings, not a number`}},
 		{"duplicate key", "database: sqlite:a.db\ndatabase: sqlite:b.db\n",
-			[]string{`t.yaml:2:1: database: duplicate key`}},
+			[]string{`t.yaml:2:1: database: duplicate key (first at line 1)`}},
 		{"string for bool", "auth:\n  refresh_tokens: \"yes\"\n",
 			[]string{`t.yaml:2:19: auth.refresh_tokens: "yes" is not true or false`}},
 		{"number for bool", "apis:\n  invoke: 1\n",
@@ -521,7 +525,7 @@ clients:
 		`multi.yaml:10:20: users[0].password_hash: give password or password_hash, not both`,
 		`multi.yaml:12:5: clients[0].secret: is required for client_secret_basic (the default token_endpoint_auth_method); use token_endpoint_auth_method: none for a public client`,
 		`multi.yaml:12:5: clients[0].redirect_uris: a client with the authorization_code grant needs at least one redirect URI (grant_types defaults to [authorization_code])`,
-		`multi.yaml:13:5: clients[0].colour: unknown key`,
+		`multi.yaml:13:5: clients[0].colour: unknown key (clients[0] takes consent, dpop, grant_types, id, jwks, jwks_uri, name, post_logout_redirect_uris, public_key_pem, redirect_uris, roles, scopes, secret, token_endpoint_auth_method)`,
 	}
 	if got := lines(err); !reflect.DeepEqual(got, want) {
 		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -768,7 +772,7 @@ clients:
 `
 	// "defaults" is not a Flowgate key: anchors must live under known keys.
 	_, err := Parse([]byte(doc), "m.yaml")
-	want := []string{`m.yaml:1:1: defaults: unknown key`}
+	want := []string{`m.yaml:1:1: defaults: unknown key (the configuration file takes apis, auth, clients, database, egress, flows, identity_providers, limits, oauth_servers, secrets, server, trusted_issuers, users)`}
 	if got := lines(err); !reflect.DeepEqual(got, want) {
 		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowgate/flowgate/internal/yamlnode"
 )
 
 func mustParse(t *testing.T, src string) *Definition {
@@ -280,6 +282,8 @@ func TestParseProblems(t *testing.T) {
 			`t.yaml:4:1: t: one flow per file: a second YAML document starts here`},
 		{"not a mapping", "- a\n- b\n", `t.yaml:1:1: a flow definition is a mapping with name and steps, not a list`},
 		{"empty", "", `t.yaml: the file is empty`},
+		{"merge of a non-mapping", header + "  - {id: a, type: return, <<: [{status: 201}, 5]}\n",
+			`t.yaml:3:47: t: step "a": << merges mappings, not a number`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -303,7 +307,7 @@ func TestParseProblems(t *testing.T) {
 					}
 				case "yaml syntax":
 					var p *Problem
-					if err == nil || !errors.As(err, &p) || p.Line == 0 || !errors.Is(err, errSyntax) ||
+					if err == nil || !errors.As(err, &p) || p.Line == 0 || !errors.As(err, new(*yamlnode.SyntaxError)) ||
 						!strings.HasPrefix(err.Error(), "t.yaml:") {
 						t.Fatalf("got %v", err)
 					}
