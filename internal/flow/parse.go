@@ -43,7 +43,8 @@ func Parse(data []byte, filename string) (*Definition, error) {
 	if len(p.problems) > 0 {
 		return nil, joinProblems(p.problems)
 	}
-	d.Document, _ = plain(root).(map[string]any)
+	// The tree was walked without problems, so none can come up here.
+	d.Document, _ = plain(root, func(*yaml.Node, string, error) {}).(map[string]any)
 	d.servers = p.servers
 	return d, nil
 }
@@ -164,18 +165,23 @@ func (p *parser) mapping(n *yaml.Node, a at) (object, bool) {
 		p.errf(n, a, "want a mapping, not %s", yamlnode.Describe(n))
 		return o, false
 	}
-	report := func(n *yaml.Node, key string, err error) {
+	for _, pr := range yamlnode.Pairs(n, p.report(a)) {
+		o.byKey[pr.Key.Value] = pr
+		o.keys = append(o.keys, pr.Key.Value)
+	}
+	return o, true
+}
+
+// report hands the shared walker's problems to fail, at a or at the
+// entry's key below it.
+func (p *parser) report(a at) yamlnode.Report {
+	return func(n *yaml.Node, key string, err error) {
 		if key != "" {
 			p.fail(n, a.key(key), err)
 			return
 		}
 		p.fail(n, a, err)
 	}
-	for _, pr := range yamlnode.Pairs(n, report) {
-		o.byKey[pr.Key.Value] = pr
-		o.keys = append(o.keys, pr.Key.Value)
-	}
-	return o, true
 }
 
 // allow reports keys of o not in allowed, with a "did you mean" when one
@@ -324,43 +330,23 @@ func scalar(n *yaml.Node) any {
 	return n.Value
 }
 
-// plain converts a node tree to plain data for Definition.Document. It runs
-// only on trees without problems.
-func plain(n *yaml.Node) any {
+// plain converts a node tree to plain data (Definition.Document, enum
+// values, defaults). Mappings go through the shared walker, so merge keys
+// and duplicate keys mean the same here as everywhere; report gets its
+// problems.
+func plain(n *yaml.Node, report yamlnode.Report) any {
 	n = yamlnode.Resolve(n)
 	switch n.Kind {
 	case yaml.MappingNode:
 		out := map[string]any{}
-		var merges []*yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := yamlnode.Resolve(n.Content[i])
-			if k.Tag == "!!merge" {
-				merges = append(merges, n.Content[i+1])
-				continue
-			}
-			out[k.Value] = plain(n.Content[i+1])
-		}
-		for _, m := range merges {
-			m = yamlnode.Resolve(m)
-			srcs := []*yaml.Node{m}
-			if m.Kind == yaml.SequenceNode {
-				srcs = m.Content
-			}
-			for _, s := range srcs {
-				if mm, ok := plain(s).(map[string]any); ok {
-					for k, v := range mm {
-						if _, ok := out[k]; !ok {
-							out[k] = v
-						}
-					}
-				}
-			}
+		for _, p := range yamlnode.Pairs(n, report) {
+			out[p.Key.Value] = plain(p.Value, report)
 		}
 		return out
 	case yaml.SequenceNode:
 		out := make([]any, len(n.Content))
 		for i, c := range n.Content {
-			out[i] = plain(c)
+			out[i] = plain(c, report)
 		}
 		return out
 	}
@@ -543,7 +529,7 @@ func (p *parser) field(n *yaml.Node, a at) (Field, bool) {
 			good = false
 		default:
 			for i, c := range v.Content {
-				val, err := normalize(f.Type, plain(c))
+				val, err := normalize(f.Type, plain(c, p.report(ea.index(i))))
 				if err != nil {
 					p.fail(c, ea.index(i), err)
 					good = false
@@ -554,7 +540,7 @@ func (p *parser) field(n *yaml.Node, a at) (Field, bool) {
 		}
 	}
 	if v := o.get("default"); v != nil {
-		val, err := checkValue(f, plain(v))
+		val, err := checkValue(f, plain(v, p.report(a.key("default"))))
 		if err != nil {
 			p.fail(v, a.key("default"), err)
 			good = false

@@ -282,6 +282,8 @@ func TestParseProblems(t *testing.T) {
 			`t.yaml:4:1: t: one flow per file: a second YAML document starts here`},
 		{"not a mapping", "- a\n- b\n", `t.yaml:1:1: a flow definition is a mapping with name and steps, not a list`},
 		{"empty", "", `t.yaml: the file is empty`},
+		{"duplicate key in a default", "name: t\ninput:\n  o: {type: object, default: {a: 1, a: 2}}\nsteps:\n  - {id: a, type: fail, error: x}\n",
+			`t.yaml:3:37: t: input.o.default.a: duplicate key (first at line 3)`},
 		{"merge of a non-mapping", header + "  - {id: a, type: return, <<: [{status: 201}, 5]}\n",
 			`t.yaml:3:47: t: step "a": << merges mappings, not a number`},
 	}
