@@ -44,7 +44,7 @@ func (c *cli) auditCmd() *cobra.Command {
 		Long: `Show the audit log (auth.audit_log), newest first: sign-ins, tokens and the changes
 made through the admin API and the commands, with who made them.
 
---since takes a Go duration (90m, 1h30m) or days (7d), or an RFC 3339 time.
+--since takes a duration (90m, 1h30m, 7d, 1d12h), or an RFC 3339 time.
 --limit 0 prints every matching event. Events: ` + strings.Join(audit.Events(), ", ") + ".",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
