@@ -2,9 +2,7 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/app"
 	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/duration"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -45,7 +44,7 @@ func (c *cli) auditCmd() *cobra.Command {
 		Long: `Show the audit log (auth.audit_log), newest first: sign-ins, tokens and the changes
 made through the admin API and the commands, with who made them.
 
---since takes a Go duration (90m, 1h30m) or days (7d), or an RFC 3339 time.
+--since takes a duration (90m, 1h30m, 7d, 1d12h), or an RFC 3339 time.
 --limit 0 prints every matching event. Events: ` + strings.Join(audit.Events(), ", ") + ".",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -146,27 +145,15 @@ func cell(s string) string {
 	return s
 }
 
-// parseSince turns --since into a time: a Go duration ("90m"), whole or
-// fractional days ("7d", "1.5d") before now, or an RFC 3339 time.
+// parseSince turns --since into a time: a duration before now ("90m",
+// "7d", "1.5d", "1d12h"), or an RFC 3339 time.
 func parseSince(s string, now time.Time) (time.Time, error) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t, nil
 	}
-	var d time.Duration
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.ParseFloat(days, 64)
-		if err != nil || n < 0 || n > 365*100 {
-			return time.Time{}, fmt.Errorf("%q is not a duration: use e.g. 30m, 12h, 7d or an RFC 3339 time", s)
-		}
-		d = time.Duration(n * float64(24*time.Hour))
-	} else {
-		var err error
-		if d, err = time.ParseDuration(s); err != nil {
-			return time.Time{}, fmt.Errorf("%q is not a duration: use e.g. 30m, 12h, 7d or an RFC 3339 time", s)
-		}
-	}
-	if d <= 0 {
-		return time.Time{}, errors.New("must be a positive duration, e.g. 1h")
+	d, err := duration.Positive(s)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("%w, or an RFC 3339 time", err)
 	}
 	return now.Add(-d), nil
 }

@@ -37,7 +37,7 @@ func newValidator(ctx context.Context, a *app.App, as *authserver.Server, srv *s
 			return c.Roles, err
 		},
 	}
-	v, err := resource.NewValidator(ctx, own, nil, resource.WithLogger(logger), resource.WithHTTPClient(policy.Client(10*time.Second)))
+	v, err := resource.NewValidator(ctx, own, nil, resource.Options{Logger: logger, HTTPClient: policy.Client(10 * time.Second)})
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/duration"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -22,13 +23,13 @@ type auditJSON struct {
 	Detail     string `json:"detail"`
 }
 
-// parseTime takes RFC 3339, or a duration meaning "that long ago" (24h,
-// 30m), as `flowgate audit --since` does.
+// parseTime takes RFC 3339, or a duration meaning "that long ago" (30m,
+// 24h, 7d), as `flowgate audit --since` does.
 func parseTime(s string, now time.Time) (time.Time, bool) {
 	if t, err := time.Parse(time.RFC3339, s); err == nil {
 		return t.UTC(), true
 	}
-	if d, err := time.ParseDuration(s); err == nil && d > 0 {
+	if d, err := duration.Positive(s); err == nil {
 		return now.Add(-d).UTC(), true
 	}
 	return time.Time{}, false
@@ -56,7 +57,7 @@ func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
 		if s := q.Get(tf.name); s != "" {
 			t, ok := parseTime(s, now)
 			if !ok {
-				badRequest(w, tf.name, tf.name+" must be an RFC 3339 time (2025-01-31T12:00:00Z) or a duration ago (24h)")
+				badRequest(w, tf.name, tf.name+" must be an RFC 3339 time (2025-01-31T12:00:00Z) or a duration ago (24h, 7d)")
 				return
 			}
 			*tf.dst = t

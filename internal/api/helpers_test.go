@@ -159,7 +159,7 @@ func buildEnv(t *testing.T, which string, fo *flowOpts) *env {
 			}
 			return u.Roles, err
 		},
-	}, nil, resource.WithLogger(logger), resource.WithHTTPClient(policy.Client(10*time.Second)))
+	}, nil, resource.Options{Logger: logger, HTTPClient: policy.Client(10 * time.Second)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -338,6 +338,10 @@ func TestAudit(t *testing.T) {
 		if items, _ := e.pageAll(base+"?since=1h", 10); len(items) != 6 {
 			t.Errorf("since=1h: %d events, want 6", len(items))
 		}
+		// Days, as the CLI's --since and the configuration take them.
+		if items, _ := e.pageAll(base+"?since=7d", 10); len(items) != 6 {
+			t.Errorf("since=7d: %d events, want 6", len(items))
+		}
 		if items, _ := e.pageAll(base+"?until=2000-01-01T00:00:00Z", 10); len(items) != 0 {
 			t.Errorf("until 2000: %d events, want 0", len(items))
 		}

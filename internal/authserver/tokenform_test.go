@@ -46,7 +46,7 @@ func (e *env) apiServer(t *testing.T) string {
 			}
 			return c.Roles, err
 		},
-	}, nil, resource.WithLogger(quiet))
+	}, nil, resource.Options{Logger: quiet})
 	if err != nil {
 		t.Fatal(err)
 	}

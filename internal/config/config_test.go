@@ -324,11 +324,15 @@ func TestErrors(t *testing.T) {
 		{"unknown nested key", "auth:\n  session:\n    cookies: session\n",
 			[]string{`t.yaml:3:5: auth.session.cookies: unknown key (did you mean cookie?)`}},
 		{"unknown key far from any", "clients:\n  - id: a\n    secret: s\n    redirect_uris: [https://a.example/cb]\n    colour: red\n",
-			[]string{`t.yaml:5:5: clients[0].colour: unknown key`}},
+			[]string{`t.yaml:5:5: clients[0].colour: unknown key (clients[0] takes consent, dpop, grant_types, id, jwks, jwks_uri, name, post_logout_redirect_uris, public_key_pem, redirect_uris, roles, scopes, secret, token_endpoint_auth_method)`}},
 		{"secret key is not a file key", "secrets:\n  key: abc\n",
 			[]string{`t.yaml:2:3: secrets.key: unknown key (the secret key is read only from FLOWGATE_SECRET_KEY, never from the file; use secrets.key_file for a key file)`}},
+		{"null key", "~: x\nnull: y\n",
+			[]string{`t.yaml:1:1: a key must be a name, not null`, `t.yaml:2:1: a key must be a name, not null`}},
+		{"merge of a non-mapping", "auth: {<<: [{refresh_tokens: true}, 5]}\n",
+			[]string{`t.yaml:1:37: auth: << merges mappings, not a number`}},
 		{"duplicate key", "database: sqlite:a.db\ndatabase: sqlite:b.db\n",
-			[]string{`t.yaml:2:1: database: duplicate key`}},
+			[]string{`t.yaml:2:1: database: duplicate key (first at line 1)`}},
 		{"string for bool", "auth:\n  refresh_tokens: \"yes\"\n",
 			[]string{`t.yaml:2:19: auth.refresh_tokens: "yes" is not true or false`}},
 		{"number for bool", "apis:\n  invoke: 1\n",
@@ -342,9 +346,9 @@ func TestErrors(t *testing.T) {
 		{"list item not a mapping", "clients:\n  - portal\n",
 			[]string{`t.yaml:2:5: clients[0]: must be a mapping, not a string`}},
 		{"bad duration", "auth:\n  access_token_ttl: 1 hour\n",
-			[]string{`t.yaml:2:21: auth.access_token_ttl: "1 hour" is not a duration (such as 90s, 20m, 1h, 30d)`}},
+			[]string{`t.yaml:2:21: auth.access_token_ttl: "1 hour" is not a duration (such as 90s, 20m, 1h30m, 7d)`}},
 		{"duration without unit", "auth:\n  session:\n    idle_timeout: 3600\n",
-			[]string{`t.yaml:3:19: auth.session.idle_timeout: "3600" is not a duration (such as 90s, 20m, 1h, 30d)`}},
+			[]string{`t.yaml:3:19: auth.session.idle_timeout: "3600" is not a duration (such as 90s, 20m, 1h30m, 7d)`}},
 		{"zero duration", "auth:\n  id_token_ttl: 0s\n",
 			[]string{`t.yaml:2:17: auth.id_token_ttl: "0s" must be longer than zero`}},
 		{"bad public url", "server:\n  public_url: localhost:8080\n",
@@ -516,12 +520,12 @@ clients:
 	want := []string{
 		`multi.yaml:2:9: server.addr: "nowhere" is not a listen address such as :8080 or 127.0.0.1:8080`,
 		`multi.yaml:4:16: auth.signing_alg: "none" is not one of ES256, RS256, EdDSA`,
-		`multi.yaml:6:19: auth.session.idle_timeout: "soon" is not a duration (such as 90s, 20m, 1h, 30d)`,
+		`multi.yaml:6:19: auth.session.idle_timeout: "soon" is not a duration (such as 90s, 20m, 1h30m, 7d)`,
 		`multi.yaml:10:20: users[0].password_hash: is not an argon2id PHC string ($argon2id$v=19$m=…,t=…,p=…$salt$hash)`,
 		`multi.yaml:10:20: users[0].password_hash: give password or password_hash, not both`,
 		`multi.yaml:12:5: clients[0].secret: is required for client_secret_basic (the default token_endpoint_auth_method); use token_endpoint_auth_method: none for a public client`,
 		`multi.yaml:12:5: clients[0].redirect_uris: a client with the authorization_code grant needs at least one redirect URI (grant_types defaults to [authorization_code])`,
-		`multi.yaml:13:5: clients[0].colour: unknown key`,
+		`multi.yaml:13:5: clients[0].colour: unknown key (clients[0] takes consent, dpop, grant_types, id, jwks, jwks_uri, name, post_logout_redirect_uris, public_key_pem, redirect_uris, roles, scopes, secret, token_endpoint_auth_method)`,
 	}
 	if got := lines(err); !reflect.DeepEqual(got, want) {
 		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -709,31 +713,6 @@ func TestDatabaseIsSQLite(t *testing.T) {
 	}
 }
 
-func TestParseDuration(t *testing.T) {
-	tests := []struct {
-		in   string
-		want time.Duration
-		ok   bool
-	}{
-		{"20m", 20 * time.Minute, true},
-		{"720h", 720 * time.Hour, true},
-		{"30d", 30 * 24 * time.Hour, true},
-		{"1d12h", 36 * time.Hour, true},
-		{"1.5h", 90 * time.Minute, true},
-		{"d", 0, false},
-		{"1d-1h", 0, false},
-		{"xd", 0, false},
-		{"99999999d", 0, false},
-		{"10", 0, false},
-	}
-	for _, tt := range tests {
-		got, err := parseDuration(tt.in)
-		if (err == nil) != tt.ok || got != tt.want {
-			t.Errorf("parseDuration(%q) = %v, %v; want %v, ok=%v", tt.in, got, err, tt.want, tt.ok)
-		}
-	}
-}
-
 func TestClientKeySources(t *testing.T) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -793,7 +772,7 @@ clients:
 `
 	// "defaults" is not a Flowgate key: anchors must live under known keys.
 	_, err := Parse([]byte(doc), "m.yaml")
-	want := []string{`m.yaml:1:1: defaults: unknown key`}
+	want := []string{`m.yaml:1:1: defaults: unknown key (the configuration file takes apis, auth, clients, database, egress, flows, identity_providers, limits, oauth_servers, secrets, server, trusted_issuers, users)`}
 	if got := lines(err); !reflect.DeepEqual(got, want) {
 		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/flowgate/flowgate/internal/duration"
 	"github.com/flowgate/flowgate/internal/yamlnode"
 )
 
@@ -56,18 +56,6 @@ func (e *FieldError) Error() string {
 // Unwrap returns the underlying problem.
 func (e *FieldError) Unwrap() error { return e.Err }
 
-// syntaxError is a YAML syntax error with the "yaml: line N:" prefix moved
-// into the FieldError position.
-type syntaxError struct {
-	msg string
-	err error
-}
-
-func (e *syntaxError) Error() string { return "invalid YAML: " + e.msg }
-func (e *syntaxError) Unwrap() error { return e.err }
-
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // decoder walks a yaml.Node tree by hand rather than unmarshalling into
 // structs, because only the node tree keeps a line and column for every
 // key and value, which every error message needs.
@@ -97,58 +85,16 @@ func joinPath(path, key string) string {
 
 func indexPath(path string, i int) string { return path + "[" + strconv.Itoa(i) + "]" }
 
-type pair struct{ key, val *yaml.Node }
-
-// pairs lists a mapping's entries, with YAML merge keys (<<: *anchor)
-// expanded below the explicit keys, and reports duplicate keys, which the
-// node tree would otherwise let pass silently.
-func (d *decoder) pairs(n *yaml.Node, path string) []pair {
-	var out, merged []pair
-	seen := map[string]bool{}
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := yamlnode.Resolve(n.Content[i]), n.Content[i+1]
-		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
-			merged = append(merged, d.mergePairs(v, path)...)
-			continue
+// report hands the shared walker's problems to fail, at path or at the
+// entry's key below it.
+func (d *decoder) report(path string) yamlnode.Report {
+	return func(n *yaml.Node, key string, err error) {
+		at := path
+		if key != "" {
+			at = joinPath(path, key)
 		}
-		if k.Kind != yaml.ScalarNode {
-			d.failf(k, path, "a key must be a name, not %s", yamlnode.Describe(k))
-			continue
-		}
-		if seen[k.Value] {
-			d.failf(k, joinPath(path, k.Value), "duplicate key")
-			continue
-		}
-		seen[k.Value] = true
-		out = append(out, pair{k, v})
+		d.fail(n, at, err)
 	}
-	for _, p := range merged {
-		if !seen[p.key.Value] {
-			seen[p.key.Value] = true
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func (d *decoder) mergePairs(v *yaml.Node, path string) []pair {
-	v = yamlnode.Resolve(v)
-	switch v.Kind {
-	case yaml.MappingNode:
-		return d.pairs(v, path)
-	case yaml.SequenceNode:
-		var out []pair
-		for _, m := range v.Content {
-			if m = yamlnode.Resolve(m); m.Kind != yaml.MappingNode {
-				d.failf(m, path, "<< merges mappings, not %s", yamlnode.Describe(m))
-				continue
-			}
-			out = append(out, d.pairs(m, path)...)
-		}
-		return out
-	}
-	d.failf(v, path, "<< merges mappings, not %s", yamlnode.Describe(v))
-	return nil
 }
 
 // setter decodes one value found at path into its destination.
@@ -172,30 +118,32 @@ func (d *decoder) object(n *yaml.Node, path string, fields map[string]setter) (m
 		d.failf(n, path, "must be a mapping, not %s", yamlnode.Describe(n))
 		return present, false
 	}
-	for _, p := range d.pairs(n, path) {
-		name := p.key.Value
+	for _, p := range yamlnode.Pairs(n, d.report(path)) {
+		name := p.Key.Value
 		set, ok := fields[name]
 		if !ok {
-			d.unknownKey(p.key, joinPath(path, name), fields)
+			d.unknownKey(p.Key, path, fields)
 			continue
 		}
-		v := yamlnode.Resolve(p.val)
-		present[name] = v
-		set(v, joinPath(path, name))
+		present[name] = p.Value
+		set(p.Value, joinPath(path, name))
 	}
 	return present, true
 }
 
+// unknownKey reports a key the mapping at path does not take, with the
+// hint for a key people are known to try.
 func (d *decoder) unknownKey(k *yaml.Node, path string, fields map[string]setter) {
-	if hint, ok := keyHints[path]; ok {
-		d.failf(k, path, "unknown key (%s)", hint)
+	kp := joinPath(path, k.Value)
+	if hint, ok := keyHints[kp]; ok {
+		d.failf(k, kp, "unknown key (%s)", hint)
 		return
 	}
-	if best := yamlnode.Nearest(k.Value, slices.Sorted(maps.Keys(fields))); best != "" {
-		d.failf(k, path, "unknown key (did you mean %s?)", best)
-		return
+	what := path
+	if what == "" {
+		what = "the configuration file"
 	}
-	d.failf(k, path, "unknown key")
+	d.fail(k, kp, yamlnode.UnknownKey(k.Value, what, slices.Sorted(maps.Keys(fields))))
 }
 
 // list decodes a sequence, calling item for each element with its path.
@@ -246,8 +194,8 @@ func (d *decoder) str(dst *string, checks ...func(string) error) setter {
 	}
 }
 
-// enum decodes one of a fixed set of strings; "" keeps the default, as the
-// SPEC example writes "" for "not set".
+// enum decodes one of a fixed set of strings; "" keeps the default, since
+// people write "" for "not set".
 func (d *decoder) enum(dst *string, allowed []string) setter {
 	return func(v *yaml.Node, path string) {
 		s, ok := d.scalar(v, path)
@@ -285,13 +233,9 @@ func (d *decoder) duration(dst *time.Duration) setter {
 		if !ok || s == "" {
 			return
 		}
-		dur, err := parseDuration(s)
+		dur, err := duration.Positive(s)
 		if err != nil {
-			d.failf(v, path, "%q is not a duration (such as 90s, 20m, 1h, 30d)", s)
-			return
-		}
-		if dur <= 0 {
-			d.failf(v, path, "%q must be longer than zero", s)
+			d.fail(v, path, err)
 			return
 		}
 		*dst = dur
@@ -399,9 +343,9 @@ func (d *decoder) strMap(dst *map[string]string, check func(k, v string) error) 
 			return
 		}
 		out := map[string]string{}
-		for _, p := range d.pairs(n, path) {
-			kp := joinPath(path, p.key.Value)
-			v := yamlnode.Resolve(p.val)
+		for _, p := range yamlnode.Pairs(n, d.report(path)) {
+			kp := joinPath(path, p.Key.Value)
+			v := p.Value
 			s, ok := d.scalar(v, kp)
 			if !ok {
 				if yamlnode.IsNull(v) {
@@ -410,39 +354,15 @@ func (d *decoder) strMap(dst *map[string]string, check func(k, v string) error) 
 				continue
 			}
 			if check != nil {
-				if err := check(p.key.Value, s); err != nil {
+				if err := check(p.Key.Value, s); err != nil {
 					d.fail(v, kp, err)
 					continue
 				}
 			}
-			out[p.key.Value] = s
+			out[p.Key.Value] = s
 		}
 		if len(out) > 0 {
 			*dst = out
 		}
 	}
 }
-
-// parseDuration is time.ParseDuration plus a leading whole number of days
-// ("30d", "1d12h"), the unit people use for token lifetimes.
-func parseDuration(s string) (time.Duration, error) {
-	i := strings.IndexByte(s, 'd')
-	if i <= 0 {
-		return time.ParseDuration(s)
-	}
-	days, err := strconv.ParseInt(s[:i], 10, 64)
-	if err != nil || days < 0 || days > int64(maxDuration/(24*time.Hour)) {
-		return 0, errors.New("bad number of days")
-	}
-	total := time.Duration(days) * 24 * time.Hour
-	if rest := s[i+1:]; rest != "" {
-		r, err := time.ParseDuration(rest)
-		if err != nil || r < 0 || r > maxDuration-total {
-			return 0, errors.New("bad duration after days")
-		}
-		total += r
-	}
-	return total, nil
-}
-
-const maxDuration = time.Duration(1<<63 - 1)

@@ -1,15 +1,12 @@
 package config
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -25,21 +22,19 @@ func parse(data []byte, filename string) (cfg *Config, publicURLSet bool, errs [
 	}
 	cfg = Default()
 	d := &decoder{file: filename}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc, extra yaml.Node
-	if err := dec.Decode(&doc); err != nil && !errors.Is(err, io.EOF) {
-		return nil, false, []error{yamlError(filename, err)}
+	root, extra, err := yamlnode.Document(data)
+	if err != nil {
+		fe := &FieldError{File: filename, Err: err}
+		if se := (*yamlnode.SyntaxError)(nil); errors.As(err, &se) {
+			fe.Line = se.Line
+		}
+		return nil, false, []error{fe}
 	}
-	// A second document would be ignored by a plain Unmarshal, and with it
-	// every mistake it holds.
-	switch err := dec.Decode(&extra); {
-	case err == nil:
-		d.failf(&extra, "", "a configuration file holds one YAML document; remove the second ---")
-	case !errors.Is(err, io.EOF):
-		return nil, false, []error{yamlError(filename, err)}
+	if extra != nil {
+		d.failf(extra, "", "a configuration file holds one YAML document; remove the second ---")
 	}
-	if len(doc.Content) > 0 {
-		publicURLSet = d.root(doc.Content[0], cfg)
+	if root != nil {
+		publicURLSet = d.root(root, cfg)
 	}
 	if len(d.errs) == 0 {
 		return cfg, publicURLSet, nil
@@ -53,16 +48,6 @@ func parse(data []byte, filename string) (cfg *Config, publicURLSet bool, errs [
 		errs = append(errs, e)
 	}
 	return nil, false, errs
-}
-
-// yamlError moves the "yaml: line N:" of a syntax error into the position.
-func yamlError(filename string, err error) error {
-	fe := &FieldError{File: filename, Err: &syntaxError{msg: strings.TrimPrefix(err.Error(), "yaml: "), err: err}}
-	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-		fe.Line, _ = strconv.Atoi(m[1])
-		fe.Err = &syntaxError{msg: m[2], err: err}
-	}
-	return fe
 }
 
 func (d *decoder) root(n *yaml.Node, c *Config) (publicURLSet bool) {
@@ -362,7 +347,7 @@ func oneOf(allowed []string) func(string) error {
 	}
 }
 
-// jwks takes the inline key set as YAML (as in the SPEC example) or as a
+// jwks takes the inline key set as YAML (written out in the file) or as a
 // string of JSON (as pasted from a provider), and stores JSON text. An
 // empty mapping means no key set.
 func (d *decoder) jwks(dst *string) setter {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -44,7 +43,8 @@ func Parse(data []byte, filename string) (*Definition, error) {
 	if len(p.problems) > 0 {
 		return nil, joinProblems(p.problems)
 	}
-	d.Document, _ = plain(root).(map[string]any)
+	// The tree was walked without problems, so none can come up here.
+	d.Document, _ = plain(root, func(*yaml.Node, string, error) {}).(map[string]any)
 	d.servers = p.servers
 	return d, nil
 }
@@ -108,8 +108,6 @@ func (p *parser) fail(n *yaml.Node, a at, err error) {
 	p.problems = append(p.problems, pr)
 }
 
-var yamlLineRE = regexp.MustCompile(`^yaml: line (\d+): (.*)$`)
-
 // document parses data into its root mapping; nil after a problem.
 func (p *parser) document(data []byte) *yaml.Node {
 	trimmed := bytes.TrimLeft(data, " \t\r\n\ufeff")
@@ -120,25 +118,21 @@ func (p *parser) document(data []byte) *yaml.Node {
 		// equivalent and keeps every line and column.
 		data = bytes.ReplaceAll(data, []byte("\t"), []byte(" "))
 	}
-	dec := yaml.NewDecoder(bytes.NewReader(data))
-	var doc yaml.Node
-	if err := dec.Decode(&doc); err != nil {
-		if errors.Is(err, io.EOF) {
-			p.errf(nil, at{}, "the file is empty")
-			return nil
+	root, extra, err := yamlnode.Document(data)
+	if err != nil {
+		pr := &Problem{File: p.file, Err: err}
+		if se := (*yamlnode.SyntaxError)(nil); errors.As(err, &se) {
+			pr.Line = se.Line
 		}
-		p.syntax(err)
+		p.problems = append(p.problems, pr)
 		return nil
 	}
-	var extra yaml.Node
-	if err := dec.Decode(&extra); err == nil {
-		p.errf(&extra, at{}, "one flow per file: a second YAML document starts here")
-	} else if !errors.Is(err, io.EOF) {
-		p.syntax(err)
+	if extra != nil {
+		p.errf(extra, at{}, "one flow per file: a second YAML document starts here")
 	}
-	root := yamlnode.Resolve(&doc)
-	if root.Kind == yaml.DocumentNode && len(root.Content) > 0 {
-		root = yamlnode.Resolve(root.Content[0])
+	if root == nil {
+		p.errf(nil, at{}, "the file is empty")
+		return nil
 	}
 	if root.Kind != yaml.MappingNode {
 		p.errf(root, at{}, "a flow definition is a mapping with name and steps, not %s", yamlnode.Describe(root))
@@ -147,108 +141,55 @@ func (p *parser) document(data []byte) *yaml.Node {
 	return root
 }
 
-func (p *parser) syntax(err error) {
-	if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
-		line, _ := strconv.Atoi(m[1])
-		p.fail(&yaml.Node{Line: line}, at{}, fmt.Errorf("invalid YAML: %s: %w", m[2], errSyntax))
-		return
-	}
-	p.fail(nil, at{}, fmt.Errorf("invalid YAML: %w", err))
-}
-
-// errSyntax marks problems where the file could not be read at all.
-var errSyntax = errors.New("syntax error")
-
-type pair struct{ k, v *yaml.Node }
-
 // object is a mapping's entries by key, with the keys in order.
 type object struct {
-	byKey map[string]pair
+	byKey map[string]yamlnode.Pair
 	keys  []string
 }
 
 func (o object) get(k string) *yaml.Node {
 	if pr, ok := o.byKey[k]; ok {
-		return yamlnode.Resolve(pr.v)
+		return pr.Value
 	}
 	return nil
 }
 
-func (o object) keyNode(k string) *yaml.Node { return o.byKey[k].k }
+func (o object) keyNode(k string) *yaml.Node { return o.byKey[k].Key }
 
-// mapping reads a mapping's entries, expanding merge keys (<<: *anchor)
-// below the explicit keys and reporting duplicate and non-string keys,
-// which the node tree would otherwise let pass.
+// mapping reads a mapping's entries with the shared walker, which expands
+// merge keys and reports duplicate keys and keys that are not names.
 func (p *parser) mapping(n *yaml.Node, a at) (object, bool) {
-	o := object{byKey: map[string]pair{}}
+	o := object{byKey: map[string]yamlnode.Pair{}}
 	n = yamlnode.Resolve(n)
 	if n.Kind != yaml.MappingNode {
 		p.errf(n, a, "want a mapping, not %s", yamlnode.Describe(n))
 		return o, false
 	}
-	var merged []pair
-	for i := 0; i+1 < len(n.Content); i += 2 {
-		k, v := yamlnode.Resolve(n.Content[i]), n.Content[i+1]
-		if k.Kind == yaml.ScalarNode && k.Tag == "!!merge" {
-			merged = append(merged, p.mergePairs(v, a)...)
-			continue
-		}
-		if k.Kind != yaml.ScalarNode || k.Tag == "!!null" {
-			p.errf(k, a, "a key must be a name, not %s", yamlnode.Describe(k))
-			continue
-		}
-		if _, dup := o.byKey[k.Value]; dup {
-			p.errf(k, a.key(k.Value), "duplicate key (first at line %d)", o.byKey[k.Value].k.Line)
-			continue
-		}
-		o.byKey[k.Value] = pair{k, v}
-		o.keys = append(o.keys, k.Value)
-	}
-	for _, pr := range merged {
-		if _, ok := o.byKey[pr.k.Value]; !ok {
-			o.byKey[pr.k.Value] = pr
-			o.keys = append(o.keys, pr.k.Value)
-		}
+	for _, pr := range yamlnode.Pairs(n, p.report(a)) {
+		o.byKey[pr.Key.Value] = pr
+		o.keys = append(o.keys, pr.Key.Value)
 	}
 	return o, true
 }
 
-func (p *parser) mergePairs(v *yaml.Node, a at) []pair {
-	v = yamlnode.Resolve(v)
-	var nodes []*yaml.Node
-	switch v.Kind {
-	case yaml.MappingNode:
-		nodes = []*yaml.Node{v}
-	case yaml.SequenceNode:
-		nodes = v.Content
-	default:
-		p.errf(v, a, "<< merges mappings, not %s", yamlnode.Describe(v))
-		return nil
-	}
-	var out []pair
-	for _, m := range nodes {
-		o, ok := p.mapping(m, a)
-		if !ok {
-			continue
+// report hands the shared walker's problems to fail, at a or at the
+// entry's key below it.
+func (p *parser) report(a at) yamlnode.Report {
+	return func(n *yaml.Node, key string, err error) {
+		if key != "" {
+			p.fail(n, a.key(key), err)
+			return
 		}
-		for _, k := range o.keys {
-			out = append(out, o.byKey[k])
-		}
+		p.fail(n, a, err)
 	}
-	return out
 }
 
 // allow reports keys of o not in allowed, with a "did you mean" when one
 // is close, and the full list when not.
 func (p *parser) allow(o object, a at, what string, allowed ...string) {
 	for _, k := range o.keys {
-		if slices.Contains(allowed, k) {
-			continue
-		}
-		if best := yamlnode.Nearest(k, allowed); best != "" {
-			p.errf(o.keyNode(k), a.key(k), "unknown key (did you mean %s?)", best)
-		} else {
-			p.errf(o.keyNode(k), a.key(k), "unknown key (%s takes %s)", what, strings.Join(allowed, ", "))
+		if !slices.Contains(allowed, k) {
+			p.fail(o.keyNode(k), a.key(k), yamlnode.UnknownKey(k, what, allowed))
 		}
 	}
 }
@@ -389,43 +330,23 @@ func scalar(n *yaml.Node) any {
 	return n.Value
 }
 
-// plain converts a node tree to plain data for Definition.Document. It runs
-// only on trees without problems.
-func plain(n *yaml.Node) any {
+// plain converts a node tree to plain data (Definition.Document, enum
+// values, defaults). Mappings go through the shared walker, so merge keys
+// and duplicate keys mean the same here as everywhere; report gets its
+// problems.
+func plain(n *yaml.Node, report yamlnode.Report) any {
 	n = yamlnode.Resolve(n)
 	switch n.Kind {
 	case yaml.MappingNode:
 		out := map[string]any{}
-		var merges []*yaml.Node
-		for i := 0; i+1 < len(n.Content); i += 2 {
-			k := yamlnode.Resolve(n.Content[i])
-			if k.Tag == "!!merge" {
-				merges = append(merges, n.Content[i+1])
-				continue
-			}
-			out[k.Value] = plain(n.Content[i+1])
-		}
-		for _, m := range merges {
-			m = yamlnode.Resolve(m)
-			srcs := []*yaml.Node{m}
-			if m.Kind == yaml.SequenceNode {
-				srcs = m.Content
-			}
-			for _, s := range srcs {
-				if mm, ok := plain(s).(map[string]any); ok {
-					for k, v := range mm {
-						if _, ok := out[k]; !ok {
-							out[k] = v
-						}
-					}
-				}
-			}
+		for _, p := range yamlnode.Pairs(n, report) {
+			out[p.Key.Value] = plain(p.Value, report)
 		}
 		return out
 	case yaml.SequenceNode:
 		out := make([]any, len(n.Content))
 		for i, c := range n.Content {
-			out[i] = plain(c)
+			out[i] = plain(c, report)
 		}
 		return out
 	}
@@ -608,7 +529,7 @@ func (p *parser) field(n *yaml.Node, a at) (Field, bool) {
 			good = false
 		default:
 			for i, c := range v.Content {
-				val, err := normalize(f.Type, plain(c))
+				val, err := normalize(f.Type, plain(c, p.report(ea.index(i))))
 				if err != nil {
 					p.fail(c, ea.index(i), err)
 					good = false
@@ -619,7 +540,7 @@ func (p *parser) field(n *yaml.Node, a at) (Field, bool) {
 		}
 	}
 	if v := o.get("default"); v != nil {
-		val, err := checkValue(f, plain(v))
+		val, err := checkValue(f, plain(v, p.report(a.key("default"))))
 		if err != nil {
 			p.fail(v, a.key("default"), err)
 			good = false

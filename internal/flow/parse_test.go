@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/flowgate/flowgate/internal/yamlnode"
 )
 
 func mustParse(t *testing.T, src string) *Definition {
@@ -208,11 +210,11 @@ func TestParseProblems(t *testing.T) {
 		{"http method", header + "  - {id: a, type: http, url: \"https://x\", method: FETCH}\n",
 			`t.yaml:3:51: t: step "a": method: "FETCH" is not an HTTP method (want one of GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS)`},
 		{"http timeout", header + "  - {id: a, type: http, url: \"https://x\", timeout: 30}\n",
-			`t.yaml:3:52: t: step "a": timeout: "30" is not a duration (such as 500ms, 30s, 5m, 2h)`},
+			`t.yaml:3:52: t: step "a": timeout: "30" is not a duration (such as 90s, 20m, 1h30m, 7d)`},
 		{"http timeout too long", header + "  - {id: a, type: http, url: \"https://x\", timeout: 1h}\n",
 			`t.yaml:3:52: t: step "a": timeout: at most 5m0s`},
 		{"retry backoff", header + "  - {id: a, type: http, url: \"https://x\", retry: {attempts: 2, backoff: soon}}\n",
-			`t.yaml:3:73: t: step "a": retry.backoff: "soon" is not a duration (such as 500ms, 30s, 5m, 2h)`},
+			`t.yaml:3:73: t: step "a": retry.backoff: "soon" is not a duration (such as 90s, 20m, 1h30m, 7d)`},
 		{"retry attempts 0", header + "  - {id: a, type: http, url: \"https://x\", retry: {attempts: 0}}\n",
 			`t.yaml:3:61: t: step "a": retry.attempts: 0: want 1 to 10 (every try counts, the first included)`},
 		{"retry attempts 11", header + "  - {id: a, type: http, url: \"https://x\", retry: {attempts: 11}}\n",
@@ -234,7 +236,7 @@ func TestParseProblems(t *testing.T) {
 		{"wait neither", header + "  - {id: a, type: wait}\n",
 			`t.yaml:3:5: t: step "a": a wait needs duration (such as 10m) or until (an RFC 3339 time or an expression)`},
 		{"wait duration", header + "  - {id: a, type: wait, duration: -1m}\n",
-			`t.yaml:3:35: t: step "a": duration: "-1m": want a duration above zero`},
+			`t.yaml:3:35: t: step "a": duration: "-1m" must be longer than zero`},
 		{"wait until literal", header + "  - {id: a, type: wait, until: tomorrow}\n",
 			`t.yaml:3:32: t: step "a": until: "tomorrow" is not an RFC 3339 time (such as 2026-01-31T17:00:00Z) or an expression`},
 		{"oauth_server_login without server", header + "  - {id: a, type: oauth_server_login}\n",
@@ -280,6 +282,10 @@ func TestParseProblems(t *testing.T) {
 			`t.yaml:4:1: t: one flow per file: a second YAML document starts here`},
 		{"not a mapping", "- a\n- b\n", `t.yaml:1:1: a flow definition is a mapping with name and steps, not a list`},
 		{"empty", "", `t.yaml: the file is empty`},
+		{"duplicate key in a default", "name: t\ninput:\n  o: {type: object, default: {a: 1, a: 2}}\nsteps:\n  - {id: a, type: fail, error: x}\n",
+			`t.yaml:3:37: t: input.o.default.a: duplicate key (first at line 3)`},
+		{"merge of a non-mapping", header + "  - {id: a, type: return, <<: [{status: 201}, 5]}\n",
+			`t.yaml:3:47: t: step "a": << merges mappings, not a number`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -303,7 +309,7 @@ func TestParseProblems(t *testing.T) {
 					}
 				case "yaml syntax":
 					var p *Problem
-					if err == nil || !errors.As(err, &p) || p.Line == 0 || !errors.Is(err, errSyntax) ||
+					if err == nil || !errors.As(err, &p) || p.Line == 0 || !errors.As(err, new(*yamlnode.SyntaxError)) ||
 						!strings.HasPrefix(err.Error(), "t.yaml:") {
 						t.Fatalf("got %v", err)
 					}
@@ -392,6 +398,9 @@ steps:
   - id: w
     type: wait
     until: "2030-01-01T00:00:00Z"
+  - id: week
+    type: wait
+    duration: 1d12h
   - id: ask
     type: task
     title: Check
@@ -413,10 +422,14 @@ steps:
 	if u := d.Steps[1].OAuthUserLogin; u.UsePrompt == nil || *u.UsePrompt || u.Scope != nil {
 		t.Errorf("oauth_user_login = %+v", u)
 	}
-	if task := d.Steps[3].Task; !reflect.DeepEqual(task.FormOrder, []string{"comment", "score"}) || task.Form["comment"].Type != "string" {
+	// Flows take days as the configuration file does.
+	if w := d.Steps[3].Wait; w.Duration != 36*time.Hour {
+		t.Errorf("wait duration 1d12h = %v, want 36h", w.Duration)
+	}
+	if task := d.Steps[4].Task; !reflect.DeepEqual(task.FormOrder, []string{"comment", "score"}) || task.Form["comment"].Type != "string" {
 		t.Errorf("task form = %+v", task)
 	}
-	if s := d.Steps[4].Set; !reflect.DeepEqual(s.VarsOrder, []string{"b", "a"}) || s.Vars["b"] != 2 {
+	if s := d.Steps[5].Set; !reflect.DeepEqual(s.VarsOrder, []string{"b", "a"}) || s.Vars["b"] != 2 {
 		t.Errorf("set = %+v", s)
 	}
 	if d.Input["n"].Default != 3 || !reflect.DeepEqual(d.Input["kind"].Enum, []any{"a", "b"}) {

@@ -10,6 +10,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/flowgate/flowgate/internal/duration"
 	"github.com/flowgate/flowgate/internal/yamlnode"
 )
 
@@ -142,19 +143,16 @@ func (p *parser) retry(n *yaml.Node, a at) Retry {
 	return r
 }
 
-// duration reads a positive Go duration (30s, 1m30s, 2h).
+// duration reads a duration above zero (30s, 1h30m, 7d), as the
+// configuration file writes them.
 func (p *parser) duration(n *yaml.Node, a at) (time.Duration, bool) {
 	s, ok := p.literal(n, a)
 	if !ok {
 		return 0, false
 	}
-	d, err := time.ParseDuration(s)
+	d, err := duration.Positive(s)
 	if err != nil {
-		p.errf(n, a, "%q is not a duration (such as 500ms, 30s, 5m, 2h)", s)
-		return 0, false
-	}
-	if d <= 0 {
-		p.errf(n, a, "%q: want a duration above zero", s)
+		p.fail(n, a, err)
 		return 0, false
 	}
 	return d, true

@@ -12,7 +12,7 @@ func BenchmarkValidate(b *testing.B) {
 	s := newOwnSetup(b, rsaKey, ecKey)
 	s.own.Revoked = nil // the store is not what is measured
 	v, err := newTestValidator(b.Context(), s.own, []IssuerConfig{{Name: "ext", Issuer: gi.iss, Audience: "api://flowgate",
-		ScopeMap: map[string]string{"ext.read": "workflows.read"}}}, WithLogger(quietLogger(b)))
+		ScopeMap: map[string]string{"ext.read": "workflows.read"}}}, Options{Logger: quietLogger(b)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -14,7 +14,7 @@ func TestDefaultEgressRefusesIssuerOnLoopback(t *testing.T) {
 	gi := newGoIssuer(t, newRSAKey(t, "rsa-1"))
 	s := newOwnSetup(t, newECKey(t, "own-1"))
 	v, err := NewValidator(t.Context(), s.own, []IssuerConfig{{Name: "local", Issuer: gi.iss, Audience: "api://flowgate"}},
-		WithLogger(quietLogger(t)))
+		Options{Logger: quietLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestEgressChecksJWKSURI(t *testing.T) {
 	}
 	metadata := strings.Replace(gi.iss, "127.0.0.1", "localhost", 1) + "/.well-known/openid-configuration"
 	v, err := NewValidator(t.Context(), s.own, []IssuerConfig{{Name: "local", Issuer: gi.iss, MetadataURL: metadata, Audience: "api://flowgate"}},
-		WithLogger(quietLogger(t)), WithHTTPClient(p.Client(0)))
+		Options{Logger: quietLogger(t), HTTPClient: p.Client(0)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,7 +16,7 @@ import (
 func FuzzBearerToken(f *testing.F) {
 	key := newECKey(f, "own-1")
 	s := newOwnSetup(f, key)
-	v, err := newTestValidator(f.Context(), s.own, nil, WithLogger(quietLogger(f)))
+	v, err := newTestValidator(f.Context(), s.own, nil, Options{Logger: quietLogger(f)})
 	if err != nil {
 		f.Fatal(err)
 	}

@@ -387,6 +387,9 @@ func kidOf(t *testing.T, raw string) string {
 
 // newTestValidator is NewValidator with the tests' issuers on 127.0.0.1
 // reachable, which the default egress policy refuses.
-func newTestValidator(ctx context.Context, own OwnIssuer, issuers []IssuerConfig, opts ...Option) (*Validator, error) {
-	return NewValidator(ctx, own, issuers, append([]Option{WithHTTPClient(egresstest.Client(0))}, opts...)...)
+func newTestValidator(ctx context.Context, own OwnIssuer, issuers []IssuerConfig, opts Options) (*Validator, error) {
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = egresstest.Client(0)
+	}
+	return NewValidator(ctx, own, issuers, opts)
 }

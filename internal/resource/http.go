@@ -84,7 +84,7 @@ func bearerToken(r *http.Request) (string, *TokenError) {
 		}
 		return token, nil
 	case strings.EqualFold(scheme, "DPoP"):
-		// TODO(dpop): validate the DPoP proof and the token's cnf.jkt (RFC 9449, SPEC §3).
+		// TODO(dpop): validate the DPoP proof and the token's cnf.jkt (RFC 9449).
 		return "", &TokenError{Code: CodeInvalidToken, Description: "DPoP-bound tokens are not supported yet"}
 	default:
 		// Basic and other schemes are not a bearer token: the caller gets the bare challenge.
@@ -106,7 +106,7 @@ func (v *Validator) WriteTokenError(w http.ResponseWriter, e *TokenError) {
 func (v *Validator) challenge(e *TokenError) string {
 	var b strings.Builder
 	b.WriteString(`Bearer realm="`)
-	b.WriteString(quoteSafe(v.opts.realm, 100))
+	b.WriteString(quoteSafe(v.opts.Realm, 100))
 	b.WriteByte('"')
 	if e.Code == CodeUnauthorized {
 		return b.String() // §3.1: no error information when no token was sent

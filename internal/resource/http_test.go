@@ -54,7 +54,7 @@ func do(t *testing.T, h http.Handler, method, path, authz string) (*httptest.Res
 func TestMiddlewareErrors(t *testing.T) {
 	key := newECKey(t, "own-1")
 	s := newOwnSetup(t, key)
-	v, err := newTestValidator(t.Context(), s.own, nil, WithLogger(quietLogger(t)))
+	v, err := newTestValidator(t.Context(), s.own, nil, Options{Logger: quietLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -115,7 +115,7 @@ func TestMiddlewareErrors(t *testing.T) {
 	t.Run("revocation store down", func(t *testing.T) {
 		own := s.own
 		own.Revoked = func(context.Context, string) (bool, error) { return false, errors.New("store down") }
-		v2, err := newTestValidator(t.Context(), own, nil, WithLogger(quietLogger(t)))
+		v2, err := newTestValidator(t.Context(), own, nil, Options{Logger: quietLogger(t)})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -145,7 +145,7 @@ func TestMe(t *testing.T) {
 	extKey := newRSAKey(t, "ext-1")
 	gi := newGoIssuer(t, extKey)
 	v, err := newTestValidator(t.Context(), s.own, []IssuerConfig{{Name: "entra", Issuer: gi.iss, Audience: "api://flowgate",
-		SubjectClaim: "oid", ScopeClaim: "scp"}}, WithLogger(quietLogger(t)))
+		SubjectClaim: "oid", ScopeClaim: "scp"}}, Options{Logger: quietLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -120,9 +120,9 @@ func (ks *keySet) keyfunc(ctx context.Context) jwt.Keyfunc {
 func (v *Validator) newKeySet(ctx context.Context, ri *remoteIssuer, jwksURI string) (*keySet, error) {
 	name := ri.cfg.Name
 	client := &http.Client{
-		Timeout: v.opts.httpTimeout,
+		Timeout: v.opts.HTTPTimeout,
 		Transport: observingTransport{
-			base: transportOf(v.opts.client),
+			base: transportOf(v.opts.HTTPClient),
 			// Every fetch of the key set, background or on unknown kid, lands in the status.
 			observe: func(err error) {
 				ri.setStatus(func(s *IssuerStatus) {
@@ -139,9 +139,9 @@ func (v *Validator) newKeySet(ctx context.Context, ri *remoteIssuer, jwksURI str
 	cache, err := jwkset.NewStorageFromHTTP(jwksURI, jwkset.HTTPClientStorageOptions{
 		Client:                    client,
 		Ctx:                       ctx,
-		HTTPTimeout:               v.opts.httpTimeout,
+		HTTPTimeout:               v.opts.HTTPTimeout,
 		NoErrorReturnFirstHTTPReq: true,
-		RefreshInterval:           v.opts.refreshInterval,
+		RefreshInterval:           v.opts.RefreshInterval,
 		RefreshErrorHandler: func(ctx context.Context, err error) {
 			// Keys already known stay in the storage: jwkset only replaces them on success.
 			v.log.WarnContext(ctx, "trusted issuer key set fetch failed", "issuer", name, "jwks_uri", jwksURI, "error", err)
@@ -153,7 +153,7 @@ func (v *Validator) newKeySet(ctx context.Context, ri *remoteIssuer, jwksURI str
 	}
 	storage, err := jwkset.NewHTTPClient(jwkset.HTTPClientOptions{
 		HTTPURLs:          map[string]jwkset.Storage{jwksURI: cache},
-		RateLimitWaitMax:  v.opts.httpTimeout, // also bounds the unknown-kid refetch
+		RateLimitWaitMax:  v.opts.HTTPTimeout, // also bounds the unknown-kid refetch
 		RefreshUnknownKID: rate.NewLimiter(rate.Inf, 0),
 	})
 	if err != nil {
@@ -166,20 +166,20 @@ func (v *Validator) newKeySet(ctx context.Context, ri *remoteIssuer, jwksURI str
 	return &keySet{
 		kf:         kf,
 		cache:      cache,
-		unknownKID: rate.NewLimiter(rate.Every(v.opts.unknownKIDInterval), 1),
+		unknownKID: rate.NewLimiter(rate.Every(v.opts.UnknownKIDInterval), 1),
 	}, nil
 }
 
 // discover reads the issuer's metadata and returns its jwks_uri.
 func (v *Validator) discover(ctx context.Context, cfg IssuerConfig) (string, error) {
-	ctx, cancel := context.WithTimeout(ctx, v.opts.httpTimeout)
+	ctx, cancel := context.WithTimeout(ctx, v.opts.HTTPTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, cfg.metadataURL(), nil)
 	if err != nil {
 		return "", fmt.Errorf("metadata: %w", err)
 	}
 	req.Header.Set("Accept", "application/json")
-	resp, err := v.opts.client.Do(req)
+	resp, err := v.opts.HTTPClient.Do(req)
 	if err != nil {
 		return "", fmt.Errorf("metadata: %w", err)
 	}
@@ -231,7 +231,7 @@ func (v *Validator) start(ctx context.Context, ri *remoteIssuer) bool {
 // retry keeps trying to discover an issuer that failed at start, with backoff, until it works
 // or ctx ends.
 func (v *Validator) retry(ctx context.Context, ri *remoteIssuer) {
-	wait := v.opts.retryMin
+	wait := v.opts.DiscoveryRetryMin
 	for attempt := 2; ; attempt++ {
 		t := time.NewTimer(wait)
 		select {
@@ -246,7 +246,7 @@ func (v *Validator) retry(ctx context.Context, ri *remoteIssuer) {
 		}
 		v.log.WarnContext(ctx, "trusted issuer still unavailable", "issuer", ri.cfg.Name,
 			"error", ri.statusError(), "attempt", attempt, "next_in", wait)
-		wait = min(wait*2, v.opts.retryMax)
+		wait = min(wait*2, v.opts.DiscoveryRetryMax)
 	}
 }
 

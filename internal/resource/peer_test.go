@@ -20,7 +20,7 @@ func newPeerValidator(t *testing.T, p *peer) *Validator {
 		Issuer:   p.issuer,
 		Audience: "api://flowgate",
 		ScopeMap: map[string]string{"ext.tasks": "tasks"},
-	}}, WithLogger(quietLogger(t)), WithHTTPTimeout(2*time.Second))
+	}}, Options{Logger: quietLogger(t), HTTPTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -17,7 +17,7 @@ func TestSetIssuersWhileServing(t *testing.T) {
 	cfgA := IssuerConfig{Name: "alpha", Issuer: a.iss, Audience: "api://flowgate"}
 	cfgB := IssuerConfig{Name: "beta", Issuer: b.iss, Audience: "api://flowgate"}
 
-	v, err := newTestValidator(ctx, own.own, []IssuerConfig{cfgA}, WithLogger(quietLogger(t)))
+	v, err := newTestValidator(ctx, own.own, []IssuerConfig{cfgA}, Options{Logger: quietLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

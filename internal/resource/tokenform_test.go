@@ -15,7 +15,7 @@ func TestOwnTokenKindFromGrant(t *testing.T) {
 	ctx := t.Context()
 	key := newECKey(t, "own-1")
 	s := newOwnSetup(t, key)
-	v, err := newTestValidator(ctx, s.own, nil, WithLogger(quietLogger(t)))
+	v, err := newTestValidator(ctx, s.own, nil, Options{Logger: quietLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func TestNonCanonicalAndCriticalRefused(t *testing.T) {
 	s := newOwnSetup(t, ownKey)
 	gi := newGoIssuer(t, extKey)
 	v, err := newTestValidator(ctx, s.own, []IssuerConfig{{Name: "ext", Issuer: gi.iss, Audience: "api://flowgate"}},
-		WithLogger(quietLogger(t)))
+		Options{Logger: quietLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}

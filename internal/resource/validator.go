@@ -1,4 +1,4 @@
-// Package resource makes Flowgate's APIs an OAuth 2.0 resource server (SPEC §4): it validates
+// Package resource makes Flowgate's APIs an OAuth 2.0 resource server: it validates
 // bearer tokens from Flowgate's own authorization server and from trusted external issuers,
 // turns them into a Principal, and answers failures as RFC 6750 says.
 //
@@ -64,56 +64,63 @@ type OwnIssuer struct {
 	UserRoles func(ctx context.Context, username string) ([]string, error)
 }
 
-// Option changes a default of NewValidator.
-type Option func(*options)
-
-type options struct {
-	client             *http.Client
-	httpTimeout        time.Duration
-	refreshInterval    time.Duration
-	unknownKIDInterval time.Duration
-	retryMin, retryMax time.Duration
-	realm              string
-	logger             *slog.Logger
-	now                func() time.Time
+// Options tune a Validator; the zero value is fine, each zero field taking
+// its default.
+type Options struct {
+	// HTTPClient fetches metadata and key sets; nil means one under
+	// egress.Default() bounded by HTTPTimeout.
+	HTTPClient *http.Client
+	// HTTPTimeout bounds each metadata or key set fetch; 10 s when zero.
+	HTTPTimeout time.Duration
+	// RefreshInterval is how often key sets are refetched in the
+	// background; 1 h when zero.
+	RefreshInterval time.Duration
+	// UnknownKIDInterval is the least time between two key set refetches
+	// of one issuer caused by tokens naming an unknown kid; 10 s when
+	// zero, so a flood of forged kids cannot make Flowgate hammer an
+	// issuer.
+	UnknownKIDInterval time.Duration
+	// DiscoveryRetryMin and DiscoveryRetryMax bound the backoff for
+	// issuers whose metadata could not be read at start: the first retry
+	// after Min, doubling up to Max; 10 s and 5 min when zero.
+	DiscoveryRetryMin, DiscoveryRetryMax time.Duration
+	// Realm is the realm of WWW-Authenticate challenges; "flowgate" when
+	// empty.
+	Realm string
+	// Logger records unreachable issuers (never tokens); nil means
+	// slog.Default().
+	Logger *slog.Logger
+	// Now is the clock for exp/nbf/iat checks; nil means time.Now.
+	Now func() time.Time
 }
 
-// WithHTTPClient sets the client used for metadata and key sets (default one under
-// egress.Default() with a 10 s timeout).
-func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client = c } }
-
-// WithHTTPTimeout bounds each metadata or key set fetch (default 10 s).
-func WithHTTPTimeout(d time.Duration) Option { return func(o *options) { o.httpTimeout = d } }
-
-// WithRefreshInterval sets how often key sets are refetched in the background (default 1 h).
-func WithRefreshInterval(d time.Duration) Option {
-	return func(o *options) { o.refreshInterval = d }
+// withDefaults fills in the zero fields.
+func (o Options) withDefaults() Options {
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&o.HTTPTimeout, 10*time.Second)
+	def(&o.RefreshInterval, time.Hour)
+	def(&o.UnknownKIDInterval, 10*time.Second)
+	def(&o.DiscoveryRetryMin, 10*time.Second)
+	def(&o.DiscoveryRetryMax, 5*time.Minute)
+	if o.Realm == "" {
+		o.Realm = "flowgate"
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = egress.Default().Client(o.HTTPTimeout)
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	return o
 }
-
-// WithUnknownKIDInterval sets the least time between two key set refetches of one issuer
-// caused by tokens naming an unknown kid (default 10 s, as SPEC §4 requires).
-func WithUnknownKIDInterval(d time.Duration) Option {
-	return func(o *options) { o.unknownKIDInterval = d }
-}
-
-// WithDiscoveryRetry sets the backoff for issuers whose metadata could not be read at start:
-// first retry after min, doubling up to max (default 10 s to 5 min).
-func WithDiscoveryRetry(minWait, maxWait time.Duration) Option {
-	return func(o *options) { o.retryMin, o.retryMax = minWait, maxWait }
-}
-
-// WithRealm sets the realm of WWW-Authenticate challenges (default "flowgate").
-func WithRealm(realm string) Option { return func(o *options) { o.realm = realm } }
-
-// WithLogger sets the logger (default slog.Default()).
-func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
-
-// WithClock sets the time source for exp/nbf/iat checks (tests).
-func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // Validator validates bearer tokens. It is safe for concurrent use.
 type Validator struct {
-	opts     options
+	opts     Options
 	log      *slog.Logger
 	own      OwnIssuer
 	ownParse *jwt.Parser
@@ -139,28 +146,12 @@ type issuerSet struct {
 // configuration error that no retry can fix (no own issuer, duplicate names) does.
 //
 // ctx bounds the background work (key refreshes, discovery retries): cancel it on shutdown.
-func NewValidator(ctx context.Context, own OwnIssuer, issuers []IssuerConfig, opts ...Option) (*Validator, error) {
-	o := options{
-		httpTimeout:        10 * time.Second,
-		refreshInterval:    time.Hour,
-		unknownKIDInterval: 10 * time.Second,
-		retryMin:           10 * time.Second,
-		retryMax:           5 * time.Minute,
-		realm:              "flowgate",
-	}
-	for _, opt := range opts {
-		opt(&o)
-	}
-	if o.client == nil {
-		o.client = egress.Default().Client(o.httpTimeout)
-	}
-	if o.logger == nil {
-		o.logger = slog.Default()
-	}
+func NewValidator(ctx context.Context, own OwnIssuer, issuers []IssuerConfig, opts Options) (*Validator, error) {
+	o := opts.withDefaults()
 	if own.Issuer == "" || own.Keys == nil {
 		return nil, errors.New("resource: own issuer needs Issuer and Keys")
 	}
-	v := &Validator{opts: o, log: o.logger, own: own, base: ctx}
+	v := &Validator{opts: o, log: o.Logger, own: own, base: ctx}
 	v.ownParse = jwt.NewParser(v.parserOptions(own.Issuer, append([]string{own.Issuer}, own.Audiences...))...)
 	v.issuers.Store(&issuerSet{byIss: map[string]*remoteIssuer{}})
 	if err := v.SetIssuers(issuers); err != nil {
@@ -274,8 +265,8 @@ func (v *Validator) parserOptions(iss string, aud []string) []jwt.ParserOption {
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
 	}
-	if v.opts.now != nil {
-		po = append(po, jwt.WithTimeFunc(v.opts.now))
+	if v.opts.Now != nil {
+		po = append(po, jwt.WithTimeFunc(v.opts.Now))
 	}
 	return po
 }
@@ -479,7 +470,7 @@ func (v *Validator) newPrincipal(c *tokenClaims, issuerName string) *Principal {
 // checkBinding refuses sender-constrained tokens: RFC 9449 §7.2 and RFC 8705 §3 say a token
 // bound to a key must not be accepted as a plain bearer token, and Flowgate does not verify
 // DPoP proofs or client certificates yet.
-// TODO(dpop): accept cnf.jkt with a matching DPoP proof (SPEC §3, §4).
+// TODO(dpop): accept cnf.jkt with a matching DPoP proof (RFC 9449).
 func checkBinding(c *tokenClaims) *TokenError {
 	if len(c.Cnf) > 0 && string(c.Cnf) != "null" {
 		return invalidToken("token is bound to a key (cnf); sender-constrained tokens are not supported yet", nil)

@@ -18,7 +18,7 @@ func TestOwnIssuerTokens(t *testing.T) {
 	ctx := t.Context()
 	key := newECKey(t, "own-1")
 	s := newOwnSetup(t, key)
-	v, err := newTestValidator(ctx, s.own, nil, WithLogger(quietLogger(t)))
+	v, err := newTestValidator(ctx, s.own, nil, Options{Logger: quietLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,7 +102,7 @@ func TestRefusedTokens(t *testing.T) {
 	gi := newGoIssuer(t, rsaKey, ecKey)
 	s := newOwnSetup(t, newECKey(t, "own-1"))
 	v, err := newTestValidator(ctx, s.own, []IssuerConfig{{Name: "test", Issuer: gi.iss, Audience: "api://flowgate"}},
-		WithLogger(quietLogger(t)))
+		Options{Logger: quietLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,7 +254,7 @@ func TestExternalClaimMapping(t *testing.T) {
 		Name: "kc", Issuer: gi.iss, Audience: "api://flowgate",
 		SubjectClaim: "preferred_username", ScopeClaim: "scp", RolesClaim: "realm_access.roles",
 		ScopeMap: map[string]string{"Workflows.Read": "workflows.read"},
-	}}, WithLogger(quietLogger(t)))
+	}}, Options{Logger: quietLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -292,8 +292,7 @@ func TestMisconfiguredIssuers(t *testing.T) {
 		{Name: "nojwks", Issuer: noJWKS.iss, Audience: "api://flowgate"},
 		{Name: "unreachable", Issuer: "http://127.0.0.1:1", Audience: "api://flowgate"},
 		{Name: "noaud", Issuer: "https://noaud.example"},
-	}, WithLogger(quietLogger(t)), WithDiscoveryRetry(50*time.Millisecond, 100*time.Millisecond),
-		WithHTTPTimeout(2*time.Second))
+	}, Options{Logger: quietLogger(t), DiscoveryRetryMin: 50 * time.Millisecond, DiscoveryRetryMax: 100 * time.Millisecond, HTTPTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatalf("a misconfigured issuer must not stop the server: %v", err)
 	}
@@ -336,11 +335,11 @@ func TestNewValidatorRefusesBadConfig(t *testing.T) {
 		"own issuer":       {{Name: "a", Issuer: ownIss}},
 		"no issuer":        {{Name: "a"}},
 	} {
-		if _, err := newTestValidator(t.Context(), s.own, issuers); err == nil {
+		if _, err := newTestValidator(t.Context(), s.own, issuers, Options{}); err == nil {
 			t.Errorf("%s: NewValidator succeeded", name)
 		}
 	}
-	if _, err := newTestValidator(t.Context(), OwnIssuer{Issuer: ownIss}, nil); err == nil {
+	if _, err := newTestValidator(t.Context(), OwnIssuer{Issuer: ownIss}, nil, Options{}); err == nil {
 		t.Error("own issuer without keys accepted")
 	}
 }
@@ -354,7 +353,7 @@ func TestUnknownKIDRateLimit(t *testing.T) {
 	s := newOwnSetup(t, newECKey(t, "own-1"))
 	const interval = 400 * time.Millisecond
 	v, err := newTestValidator(ctx, s.own, []IssuerConfig{{Name: "t", Issuer: gi.iss, Audience: "api://flowgate"}},
-		WithLogger(quietLogger(t)), WithUnknownKIDInterval(interval))
+		Options{Logger: quietLogger(t), UnknownKIDInterval: interval})
 	if err != nil {
 		t.Fatal(err)
 	}

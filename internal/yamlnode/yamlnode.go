@@ -1,6 +1,8 @@
-// Package yamlnode holds the small helpers that Flowgate's strict YAML
-// decoders (the configuration file, flow definitions) share: they walk
-// yaml.v3 nodes themselves so every error can name its line and key.
+// Package yamlnode is the one strict YAML walker behind Flowgate's
+// configuration file and flow definitions. Both walk yaml.v3 nodes rather
+// than unmarshal into structs, so every error can name its line and key;
+// reading documents, mappings (merge keys, aliases, duplicate and null
+// keys) and unknown keys here keeps the two readers behaving alike.
 package yamlnode
 
 import "gopkg.in/yaml.v3"

@@ -114,36 +114,27 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 		b.WriteString(strings.Join(where, " AND "))
 	}
 	b.WriteString(" ORDER BY ts DESC, id DESC LIMIT ?")
-	args = append(args, p.Limit+1)
-
-	rows, err := s.read.QueryContext(ctx, s.q.rebind(b.String()), args...)
+	out, next, err := queryPage(ctx, s, s.q.rebind(b.String()), args, p.Limit, scanAuditEvent,
+		func(e store.AuditEvent) string {
+			return strconv.FormatInt(micros(e.Time), 10) + ":" + strconv.FormatInt(e.ID, 10)
+		})
 	if err != nil {
 		return nil, "", fmt.Errorf("list audit: %w", err)
 	}
-	defer rows.Close()
-	events := make([]store.AuditEvent, 0, min(p.Limit, 64))
-	for rows.Next() {
-		var (
-			e  store.AuditEvent
-			ts int64
-		)
-		if err := rows.Scan(&e.ID, &ts, &e.Event, &e.User, &e.Client, &e.RemoteAddr, &e.UserAgent,
-			&e.Outcome, &e.Detail); err != nil {
-			return nil, "", fmt.Errorf("list audit: %w", err)
-		}
-		e.Time = fromMicros(ts)
-		events = append(events, e)
+	return out, next, nil
+}
+
+func scanAuditEvent(sc scanner) (store.AuditEvent, error) {
+	var (
+		e  store.AuditEvent
+		ts int64
+	)
+	if err := sc.Scan(&e.ID, &ts, &e.Event, &e.User, &e.Client, &e.RemoteAddr, &e.UserAgent,
+		&e.Outcome, &e.Detail); err != nil {
+		return e, err
 	}
-	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("list audit: %w", err)
-	}
-	var next string
-	if len(events) > p.Limit {
-		events = events[:p.Limit]
-		last := events[len(events)-1]
-		next = store.EncodeCursor(strconv.FormatInt(micros(last.Time), 10) + ":" + strconv.FormatInt(last.ID, 10))
-	}
-	return events, next, nil
+	e.Time = fromMicros(ts)
+	return e, nil
 }
 
 func decodeAuditCursor(c string) (ts, id int64, err error) {

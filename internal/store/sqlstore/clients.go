@@ -69,41 +69,12 @@ func (s *Store) GetClient(ctx context.Context, id string) (store.Client, error) 
 
 // ListClients pages through clients by id.
 func (s *Store) ListClients(ctx context.Context, p store.Page) ([]store.Client, string, error) {
-	p = p.Normalize()
-	var (
-		rows *sql.Rows
-		err  error
-	)
-	if p.Cursor == "" {
-		rows, err = s.read.QueryContext(ctx, s.q.listClientsFirst, p.Limit+1)
-	} else {
-		after, derr := store.DecodeCursor(p.Cursor)
-		if derr != nil {
-			return nil, "", fmt.Errorf("list clients: %w", derr)
-		}
-		rows, err = s.read.QueryContext(ctx, s.q.listClientsAfter, after, p.Limit+1)
-	}
+	out, next, err := listPage(ctx, s, p, s.q.listClientsFirst, s.q.listClientsAfter, scanClient,
+		func(c store.Client) string { return c.ID })
 	if err != nil {
 		return nil, "", fmt.Errorf("list clients: %w", err)
 	}
-	defer rows.Close()
-	clients := make([]store.Client, 0, min(p.Limit, 64))
-	for rows.Next() {
-		c, err := scanClient(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("list clients: %w", err)
-		}
-		clients = append(clients, c)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("list clients: %w", err)
-	}
-	var next string
-	if len(clients) > p.Limit {
-		clients = clients[:p.Limit]
-		next = store.EncodeCursor(clients[len(clients)-1].ID)
-	}
-	return clients, next, nil
+	return out, next, nil
 }
 
 // DeleteClient removes a client.

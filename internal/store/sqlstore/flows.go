@@ -251,16 +251,7 @@ func (s *Store) GetFlow(ctx context.Context, name string, version int) (store.Fl
 
 // ListFlows pages through the latest version of every flow, by name.
 func (s *Store) ListFlows(ctx context.Context, p store.Page) ([]store.FlowVersion, string, error) {
-	p = p.Normalize()
-	query, args := s.q.flows.listFlowsFirst, []any{p.Limit + 1}
-	if p.Cursor != "" {
-		after, err := store.DecodeCursor(p.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("list flows: %w", err)
-		}
-		query, args = s.q.flows.listFlowsAfter, []any{after, p.Limit + 1}
-	}
-	out, next, err := queryPage(ctx, s, query, args, p.Limit, scanFlow,
+	out, next, err := listPage(ctx, s, p, s.q.flows.listFlowsFirst, s.q.flows.listFlowsAfter, scanFlow,
 		func(v store.FlowVersion) string { return v.Name })
 	if err != nil {
 		return nil, "", fmt.Errorf("list flows: %w", err)
@@ -728,7 +719,6 @@ func (s *Store) ListInstances(ctx context.Context, f store.InstanceFilter, p sto
 		b.WriteString(strings.Join(where, " AND "))
 	}
 	b.WriteString(" ORDER BY id DESC LIMIT ?")
-	args = append(args, p.Limit+1)
 	out, next, err := queryPage(ctx, s, s.q.rebind(b.String()), args, p.Limit, s.scanInstance,
 		func(in store.Instance) string { return in.ID })
 	if err != nil {
@@ -775,7 +765,6 @@ func (s *Store) History(ctx context.Context, instanceID string, p store.Page) ([
 		args = append(args, after)
 	}
 	query += ` ORDER BY seq LIMIT ?`
-	args = append(args, p.Limit+1)
 	out, next, err := queryPage(ctx, s, s.q.rebind(query), args, p.Limit, scanStep,
 		func(st store.StepRecord) string { return strconv.Itoa(st.Seq) })
 	if err != nil {
@@ -872,7 +861,6 @@ func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter, p store.Page)
 		args = append(args, after)
 	}
 	b.WriteString(` ORDER BY serial LIMIT ?`)
-	args = append(args, p.Limit+1)
 	out, next, err := queryPage(ctx, s, s.q.rebind(b.String()), args, p.Limit, scanTask,
 		func(t store.Task) string { return strconv.FormatInt(t.Serial, 10) })
 	if err != nil {
@@ -912,49 +900,6 @@ func (s *Store) PruneIdempotency(ctx context.Context, cutoff time.Time) (int64, 
 	n, err := res.RowsAffected()
 	if err != nil {
 		return 0, fmt.Errorf("prune idempotency keys: %w", err)
-	}
-	return n, nil
-}
-
-// --- paging ---
-
-// queryPage runs a list query whose last argument asks for limit+1 rows
-// and cuts the extra row that tells whether another page exists.
-func queryPage[T any](ctx context.Context, s *Store, query string, args []any, limit int,
-	scan func(scanner) (T, error), key func(T) string) ([]T, string, error) {
-	rows, err := s.read.QueryContext(ctx, query, args...)
-	if err != nil {
-		return nil, "", err
-	}
-	defer rows.Close()
-	out := make([]T, 0, min(limit, 64))
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	var next string
-	if len(out) > limit {
-		out = out[:limit]
-		next = store.EncodeCursor(key(out[len(out)-1]))
-	}
-	return out, next, nil
-}
-
-// decodeIntCursor reads a cursor whose key is an integer.
-func decodeIntCursor(c string) (int64, error) {
-	k, err := store.DecodeCursor(c)
-	if err != nil {
-		return 0, err
-	}
-	n, err := strconv.ParseInt(k, 10, 64)
-	if err != nil {
-		return 0, store.ErrInvalidCursor
 	}
 	return n, nil
 }

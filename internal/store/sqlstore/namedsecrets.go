@@ -57,29 +57,19 @@ func (s *Store) ListNamedSecrets(ctx context.Context, p store.Page) ([]store.Nam
 			return nil, "", fmt.Errorf("list secrets: %w", err)
 		}
 	}
-	rows, err := s.read.QueryContext(ctx, s.q.rebind(`SELECT name, created_at, updated_at FROM named_secrets
-		WHERE name > ? ORDER BY name LIMIT ?`), after, p.Limit+1)
+	out, next, err := queryPage(ctx, s, s.q.rebind(`SELECT name, created_at, updated_at FROM named_secrets
+		WHERE name > ? ORDER BY name LIMIT ?`), []any{after}, p.Limit,
+		func(sc scanner) (store.NamedSecret, error) {
+			var n store.NamedSecret
+			var created, updated int64
+			if err := sc.Scan(&n.Name, &created, &updated); err != nil {
+				return n, err
+			}
+			n.CreatedAt, n.UpdatedAt = fromMicros(created), fromMicros(updated)
+			return n, nil
+		}, func(n store.NamedSecret) string { return n.Name })
 	if err != nil {
 		return nil, "", fmt.Errorf("list secrets: %w", err)
-	}
-	defer rows.Close()
-	var out []store.NamedSecret
-	for rows.Next() {
-		var n store.NamedSecret
-		var created, updated int64
-		if err := rows.Scan(&n.Name, &created, &updated); err != nil {
-			return nil, "", fmt.Errorf("list secrets: %w", err)
-		}
-		n.CreatedAt, n.UpdatedAt = fromMicros(created), fromMicros(updated)
-		out = append(out, n)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("list secrets: %w", err)
-	}
-	var next string
-	if len(out) > p.Limit {
-		out = out[:p.Limit]
-		next = store.EncodeCursor(out[len(out)-1].Name)
 	}
 	return out, next, nil
 }

@@ -2,7 +2,6 @@ package sqlstore
 
 import (
 	"context"
-	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -63,47 +62,6 @@ func validSource(src string) (string, error) {
 		return src, nil
 	}
 	return "", fmt.Errorf("source %q is not %s or %s", src, store.SourceConfig, store.SourceAPI)
-}
-
-// listPage runs the first-page or after-cursor query of a keyed list and
-// cuts the extra row that tells whether another page exists.
-func listPage[T any](ctx context.Context, s *Store, p store.Page, first, after string,
-	scan func(scanner) (T, error), key func(T) string) ([]T, string, error) {
-	p = p.Normalize()
-	var (
-		rows *sql.Rows
-		err  error
-	)
-	if p.Cursor == "" {
-		rows, err = s.read.QueryContext(ctx, s.q.rebind(first), p.Limit+1)
-	} else {
-		k, derr := store.DecodeCursor(p.Cursor)
-		if derr != nil {
-			return nil, "", derr
-		}
-		rows, err = s.read.QueryContext(ctx, s.q.rebind(after), k, p.Limit+1)
-	}
-	if err != nil {
-		return nil, "", err
-	}
-	defer rows.Close()
-	out := make([]T, 0, min(p.Limit, 64))
-	for rows.Next() {
-		v, err := scan(rows)
-		if err != nil {
-			return nil, "", err
-		}
-		out = append(out, v)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", err
-	}
-	var next string
-	if len(out) > p.Limit {
-		out = out[:p.Limit]
-		next = store.EncodeCursor(key(out[len(out)-1]))
-	}
-	return out, next, nil
 }
 
 // --- trusted issuers ---
@@ -169,8 +127,8 @@ func (s *Store) GetTrustedIssuer(ctx context.Context, name string) (store.Truste
 // ListTrustedIssuers pages through issuers by name.
 func (s *Store) ListTrustedIssuers(ctx context.Context, p store.Page) ([]store.TrustedIssuer, string, error) {
 	out, next, err := listPage(ctx, s, p,
-		`SELECT `+issuerCols+` FROM trusted_issuers ORDER BY name LIMIT ?`,
-		`SELECT `+issuerCols+` FROM trusted_issuers WHERE name > ? ORDER BY name LIMIT ?`,
+		s.q.rebind(`SELECT `+issuerCols+` FROM trusted_issuers ORDER BY name LIMIT ?`),
+		s.q.rebind(`SELECT `+issuerCols+` FROM trusted_issuers WHERE name > ? ORDER BY name LIMIT ?`),
 		scanTrustedIssuer, func(t store.TrustedIssuer) string { return t.Name })
 	if err != nil {
 		return nil, "", fmt.Errorf("list trusted issuers: %w", err)
@@ -286,8 +244,8 @@ func (s *Store) GetOAuthServer(ctx context.Context, name string) (store.OAuthSer
 // ListOAuthServers pages through servers by name.
 func (s *Store) ListOAuthServers(ctx context.Context, p store.Page) ([]store.OAuthServer, string, error) {
 	out, next, err := listPage(ctx, s, p,
-		`SELECT `+oauthServerCols+` FROM oauth_servers ORDER BY name LIMIT ?`,
-		`SELECT `+oauthServerCols+` FROM oauth_servers WHERE name > ? ORDER BY name LIMIT ?`,
+		s.q.rebind(`SELECT `+oauthServerCols+` FROM oauth_servers ORDER BY name LIMIT ?`),
+		s.q.rebind(`SELECT `+oauthServerCols+` FROM oauth_servers WHERE name > ? ORDER BY name LIMIT ?`),
 		s.scanOAuthServer, func(o store.OAuthServer) string { return o.Name })
 	if err != nil {
 		return nil, "", fmt.Errorf("list oauth servers: %w", err)

@@ -63,43 +63,12 @@ func (s *Store) GetUser(ctx context.Context, username string) (store.User, error
 
 // ListUsers pages through users by username.
 func (s *Store) ListUsers(ctx context.Context, p store.Page) ([]store.User, string, error) {
-	p = p.Normalize()
-	var (
-		rows *sql.Rows
-		err  error
-	)
-	if p.Cursor == "" {
-		rows, err = s.read.QueryContext(ctx, s.q.listUsersFirst, p.Limit+1)
-	} else {
-		after, derr := store.DecodeCursor(p.Cursor)
-		if derr != nil {
-			return nil, "", fmt.Errorf("list users: %w", derr)
-		}
-		rows, err = s.read.QueryContext(ctx, s.q.listUsersAfter, after, p.Limit+1)
-	}
+	out, next, err := listPage(ctx, s, p, s.q.listUsersFirst, s.q.listUsersAfter, scanUser,
+		func(u store.User) string { return u.Username })
 	if err != nil {
 		return nil, "", fmt.Errorf("list users: %w", err)
 	}
-	defer rows.Close()
-	users := make([]store.User, 0, min(p.Limit, 64))
-	for rows.Next() {
-		u, err := scanUser(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("list users: %w", err)
-		}
-		users = append(users, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, "", fmt.Errorf("list users: %w", err)
-	}
-	// One row more than asked for says whether another page exists, so
-	// the last page never hands out a cursor to an empty one.
-	var next string
-	if len(users) > p.Limit {
-		users = users[:p.Limit]
-		next = store.EncodeCursor(users[len(users)-1].Username)
-	}
-	return users, next, nil
+	return out, next, nil
 }
 
 // CountUsers counts every user.
