@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/principal"
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/store"
 )
@@ -89,7 +90,7 @@ func (a *API) Authenticate(next http.Handler) http.Handler {
 			a.log.ErrorContext(r.Context(), "basic auth: clearing failed sign-ins", "err", err)
 		}
 		p := &resource.Principal{
-			ID:         "user:" + u.Username,
+			ID:         principal.User(u.Username),
 			Kind:       resource.KindUser,
 			Subject:    u.Username,
 			IssuerName: resource.OwnIssuerName,

@@ -26,6 +26,8 @@ import (
 	"github.com/flowgate/flowgate/internal/connectors"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/principal"
+	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -97,7 +99,7 @@ func hashState(state string) string {
 }
 
 func userCaller(sess store.Session) engine.Caller {
-	return engine.Caller{User: flow.User{ID: "user:" + sess.User, Kind: "user", Subject: sess.User, Issuer: "flowgate"}}
+	return engine.Caller{User: flow.User{ID: principal.User(sess.User), Kind: principal.KindUser, Subject: sess.User, Issuer: resource.OwnIssuerName}}
 }
 
 // connect sends the signed-in starter to the provider's authorization
