@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -77,7 +76,7 @@ func (a *API) getWorkflow(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, workflowDetail{Workflow: def.Summary(), Description: def.Description, Definition: def.Document})
 }
 
-// instanceJSON is an instance as the API shows it (SPEC §6), plus its
+// instanceJSON is an instance as the API shows it (docs/api.md), plus its
 // input and the step it is at.
 type instanceJSON struct {
 	ID          string          `json:"id"`
@@ -172,10 +171,7 @@ func (a *API) listInstances(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "status", fmt.Sprintf("status %q is not an instance status (want one of %v)", f.Status, instanceStatuses()))
 		return
 	}
-	if c := callerOf(r); !c.Admin {
-		f.StartedBy = c.ID
-	}
-	list, next, err := a.st.ListInstances(r.Context(), f, p)
+	list, next, err := a.engine.ListInstances(r.Context(), callerOf(r), f, p)
 	if err != nil {
 		a.listError(w, r, err)
 		return
@@ -183,37 +179,10 @@ func (a *API) listInstances(w http.ResponseWriter, r *http.Request) {
 	writePage(w, list, next, toInstanceJSON)
 }
 
-// visibleInstance reads an instance the caller may see: its starter, an
-// administrator, or an assignee of one of its tasks (who needs its
-// context to decide). Others get store.ErrNotFound, so that instance ids
-// do not reveal what exists.
-func (a *API) visibleInstance(ctx context.Context, id string, c engine.Caller) (store.Instance, error) {
-	in, err := a.st.GetInstance(ctx, id)
-	if err != nil {
-		return store.Instance{}, err
-	}
-	if c.Admin || (c.ID != "" && in.StartedBy == c.ID) {
-		return in, nil
-	}
-	if c.ID != "" {
-		keys := assigneeKeys(c)
-		for _, status := range []string{store.TaskOpen, store.TaskDone, store.TaskCancelled} {
-			ts, _, err := a.st.ListTasks(ctx, store.TaskFilter{Assignees: keys, InstanceID: id, Status: status}, store.Page{Limit: 1})
-			if err != nil {
-				return store.Instance{}, err
-			}
-			if len(ts) > 0 {
-				return in, nil
-			}
-		}
-	}
-	return store.Instance{}, fmt.Errorf("instance %s: %w", id, store.ErrNotFound)
-}
-
 // getInstance serves GET /api/v1/instances/{id}.
 func (a *API) getInstance(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	in, err := a.visibleInstance(r.Context(), id, callerOf(r))
+	in, err := a.engine.VisibleInstance(r.Context(), id, callerOf(r))
 	if err != nil {
 		a.engineError(w, r, err, "instance", id)
 		return
@@ -258,7 +227,7 @@ func (a *API) instanceHistory(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if _, err := a.visibleInstance(r.Context(), id, callerOf(r)); err != nil {
+	if _, err := a.engine.VisibleInstance(r.Context(), id, callerOf(r)); err != nil {
 		a.engineError(w, r, err, "instance", id)
 		return
 	}
@@ -275,12 +244,7 @@ func (a *API) instanceHistory(w http.ResponseWriter, r *http.Request) {
 // is an administrator (an assignee) gets 403.
 func (a *API) cancelInstance(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	c := callerOf(r)
-	if _, err := a.visibleInstance(r.Context(), id, c); err != nil {
-		a.engineError(w, r, err, "instance", id)
-		return
-	}
-	in, err := a.engine.Cancel(r.Context(), id, c)
+	in, err := a.engine.Cancel(r.Context(), id, callerOf(r))
 	if err != nil {
 		a.engineError(w, r, err, "instance", id)
 		return
