@@ -23,7 +23,7 @@ func basicScopes() []string {
 // Authenticate puts the caller's Principal in the request context and
 // calls next. It takes a bearer token (the validator's Middleware), or,
 // while apis.basic_auth is on, HTTP Basic with a Flowgate user's username
-// and password (SPEC §2): the principal is then user:NAME with the user's
+// and password (docs/api.md): the principal is then user:NAME with the user's
 // roles and every API scope except admin. Basic failures are rate-limited
 // like the login page (package throttle). While the switch is off,
 // Basic gets the same 401 Bearer challenge as no credentials at all.

@@ -1,4 +1,4 @@
-// Package resource makes Flowgate's APIs an OAuth 2.0 resource server (SPEC §4): it validates
+// Package resource makes Flowgate's APIs an OAuth 2.0 resource server (docs/api.md): it validates
 // bearer tokens from Flowgate's own authorization server and from trusted external issuers,
 // turns them into a Principal, and answers failures as RFC 6750 says.
 //
@@ -92,7 +92,8 @@ func WithRefreshInterval(d time.Duration) Option {
 }
 
 // WithUnknownKIDInterval sets the least time between two key set refetches of one issuer
-// caused by tokens naming an unknown kid (default 10 s, as SPEC §4 requires).
+// caused by tokens naming an unknown kid (default 10 s), so that a stream of made-up kids
+// cannot make Flowgate hammer an issuer.
 func WithUnknownKIDInterval(d time.Duration) Option {
 	return func(o *options) { o.unknownKIDInterval = d }
 }
@@ -480,7 +481,7 @@ func (v *Validator) newPrincipal(c *tokenClaims, issuerName string) *Principal {
 // checkBinding refuses sender-constrained tokens: RFC 9449 §7.2 and RFC 8705 §3 say a token
 // bound to a key must not be accepted as a plain bearer token, and Flowgate does not verify
 // DPoP proofs or client certificates yet.
-// TODO(dpop): accept cnf.jkt with a matching DPoP proof (SPEC §3, §4).
+// TODO(dpop): accept cnf.jkt with a matching DPoP proof.
 func checkBinding(c *tokenClaims) *TokenError {
 	if len(c.Cnf) > 0 && string(c.Cnf) != "null" {
 		return invalidToken("token is bound to a key (cnf); sender-constrained tokens are not supported yet", nil)
