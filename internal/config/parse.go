@@ -192,18 +192,6 @@ func (d *decoder) items(n *yaml.Node, path string, item func(v *yaml.Node, path 
 	})
 }
 
-// require reports a missing or empty required key at the item's position.
-func (d *decoder) require(item *yaml.Node, path string, present map[string]*yaml.Node, key, value string) {
-	if value != "" {
-		return
-	}
-	at := item
-	if v := present[key]; v != nil {
-		at = v
-	}
-	d.failf(at, joinPath(path, key), "is required")
-}
-
 func (d *decoder) users(n *yaml.Node, path string) []User {
 	var out []User
 	names := d.uniq("username")
@@ -380,27 +368,16 @@ func (d *decoder) identityProviders(n *yaml.Node, path string) []IdentityProvide
 	d.items(n, path, func(item *yaml.Node, p string) {
 		var ip IdentityProvider
 		present, _ := d.object(item, p, map[string]setter{
-			"name":          d.str(&ip.Name, checkName),
-			"issuer":        d.str(&ip.Issuer, checkHTTPURL),
+			"name":          d.str(&ip.Name),
+			"issuer":        d.str(&ip.Issuer),
 			"client_id":     d.str(&ip.ClientID),
 			"client_secret": d.str(&ip.ClientSecret),
-			"scopes":        d.strs(&ip.Scopes, checkScope),
-			"metadata_url":  d.str(&ip.MetadataURL, checkHTTPURL),
+			"scopes":        d.texts(&ip.Scopes),
+			"metadata_url":  d.str(&ip.MetadataURL),
 		})
-		d.require(item, p, present, "name", ip.Name)
-		d.require(item, p, present, "issuer", ip.Issuer)
-		d.require(item, p, present, "client_id", ip.ClientID)
-		d.require(item, p, present, "client_secret", ip.ClientSecret)
+		d.judge(item, p, present, ip.Validate())
 		names.check(ip.Name, present["name"], joinPath(p, "name"))
-		if len(ip.Scopes) == 0 {
-			ip.Scopes = []string{"openid", "profile", "email"}
-		} else if !slices.Contains(ip.Scopes, "openid") {
-			d.failf(present["scopes"], joinPath(p, "scopes"), "must include openid: sign-in needs an ID token")
-		}
-		if ip.MetadataURL == "" && ip.Issuer != "" {
-			ip.MetadataURL = discoveryURL(ip.Issuer)
-		}
-		out = append(out, ip)
+		out = append(out, ip.WithDefaults())
 	})
 	return out
 }

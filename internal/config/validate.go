@@ -15,8 +15,8 @@ import (
 	"github.com/flowgate/flowgate/internal/yamlnode"
 )
 
-// The rules an entry of users, clients, trusted_issuers and oauth_servers
-// must meet live in its type's Validate method, whoever built the entry:
+// The rules an entry of users, clients, trusted_issuers, oauth_servers
+// and identity_providers must meet live in its type's Validate method, whoever built the entry:
 // the file decoder (which adds the line and column), the admin API and
 // the CLI. Validate judges an empty field as its default; WithDefaults
 // fills them in afterwards. Its errors are *FieldError values joined with
@@ -306,6 +306,36 @@ func (s OAuthServer) WithDefaults() OAuthServer {
 	s.ClientAuth = cmp.Or(s.ClientAuth, defaultOutboundAuth)
 	s.RefreshEndpoint = cmp.Or(s.RefreshEndpoint, s.TokenEndpoint)
 	return s
+}
+
+// Validate checks an identity provider users sign in with: its name,
+// URLs and scopes, which must include openid when given.
+func (ip IdentityProvider) Validate() error {
+	var ps problems
+	ps.check("name", ip.Name, checkName)
+	ps.check("issuer", ip.Issuer, checkHTTPURL)
+	ps.each("scopes", ip.Scopes, checkScope)
+	ps.check("metadata_url", ip.MetadataURL, checkHTTPURL)
+	ps.require("name", ip.Name)
+	ps.require("issuer", ip.Issuer)
+	ps.require("client_id", ip.ClientID)
+	ps.require("client_secret", ip.ClientSecret)
+	if len(ip.Scopes) > 0 && !slices.Contains(ip.Scopes, "openid") && !ps.has("scopes") {
+		ps.addf("scopes", "must include openid: sign-in needs an ID token")
+	}
+	return ps.err()
+}
+
+// WithDefaults fills the scopes (openid, profile, email) and the
+// metadata URL from the issuer.
+func (ip IdentityProvider) WithDefaults() IdentityProvider {
+	if len(ip.Scopes) == 0 {
+		ip.Scopes = []string{"openid", "profile", "email"}
+	}
+	if ip.MetadataURL == "" && ip.Issuer != "" {
+		ip.MetadataURL = discoveryURL(ip.Issuer)
+	}
+	return ip
 }
 
 // judge adds the problems an entry's Validate found, each at the node its
