@@ -13,12 +13,6 @@ import (
 	"github.com/flowgate/flowgate/internal/store"
 )
 
-// maxListRounds bounds the store pages one GET /api/v1/workflows reads
-// while it looks for flows the caller may start. A caller who may start
-// few of many flows then gets a short page with a cursor rather than a
-// request that reads the whole table.
-const maxListRounds = 20
-
 // workflowDetail is one flow as GET /api/v1/workflows/{name} shows it: the
 // list shape plus the definition.
 type workflowDetail struct {
@@ -34,41 +28,23 @@ func (a *API) listWorkflows(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c := callerOf(r)
-	limit := p.Normalize().Limit
-	out := make([]flow.Workflow, 0, limit)
-	cursor := p.Cursor
-	// Each round asks only for what is still missing, so the page never
-	// holds more than limit flows and the store's own cursor stays right.
-	for range maxListRounds {
-		defs, next, err := a.engine.ListFlows(r.Context(), store.Page{Limit: limit - len(out), Cursor: cursor})
-		if err != nil {
-			a.listError(w, r, err)
-			return
-		}
-		for _, d := range defs {
-			if c.Admin || d.CanStart(c.ID, c.Roles) {
-				out = append(out, d.Summary())
-			}
-		}
-		cursor = next
-		if next == "" || len(out) == limit {
-			break
-		}
+	defs, next, err := a.engine.ListStartable(r.Context(), callerOf(r), p)
+	if err != nil {
+		a.listError(w, r, err)
+		return
 	}
-	writeJSON(w, http.StatusOK, newList(out, cursor))
+	out := make([]flow.Workflow, len(defs))
+	for i, d := range defs {
+		out[i] = d.Summary()
+	}
+	writeJSON(w, http.StatusOK, newList(out, next))
 }
 
-// getWorkflow serves GET /api/v1/workflows/{name}. A flow the caller may
-// not start is answered like one that does not exist: the list does not
-// show it either, and its definition may say more than its name.
+// getWorkflow serves GET /api/v1/workflows/{name}; a flow the caller may
+// not start is answered like one that does not exist.
 func (a *API) getWorkflow(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	c := callerOf(r)
-	def, err := a.engine.Definition(r.Context(), name, 0)
-	if err == nil && !c.Admin && !def.CanStart(c.ID, c.Roles) {
-		err = store.ErrNotFound
-	}
+	def, err := a.engine.StartableWorkflow(r.Context(), name, callerOf(r))
 	if err != nil {
 		a.engineError(w, r, err, "workflow", name)
 		return

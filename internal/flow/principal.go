@@ -75,8 +75,8 @@ func (t *Task) ResolveAssignees(env *Env) ([]string, error) {
 
 // CanStart reports whether a caller with the given principal id
 // (user:alice, client:portal, entra:8d2f…) and roles is among
-// Permissions.Start. It does not know about administrators; the API layer
-// decides whether the admin role overrides.
+// Permissions.Start. It does not know about administrators, whom the
+// engine lets start any flow.
 func (d *Definition) CanStart(principalID string, roles []string) bool {
 	return slices.ContainsFunc(d.Permissions.Start, func(p string) bool { return principal.Matches(p, principalID, roles) })
 }

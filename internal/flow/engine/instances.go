@@ -63,7 +63,7 @@ func (e *Engine) StartInstance(ctx context.Context, req StartRequest) (Started, 
 	if err != nil {
 		return Started{}, err
 	}
-	if !req.Caller.Admin && !def.CanStart(req.Caller.ID, req.Caller.Roles) {
+	if !req.Caller.mayStart(def) {
 		return Started{}, fmt.Errorf("%w: %s may not start %s", ErrForbidden, req.Caller.ID, def.Name)
 	}
 	input, err := def.ValidateInput(req.Input)
