@@ -15,13 +15,14 @@ import (
 	"github.com/flowgate/flowgate/internal/yamlnode"
 )
 
-// The rules an entry of users, clients, trusted_issuers, oauth_servers
-// and identity_providers must meet live in its type's Validate method, whoever built the entry:
-// the file decoder (which adds the line and column), the admin API and
-// the CLI. Validate judges an empty field as its default; WithDefaults
-// fills them in afterwards. Its errors are *FieldError values joined with
-// errors.Join, each naming the key within the entry (scope_map.X,
-// scopes[1]) without a file position; none quotes a secret.
+// The rules an entry of users, clients, trusted_issuers, oauth_servers or
+// identity_providers must meet live in its type's Validate method, so that
+// they are the same whoever built the entry: the file decoder (which adds
+// the line and column), the admin API and the CLI. Validate judges an
+// empty field as its default; WithDefaults fills the defaults in
+// afterwards. Its errors are *FieldError values joined with errors.Join,
+// each naming the key within the entry (scope_map.X, scopes[1]) without a
+// file position; none quotes a secret.
 
 // problems collects the *FieldError values of one entry.
 type problems []*FieldError
@@ -75,8 +76,8 @@ func (ps *problems) require(path, value string) {
 }
 
 // has reports a problem already found with the key at path (or one of its
-// entries), so that no second, derived complaint follows: a list whose
-// every entry was rejected is "empty" too.
+// entries), so that a rule that depends on the key does not add a second,
+// derived complaint (redirect_uris: [/cb] is wrong, not missing).
 func (ps problems) has(path string) bool { return hasErrorAt(ps, path) }
 
 // judgedAs is the value the rules that depend on an enumerated key judge
@@ -342,7 +343,7 @@ func (ip IdentityProvider) WithDefaults() IdentityProvider {
 // key names so that it carries a line and column. A key the decoder
 // already complained about (not a string, say) is not judged again.
 func (d *decoder) judge(item *yaml.Node, path string, present map[string]*yaml.Node, err error) {
-	before := slices.Clone(d.errs)
+	n := len(d.errs)
 	for _, e := range unjoin(err) {
 		var fe *FieldError
 		if !errors.As(e, &fe) {
@@ -350,7 +351,7 @@ func (d *decoder) judge(item *yaml.Node, path string, present map[string]*yaml.N
 			continue
 		}
 		full := joinPath(path, fe.Path)
-		if hasErrorAt(before, full) {
+		if hasErrorAt(d.errs[:n], full) {
 			continue
 		}
 		d.fail(nodeAt(item, present, fe.Path), full, fe.Err)
