@@ -44,7 +44,7 @@ func (c *cli) clientAddCmd() *cobra.Command {
 				// generated below and never chosen by a person.
 				cc.Secret = "generated"
 			}
-			if err := config.ValidateClient(cc); err != nil {
+			if err := cc.Validate(); err != nil {
 				return err
 			}
 			return c.withApp(cmd.Context(), func(a *app.App) error {

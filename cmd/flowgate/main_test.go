@@ -396,6 +396,11 @@ func TestUserCommands(t *testing.T) {
 	if r := run(t, dir, "short\n", nil, "user", "add", "alice", "--password-stdin"); r.code == 0 || !strings.Contains(r.stderr, "at least 8") {
 		t.Fatalf("short password accepted: %+v", r)
 	}
+	// The CLI holds a user to the rules a declared user and the admin API
+	// meet: not only the username.
+	if r := run(t, dir, "s3cret-pass\n", nil, "user", "add", "bob", "--password-stdin", "--email", "bob at example"); r.code == 0 || !strings.Contains(r.stderr, `email: "bob at example" is not an email address`) {
+		t.Fatalf("bad email accepted: %+v", r)
+	}
 	r := run(t, dir, "s3cret-pass\n", nil, "user", "add", "alice", "--password-stdin", "--email", "alice@example.com", "--role", "employee,approver")
 	if r.code != 0 {
 		t.Fatalf("user add: %+v", r)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/account"
 	"github.com/flowgate/flowgate/internal/app"
+	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -90,7 +91,7 @@ func (c *cli) userAddCmd() *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			username := args[0]
-			if err := app.ValidUsername(username); err != nil {
+			if err := (config.User{Username: username, Email: email, Name: name, Roles: roles}).Validate(); err != nil {
 				return err
 			}
 			password, err := c.readPassword(fromStdin)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/principal"
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/store"
 )
@@ -22,7 +23,7 @@ func basicScopes() []string {
 // Authenticate puts the caller's Principal in the request context and
 // calls next. It takes a bearer token (the validator's Middleware), or,
 // while apis.basic_auth is on, HTTP Basic with a Flowgate user's username
-// and password (SPEC §2): the principal is then user:NAME with the user's
+// and password (docs/api.md): the principal is then user:NAME with the user's
 // roles and every API scope except admin. Basic failures are rate-limited
 // like the login page (package throttle). While the switch is off,
 // Basic gets the same 401 Bearer challenge as no credentials at all.
@@ -89,7 +90,7 @@ func (a *API) Authenticate(next http.Handler) http.Handler {
 			a.log.ErrorContext(r.Context(), "basic auth: clearing failed sign-ins", "err", err)
 		}
 		p := &resource.Principal{
-			ID:         "user:" + u.Username,
+			ID:         principal.User(u.Username),
 			Kind:       resource.KindUser,
 			Subject:    u.Username,
 			IssuerName: resource.OwnIssuerName,

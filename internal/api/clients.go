@@ -134,26 +134,18 @@ func applyClient(w http.ResponseWriter, req clientRequest, c *store.Client) bool
 		}
 		c.JWKS = text
 	}
-	if c.TokenEndpointAuthMethod == "" {
-		c.TokenEndpointAuthMethod = "client_secret_basic"
-	}
-	if len(c.GrantTypes) == 0 {
-		c.GrantTypes = []string{"authorization_code"}
-	}
-	if c.Consent == "" {
-		c.Consent = "user"
-	}
 	cc := config.Client{
 		ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		GrantTypes: c.GrantTypes, Scopes: c.Scopes, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
 		JWKS: c.JWKS, JWKSURI: c.JWKSURI, PublicKeyPEM: c.PublicKeyPEM, Consent: c.Consent, DPoP: c.DPoP, Roles: c.Roles,
-	}
+	}.WithDefaults()
+	c.TokenEndpointAuthMethod, c.GrantTypes, c.Consent = cc.TokenEndpointAuthMethod, cc.GrantTypes, cc.Consent
 	if admin.NeedsSecret(cc.TokenEndpointAuthMethod) {
 		// Validation wants a secret; the real one is generated, never
 		// chosen by a person (as in `flowgate client add`).
 		cc.Secret = "generated"
 	}
-	if err := config.ValidateClient(cc); err != nil {
+	if err := cc.Validate(); err != nil {
 		fieldErrors(w, err)
 		return false
 	}

@@ -44,17 +44,6 @@ func callerOf(r *http.Request) engine.Caller {
 // principal ("user:alice", "client:ops", "entra:…").
 func actor(r *http.Request) string { return callerOf(r).ID }
 
-// assigneeKeys are the task assignee entries that name c: its principal
-// and role:NAME for each of its roles.
-func assigneeKeys(c engine.Caller) []string {
-	keys := make([]string, 0, len(c.Roles)+1)
-	keys = append(keys, c.ID)
-	for _, r := range c.Roles {
-		keys = append(keys, "role:"+r)
-	}
-	return keys
-}
-
 // readObject reads a JSON object body: start input, invoke input, task
 // data. An empty body is {} (a flow without input needs none). It answers
 // and returns false when the body is not one: 415 for another content

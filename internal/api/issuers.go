@@ -42,16 +42,16 @@ func toIssuerJSON(t store.TrustedIssuer) issuerJSON {
 // validIssuer validates a body with the configuration's rules and the
 // defaults a file entry gets; false when it answered a 400.
 func validIssuer(w http.ResponseWriter, in issuerJSON) (store.TrustedIssuer, bool) {
-	ct, err := config.ValidateTrustedIssuer(config.TrustedIssuer{
+	ct := config.TrustedIssuer{
 		Name: in.Name, Issuer: in.Issuer, MetadataURL: in.MetadataURL, Audience: in.Audience,
 		SubjectClaim: in.SubjectClaim, ScopeClaim: in.ScopeClaim, RolesClaim: in.RolesClaim,
 		ScopeMap: maps.Clone(in.ScopeMap),
-	})
-	if err != nil {
+	}
+	if err := ct.Validate(); err != nil {
 		fieldErrors(w, err)
 		return store.TrustedIssuer{}, false
 	}
-	return issuerFromConfig(ct, store.SourceAPI), true
+	return issuerFromConfig(ct.WithDefaults(), store.SourceAPI), true
 }
 
 func issuerFromConfig(c config.TrustedIssuer, source string) store.TrustedIssuer {

@@ -97,11 +97,11 @@ func (a *API) validOAuthServer(w http.ResponseWriter, in oauthServerRequest, sec
 		UsePrompt: in.UsePrompt == nil || *in.UsePrompt, UsePKCE: in.UsePKCE == nil || *in.UsePKCE,
 		RedirectURI: in.RedirectURI,
 	}
-	c, err := config.ValidateOAuthServer(c)
-	if err != nil {
+	if err := c.Validate(); err != nil {
 		fieldErrors(w, err)
 		return store.OAuthServer{}, false
 	}
+	c = c.WithDefaults()
 	if c.RedirectURI == "" && a.publicURL != "" {
 		c.RedirectURI = strings.TrimRight(a.publicURL, "/") + "/oauth-callback"
 	}

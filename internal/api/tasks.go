@@ -70,12 +70,11 @@ func (a *API) listTasks(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	c := callerOf(r)
-	if all && !c.Admin {
-		writeError(w, http.StatusForbidden, "forbidden", c.ID+" may not list every task (all=true): that takes role admin and a token with scope admin", "all")
+	tasks, next, err := a.engine.ListTasks(r.Context(), callerOf(r), all, status, p)
+	if errors.Is(err, engine.ErrForbidden) {
+		writeError(w, http.StatusForbidden, "forbidden", err.Error(), "all")
 		return
 	}
-	tasks, next, err := a.engine.ListTasks(r.Context(), c, all, status, p)
 	if err != nil {
 		a.listError(w, r, err)
 		return

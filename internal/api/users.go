@@ -96,7 +96,7 @@ func (a *API) applyUser(w http.ResponseWriter, r *http.Request, req userRequest,
 	if req.Disabled != nil {
 		u.Disabled = *req.Disabled
 	}
-	if err := config.ValidateUser(config.User{Username: u.Username, Email: u.Email, Name: u.Name, Roles: u.Roles}); err != nil {
+	if err := (config.User{Username: u.Username, Email: u.Email, Name: u.Name, Roles: u.Roles}).Validate(); err != nil {
 		fieldErrors(w, err)
 		return false
 	}

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,12 +12,6 @@ import (
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/store"
 )
-
-// maxListRounds bounds the store pages one GET /api/v1/workflows reads
-// while it looks for flows the caller may start. A caller who may start
-// few of many flows then gets a short page with a cursor rather than a
-// request that reads the whole table.
-const maxListRounds = 20
 
 // workflowDetail is one flow as GET /api/v1/workflows/{name} shows it: the
 // list shape plus the definition.
@@ -35,41 +28,23 @@ func (a *API) listWorkflows(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	c := callerOf(r)
-	limit := p.Normalize().Limit
-	out := make([]flow.Workflow, 0, limit)
-	cursor := p.Cursor
-	// Each round asks only for what is still missing, so the page never
-	// holds more than limit flows and the store's own cursor stays right.
-	for range maxListRounds {
-		defs, next, err := a.engine.ListFlows(r.Context(), store.Page{Limit: limit - len(out), Cursor: cursor})
-		if err != nil {
-			a.listError(w, r, err)
-			return
-		}
-		for _, d := range defs {
-			if c.Admin || d.CanStart(c.ID, c.Roles) {
-				out = append(out, d.Summary())
-			}
-		}
-		cursor = next
-		if next == "" || len(out) == limit {
-			break
-		}
+	defs, next, err := a.engine.ListStartable(r.Context(), callerOf(r), p)
+	if err != nil {
+		a.listError(w, r, err)
+		return
 	}
-	writeJSON(w, http.StatusOK, newList(out, cursor))
+	out := make([]flow.Workflow, len(defs))
+	for i, d := range defs {
+		out[i] = d.Summary()
+	}
+	writeJSON(w, http.StatusOK, newList(out, next))
 }
 
-// getWorkflow serves GET /api/v1/workflows/{name}. A flow the caller may
-// not start is answered like one that does not exist: the list does not
-// show it either, and its definition may say more than its name.
+// getWorkflow serves GET /api/v1/workflows/{name}; a flow the caller may
+// not start is answered like one that does not exist.
 func (a *API) getWorkflow(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
-	c := callerOf(r)
-	def, err := a.engine.Definition(r.Context(), name, 0)
-	if err == nil && !c.Admin && !def.CanStart(c.ID, c.Roles) {
-		err = store.ErrNotFound
-	}
+	def, err := a.engine.StartableWorkflow(r.Context(), name, callerOf(r))
 	if err != nil {
 		a.engineError(w, r, err, "workflow", name)
 		return
@@ -77,7 +52,7 @@ func (a *API) getWorkflow(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, workflowDetail{Workflow: def.Summary(), Description: def.Description, Definition: def.Document})
 }
 
-// instanceJSON is an instance as the API shows it (SPEC §6), plus its
+// instanceJSON is an instance as the API shows it (docs/api.md), plus its
 // input and the step it is at.
 type instanceJSON struct {
 	ID          string          `json:"id"`
@@ -172,10 +147,7 @@ func (a *API) listInstances(w http.ResponseWriter, r *http.Request) {
 		badRequest(w, "status", fmt.Sprintf("status %q is not an instance status (want one of %v)", f.Status, instanceStatuses()))
 		return
 	}
-	if c := callerOf(r); !c.Admin {
-		f.StartedBy = c.ID
-	}
-	list, next, err := a.st.ListInstances(r.Context(), f, p)
+	list, next, err := a.engine.ListInstances(r.Context(), callerOf(r), f, p)
 	if err != nil {
 		a.listError(w, r, err)
 		return
@@ -183,37 +155,10 @@ func (a *API) listInstances(w http.ResponseWriter, r *http.Request) {
 	writePage(w, list, next, toInstanceJSON)
 }
 
-// visibleInstance reads an instance the caller may see: its starter, an
-// administrator, or an assignee of one of its tasks (who needs its
-// context to decide). Others get store.ErrNotFound, so that instance ids
-// do not reveal what exists.
-func (a *API) visibleInstance(ctx context.Context, id string, c engine.Caller) (store.Instance, error) {
-	in, err := a.st.GetInstance(ctx, id)
-	if err != nil {
-		return store.Instance{}, err
-	}
-	if c.Admin || (c.ID != "" && in.StartedBy == c.ID) {
-		return in, nil
-	}
-	if c.ID != "" {
-		keys := assigneeKeys(c)
-		for _, status := range []string{store.TaskOpen, store.TaskDone, store.TaskCancelled} {
-			ts, _, err := a.st.ListTasks(ctx, store.TaskFilter{Assignees: keys, InstanceID: id, Status: status}, store.Page{Limit: 1})
-			if err != nil {
-				return store.Instance{}, err
-			}
-			if len(ts) > 0 {
-				return in, nil
-			}
-		}
-	}
-	return store.Instance{}, fmt.Errorf("instance %s: %w", id, store.ErrNotFound)
-}
-
 // getInstance serves GET /api/v1/instances/{id}.
 func (a *API) getInstance(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	in, err := a.visibleInstance(r.Context(), id, callerOf(r))
+	in, err := a.engine.VisibleInstance(r.Context(), id, callerOf(r))
 	if err != nil {
 		a.engineError(w, r, err, "instance", id)
 		return
@@ -258,7 +203,7 @@ func (a *API) instanceHistory(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if _, err := a.visibleInstance(r.Context(), id, callerOf(r)); err != nil {
+	if _, err := a.engine.VisibleInstance(r.Context(), id, callerOf(r)); err != nil {
 		a.engineError(w, r, err, "instance", id)
 		return
 	}
@@ -275,12 +220,7 @@ func (a *API) instanceHistory(w http.ResponseWriter, r *http.Request) {
 // is an administrator (an assignee) gets 403.
 func (a *API) cancelInstance(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	c := callerOf(r)
-	if _, err := a.visibleInstance(r.Context(), id, c); err != nil {
-		a.engineError(w, r, err, "instance", id)
-		return
-	}
-	in, err := a.engine.Cancel(r.Context(), id, c)
+	in, err := a.engine.Cancel(r.Context(), id, callerOf(r))
 	if err != nil {
 		a.engineError(w, r, err, "instance", id)
 		return

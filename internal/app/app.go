@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/flowgate/flowgate/internal/audit"
@@ -298,16 +297,4 @@ func (a *App) applyClient(ctx context.Context, c config.Client) error {
 		return a.Store.CreateClient(ctx, next)
 	}
 	return a.Store.UpdateClient(ctx, next)
-}
-
-// ValidUsername reports whether a username is acceptable: what principals
-// (user:NAME) and URLs can carry without escaping.
-func ValidUsername(name string) error {
-	if name == "" || len(name) > 64 {
-		return errors.New("username must be 1 to 64 characters")
-	}
-	if strings.Trim(name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._@-") != "" {
-		return fmt.Errorf("username %q may only contain letters, digits and . _ @ -", name)
-	}
-	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"strings"
 
 	"github.com/flowgate/flowgate/internal/egress"
+	"github.com/flowgate/flowgate/internal/principal"
 )
 
 // Allowed values of the enumerated keys. Never written after start.
@@ -26,7 +27,7 @@ var (
 	subjectClaims     = []string{"sub", "oid", "upn", "email", "preferred_username"}
 	scopeClaims       = []string{"scp", "scope"}
 	outboundAuth      = []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
-	// flowgateScopes are the API scopes of SPEC §4, the only targets a
+	// flowgateScopes are the API scopes (docs/api.md), the only targets a
 	// trusted issuer's scope_map can grant.
 	flowgateScopes = []string{"workflows.read", "workflows.start", "tasks", "flows.invoke", "admin"}
 	// reservedParams are set by the connector itself; letting params
@@ -36,10 +37,6 @@ var (
 		"redirect_uri", "response_type", "grant_type", "code", "code_verifier",
 		"code_challenge", "code_challenge_method", "state", "nonce", "refresh_token", "scope",
 	}
-	// reservedPrincipalPrefixes are the principal kinds of SPEC §4; a trusted
-	// issuer named like one would make its subjects look like local users,
-	// clients or roles.
-	reservedPrincipalPrefixes = []string{"user", "client", "role"}
 )
 
 func checkAddr(s string) error {
@@ -149,29 +146,11 @@ func checkLocalOrHTTPURL(s string) error {
 	return nil
 }
 
-func onlyChars(s, allowed string) bool {
-	for _, r := range s {
-		if !('a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9' || strings.ContainsRune(allowed, r)) {
-			return false
-		}
-	}
-	return true
-}
-
-// checkUsername matches what principals (user:NAME) and URLs carry without
-// escaping; it is the rule `flowgate user add` applies too.
-func checkUsername(s string) error {
-	if len(s) > 64 || !onlyChars(s, "._@-") {
-		return fmt.Errorf("%q must be at most 64 letters, digits and . _ @ -", s)
-	}
-	return nil
-}
-
 // checkName is for names other parts refer to: flows name oauth servers,
 // principals start with a trusted issuer's name, login URLs carry an
 // identity provider's.
 func checkName(s string) error {
-	if len(s) > 64 || !onlyChars(s, "._-") {
+	if !principal.ValidName(s) {
 		return fmt.Errorf("%q must be at most 64 letters, digits and . _ -", s)
 	}
 	return nil

@@ -796,7 +796,7 @@ clients:
 	eq(t, c.Clients[1].GrantTypes[0], "authorization_code")
 }
 
-func TestValidateClient(t *testing.T) {
+func TestClientValidate(t *testing.T) {
 	tests := []struct {
 		name string
 		c    Client
@@ -817,12 +817,12 @@ func TestValidateClient(t *testing.T) {
 		}},
 		{"missing id and redirect", Client{Secret: "generated"}, []string{
 			`id: is required`,
-			`redirect_uris: a client with the authorization_code grant needs at least one redirect URI`,
+			`redirect_uris: a client with the authorization_code grant needs at least one redirect URI (grant_types defaults to [authorization_code])`,
 		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := ValidateClient(tt.c)
+			err := tt.c.Validate()
 			if got := lines(err); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(tt.want, "\n"))
 			}

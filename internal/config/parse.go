@@ -11,6 +11,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/flowgate/flowgate/internal/principal"
 	"github.com/flowgate/flowgate/internal/yamlnode"
 )
 
@@ -176,36 +177,21 @@ func (d *decoder) items(n *yaml.Node, path string, item func(v *yaml.Node, path 
 	})
 }
 
-// require reports a missing or empty required key at the item's position.
-func (d *decoder) require(item *yaml.Node, path string, present map[string]*yaml.Node, key, value string) {
-	if value != "" {
-		return
-	}
-	at := item
-	if v := present[key]; v != nil {
-		at = v
-	}
-	d.failf(at, joinPath(path, key), "is required")
-}
-
 func (d *decoder) users(n *yaml.Node, path string) []User {
 	var out []User
 	names := d.uniq("username")
 	d.items(n, path, func(item *yaml.Node, p string) {
 		var u User
 		present, _ := d.object(item, p, map[string]setter{
-			"username":      d.str(&u.Username, checkUsername),
+			"username":      d.str(&u.Username),
 			"password":      d.str(&u.Password),
-			"password_hash": d.str(&u.PasswordHash, checkArgon2PHC),
-			"email":         d.str(&u.Email, checkEmail),
+			"password_hash": d.str(&u.PasswordHash),
+			"email":         d.str(&u.Email),
 			"name":          d.str(&u.Name),
-			"roles":         d.strs(&u.Roles, checkRole),
+			"roles":         d.texts(&u.Roles),
 		})
-		d.require(item, p, present, "username", u.Username)
+		d.judge(item, p, present, u.Validate())
 		names.check(u.Username, present["username"], joinPath(p, "username"))
-		if u.Password != "" && u.PasswordHash != "" {
-			d.failf(present["password_hash"], joinPath(p, "password_hash"), "give password or password_hash, not both")
-		}
 		out = append(out, u)
 	})
 	return out
@@ -225,117 +211,32 @@ func (d *decoder) clients(n *yaml.Node, path string) []Client {
 // client decodes and checks one client; it also returns the node of its id
 // for the duplicate check, which spans the list.
 func (d *decoder) client(item *yaml.Node, p string) (Client, *yaml.Node) {
-	c := Client{TokenEndpointAuthMethod: "client_secret_basic", Consent: "user"}
+	var c Client
 	present, _ := d.object(item, p, map[string]setter{
-		"id":                         d.str(&c.ID, checkClientID),
+		"id":                         d.str(&c.ID),
 		"name":                       d.str(&c.Name),
 		"secret":                     d.str(&c.Secret),
-		"redirect_uris":              d.strs(&c.RedirectURIs, checkRedirectURI),
-		"post_logout_redirect_uris":  d.strs(&c.PostLogoutRedirectURIs, checkRedirectURI),
-		"grant_types":                d.strs(&c.GrantTypes, oneOf(grantTypes)),
-		"scopes":                     d.strs(&c.Scopes, checkScope),
-		"token_endpoint_auth_method": d.enum(&c.TokenEndpointAuthMethod, clientAuthMethods),
+		"redirect_uris":              d.texts(&c.RedirectURIs),
+		"post_logout_redirect_uris":  d.texts(&c.PostLogoutRedirectURIs),
+		"grant_types":                d.texts(&c.GrantTypes),
+		"scopes":                     d.texts(&c.Scopes),
+		"token_endpoint_auth_method": d.str(&c.TokenEndpointAuthMethod),
 		"jwks":                       d.jwks(&c.JWKS),
-		"jwks_uri":                   d.str(&c.JWKSURI, checkHTTPURL),
-		"public_key_pem":             d.str(&c.PublicKeyPEM, checkPublicKeyPEM),
-		"consent":                    d.enum(&c.Consent, consentModes),
+		"jwks_uri":                   d.str(&c.JWKSURI),
+		"public_key_pem":             d.str(&c.PublicKeyPEM),
+		"consent":                    d.str(&c.Consent),
 		"dpop":                       d.boolean(&c.DPoP),
-		"roles":                      d.strs(&c.Roles, checkRole),
+		"roles":                      d.texts(&c.Roles),
 	})
-	d.require(item, p, present, "id", c.ID)
-	if len(c.GrantTypes) == 0 {
-		c.GrantTypes = []string{"authorization_code"}
-	}
-	d.checkClient(item, p, present, &c)
-	return c, present["id"]
-}
-
-// ValidateClient checks a client built outside a file (flowgate client add)
-// by the rules a declared client meets. Its errors name the keys
-// (redirect_uris[0]) and carry no file position. It does not apply the
-// defaults; a client with an empty token_endpoint_auth_method is judged as
-// client_secret_basic, one without grant types as authorization_code.
-func ValidateClient(c Client) error {
-	// Running the client through the file decoder keeps one set of rules.
-	var n yaml.Node
-	if err := n.Encode(c); err != nil {
-		return fmt.Errorf("client: %w", err)
-	}
-	d := &decoder{}
-	d.client(&n, "")
-	errs := make([]error, len(d.errs))
-	for i, e := range d.errs {
-		e.Line, e.Column = 0, 0
-		errs[i] = e
-	}
-	return errors.Join(errs...)
-}
-
-// checkClient holds the rules that tie a client's keys together; each
-// error points at the key to change.
-func (d *decoder) checkClient(item *yaml.Node, p string, present map[string]*yaml.Node, c *Client) {
-	at := func(key string) *yaml.Node {
-		if v := present[key]; v != nil {
-			return v
-		}
-		return item
-	}
-	method := c.TokenEndpointAuthMethod
-	methodNote := ""
-	if present["token_endpoint_auth_method"] == nil {
-		methodNote = " (the default token_endpoint_auth_method)"
-	}
-	switch method {
-	case "none":
-		if c.Secret != "" {
-			d.failf(at("secret"), joinPath(p, "secret"), "a public client (token_endpoint_auth_method none) must not have a secret")
-		}
-		if slices.Contains(c.GrantTypes, "client_credentials") {
-			d.failf(at("grant_types"), joinPath(p, "grant_types"), "a public client (token_endpoint_auth_method none) cannot use client_credentials")
-		}
-	case "client_secret_basic", "client_secret_post":
-		if c.Secret == "" {
-			d.failf(at("secret"), joinPath(p, "secret"), "is required for %s%s; use token_endpoint_auth_method: none for a public client", method, methodNote)
-		}
-	case "private_key_jwt":
-		if c.Secret != "" {
-			d.failf(at("secret"), joinPath(p, "secret"), "is not used with private_key_jwt; remove it")
-		}
-		var sources []string
-		for _, kv := range [][2]string{{"jwks", c.JWKS}, {"jwks_uri", c.JWKSURI}, {"public_key_pem", c.PublicKeyPEM}} {
-			if kv[1] != "" || d.hasErrorAt(joinPath(p, kv[0])) {
-				sources = append(sources, kv[0])
-			}
-		}
-		switch {
-		case len(sources) == 0:
-			d.failf(item, joinPath(p, "jwks"), "private_key_jwt needs one of jwks, jwks_uri or public_key_pem")
-		case len(sources) > 1:
-			d.failf(at(sources[1]), joinPath(p, sources[1]), "private_key_jwt takes one key source, not %s", strings.Join(sources, " and "))
+	// A key source left empty is none: "private_key_jwt needs one of
+	// jwks, …" is about the entry, so it points there.
+	for k, v := range map[string]string{"jwks": c.JWKS, "jwks_uri": c.JWKSURI, "public_key_pem": c.PublicKeyPEM} {
+		if v == "" {
+			delete(present, k)
 		}
 	}
-	if method != "private_key_jwt" {
-		for _, kv := range [][2]string{{"jwks", c.JWKS}, {"jwks_uri", c.JWKSURI}, {"public_key_pem", c.PublicKeyPEM}} {
-			if k, v := kv[0], kv[1]; v != "" {
-				d.failf(at(k), joinPath(p, k), "is only used with token_endpoint_auth_method private_key_jwt")
-			}
-		}
-	}
-	if slices.Contains(c.GrantTypes, "authorization_code") && len(c.RedirectURIs) == 0 && !d.hasErrorAt(joinPath(p, "redirect_uris")) {
-		note := ""
-		if present["grant_types"] == nil {
-			note = " (grant_types defaults to [authorization_code])"
-		}
-		d.failf(at("redirect_uris"), joinPath(p, "redirect_uris"), "a client with the authorization_code grant needs at least one redirect URI%s", note)
-	}
-}
-
-// hasErrorAt avoids a second, derived complaint about a key already
-// reported (a list whose every entry was rejected is "empty" too).
-func (d *decoder) hasErrorAt(path string) bool {
-	return slices.ContainsFunc(d.errs, func(e *FieldError) bool {
-		return e.Path == path || strings.HasPrefix(e.Path, path+"[")
-	})
+	d.judge(item, p, present, c.Validate())
+	return c.WithDefaults(), present["id"]
 }
 
 func oneOf(allowed []string) func(string) error {
@@ -347,8 +248,8 @@ func oneOf(allowed []string) func(string) error {
 	}
 }
 
-// jwks takes the inline key set as YAML (written out in the file) or as a
-// string of JSON (as pasted from a provider), and stores JSON text. An
+// jwks takes the inline key set as YAML or as a string of JSON (as pasted
+// from a provider), and stores JSON text for Client.Validate to judge. An
 // empty mapping means no key set.
 func (d *decoder) jwks(dst *string) setter {
 	return func(v *yaml.Node, path string) {
@@ -377,13 +278,6 @@ func (d *decoder) jwks(dst *string) setter {
 			d.failf(v, path, "must be a mapping (a JSON Web Key Set), not %s", yamlnode.Describe(v))
 			return
 		}
-		if text == "" {
-			return
-		}
-		if err := checkJWKS(text); err != nil {
-			d.fail(v, path, err)
-			return
-		}
 		*dst = text
 	}
 }
@@ -392,40 +286,26 @@ func (d *decoder) trustedIssuers(n *yaml.Node, path string) []TrustedIssuer {
 	var out []TrustedIssuer
 	names := d.uniq("name")
 	d.items(n, path, func(item *yaml.Node, p string) {
-		t := TrustedIssuer{SubjectClaim: "sub", ScopeClaim: "scope", RolesClaim: "roles"}
+		var t TrustedIssuer
 		present, _ := d.object(item, p, map[string]setter{
-			"name":          d.str(&t.Name, checkName, notReservedPrefix),
-			"issuer":        d.str(&t.Issuer, checkHTTPURL),
-			"metadata_url":  d.str(&t.MetadataURL, checkHTTPURL),
+			"name":          d.str(&t.Name),
+			"issuer":        d.str(&t.Issuer),
+			"metadata_url":  d.str(&t.MetadataURL),
 			"audience":      d.str(&t.Audience),
-			"subject_claim": d.enum(&t.SubjectClaim, subjectClaims),
-			"scope_claim":   d.enum(&t.ScopeClaim, scopeClaims),
-			"roles_claim": func(v *yaml.Node, p string) {
-				if s, ok := d.scalar(v, p); ok && s != "" {
-					t.RolesClaim = s
-				}
-			},
-			"scope_map": d.strMap(&t.ScopeMap, func(k, v string) error {
-				if err := checkScope(k); err != nil {
-					return err
-				}
-				return oneOf(flowgateScopes)(v)
-			}),
+			"subject_claim": d.str(&t.SubjectClaim),
+			"scope_claim":   d.str(&t.ScopeClaim),
+			"roles_claim":   d.str(&t.RolesClaim),
+			"scope_map":     d.strMap(&t.ScopeMap, nil),
 		})
-		d.require(item, p, present, "name", t.Name)
-		d.require(item, p, present, "issuer", t.Issuer)
-		d.require(item, p, present, "audience", t.Audience)
+		d.judge(item, p, present, t.Validate())
 		names.check(t.Name, present["name"], joinPath(p, "name"))
-		if t.MetadataURL == "" && t.Issuer != "" {
-			t.MetadataURL = discoveryURL(t.Issuer)
-		}
-		out = append(out, t)
+		out = append(out, t.WithDefaults())
 	})
 	return out
 }
 
 func notReservedPrefix(s string) error {
-	if slices.Contains(reservedPrincipalPrefixes, s) {
+	if slices.Contains(principal.OwnKinds(), s) {
 		return fmt.Errorf("%q is reserved: principals %s:… already mean Flowgate's own", s, s)
 	}
 	return nil
@@ -441,68 +321,28 @@ func (d *decoder) oauthServers(n *yaml.Node, path string) []OAuthServer {
 	var out []OAuthServer
 	names := d.uniq("name")
 	d.items(n, path, func(item *yaml.Node, p string) {
-		s := OAuthServer{ClientAuth: "client_secret_basic", UsePrompt: true, UsePKCE: true}
+		s := OAuthServer{UsePrompt: true, UsePKCE: true}
 		present, _ := d.object(item, p, map[string]setter{
-			"name":                   d.str(&s.Name, checkName),
-			"metadata_url":           d.str(&s.MetadataURL, checkHTTPURL),
-			"authorization_endpoint": d.str(&s.AuthorizationEndpoint, checkHTTPURL),
-			"token_endpoint":         d.str(&s.TokenEndpoint, checkHTTPURL),
-			"refresh_endpoint":       d.str(&s.RefreshEndpoint, checkHTTPURL),
-			"revocation_endpoint":    d.str(&s.RevocationEndpoint, checkHTTPURL),
+			"name":                   d.str(&s.Name),
+			"metadata_url":           d.str(&s.MetadataURL),
+			"authorization_endpoint": d.str(&s.AuthorizationEndpoint),
+			"token_endpoint":         d.str(&s.TokenEndpoint),
+			"refresh_endpoint":       d.str(&s.RefreshEndpoint),
+			"revocation_endpoint":    d.str(&s.RevocationEndpoint),
 			"client_id":              d.str(&s.ClientID),
 			"client_secret":          d.str(&s.ClientSecret),
-			"client_auth":            d.enum(&s.ClientAuth, outboundAuth),
+			"client_auth":            d.str(&s.ClientAuth),
 			"private_key_file":       d.str(&s.PrivateKeyFile),
 			"key_id":                 d.str(&s.KeyID),
-			"scopes":                 d.strs(&s.Scopes, checkScope),
-			"params": d.strMap(&s.Params, func(k, _ string) error {
-				if slices.Contains(reservedParams, k) {
-					return fmt.Errorf("%s is set by Flowgate itself and cannot be overridden", k)
-				}
-				return nil
-			}),
-			"use_prompt":   d.boolean(&s.UsePrompt),
-			"use_pkce":     d.boolean(&s.UsePKCE),
-			"redirect_uri": d.str(&s.RedirectURI, checkHTTPURL),
+			"scopes":                 d.texts(&s.Scopes),
+			"params":                 d.strMap(&s.Params, nil),
+			"use_prompt":             d.boolean(&s.UsePrompt),
+			"use_pkce":               d.boolean(&s.UsePKCE),
+			"redirect_uri":           d.str(&s.RedirectURI),
 		})
-		d.require(item, p, present, "name", s.Name)
-		d.require(item, p, present, "client_id", s.ClientID)
+		d.judge(item, p, present, s.Validate())
 		names.check(s.Name, present["name"], joinPath(p, "name"))
-		if s.MetadataURL == "" && s.TokenEndpoint == "" && !d.hasErrorAt(joinPath(p, "metadata_url")) && !d.hasErrorAt(joinPath(p, "token_endpoint")) {
-			d.failf(item, joinPath(p, "metadata_url"), "either metadata_url or token_endpoint is required")
-		}
-		if s.RefreshEndpoint == "" {
-			s.RefreshEndpoint = s.TokenEndpoint
-		}
-		at := func(key string) *yaml.Node {
-			if v := present[key]; v != nil {
-				return v
-			}
-			return item
-		}
-		note := ""
-		if present["client_auth"] == nil {
-			note = " (the default client_auth)"
-		}
-		switch s.ClientAuth {
-		case "private_key_jwt":
-			if s.PrivateKeyFile == "" {
-				d.failf(at("private_key_file"), joinPath(p, "private_key_file"), "is required for client_auth private_key_jwt")
-			}
-			if s.ClientSecret != "" {
-				d.failf(at("client_secret"), joinPath(p, "client_secret"), "is not used with client_auth private_key_jwt; remove it")
-			}
-		default:
-			if s.ClientSecret == "" {
-				d.failf(at("client_secret"), joinPath(p, "client_secret"), "is required for client_auth %s%s", s.ClientAuth, note)
-			}
-			for _, k := range []string{"private_key_file", "key_id"} {
-				if v := present[k]; v != nil && v.Value != "" {
-					d.failf(v, joinPath(p, k), "is only used with client_auth private_key_jwt")
-				}
-			}
-		}
-		out = append(out, s)
+		out = append(out, s.WithDefaults())
 	})
 	return out
 }
@@ -513,27 +353,16 @@ func (d *decoder) identityProviders(n *yaml.Node, path string) []IdentityProvide
 	d.items(n, path, func(item *yaml.Node, p string) {
 		var ip IdentityProvider
 		present, _ := d.object(item, p, map[string]setter{
-			"name":          d.str(&ip.Name, checkName),
-			"issuer":        d.str(&ip.Issuer, checkHTTPURL),
+			"name":          d.str(&ip.Name),
+			"issuer":        d.str(&ip.Issuer),
 			"client_id":     d.str(&ip.ClientID),
 			"client_secret": d.str(&ip.ClientSecret),
-			"scopes":        d.strs(&ip.Scopes, checkScope),
-			"metadata_url":  d.str(&ip.MetadataURL, checkHTTPURL),
+			"scopes":        d.texts(&ip.Scopes),
+			"metadata_url":  d.str(&ip.MetadataURL),
 		})
-		d.require(item, p, present, "name", ip.Name)
-		d.require(item, p, present, "issuer", ip.Issuer)
-		d.require(item, p, present, "client_id", ip.ClientID)
-		d.require(item, p, present, "client_secret", ip.ClientSecret)
+		d.judge(item, p, present, ip.Validate())
 		names.check(ip.Name, present["name"], joinPath(p, "name"))
-		if len(ip.Scopes) == 0 {
-			ip.Scopes = []string{"openid", "profile", "email"}
-		} else if !slices.Contains(ip.Scopes, "openid") {
-			d.failf(present["scopes"], joinPath(p, "scopes"), "must include openid: sign-in needs an ID token")
-		}
-		if ip.MetadataURL == "" && ip.Issuer != "" {
-			ip.MetadataURL = discoveryURL(ip.Issuer)
-		}
-		out = append(out, ip)
+		out = append(out, ip.WithDefaults())
 	})
 	return out
 }

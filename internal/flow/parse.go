@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/flowgate/flowgate/internal/principal"
 	"github.com/flowgate/flowgate/internal/yamlnode"
 )
 
@@ -433,7 +434,7 @@ func (p *parser) permissions(n *yaml.Node) Permissions {
 	}
 	p.allow(o, a, "permissions", "start")
 	if v := o.get("start"); v != nil {
-		perms.Start = p.stringList(v, a.key("start"), func(s string) error { return checkPrincipal(s) })
+		perms.Start = p.stringList(v, a.key("start"), principal.Check)
 	}
 	return perms
 }

@@ -1,4 +1,4 @@
-// Package resource makes Flowgate's APIs an OAuth 2.0 resource server: it validates
+// Package resource makes Flowgate's APIs an OAuth 2.0 resource server (docs/api.md): it validates
 // bearer tokens from Flowgate's own authorization server and from trusted external issuers,
 // turns them into a Principal, and answers failures as RFC 6750 says.
 //
@@ -23,6 +23,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/flowgate/flowgate/internal/egress"
+	"github.com/flowgate/flowgate/internal/principal"
 	"github.com/flowgate/flowgate/internal/tokenrules"
 )
 
@@ -351,12 +352,12 @@ func (v *Validator) validateOwn(ctx context.Context, raw string) (*Principal, er
 		return nil, invalidToken(err.Error(), nil)
 	}
 	if forClient {
-		p.Kind, p.ID = KindClient, "client:"+c.ClientID
+		p.Kind, p.ID = KindClient, principal.Client(c.ClientID)
 		if v.own.ClientRoles != nil {
 			roles, err = v.own.ClientRoles(ctx, c.ClientID)
 		}
 	} else {
-		p.Kind, p.ID = KindUser, "user:"+c.Subject
+		p.Kind, p.ID = KindUser, principal.User(c.Subject)
 		if v.own.UserRoles != nil {
 			roles, err = v.own.UserRoles(ctx, c.Subject)
 		}
@@ -408,7 +409,7 @@ func (v *Validator) validateRemote(ctx context.Context, ri *remoteIssuer, raw st
 		claim := orDefault(cfg.SubjectClaim, "sub")
 		return nil, invalidToken("token has no "+quoteSafe(claim, 60)+" claim (the subject for issuer "+cfg.Name+")", nil)
 	}
-	p.ID = cfg.Name + ":" + p.Subject
+	p.ID = principal.External(cfg.Name, p.Subject)
 
 	var scopes []string
 	switch cfg.ScopeClaim {

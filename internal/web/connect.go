@@ -1,5 +1,5 @@
 // Package web serves Flowgate's browser endpoints outside the OpenID
-// provider: for now the user login of oauth_user_login steps (SPEC §5),
+// provider: for now the user login of oauth_user_login steps (docs/flows.md),
 // GET /connect/{instance}/{step} and GET /oauth-callback.
 //
 // The sign-in is bound three ways before any token is stored: the state
@@ -26,6 +26,8 @@ import (
 	"github.com/flowgate/flowgate/internal/connectors"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/principal"
+	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -97,7 +99,7 @@ func hashState(state string) string {
 }
 
 func userCaller(sess store.Session) engine.Caller {
-	return engine.Caller{User: flow.User{ID: "user:" + sess.User, Kind: "user", Subject: sess.User, Issuer: "flowgate"}}
+	return engine.Caller{User: flow.User{ID: principal.User(sess.User), Kind: principal.KindUser, Subject: sess.User, Issuer: resource.OwnIssuerName}}
 }
 
 // connect sends the signed-in starter to the provider's authorization
@@ -134,8 +136,8 @@ func (h *Handler) connect(w http.ResponseWriter, r *http.Request) {
 	usePrompt := p.UsePrompt
 	target, err := client.AuthCodeURL(ctx, connectors.AuthRequest{State: state, PKCEVerifier: verifier, Scopes: p.Scopes, UsePrompt: &usePrompt})
 	if err != nil {
-		// The provider's metadata cannot be read: SPEC §5's connection
-		// error, which the flow handles (status -3).
+		// The provider's metadata cannot be read: a connection error,
+		// which the flow handles (status -3, docs/flows.md).
 		h.finish(w, r, engine.ConnectResult{PendingConnect: p, Status: engine.ConnectStatus(err), Error: err.Error()})
 		return
 	}

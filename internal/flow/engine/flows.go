@@ -156,8 +156,8 @@ func (e *Engine) Definition(ctx context.Context, name string, version int) (*flo
 	return def, nil
 }
 
-// ListFlows pages through the latest version of every flow.
-func (e *Engine) ListFlows(ctx context.Context, p store.Page) ([]*flow.Definition, string, error) {
+// listFlows pages through the latest version of every flow.
+func (e *Engine) listFlows(ctx context.Context, p store.Page) ([]*flow.Definition, string, error) {
 	vs, next, err := e.st.ListFlows(ctx, p)
 	if err != nil {
 		return nil, "", err

@@ -18,23 +18,6 @@ import (
 	"github.com/flowgate/flowgate/internal/store"
 )
 
-// Caller is who asks the engine to do something: the principal the token
-// names and whether it is an administrator (which the API decides).
-type Caller struct {
-	flow.User
-	Admin bool
-}
-
-// assigneeKeys are the task assignee entries that name the caller.
-func (c Caller) assigneeKeys() []string {
-	keys := make([]string, 0, len(c.Roles)+1)
-	keys = append(keys, c.ID)
-	for _, r := range c.Roles {
-		keys = append(keys, "role:"+r)
-	}
-	return keys
-}
-
 // StartRequest asks for a new instance.
 type StartRequest struct {
 	Workflow string
@@ -80,7 +63,7 @@ func (e *Engine) StartInstance(ctx context.Context, req StartRequest) (Started, 
 	if err != nil {
 		return Started{}, err
 	}
-	if !req.Caller.Admin && !def.CanStart(req.Caller.ID, req.Caller.Roles) {
+	if !req.Caller.mayStart(def) {
 		return Started{}, fmt.Errorf("%w: %s may not start %s", ErrForbidden, req.Caller.ID, def.Name)
 	}
 	input, err := def.ValidateInput(req.Input)
@@ -281,30 +264,6 @@ func (e *Engine) invokeResult(inst store.Instance, existing bool) InvokeResult {
 	return res
 }
 
-// VisibleTask reads a task the caller may see: an assignee, or an
-// administrator. Others get store.ErrNotFound, so that task serials do
-// not reveal what exists.
-func (e *Engine) VisibleTask(ctx context.Context, serial int64, c Caller) (store.Task, error) {
-	t, err := e.st.GetTask(ctx, serial)
-	if err != nil {
-		return store.Task{}, err
-	}
-	if c.Admin || slices.ContainsFunc(c.assigneeKeys(), func(k string) bool { return slices.Contains(t.Assignees, k) }) {
-		return t, nil
-	}
-	return store.Task{}, fmt.Errorf("task %d: %w", serial, store.ErrNotFound)
-}
-
-// ListTasks pages through the caller's worklist (every task for an
-// administrator who asks for all).
-func (e *Engine) ListTasks(ctx context.Context, c Caller, all bool, status string, p store.Page) ([]store.Task, string, error) {
-	f := store.TaskFilter{Assignees: c.assigneeKeys(), Status: status}
-	if all && c.Admin {
-		f = store.TaskFilter{All: true, Status: status}
-	}
-	return e.st.ListTasks(ctx, f, p)
-}
-
 // Act performs action on a task for the caller: it validates the form
 // data, records the decision, merges the data into the instance's vars
 // (when the task has a form; without one the data is only the step's
@@ -413,13 +372,19 @@ func (e *Engine) commitClaim(ctx context.Context, r *runner) error {
 // Cancel ends an instance as cancelled: its starter or an administrator
 // may. A running step is recorded as cancelled; its server notices at its
 // next commit and stops.
+//
+// Errors: store.ErrNotFound (no such instance, or one the caller may not
+// see), ErrForbidden (the caller sees it as an assignee), ErrEnded.
 func (e *Engine) Cancel(ctx context.Context, id string, c Caller) (store.Instance, error) {
+	if _, err := e.VisibleInstance(ctx, id, c); err != nil {
+		return store.Instance{}, err
+	}
 	for range 5 {
 		inst, err := e.st.GetInstance(ctx, id)
 		if err != nil {
 			return store.Instance{}, err
 		}
-		if !c.Admin && inst.StartedBy != c.ID {
+		if !c.mayCancel(inst) {
 			audit.Change{Event: audit.InstanceCancelled, By: c.ID, Outcome: audit.OutcomeFailure,
 				Detail: "instance " + id + ": not its starter nor an administrator"}.Record(ctx, e.audit)
 			return store.Instance{}, fmt.Errorf("%w: only the instance's starter or an administrator may cancel it", ErrForbidden)

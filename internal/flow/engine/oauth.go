@@ -320,7 +320,7 @@ func (e *Engine) PendingConnect(ctx context.Context, instanceID, stepID string, 
 	if err != nil {
 		return PendingConnect{}, err
 	}
-	if inst.StartedBy != c.ID {
+	if !c.started(inst) {
 		return PendingConnect{}, fmt.Errorf("instance %s: %w", instanceID, store.ErrNotFound)
 	}
 	if inst.Status != store.StatusWaiting || inst.CurrentStep != stepID {
