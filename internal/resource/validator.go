@@ -1,4 +1,4 @@
-// Package resource makes Flowgate's APIs an OAuth 2.0 resource server (SPEC §4): it validates
+// Package resource makes Flowgate's APIs an OAuth 2.0 resource server (docs/api.md): it validates
 // bearer tokens from Flowgate's own authorization server and from trusted external issuers,
 // turns them into a Principal, and answers failures as RFC 6750 says.
 //
@@ -91,7 +91,8 @@ func WithRefreshInterval(d time.Duration) Option {
 }
 
 // WithUnknownKIDInterval sets the least time between two key set refetches of one issuer
-// caused by tokens naming an unknown kid (default 10 s, as SPEC §4 requires).
+// caused by tokens naming an unknown kid (default 10 s, so tokens naming made-up kids cost
+// the issuer at most one fetch per 10 s).
 func WithUnknownKIDInterval(d time.Duration) Option {
 	return func(o *options) { o.unknownKIDInterval = d }
 }
@@ -192,7 +193,7 @@ func (v *Validator) SetIssuers(issuers []IssuerConfig) error {
 			return fmt.Errorf("resource: trusted issuer %q: issuer %s is already trusted", cfg.Name, cfg.Issuer)
 		}
 		names[cfg.Name] = true
-		if prev := old.byIss[cfg.Issuer]; prev != nil && sameIssuerConfig(prev.cfg, cfg) {
+		if prev := old.byIss[cfg.Issuer]; prev != nil && prev.cfg.Equal(cfg) {
 			next.remotes = append(next.remotes, prev)
 			next.byIss[cfg.Issuer] = prev
 			continue
@@ -250,10 +251,12 @@ func (v *Validator) newRemote(cfg IssuerConfig) *remoteIssuer {
 	return ri
 }
 
-func sameIssuerConfig(a, b IssuerConfig) bool {
-	return a.Name == b.Name && a.Issuer == b.Issuer && a.MetadataURL == b.MetadataURL && a.Audience == b.Audience &&
-		a.SubjectClaim == b.SubjectClaim && a.ScopeClaim == b.ScopeClaim && a.RolesClaim == b.RolesClaim &&
-		maps.Equal(a.ScopeMap, b.ScopeMap)
+// Equal reports whether two issuer configurations are the same in every
+// field.
+func (c IssuerConfig) Equal(o IssuerConfig) bool {
+	return c.Name == o.Name && c.Issuer == o.Issuer && c.MetadataURL == o.MetadataURL && c.Audience == o.Audience &&
+		c.SubjectClaim == o.SubjectClaim && c.ScopeClaim == o.ScopeClaim && c.RolesClaim == o.RolesClaim &&
+		maps.Equal(c.ScopeMap, o.ScopeMap)
 }
 
 // knownClaim reports whether tokenClaims decodes the claim into a field.
@@ -479,7 +482,7 @@ func (v *Validator) newPrincipal(c *tokenClaims, issuerName string) *Principal {
 // checkBinding refuses sender-constrained tokens: RFC 9449 §7.2 and RFC 8705 §3 say a token
 // bound to a key must not be accepted as a plain bearer token, and Flowgate does not verify
 // DPoP proofs or client certificates yet.
-// TODO(dpop): accept cnf.jkt with a matching DPoP proof (SPEC §3, §4).
+// TODO(dpop): accept cnf.jkt with a matching DPoP proof.
 func checkBinding(c *tokenClaims) *TokenError {
 	if len(c.Cnf) > 0 && string(c.Cnf) != "null" {
 		return invalidToken("token is bound to a key (cnf); sender-constrained tokens are not supported yet", nil)
