@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/http"
 	"runtime/debug"
 	"time"
 
@@ -112,9 +111,6 @@ func (s *Server) newAuditWriter() *audit.Writer {
 		Check: func(context.Context) error { return w.Healthy() }})
 	return w
 }
-
-// Handler is every route with the server's middleware, as Run serves it.
-func (s *Server) Handler() http.Handler { return s.http.Handler() }
 
 // Run serves on ln until ctx is done, then drains the requests in flight
 // (up to 25 s). The background work of a server (reloading trusted

@@ -70,12 +70,11 @@ type Option func(*options)
 type options struct {
 	client             *http.Client
 	httpTimeout        time.Duration
-	refreshInterval    time.Duration
+	refreshInterval    time.Duration // key sets refetched in the background
 	unknownKIDInterval time.Duration
 	retryMin, retryMax time.Duration
-	realm              string
+	realm              string // of WWW-Authenticate challenges
 	logger             *slog.Logger
-	now                func() time.Time
 }
 
 // WithHTTPClient sets the client used for metadata and key sets (default one under
@@ -84,11 +83,6 @@ func WithHTTPClient(c *http.Client) Option { return func(o *options) { o.client 
 
 // WithHTTPTimeout bounds each metadata or key set fetch (default 10 s).
 func WithHTTPTimeout(d time.Duration) Option { return func(o *options) { o.httpTimeout = d } }
-
-// WithRefreshInterval sets how often key sets are refetched in the background (default 1 h).
-func WithRefreshInterval(d time.Duration) Option {
-	return func(o *options) { o.refreshInterval = d }
-}
 
 // WithUnknownKIDInterval sets the least time between two key set refetches of one issuer
 // caused by tokens naming an unknown kid (default 10 s, so tokens naming made-up kids cost
@@ -103,14 +97,8 @@ func WithDiscoveryRetry(minWait, maxWait time.Duration) Option {
 	return func(o *options) { o.retryMin, o.retryMax = minWait, maxWait }
 }
 
-// WithRealm sets the realm of WWW-Authenticate challenges (default "flowgate").
-func WithRealm(realm string) Option { return func(o *options) { o.realm = realm } }
-
 // WithLogger sets the logger (default slog.Default()).
 func WithLogger(l *slog.Logger) Option { return func(o *options) { o.logger = l } }
-
-// WithClock sets the time source for exp/nbf/iat checks (tests).
-func WithClock(now func() time.Time) Option { return func(o *options) { o.now = now } }
 
 // Validator validates bearer tokens. It is safe for concurrent use.
 type Validator struct {
@@ -276,9 +264,6 @@ func (v *Validator) parserOptions(iss string, aud []string) []jwt.ParserOption {
 		jwt.WithAudience(aud...),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(),
-	}
-	if v.opts.now != nil {
-		po = append(po, jwt.WithTimeFunc(v.opts.now))
 	}
 	return po
 }
