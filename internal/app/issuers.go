@@ -46,9 +46,9 @@ func (s *Server) newValidator(ctx context.Context, policy *egress.Policy) (*reso
 	}
 	s.http.AddReadinessCheck(server.ReadinessCheck{Name: "trusted_issuers", Check: func(context.Context) error {
 		var down []string
-		for _, st := range v.Status() {
-			if !st.Ready {
-				down = append(down, st.Name+": "+st.Error)
+		for _, is := range v.Status() {
+			if !is.Ready {
+				down = append(down, is.Name+": "+is.Error)
 			}
 		}
 		if len(down) > 0 {
