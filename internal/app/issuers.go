@@ -81,7 +81,7 @@ func userRoles(st store.Store) func(context.Context, string) ([]string, error) {
 
 // issuerLoader gives the validator the trusted issuers in the store (the
 // configuration's are written there at start), and again whenever they
-// change. Only reloadEvery's goroutine uses it once serving has started.
+// change. Only Run's reload loop uses it once serving has started.
 type issuerLoader struct {
 	st     store.Store
 	v      *resource.Validator
@@ -117,18 +117,10 @@ func (l *issuerLoader) load(ctx context.Context) error {
 	return nil
 }
 
-// reloadEvery loads the trusted issuers every interval until ctx ends.
-func (l *issuerLoader) reloadEvery(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := l.load(ctx); err != nil && ctx.Err() == nil {
-				l.logger.Warn("reloading trusted issuers", "err", err)
-			}
-		}
+// reload is load for the loop that runs while serving: a failure is logged
+// and the validator keeps the issuers it has.
+func (l *issuerLoader) reload(ctx context.Context) {
+	if err := l.load(ctx); err != nil && ctx.Err() == nil {
+		l.logger.Warn("reloading trusted issuers", "err", err)
 	}
 }

@@ -11,20 +11,6 @@ import (
 // one database do not conflict.
 const pruneInterval = 10 * time.Minute
 
-// pruneExpired deletes what has expired every pruneInterval until ctx ends.
-func (s *Server) pruneExpired(ctx context.Context) {
-	t := time.NewTicker(pruneInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			s.pruneOnce(ctx, now.UTC())
-		}
-	}
-}
-
 // pruneOnce deletes what expired before now, each kind on its own, so one
 // failing does not keep the others.
 func (s *Server) pruneOnce(ctx context.Context, now time.Time) {

@@ -116,8 +116,8 @@ func (s *Server) newAuditWriter() *audit.Writer {
 // (up to 25 s). The background work of a server (reloading trusted
 // issuers, pruning expired rows) runs as long as ctx. Call Close after.
 func (s *Server) Run(ctx context.Context, ln net.Listener) error {
-	go s.issuers.reloadEvery(ctx, issuerReloadInterval)
-	go s.pruneExpired(ctx)
+	go every(ctx, issuerReloadInterval, func(time.Time) { s.issuers.reload(ctx) })
+	go every(ctx, pruneInterval, func(now time.Time) { s.pruneOnce(ctx, now.UTC()) })
 	// Start-up ran argon2id (the decoy hash, a bootstrap password,
 	// declared users): 19 MiB each that the runtime would keep for a
 	// long while. Give it back before serving.
@@ -128,6 +128,20 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	}
 	s.Logger.Info("flowgate stopped")
 	return nil
+}
+
+// every calls fn at each tick of interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func(now time.Time)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			fn(now)
+		}
+	}
 }
 
 // Close stops the parts once the HTTP server has drained: first the
