@@ -98,7 +98,7 @@ func (c *cli) clientListCmd() *cobra.Command {
 			return c.withApp(cmd.Context(), func(a *app.App) error {
 				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "ID\tNAME\tAUTH\tGRANTS\tREDIRECT URIS\tCREATED")
-				err := eachPage(cmd.Context(), a.Store.ListClients, func(cl store.Client) {
+				err := store.EachPage(cmd.Context(), a.Store.ListClients, func(cl store.Client) {
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cl.ID, cl.Name, cl.TokenEndpointAuthMethod,
 						strings.Join(cl.GrantTypes, ","), strings.Join(cl.RedirectURIs, " "), cl.CreatedAt.UTC().Format(time.RFC3339))
 				})

@@ -46,7 +46,7 @@ func (c *cli) flowCmd() *cobra.Command {
 // instances (a running server does), so it needs no job queue.
 func (c *cli) withEngine(ctx context.Context, o opener, fn func(*app.App, *engine.Engine) error) error {
 	return c.withAppFrom(ctx, o, func(a *app.App) error {
-		e, err := engine.New(ctx, engine.Config{Store: a.Store, NoQueue: true, Audit: a.Audit, DeclaredServers: declaredServers(a.Config)})
+		e, err := a.NewEngine(ctx, engine.Config{NoQueue: true, DeclaredServers: declaredServers(a.Config)})
 		if err != nil {
 			return err
 		}

@@ -21,7 +21,6 @@ import (
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/flow/engine"
-	"github.com/flowgate/flowgate/internal/store"
 )
 
 func main() {
@@ -139,25 +138,6 @@ func (c *cli) withAppFrom(ctx context.Context, o opener, run func(*app.App) erro
 	// the command itself failed.
 	err = run(a)
 	return errors.Join(err, a.Close())
-}
-
-// eachPage calls list page by page until the last one, so commands print
-// every object without holding them all.
-func eachPage[T any](ctx context.Context, list func(context.Context, store.Page) ([]T, string, error), each func(T)) error {
-	page := store.Page{Limit: store.MaxLimit}
-	for {
-		items, next, err := list(ctx, page)
-		if err != nil {
-			return err
-		}
-		for _, it := range items {
-			each(it)
-		}
-		if next == "" {
-			return nil
-		}
-		page.Cursor = next
-	}
 }
 
 func (c *cli) versionCmd() *cobra.Command {

@@ -82,7 +82,7 @@ func (c *cli) secretListCmd() *cobra.Command {
 			return c.withApp(cmd.Context(), func(a *app.App) error {
 				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "NAME\tCREATED\tUPDATED")
-				err := eachPage(cmd.Context(), a.Store.ListNamedSecrets, func(n store.NamedSecret) {
+				err := store.EachPage(cmd.Context(), a.Store.ListNamedSecrets, func(n store.NamedSecret) {
 					fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, n.CreatedAt.Format(time.RFC3339), n.UpdatedAt.Format(time.RFC3339))
 				})
 				if err != nil {

@@ -135,7 +135,7 @@ func (c *cli) userListCmd() *cobra.Command {
 			return c.withApp(cmd.Context(), func(a *app.App) error {
 				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "USERNAME\tNAME\tEMAIL\tROLES\tSTATUS\tCREATED")
-				err := eachPage(cmd.Context(), a.Store.ListUsers, func(u store.User) {
+				err := store.EachPage(cmd.Context(), a.Store.ListUsers, func(u store.User) {
 					status := "active"
 					if u.Disabled {
 						status = "disabled"

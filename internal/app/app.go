@@ -1,7 +1,8 @@
 // Package app is Flowgate's composition root: it turns a resolved
-// configuration into an open key ring and store, and applies the declarative
-// parts of the configuration (users, clients). Both `flowgate serve` and the
-// admin commands start here, so they see the same database the same way.
+// configuration into an open key ring and store (App), which the admin
+// commands use, and into the whole server (Server: the parts of `flowgate
+// serve` wired together, and the configuration's declared objects applied).
+// Both start here, so they see the same database the same way.
 package app
 
 import (
@@ -13,7 +14,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	"github.com/flowgate/flowgate/internal/audit"
@@ -34,8 +34,8 @@ type App struct {
 	Hasher *credential.Hasher
 	Logger *slog.Logger
 	// Audit records the changes a command makes (who did what); the
-	// caller sets it, since `serve` registers its writer's metrics. Close
-	// flushes it before closing the store.
+	// caller sets it (NewServer makes one that registers its metrics with
+	// the HTTP server). Close flushes it before closing the store.
 	Audit *audit.Writer
 }
 
@@ -213,88 +213,4 @@ func (a *App) Bootstrap(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("bootstrap: %w", err)
 	}
 	return password, nil
-}
-
-// ApplyDeclared creates or updates, by name, the users and clients the
-// configuration declares. Nothing it does not name is touched.
-func (a *App) ApplyDeclared(ctx context.Context) error {
-	for i, u := range a.Config.Users {
-		if err := a.applyUser(ctx, u); err != nil {
-			return fmt.Errorf("users[%d] %q: %w", i, u.Username, err)
-		}
-	}
-	for i, c := range a.Config.Clients {
-		if err := a.applyClient(ctx, c); err != nil {
-			return fmt.Errorf("clients[%d] %q: %w", i, c.ID, err)
-		}
-	}
-	return nil
-}
-
-func (a *App) applyUser(ctx context.Context, u config.User) error {
-	now := time.Now().UTC()
-	cur, err := a.Store.GetUser(ctx, u.Username)
-	exists := err == nil
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	next := cur
-	next.Username, next.Email, next.Name = u.Username, u.Email, u.Name
-	next.Roles = slices.Clone(u.Roles)
-	next.EmailVerified = u.Email != ""
-	next.UpdatedAt = now
-	switch {
-	case u.PasswordHash != "":
-		next.PasswordHash = u.PasswordHash
-	case u.Password != "" && !(exists && credential.VerifyPassword(u.Password, cur.PasswordHash)):
-		// Rehash only when the password changed, so a restart does not
-		// rewrite every declared user.
-		if next.PasswordHash, err = a.Hasher.Hash(u.Password); err != nil {
-			return err
-		}
-	}
-	if !exists {
-		next.CreatedAt = now
-		return a.Store.CreateUser(ctx, next)
-	}
-	if sameUser(cur, next) {
-		return nil
-	}
-	return a.Store.UpdateUser(ctx, next)
-}
-
-func sameUser(a, b store.User) bool {
-	return a.PasswordHash == b.PasswordHash && a.Email == b.Email && a.Name == b.Name &&
-		a.EmailVerified == b.EmailVerified && slices.Equal(a.Roles, b.Roles)
-}
-
-func (a *App) applyClient(ctx context.Context, c config.Client) error {
-	now := time.Now().UTC()
-	cur, err := a.Store.GetClient(ctx, c.ID)
-	exists := err == nil
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
-		return err
-	}
-	next := store.Client{
-		ID: c.ID, Name: c.Name,
-		RedirectURIs:            slices.Clone(c.RedirectURIs),
-		PostLogoutRedirectURIs:  slices.Clone(c.PostLogoutRedirectURIs),
-		GrantTypes:              slices.Clone(c.GrantTypes),
-		Scopes:                  slices.Clone(c.Scopes),
-		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
-		JWKS:                    c.JWKS, JWKSURI: c.JWKSURI, PublicKeyPEM: c.PublicKeyPEM,
-		Consent: c.Consent, DPoP: c.DPoP, Roles: slices.Clone(c.Roles),
-		CreatedAt: cur.CreatedAt, UpdatedAt: now,
-	}
-	if c.Secret != "" {
-		next.SecretHash = cur.SecretHash
-		if !credential.VerifyClientSecret(a.Ring, c.Secret, cur.SecretHash) {
-			next.SecretHash = credential.HashClientSecret(a.Ring, c.Secret)
-		}
-	}
-	if !exists {
-		next.CreatedAt = now
-		return a.Store.CreateClient(ctx, next)
-	}
-	return a.Store.UpdateClient(ctx, next)
 }

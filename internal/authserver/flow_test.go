@@ -13,6 +13,7 @@ import (
 	"github.com/coreos/go-oidc/v3/oidc"
 	"golang.org/x/oauth2"
 
+	"github.com/flowgate/flowgate/internal/account"
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/store/postgres"
@@ -403,14 +404,15 @@ func TestCodeRefusals(t *testing.T) {
 	if im := e.introspect("eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiJ4In0.c2ln"); im["active"] != false {
 		t.Errorf("foreign token active: %v", im)
 	}
-	// RevokeUser: refresh tokens of the user stop working.
+	// Ending a user's access (what disabling does): their refresh tokens
+	// stop working.
 	c = newCode(v)
 	_, fresh := exchange(c, v, rpCallback)
-	if err := e.srv.RevokeUser(ctx, "alice"); err != nil {
+	if err := account.EndAccess(ctx, e.st, nil, "alice"); err != nil {
 		t.Fatal(err)
 	}
 	code, _ = e.tokenRequest(PathToken, url.Values{"grant_type": {"refresh_token"}, "refresh_token": {fresh["refresh_token"].(string)}}, "portal", portalSecret)
 	if code != http.StatusBadRequest {
-		t.Errorf("refresh after RevokeUser: %d", code)
+		t.Errorf("refresh after EndAccess: %d", code)
 	}
 }

@@ -5,8 +5,7 @@
 // logout pages.
 //
 // The protocol layer is github.com/zitadel/oidc/v3's pkg/op. provider
-// implements op.Server and is served by op.RegisterServer on the paths
-// below (Path*):
+// implements op.Server and is served by op.RegisterServer on Flowgate's paths:
 // op routes the endpoints, parses and decodes every request, authenticates
 // clients through provider.VerifyClient, checks that a client may use a
 // grant type, dispatches grants to CodeExchange, RefreshToken and
@@ -15,8 +14,8 @@
 // Device authorization, token exchange and the JWT-profile grant come
 // from op.UnimplementedServer and are refused.
 //
-// Where op's defaults are laxer than Flowgate's rules (docs/security.md),
-// the provider methods apply ours:
+// Where op's defaults are laxer or differ from what Flowgate promises its
+// clients (docs/security.md), the provider methods apply ours:
 // client authentication is ours (a keyed hash of the secret in constant
 // time, the registered method enforced, private_key_jwt assertions
 // verified with go-jose with aud, exp and a single-use jti; public
@@ -33,7 +32,7 @@
 // each call's HTTP request and response to the provider in the context
 // (an exchange) for session cookies, audit addresses, and the HTML pages
 // that answer instead of op's JSON. serveOp also enforces what op leaves
-// open: the form content type and a body limit, body-only parameters on
+// open: the form content type and body limit, body-only parameters on
 // the client-authenticated endpoints, invalid_client (audited) for a
 // request naming no client, WWW-Authenticate challenges and no-store
 // headers; methods are enforced by the ServeMux patterns (405 otherwise).
@@ -65,7 +64,6 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
-	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/egress"
@@ -74,7 +72,7 @@ import (
 	"github.com/flowgate/flowgate/internal/throttle"
 )
 
-// The provider's paths, fixed: relying parties and the docs name them.
+// The paths of the endpoints, fixed: clients find them in discovery.
 const (
 	PathDiscovery    = "/.well-known/openid-configuration"
 	PathASMetadata   = "/.well-known/oauth-authorization-server"
@@ -211,24 +209,6 @@ func (s *Server) Keys() *Keys { return s.keys }
 // or through its refresh family, for resource.OwnIssuer.Revoked.
 func (s *Server) Revoked(ctx context.Context, jti string) (bool, error) {
 	return s.accessRevoked(ctx, jti)
-}
-
-// RevokeUser revokes every refresh token and ends every session of a user,
-// for when a user is disabled. Access tokens already issued run out on
-// their own (their lifetime is auth.access_token_ttl); the resource server
-// refuses them anyway once the user is disabled.
-func (s *Server) RevokeUser(ctx context.Context, username string) error {
-	n, err := s.st.RevokeUserRefreshTokens(ctx, username)
-	if err != nil {
-		return fmt.Errorf("revoke user %q: %w", username, err)
-	}
-	if err := s.st.DeleteUserSessions(ctx, username); err != nil {
-		return fmt.Errorf("revoke user %q: %w", username, err)
-	}
-	if n > 0 {
-		s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenRevoked, User: username, Outcome: audit.OutcomeSuccess, Detail: fmt.Sprintf("user disabled: %d refresh tokens", n)})
-	}
-	return nil
 }
 
 // Register mounts every endpoint of the provider on mux: the protocol

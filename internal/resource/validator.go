@@ -184,7 +184,7 @@ func (v *Validator) SetIssuers(issuers []IssuerConfig) error {
 			return fmt.Errorf("resource: trusted issuer %q: issuer %s is already trusted", cfg.Name, cfg.Issuer)
 		}
 		names[cfg.Name] = true
-		if prev := old.byIss[cfg.Issuer]; prev != nil && sameIssuerConfig(prev.cfg, cfg) {
+		if prev := old.byIss[cfg.Issuer]; prev != nil && prev.cfg.Equal(cfg) {
 			next.remotes = append(next.remotes, prev)
 			next.byIss[cfg.Issuer] = prev
 			continue
@@ -242,10 +242,12 @@ func (v *Validator) newRemote(cfg IssuerConfig) *remoteIssuer {
 	return ri
 }
 
-func sameIssuerConfig(a, b IssuerConfig) bool {
-	return a.Name == b.Name && a.Issuer == b.Issuer && a.MetadataURL == b.MetadataURL && a.Audience == b.Audience &&
-		a.SubjectClaim == b.SubjectClaim && a.ScopeClaim == b.ScopeClaim && a.RolesClaim == b.RolesClaim &&
-		maps.Equal(a.ScopeMap, b.ScopeMap)
+// Equal reports whether two issuer configurations are the same in every
+// field.
+func (c IssuerConfig) Equal(o IssuerConfig) bool {
+	return c.Name == o.Name && c.Issuer == o.Issuer && c.MetadataURL == o.MetadataURL && c.Audience == o.Audience &&
+		c.SubjectClaim == o.SubjectClaim && c.ScopeClaim == o.ScopeClaim && c.RolesClaim == o.RolesClaim &&
+		maps.Equal(c.ScopeMap, o.ScopeMap)
 }
 
 // knownClaim reports whether tokenClaims decodes the claim into a field.

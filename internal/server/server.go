@@ -150,16 +150,6 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 	return nil
 }
 
-type ctxKey int
-
-const requestIDKey ctxKey = iota
-
-// RequestID returns the id of the request ctx belongs to, for log lines.
-func RequestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
-}
-
 // observe gives every request an id, logs it, measures it, and turns a
 // panic into a 500 instead of a dropped connection.
 func (s *Server) observe(next http.Handler) http.Handler {
@@ -171,7 +161,6 @@ func (s *Server) observe(next http.Handler) http.Handler {
 		}
 		w.Header().Set("X-Request-Id", id)
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
-		r = r.WithContext(context.WithValue(r.Context(), requestIDKey, id))
 		defer func() {
 			if p := recover(); p != nil {
 				if p == http.ErrAbortHandler {

@@ -102,6 +102,25 @@ func (p Page) Normalize() Page {
 	return p
 }
 
+// EachPage calls list page by page, the largest pages allowed, until the
+// last one, so a caller walks every object without holding them all.
+func EachPage[T any](ctx context.Context, list func(context.Context, Page) ([]T, string, error), each func(T)) error {
+	page := Page{Limit: MaxLimit}
+	for {
+		items, next, err := list(ctx, page)
+		if err != nil {
+			return err
+		}
+		for _, it := range items {
+			each(it)
+		}
+		if next == "" {
+			return nil
+		}
+		page.Cursor = next
+	}
+}
+
 // User is a person who signs in to Flowgate.
 type User struct {
 	Username string

@@ -1,6 +1,6 @@
 //go:build loadtest
 
-package main
+package app
 
 import (
 	"net/http"

@@ -1,6 +1,6 @@
 //go:build !loadtest
 
-package main
+package app
 
 import (
 	"github.com/flowgate/flowgate/internal/resource"

@@ -1,0 +1,33 @@
+package app
+
+import (
+	"context"
+	"time"
+)
+
+// pruneInterval is how often expired codes, sessions, refresh tokens,
+// deny-list entries, connect states and sign-in failures are deleted.
+// Every server prunes; the deletes are idempotent, so several servers on
+// one database do not conflict.
+const pruneInterval = 10 * time.Minute
+
+// pruneOnce deletes what expired before now, each kind on its own, so one
+// failing does not keep the others.
+func (s *Server) pruneOnce(ctx context.Context, now time.Time) {
+	n, err := s.Store.PruneAuth(ctx, now)
+	s.logPruned(ctx, "authorization data", n, err)
+	// Sign-ins at outbound OAuth servers that were never finished.
+	states, err := s.Store.DeleteExpiredConnectStates(ctx, now)
+	s.logPruned(ctx, "connect states", int64(states), err)
+	// Failed sign-ins the throttle no longer remembers.
+	failures, err := s.Store.DeleteExpiredSignInFailures(ctx, now)
+	s.logPruned(ctx, "sign-in failures", int64(failures), err)
+}
+
+func (s *Server) logPruned(ctx context.Context, what string, n int64, err error) {
+	if err != nil && ctx.Err() == nil {
+		s.Logger.Warn("pruning expired "+what, "err", err)
+	} else if n > 0 {
+		s.Logger.Debug("pruned expired "+what, "rows", n)
+	}
+}

@@ -1,0 +1,167 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/api"
+	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/authserver"
+	"github.com/flowgate/flowgate/internal/config"
+	"github.com/flowgate/flowgate/internal/egress"
+	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/resource"
+	"github.com/flowgate/flowgate/internal/server"
+	"github.com/flowgate/flowgate/internal/vault"
+	"github.com/flowgate/flowgate/internal/web"
+)
+
+// drainTimeout bounds how long a stop waits for requests in flight, below
+// the usual 30 s a service manager waits before SIGKILL.
+const drainTimeout = 25 * time.Second
+
+// closeTimeout bounds how long each part may take to stop once the HTTP
+// server has drained.
+const closeTimeout = 10 * time.Second
+
+// Server is `flowgate serve` assembled: the store and key ring of App, and
+// every part that answers requests or runs flows, wired to one another.
+// NewServer builds it, Run serves, Close stops the parts in order.
+type Server struct {
+	*App
+	http      *server.Server
+	auth      *authserver.Server
+	validator *resource.Validator
+	issuers   *issuerLoader
+	engine    *engine.Engine
+	api       *api.API
+}
+
+// NewServer opens (creating if need be) the configured database and builds
+// the server's parts on it, then applies the configuration's declared
+// objects (ApplyDeclared). listen is the address the caller bound: outbound
+// connections made for flows are kept away from it. On error, whatever was
+// built is closed again.
+func NewServer(ctx context.Context, cfg *config.Config, logger *slog.Logger, listen net.Addr) (*Server, error) {
+	// Every outbound connection (http steps, issuers, OAuth servers,
+	// clients' jwks_uri) dials through one policy.
+	policy, err := egress.New(cfg.Egress.Allow, cfg.Egress.Deny, listen)
+	if err != nil {
+		return nil, err
+	}
+	a, err := OpenOrCreate(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{App: a, http: server.New(a.Store, logger)}
+	if err := s.build(ctx, policy); err != nil {
+		return nil, errors.Join(err, s.Close(ctx))
+	}
+	if err := s.ApplyDeclared(ctx); err != nil {
+		return nil, errors.Join(err, s.Close(ctx))
+	}
+	return s, nil
+}
+
+// build makes the parts and registers their routes. Nothing is served
+// until Run, so the declared configuration applied after it is in place
+// before the first request.
+func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
+	cfg, logger := s.Config, s.Logger
+	s.Audit = s.newAuditWriter()
+	var err error
+	s.auth, err = authserver.New(ctx, authserver.Options{
+		Issuer: cfg.Server.PublicURL, Store: s.Store, Ring: s.Ring, Hasher: s.Hasher,
+		Auth: cfg.Auth, Logger: logger, Auditor: s.Audit, HTTPClient: policy.Client(10 * time.Second),
+	})
+	if err != nil {
+		return err
+	}
+	if s.validator, err = s.newValidator(ctx, policy); err != nil {
+		return err
+	}
+	s.issuers = &issuerLoader{st: s.Store, v: s.validator, logger: logger}
+	tokens := vault.New(s.Store, vault.Options{Logger: logger, HTTPClient: policy.Client(30 * time.Second)})
+	s.engine, err = s.NewEngine(ctx, engine.Config{Logger: logger, Vault: tokens, PublicURL: cfg.Server.PublicURL,
+		Egress: policy, MaxSteps: cfg.Limits.MaxSteps, MaxVars: cfg.Limits.MaxVars})
+	if err != nil {
+		return err
+	}
+	s.api = api.New(api.Options{Store: s.Store, Hasher: s.Hasher, Ring: s.Ring, Validator: s.validator, Logger: logger,
+		PublicURL: cfg.Server.PublicURL, Auditor: s.Audit, Engine: s.engine, Vault: tokens,
+		ShowDetailedErrors: cfg.Auth.ShowDetailedErrors, HTTPClient: policy.Client(10 * time.Second)})
+	s.auth.Register(s.http.Mux())
+	s.api.Register(s.http.Mux())
+	web.New(web.Options{Sessions: s.auth, Engine: s.engine, Vault: tokens, States: s.Store, Logger: logger}).Register(s.http.Mux())
+	registerLoadTestRoutes(s.http, s.validator)
+	return nil
+}
+
+// newAuditWriter makes the audit writer, its metrics on the server's
+// registry. While audit events cannot be written, sign-ins and token
+// requests are refused, so /readyz fails: the load balancer should send
+// them to a server whose database takes writes.
+func (s *Server) newAuditWriter() *audit.Writer {
+	w := audit.NewWriter(s.Store, s.Logger, audit.Options{Disabled: !s.Config.Auth.AuditLog, Registerer: s.http.Registry()})
+	s.http.AddReadinessCheck(server.ReadinessCheck{Name: "audit", Required: true,
+		Check: func(context.Context) error { return w.Healthy() }})
+	return w
+}
+
+// Run serves on ln until ctx is done, then drains the requests in flight
+// (up to 25 s). The background work of a server (reloading trusted
+// issuers, pruning expired rows) runs as long as ctx. Call Close after.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	go every(ctx, issuerReloadInterval, func(time.Time) { s.issuers.reload(ctx) })
+	go every(ctx, pruneInterval, func(now time.Time) { s.pruneOnce(ctx, now.UTC()) })
+	// Start-up ran argon2id (the decoy hash, a bootstrap password,
+	// declared users): 19 MiB each that the runtime would keep for a
+	// long while. Give it back before serving.
+	debug.FreeOSMemory()
+	s.Logger.Info("flowgate serving", "addr", ln.Addr().String(), "public_url", s.Config.Server.PublicURL, "database", s.Store.Backend())
+	if err := s.http.Serve(ctx, ln, drainTimeout); err != nil {
+		return err
+	}
+	s.Logger.Info("flowgate stopped")
+	return nil
+}
+
+// every calls fn at each tick of interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func(now time.Time)) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			fn(now)
+		}
+	}
+}
+
+// Close stops the parts once the HTTP server has drained: first the
+// engine, whose runs reach their next durable point and release what they
+// hold (so another server takes over without waiting for a lease to run
+// out), then the audit writer, which writes the last requests' events,
+// then the store. The engine's and the audit writer's problems are logged
+// (the server stops anyway); the error is the store's.
+func (s *Server) Close(ctx context.Context) error {
+	if s.engine != nil {
+		ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		if err := s.engine.Close(ectx); err != nil {
+			s.Logger.Error("flow engine did not stop cleanly", "err", err)
+		}
+	}
+	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+	defer cancel()
+	if err := s.Audit.Close(actx); err != nil {
+		s.Logger.Error("audit log not fully written", "err", err)
+	}
+	return s.Store.Close()
+}
