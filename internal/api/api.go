@@ -1,11 +1,11 @@
-// Package api is Flowgate's REST API (SPEC §6): the Workflow REST API
+// Package api is Flowgate's REST API (docs/api.md): the Workflow REST API
 // (workflows, instances with their process flow monitor, tasks), flow
 // invoke, the caller's connections to OAuth servers (the token vault),
 // and the admin API (/api/v1/admin/…: users, clients, trusted issuers,
 // OAuth servers, flow deploys, API switches and the audit log), with its
 // OpenAPI description at /api/v1/openapi.json. Admin routes are
 // for callers whose bearer token grants scope admin and who hold role
-// admin. It also owns the API switches (SPEC §2 apis): the Switch
+// admin. It also owns the API switches (the configuration's apis section): the Switch
 // middleware that turns the workflow and invoke APIs off, and
 // Authenticate, which adds legacy HTTP Basic to the bearer-token check
 // when apis.basic_auth is on.

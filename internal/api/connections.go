@@ -13,7 +13,7 @@ import (
 	"github.com/flowgate/flowgate/internal/vault"
 )
 
-// This file serves the caller's vault connections (SPEC §6
+// This file serves the caller's vault connections (docs/api.md
 // /api/v1/connections): the OAuth servers a flow reached on the caller's
 // behalf, listed and disconnected. No answer ever carries a token: the
 // list is built from vault.Info, which has none.

@@ -10,7 +10,7 @@ import (
 )
 
 // ApplyDeclared writes the configuration's trusted_issuers and
-// oauth_servers to the store at start, as SPEC §2 says: created or updated
+// oauth_servers to the store at start, as docs/configuration.md says: created or updated
 // by name, marked source "config"; entries the file does not name
 // (created through the admin API, or removed from the file) are left
 // alone. cfg must come from config.Load or Parse, which validated it.

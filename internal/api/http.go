@@ -185,7 +185,7 @@ func page(w http.ResponseWriter, r *http.Request) (store.Page, bool) {
 	return p, true
 }
 
-// listResponse is the SPEC §6 list shape; NextCursor is null on the last
+// listResponse is the REST API's list shape (docs/api.md); NextCursor is null on the last
 // page.
 type listResponse[T any] struct {
 	Items      []T     `json:"items"`
@@ -222,7 +222,7 @@ func (a *API) listError(w http.ResponseWriter, r *http.Request, err error) {
 	a.serverError(w, r, err)
 }
 
-// timeString formats a stored time as SPEC §1 wants: UTC, RFC 3339.
+// timeString formats a stored time as every time in the API is: UTC, RFC 3339.
 func timeString(t time.Time) string {
 	if t.IsZero() {
 		return ""

@@ -17,7 +17,7 @@ type invokeAccepted struct {
 	Instance instanceJSON `json:"instance"`
 	URL      string       `json:"url"`
 	// ConnectURL is where the invoker signs in when the flow waits for
-	// them at an oauth_user_login step (SPEC §5).
+	// them at an oauth_user_login step (docs/flows.md).
 	ConnectURL string `json:"connect_url,omitempty"`
 }
 

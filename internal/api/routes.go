@@ -17,7 +17,7 @@ const (
 	// switched on) and no particular scope.
 	signedIn
 	// scoped routes need a token granting the route's scope; what the
-	// caller may then do is the handler's business (SPEC §4: a scope is a
+	// caller may then do is the handler's business (docs/api.md: a scope is a
 	// grant, not a right).
 	scoped
 	// adminOnly routes need a bearer token with scope admin and role admin.

@@ -11,7 +11,7 @@ import (
 	"github.com/flowgate/flowgate/internal/config"
 )
 
-// The switch names of SPEC §2 apis, as Switch takes them and as the admin
+// The switch names of the configuration's apis section, as Switch takes them and as the admin
 // API shows them.
 const (
 	SwitchWorkflow  = "workflow"
@@ -22,7 +22,7 @@ const (
 // switchPrefix namespaces the switches in the store's settings table.
 const switchPrefix = "api."
 
-// Switches are the API switches of SPEC §2 apis.
+// Switches are the API switches of the configuration's apis section.
 type Switches struct {
 	Workflow  bool `json:"workflow"`
 	Invoke    bool `json:"invoke"`

@@ -12,7 +12,7 @@ import (
 	"github.com/flowgate/flowgate/internal/store"
 )
 
-// taskJSON is a worklist item as the API shows it (SPEC §6), plus its
+// taskJSON is a worklist item as the API shows it (docs/api.md), plus its
 // step and status, and once someone acted, what they did.
 type taskJSON struct {
 	Serial     int64           `json:"serial"`

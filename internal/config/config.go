@@ -1,4 +1,4 @@
-// Package config resolves Flowgate's configuration (SPEC §1, §2): the YAML
+// Package config resolves Flowgate's configuration (docs/configuration.md): the YAML
 // file, the FLOWGATE_* environment variables and the command-line flags.
 //
 // The whole file is validated up front, including sections whose features
@@ -12,7 +12,7 @@
 //
 // Relative paths (the SQLite database, secrets.key_file, flows,
 // oauth_servers[].private_key_file) are relative to the working directory,
-// not to the configuration file, as the defaults of SPEC §1 are.
+// not to the configuration file, as the defaults are (docs/configuration.md).
 package config
 
 import (
@@ -85,7 +85,7 @@ type Secrets struct {
 	Key string `yaml:"key,omitempty"`
 }
 
-// Auth configures the built-in authorization server (SPEC §3).
+// Auth configures the built-in authorization server (docs/security.md).
 type Auth struct {
 	AccessTokenTTL     time.Duration `yaml:"access_token_ttl"`
 	IDTokenTTL         time.Duration `yaml:"id_token_ttl"`
@@ -143,7 +143,7 @@ type Client struct {
 }
 
 // TrustedIssuer is an external issuer whose access tokens Flowgate's APIs
-// accept (SPEC §4).
+// accept (docs/api.md).
 type TrustedIssuer struct {
 	Name   string `yaml:"name"`
 	Issuer string `yaml:"issuer"`
@@ -161,7 +161,7 @@ type TrustedIssuer struct {
 }
 
 // OAuthServer is an outbound authorization server that flows get tokens
-// from (SPEC §5 connectors).
+// from (docs/flows.md, the OAuth steps).
 type OAuthServer struct {
 	Name                  string `yaml:"name"`
 	MetadataURL           string `yaml:"metadata_url,omitempty"`
@@ -188,7 +188,7 @@ type OAuthServer struct {
 }
 
 // IdentityProvider is an upstream OpenID provider users can sign in with
-// (SPEC §3 federation).
+// (federation).
 type IdentityProvider struct {
 	Name         string `yaml:"name"`
 	Issuer       string `yaml:"issuer"`

@@ -1,5 +1,5 @@
 // Package connectors is Flowgate's outbound OAuth client: how flows get
-// tokens from other systems' authorization servers (SPEC §2
+// tokens from other systems' authorization servers (docs/configuration.md
 // oauth_servers, §5 oauth_* steps). A Client serves one store.OAuthServer:
 // endpoints from discovery or configuration, client authentication by
 // client_secret_basic, client_secret_post or private_key_jwt (RFC 7523),

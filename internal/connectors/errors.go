@@ -13,7 +13,7 @@ import (
 )
 
 // Kind classifies a failure by what the caller does about it; the flow
-// steps map kinds to SPEC §5 status codes.
+// steps map kinds to the status codes of docs/flows.md.
 type Kind int
 
 const (

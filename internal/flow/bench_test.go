@@ -6,7 +6,7 @@ import (
 )
 
 // BenchmarkEvaluateWhen evaluates the compiled switch condition of the
-// SPEC example, ${{ input.amount > 1000 }}.
+// expense example of docs/flows.md, ${{ input.amount > 1000 }}.
 func BenchmarkEvaluateWhen(b *testing.B) {
 	d := specFlow(b)
 	when := d.Steps[0].Switch.Cases[0].When
@@ -20,7 +20,7 @@ func BenchmarkEvaluateWhen(b *testing.B) {
 	}
 }
 
-// BenchmarkEvaluateInterpolation evaluates the SPEC example's task title,
+// BenchmarkEvaluateInterpolation evaluates the docs/flows.md example's task title,
 // "Approve ${{ input.amount }} for ${{ input.purpose }}".
 func BenchmarkEvaluateInterpolation(b *testing.B) {
 	d := specFlow(b)
@@ -35,7 +35,7 @@ func BenchmarkEvaluateInterpolation(b *testing.B) {
 	}
 }
 
-// BenchmarkEvaluateTree evaluates the SPEC example's return body.
+// BenchmarkEvaluateTree evaluates the docs/flows.md example's return body.
 func BenchmarkEvaluateTree(b *testing.B) {
 	d := specFlow(b)
 	body := d.Steps[4].Return.Body
@@ -48,7 +48,7 @@ func BenchmarkEvaluateTree(b *testing.B) {
 	}
 }
 
-// BenchmarkParse parses and compiles the SPEC example, what a deploy costs.
+// BenchmarkParse parses and compiles the docs/flows.md example, what a deploy costs.
 func BenchmarkParse(b *testing.B) {
 	data, err := os.ReadFile("testdata/expense-approval.yaml")
 	if err != nil {

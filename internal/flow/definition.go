@@ -7,7 +7,7 @@ import (
 // StepType names what a step does.
 type StepType string
 
-// The step types of SPEC §5.
+// The step types (docs/flows.md).
 const (
 	TypeHTTP             StepType = "http"
 	TypeOAuthServerLogin StepType = "oauth_server_login"
@@ -60,7 +60,7 @@ type Definition struct {
 	servers []serverUse
 }
 
-// Permissions lists principals (SPEC §4: user:NAME, role:NAME,
+// Permissions lists principals (docs/flows.md: user:NAME, role:NAME,
 // client:ID, or ISSUER:SUBJECT for callers of a trusted external issuer).
 type Permissions struct {
 	// Start may start instances. Empty means nobody is granted by the

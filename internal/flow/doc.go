@@ -1,4 +1,4 @@
-// Package flow is the definition layer of flows (SPEC §5): parsing a
+// Package flow is the definition layer of flows (docs/flows.md): parsing a
 // definition from YAML or JSON, validating it for deploy, compiling its
 // ${{ … }} expressions once, evaluating them while an instance runs, and
 // checking start input and task data. It has no engine, store or HTTP;

@@ -145,7 +145,7 @@ func (d *Definition) CheckServers(known func(name string) bool) error {
 	return joinProblems(ps)
 }
 
-// Workflow is the SPEC §6 shape of a workflow in the REST API.
+// Workflow is a workflow as the REST API shows it (docs/api.md).
 type Workflow struct {
 	Name    string      `json:"name"`
 	Title   string      `json:"title"`

@@ -71,7 +71,7 @@ type Instance struct {
 }
 
 // User is what expressions see of the principal who started the instance
-// (SPEC §4).
+// (docs/api.md).
 type User struct {
 	// ID is how permissions name the principal: user:alice, client:portal,
 	// entra:8d2f….
@@ -407,7 +407,7 @@ func compileExpr(code string, o compileOptions) (*vm.Program, error) {
 	opts := []expr.Option{
 		expr.Env(Env{}),
 		expr.MaxNodes(MaxNodes),
-		// SPEC: all times are UTC; now() and date() follow.
+		// All times are UTC (docs/api.md); now() and date() follow.
 		expr.Timezone("UTC"),
 		// The built-in repeat checks its count but not the size of what
 		// it builds; this one bounds the result.

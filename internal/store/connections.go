@@ -15,7 +15,7 @@ const (
 )
 
 // Connection is one principal's tokens for one outbound OAuth server (the
-// vault of SPEC §5). AccessToken and RefreshToken are plain text in memory
+// vault, docs/flows.md). AccessToken and RefreshToken are plain text in memory
 // only: the store seals each with Options.Sealer, bound to the principal,
 // the server and the column, before it reaches the database. The type has
 // no JSON tags on purpose: it is never an API shape.

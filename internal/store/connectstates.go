@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// ConnectState is a pending user login started at /connect/{instance}/{step} (SPEC §5): what
+// ConnectState is a pending user login started at /connect/{instance}/{step} (docs/flows.md): what
 // /oauth-callback needs to finish it. The state parameter itself is never stored, only its hash.
 type ConnectState struct {
 	StateHash   string    // hex SHA-256 of the state parameter

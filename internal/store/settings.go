@@ -6,7 +6,7 @@ import (
 )
 
 // Settings are the server settings an administrator can change while
-// Flowgate runs (SPEC §2 trusted_issuers, oauth_servers, apis). The
+// Flowgate runs (the configuration's trusted_issuers, oauth_servers and apis). The
 // configuration file seeds them at start; the admin API edits them.
 type Settings interface {
 	TrustedIssuers
@@ -23,7 +23,7 @@ const (
 )
 
 // TrustedIssuer is an external issuer whose access tokens Flowgate's APIs
-// accept (SPEC §4).
+// accept (docs/api.md).
 type TrustedIssuer struct {
 	// Name is the key and the principal prefix ("<name>:<subject>").
 	Name   string

@@ -1,5 +1,5 @@
 // Package vault keeps the tokens flows use on behalf of users: one
-// connection per (principal, OAuth server), sealed in the store (SPEC §5).
+// connection per (principal, OAuth server), sealed in the store (docs/flows.md).
 // It hands out valid access tokens, refreshing them ahead of expiry, and
 // gets this right where token vaults often do not:
 //

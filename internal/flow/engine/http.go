@@ -364,7 +364,7 @@ func networkError(err error, timeout time.Duration) error {
 // names. A 401 answer gets one fresh token and one more try: the token may
 // have been revoked or expired early. Without a connection, or when the
 // connection needs the user to sign in again, no request goes out and the
-// output's status is -1 with the reason (SPEC §5: the flow decides); a
+// output's status is -1 with the reason (docs/flows.md: the flow decides); a
 // provider that cannot be reached counts as a failed attempt, retried by
 // the step's retry policy.
 //
@@ -399,7 +399,7 @@ func (r *runner) sendWithAuth(ctx context.Context, h *flow.HTTP, req *httpReques
 // addReconnectTask puts a link in the starter's worklist to sign in again
 // at an http step's server: one open link per user and server, however
 // many steps found the connection missing. The link completes the
-// connection only; the instance has gone on with status -1 (SPEC §5), so
+// connection only; the instance has gone on with status -1 (docs/flows.md), so
 // the flow decides what that step's failure means.
 func (r *runner) addReconnectTask(ctx context.Context, step *flow.Step) {
 	if r.env.User.Kind != "user" {

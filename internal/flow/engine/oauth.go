@@ -28,7 +28,7 @@ type Vault interface {
 	RefreshPresented(ctx context.Context, principal, server, presented string) (connectors.Token, bool, error)
 }
 
-// Status codes of the OAuth steps (SPEC §5). A non-zero code does not fail
+// Status codes of the OAuth steps (docs/flows.md). A non-zero code does not fail
 // the step: the flow decides.
 const (
 	statusOK               = 0
@@ -88,7 +88,7 @@ func oauthInput(server string, scopes []string) map[string]any {
 	return in
 }
 
-// tokenOutput is the connector outputs of SPEC §5 for a token.
+// tokenOutput is the connector outputs of docs/flows.md for a token.
 func tokenOutput(accessToken, tokenType string, expiry time.Time, scopes []string, refreshToken string, now time.Time) map[string]any {
 	if scopes == nil {
 		scopes = []string{}
