@@ -1,4 +1,4 @@
--- PostgreSQL. The built-in authorization server (SPEC §3). Secrets never appear in
+-- PostgreSQL. The built-in authorization server (docs/security.md). Secrets never appear in
 -- clear: codes, refresh tokens and session ids are stored as hashes,
 -- private keys sealed. Access tokens are not stored at all; only the jtis
 -- of revoked ones, until they expire.

@@ -1,4 +1,4 @@
--- Flows (SPEC §5, §6): deployed definitions, instances, the step history
+-- Flows (docs/flows.md): deployed definitions, instances, the step history
 -- (the process flow monitor), worklist tasks and Idempotency-Keys.
 -- Same conventions as 00001: times are unix microseconds (BIGINT), lists
 -- are JSON arrays, documents JSON text, listed keys COLLATE "C".

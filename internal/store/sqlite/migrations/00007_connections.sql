@@ -1,4 +1,4 @@
--- The outbound token vault (SPEC §5): one connection per (principal,
+-- The outbound token vault (docs/flows.md): one connection per (principal,
 -- OAuth server). Same conventions as 00001: times are unix microseconds
 -- (0: not set), lists are JSON arrays. access_token and refresh_token hold
 -- Sealer output only (empty: none), bound to principal, server and column,

@@ -1,4 +1,4 @@
--- Pending user logins of oauth_user_login steps (SPEC §5): one row per
+-- Pending user logins of oauth_user_login steps (docs/flows.md): one row per
 -- /connect redirect to an OAuth provider, taken exactly once by
 -- /oauth-callback. Same conventions as 00001: times are unix microseconds,
 -- lists are JSON arrays. state_hash is the hex SHA-256 of the state
