@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/flowgate/flowgate/internal/admin"
 	"github.com/flowgate/flowgate/internal/app"
@@ -73,9 +74,9 @@ func (c *cli) clientAddCmd() *cobra.Command {
 	f.StringVar(&cc.Name, "name", "", "display name")
 	f.StringSliceVar(&cc.RedirectURIs, "redirect-uri", nil, "redirect URI (repeat)")
 	f.StringSliceVar(&cc.PostLogoutRedirectURIs, "post-logout-redirect-uri", nil, "post-logout redirect URI (repeat)")
-	f.StringSliceVar(&cc.GrantTypes, "grant-type", []string{"authorization_code", "refresh_token"}, "authorization_code | refresh_token | client_credentials (repeat)")
+	f.StringSliceVar(&cc.GrantTypes, "grant-type", []string{string(oidc.GrantTypeCode), string(oidc.GrantTypeRefreshToken)}, "authorization_code | refresh_token | client_credentials (repeat)")
 	f.StringSliceVar(&cc.Scopes, "scope", []string{"openid", "profile", "email", "offline_access"}, "allowed scope (repeat)")
-	f.StringVar(&cc.TokenEndpointAuthMethod, "auth-method", "client_secret_basic", "client_secret_basic | client_secret_post | private_key_jwt | none")
+	f.StringVar(&cc.TokenEndpointAuthMethod, "auth-method", string(oidc.AuthMethodBasic), "client_secret_basic | client_secret_post | private_key_jwt | none")
 	f.StringVar(&cc.JWKSURI, "jwks-uri", "", "private_key_jwt: URL of the client's JWKS")
 	f.StringVar(&publicKeyFile, "public-key-file", "", "private_key_jwt: PEM public key file")
 	f.StringVar(&cc.Consent, "consent", "user", "user (ask each user once) | admin (pre-approved)")

@@ -23,6 +23,7 @@ import (
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/keyring"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
 // Store is what this package needs of the store.
@@ -48,7 +49,7 @@ var ErrNoSecret = errors.New("the client has no secret to rotate")
 // NeedsSecret reports whether a client with this token endpoint auth method
 // authenticates with a secret.
 func NeedsSecret(method string) bool {
-	return method == "client_secret_basic" || method == "client_secret_post"
+	return method == string(oidc.AuthMethodBasic) || method == string(oidc.AuthMethodPost)
 }
 
 // CreateClient registers c. A client that authenticates with a secret gets

@@ -12,6 +12,7 @@ import (
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/connectors"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
 // oauthServerJSON is an OAuth server as the API shows it: the client
@@ -84,7 +85,7 @@ func (a *API) validOAuthServer(w http.ResponseWriter, in oauthServerRequest, sec
 	if in.ClientSecret != nil {
 		secret = *in.ClientSecret
 	}
-	if in.ClientAuth == "private_key_jwt" && in.ClientSecret == nil {
+	if in.ClientAuth == string(oidc.AuthMethodPrivateKeyJWT) && in.ClientSecret == nil {
 		// Switching to a key drops a kept secret rather than failing
 		// "client_secret is not used with private_key_jwt".
 		secret = ""

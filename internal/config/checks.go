@@ -15,18 +15,31 @@ import (
 
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/principal"
+	"github.com/zitadel/oidc/v3/pkg/oidc"
+)
+
+// The OAuth protocol values the configuration names, spelled once, as
+// zitadel/oidc (the provider's protocol layer) spells them.
+const (
+	authBasic         = string(oidc.AuthMethodBasic)
+	authPost          = string(oidc.AuthMethodPost)
+	authPrivateKeyJWT = string(oidc.AuthMethodPrivateKeyJWT)
+	authNone          = string(oidc.AuthMethodNone)
+	grantCode         = string(oidc.GrantTypeCode)
+	grantRefresh      = string(oidc.GrantTypeRefreshToken)
+	grantClientCreds  = string(oidc.GrantTypeClientCredentials)
 )
 
 // Allowed values of the enumerated keys. Never written after start.
 var (
 	signingAlgs       = []string{"ES256", "RS256", "EdDSA"}
 	cookieModes       = []string{"persistent", "session"}
-	clientAuthMethods = []string{"client_secret_basic", "client_secret_post", "private_key_jwt", "none"}
+	clientAuthMethods = []string{authBasic, authPost, authPrivateKeyJWT, authNone}
 	consentModes      = []string{"user", "admin"}
-	grantTypes        = []string{"authorization_code", "refresh_token", "client_credentials"}
+	grantTypes        = []string{grantCode, grantRefresh, grantClientCreds}
 	subjectClaims     = []string{"sub", "oid", "upn", "email", "preferred_username"}
 	scopeClaims       = []string{"scp", "scope"}
-	outboundAuth      = []string{"client_secret_basic", "client_secret_post", "private_key_jwt"}
+	outboundAuth      = []string{authBasic, authPost, authPrivateKeyJWT}
 	// flowgateScopes are the API scopes (docs/api.md), the only targets a
 	// trusted issuer's scope_map can grant.
 	flowgateScopes = []string{"workflows.read", "workflows.start", "tasks", "flows.invoke", "admin"}

@@ -145,18 +145,18 @@ func (c Client) Validate() error {
 	method, methodNote := judgedAs(c.TokenEndpointAuthMethod, clientAuthMethods, defaultClientAuth, "token_endpoint_auth_method")
 	keySources := [][2]string{{"jwks", c.JWKS}, {"jwks_uri", c.JWKSURI}, {"public_key_pem", c.PublicKeyPEM}}
 	switch method {
-	case "none":
+	case authNone:
 		if c.Secret != "" {
 			ps.addf("secret", "a public client (token_endpoint_auth_method none) must not have a secret")
 		}
-		if slices.Contains(c.GrantTypes, "client_credentials") {
+		if slices.Contains(c.GrantTypes, grantClientCreds) {
 			ps.addf("grant_types", "a public client (token_endpoint_auth_method none) cannot use client_credentials")
 		}
-	case "client_secret_basic", "client_secret_post":
+	case authBasic, authPost:
 		if c.Secret == "" {
 			ps.addf("secret", "is required for %s%s; use token_endpoint_auth_method: none for a public client", method, methodNote)
 		}
-	case "private_key_jwt":
+	case authPrivateKeyJWT:
 		if c.Secret != "" {
 			ps.addf("secret", "is not used with private_key_jwt; remove it")
 		}
@@ -173,7 +173,7 @@ func (c Client) Validate() error {
 			ps.addf(sources[1], "private_key_jwt takes one key source, not %s", strings.Join(sources, " and "))
 		}
 	}
-	if method != "private_key_jwt" {
+	if method != authPrivateKeyJWT {
 		for _, kv := range keySources {
 			if k, v := kv[0], kv[1]; v != "" {
 				ps.addf(k, "is only used with token_endpoint_auth_method private_key_jwt")
@@ -184,7 +184,7 @@ func (c Client) Validate() error {
 	if len(grants) == 0 {
 		grants, grantNote = defaultGrantTypes(), " (grant_types defaults to [authorization_code])"
 	}
-	if slices.Contains(grants, "authorization_code") && len(c.RedirectURIs) == 0 && !ps.has("redirect_uris") {
+	if slices.Contains(grants, grantCode) && len(c.RedirectURIs) == 0 && !ps.has("redirect_uris") {
 		ps.addf("redirect_uris", "a client with the authorization_code grant needs at least one redirect URI%s", grantNote)
 	}
 	return ps.err()
@@ -192,11 +192,11 @@ func (c Client) Validate() error {
 
 // defaultClientAuth is the token_endpoint_auth_method of a client that
 // names none, as in RFC 7591.
-const defaultClientAuth = "client_secret_basic"
+const defaultClientAuth = authBasic
 
 // defaultGrantTypes are the grant types of a client that names none, as
 // in RFC 7591.
-func defaultGrantTypes() []string { return []string{"authorization_code"} }
+func defaultGrantTypes() []string { return []string{grantCode} }
 
 // WithDefaults fills the keys a client may leave out:
 // token_endpoint_auth_method, grant_types and consent.
@@ -276,7 +276,7 @@ func (s OAuthServer) Validate() error {
 		ps.addf("metadata_url", "either metadata_url or token_endpoint is required")
 	}
 	auth, note := judgedAs(s.ClientAuth, outboundAuth, defaultOutboundAuth, "client_auth")
-	if auth == "private_key_jwt" {
+	if auth == authPrivateKeyJWT {
 		if s.PrivateKeyFile == "" {
 			ps.addf("private_key_file", "is required for client_auth private_key_jwt")
 		}
@@ -298,7 +298,7 @@ func (s OAuthServer) Validate() error {
 
 // defaultOutboundAuth is the client_auth of an OAuth server that names
 // none.
-const defaultOutboundAuth = "client_secret_basic"
+const defaultOutboundAuth = authBasic
 
 // WithDefaults fills client_auth and, from token_endpoint,
 // refresh_endpoint. It does not fill redirect_uri, which depends on the

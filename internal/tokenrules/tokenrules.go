@@ -11,6 +11,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
 
 // ErrForm is wrapped by every refusal of CheckCompact.
@@ -105,11 +107,11 @@ func checkHeader(seg string) error {
 // issued them.
 const GrantClaim = "gty"
 
-// The grants GrantClaim names.
+// The grants GrantClaim names, spelled as the OAuth grant types are.
 const (
-	GrantAuthorizationCode = "authorization_code"
-	GrantRefreshToken      = "refresh_token"
-	GrantClientCredentials = "client_credentials"
+	GrantAuthorizationCode = string(oidc.GrantTypeCode)
+	GrantRefreshToken      = string(oidc.GrantTypeRefreshToken)
+	GrantClientCredentials = string(oidc.GrantTypeClientCredentials)
 )
 
 // ErrGrant is wrapped by ForClient's refusals.
