@@ -565,27 +565,7 @@ func (p *parser) step(d *Definition, i int, n *yaml.Node) {
 	if !ok {
 		return
 	}
-	a = at{step: "steps[" + strconv.Itoa(i) + "]"}
-	if v := o.get("id"); v != nil {
-		if id, ok := p.literal(v, a.key("id")); ok {
-			switch {
-			case len(id) > 64:
-				p.errf(v, a.key("id"), "%q is longer than 64 characters", id)
-			case !stepIDRE.MatchString(id):
-				p.errf(v, a.key("id"), "%q must be letters, digits, _ and -", id)
-			default:
-				if j, dup := d.index[id]; dup {
-					p.errf(v, a.key("id"), "duplicate step id %q (also steps[%d], line %d)", id, j, d.Steps[j].Line)
-				} else {
-					d.index[id] = i
-				}
-				s.ID = id
-				a = at{step: id}
-			}
-		}
-	} else {
-		p.errf(n, a.key("id"), "required")
-	}
+	a = p.stepID(d, i, o, n)
 	tn := o.get("type")
 	if tn == nil {
 		p.errf(n, a.key("type"), "required (one of %s)", typeList())
@@ -603,22 +583,57 @@ func (p *parser) step(d *Definition, i int, n *yaml.Node) {
 	if v := o.get("description"); v != nil {
 		s.Description, _ = p.text(v, a.key("description"))
 	}
-	common := []string{"id", "type", "description"}
-	// next has a different meaning or none in some types; say so rather
-	// than "unknown key".
+	common := p.stepNext(s, i, &o, a)
+	p.stepConfig(s, i, o, n, a, common)
+}
+
+// stepID reads a step's id, registers it in d's index, and returns where
+// the step's problems are reported: at its id once it has a valid one.
+func (p *parser) stepID(d *Definition, i int, o object, n *yaml.Node) at {
+	a := at{step: "steps[" + strconv.Itoa(i) + "]"}
+	v := o.get("id")
+	if v == nil {
+		p.errf(n, a.key("id"), "required")
+		return a
+	}
+	id, ok := p.literal(v, a.key("id"))
+	if !ok {
+		return a
+	}
+	switch {
+	case len(id) > 64:
+		p.errf(v, a.key("id"), "%q is longer than 64 characters", id)
+	case !stepIDRE.MatchString(id):
+		p.errf(v, a.key("id"), "%q must be letters, digits, _ and -", id)
+	default:
+		if j, dup := d.index[id]; dup {
+			p.errf(v, a.key("id"), "duplicate step id %q (also steps[%d], line %d)", id, j, d.Steps[j].Line)
+		} else {
+			d.index[id] = i
+		}
+		d.Steps[i].ID = id
+		a = at{step: id}
+	}
+	return a
+}
+
+// stepNext reads next where the step's type has one way on, and returns
+// the keys every step of that type takes. next has a different meaning or
+// none in some types: they say so rather than "unknown key".
+func (p *parser) stepNext(s *Step, i int, o *object, a at) (common []string) {
+	common = []string{"id", "type", "description"}
+	refuse := func(msg string) {
+		if k := o.keyNode("next"); k != nil {
+			p.errf(k, a.key("next"), "%s", msg)
+			delete(o.byKey, "next")
+			o.keys = slices.DeleteFunc(o.keys, func(s string) bool { return s == "next" })
+		}
+	}
 	switch s.Type {
 	case TypeSwitch:
-		if k := o.keyNode("next"); k != nil {
-			p.errf(k, a.key("next"), "a switch goes on by its cases and default, not next")
-			delete(o.byKey, "next")
-			o.keys = slices.DeleteFunc(o.keys, func(s string) bool { return s == "next" })
-		}
+		refuse("a switch goes on by its cases and default, not next")
 	case TypeReturn, TypeFail:
-		if k := o.keyNode("next"); k != nil {
-			p.errf(k, a.key("next"), "a %s step ends the instance; nothing comes next", s.Type)
-			delete(o.byKey, "next")
-			o.keys = slices.DeleteFunc(o.keys, func(s string) bool { return s == "next" })
-		}
+		refuse(fmt.Sprintf("a %s step ends the instance; nothing comes next", s.Type))
 	case TypeTask:
 		// Task reads its own next map.
 	default:
@@ -630,6 +645,11 @@ func (p *parser) step(d *Definition, i int, n *yaml.Node) {
 			}
 		}
 	}
+	return common
+}
+
+// stepConfig reads the keys of the step's type, refusing any other.
+func (p *parser) stepConfig(s *Step, i int, o object, n *yaml.Node, a at, common []string) {
 	what := fmt.Sprintf("a %s step", s.Type)
 	allow := func(keys ...string) { p.allow(o, a, what, append(common, keys...)...) }
 	switch s.Type {
@@ -638,32 +658,14 @@ func (p *parser) step(d *Definition, i int, n *yaml.Node) {
 		s.HTTP = p.httpStep(o, n, a)
 	case TypeOAuthServerLogin:
 		allow("server", "scope")
-		c := &OAuthServerLogin{Server: p.server(o, n, a)}
-		if v := o.get("scope"); v != nil {
-			c.Scope = p.template(v, a.key("scope"), nil)
-		}
-		s.OAuthServerLogin = c
+		s.OAuthServerLogin = &OAuthServerLogin{Server: p.server(o, n, a), Scope: p.optionalTemplate(o, a, "scope")}
 	case TypeOAuthUserLogin:
 		allow("server", "scope", "use_prompt")
-		c := &OAuthUserLogin{Server: p.server(o, n, a)}
-		if v := o.get("scope"); v != nil {
-			c.Scope = p.template(v, a.key("scope"), nil)
-		}
-		if v := o.get("use_prompt"); v != nil {
-			if b, ok := p.boolean(v, a.key("use_prompt")); ok {
-				c.UsePrompt = &b
-			}
-		}
-		s.OAuthUserLogin = c
+		s.OAuthUserLogin = p.oauthUserLogin(o, n, a)
 	case TypeOAuthRefresh:
 		allow("server", "refresh_token")
-		c := &OAuthRefresh{Server: p.server(o, n, a)}
-		if v := o.get("refresh_token"); v != nil {
-			c.RefreshToken = p.template(v, a.key("refresh_token"), nil)
-		} else {
-			p.errf(n, a.key("refresh_token"), "required: an expression giving the refresh token, such as ${{ vars.refresh_token }}")
-		}
-		s.OAuthRefresh = c
+		s.OAuthRefresh = &OAuthRefresh{Server: p.server(o, n, a),
+			RefreshToken: p.requiredTemplate(o, n, a, "refresh_token", "an expression giving the refresh token, such as ${{ vars.refresh_token }}")}
 	case TypeTask:
 		p.allow(o, a, what, append(common, "next", "title", "assignees", "actions", "form")...)
 		s.Task = p.task(i, o, n, a)
@@ -681,14 +683,36 @@ func (p *parser) step(d *Definition, i int, n *yaml.Node) {
 		s.Return = p.returnStep(o, a)
 	case TypeFail:
 		allow("error")
-		c := &Fail{}
-		if v := o.get("error"); v != nil {
-			c.Error = p.template(v, a.key("error"), nil)
-		} else {
-			p.errf(n, a.key("error"), "required: the message the instance fails with")
-		}
-		s.Fail = c
+		s.Fail = &Fail{Error: p.requiredTemplate(o, n, a, "error", "the message the instance fails with")}
 	}
+}
+
+func (p *parser) oauthUserLogin(o object, n *yaml.Node, a at) *OAuthUserLogin {
+	c := &OAuthUserLogin{Server: p.server(o, n, a), Scope: p.optionalTemplate(o, a, "scope")}
+	if v := o.get("use_prompt"); v != nil {
+		if b, ok := p.boolean(v, a.key("use_prompt")); ok {
+			c.UsePrompt = &b
+		}
+	}
+	return c
+}
+
+// optionalTemplate reads key as a template; nil when it is absent.
+func (p *parser) optionalTemplate(o object, a at, key string) *Template {
+	if v := o.get(key); v != nil {
+		return p.template(v, a.key(key), nil)
+	}
+	return nil
+}
+
+// requiredTemplate reads key as a template, reporting it as required
+// (what it is for: want) when absent.
+func (p *parser) requiredTemplate(o object, n *yaml.Node, a at, key, want string) *Template {
+	if v := o.get(key); v != nil {
+		return p.template(v, a.key(key), nil)
+	}
+	p.errf(n, a.key(key), "required: %s", want)
+	return nil
 }
 
 // peekID returns a step mapping's id when it is a plain valid one.
