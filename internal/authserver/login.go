@@ -1,11 +1,13 @@
 package authserver
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/store"
@@ -61,24 +63,9 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	if !s.postedForm(w, r) {
 		return
 	}
-	// Either an OpenID authorization request or, for Flowgate's own pages,
-	// a path to return to.
-	var (
-		req      *store.AuthRequest
-		client   = &store.Client{Name: "Flowgate"}
-		returnTo string
-	)
-	if id := r.PostForm.Get("request"); id != "" || !r.PostForm.Has("return_to") {
-		var ok bool
-		if req, client, ok = s.pendingRequest(w, r, id); !ok {
-			return
-		}
-	} else {
-		var ok bool
-		if returnTo, ok = SafeReturnPath(r.PostForm.Get("return_to")); !ok {
-			s.errorPage(w, http.StatusBadRequest, "This sign-in link is not valid.", "return_to must be a path on this server")
-			return
-		}
+	req, client, returnTo, ok := s.loginTarget(w, r)
+	if !ok {
+		return
 	}
 	ctx := r.Context()
 	if s.auditUnavailable() != nil {
@@ -105,23 +92,11 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusTooManyRequests, "login", page)
 		return
 	}
-	user, err := s.st.GetUser(ctx, username)
-	if err != nil && !errors.Is(err, store.ErrNotFound) {
+	user, reason, err := s.verifyPassword(ctx, username, password)
+	if err != nil {
 		s.logger.Error("login: reading user", "err", err)
 		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
 		return
-	}
-	// Verify even for unknown users (against a decoy), so the answer
-	// takes as long whether or not the account exists.
-	valid := s.hasher.Verify(password, user.PasswordHash) && err == nil
-	reason := ""
-	switch {
-	case err != nil:
-		reason = "unknown user"
-	case !valid:
-		reason = "wrong password"
-	case user.Disabled:
-		reason = "user disabled"
 	}
 	if reason != "" {
 		if err := attempt.Fail(ctx); err != nil {
@@ -136,10 +111,8 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	sid := randomToken(32)
 	amr := []string{"pwd"}
-	if err := s.st.CreateSession(ctx, store.Session{IDHash: hashToken(sid), User: user.Username, AuthTime: now, LastSeen: now,
-		ExpiresAt: now.Add(s.opts.Auth.Session.IdleTimeout), AMR: amr}); err != nil {
+	if err := s.startSession(w, r, user.Username, now, amr); err != nil {
 		s.logger.Error("login: creating session", "err", err)
 		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
 		return
@@ -147,11 +120,6 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	if err := attempt.Succeed(ctx); err != nil {
 		s.logger.Error("login: clearing failed sign-ins", "err", err)
 	}
-	// A fresh session id at every login: no fixation.
-	if old, err := r.Cookie(sessionCookie); err == nil && old.Value != "" {
-		_ = s.st.DeleteSession(ctx, hashToken(old.Value))
-	}
-	s.setSessionCookie(w, sid)
 	if req == nil {
 		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginSuccess, User: user.Username, Outcome: audit.OutcomeSuccess})
 		redirect(w, r, returnTo)
@@ -164,4 +132,58 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	s.audit(ctx, r, store.AuditEvent{Event: audit.LoginSuccess, User: user.Username, Client: client.ID, Outcome: audit.OutcomeSuccess})
 	req.User, req.AuthTime, req.AMR, req.Done = user.Username, now, amr, true
 	redirect(w, r, s.afterLogin(ctx, req, client))
+}
+
+// loginTarget reads where a sign-in goes on to: an OpenID authorization
+// request (with its client) or, for Flowgate's own pages, a path on this
+// server. It answers and returns false when neither is valid.
+func (s *Server) loginTarget(w http.ResponseWriter, r *http.Request) (req *store.AuthRequest, client *store.Client, returnTo string, ok bool) {
+	if id := r.PostForm.Get("request"); id != "" || !r.PostForm.Has("return_to") {
+		req, client, ok = s.pendingRequest(w, r, id)
+		return req, client, "", ok
+	}
+	if returnTo, ok = SafeReturnPath(r.PostForm.Get("return_to")); !ok {
+		s.errorPage(w, http.StatusBadRequest, "This sign-in link is not valid.", "return_to must be a path on this server")
+		return nil, nil, "", false
+	}
+	return nil, &store.Client{Name: "Flowgate"}, returnTo, true
+}
+
+// verifyPassword checks a username and password. A refusal is a reason for
+// the audit log ("unknown user", "wrong password", "user disabled"); err is
+// the store's failure. The password is verified even for unknown users
+// (against a decoy), so the answer takes as long whether or not the account
+// exists.
+func (s *Server) verifyPassword(ctx context.Context, username, password string) (store.User, string, error) {
+	user, err := s.st.GetUser(ctx, username)
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return store.User{}, "", err
+	}
+	valid := s.hasher.Verify(password, user.PasswordHash) && err == nil
+	switch {
+	case err != nil:
+		return user, "unknown user", nil
+	case !valid:
+		return user, "wrong password", nil
+	case user.Disabled:
+		return user, "user disabled", nil
+	}
+	return user, "", nil
+}
+
+// startSession creates a session for username and sets its cookie. The
+// session id is fresh at every sign-in, and the request's old session is
+// ended: no fixation.
+func (s *Server) startSession(w http.ResponseWriter, r *http.Request, username string, now time.Time, amr []string) error {
+	ctx := r.Context()
+	sid := randomToken(32)
+	if err := s.st.CreateSession(ctx, store.Session{IDHash: hashToken(sid), User: username, AuthTime: now, LastSeen: now,
+		ExpiresAt: now.Add(s.opts.Auth.Session.IdleTimeout), AMR: amr}); err != nil {
+		return err
+	}
+	if old, err := r.Cookie(sessionCookie); err == nil && old.Value != "" {
+		_ = s.st.DeleteSession(ctx, hashToken(old.Value))
+	}
+	s.setSessionCookie(w, sid)
+	return nil
 }
