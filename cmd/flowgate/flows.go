@@ -14,15 +14,27 @@ import (
 
 func (c *cli) flowCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "flow", Short: "Manage flow definitions"}
+	var dryRun bool
 	deploy := &cobra.Command{
 		Use:   "deploy FILE|DIR",
 		Short: "Validate and deploy a flow definition, or every .yaml, .yml and .json file of a folder",
 		Long: "Validate and deploy flow definitions. A definition whose source is unchanged keeps its version;\n" +
 			"a changed one becomes the next version, and running instances finish on the version they started on.\n" +
-			"If any file is invalid, nothing is deployed and every problem is listed.",
+			"If any file is invalid, nothing is deployed and every problem is listed.\n" +
+			"With --dry-run, the files are only checked, as a deploy would check them; nothing is stored.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withEngine(cmd.Context(), app.Open, func(a *app.App, e *engine.Engine) error {
+				if dryRun {
+					files, defs, err := e.CheckDeploy(cmd.Context(), args[0])
+					if err != nil {
+						return err
+					}
+					for i, d := range defs {
+						fmt.Fprintf(c.stdout, "valid %s (%s)\n", d.Name, files[i])
+					}
+					return nil
+				}
 				deployed, err := e.DeployPath(cmd.Context(), args[0], cliActor())
 				if err != nil {
 					return err
@@ -38,6 +50,7 @@ func (c *cli) flowCmd() *cobra.Command {
 			})
 		},
 	}
+	deploy.Flags().BoolVar(&dryRun, "dry-run", false, "check the definitions as a deploy would, and deploy nothing")
 	cmd.AddCommand(deploy)
 	return cmd
 }

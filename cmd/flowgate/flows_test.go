@@ -32,6 +32,14 @@ func TestFlowDeploy(t *testing.T) {
 		t.Fatalf("migrate: %+v", r)
 	}
 	write("notes.txt", "not a flow")
+	// A dry run checks and stores nothing: the real deploy below is
+	// still version 1, and the audit log has no deploy.
+	if r := run(t, dir, "", nil, "flow", "deploy", "--dry-run", "flows"); r.code != 0 || !strings.Contains(r.stdout, "valid echo (flows/echo.yaml)") {
+		t.Fatalf("dry run: %+v", r)
+	}
+	if r := run(t, dir, "", nil, "audit", "--event", "flow.deployed"); r.code != 0 || strings.Contains(r.stdout, "flow.deployed") {
+		t.Fatalf("a dry run was audited as a deploy: %+v", r)
+	}
 	r := run(t, dir, "", nil, "flow", "deploy", "flows")
 	if r.code != 0 || !strings.Contains(r.stdout, "deployed echo version 1") {
 		t.Fatalf("deploy: %+v", r)
@@ -43,9 +51,11 @@ func TestFlowDeploy(t *testing.T) {
 	// A bad file next to a good change: nothing is deployed, every
 	// problem is named with file, line, step and field.
 	write("bad.yaml", "name: bad\nsteps:\n  - id: a\n    type: sett\n  - id: b\n    type: return\n    next: nowhere\n")
-	r = run(t, dir, "", nil, "flow", "deploy", "flows")
-	if r.code != 1 || !strings.Contains(r.stderr, "bad.yaml:4") || !strings.Contains(r.stderr, `step "a"`) || !strings.Contains(r.stderr, `"sett"`) {
-		t.Fatalf("invalid folder: %+v", r)
+	for _, args := range [][]string{{"flow", "deploy", "--dry-run", "flows"}, {"flow", "deploy", "flows"}} {
+		r = run(t, dir, "", nil, args...)
+		if r.code != 1 || !strings.Contains(r.stderr, "bad.yaml:4") || !strings.Contains(r.stderr, `step "a"`) || !strings.Contains(r.stderr, `"sett"`) {
+			t.Fatalf("%v on an invalid folder: %+v", args, r)
+		}
 	}
 	if err := os.Remove(filepath.Join(flows, "bad.yaml")); err != nil {
 		t.Fatal(err)

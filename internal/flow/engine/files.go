@@ -41,6 +41,13 @@ func (e *Engine) DeployPath(ctx context.Context, path, by string) ([]Deployed, e
 	return out, nil
 }
 
+// CheckDeploy validates what DeployPath would deploy from path, against
+// the OAuth servers this engine knows, and stores nothing.
+func (e *Engine) CheckDeploy(ctx context.Context, path string) (files []string, defs []*flow.Definition, err error) {
+	files, _, defs, err = CheckPath(path, e.serverKnown(ctx))
+	return files, defs, err
+}
+
 // CheckPath reads and validates the definitions DeployPath would deploy
 // from path, storing nothing: every problem of every file, a flow name
 // defined twice, and OAuth servers that known does not know. It returns
