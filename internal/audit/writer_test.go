@@ -150,7 +150,11 @@ func TestGroupCommit(t *testing.T) {
 	eachBackend(t, func(t *testing.T, st store.Store) {
 		const events = 10_000
 		c := &counting{AuditLog: st}
-		w := audit.NewWriter(c, nil, audit.Options{})
+		// Under the race detector on a loaded 2-core machine the queue
+		// can stay full past the default FullWait, and Record would drop
+		// (TestFullQueueWaitsThenDrops covers that policy). This test is about
+		// batching, so Record waits instead.
+		w := audit.NewWriter(c, nil, audit.Options{FullWait: 30 * time.Second})
 		var wg sync.WaitGroup
 		for g := range 50 {
 			wg.Go(func() {
