@@ -7,6 +7,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/flowgate/flowgate/internal/store"
 	chrome "github.com/flowgate/flowgate/internal/testutil/browser"
 )
 
@@ -22,6 +23,16 @@ const desktopWidth, desktopHeight = 1280, 800
 func TestBrowserPagesAccessible(t *testing.T) {
 	e := newEnv(t, nil, nil, true)
 	rp := newRelyingParty(t, e)
+	// A user whose name is a long address: pages that show it must wrap it
+	// rather than grow wider than a phone.
+	const longName = "alexandra.montgomery.fitzwilliam@engineering.example.com"
+	hash, err := e.hasher.Hash(alicePass)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.st.CreateUser(t.Context(), store.User{Username: longName, PasswordHash: hash}); err != nil {
+		t.Fatal(err)
+	}
 	ctx := chrome.New(t)
 
 	check := func(name, wantTitle string) {
@@ -55,14 +66,14 @@ func TestBrowserPagesAccessible(t *testing.T) {
 		t.Fatalf("authorize landed on %s, want the login page", u)
 	}
 	check("login", "Sign in")
-	if u := signIn(t, ctx, "alice", "not-"+alicePass); u.Path != PathLogin {
+	if u := signIn(t, ctx, longName, "not-"+alicePass); u.Path != PathLogin {
 		t.Fatalf("a wrong password landed on %s, want the login page again", u)
 	}
 	check("login after a wrong password", "Sign in")
 	if err := chromedp.Do(ctx, chromedp.Clear(chromedp.CSS("#username"))); err != nil {
 		t.Fatal(err)
 	}
-	if u := signIn(t, ctx, "alice", alicePass); u.Path != PathConsent {
+	if u := signIn(t, ctx, longName, alicePass); u.Path != PathConsent {
 		t.Fatalf("after login at %s, want the consent page", u)
 	}
 	check("consent", "Allow access?")
