@@ -458,7 +458,7 @@ func TestBrowserLoginPageAccessibility(t *testing.T) {
 	if v := resp.Header.Get("X-Frame-Options"); v != "DENY" {
 		t.Errorf("X-Frame-Options = %q", v)
 	}
-	if v := resp.Header.Get("Content-Security-Policy"); !containsWord(v, "frame-ancestors") || !containsWord(v, "default-src") {
+	if v := resp.Header.Get("Content-Security-Policy"); !containsWord(v, "frame-ancestors") || !containsWord(v, "default-src") || strings.Contains(v, "unsafe-inline") {
 		t.Errorf("Content-Security-Policy = %q", v)
 	}
 }

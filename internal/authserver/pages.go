@@ -2,8 +2,10 @@ package authserver
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
+	"encoding/base64"
 	"html/template"
 	"math"
 	"net/http"
@@ -13,14 +15,30 @@ import (
 //go:embed templates/*.html
 var templateFS embed.FS
 
-type pages struct{ t *template.Template }
+// pageCSS is the pages' stylesheet, inlined in each page's head: long
+// names (an e-mail address as username) must wrap on a 375 px screen.
+//
+//go:embed templates/pages.css
+var pageCSS string
+
+type pages struct {
+	t *template.Template
+	// csp is the pages' Content-Security-Policy: nothing from elsewhere,
+	// no inline script, and inline style only the stylesheet above, by its
+	// hash (so no 'unsafe-inline').
+	csp string
+}
 
 func newPages() (*pages, error) {
-	t, err := template.ParseFS(templateFS, "templates/*.html")
+	t, err := template.New("pages").Funcs(template.FuncMap{
+		"stylesheet": func() template.CSS { return template.CSS(pageCSS) },
+	}).ParseFS(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
 	}
-	return &pages{t: t}, nil
+	sum := sha256.Sum256([]byte(pageCSS))
+	csp := "default-src 'self'; style-src 'self' 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; frame-ancestors 'none'"
+	return &pages{t: t, csp: csp}, nil
 }
 
 // pageData is what every page template reads.
@@ -51,7 +69,7 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, d pageDa
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'")
+	h.Set("Content-Security-Policy", s.pages.csp)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")

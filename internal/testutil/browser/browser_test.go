@@ -41,3 +41,45 @@ func TestBrowserSubmitsAForm(t *testing.T) {
 		t.Fatalf("form posted %q, page said %q", v, text)
 	}
 }
+
+// TestAxeFindsAndPasses runs axe-core on a page with known violations and
+// on one without, so that page tests can trust both its findings and its
+// silence; at Phone width a too-wide page scrolls sideways.
+func TestAxeFindsAndPasses(t *testing.T) {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /bad", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `<!doctype html><html><body><div style="width:900px"><img src="data:,"><input id="q"></div></body></html>`)
+	})
+	mux.HandleFunc("GET /good", func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, `<!doctype html><html lang="en"><head><meta name="viewport" content="width=device-width, initial-scale=1"><title>Good</title></head><body><main><h1>Good</h1><label>Name <input id="q"></label></main></body></html>`)
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	ctx := New(t)
+	Viewport(t, ctx, Phone, PhoneHeight)
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/bad")); err != nil {
+		t.Fatal(err)
+	}
+	found := map[string]Violation{}
+	for _, v := range Axe(t, ctx) {
+		found[v.ID] = v
+	}
+	for _, id := range []string{"html-has-lang", "image-alt", "label"} {
+		if v, ok := found[id]; !ok || !v.Serious() || len(v.Targets) == 0 {
+			t.Errorf("axe on a bad page: %s = %+v, want a serious violation with targets (all: %v)", id, v, found)
+		}
+	}
+	if !ScrollsSideways(t, ctx) {
+		t.Error("a 900px wide page does not scroll sideways at 375px")
+	}
+	if err := chromedp.Do(ctx, chromedp.Navigate(srv.URL+"/good")); err != nil {
+		t.Fatal(err)
+	}
+	if vs := Axe(t, ctx); len(vs) != 0 {
+		t.Errorf("axe on a good page: %v", vs)
+	}
+	if ScrollsSideways(t, ctx) {
+		t.Error("a fluid page scrolls sideways at 375px")
+	}
+}

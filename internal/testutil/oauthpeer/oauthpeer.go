@@ -9,12 +9,9 @@ package oauthpeer
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -93,25 +90,6 @@ func (p *Peer) start(t testing.TB) {
 		errs = append(errs, err)
 	}
 	t.Fatalf("outbound oidc-provider peer: %v", errors.Join(errs...))
-}
-
-// peerDir finds test/peers/oidc-provider from the module root, whichever
-// package's directory the test runs in.
-func peerDir() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "test", "peers", "oidc-provider"), nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no go.mod above the test's directory")
-		}
-		dir = parent
-	}
 }
 
 // Stop kills the peer (the provider is then unreachable) and waits for it

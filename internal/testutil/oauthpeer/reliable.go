@@ -36,7 +36,7 @@ func peerPrerequisites(t testing.TB) (node, dir string) {
 	if err != nil {
 		prereq.Missing(t, "node not found: %v (install Node.js 20+)", err)
 	}
-	dir, err = peerDir()
+	dir, err = prereq.PeerDir("oidc-provider")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,7 +6,9 @@
 package prereq
 
 import (
+	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 )
 
@@ -27,4 +29,24 @@ func Missing(t testing.TB, format string, args ...any) {
 		t.Fatalf(format, args...)
 	}
 	t.Skipf(format, args...)
+}
+
+// PeerDir returns test/peers/<name> under the module root, found by walking
+// up from the test's working directory to go.mod, so it is the same
+// folder whichever package's test asks.
+func PeerDir(name string) (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "test", "peers", name), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no go.mod above the test's directory %s", dir)
+		}
+		dir = parent
+	}
 }

@@ -3,6 +3,7 @@ package prereq
 import (
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -51,5 +52,17 @@ func TestMissing(t *testing.T) {
 		if !strings.Contains(string(out), "pretend chromium is missing") {
 			t.Errorf("the message is not shown:\n%s", out)
 		}
+	}
+}
+
+// TestPeerDir checks the peers folder is found at the module root from a
+// package's directory, where go test runs the test.
+func TestPeerDir(t *testing.T) {
+	dir, err := PeerDir("axe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "package.json")); err != nil {
+		t.Fatalf("PeerDir(axe) = %s, which has no package.json: %v", dir, err)
 	}
 }
