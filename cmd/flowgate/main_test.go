@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/flowgate/flowgate/internal/testutil/pgtest"
+	"github.com/flowgate/flowgate/internal/testutil/syncbuf"
 )
 
 // The tests run the real binary: flags, environment, exit codes and signals
@@ -90,27 +91,8 @@ func freeAddr(t *testing.T) string {
 type serving struct {
 	cmd    *exec.Cmd
 	base   string
-	stderr *syncBuffer
+	stderr *syncbuf.Buffer
 	done   chan error
-}
-
-type syncBuffer struct {
-	mu  chan struct{}
-	buf bytes.Buffer
-}
-
-func newSyncBuffer() *syncBuffer { return &syncBuffer{mu: make(chan struct{}, 1)} }
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu <- struct{}{}
-	defer func() { <-b.mu }()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu <- struct{}{}
-	defer func() { <-b.mu }()
-	return b.buf.String()
 }
 
 func startServe(t *testing.T, dir string, env []string, args ...string) *serving {
@@ -126,7 +108,7 @@ func startServeAt(t *testing.T, dir, addr string, env []string, args ...string) 
 	cmd := exec.Command(os.Getenv("FLOWGATE_TEST_BINARY"), append([]string{"serve", "--addr", addr}, args...)...)
 	cmd.Dir = dir
 	cmd.Env = append(cleanEnv(), env...)
-	s := &serving{cmd: cmd, base: "http://" + addr, stderr: newSyncBuffer(), done: make(chan error, 1)}
+	s := &serving{cmd: cmd, base: "http://" + addr, stderr: &syncbuf.Buffer{}, done: make(chan error, 1)}
 	cmd.Stdout, cmd.Stderr = s.stderr, s.stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

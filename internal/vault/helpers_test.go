@@ -1,7 +1,6 @@
 package vault_test
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 	"github.com/flowgate/flowgate/internal/testutil/egresstest"
 	"github.com/flowgate/flowgate/internal/testutil/oauthpeer"
 	"github.com/flowgate/flowgate/internal/testutil/pgtest"
+	"github.com/flowgate/flowgate/internal/testutil/syncbuf"
 	"github.com/flowgate/flowgate/internal/vault"
 )
 
@@ -64,24 +64,6 @@ func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
 	return resp, err
 }
 
-// syncBuffer is a log destination safe for the vault's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // env is one test's world: the provider, a SQLite file store with the
 // peer registered as server "peer", and a vault over it.
 type env struct {
@@ -92,7 +74,7 @@ type env struct {
 	v      *vault.Vault
 	clock  *clock
 	calls  *counter
-	logs   *syncBuffer
+	logs   *syncbuf.Buffer
 }
 
 type envOptions struct {
@@ -159,7 +141,7 @@ func (e *env) createServer(tb testing.TB, mod func(*store.OAuthServer)) {
 func (e *env) newVault(tb testing.TB, st vault.Store, opts vault.Options) *vault.Vault {
 	tb.Helper()
 	if e.clock == nil {
-		e.clock, e.calls, e.logs = &clock{}, &counter{base: egresstest.Loopback().Transport()}, &syncBuffer{}
+		e.clock, e.calls, e.logs = &clock{}, &counter{base: egresstest.Loopback().Transport()}, &syncbuf.Buffer{}
 	}
 	opts.HTTPClient = &http.Client{Transport: e.calls, Timeout: 5 * time.Second}
 	opts.Now = e.clock.Now

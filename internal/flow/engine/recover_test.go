@@ -1,7 +1,6 @@
 package engine_test
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"log/slog"
@@ -16,6 +15,7 @@ import (
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/store/backend"
+	"github.com/flowgate/flowgate/internal/testutil/syncbuf"
 )
 
 // A wait whose deadline passed while no server ran, and whose wake job is
@@ -63,24 +63,6 @@ steps:
 	}
 }
 
-// syncLog is a slog destination tests read while engines write.
-type syncLog struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
 // Two engines race for one instance: the first stalls with its http call
 // out (no heartbeat: its lease runs out), the second takes the instance
 // over and finishes it, then the first's call answers. The first engine's
@@ -121,7 +103,7 @@ func testStalledEngineFencedOut(t *testing.T, stalledStore, otherStore backend.S
 
 	// The stalled engine has no heartbeat and no queue (NoQueue): alive,
 	// but its lease runs out as if the process were paused.
-	stalledLog := &syncLog{}
+	stalledLog := &syncbuf.Buffer{}
 	stalled := newEngine(t, stalledStore, engine.Config{NoQueue: true, Lease: time.Second,
 		Logger: slog.New(slog.NewTextHandler(stalledLog, nil))})
 	deploy(t, stalled, `

@@ -12,10 +12,10 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
-	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/flowgate/flowgate/internal/testutil/syncbuf"
 )
 
 // Clients the peer registers (see outbound.js).
@@ -62,7 +62,7 @@ type Peer struct {
 	opts   Options
 	cmd    *exec.Cmd
 	done   chan struct{}
-	stderr *lockedBuilder
+	stderr *syncbuf.Buffer
 }
 
 // Start starts the peer and stops it when the test ends. Without Node.js
@@ -155,20 +155,3 @@ func (p *Peer) admin(t testing.TB, method, path string, out any) {
 
 // Stderr is what the peer wrote to stderr, for failure messages.
 func (p *Peer) Stderr() string { return p.stderr.String() }
-
-type lockedBuilder struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuilder) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuilder) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/flowgate/flowgate/internal/testutil/prereq"
+	"github.com/flowgate/flowgate/internal/testutil/syncbuf"
 )
 
 // Start makes up to three attempts, each given 10 s to be ready: a healthy
@@ -66,7 +67,7 @@ func (p *Peer) tryStart(node, dir string, timeout time.Duration) error {
 	if err != nil {
 		return err
 	}
-	stderr := &lockedBuilder{}
+	stderr := &syncbuf.Buffer{}
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		return err
