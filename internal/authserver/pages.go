@@ -99,6 +99,15 @@ func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	return v
 }
 
+// CSRFToken is the double-submit token for a form on Flowgate's other
+// pages (internal/web): the same cookie and check as the provider's own
+// forms, so one token serves every page.
+func (s *Server) CSRFToken(w http.ResponseWriter, r *http.Request) string { return s.csrfToken(w, r) }
+
+// CheckCSRF reports whether a parsed POST form carries the browser's CSRF
+// token in its csrf_token field, compared in constant time.
+func CheckCSRF(r *http.Request) bool { return checkCSRF(r) }
+
 func checkCSRF(r *http.Request) bool {
 	c, err := r.Cookie(csrfCookie)
 	if err != nil || len(c.Value) < 32 {
