@@ -9,7 +9,6 @@ package main
 // without the browser's CSRF token is refused.
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -86,24 +85,6 @@ flows: %s
 	return e
 }
 
-// checkPage runs axe-core on the page at a phone's and a desktop's width.
-func checkPage(t *testing.T, ctx context.Context, name string) {
-	t.Helper()
-	for _, w := range []struct{ width, height int64 }{{browser.Phone, browser.PhoneHeight}, {1280, 800}} {
-		browser.Viewport(t, ctx, w.width, w.height)
-		for _, v := range browser.Axe(t, ctx) {
-			if v.Serious() {
-				t.Errorf("%s at %dpx: %s", name, w.width, v)
-			} else {
-				t.Logf("%s at %dpx: %s", name, w.width, v)
-			}
-		}
-		if w.width == browser.Phone && browser.ScrollsSideways(t, ctx) {
-			t.Errorf("%s at %dpx scrolls sideways", name, w.width)
-		}
-	}
-}
-
 // taskStatus reads the task through the API as alice's approver.
 func (e *connectEnv) taskStatus(t *testing.T, serial int64) string {
 	t.Helper()
@@ -156,19 +137,19 @@ func TestBrowserWorkPortal(t *testing.T) {
 	if p.url.Path != "/tasks" || p.title != "My tasks" || !strings.Contains(p.text, "Review the leave request") {
 		t.Fatalf("after sign-in: %s %q\n%s", p.url, p.title, p.text)
 	}
-	checkPage(t, ctx, "/tasks")
+	browser.CheckPage(t, ctx, "/tasks")
 
 	p = e.open(t, ctx, e.base+"/")
 	if p.status != http.StatusOK || !strings.Contains(p.text, "Review the leave request") || !strings.Contains(p.text, portalApprover) {
 		t.Fatalf("home: %d\n%s", p.status, p.text)
 	}
-	checkPage(t, ctx, "/")
+	browser.CheckPage(t, ctx, "/")
 
 	p = e.click(t, ctx, `main a[href="`+taskPath+`"]`)
 	if p.url.Path != taskPath || p.title != "Review the leave request" {
 		t.Fatalf("the task link led to %s %q", p.url, p.title)
 	}
-	checkPage(t, ctx, taskPath)
+	browser.CheckPage(t, ctx, taskPath)
 
 	// A fraction where an integer is wanted: the engine's message next
 	// to the field, what was typed kept, the task still open.
@@ -190,7 +171,7 @@ func TestBrowserWorkPortal(t *testing.T) {
 	if err != nil || kept != "1.5|enjoy" {
 		t.Fatalf("the form kept %q (%v), want what was typed", kept, err)
 	}
-	checkPage(t, ctx, taskPath+" with an error")
+	browser.CheckPage(t, ctx, taskPath+" with an error")
 	if s := e.taskStatus(t, serial); s != "open" {
 		t.Fatalf("after a refused form the task is %s", s)
 	}

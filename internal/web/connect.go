@@ -107,7 +107,6 @@ func New(o Options) (*Handler, error) {
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+PathConnect, h.connect)
 	mux.HandleFunc("GET "+PathCallback, h.callback)
-	mux.HandleFunc("GET "+PathCSS, h.css)
 	mux.HandleFunc("GET "+PathHome, h.home)
 	mux.HandleFunc("GET "+PathTasks, h.tasks)
 	mux.HandleFunc("GET "+PathTask, h.task)

@@ -2,9 +2,7 @@ package web
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"fmt"
 	"html/template"
 	"net/http"
@@ -14,21 +12,14 @@ import (
 	"github.com/flowgate/flowgate/internal/authserver"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/pagestyle"
 	"github.com/flowgate/flowgate/internal/principal"
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
-// PathCSS is the one stylesheet of Flowgate's pages. Pages link it with
-// ?v= its content hash, so a browser may keep it for a year and still
-// fetches a changed one at once.
-const PathCSS = "/assets/flowgate.css"
-
 //go:embed templates/*.html
 var templateFS embed.FS
-
-//go:embed assets/flowgate.css
-var stylesheet []byte
 
 // pageCSP is every page's Content-Security-Policy: nothing from elsewhere,
 // no script at all, styles only from the stylesheet file (no inline style,
@@ -38,17 +29,13 @@ const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-acti
 // pageNames are the page templates; each defines "body" for the layout.
 var pageNames = []string{"home", "tasks", "task", "status"}
 
-// renderer holds the parsed pages and the stylesheet's version.
+// renderer holds the parsed pages.
 type renderer struct {
-	pages   map[string]*template.Template
-	cssETag string
-	cssURL  string
+	pages map[string]*template.Template
 }
 
 func newRenderer() (*renderer, error) {
-	sum := sha256.Sum256(stylesheet)
-	version := hex.EncodeToString(sum[:8])
-	rd := &renderer{pages: map[string]*template.Template{}, cssETag: `"` + version + `"`, cssURL: PathCSS + "?v=" + version}
+	rd := &renderer{pages: map[string]*template.Template{}}
 	funcs := template.FuncMap{"stamp": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }}
 	for _, name := range pageNames {
 		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
@@ -79,27 +66,9 @@ func securityHeaders(h http.Header) {
 	h.Set("Cache-Control", "no-store")
 }
 
-// css serves the stylesheet: cacheable, revalidated by its ETag.
-func (h *Handler) css(w http.ResponseWriter, r *http.Request) {
-	hd := w.Header()
-	hd.Set("Content-Type", "text/css; charset=utf-8")
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("ETag", h.rd.cssETag)
-	if r.URL.Query().Get("v") != "" {
-		hd.Set("Cache-Control", "public, max-age=31536000, immutable")
-	} else {
-		hd.Set("Cache-Control", "public, max-age=300")
-	}
-	if r.Header.Get("If-None-Match") == h.rd.cssETag {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	_, _ = w.Write(stylesheet)
-}
-
 // render writes a page in the layout with the security headers.
 func (h *Handler) render(w http.ResponseWriter, status int, name string, v view) {
-	v.CSS = h.rd.cssURL
+	v.CSS = pagestyle.URL()
 	var buf bytes.Buffer
 	if err := h.rd.pages[name].ExecuteTemplate(&buf, "layout", v); err != nil {
 		h.o.Logger.Error("rendering page", "page", name, "err", err)
