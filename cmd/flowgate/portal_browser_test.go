@@ -199,6 +199,18 @@ func TestBrowserWorkPortal(t *testing.T) {
 		t.Fatalf("after forged posts the task is %s", s)
 	}
 
+	// The starter sees her instance on her home page, and the task, not
+	// hers to act on, is a 404 page in the layout.
+	aliceJar, _ := cookiejar.New(nil)
+	alice := &http.Client{Jar: aliceJar, CheckRedirect: noFollow.CheckRedirect}
+	cookieSignIn(t, alice, e.base, "alice", portalAlicePassword)
+	if code, page := getPage(t, alice, e.base+"/"); code != http.StatusOK || !strings.Contains(page, id) || !strings.Contains(page, "Leave request") {
+		t.Errorf("alice's home page: %d, want her instance %s and the flow she may start\n%s", code, id, page)
+	}
+	if code, page := getPage(t, alice, e.base+taskPath); code != http.StatusNotFound || !strings.Contains(page, "<h1>Not found</h1>") || !strings.Contains(page, `action="/logout"`) {
+		t.Errorf("another's task: %d, want the 404 page in the layout\n%s", code, page)
+	}
+
 	// The page's own headers.
 	resp, err := c.Get(e.base + taskPath)
 	if err != nil {
@@ -246,6 +258,18 @@ func TestBrowserWorkPortal(t *testing.T) {
 	if resp.StatusCode != http.StatusNotModified {
 		t.Errorf("the stylesheet with its ETag: %d, want 304", resp.StatusCode)
 	}
+}
+
+// getPage reads a page with a signed-in client.
+func getPage(t *testing.T, c *http.Client, u string) (int, string) {
+	t.Helper()
+	resp, err := c.Get(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 var csrfField = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)

@@ -42,7 +42,11 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 		h.pageError(w, u, "listing tasks", err)
 		return
 	}
-	insts, _, err := h.o.Engine.ListInstances(ctx, u.caller, store.InstanceFilter{StartedBy: u.caller.ID}, p)
+	// The user's own instances, also for an administrator (whose
+	// caller would list everyone's).
+	own := u.caller
+	own.Admin = false
+	insts, _, err := h.o.Engine.ListInstances(ctx, own, store.InstanceFilter{}, p)
 	if err != nil {
 		h.pageError(w, u, "listing instances", err)
 		return
