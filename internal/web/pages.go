@@ -54,7 +54,10 @@ type view struct {
 	// of every form on the page, the sign-out form's included.
 	User, CSRF string
 	CSS        string
-	Data       any
+	// Nav is the menu entry of the page ("home", "tasks"), marked as
+	// the current one.
+	Nav  string
+	Data any
 }
 
 // securityHeaders are on every page: personal pages are never cached.

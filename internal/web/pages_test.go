@@ -42,8 +42,13 @@ func TestPagesRender(t *testing.T) {
 		if err := rd.pages[name].ExecuteTemplate(&buf, "layout", view{Title: "T", User: "bob", CSRF: "tok", Data: data}); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if html := buf.String(); !strings.Contains(html, `name="csrf_token" value="tok"`) || strings.Contains(html, "<it>") {
+		html := buf.String()
+		if !strings.Contains(html, `name="csrf_token" value="tok"`) || strings.Contains(html, "<it>") {
 			t.Errorf("%s: no CSRF token in the sign-out form, or unescaped text:\n%s", name, html)
+		}
+		// A connect task is done at its sign-in link, not with a form.
+		if name == "tasks" && !strings.Contains(html, `<a class="button" href="http://x/connect/i/s">Connect</a>`) {
+			t.Errorf("the worklist has no Connect button for the connect task:\n%s", html)
 		}
 	}
 }

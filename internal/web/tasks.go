@@ -56,11 +56,13 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 		h.pageError(w, u, "listing flows", err)
 		return
 	}
-	h.render(w, http.StatusOK, "home", u.view("Home", struct {
+	v := u.view("Home", struct {
 		Tasks     []store.Task
 		Instances []store.Instance
 		Flows     []*flow.Definition
-	}{tasks, insts, flows}))
+	}{tasks, insts, flows})
+	v.Nav = "home"
+	h.render(w, http.StatusOK, "home", v)
 }
 
 // tasks is GET /tasks: the open tasks naming me or one of my roles.
@@ -75,6 +77,7 @@ func (h *Handler) tasks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := u.view("My tasks", struct{ Tasks []store.Task }{tasks})
+	v.Nav = "tasks"
 	// The confirmation of the action just taken (see act): only a
 	// number is read, so no link can make the page say something else.
 	if n, err := strconv.ParseInt(r.URL.Query().Get("done"), 10, 64); err == nil && n > 0 {
