@@ -27,19 +27,24 @@ func TestPagesRender(t *testing.T) {
 		t.Fatal(err)
 	}
 	fields[0].Error = "want integer, got 1.5"
-	connect := store.Task{Serial: 8, Type: "connect", Title: "Sign in to peer", ConnectURL: "http://x/connect/i/s", CreatedAt: now}
+	connect := store.Task{Serial: 8, Type: "connect", Title: "Sign in to peer", ConnectURL: "http://x/connect/i/s", Status: store.TaskOpen, CreatedAt: now}
 	for name, data := range map[string]any{
 		"home": struct {
 			Tasks     []store.Task
 			Instances []store.Instance
 			Flows     []*flow.Definition
 		}{[]store.Task{task}, []store.Instance{{ID: "i-1", Workflow: "leave", Status: "waiting", StartedAt: now}}, []*flow.Definition{{Name: "leave", Title: "Leave"}}},
-		"tasks":  struct{ Tasks []store.Task }{[]store.Task{task, connect}},
-		"task":   taskPage{Task: task, Fields: fields, Error: "Please correct the fields marked below."},
-		"status": "There is nothing for you at this address.",
+		"tasks":   struct{ Tasks []store.Task }{[]store.Task{task, connect}},
+		"task":    taskPage{Task: task, Fields: fields, Error: "Please correct the fields marked below."},
+		"status":  "There is nothing for you at this address.",
+		"connect": taskPage{Task: connect},
 	} {
 		var buf bytes.Buffer
-		if err := rd.pages[name].ExecuteTemplate(&buf, "layout", view{Title: "T", User: "bob", CSRF: "tok", Data: data}); err != nil {
+		tmpl := name
+		if name == "connect" {
+			tmpl = "task"
+		}
+		if err := rd.pages[tmpl].ExecuteTemplate(&buf, "layout", view{Title: "T", User: "bob", CSRF: "tok", Data: data}); err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
 		html := buf.String()
@@ -47,8 +52,8 @@ func TestPagesRender(t *testing.T) {
 			t.Errorf("%s: no CSRF token in the sign-out form, or unescaped text:\n%s", name, html)
 		}
 		// A connect task is done at its sign-in link, not with a form.
-		if name == "tasks" && !strings.Contains(html, `<a class="button" href="http://x/connect/i/s">Connect</a>`) {
-			t.Errorf("the worklist has no Connect button for the connect task:\n%s", html)
+		if (name == "tasks" || name == "connect") && !strings.Contains(html, `<a class="button" href="http://x/connect/i/s">Connect</a>`) {
+			t.Errorf("%s has no Connect button for the connect task:\n%s", name, html)
 		}
 	}
 }
