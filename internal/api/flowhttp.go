@@ -190,11 +190,8 @@ func leaves(err error) []error {
 // none.
 func inputProblems(err error) []problemJSON {
 	var out []problemJSON
-	for _, e := range leaves(err) {
-		var ie *flow.InputError
-		if errors.As(e, &ie) {
-			out = append(out, problemJSON{Field: ie.Field, Message: ie.Err.Error()})
-		}
+	for _, ie := range flow.InputErrors(err) {
+		out = append(out, problemJSON{Field: ie.Field, Message: ie.Err.Error()})
 	}
 	return out
 }

@@ -96,7 +96,11 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 		ShowDetailedErrors: cfg.Auth.ShowDetailedErrors, HTTPClient: policy.Client(10 * time.Second)})
 	s.auth.Register(s.http.Mux())
 	s.api.Register(s.http.Mux())
-	web.New(web.Options{Sessions: s.auth, Engine: s.engine, Vault: tokens, States: s.Store, Logger: logger}).Register(s.http.Mux())
+	pages, err := web.New(web.Options{Sessions: s.auth, Engine: s.engine, Vault: tokens, States: s.Store, Users: s.Store, Logger: logger})
+	if err != nil {
+		return err
+	}
+	pages.Register(s.http.Mux())
 	registerLoadTestRoutes(s.http, s.validator)
 	return nil
 }

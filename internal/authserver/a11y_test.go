@@ -11,9 +11,6 @@ import (
 	chrome "github.com/flowgate/flowgate/internal/testutil/browser"
 )
 
-// desktopWidth and desktopHeight are a common laptop window.
-const desktopWidth, desktopHeight = 1280, 800
-
 // TestBrowserPagesAccessible opens every page the provider shows people in
 // one Chromium — login (fresh and after a wrong password), consent, the
 // RP-initiated logout confirmation, the sign-out form, the signed-out page
@@ -45,21 +42,7 @@ func TestBrowserPagesAccessible(t *testing.T) {
 		if err != nil || !strings.Contains(meta, "width=device-width") {
 			t.Errorf("%s: meta viewport %q (%v): phones would lay it out at 980px and shrink it", name, meta, err)
 		}
-		for _, w := range []struct {
-			width, height int64
-		}{{chrome.Phone, chrome.PhoneHeight}, {desktopWidth, desktopHeight}} {
-			chrome.Viewport(t, ctx, w.width, w.height)
-			for _, v := range chrome.Axe(t, ctx) {
-				if v.Serious() {
-					t.Errorf("%s at %dpx: %s", name, w.width, v)
-				} else {
-					t.Logf("%s at %dpx: %s", name, w.width, v)
-				}
-			}
-			if w.width == chrome.Phone && chrome.ScrollsSideways(t, ctx) {
-				t.Errorf("%s at %dpx scrolls sideways", name, w.width)
-			}
-		}
+		chrome.CheckPage(t, ctx, name)
 	}
 
 	if u := navigate(t, ctx, rp.authURL()); u.Path != PathLogin {

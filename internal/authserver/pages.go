@@ -2,43 +2,37 @@ package authserver
 
 import (
 	"bytes"
-	"crypto/sha256"
 	"crypto/subtle"
 	"embed"
-	"encoding/base64"
 	"html/template"
 	"math"
 	"net/http"
 	"time"
+
+	"github.com/flowgate/flowgate/internal/pagestyle"
 )
 
 //go:embed templates/*.html
 var templateFS embed.FS
 
-// pageCSS is the pages' stylesheet, inlined in each page's head: long
-// names (an e-mail address as username) must wrap on a 375 px screen.
-//
-//go:embed templates/pages.css
-var pageCSS string
-
 type pages struct {
 	t *template.Template
-	// csp is the pages' Content-Security-Policy: nothing from elsewhere,
-	// no inline script, and inline style only the stylesheet above, by its
-	// hash (so no 'unsafe-inline').
-	csp string
 }
+
+// pageCSP is the pages' Content-Security-Policy: nothing from elsewhere,
+// no inline script or style; the stylesheet is Flowgate's one file
+// (internal/pagestyle), which wraps long names (an e-mail address as
+// username) on a 375 px screen.
+const pageCSP = "default-src 'self'; style-src 'self'; frame-ancestors 'none'"
 
 func newPages() (*pages, error) {
 	t, err := template.New("pages").Funcs(template.FuncMap{
-		"stylesheet": func() template.CSS { return template.CSS(pageCSS) },
+		"stylesheet": pagestyle.URL,
 	}).ParseFS(templateFS, "templates/*.html")
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256([]byte(pageCSS))
-	csp := "default-src 'self'; style-src 'self' 'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'; frame-ancestors 'none'"
-	return &pages{t: t, csp: csp}, nil
+	return &pages{t: t}, nil
 }
 
 // pageData is what every page template reads.
@@ -69,7 +63,7 @@ func (s *Server) render(w http.ResponseWriter, status int, name string, d pageDa
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/html; charset=utf-8")
-	h.Set("Content-Security-Policy", s.pages.csp)
+	h.Set("Content-Security-Policy", pageCSP)
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Content-Type-Options", "nosniff")
@@ -98,6 +92,15 @@ func (s *Server) csrfToken(w http.ResponseWriter, r *http.Request) string {
 	http.SetCookie(w, &http.Cookie{Name: csrfCookie, Value: v, Path: "/", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteStrictMode})
 	return v
 }
+
+// CSRFToken is the double-submit token for a form on Flowgate's other
+// pages (internal/web): the same cookie and check as the provider's own
+// forms, so one token serves every page.
+func (s *Server) CSRFToken(w http.ResponseWriter, r *http.Request) string { return s.csrfToken(w, r) }
+
+// CheckCSRF reports whether a parsed POST form carries the browser's CSRF
+// token in its csrf_token field, compared in constant time.
+func CheckCSRF(r *http.Request) bool { return checkCSRF(r) }
 
 func checkCSRF(r *http.Request) bool {
 	c, err := r.Cookie(csrfCookie)

@@ -68,6 +68,7 @@ import (
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/keyring"
+	"github.com/flowgate/flowgate/internal/pagestyle"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/throttle"
 )
@@ -230,6 +231,9 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+PathConsent, s.consentSubmit)
 	mux.HandleFunc("GET "+PathLogout, s.logoutPage)
 	mux.HandleFunc("POST "+PathLogout, s.logoutSubmit)
+	// The provider's pages are the ones every user sees first, so the
+	// stylesheet they share with the work portal is served with them.
+	mux.HandleFunc("GET "+pagestyle.Path, pagestyle.Serve)
 }
 
 // Metadata is the discovery document (OpenID Connect Discovery 1.0 and

@@ -17,6 +17,25 @@ func fieldTypes() []string {
 	return []string{"string", "number", "integer", "boolean", "object", "array"}
 }
 
+// InputErrors lists every InputError in err, however it was joined and
+// wrapped: the problems a caller shows next to each field.
+func InputErrors(err error) []*InputError {
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		var out []*InputError
+		for _, e := range j.Unwrap() {
+			out = append(out, InputErrors(e)...)
+		}
+		return out
+	}
+	if ie, ok := err.(*InputError); ok {
+		return []*InputError{ie}
+	}
+	if u := errors.Unwrap(err); u != nil {
+		return InputErrors(u)
+	}
+	return nil
+}
+
 // InputError is one problem with start input or task data. ValidateInput
 // and ValidateForm join them with errors.Join; the API answers 400 with
 // them.

@@ -1,5 +1,6 @@
 // Package web serves Flowgate's browser endpoints outside the OpenID
-// provider: for now the user login of oauth_user_login steps (docs/flows.md),
+// provider: the work portal (home, worklist, task form; pages.go,
+// tasks.go) and the user login of oauth_user_login steps (docs/flows.md),
 // GET /connect/{instance}/{step} and GET /oauth-callback.
 //
 // The sign-in is bound three ways before any token is stored: the state
@@ -26,8 +27,6 @@ import (
 	"github.com/flowgate/flowgate/internal/connectors"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/flow/engine"
-	"github.com/flowgate/flowgate/internal/principal"
-	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -46,12 +45,20 @@ type Sessions interface {
 	SignedIn(w http.ResponseWriter, r *http.Request) (store.Session, bool)
 	MessagePage(w http.ResponseWriter, status int, title, message string)
 	ErrorPage(w http.ResponseWriter, status int, message, detail string)
+	// CSRFToken is the token every form carries (authserver.CheckCSRF
+	// checks it).
+	CSRFToken(w http.ResponseWriter, r *http.Request) string
 }
 
 // Engine is what the pages need from the flow engine.
 type Engine interface {
 	PendingConnect(ctx context.Context, instanceID, stepID string, c engine.Caller) (engine.PendingConnect, error)
 	FinishConnect(ctx context.Context, res engine.ConnectResult) error
+	ListTasks(ctx context.Context, c engine.Caller, all bool, status string, p store.Page) ([]store.Task, string, error)
+	VisibleTask(ctx context.Context, serial int64, c engine.Caller) (store.Task, error)
+	Act(ctx context.Context, serial int64, action string, data map[string]any, c engine.Caller) (store.Task, error)
+	ListInstances(ctx context.Context, c engine.Caller, f store.InstanceFilter, p store.Page) ([]store.Instance, string, error)
+	ListStartable(ctx context.Context, c engine.Caller, p store.Page) ([]*flow.Definition, string, error)
 }
 
 // Vault is what the pages need from the token vault.
@@ -66,40 +73,49 @@ type Options struct {
 	Engine   Engine
 	Vault    Vault
 	States   store.ConnectStates
-	Logger   *slog.Logger
+	// Users gives a signed-in user's roles (and whether the account is
+	// still enabled) on every page request.
+	Users  store.Users
+	Logger *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
 
-// Handler serves the connect pages.
+// Handler serves the browser pages.
 type Handler struct {
-	o Options
+	o  Options
+	rd *renderer
 }
 
-// New builds the handler.
-func New(o Options) *Handler {
+// New builds the handler; it fails only if the embedded pages do not
+// parse.
+func New(o Options) (*Handler, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	return &Handler{o: o}
+	rd, err := newRenderer()
+	if err != nil {
+		return nil, err
+	}
+	return &Handler{o: o, rd: rd}, nil
 }
 
 // Register adds the routes to mux.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+PathConnect, h.connect)
 	mux.HandleFunc("GET "+PathCallback, h.callback)
+	mux.HandleFunc("GET "+PathHome, h.home)
+	mux.HandleFunc("GET "+PathTasks, h.tasks)
+	mux.HandleFunc("GET "+PathTask, h.task)
+	mux.HandleFunc("POST "+PathTask, h.act)
 }
 
 func hashState(state string) string {
 	sum := sha256.Sum256([]byte(state))
 	return hex.EncodeToString(sum[:])
-}
-
-func userCaller(sess store.Session) engine.Caller {
-	return engine.Caller{User: flow.User{ID: principal.User(sess.User), Kind: principal.KindUser, Subject: sess.User, Issuer: resource.OwnIssuerName}}
 }
 
 // connect sends the signed-in starter to the provider's authorization

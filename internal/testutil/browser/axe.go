@@ -97,3 +97,29 @@ func ScrollsSideways(t testing.TB, ctx context.Context) bool {
 	}
 	return wide
 }
+
+// Desktop and DesktopHeight are a common laptop window.
+const (
+	Desktop       = 1280
+	DesktopHeight = 800
+)
+
+// CheckPage checks the current page at a phone's and a desktop's width:
+// axe-core's serious and critical violations are errors (the others are
+// logged), and so is scrolling sideways on the phone.
+func CheckPage(t testing.TB, ctx context.Context, name string) {
+	t.Helper()
+	for _, w := range []struct{ width, height int64 }{{Phone, PhoneHeight}, {Desktop, DesktopHeight}} {
+		Viewport(t, ctx, w.width, w.height)
+		for _, v := range Axe(t, ctx) {
+			if v.Serious() {
+				t.Errorf("%s at %dpx: %s", name, w.width, v)
+			} else {
+				t.Logf("%s at %dpx: %s", name, w.width, v)
+			}
+		}
+		if w.width == Phone && ScrollsSideways(t, ctx) {
+			t.Errorf("%s at %dpx scrolls sideways", name, w.width)
+		}
+	}
+}

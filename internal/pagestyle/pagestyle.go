@@ -1,0 +1,48 @@
+// Package pagestyle is the one stylesheet of every page Flowgate shows
+// people: the provider's sign-in, consent and logout pages and the work
+// portal. Pages link it (no inline style), so their Content-Security-Policy
+// needs only style-src 'self'.
+package pagestyle
+
+import (
+	"crypto/sha256"
+	_ "embed"
+	"encoding/hex"
+	"net/http"
+	"sync"
+)
+
+// Path is where the stylesheet is served.
+const Path = "/assets/flowgate.css"
+
+//go:embed flowgate.css
+var css []byte
+
+// version is the stylesheet's content hash, computed once.
+var version = sync.OnceValue(func() string {
+	sum := sha256.Sum256(css)
+	return hex.EncodeToString(sum[:8])
+})
+
+// URL is what pages link: Path with the content hash, so a browser may
+// keep it for a year and still fetches a changed one at once.
+func URL() string { return Path + "?v=" + version() }
+
+// Serve answers GET Path: cacheable, revalidated by its ETag.
+func Serve(w http.ResponseWriter, r *http.Request) {
+	etag := `"` + version() + `"`
+	h := w.Header()
+	h.Set("Content-Type", "text/css; charset=utf-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("ETag", etag)
+	if r.URL.Query().Get("v") == version() {
+		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+	} else {
+		h.Set("Cache-Control", "public, max-age=300")
+	}
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	_, _ = w.Write(css)
+}

@@ -1,0 +1,139 @@
+package web
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"html/template"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/authserver"
+	"github.com/flowgate/flowgate/internal/flow"
+	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/pagestyle"
+	"github.com/flowgate/flowgate/internal/principal"
+	"github.com/flowgate/flowgate/internal/resource"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+// pageCSP is every page's Content-Security-Policy: nothing from elsewhere,
+// no script at all, styles only from the stylesheet file (no inline style,
+// so no 'unsafe-inline').
+const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+
+// pageNames are the page templates; each defines "body" for the layout.
+var pageNames = []string{"home", "tasks", "task", "status"}
+
+// renderer holds the parsed pages.
+type renderer struct {
+	pages map[string]*template.Template
+}
+
+func newRenderer() (*renderer, error) {
+	rd := &renderer{pages: map[string]*template.Template{}}
+	funcs := template.FuncMap{"stamp": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }}
+	for _, name := range pageNames {
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+		if err != nil {
+			return nil, fmt.Errorf("page %s: %w", name, err)
+		}
+		rd.pages[name] = t
+	}
+	return rd, nil
+}
+
+// view is what the layout reads; Data is the page's own.
+type view struct {
+	Title, Notice string
+	// User is who is signed in ("" on pages for nobody), CSRF the token
+	// of every form on the page, the sign-out form's included.
+	User, CSRF string
+	CSS        string
+	// Nav is the menu entry of the page ("home", "tasks"), marked as
+	// the current one.
+	Nav  string
+	Data any
+}
+
+// securityHeaders are on every page: personal pages are never cached.
+func securityHeaders(h http.Header) {
+	h.Set("Content-Security-Policy", pageCSP)
+	h.Set("X-Frame-Options", "DENY")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set("Referrer-Policy", "same-origin")
+	h.Set("Cache-Control", "no-store")
+}
+
+// render writes a page in the layout with the security headers.
+func (h *Handler) render(w http.ResponseWriter, status int, name string, v view) {
+	v.CSS = pagestyle.URL()
+	var buf bytes.Buffer
+	if err := h.rd.pages[name].ExecuteTemplate(&buf, "layout", v); err != nil {
+		h.o.Logger.Error("rendering page", "page", name, "err", err)
+		http.Error(w, "internal error", http.StatusInternalServerError)
+		return
+	}
+	securityHeaders(w.Header())
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// statusPage is a page that only says something: 403, 404, 409, 500.
+func (h *Handler) statusPage(w http.ResponseWriter, status int, u *user, title, message string) {
+	v := view{Title: title, Data: message}
+	if u != nil {
+		v.User, v.CSRF = u.sess.User, u.csrf
+	}
+	h.render(w, status, "status", v)
+}
+
+func (h *Handler) notFound(w http.ResponseWriter, u *user) {
+	h.statusPage(w, http.StatusNotFound, u, "Not found", "There is nothing for you at this address.")
+}
+
+// user is the signed-in person a page is for.
+type user struct {
+	sess   store.Session
+	caller engine.Caller
+	csrf   string
+}
+
+func (u *user) view(title string, data any) view {
+	return view{Title: title, User: u.sess.User, CSRF: u.csrf, Data: data}
+}
+
+// signedIn returns the page's user; without a session it sends the
+// browser to the sign-in page, which returns here, and returns nil.
+func (h *Handler) signedIn(w http.ResponseWriter, r *http.Request) *user {
+	sess, ok := h.o.Sessions.SignedIn(w, r)
+	if !ok {
+		target := r.URL.RequestURI()
+		if r.Method != http.MethodGet {
+			target = r.URL.Path
+		}
+		noStoreRedirect(w, r, authserver.LoginURL(target))
+		return nil
+	}
+	c := userCaller(sess)
+	acct, err := h.o.Users.GetUser(r.Context(), sess.User)
+	if err != nil || acct.Disabled {
+		// The account went away under a live session: it may do nothing.
+		h.statusPage(w, http.StatusForbidden, nil, "Not allowed", "Your account cannot use these pages.")
+		return nil
+	}
+	c.Roles = acct.Roles
+	// On pages, the role admin alone makes an administrator: the session
+	// is the user's own, with no token scopes to narrow it.
+	c.Admin = slices.Contains(acct.Roles, resource.AdminRole)
+	return &user{sess: sess, caller: c, csrf: h.o.Sessions.CSRFToken(w, r)}
+}
+
+func userCaller(sess store.Session) engine.Caller {
+	return engine.Caller{User: flow.User{ID: principal.User(sess.User), Kind: principal.KindUser, Subject: sess.User, Issuer: resource.OwnIssuerName}}
+}

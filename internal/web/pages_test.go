@@ -1,0 +1,105 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/flow"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// Every page renders in the layout with data of the shape its handler
+// gives it: html/template finds a wrong field name only when it executes.
+func TestPagesRender(t *testing.T) {
+	rd, err := newRenderer()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	task := store.Task{Serial: 7, Type: "task", Title: "Review <it>", Workflow: "leave", InstanceID: "i-1", Status: store.TaskOpen,
+		Actions: []string{"Approve", "Reject"}, CreatedAt: now,
+		Form: []byte(`{"days":{"type":"integer","required":true,"description":"Days"},"kind":{"type":"string","enum":["sick","annual"]},"paid":{"type":"boolean"},"extra":{"type":"object"}}`)}
+	fields, err := formFields(task.Form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields[0].Error = "want integer, got 1.5"
+	connect := store.Task{Serial: 8, Type: "connect", Title: "Sign in to peer", ConnectURL: "http://x/connect/i/s", Status: store.TaskOpen, CreatedAt: now}
+	for name, data := range map[string]any{
+		"home": struct {
+			Tasks     []store.Task
+			Instances []store.Instance
+			Flows     []*flow.Definition
+		}{[]store.Task{task}, []store.Instance{{ID: "i-1", Workflow: "leave", Status: "waiting", StartedAt: now}}, []*flow.Definition{{Name: "leave", Title: "Leave"}}},
+		"tasks":   struct{ Tasks []store.Task }{[]store.Task{task, connect}},
+		"task":    taskPage{Task: task, Fields: fields, Error: "Please correct the fields marked below."},
+		"status":  "There is nothing for you at this address.",
+		"connect": taskPage{Task: connect},
+	} {
+		var buf bytes.Buffer
+		tmpl := name
+		if name == "connect" {
+			tmpl = "task"
+		}
+		if err := rd.pages[tmpl].ExecuteTemplate(&buf, "layout", view{Title: "T", User: "bob", CSRF: "tok", Data: data}); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		html := buf.String()
+		if !strings.Contains(html, `name="csrf_token" value="tok"`) || strings.Contains(html, "<it>") {
+			t.Errorf("%s: no CSRF token in the sign-out form, or unescaped text:\n%s", name, html)
+		}
+		// A connect task is done at its sign-in link, not with a form.
+		if (name == "tasks" || name == "connect") && !strings.Contains(html, `<a class="button" href="http://x/connect/i/s">Connect</a>`) {
+			t.Errorf("%s has no Connect button for the connect task:\n%s", name, html)
+		}
+	}
+}
+
+// The form keeps the declared field order and reads posted text as the
+// JSON value the API would have been sent.
+func TestFormFieldsAndValues(t *testing.T) {
+	fields, err := formFields([]byte(`{"z":{"type":"number"},"a":{"type":"integer","enum":[1,2]},"b":{"type":"boolean"},"c":{"type":"array"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range fields {
+		names = append(names, f.Name)
+	}
+	if strings.Join(names, ",") != "z,a,b,c" {
+		t.Fatalf("field order %v, want z,a,b,c", names)
+	}
+	for _, c := range []struct {
+		f       int
+		posted  string
+		present bool
+		want    any
+		ok      bool
+	}{
+		{0, "2.5", true, 2.5, true},
+		{0, "abc", true, "abc", true}, // the engine says what is wrong
+		{0, "", true, nil, false},
+		{1, "2", true, float64(2), true},
+		{2, "", false, false, true},
+		{2, "true", true, true, true},
+		{3, `[1]`, true, []any{float64(1)}, true},
+	} {
+		got, ok := fields[c.f].value(c.posted, c.present)
+		if ok != c.ok || !equalJSON(got, c.want) {
+			t.Errorf("field %s posted %q: %#v %v, want %#v %v", fields[c.f].Name, c.posted, got, ok, c.want, c.ok)
+		}
+	}
+}
+
+func equalJSON(a, b any) bool {
+	return strings.TrimSpace(jsonText(a)) == strings.TrimSpace(jsonText(b))
+}
+
+func jsonText(v any) string {
+	var buf bytes.Buffer
+	_ = json.NewEncoder(&buf).Encode(v)
+	return buf.String()
+}
