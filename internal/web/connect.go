@@ -103,14 +103,14 @@ func New(o Options) (*Handler, error) {
 	return &Handler{o: o, rd: rd}, nil
 }
 
-// Register adds the routes to mux.
+// Register adds the routes to mux: the work portal's, then the
+// management site's.
 func (h *Handler) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+PathConnect, h.connect)
 	mux.HandleFunc("GET "+PathCallback, h.callback)
-	mux.HandleFunc("GET "+PathHome, h.home)
-	mux.HandleFunc("GET "+PathTasks, h.tasks)
-	mux.HandleFunc("GET "+PathTask, h.task)
-	mux.HandleFunc("POST "+PathTask, h.act)
+	h.registerPortal(mux)
+	h.registerAdminOperations(mux)
+	h.registerAdminIdentity(mux)
 }
 
 func hashState(state string) string {

@@ -5,8 +5,11 @@ import (
 	"embed"
 	"fmt"
 	"html/template"
+	"io/fs"
 	"net/http"
+	"path"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/flowgate/flowgate/internal/authserver"
@@ -26,9 +29,6 @@ var templateFS embed.FS
 // so no 'unsafe-inline').
 const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
-// pageNames are the page templates; each defines "body" for the layout.
-var pageNames = []string{"home", "tasks", "task", "status"}
-
 // renderer holds the parsed pages.
 type renderer struct {
 	pages map[string]*template.Template
@@ -37,8 +37,18 @@ type renderer struct {
 func newRenderer() (*renderer, error) {
 	rd := &renderer{pages: map[string]*template.Template{}}
 	funcs := template.FuncMap{"stamp": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }}
-	for _, name := range pageNames {
-		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/"+name+".html")
+	// Every file but the layout is a page defining "body"; the page's name
+	// is its file name without ".html".
+	files, err := fs.Glob(templateFS, "templates/*.html")
+	if err != nil {
+		return nil, err
+	}
+	for _, file := range files {
+		name := strings.TrimSuffix(path.Base(file), ".html")
+		if name == "layout" {
+			continue
+		}
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", file)
 		if err != nil {
 			return nil, fmt.Errorf("page %s: %w", name, err)
 		}
@@ -54,11 +64,17 @@ type view struct {
 	// of every form on the page, the sign-out form's included.
 	User, CSRF string
 	CSS        string
-	// Nav is the menu entry of the page ("home", "tasks"), marked as
-	// the current one.
-	Nav  string
-	Data any
+	// Nav is the menu entry of the page ("home", "tasks", "admin/users"),
+	// marked as the current one; a Nav starting with "admin" also shows
+	// the management site's own menu.
+	Nav string
+	// Admin shows the way to the management site.
+	Admin bool
+	Data  any
 }
+
+// InAdmin reports whether the page belongs to the management site.
+func (v view) InAdmin() bool { return v.Nav == "admin" || strings.HasPrefix(v.Nav, "admin/") }
 
 // securityHeaders are on every page: personal pages are never cached.
 func securityHeaders(h http.Header) {
@@ -105,7 +121,21 @@ type user struct {
 }
 
 func (u *user) view(title string, data any) view {
-	return view{Title: title, User: u.sess.User, CSRF: u.csrf, Data: data}
+	return view{Title: title, User: u.sess.User, CSRF: u.csrf, Admin: u.caller.Admin, Data: data}
+}
+
+// adminUser is signedIn for the management site: anyone without the
+// role admin gets the 403 page and nil.
+func (h *Handler) adminUser(w http.ResponseWriter, r *http.Request) *user {
+	u := h.signedIn(w, r)
+	if u == nil {
+		return nil
+	}
+	if !u.caller.Admin {
+		h.statusPage(w, http.StatusForbidden, u, "Not allowed", "These pages are for administrators (role admin).")
+		return nil
+	}
+	return u
 }
 
 // signedIn returns the page's user; without a session it sends the
