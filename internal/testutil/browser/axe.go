@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/chromedp/chromedp"
@@ -104,13 +105,21 @@ const (
 	DesktopHeight = 800
 )
 
+// ScreenshotsEnv names the folder CheckPage saves its screenshots to
+// (`./scripts/test -update` sets it to docs/screenshots); unset, none are
+// taken.
+const ScreenshotsEnv = "FLOWGATE_SCREENSHOTS"
+
 // CheckPage checks the current page at a phone's and a desktop's width:
 // axe-core's serious and critical violations are errors (the others are
-// logged), and so is scrolling sideways on the phone.
+// logged), and so is scrolling sideways on the phone. With ScreenshotsEnv
+// set it also saves the whole page at both widths as NAME-375.png and
+// NAME-1280.png (NAME made file-safe).
 func CheckPage(t testing.TB, ctx context.Context, name string) {
 	t.Helper()
 	for _, w := range []struct{ width, height int64 }{{Phone, PhoneHeight}, {Desktop, DesktopHeight}} {
 		Viewport(t, ctx, w.width, w.height)
+		Screenshot(t, ctx, fmt.Sprintf("%s-%d", name, w.width))
 		for _, v := range Axe(t, ctx) {
 			if v.Serious() {
 				t.Errorf("%s at %dpx: %s", name, w.width, v)
@@ -122,4 +131,38 @@ func CheckPage(t testing.TB, ctx context.Context, name string) {
 			t.Errorf("%s at %dpx scrolls sideways", name, w.width)
 		}
 	}
+}
+
+// Screenshot saves the whole current page as NAME.png in the folder named
+// by ScreenshotsEnv, if it is set.
+func Screenshot(t testing.TB, ctx context.Context, name string) {
+	t.Helper()
+	dir := os.Getenv(ScreenshotsEnv)
+	if dir == "" {
+		return
+	}
+	png, err := chromedp.Run(ctx, chromedp.FullScreenshot(100))
+	if err != nil {
+		t.Fatalf("screenshot %s: %v", name, err)
+	}
+	file := filepath.Join(dir, fileSafe(name)+".png")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, png, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func fileSafe(name string) string {
+	var b strings.Builder
+	for _, r := range strings.ToLower(name) {
+		switch {
+		case r >= 'a' && r <= 'z', r >= '0' && r <= '9':
+			b.WriteRune(r)
+		default:
+			b.WriteByte('-')
+		}
+	}
+	return strings.Trim(b.String(), "-")
 }
