@@ -57,6 +57,7 @@ type Store interface {
 	Connections
 	ConnectStates
 	SignInFailures
+	Dashboard
 
 	// Ping reports whether the database answers and its schema is current.
 	Ping(ctx context.Context) error
@@ -215,8 +216,12 @@ type AuditFilter struct {
 	Since time.Time
 	Until time.Time
 	User  string
-	Event string
-	Page  Page
+	// Client is the client's id.
+	Client string
+	Event  string
+	// Outcome is "success" or "failure".
+	Outcome string
+	Page    Page
 }
 
 // AuditLog stores audit events.

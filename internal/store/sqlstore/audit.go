@@ -75,7 +75,7 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 	p := f.Page.Normalize()
 	var (
 		where []string
-		args  = make([]any, 0, 7)
+		args  = make([]any, 0, 9)
 	)
 	if !f.Since.IsZero() {
 		where = append(where, "ts >= ?")
@@ -91,9 +91,17 @@ func (s *Store) ListAudit(ctx context.Context, f store.AuditFilter) ([]store.Aud
 		where = append(where, "username = ? AND username <> ''")
 		args = append(args, f.User)
 	}
+	if f.Client != "" {
+		where = append(where, "client_id = ?")
+		args = append(args, f.Client)
+	}
 	if f.Event != "" {
 		where = append(where, "event = ?")
 		args = append(args, f.Event)
+	}
+	if f.Outcome != "" {
+		where = append(where, "outcome = ?")
+		args = append(args, f.Outcome)
 	}
 	if p.Cursor != "" {
 		ts, id, err := decodeAuditCursor(p.Cursor)

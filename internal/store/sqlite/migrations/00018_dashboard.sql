@@ -1,0 +1,11 @@
+-- The management site's dashboard counts instances in the database: by
+-- status now (running, waiting), failed since a time, and started per day.
+-- Without these, each count would read the whole instances table.
+
+-- +goose Up
+CREATE INDEX instances_status_ended ON instances (status, ended_at);
+CREATE INDEX instances_started_at ON instances (started_at);
+
+-- +goose Down
+DROP INDEX instances_started_at;
+DROP INDEX instances_status_ended;
