@@ -2,12 +2,9 @@ package api
 
 import (
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/flowgate/flowgate/internal/audit"
-	"github.com/flowgate/flowgate/internal/duration"
-	"github.com/flowgate/flowgate/internal/store"
 )
 
 // auditJSON is one audit event.
@@ -23,46 +20,19 @@ type auditJSON struct {
 	Detail     string `json:"detail"`
 }
 
-// parseTime takes RFC 3339, or a duration meaning "that long ago" (30m,
-// 24h, 7d), as `flowgate audit --since` does.
-func parseTime(s string, now time.Time) (time.Time, bool) {
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t.UTC(), true
-	}
-	if d, err := duration.Positive(s); err == nil {
-		return now.Add(-d).UTC(), true
-	}
-	return time.Time{}, false
-}
-
 // listAudit serves GET /api/v1/admin/audit, newest first.
 func (a *API) listAudit(w http.ResponseWriter, r *http.Request) {
 	p, ok := page(w, r)
 	if !ok {
 		return
 	}
-	q := r.URL.Query()
-	f := store.AuditFilter{User: q.Get("user"), Event: q.Get("event"), Page: p}
-	if f.Event != "" && !audit.IsEvent(f.Event) {
-		// An unknown name would match nothing, and an empty list would
-		// read as "it never happened".
-		badRequest(w, "event", "event "+quote(f.Event)+" is not an audit event; the events are: "+strings.Join(audit.Events(), ", "))
+	// The same query as the management site's audit page.
+	f, errs := audit.ParseQuery(r.URL.Query().Get, time.Now())
+	if len(errs) > 0 {
+		badRequest(w, errs[0].Field, errs[0].Message)
 		return
 	}
-	now := time.Now()
-	for _, tf := range []struct {
-		name string
-		dst  *time.Time
-	}{{"since", &f.Since}, {"until", &f.Until}} {
-		if s := q.Get(tf.name); s != "" {
-			t, ok := parseTime(s, now)
-			if !ok {
-				badRequest(w, tf.name, tf.name+" must be an RFC 3339 time (2025-01-31T12:00:00Z) or a duration ago (24h, 7d)")
-				return
-			}
-			*tf.dst = t
-		}
-	}
+	f.Page = p
 	events, next, err := a.st.ListAudit(r.Context(), f)
 	if err != nil {
 		a.listError(w, r, err)
