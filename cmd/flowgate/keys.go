@@ -18,19 +18,11 @@ func (c *cli) keysCmd() *cobra.Command {
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return c.withApp(cmd.Context(), func(a *app.App) error {
-				purpose, alg := authserver.PurposeAccess, a.Config.Auth.SigningAlg
-				if idToken {
-					purpose, alg = authserver.PurposeID, "RS256"
-				}
-				if alg == "" {
-					alg = "ES256"
-				}
-				ttl := authserver.MaxTokenTTL(a.Config.Auth)
-				k, err := authserver.Rotate(cmd.Context(), a.Store, a.Audit, cliActor(), purpose, alg, ttl)
+				k, err := a.RotateKey(cmd.Context(), cliActor(), idToken)
 				if err != nil {
 					return err
 				}
-				fmt.Fprintf(c.stdout, "new %s key %s (%s); the previous one stays published for %s\n", purpose, k.ID, k.Alg, ttl)
+				fmt.Fprintf(c.stdout, "new %s key %s (%s); the previous one stays published for %s\n", k.Purpose, k.ID, k.Alg, authserver.MaxTokenTTL(a.Config.Auth))
 				return nil
 			})
 		},

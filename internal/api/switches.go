@@ -191,24 +191,56 @@ func (a *API) putSwitches(w http.ResponseWriter, r *http.Request) {
 	if !decode(w, r, &in) {
 		return
 	}
-	cur, err := a.loadSwitches(r.Context())
+	set := map[string]bool{}
+	for name, v := range map[string]*bool{SwitchWorkflow: in.Workflow, SwitchInvoke: in.Invoke, SwitchBasicAuth: in.BasicAuth} {
+		if v != nil {
+			set[name] = *v
+		}
+	}
+	if _, err := a.SetAPISwitches(r.Context(), actor(r), set); err != nil {
+		a.serverError(w, r, err)
+		return
+	}
+	v, err := a.loadSwitches(r.Context())
 	if err != nil {
 		a.serverError(w, r, err)
 		return
 	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// APISwitches reads the switches from the store (not this server's
+// cache: an administrator sees what every server converges to), by name.
+func (a *API) APISwitches(ctx context.Context) (map[string]bool, error) {
+	v, err := a.loadSwitches(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return v.byName(), nil
+}
+
+// SetAPISwitches turns the named switches on or off (the others keep
+// their value), audited as changed by by; the admin API and the
+// management site both change them here. It returns every switch's value.
+// An unknown name is an error and changes nothing.
+func (a *API) SetAPISwitches(ctx context.Context, by string, set map[string]bool) (map[string]bool, error) {
+	cur, err := a.loadSwitches(ctx)
+	if err != nil {
+		return nil, err
+	}
 	v := cur
-	for _, f := range []struct {
-		src *bool
-		dst *bool
-	}{{in.Workflow, &v.Workflow}, {in.Invoke, &v.Invoke}, {in.BasicAuth, &v.BasicAuth}} {
-		if f.src != nil {
-			*f.dst = *f.src
+	dst := map[string]*bool{SwitchWorkflow: &v.Workflow, SwitchInvoke: &v.Invoke, SwitchBasicAuth: &v.BasicAuth}
+	for name := range set {
+		if dst[name] == nil {
+			return nil, fmt.Errorf("%q is not an API switch", name)
 		}
 	}
-	if err := a.storeSwitches(r.Context(), actor(r), cur, v); err != nil {
-		a.serverError(w, r, err)
-		return
+	for name, on := range set {
+		*dst[name] = on
 	}
-	a.log.InfoContext(r.Context(), "API switches changed", "workflow", v.Workflow, "invoke", v.Invoke, "basic_auth", v.BasicAuth)
-	writeJSON(w, http.StatusOK, v)
+	if err := a.storeSwitches(ctx, by, cur, v); err != nil {
+		return nil, err
+	}
+	a.log.InfoContext(ctx, "API switches changed", "workflow", v.Workflow, "invoke", v.Invoke, "basic_auth", v.BasicAuth)
+	return v.byName(), nil
 }
