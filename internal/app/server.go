@@ -16,6 +16,7 @@ import (
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/server"
+	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/vault"
 	"github.com/flowgate/flowgate/internal/web"
 )
@@ -96,13 +97,28 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 		ShowDetailedErrors: cfg.Auth.ShowDetailedErrors, HTTPClient: policy.Client(10 * time.Second)})
 	s.auth.Register(s.http.Mux())
 	s.api.Register(s.http.Mux())
-	pages, err := web.New(web.Options{Sessions: s.auth, Engine: s.engine, Vault: tokens, States: s.Store, Users: s.Store, Logger: logger})
+	pages, err := web.New(web.Options{Sessions: s.auth, Engine: s.engine, Vault: tokens, States: s.Store, Users: s.Store, Logger: logger,
+		Operations: web.Operations{Flows: s.engine, Store: s.Store, Switches: s.api, RotateKey: s.rotateKey}})
 	if err != nil {
 		return err
 	}
 	pages.Register(s.http.Mux())
 	registerLoadTestRoutes(s.http, s.validator)
 	return nil
+}
+
+// rotateKey is App.RotateKey, then the new key loaded at once, so this
+// server signs with it and publishes it before the page says it is done
+// (other servers load it within their reload interval).
+func (s *Server) rotateKey(ctx context.Context, by string, idToken bool) (store.SigningKey, error) {
+	k, err := s.RotateKey(ctx, by, idToken)
+	if err != nil {
+		return store.SigningKey{}, err
+	}
+	if err := s.auth.Keys().Reload(ctx); err != nil {
+		return store.SigningKey{}, err
+	}
+	return k, nil
 }
 
 // newAuditWriter makes the audit writer, its metrics on the server's

@@ -75,8 +75,11 @@ type Options struct {
 	States   store.ConnectStates
 	// Users gives a signed-in user's roles (and whether the account is
 	// still enabled) on every page request.
-	Users  store.Users
-	Logger *slog.Logger
+	Users store.Users
+	// Operations serves the management site's dashboard, flows,
+	// instances, API switches, audit log and keys (admin_operations.go).
+	Operations Operations
+	Logger     *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
