@@ -29,6 +29,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/flowgate/flowgate/internal/testutil/browser"
+	"github.com/flowgate/flowgate/internal/testutil/pgtest"
 )
 
 const (
@@ -81,11 +82,17 @@ steps:
     body: {hello: world}
 `
 
-func newOpsEnv(t *testing.T) *connectEnv {
+// newOpsEnv serves on SQLite, or on the PostgreSQL database dsn when
+// not empty.
+func newOpsEnv(t *testing.T, dsn string) *connectEnv {
 	t.Helper()
 	dir := t.TempDir()
 	addr := freeAddr(t)
 	e := &connectEnv{base: "http://" + addr, dbPath: filepath.Join(dir, "flowgate.db"), seen: map[string][]byte{}, dbCopies: map[string][]byte{}}
+	database := "sqlite:" + e.dbPath
+	if dsn != "" {
+		database = dsn
+	}
 	fdir := filepath.Join(dir, "flows")
 	if err := os.MkdirAll(fdir, 0o755); err != nil {
 		t.Fatal(err)
@@ -97,7 +104,7 @@ func newOpsEnv(t *testing.T) *connectEnv {
 	}
 	cfg := filepath.Join(dir, "flowgate.yaml")
 	text := fmt.Sprintf(`
-database: "sqlite:%s"
+database: %q
 users:
   - username: alice
     password: %q
@@ -108,7 +115,7 @@ users:
 apis:
   basic_auth: true
 flows: %s
-`, e.dbPath, portalAlicePassword, opsAdmin, opsAdminPassword, fdir)
+`, database, portalAlicePassword, opsAdmin, opsAdminPassword, fdir)
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -199,8 +206,15 @@ func jwksKids(t *testing.T, base string) []string {
 	return out
 }
 
+// The dashboard's counts are the store's on each backend, so the whole
+// walk runs on both.
 func TestBrowserManagementOperations(t *testing.T) {
-	e := newOpsEnv(t)
+	t.Run("sqlite", func(t *testing.T) { testManagementOperations(t, "") })
+	t.Run("postgres", func(t *testing.T) { testManagementOperations(t, pgtest.DSN(t)) })
+}
+
+func testManagementOperations(t *testing.T, dsn string) {
+	e := newOpsEnv(t, dsn)
 	base := e.base
 
 	// What the dashboard should count: two leave requests waiting on a
