@@ -379,6 +379,15 @@ func testManagementOperations(t *testing.T, dsn string) {
 	if code, got := upload(opsGoodFlow + "# " + strings.Repeat("x", 1<<20) + "\n"); code != http.StatusRequestEntityTooLarge || !strings.Contains(got, "larger than 1024 KiB") {
 		t.Errorf("a file too large: %d %.300s", code, got)
 	}
+	if code, got := upload(opsGoodFlow + "# " + strings.Repeat("x", 2<<20) + "\n"); code != http.StatusRequestEntityTooLarge || !strings.Contains(got, "larger than 1024 KiB") {
+		t.Errorf("a body past the form's bound: %d %.300s", code, got)
+	}
+	if code, page := getPage(t, ops, base+"/admin/flows/greet"); code != http.StatusOK || !strings.Contains(page, "Version 2 (latest)") {
+		t.Errorf("after the refused uploads greet's page: %d\n%s", code, page)
+	}
+	if code, _ := getPage(t, ops, base+"/admin/flows/nope"); code != http.StatusNotFound {
+		t.Errorf("an unknown flow's page: %d, want 404", code)
+	}
 
 	// One flow's page: versions, source, export.
 	p = e.open(t, ctx, base+"/admin/flows/greet?version=1")
@@ -465,4 +474,42 @@ func testManagementOperations(t *testing.T, dsn string) {
 		t.Errorf("the charts: %q (%v)", svg, err)
 	}
 	browser.CheckPage(t, ctx, "/admin")
+
+	// Paging: 50 instances a page, the next page's link keeps the filter
+	// and together the pages hold every instance of the flow once.
+	all := map[string]bool{leave1: true, leave2: true}
+	for range 50 {
+		all[e.startInstance(t, "leave")] = true
+	}
+	seen := map[string]bool{}
+	idRE := regexp.MustCompile(`href="/instances/([0-9a-f-]+)"`)
+	next, pages := "/admin/instances?flow=leave", 0
+	for next != "" && pages < 5 {
+		code, page := getPage(t, ops, base+next)
+		if code != http.StatusOK {
+			t.Fatalf("%s: %d", next, code)
+		}
+		pages++
+		for _, m := range idRE.FindAllStringSubmatch(page, -1) {
+			if seen[m[1]] {
+				t.Errorf("instance %s on two pages", m[1])
+			}
+			seen[m[1]] = true
+		}
+		next = ""
+		if m := regexp.MustCompile(`<a href="([^"]+)">Next page</a>`).FindStringSubmatch(page); m != nil {
+			next = strings.ReplaceAll(m[1], "&amp;", "&")
+			if !strings.Contains(next, "flow=leave") {
+				t.Errorf("the next page's link %s lost the filter", next)
+			}
+		}
+	}
+	if pages != 2 || len(seen) != len(all) {
+		t.Errorf("%d pages listed %d instances, want 2 pages and %d", pages, len(seen), len(all))
+	}
+	for id := range all {
+		if !seen[id] {
+			t.Errorf("instance %s on no page", id)
+		}
+	}
 }

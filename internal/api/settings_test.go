@@ -318,11 +318,20 @@ func TestAudit(t *testing.T) {
 		for i := range 5 {
 			evs = append(evs, store.AuditEvent{Event: audit.LoginSuccess, User: fmt.Sprintf("u%d", i%2), Outcome: "success"})
 		}
-		evs = append(evs, store.AuditEvent{Event: "logout", User: "u0", Outcome: "success"})
+		evs = append(evs, store.AuditEvent{Event: "logout", User: "u0", Outcome: "success"},
+			store.AuditEvent{Event: audit.ClientAuthFailure, Client: "batch", Outcome: "failure"})
 		if err := e.st.AppendAudit(t.Context(), evs...); err != nil {
 			t.Fatal(err)
 		}
-		if items, pages := e.pageAll(base, 2); len(items) != 6 || pages != 3 {
+		// By client and outcome, as the management site's audit page.
+		if items, _ := e.pageAll(base+"?client=batch&outcome=failure", 10); len(items) != 1 {
+			t.Errorf("client=batch&outcome=failure: %d events, want 1", len(items))
+		}
+		if items, _ := e.pageAll(base+"?outcome=success", 10); len(items) != 6 {
+			t.Errorf("outcome=success: %d events, want 6", len(items))
+		}
+		want(t, e.as("GET", base+"?outcome=maybe", nil), 400, "invalid_request", "outcome")
+		if items, pages := e.pageAll(base, 2); len(items) != 7 || pages != 4 {
 			t.Errorf("paged %d pages of %d events", pages, len(items))
 		}
 		if items, _ := e.pageAll(base+"?user=u0&event=login.success", 10); len(items) != 3 {
@@ -335,12 +344,12 @@ func TestAudit(t *testing.T) {
 			!strings.Contains(fmt.Sprint(d), "flow.deployed") {
 			t.Errorf("error_description = %v", d)
 		}
-		if items, _ := e.pageAll(base+"?since=1h", 10); len(items) != 6 {
-			t.Errorf("since=1h: %d events, want 6", len(items))
+		if items, _ := e.pageAll(base+"?since=1h", 10); len(items) != 7 {
+			t.Errorf("since=1h: %d events, want 7", len(items))
 		}
 		// Days, as the CLI's --since and the configuration take them.
-		if items, _ := e.pageAll(base+"?since=7d", 10); len(items) != 6 {
-			t.Errorf("since=7d: %d events, want 6", len(items))
+		if items, _ := e.pageAll(base+"?since=7d", 10); len(items) != 7 {
+			t.Errorf("since=7d: %d events, want 7", len(items))
 		}
 		if items, _ := e.pageAll(base+"?until=2000-01-01T00:00:00Z", 10); len(items) != 0 {
 			t.Errorf("until 2000: %d events, want 0", len(items))

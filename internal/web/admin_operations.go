@@ -1,6 +1,7 @@
 package web
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -183,8 +184,10 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request) {
 		h.pageError(w, u, "counting tasks", err)
 		return
 	}
-	// Sign-ins of the last 24 h: one bucket as wide as the window.
-	last, err := st.AuditBuckets(ctx, signInEvents(), now.Add(-24*time.Hour), now.Add(time.Microsecond), 24*time.Hour+time.Microsecond)
+	// Sign-ins of the last 24 h, this very microsecond included: one
+	// bucket as wide as the window.
+	from, to := now.Add(-24*time.Hour), now.Add(time.Microsecond)
+	last, err := st.AuditBuckets(ctx, signInEvents(), from, to, to.Sub(from))
 	if err != nil {
 		h.pageError(w, u, "counting sign-ins", err)
 		return
@@ -436,10 +439,16 @@ func (h *Handler) exportFlow(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// A definition deployed as JSON is exported as JSON: YAML's parser
+	// reads it too, but its editor would not say so.
+	ext, ctype := "yaml", "application/yaml; charset=utf-8"
+	if t := bytes.TrimSpace(fv.Source); len(t) > 0 && t[0] == '{' {
+		ext, ctype = "json", "application/json"
+	}
 	securityHeaders(w.Header())
-	w.Header().Set("Content-Type", "application/yaml; charset=utf-8")
+	w.Header().Set("Content-Type", ctype)
 	// Flow names are letters, digits, - and _: safe in the header as is.
-	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-v%d.yaml"`, fv.Name, fv.Version))
+	w.Header().Set("Content-Disposition", fmt.Sprintf(`attachment; filename="%s-v%d.%s"`, fv.Name, fv.Version, ext))
 	_, _ = w.Write(fv.Source)
 }
 
