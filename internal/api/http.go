@@ -246,7 +246,4 @@ func nonNilMap(m map[string]string) map[string]string {
 	return m
 }
 
-// quote quotes a name for a description.
-func quote(s string) string { return strconv.Quote(s) }
-
 func isConflict(err error) bool { return errors.Is(err, store.ErrConflict) }
