@@ -409,6 +409,35 @@ func testManagementOperations(t *testing.T, dsn string) {
 	// Keys: rotating the access-token key publishes the new one at once,
 	// the old one still published.
 	before := jwksKids(t, base)
+
+	// Every other form refuses a post without the browser's token, and
+	// nothing changes: no key, no version, no cancel.
+	for _, form := range []struct {
+		path string
+		vals url.Values
+	}{
+		{"/admin/keys", url.Values{"purpose": {"access"}}},
+		{"/admin/flows", url.Values{"source": {strings.Replace(opsGoodFlow, "world", "forged", 1)}}},
+		{"/admin/instances/" + leave2 + "/cancel", url.Values{}},
+	} {
+		for _, token := range []string{"", strings.Repeat("A", 43)} {
+			if token != "" {
+				form.vals.Set("csrf_token", token)
+			}
+			if code := postStatus(t, ops, base+form.path, form.vals); code != http.StatusForbidden {
+				t.Errorf("POST %s with CSRF token %q: %d, want 403", form.path, token, code)
+			}
+		}
+	}
+	if kids := jwksKids(t, base); len(kids) != len(before) {
+		t.Errorf("forged rotations changed the JWKS: %v, was %v", kids, before)
+	}
+	if st := e.instance(t, leave2, "waiting")["status"]; st != "waiting" {
+		t.Errorf("after a forged cancel the instance is %v", st)
+	}
+	if code, page := getPage(t, ops, base+"/admin/flows/greet"); code != http.StatusOK || strings.Contains(page, "forged") || !strings.Contains(page, "Version 2 (latest)") {
+		t.Errorf("after a forged deploy greet's page: %d\n%s", code, page)
+	}
 	p = e.open(t, ctx, base+"/admin/keys")
 	browser.CheckPage(t, ctx, "/admin/keys")
 	p = e.click(t, ctx, `button[value="access"]`)
