@@ -65,3 +65,40 @@ func TestAdminOperationPagesRender(t *testing.T) {
 		}
 	}
 }
+
+// A chart stacks each bucket's series in order from the baseline, the
+// tallest bar filling the plot; counts outside the window are left out.
+func TestNewChart(t *testing.T) {
+	since := time.Date(2025, 3, 1, 0, 0, 0, 0, time.UTC)
+	day := 24 * time.Hour
+	c := newChart("c", "T", since, 3, day, "Jan 2", instanceSeries(), []store.Bucket{
+		{Start: since.Add(-day), Key: store.StatusCompleted, Count: 9}, // before the window
+		{Start: since, Key: store.StatusCompleted, Count: 2},
+		{Start: since, Key: store.StatusWaiting, Count: 1},
+		{Start: since, Key: store.StatusRunning, Count: 1},
+		{Start: since.Add(2 * day), Key: store.StatusFailed, Count: 2},
+		{Start: since.Add(3 * day), Key: store.StatusFailed, Count: 5}, // after it
+	})
+	if c.Max != 4 || len(c.Bars) != 3 || c.Bars[0].Total != 4 || c.Bars[1].Total != 0 || c.Bars[2].Total != 2 {
+		t.Fatalf("bars %+v, max %d", c.Bars, c.Max)
+	}
+	if got := c.Bars[0].Values; got[0] != 2 || got[3] != 2 || c.Bars[0].Label != "Mar 1" {
+		t.Errorf("first bar %+v", c.Bars[0])
+	}
+	plotH := float64(chartH - chartTop - chartBottom)
+	if len(c.Rects) != 3 {
+		t.Fatalf("rects %+v", c.Rects)
+	}
+	first, second := c.Rects[0], c.Rects[1]
+	if first.Class != "s-ok" || first.H != plotH/2 || first.Y+first.H != float64(chartH-chartBottom) ||
+		second.Class != "s-open" || second.Y+second.H != first.Y || second.Y != float64(chartTop) {
+		t.Errorf("the first bar's stack: %+v %+v", first, second)
+	}
+	if c.Rects[2].Class != "s-failed" || c.Rects[2].H != plotH/2 || c.Rects[2].X <= first.X {
+		t.Errorf("the third bar: %+v", c.Rects[2])
+	}
+	// An empty chart still has its days and a scale.
+	if e := newChart("e", "T", since, 14, day, "Jan 2", instanceSeries(), nil); len(e.Bars) != 14 || len(e.Rects) != 0 || e.Max != 0 || len(e.XLabels) == 0 {
+		t.Errorf("empty chart %+v", e)
+	}
+}
