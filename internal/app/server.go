@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/admin"
 	"github.com/flowgate/flowgate/internal/api"
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/authserver"
@@ -96,7 +97,9 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 		ShowDetailedErrors: cfg.Auth.ShowDetailedErrors, HTTPClient: policy.Client(10 * time.Second)})
 	s.auth.Register(s.http.Mux())
 	s.api.Register(s.http.Mux())
-	pages, err := web.New(web.Options{Sessions: s.auth, Engine: s.engine, Vault: tokens, States: s.Store, Users: s.Store, Logger: logger})
+	pages, err := web.New(web.Options{Sessions: s.auth, Engine: s.engine, Vault: tokens, States: s.Store, Users: s.Store, Logger: logger,
+		Identity: &web.IdentityOptions{Store: s.Store, Changes: &admin.Service{Store: s.Store, Ring: s.Ring, Audit: s.Audit},
+			Audit: s.Audit, Hasher: s.Hasher, HTTPClient: policy.Client(10 * time.Second), PublicURL: cfg.Server.PublicURL}})
 	if err != nil {
 		return err
 	}

@@ -75,8 +75,11 @@ type Options struct {
 	States   store.ConnectStates
 	// Users gives a signed-in user's roles (and whether the account is
 	// still enabled) on every page request.
-	Users  store.Users
-	Logger *slog.Logger
+	Users store.Users
+	// Identity serves the management site's users, clients, trusted
+	// issuers and OAuth servers pages; nil leaves them out.
+	Identity *IdentityOptions
+	Logger   *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
