@@ -9,6 +9,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -31,6 +32,7 @@ import (
 const (
 	idAdminPassword = "root-password-1"
 	idAlicePassword = "alice-password-1"
+	idAuditorSecret = "auditor-secret-0123456789-abcdefghijklmnop"
 )
 
 func TestBrowserAdminIdentity(t *testing.T) {
@@ -64,9 +66,15 @@ users:
   - username: alice
     password: %q
     roles: [employee]
+clients:
+  - id: auditor
+    secret: %q
+    grant_types: [client_credentials]
+    scopes: [admin]
+    roles: [admin]
 egress:
   allow: [127.0.0.1] # the OAuth peer
-`, database, idAdminPassword, idAlicePassword)
+`, database, idAdminPassword, idAlicePassword, idAuditorSecret)
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -449,6 +457,62 @@ func runAdminIdentity(t *testing.T, dir, database string, checkPages bool) {
 			t.Fatalf("%s after removal: %d", path, code)
 		}
 	}
+
+	// Every change is in the audit log as the admin API records it: the
+	// same events, by user:root, with where the request came from.
+	want := []string{"client.created", "client.updated", "client.secret_rotated", "client.removed",
+		"user.disabled", "user.enabled", "user.updated", "user.sessions_ended", "user.created",
+		"issuer.created", "issuer.removed", "oauth_server.created", "oauth_server.updated", "oauth_server.removed"}
+	var missing []string
+	waitFor(t, "the changes in the audit log", func() bool {
+		seen := map[string]bool{}
+		for _, ev := range e.auditEvents(t, "user:root") {
+			if ev["remote_addr"] != "" {
+				seen[ev["event"].(string)] = true
+			}
+		}
+		missing = missing[:0]
+		for _, w := range want {
+			if !seen[w] {
+				missing = append(missing, w)
+			}
+		}
+		return len(missing) == 0
+	})
+}
+
+// auditEvents reads the audit log's events by user through the admin API.
+func (e *idEnv) auditEvents(t *testing.T, user string) []map[string]any {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, e.base+"/oauth2/token", strings.NewReader("grant_type=client_credentials&scope=admin"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.SetBasicAuth("auditor", idAuditorSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok struct {
+		AccessToken string `json:"access_token"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&tok)
+	resp.Body.Close()
+	if err != nil || tok.AccessToken == "" {
+		t.Fatalf("the auditor's token: %d %v", resp.StatusCode, err)
+	}
+	req, _ = http.NewRequest(http.MethodGet, e.base+"/api/v1/admin/audit?limit=500&user="+url.QueryEscape(user), nil)
+	req.Header.Set("Authorization", "Bearer "+tok.AccessToken)
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var list struct {
+		Items []map[string]any `json:"items"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&list); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("the audit log: %d %v", resp.StatusCode, err)
+	}
+	return list.Items
 }
 
 // waitFor polls cond for up to 5 s (the token endpoint trusts its client
