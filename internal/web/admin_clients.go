@@ -182,7 +182,7 @@ func (h *Handler) clientPage(w http.ResponseWriter, u *user, status int, notice 
 		Back:  link{"/admin/clients", "All clients"}, Remove: clientPath(c.ID) + "/remove",
 	}
 	if admin.NeedsSecret(c.TokenEndpointAuthMethod) {
-		ep.Buttons = append(ep.Buttons, &idForm{Action: clientPath(c.ID) + "/secret", Submit: "Rotate secret", Danger: true,
+		ep.Buttons = append(ep.Buttons, &idForm{Action: clientPath(c.ID) + "/secret", Submit: "Rotate secret",
 			Hint: "A new secret replaces the current one at once; the old one stops working."})
 	}
 	h.renderID(w, status, u, "admin/clients", "Client "+c.ID, notice, idPage{Edit: ep})

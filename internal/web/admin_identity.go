@@ -67,24 +67,24 @@ func (h *Handler) registerAdminIdentity(mux *http.ServeMux) {
 	mux.HandleFunc("GET /admin/clients/{id}", h.adminClient)
 	mux.HandleFunc("POST /admin/clients/{id}", h.adminUpdateClient)
 	mux.HandleFunc("POST /admin/clients/{id}/secret", h.adminRotateSecret)
-	mux.HandleFunc("GET /admin/clients/{id}/remove", h.adminConfirmRemove(clientKind))
-	mux.HandleFunc("POST /admin/clients/{id}/remove", h.adminRemove(clientKind))
+	mux.HandleFunc("GET /admin/clients/{id}/remove", h.adminConfirmRemove(clientKind()))
+	mux.HandleFunc("POST /admin/clients/{id}/remove", h.adminRemove(clientKind()))
 
 	mux.HandleFunc("GET /admin/issuers", h.adminIssuers)
 	mux.HandleFunc("POST /admin/issuers", h.adminCreateIssuer)
 	mux.HandleFunc("GET /admin/issuers/{name}", h.adminIssuer)
 	mux.HandleFunc("POST /admin/issuers/{name}", h.adminUpdateIssuer)
 	mux.HandleFunc("POST /admin/issuers/{name}/test", h.adminTestIssuer)
-	mux.HandleFunc("GET /admin/issuers/{name}/remove", h.adminConfirmRemove(issuerKind))
-	mux.HandleFunc("POST /admin/issuers/{name}/remove", h.adminRemove(issuerKind))
+	mux.HandleFunc("GET /admin/issuers/{name}/remove", h.adminConfirmRemove(issuerKind()))
+	mux.HandleFunc("POST /admin/issuers/{name}/remove", h.adminRemove(issuerKind()))
 
 	mux.HandleFunc("GET /admin/oauth-servers", h.adminOAuthServers)
 	mux.HandleFunc("POST /admin/oauth-servers", h.adminCreateOAuthServer)
 	mux.HandleFunc("GET /admin/oauth-servers/{name}", h.adminOAuthServer)
 	mux.HandleFunc("POST /admin/oauth-servers/{name}", h.adminUpdateOAuthServer)
 	mux.HandleFunc("POST /admin/oauth-servers/{name}/test", h.adminTestOAuthServer)
-	mux.HandleFunc("GET /admin/oauth-servers/{name}/remove", h.adminConfirmRemove(oauthServerKind))
-	mux.HandleFunc("POST /admin/oauth-servers/{name}/remove", h.adminRemove(oauthServerKind))
+	mux.HandleFunc("GET /admin/oauth-servers/{name}/remove", h.adminConfirmRemove(oauthServerKind()))
+	mux.HandleFunc("POST /admin/oauth-servers/{name}/remove", h.adminRemove(oauthServerKind()))
 }
 
 // The page data of the template admin-id: one of the four is set.
@@ -159,7 +159,6 @@ type removePage struct {
 // what was entered and what is wrong with it.
 type idForm struct {
 	Heading, Action, Submit, Hint string
-	Danger                        bool
 	Inputs                        []*input
 	// Error is a problem that is no input's.
 	Error string
@@ -300,19 +299,27 @@ func (h *Handler) renderID(w http.ResponseWriter, status int, u *user, nav, titl
 	h.render(w, status, "admin-id", v)
 }
 
-// notices are the confirmations a change's redirect asks for (?done=):
-// a fixed list, so no link can make a page say something else.
-var notices = map[string]string{
-	"created":  "Created.",
-	"saved":    "Saved.",
-	"password": "The password was changed.",
-	"disabled": "The user is disabled: their sessions ended and their refresh tokens were revoked.",
-	"enabled":  "The user is enabled and may sign in again.",
-	"sessions": "The user's sessions ended and their refresh tokens were revoked.",
-	"removed":  "Removed.",
+// notice is the confirmation a change's redirect asks for (?done=): one
+// of a fixed list, so no link can make a page say something else.
+func notice(r *http.Request) string {
+	switch r.URL.Query().Get("done") {
+	case "created":
+		return "Created."
+	case "saved":
+		return "Saved."
+	case "password":
+		return "The password was changed."
+	case "disabled":
+		return "The user is disabled: their sessions ended and their refresh tokens were revoked."
+	case "enabled":
+		return "The user is enabled and may sign in again."
+	case "sessions":
+		return "The user's sessions ended and their refresh tokens were revoked."
+	case "removed":
+		return "Removed."
+	}
+	return ""
 }
-
-func notice(r *http.Request) string { return notices[r.URL.Query().Get("done")] }
 
 // seeOther answers a change with a 303 to target.
 func seeOther(w http.ResponseWriter, r *http.Request, target, done string) {

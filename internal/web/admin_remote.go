@@ -29,14 +29,18 @@ type entryKind struct {
 	remove                func(s *admin.Service, ctx context.Context, by, key string) error
 }
 
-var (
-	clientKind = entryKind{key: "id", base: "/admin/clients", nav: "admin/clients", label: "client",
-		remove: (*admin.Service).RemoveClient}
-	issuerKind = entryKind{key: "name", base: "/admin/issuers", nav: "admin/issuers", label: "trusted issuer",
-		remove: (*admin.Service).RemoveIssuer}
-	oauthServerKind = entryKind{key: "name", base: "/admin/oauth-servers", nav: "admin/oauth-servers", label: "OAuth server",
-		remove: (*admin.Service).RemoveOAuthServer}
-)
+// The kinds of entry that are removed with a confirmation page.
+func clientKind() entryKind {
+	return entryKind{key: "id", base: "/admin/clients", nav: "admin/clients", label: "client", remove: (*admin.Service).RemoveClient}
+}
+
+func issuerKind() entryKind {
+	return entryKind{key: "name", base: "/admin/issuers", nav: "admin/issuers", label: "trusted issuer", remove: (*admin.Service).RemoveIssuer}
+}
+
+func oauthServerKind() entryKind {
+	return entryKind{key: "name", base: "/admin/oauth-servers", nav: "admin/oauth-servers", label: "OAuth server", remove: (*admin.Service).RemoveOAuthServer}
+}
 
 func (k entryKind) path(key string) string { return k.base + "/" + url.PathEscape(key) }
 
@@ -77,7 +81,7 @@ func (h *Handler) adminRemove(k entryKind) http.HandlerFunc {
 // ---- trusted issuers
 
 func issuerForm(t store.TrustedIssuer, isNew bool) *idForm {
-	f := &idForm{Action: issuerKind.path(t.Name), Submit: "Save", Heading: "Settings"}
+	f := &idForm{Action: issuerKind().path(t.Name), Submit: "Save", Heading: "Settings"}
 	if isNew {
 		f = &idForm{Action: "/admin/issuers", Submit: "Add issuer", Heading: "New trusted issuer"}
 		f.Inputs = append(f.Inputs, &input{Name: "name", Label: "Name", Kind: "text", Required: true, Value: t.Name,
@@ -136,7 +140,7 @@ func (h *Handler) issuersPage(w http.ResponseWriter, r *http.Request, u *user, s
 	lp := &listPage{Columns: []string{"Name", "Issuer", "Audience", "Source"}, Empty: "No trusted issuers yet.",
 		Next: nextLink("/admin/issuers", next), Create: create}
 	for _, t := range l {
-		lp.add(issuerKind.path(t.Name), t.Name, t.Issuer, t.Audience, t.Source)
+		lp.add(issuerKind().path(t.Name), t.Name, t.Issuer, t.Audience, t.Source)
 	}
 	h.renderID(w, status, u, "admin/issuers", "Trusted issuers", notice(r), idPage{List: lp})
 }
@@ -161,7 +165,7 @@ func (h *Handler) adminCreateIssuer(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	seeOther(w, r, issuerKind.path(t.Name), "created")
+	seeOther(w, r, issuerKind().path(t.Name), "created")
 }
 
 // issuerFailure explains a conflict: the name or the issuer URL is taken.
@@ -206,9 +210,9 @@ func (h *Handler) issuerPage(w http.ResponseWriter, u *user, status int, notice 
 		Facts: []fact{{"Name", t.Name}, {"Source", sourceText(t.Source)}, {"Created", stampOf(t.CreatedAt)}, {"Updated", stampOf(t.UpdatedAt)}},
 		Probe: probe,
 		Forms: []*idForm{form},
-		Buttons: []*idForm{{Action: issuerKind.path(t.Name) + "/test", Submit: "Test",
+		Buttons: []*idForm{{Action: issuerKind().path(t.Name) + "/test", Submit: "Test",
 			Hint: "Reads the issuer's metadata and key set, as the token validator will."}},
-		Back: link{"/admin/issuers", "All trusted issuers"}, Remove: issuerKind.path(t.Name) + "/remove",
+		Back: link{"/admin/issuers", "All trusted issuers"}, Remove: issuerKind().path(t.Name) + "/remove",
 	}
 	h.renderID(w, status, u, "admin/issuers", "Trusted issuer "+t.Name, notice, idPage{Edit: ep})
 }
@@ -243,7 +247,7 @@ func (h *Handler) adminUpdateIssuer(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	seeOther(w, r, issuerKind.path(t.Name), "saved")
+	seeOther(w, r, issuerKind().path(t.Name), "saved")
 }
 
 func (h *Handler) adminTestIssuer(w http.ResponseWriter, r *http.Request) {
@@ -274,7 +278,7 @@ func (h *Handler) adminTestIssuer(w http.ResponseWriter, r *http.Request) {
 // ---- OAuth servers
 
 func oauthServerForm(o store.OAuthServer, isNew bool) *idForm {
-	f := &idForm{Action: oauthServerKind.path(o.Name), Submit: "Save", Heading: "Settings"}
+	f := &idForm{Action: oauthServerKind().path(o.Name), Submit: "Save", Heading: "Settings"}
 	secretHint := "Leave empty to keep the current one; it is never shown."
 	if isNew {
 		f = &idForm{Action: "/admin/oauth-servers", Submit: "Add OAuth server", Heading: "New OAuth server"}
@@ -362,7 +366,7 @@ func (h *Handler) oauthServersPage(w http.ResponseWriter, r *http.Request, u *us
 		if where == "" {
 			where = o.TokenEndpoint
 		}
-		lp.add(oauthServerKind.path(o.Name), o.Name, where, o.ClientID, o.ClientAuth, o.Source)
+		lp.add(oauthServerKind().path(o.Name), o.Name, where, o.ClientID, o.ClientAuth, o.Source)
 	}
 	h.renderID(w, status, u, "admin/oauth-servers", "OAuth servers", notice(r), idPage{List: lp})
 }
@@ -386,7 +390,7 @@ func (h *Handler) adminCreateOAuthServer(w http.ResponseWriter, r *http.Request)
 		}
 		return
 	}
-	seeOther(w, r, oauthServerKind.path(o.Name), "created")
+	seeOther(w, r, oauthServerKind().path(o.Name), "created")
 }
 
 func (h *Handler) readOAuthServer(w http.ResponseWriter, r *http.Request, u *user) (store.OAuthServer, bool) {
@@ -427,9 +431,9 @@ func (h *Handler) oauthServerPage(w http.ResponseWriter, u *user, status int, no
 			{"Created", stampOf(o.CreatedAt)}, {"Updated", stampOf(o.UpdatedAt)}},
 		Probe: probe,
 		Forms: []*idForm{form},
-		Buttons: []*idForm{{Action: oauthServerKind.path(o.Name) + "/test", Submit: "Test",
+		Buttons: []*idForm{{Action: oauthServerKind().path(o.Name) + "/test", Submit: "Test",
 			Hint: "Runs the client credentials grant with the default scopes; the token is not shown or kept."}},
-		Back: link{"/admin/oauth-servers", "All OAuth servers"}, Remove: oauthServerKind.path(o.Name) + "/remove",
+		Back: link{"/admin/oauth-servers", "All OAuth servers"}, Remove: oauthServerKind().path(o.Name) + "/remove",
 	}
 	h.renderID(w, status, u, "admin/oauth-servers", "OAuth server "+o.Name, notice, idPage{Edit: ep})
 }
@@ -456,7 +460,7 @@ func (h *Handler) adminUpdateOAuthServer(w http.ResponseWriter, r *http.Request)
 		}
 		return
 	}
-	seeOther(w, r, oauthServerKind.path(o.Name), "saved")
+	seeOther(w, r, oauthServerKind().path(o.Name), "saved")
 }
 
 func (h *Handler) adminTestOAuthServer(w http.ResponseWriter, r *http.Request) {

@@ -174,7 +174,7 @@ func (h *Handler) userPage(w http.ResponseWriter, u *user, status int, notice st
 	if t.Disabled {
 		ep.Buttons = append(ep.Buttons, &idForm{Action: userPath(t.Username) + "/enable", Submit: "Enable", Hint: "The user may sign in again."})
 	} else {
-		ep.Buttons = append(ep.Buttons, &idForm{Action: userPath(t.Username) + "/disable", Submit: "Disable", Danger: true,
+		ep.Buttons = append(ep.Buttons, &idForm{Action: userPath(t.Username) + "/disable", Submit: "Disable",
 			Hint: "The user can no longer sign in; their sessions end and their refresh tokens are revoked."})
 	}
 	ep.Buttons = append(ep.Buttons, &idForm{Action: userPath(t.Username) + "/sessions", Submit: "End sessions",
