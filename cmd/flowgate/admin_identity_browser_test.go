@@ -262,6 +262,14 @@ func runAdminIdentity(t *testing.T, dir, database string, checkPages bool) {
 		t.Fatalf("the users list:\n%s", p.text)
 	}
 	check(ctx, "admin-users")
+	fill(t, ctx, map[string]string{"f-username": "carol smith", "f-email": "not-an-address", "f-password": "carol-password-1"})
+	p = e.click(t, ctx, `form[action="/admin/users"] button[type=submit]`)
+	if msg := evalString(t, ctx, `(document.getElementById('e-email') || {}).textContent || ''`); p.status != http.StatusBadRequest || msg == "" ||
+		evalString(t, ctx, `document.getElementById('f-username').value`) != "carol smith" || evalString(t, ctx, `document.getElementById('f-password').value`) != "" {
+		t.Fatalf("a bad new user: %d, email message %q\n%s", p.status, msg, p.text)
+	}
+	check(ctx, "admin-users-error")
+	p = e.open(t, ctx, e.base+"/admin/users")
 	p = e.click(t, ctx, `main a[href="/admin/users/alice"]`)
 	if p.title != "User alice" {
 		t.Fatalf("alice's page: %q", p.title)
