@@ -95,7 +95,7 @@ type idPage struct {
 	Remove *removePage
 }
 
-// listPage is a table of entries with a form to create one.
+// listPage is a list of entries with a form to create one.
 type listPage struct {
 	Columns []string
 	Rows    []listRow
@@ -110,8 +110,8 @@ type listRow struct {
 	Link, Title, Meta string
 }
 
-// row makes the row of an entry: its key, then the non-empty cells,
-// each named by its column.
+// add appends the row of an entry: cells are its key, then the other
+// columns' values, of which the non-empty ones are shown by name.
 func (lp *listPage) add(link string, cells ...string) {
 	var meta []string
 	for i, c := range cells[1:] {
