@@ -118,7 +118,7 @@ func (h *Handler) adminCreateClient(w http.ResponseWriter, r *http.Request) {
 		h.clientsPage(w, r, u, http.StatusBadRequest, f)
 		return
 	}
-	saved, secret, err := h.o.Identity.Changes.CreateClient(ctx, u.by(), c)
+	saved, secret, err := h.o.Identity.Changes.CreateClient(ctx, u.who(), c)
 	if err != nil {
 		if status, ok := h.storeFailure(w, u, f, "id", err); ok {
 			h.clientsPage(w, r, u, status, f)
@@ -126,7 +126,7 @@ func (h *Handler) adminCreateClient(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if secret == "" {
-		seeOther(w, r, clientPath(saved.ID), "created")
+		redirectDone(w, r, clientPath(saved.ID), "created")
 		return
 	}
 	h.secretPage(w, u, saved.ID, secret, "The client was created.")
@@ -204,7 +204,7 @@ func (h *Handler) adminUpdateClient(w http.ResponseWriter, r *http.Request) {
 		h.clientPage(w, u, http.StatusBadRequest, "", cur, f)
 		return
 	}
-	saved, secret, err := h.o.Identity.Changes.UpdateClient(ctx, u.by(), next)
+	saved, secret, err := h.o.Identity.Changes.UpdateClient(ctx, u.who(), next)
 	if err != nil {
 		if status, ok := h.storeFailure(w, u, f, "id", err); ok {
 			h.clientPage(w, u, status, "", cur, f)
@@ -215,7 +215,7 @@ func (h *Handler) adminUpdateClient(w http.ResponseWriter, r *http.Request) {
 		h.secretPage(w, u, saved.ID, secret, "The client now authenticates with a secret.")
 		return
 	}
-	seeOther(w, r, clientPath(saved.ID), "saved")
+	redirectDone(w, r, clientPath(saved.ID), "saved")
 }
 
 func (h *Handler) adminRotateSecret(w http.ResponseWriter, r *http.Request) {
@@ -224,7 +224,7 @@ func (h *Handler) adminRotateSecret(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	secret, err := h.o.Identity.Changes.RotateClientSecret(ctx, u.by(), id)
+	secret, err := h.o.Identity.Changes.RotateClientSecret(ctx, u.who(), id)
 	switch {
 	case errors.Is(err, store.ErrNotFound):
 		h.notFound(w, u)

@@ -279,8 +279,9 @@ func (h *Handler) adminPost(w http.ResponseWriter, r *http.Request) (*user, cont
 	return u, audit.WithOrigin(r.Context(), r, "")
 }
 
-// by is who makes a change, as the audit log names them.
-func (u *user) by() string { return principal.User(u.sess.User) }
+// who is who makes a change, as the audit log names them: the user's
+// principal, as the API names the caller of a token.
+func (u *user) who() string { return principal.User(u.sess.User) }
 
 // renderID renders the template admin-id in the menu entry nav.
 func (h *Handler) renderID(w http.ResponseWriter, status int, u *user, nav, title, notice string, p idPage) {
@@ -321,8 +322,9 @@ func notice(r *http.Request) string {
 	return ""
 }
 
-// seeOther answers a change with a 303 to target.
-func seeOther(w http.ResponseWriter, r *http.Request, target, done string) {
+// redirectDone answers a change with a 303 to target, asking it to
+// confirm the change done (see notice).
+func redirectDone(w http.ResponseWriter, r *http.Request, target, done string) {
 	if done != "" {
 		target += "?done=" + done
 	}

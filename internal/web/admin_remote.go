@@ -65,7 +65,7 @@ func (h *Handler) adminRemove(k entryKind) http.HandlerFunc {
 		if u == nil {
 			return
 		}
-		err := k.remove(h.o.Identity.Changes, ctx, u.by(), r.PathValue(k.key))
+		err := k.remove(h.o.Identity.Changes, ctx, u.who(), r.PathValue(k.key))
 		if errors.Is(err, store.ErrNotFound) {
 			h.notFound(w, u)
 			return
@@ -74,7 +74,7 @@ func (h *Handler) adminRemove(k entryKind) http.HandlerFunc {
 			h.pageError(w, u, "removing a "+k.label, err)
 			return
 		}
-		seeOther(w, r, k.base, "removed")
+		redirectDone(w, r, k.base, "removed")
 	}
 }
 
@@ -159,13 +159,13 @@ func (h *Handler) adminCreateIssuer(w http.ResponseWriter, r *http.Request) {
 	}
 	t.CreatedAt = time.Now().UTC()
 	t.UpdatedAt = t.CreatedAt
-	if err := h.o.Identity.Changes.CreateIssuer(ctx, u.by(), t); err != nil {
+	if err := h.o.Identity.Changes.CreateIssuer(ctx, u.who(), t); err != nil {
 		if status, ok := h.issuerFailure(w, u, f, err); ok {
 			h.issuersPage(w, r, u, status, f)
 		}
 		return
 	}
-	seeOther(w, r, issuerKind().path(t.Name), "created")
+	redirectDone(w, r, issuerKind().path(t.Name), "created")
 }
 
 // issuerFailure explains a conflict: the name or the issuer URL is taken.
@@ -241,13 +241,13 @@ func (h *Handler) adminUpdateIssuer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t.CreatedAt, t.UpdatedAt = cur.CreatedAt, time.Now().UTC()
-	if err := h.o.Identity.Changes.UpdateIssuer(ctx, u.by(), t); err != nil {
+	if err := h.o.Identity.Changes.UpdateIssuer(ctx, u.who(), t); err != nil {
 		if status, ok := h.issuerFailure(w, u, f, err); ok {
 			h.issuerPage(w, u, status, "", cur, f, nil)
 		}
 		return
 	}
-	seeOther(w, r, issuerKind().path(t.Name), "saved")
+	redirectDone(w, r, issuerKind().path(t.Name), "saved")
 }
 
 func (h *Handler) adminTestIssuer(w http.ResponseWriter, r *http.Request) {
@@ -384,13 +384,13 @@ func (h *Handler) adminCreateOAuthServer(w http.ResponseWriter, r *http.Request)
 	}
 	o.CreatedAt = time.Now().UTC()
 	o.UpdatedAt = o.CreatedAt
-	if err := h.o.Identity.Changes.CreateOAuthServer(ctx, u.by(), o); err != nil {
+	if err := h.o.Identity.Changes.CreateOAuthServer(ctx, u.who(), o); err != nil {
 		if status, ok := h.storeFailure(w, u, f, "name", err); ok {
 			h.oauthServersPage(w, r, u, status, f)
 		}
 		return
 	}
-	seeOther(w, r, oauthServerKind().path(o.Name), "created")
+	redirectDone(w, r, oauthServerKind().path(o.Name), "created")
 }
 
 func (h *Handler) readOAuthServer(w http.ResponseWriter, r *http.Request, u *user) (store.OAuthServer, bool) {
@@ -454,13 +454,13 @@ func (h *Handler) adminUpdateOAuthServer(w http.ResponseWriter, r *http.Request)
 		return
 	}
 	o.CreatedAt, o.UpdatedAt = cur.CreatedAt, time.Now().UTC()
-	if err := h.o.Identity.Changes.UpdateOAuthServer(ctx, u.by(), o); err != nil {
+	if err := h.o.Identity.Changes.UpdateOAuthServer(ctx, u.who(), o); err != nil {
 		if status, ok := h.storeFailure(w, u, f, "name", err); ok {
 			h.oauthServerPage(w, u, status, "", cur, f, nil)
 		}
 		return
 	}
-	seeOther(w, r, oauthServerKind().path(o.Name), "saved")
+	redirectDone(w, r, oauthServerKind().path(o.Name), "saved")
 }
 
 func (h *Handler) adminTestOAuthServer(w http.ResponseWriter, r *http.Request) {

@@ -112,13 +112,13 @@ func (h *Handler) adminCreateUser(w http.ResponseWriter, r *http.Request) {
 		}
 		nu.PasswordHash = hash
 	}
-	if err := account.Create(ctx, h.o.Identity.Store, h.o.Identity.Audit, u.by(), nu); err != nil {
+	if err := account.Create(ctx, h.o.Identity.Store, h.o.Identity.Audit, u.who(), nu); err != nil {
 		if status, ok := h.storeFailure(w, u, f, "username", err); ok {
 			h.usersPage(w, r, u, status, f)
 		}
 		return
 	}
-	seeOther(w, r, userPath(nu.Username), "created")
+	redirectDone(w, r, userPath(nu.Username), "created")
 }
 
 // adminUserPage is GET /admin/users/{username}.
@@ -205,13 +205,13 @@ func (h *Handler) adminUpdateUser(w http.ResponseWriter, r *http.Request) {
 		h.userPage(w, u, http.StatusBadRequest, "", cur, f, nil)
 		return
 	}
-	if _, err := account.Update(ctx, h.o.Identity.Store, h.o.Identity.Audit, u.by(), cur, next); err != nil {
+	if _, err := account.Update(ctx, h.o.Identity.Store, h.o.Identity.Audit, u.who(), cur, next); err != nil {
 		if status, ok := h.storeFailure(w, u, f, "username", err); ok {
 			h.userPage(w, u, status, "", cur, f, nil)
 		}
 		return
 	}
-	seeOther(w, r, userPath(cur.Username), "saved")
+	redirectDone(w, r, userPath(cur.Username), "saved")
 }
 
 func (h *Handler) adminSetPassword(w http.ResponseWriter, r *http.Request) {
@@ -237,11 +237,11 @@ func (h *Handler) adminSetPassword(w http.ResponseWriter, r *http.Request) {
 	}
 	next := cur
 	next.PasswordHash = hash
-	if _, err := account.Update(ctx, h.o.Identity.Store, h.o.Identity.Audit, u.by(), cur, next); err != nil {
+	if _, err := account.Update(ctx, h.o.Identity.Store, h.o.Identity.Audit, u.who(), cur, next); err != nil {
 		h.pageError(w, u, "setting a password", err)
 		return
 	}
-	seeOther(w, r, userPath(cur.Username), "password")
+	redirectDone(w, r, userPath(cur.Username), "password")
 }
 
 // adminSetDisabled disables or enables a user (account.SetDisabled:
@@ -253,7 +253,7 @@ func (h *Handler) adminSetDisabled(disabled bool) http.HandlerFunc {
 			return
 		}
 		name := r.PathValue("username")
-		_, err := account.SetDisabled(ctx, h.o.Identity.Store, h.o.Identity.Audit, u.by(), name, disabled)
+		_, err := account.SetDisabled(ctx, h.o.Identity.Store, h.o.Identity.Audit, u.who(), name, disabled)
 		if errors.Is(err, store.ErrNotFound) {
 			h.notFound(w, u)
 			return
@@ -269,10 +269,10 @@ func (h *Handler) adminSetDisabled(disabled bool) http.HandlerFunc {
 		if disabled && name == u.sess.User {
 			// Administrators who disable themselves have just ended
 			// their own session.
-			seeOther(w, r, "/login", "")
+			redirectDone(w, r, "/login", "")
 			return
 		}
-		seeOther(w, r, userPath(name), done)
+		redirectDone(w, r, userPath(name), done)
 	}
 }
 
@@ -282,7 +282,7 @@ func (h *Handler) adminEndSessions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	name := r.PathValue("username")
-	err := account.EndSessions(ctx, h.o.Identity.Store, h.o.Identity.Audit, u.by(), name)
+	err := account.EndSessions(ctx, h.o.Identity.Store, h.o.Identity.Audit, u.who(), name)
 	if errors.Is(err, store.ErrNotFound) {
 		h.notFound(w, u)
 		return
@@ -291,5 +291,5 @@ func (h *Handler) adminEndSessions(w http.ResponseWriter, r *http.Request) {
 		h.pageError(w, u, "ending a user's sessions", err)
 		return
 	}
-	seeOther(w, r, userPath(name), "sessions")
+	redirectDone(w, r, userPath(name), "sessions")
 }
