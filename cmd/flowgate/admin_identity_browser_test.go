@@ -406,6 +406,26 @@ func runAdminIdentity(t *testing.T, dir, database string, checkPages bool) {
 		t.Fatalf("testing issuer gone: %d\n%s", code, page)
 	}
 
+	// The tests go out through the egress policy: the cloud metadata
+	// address is refused before any connection, and the page says why.
+	code, _ = e.post(t, e.admin, "/admin/issuers", url.Values{"name": {"meta"}, "issuer": {"http://169.254.169.254"}, "audience": {"x"}}, nil)
+	if code != http.StatusSeeOther {
+		t.Fatalf("adding issuer meta: %d", code)
+	}
+	code, page = e.post(t, e.admin, "/admin/issuers/meta/test", url.Values{}, nil)
+	if code != http.StatusOK || !strings.Contains(page, "The test failed") || !strings.Contains(page, "link-local") {
+		t.Fatalf("testing an issuer on a denied address: %d\n%s", code, page)
+	}
+	code, _ = e.post(t, e.admin, "/admin/oauth-servers", url.Values{"name": {"meta"}, "token_endpoint": {"http://169.254.169.254/token"},
+		"client_id": {"x"}, "client_secret": {"y"}}, nil)
+	if code != http.StatusSeeOther {
+		t.Fatalf("adding OAuth server meta: %d", code)
+	}
+	code, page = e.post(t, e.admin, "/admin/oauth-servers/meta/test", url.Values{}, nil)
+	if code != http.StatusOK || !strings.Contains(page, "The test failed") || !strings.Contains(page, "link-local") {
+		t.Fatalf("testing an OAuth server on a denied address: %d\n%s", code, page)
+	}
+
 	// --- OAuth servers: bad input, then the peer, tested; the secret is
 	// never shown back.
 	code, page = e.post(t, e.admin, "/admin/oauth-servers", url.Values{"name": {"peer"}, "client_secret": {"typed-secret-xyz"}}, nil)
