@@ -87,3 +87,60 @@ func TestSetUserDisabledRevokesAccess(t *testing.T) {
 		t.Fatalf("unknown user: %v", err)
 	}
 }
+
+// Ending a user's sessions signs them out and revokes their refresh
+// tokens, but leaves them enabled; the change is the administrator's.
+func TestEndSessions(t *testing.T) {
+	ctx := context.Background()
+	a := openApp(t)
+	now := time.Now().UTC()
+	if err := a.Store.CreateUser(ctx, store.User{Username: "carol", CreatedAt: now, UpdatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	rt := store.RefreshToken{Hash: "h2", FamilyID: "f2", ClientID: "portal", User: "carol", CreatedAt: now, ExpiresAt: now.Add(time.Hour), AuthTime: now}
+	if err := a.Store.CreateRefreshToken(ctx, rt); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Store.CreateSession(ctx, store.Session{IDHash: "s2", User: "carol", AuthTime: now, LastSeen: now, ExpiresAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	w := audit.NewWriter(a.Store, a.Logger, audit.Options{})
+	if err := account.EndSessions(ctx, a.Store, w, "user:admin", "carol"); err != nil {
+		t.Fatal(err)
+	}
+	if err := account.EndSessions(ctx, a.Store, w, "user:admin", "nobody"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an unknown user: %v", err)
+	}
+	if err := w.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := a.Store.GetUser(ctx, "carol"); u.Disabled {
+		t.Fatal("ending sessions disabled the user")
+	}
+	if got, err := a.Store.GetRefreshToken(ctx, "h2"); err != nil || !got.Revoked {
+		t.Fatalf("refresh token after ending sessions: %+v %v", got, err)
+	}
+	if _, err := a.Store.GetSession(ctx, "s2", now); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("session after ending sessions: %v", err)
+	}
+	events, _, err := a.Store.ListAudit(ctx, store.AuditFilter{Event: audit.UserSessionsEnded})
+	if err != nil || len(events) != 1 || events[0].User != "user:admin" || events[0].Detail != "user carol" {
+		t.Fatalf("audit: %+v %v", events, err)
+	}
+}
+
+func TestCheckPassword(t *testing.T) {
+	for pw, ok := range map[string]bool{
+		"1234567":                 false,
+		"12345678":                true,
+		"ééééééé":                 false, // 7 characters, 14 bytes
+		"éééééééé":                true,
+		strings.Repeat("a", 1024): true,
+		strings.Repeat("a", 1025): false,
+		strings.Repeat("é", 513):  false, // 1026 bytes
+	} {
+		if err := account.CheckPassword(pw); (err == nil) != ok {
+			t.Errorf("CheckPassword(%d runes, %d bytes) = %v, want ok %v", len([]rune(pw)), len(pw), err, ok)
+		}
+	}
+}

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/flowgate/flowgate/internal/admin"
-	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -134,18 +133,7 @@ func applyClient(w http.ResponseWriter, req clientRequest, c *store.Client) bool
 		}
 		c.JWKS = text
 	}
-	cc := config.Client{
-		ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
-		GrantTypes: c.GrantTypes, Scopes: c.Scopes, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
-		JWKS: c.JWKS, JWKSURI: c.JWKSURI, PublicKeyPEM: c.PublicKeyPEM, Consent: c.Consent, DPoP: c.DPoP, Roles: c.Roles,
-	}.WithDefaults()
-	c.TokenEndpointAuthMethod, c.GrantTypes, c.Consent = cc.TokenEndpointAuthMethod, cc.GrantTypes, cc.Consent
-	if admin.NeedsSecret(cc.TokenEndpointAuthMethod) {
-		// Validation wants a secret; the real one is generated, never
-		// chosen by a person (as in `flowgate client add`).
-		cc.Secret = "generated"
-	}
-	if err := cc.Validate(); err != nil {
+	if err := admin.CheckClient(c); err != nil {
 		fieldErrors(w, err)
 		return false
 	}

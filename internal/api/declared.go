@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/flowgate/flowgate/internal/admin"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/store"
 )
@@ -16,7 +17,7 @@ import (
 // alone. cfg must come from config.Load or Parse, which validated it.
 func (a *API) ApplyDeclared(ctx context.Context, cfg *config.Config) error {
 	for i, ti := range cfg.TrustedIssuers {
-		t := issuerFromConfig(ti, store.SourceConfig)
+		t := admin.IssuerFromConfig(ti, store.SourceConfig)
 		cur, err := a.st.GetTrustedIssuer(ctx, t.Name)
 		switch {
 		case err == nil:
@@ -33,7 +34,7 @@ func (a *API) ApplyDeclared(ctx context.Context, cfg *config.Config) error {
 		}
 	}
 	for i, os := range cfg.OAuthServers {
-		o := oauthServerFromConfig(os, store.SourceConfig)
+		o := admin.OAuthServerFromConfig(os, store.SourceConfig)
 		cur, err := a.st.GetOAuthServer(ctx, o.Name)
 		switch {
 		case err == nil:

@@ -2,13 +2,12 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"maps"
 	"net/http"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/admin"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/store"
 )
@@ -42,24 +41,16 @@ func toIssuerJSON(t store.TrustedIssuer) issuerJSON {
 // validIssuer validates a body with the configuration's rules and the
 // defaults a file entry gets; false when it answered a 400.
 func validIssuer(w http.ResponseWriter, in issuerJSON) (store.TrustedIssuer, bool) {
-	ct := config.TrustedIssuer{
+	t, err := admin.CheckIssuer(config.TrustedIssuer{
 		Name: in.Name, Issuer: in.Issuer, MetadataURL: in.MetadataURL, Audience: in.Audience,
 		SubjectClaim: in.SubjectClaim, ScopeClaim: in.ScopeClaim, RolesClaim: in.RolesClaim,
 		ScopeMap: maps.Clone(in.ScopeMap),
-	}
-	if err := ct.Validate(); err != nil {
+	}, store.SourceAPI)
+	if err != nil {
 		fieldErrors(w, err)
 		return store.TrustedIssuer{}, false
 	}
-	return issuerFromConfig(ct.WithDefaults(), store.SourceAPI), true
-}
-
-func issuerFromConfig(c config.TrustedIssuer, source string) store.TrustedIssuer {
-	return store.TrustedIssuer{
-		Name: c.Name, Issuer: c.Issuer, MetadataURL: c.MetadataURL, Audience: c.Audience,
-		SubjectClaim: c.SubjectClaim, ScopeClaim: c.ScopeClaim, RolesClaim: c.RolesClaim,
-		ScopeMap: maps.Clone(c.ScopeMap), Source: source,
-	}
+	return t, true
 }
 
 func (a *API) listIssuers(w http.ResponseWriter, r *http.Request) {
@@ -172,7 +163,7 @@ type issuerTest struct {
 }
 
 // testIssuer reads the issuer's metadata and key set the way the
-// validator will, and reports what it found.
+// validator will, and reports what it found (admin.ProbeIssuer).
 func (a *API) testIssuer(w http.ResponseWriter, r *http.Request) {
 	name := r.PathValue("name")
 	t, err := a.st.GetTrustedIssuer(r.Context(), name)
@@ -180,66 +171,11 @@ func (a *API) testIssuer(w http.ResponseWriter, r *http.Request) {
 		a.storeError(w, r, err, "trusted issuer", name)
 		return
 	}
-	res := issuerTest{MetadataURL: t.MetadataURL, ExpectedIssuer: t.Issuer}
 	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
 	defer cancel()
-	var meta struct {
-		Issuer  string `json:"issuer"`
-		JWKSURI string `json:"jwks_uri"`
-	}
-	if err := a.getJSON(ctx, t.MetadataURL, &meta); err != nil {
-		res.Error = "metadata: " + err.Error()
-		writeJSON(w, http.StatusOK, res)
-		return
-	}
-	res.Issuer, res.JWKSURI = meta.Issuer, meta.JWKSURI
-	res.IssuerMatch = meta.Issuer == t.Issuer
-	if meta.JWKSURI == "" {
-		res.Error = "metadata has no jwks_uri"
-		writeJSON(w, http.StatusOK, res)
-		return
-	}
-	var set struct {
-		Keys []json.RawMessage `json:"keys"`
-	}
-	if err := a.getJSON(ctx, meta.JWKSURI, &set); err != nil {
-		res.Error = "jwks: " + err.Error()
-		writeJSON(w, http.StatusOK, res)
-		return
-	}
-	res.Keys = len(set.Keys)
-	switch {
-	case !res.IssuerMatch:
-		res.Error = fmt.Sprintf("metadata issuer %q is not the configured issuer %q; tokens would be refused", meta.Issuer, t.Issuer)
-	case res.Keys == 0:
-		res.Error = "the key set has no keys"
-	default:
-		res.OK = true
-	}
-	writeJSON(w, http.StatusOK, res)
-}
-
-// maxFetch bounds a metadata or key set document.
-const maxFetch = 1 << 20
-
-// getJSON fetches url and decodes its JSON body into dst. Errors name the
-// status or the decoding problem, never a response body.
-func (a *API) getJSON(ctx context.Context, url string, dst any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return fmt.Errorf("bad URL: %w", err)
-	}
-	req.Header.Set("Accept", "application/json")
-	resp, err := a.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("GET %s answered %s", url, resp.Status)
-	}
-	if err := json.NewDecoder(io.LimitReader(resp.Body, maxFetch)).Decode(dst); err != nil {
-		return fmt.Errorf("GET %s: not a JSON document: %w", url, err)
-	}
-	return nil
+	p := admin.ProbeIssuer(ctx, a.client, t)
+	writeJSON(w, http.StatusOK, issuerTest{
+		OK: p.OK, MetadataURL: p.MetadataURL, ExpectedIssuer: p.ExpectedIssuer, Issuer: p.Issuer,
+		IssuerMatch: p.IssuerMatch, JWKSURI: p.JWKSURI, Keys: p.Keys, Error: p.Err,
+	})
 }

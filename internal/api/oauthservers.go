@@ -2,15 +2,13 @@ package api
 
 import (
 	"context"
-	"errors"
 	"maps"
 	"net/http"
 	"slices"
-	"strings"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/admin"
 	"github.com/flowgate/flowgate/internal/config"
-	"github.com/flowgate/flowgate/internal/connectors"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 )
@@ -98,25 +96,12 @@ func (a *API) validOAuthServer(w http.ResponseWriter, in oauthServerRequest, sec
 		UsePrompt: in.UsePrompt == nil || *in.UsePrompt, UsePKCE: in.UsePKCE == nil || *in.UsePKCE,
 		RedirectURI: in.RedirectURI,
 	}
-	if err := c.Validate(); err != nil {
+	o, err := admin.CheckOAuthServer(c, a.publicURL, store.SourceAPI)
+	if err != nil {
 		fieldErrors(w, err)
 		return store.OAuthServer{}, false
 	}
-	c = c.WithDefaults()
-	if c.RedirectURI == "" && a.publicURL != "" {
-		c.RedirectURI = strings.TrimRight(a.publicURL, "/") + "/oauth-callback"
-	}
-	return oauthServerFromConfig(c, store.SourceAPI), true
-}
-
-func oauthServerFromConfig(c config.OAuthServer, source string) store.OAuthServer {
-	return store.OAuthServer{
-		Name: c.Name, MetadataURL: c.MetadataURL, AuthorizationEndpoint: c.AuthorizationEndpoint,
-		TokenEndpoint: c.TokenEndpoint, RefreshEndpoint: c.RefreshEndpoint, RevocationEndpoint: c.RevocationEndpoint,
-		ClientID: c.ClientID, ClientSecret: c.ClientSecret, ClientAuth: c.ClientAuth, PrivateKeyFile: c.PrivateKeyFile,
-		KeyID: c.KeyID, Scopes: slices.Clone(c.Scopes), Params: maps.Clone(c.Params),
-		UsePrompt: c.UsePrompt, UsePKCE: c.UsePKCE, RedirectURI: c.RedirectURI, Source: source,
-	}
+	return o, true
 }
 
 func (a *API) listOAuthServers(w http.ResponseWriter, r *http.Request) {
@@ -244,35 +229,12 @@ func (a *API) testOAuthServer(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
 	defer cancel()
-	var res oauthServerTest
-	fail := func(err error) {
-		res.Error, res.ErrorKind = err.Error(), connectors.KindOf(err).String()
-		var ce *connectors.Error
-		if errors.As(err, &ce) {
-			res.ErrorCode = ce.Code
-		}
-		writeJSON(w, http.StatusOK, res)
+	p := admin.ProbeOAuthServer(ctx, a.client, o)
+	res := oauthServerTest{OK: p.OK, TokenEndpoint: p.TokenEndpoint, Error: p.Err, ErrorKind: p.ErrKind, ErrorCode: p.ErrCode}
+	if p.OK {
+		res.TokenType, res.ExpiresIn = p.TokenType, p.ExpiresIn
+		res.GrantedScopes = nonNil(p.Scopes)
+		res.Scopes = res.GrantedScopes
 	}
-	c, err := connectors.New(o, connectors.Options{HTTPClient: a.client})
-	if err != nil {
-		fail(err)
-		return
-	}
-	ends, err := c.Endpoints(ctx)
-	if err != nil {
-		fail(err)
-		return
-	}
-	res.TokenEndpoint = ends.Token
-	tok, err := c.ClientCredentials(ctx, nil)
-	if err != nil {
-		fail(err)
-		return
-	}
-	res.OK = true
-	res.TokenType = tok.TokenType
-	res.ExpiresIn = tok.ExpiresIn
-	res.GrantedScopes = nonNil(tok.Scopes)
-	res.Scopes = res.GrantedScopes
 	writeJSON(w, http.StatusOK, res)
 }

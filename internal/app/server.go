@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/admin"
 	"github.com/flowgate/flowgate/internal/api"
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/authserver"
@@ -98,7 +99,9 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 	s.auth.Register(s.http.Mux())
 	s.api.Register(s.http.Mux())
 	pages, err := web.New(web.Options{Sessions: s.auth, Engine: s.engine, Vault: tokens, States: s.Store, Users: s.Store, Logger: logger,
-		Operations: web.Operations{Flows: s.engine, Store: s.Store, Switches: s.api, RotateKey: s.rotateKey}})
+		Operations: web.Operations{Flows: s.engine, Store: s.Store, Switches: s.api, RotateKey: s.rotateKey},
+		Identity: &web.IdentityOptions{Store: s.Store, Changes: &admin.Service{Store: s.Store, Ring: s.Ring, Audit: s.Audit},
+			Audit: s.Audit, Hasher: s.Hasher, HTTPClient: policy.Client(10 * time.Second), PublicURL: cfg.Server.PublicURL}})
 	if err != nil {
 		return err
 	}

@@ -76,6 +76,9 @@ const (
 	// UserUpdated is a user's profile, roles or password being changed;
 	// Detail lists the fields.
 	UserUpdated = "user.updated"
+	// UserSessionsEnded is an administrator signing a user out everywhere
+	// (sessions ended, refresh tokens revoked) without disabling them.
+	UserSessionsEnded = "user.sessions_ended"
 	// ClientCreated is an OAuth client being registered.
 	ClientCreated = "client.created"
 	// ClientUpdated is a client's registration being changed.

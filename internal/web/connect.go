@@ -79,7 +79,10 @@ type Options struct {
 	// Operations serves the management site's dashboard, flows,
 	// instances, API switches, audit log and keys (admin_operations.go).
 	Operations Operations
-	Logger     *slog.Logger
+	// Identity serves the management site's users, clients, trusted
+	// issuers and OAuth servers pages; nil leaves them out.
+	Identity *IdentityOptions
+	Logger   *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
