@@ -23,14 +23,40 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 			s.errorPage(w, http.StatusBadRequest, "This sign-in link is not valid.", "return_to must be a path on this server")
 			return
 		}
-		s.render(w, http.StatusOK, "login", pageData{Title: "Sign in", Client: "Flowgate", CSRF: s.csrfToken(w, r), ReturnTo: ret})
+		if s.toDefaultProvider(w, r, "", ret) {
+			return
+		}
+		s.render(w, http.StatusOK, "login", s.loginData(w, r, pageData{Title: "Sign in", Client: "Flowgate", ReturnTo: ret}))
 		return
 	}
 	req, client, ok := s.pendingRequest(w, r, q.Get("request"))
 	if !ok {
 		return
 	}
-	s.render(w, http.StatusOK, "login", pageData{Title: "Sign in", Client: clientName(client), CSRF: s.csrfToken(w, r), Request: req.ID, Username: req.LoginHint})
+	if s.toDefaultProvider(w, r, req.ID, "") {
+		return
+	}
+	s.render(w, http.StatusOK, "login", s.loginData(w, r, pageData{Title: "Sign in", Client: clientName(client), Request: req.ID, Username: req.LoginHint}))
+}
+
+// loginData completes the login page: its CSRF token, the identity
+// providers' buttons and whether the password form shows.
+func (s *Server) loginData(w http.ResponseWriter, r *http.Request, d pageData) pageData {
+	d.CSRF = s.csrfToken(w, r)
+	d.Providers = s.federationButtons(d.Request, d.ReturnTo)
+	d.NoLocal = !s.opts.Auth.Login.Local
+	return d
+}
+
+// toDefaultProvider sends the sign-in straight to
+// auth.login.default_identity_provider, when one is set.
+func (s *Server) toDefaultProvider(w http.ResponseWriter, r *http.Request, request, returnTo string) bool {
+	name := s.opts.Auth.Login.DefaultIdentityProvider
+	if name == "" || s.opts.Federation == nil {
+		return false
+	}
+	http.Redirect(w, r, loginWithURL(name, request, returnTo), http.StatusSeeOther)
+	return true
 }
 
 // SafeReturnPath accepts a return_to that stays on this server: an
@@ -63,6 +89,10 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	if !s.postedForm(w, r) {
 		return
 	}
+	if !s.opts.Auth.Login.Local {
+		s.errorPage(w, http.StatusForbidden, "Signing in with a password is switched off here. Use your organisation's sign-in.", "auth.login.local is false")
+		return
+	}
 	req, client, returnTo, ok := s.loginTarget(w, r)
 	if !ok {
 		return
@@ -75,10 +105,11 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	username := truncate(strings.TrimSpace(r.PostForm.Get("username")), 128)
 	password := r.PostForm.Get("password")
 	addr := remoteIP(r)
-	page := pageData{Title: "Sign in", Client: clientName(client), CSRF: s.csrfToken(w, r), Username: username, ReturnTo: returnTo}
+	page := pageData{Title: "Sign in", Client: clientName(client), Username: username, ReturnTo: returnTo}
 	if req != nil {
 		page.Request = req.ID
 	}
+	page = s.loginData(w, r, page)
 	attempt, err := s.limits.Begin(ctx, username, addr)
 	if err != nil {
 		s.logger.Error("login: reading the sign-in throttle", "err", err)
