@@ -595,6 +595,31 @@ func Username(claim string) string {
 	return s
 }
 
+// LinkedUser is the user a trusted issuer's token belongs to: when an
+// identity provider has the token's issuer and the token's subject (sub,
+// or oid for Entra) is linked, that user's name; "" otherwise.
+func (s *Service) LinkedUser(ctx context.Context, issuer, sub, oid string) (string, error) {
+	c, ok := s.ProviderForIssuer(issuer)
+	if !ok {
+		return "", nil
+	}
+	subject := sub
+	if c.SubjectClaim == "oid" {
+		subject = oid
+	}
+	if subject == "" {
+		return "", nil
+	}
+	l, err := s.opts.Store.GetFederationLink(ctx, c.Name, subject)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("federation: %w", err)
+	}
+	return l.Username, nil
+}
+
 // Links lists a user's links ("" lists everyone's).
 func (s *Service) Links(ctx context.Context, username string) ([]store.FederationLink, error) {
 	return s.opts.Store.ListFederationLinks(ctx, username)

@@ -25,6 +25,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/authserver"
 	"github.com/flowgate/flowgate/internal/connectors"
+	"github.com/flowgate/flowgate/internal/federation"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/store"
@@ -75,8 +76,11 @@ type Options struct {
 	States   store.ConnectStates
 	// Users gives a signed-in user's roles (and whether the account is
 	// still enabled) on every page request.
-	Users  store.Users
-	Logger *slog.Logger
+	Users store.Users
+	// Federation lists and removes users' links to identity providers
+	// and tests the providers; nil when none is configured.
+	Federation *federation.Service
+	Logger     *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -111,6 +115,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	h.registerPortal(mux)
 	h.registerAdminOperations(mux)
 	h.registerAdminIdentity(mux)
+	h.registerAdminIdentityProviders(mux)
 }
 
 func hashState(state string) string {
