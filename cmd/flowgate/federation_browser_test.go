@@ -418,11 +418,11 @@ func TestFederationInBrowser(t *testing.T) {
 	e.waitAudit(t, "federation.login.failure", "provider corp: email_not_verified")
 
 	// 6. create_users: false refuses someone unknown with a clear page.
-	_, p = e.signInWith(t, bctx, "strict", "eve-sub")
+	sctx, p := e.signInWith(t, bctx, "strict", "eve-sub")
 	if p.status != http.StatusForbidden || p.title != "Sign-in with Contoso invited failed" || !strings.Contains(p.text, "No Flowgate account is linked") {
 		t.Fatalf("create_users false: HTTP %d %q: %s", p.status, p.title, p.text)
 	}
-	browser.CheckPage(t, bctx, "federation refused")
+	browser.CheckPage(t, sctx, "federation refused")
 	e.waitAudit(t, "federation.login.failure", "provider strict: no_account")
 
 	// 7. A forged state: refused, audited.
@@ -439,8 +439,8 @@ func TestFederationInBrowser(t *testing.T) {
 	if code, _ := e.get(t, other, cb); code != http.StatusBadRequest {
 		t.Fatalf("a callback from another browser: HTTP %d, want 400", code)
 	}
-	if code, loc := e.get(t, jar, cb); code != http.StatusSeeOther || loc != "/" {
-		t.Fatalf("the callback from its own browser: HTTP %d to %q, want 303 to /", code, loc)
+	if code, loc := e.get(t, jar, cb); code != http.StatusFound || loc != "/" {
+		t.Fatalf("the callback from its own browser: HTTP %d to %q, want 302 to /", code, loc)
 	}
 	if code, _ := e.get(t, jar, cb); code != http.StatusBadRequest {
 		t.Fatalf("the callback replayed: HTTP %d, want 400", code)
@@ -479,7 +479,7 @@ func TestFederationInBrowser(t *testing.T) {
 	for {
 		_, got, raw := e.bearer(t, http.MethodGet, "/api/v1/instances/"+id, bearer, nil)
 		if got["status"] == "completed" {
-			if got["started_by"] != nil && got["started_by"] != "user:alice" {
+			if got["started_by"] != "user:alice" {
 				t.Fatalf("instance started by %v", got["started_by"])
 			}
 			break
@@ -493,6 +493,12 @@ func TestFederationInBrowser(t *testing.T) {
 	items, _ := conns["items"].([]any)
 	if code != http.StatusOK || len(items) != 1 || items[0].(map[string]any)["server"] != "corp-graph" {
 		t.Fatalf("alice's connections through the upstream's token: %d %s", code, craw)
+	}
+
+	// The portal session sees the same instance as its own.
+	p = e.open(t, actx, e.base+"/")
+	if !strings.Contains(p.text, "Signed in as alice") {
+		t.Fatalf("alice's portal session: %s", p.text)
 	}
 
 	// 10. Logout ends the Flowgate session and offers the upstream's.
