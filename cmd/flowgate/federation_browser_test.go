@@ -11,6 +11,11 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/pem"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -29,6 +34,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
@@ -95,13 +101,16 @@ func newFedEnv(t *testing.T) *fedEnv {
 	cs := httptest.NewServer(e.catch)
 	t.Cleanup(cs.Close)
 	e.rpURL = cs.URL
-	e.up = oauthpeer.StartUpstream(t, base+"/login/callback", cs.URL+"/app", oauthpeer.Options{Env: []string{"EXTRA_REDIRECT=" + base + "/oauth-callback"}})
+	jwks, keyFile := fedKey(t, dir)
+	e.up = oauthpeer.StartUpstream(t, base+"/login/callback", cs.URL+"/app", oauthpeer.Options{PKJWTJWKS: jwks,
+		Env: []string{"EXTRA_REDIRECT=" + base + "/oauth-callback"}})
 	e.up.SetAccounts(t, map[string]oauthpeer.Account{
 		"alice-sub": {Email: "alice@corp.example", EmailVerified: true, PreferredUsername: "alice", Name: "Alice Corp", Groups: []string{"staff"}},
 		"carol-sub": {Email: "Carol@Example.com", EmailVerified: true, PreferredUsername: "carol.c", Groups: []string{"approvers"}},
 		"dave-sub":  {Email: "dave@example.com", EmailVerified: false, PreferredUsername: "dave"},
 		"eve-sub":   {Email: "eve@corp.example", EmailVerified: true, PreferredUsername: "eve"},
 		"zoe-sub":   {Email: "zoe@corp.example", EmailVerified: true, PreferredUsername: "zoe"},
+		"yan-sub":   {Email: "yan@corp.example", EmailVerified: true, PreferredUsername: "yan"},
 	})
 	fdir := filepath.Join(dir, "flows")
 	if err := os.MkdirAll(fdir, 0o755); err != nil {
@@ -150,6 +159,13 @@ identity_providers:
     scopes: [openid, profile, email]
     create_users: false
     link_by: none
+  - name: corpjwt
+    title: Contoso key
+    issuer: %q
+    client_id: flowgate-rp-jwt
+    client_auth: private_key_jwt
+    private_key_file: %s
+    key_id: ec-1
   - name: down
     title: Gone
     issuer: http://127.0.0.1:9
@@ -171,7 +187,7 @@ apis:
 egress:
   allow: [127.0.0.1]
 flows: %s
-`, e.dbPath, fedAdminPassword, fedRPSecret, cs.URL+"/rp", iss, iss, iss, e.up.MetadataURL(), fdir)
+`, e.dbPath, fedAdminPassword, fedRPSecret, cs.URL+"/rp", iss, iss, iss, keyFile, iss, e.up.MetadataURL(), fdir)
 	path := filepath.Join(dir, "flowgate.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
@@ -243,7 +259,7 @@ func (e *fedEnv) waitAudit(t *testing.T, event, want string) {
 			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("no %s audit event with %q; have %q", event, want, got)
+			t.Fatalf("no %s audit event with %q; have %q\n%s", event, want, got, e.srv.stderr.String())
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -392,6 +408,7 @@ func TestFederationInBrowser(t *testing.T) {
 		"dave-sub":  {Email: "dave@example.com", EmailVerified: false, PreferredUsername: "dave"},
 		"eve-sub":   {Email: "eve@corp.example", EmailVerified: true, PreferredUsername: "eve"},
 		"zoe-sub":   {Email: "zoe@corp.example", EmailVerified: true, PreferredUsername: "zoe"},
+		"yan-sub":   {Email: "yan@corp.example", EmailVerified: true, PreferredUsername: "yan"},
 	}
 	e.up.SetAccounts(t, up)
 	actx, p = e.signInWith(t, bctx, "corp", "alice-sub")
@@ -448,6 +465,14 @@ func TestFederationInBrowser(t *testing.T) {
 	if got := e.usernames(t); !slices.Contains(got, "zoe") || slices.Contains(got, "eve") || slices.Contains(got, "dave-2") {
 		t.Fatalf("users: %v", got)
 	}
+
+	// Client authentication by private_key_jwt at the provider's token
+	// endpoint works the same.
+	jar, cb = e.callbackURLAt(t, "corpjwt", "yan-sub")
+	if code, loc := e.get(t, jar, cb); code != http.StatusFound || loc != "/" {
+		t.Fatalf("sign-in through the private_key_jwt client: HTTP %d to %q", code, loc)
+	}
+	e.waitAudit(t, "federation.login.success", "yan provider corpjwt: created")
 
 	// 9. One person, one principal: the app's token from the upstream
 	// (a trusted issuer with the provider's issuer) is alice, and so is
@@ -604,6 +629,12 @@ var formAction = regexp.MustCompile(`<form[^>]*action="([^"]+)"`)
 // holds the browser binding, the URL carries code and state.
 func (e *fedEnv) callbackURL(t *testing.T, login string) (*cookiejar.Jar, string) {
 	t.Helper()
+	return e.callbackURLAt(t, "corp", login)
+}
+
+// callbackURLAt is callbackURL through the named provider.
+func (e *fedEnv) callbackURLAt(t *testing.T, provider, login string) (*cookiejar.Jar, string) {
+	t.Helper()
 	jar, _ := cookiejar.New(nil)
 	var cb string
 	c := &http.Client{Jar: jar, CheckRedirect: func(req *http.Request, _ []*http.Request) error {
@@ -613,7 +644,7 @@ func (e *fedEnv) callbackURL(t *testing.T, login string) (*cookiejar.Jar, string
 		}
 		return nil
 	}}
-	resp, err := c.Get(e.base + "/login/with/corp?return_to=%2F")
+	resp, err := c.Get(e.base + "/login/with/" + provider + "?return_to=%2F")
 	for range 4 {
 		if err != nil {
 			t.Fatal(err)
@@ -653,4 +684,27 @@ func (e *fedEnv) get(t *testing.T, jar http.CookieJar, u string) (int, string) {
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, resp.Body)
 	return resp.StatusCode, resp.Header.Get("Location")
+}
+
+// fedKey makes the EC key of the private_key_jwt client: its public JWKS
+// for the upstream and its PEM file for Flowgate.
+func fedKey(t *testing.T, dir string) (jwks, path string) {
+	t.Helper()
+	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	der, err := x509.MarshalPKCS8PrivateKey(k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path = filepath.Join(dir, "idp-key.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &k.PublicKey, KeyID: "ec-1", Algorithm: "ES256", Use: "sig"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b), path
 }
