@@ -708,3 +708,75 @@ func fedKey(t *testing.T, dir string) (jwks, path string) {
 	}
 	return string(b), path
 }
+
+// TestFederationFlowgateUpstream: another Flowgate is the identity
+// provider (template flowgate, the "other project" case). With
+// auth.login.local false and a default provider the login page is
+// skipped: the browser goes straight to the other Flowgate's sign-in and
+// comes back signed in; the password form is refused.
+func TestFederationFlowgateUpstream(t *testing.T) {
+	t.Parallel()
+	upDir, downDir := t.TempDir(), t.TempDir()
+	upAddr, downAddr := freeAddr(t), freeAddr(t)
+	upBase, downBase := "http://"+upAddr, "http://"+downAddr
+	upCfg := fmt.Sprintf(`
+database: "sqlite:%s"
+users:
+  - username: frank
+    password: frank-password-1
+    email: frank@other.example
+    name: Frank Other
+clients:
+  - id: downstream
+    secret: downstream-secret-0123456789
+    redirect_uris: [%q]
+    scopes: [openid, profile, email]
+    consent: admin
+`, filepath.Join(upDir, "up.db"), downBase+"/login/callback")
+	downCfg := fmt.Sprintf(`
+database: "sqlite:%s"
+auth:
+  login:
+    local: false
+    default_identity_provider: other
+identity_providers:
+  - name: other
+    title: Other project
+    template: flowgate
+    issuer: %q
+    client_id: downstream
+    client_secret: downstream-secret-0123456789
+egress:
+  allow: [127.0.0.1]
+`, filepath.Join(downDir, "down.db"), upBase)
+	for _, f := range [][2]string{{filepath.Join(upDir, "flowgate.yaml"), upCfg}, {filepath.Join(downDir, "flowgate.yaml"), downCfg}} {
+		if err := os.WriteFile(f[0], []byte(f[1]), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	startServeAt(t, upDir, upAddr, []string{"FLOWGATE_SECRET_KEY=" + durableKey}, "--config", filepath.Join(upDir, "flowgate.yaml"), "--public-url", upBase)
+	down := startServeAt(t, downDir, downAddr, []string{"FLOWGATE_SECRET_KEY=" + durableKey}, "--config", filepath.Join(downDir, "flowgate.yaml"), "--public-url", downBase)
+	e := &fedEnv{connectEnv: &connectEnv{base: downBase, srv: down, seen: map[string][]byte{}, dbCopies: map[string][]byte{}}}
+
+	ctx := browser.New(t)
+	p := e.open(t, ctx, downBase+"/login?return_to=%2F")
+	if p.url.Host != upAddr || p.url.Path != "/login" {
+		t.Fatalf("with a default provider the login page should send the browser to the other Flowgate, it is at %s", p.url)
+	}
+	p = e.signIn(t, ctx, "frank", "frank-password-1")
+	if p.url.Host != downAddr {
+		t.Fatalf("after the other Flowgate's sign-in the browser is at %s: %s", p.url, p.text)
+	}
+	signedInAs(t, p, "frank")
+
+	// The password form is switched off here.
+	resp, err := http.PostForm(downBase+"/login", url.Values{"username": {"frank"}, "password": {"frank-password-1"}, "return_to": {"/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "switched off") {
+		t.Fatalf("POST /login with login.local false: HTTP %d, want 403 saying password sign-in is off: %s", resp.StatusCode, body)
+	}
+}

@@ -86,11 +86,11 @@ func LoginURL(returnTo string) string {
 // throttle and audited either way, then a fresh session, and the browser
 // goes on to consent or the client (or back to return_to).
 func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
-	if !s.postedForm(w, r) {
-		return
-	}
 	if !s.opts.Auth.Login.Local {
 		s.errorPage(w, http.StatusForbidden, "Signing in with a password is switched off here. Use your organisation's sign-in.", "auth.login.local is false")
+		return
+	}
+	if !s.postedForm(w, r) {
 		return
 	}
 	req, client, returnTo, ok := s.loginTarget(w, r)
