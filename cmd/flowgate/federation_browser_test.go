@@ -465,6 +465,22 @@ func TestFederationInBrowser(t *testing.T) {
 	if got := e.usernames(t); !slices.Contains(got, "zoe") || slices.Contains(got, "eve") || slices.Contains(got, "dave-2") {
 		t.Fatalf("users: %v", got)
 	}
+	// zoe (signed in by that callback) may remove her own link, not
+	// someone else's.
+	e.get(t, jar, e.base+"/")
+	csrf := ""
+	for _, c := range jar.Cookies(mustURL(t, e.base+"/")) {
+		if c.Name == "flowgate_csrf" {
+			csrf = c.Value
+		}
+	}
+	if code, _ := e.post(t, jar, "/account/links/remove", url.Values{"csrf_token": {csrf}, "provider": {"corp"}, "subject": {"alice-sub"}}); code != http.StatusNotFound {
+		t.Fatalf("zoe removing alice's link: HTTP %d, want 404", code)
+	}
+	if code, loc := e.post(t, jar, "/account/links/remove", url.Values{"csrf_token": {csrf}, "provider": {"corp"}, "subject": {"zoe-sub"}}); code != http.StatusSeeOther || loc != "/account?removed=1" {
+		t.Fatalf("zoe removing her link: HTTP %d to %q", code, loc)
+	}
+	e.waitAudit(t, "federation.unlinked", "user:zoe user zoe unlinked from corp")
 
 	// Client authentication by private_key_jwt at the provider's token
 	// endpoint works the same.
@@ -779,4 +795,26 @@ egress:
 	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), "switched off") {
 		t.Fatalf("POST /login with login.local false: HTTP %d, want 403 saying password sign-in is off: %s", resp.StatusCode, body)
 	}
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// post sends a form with jar, not following redirects.
+func (e *fedEnv) post(t *testing.T, jar http.CookieJar, path string, form url.Values) (int, string) {
+	t.Helper()
+	c := &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := c.PostForm(e.base+path, form)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return resp.StatusCode, resp.Header.Get("Location")
 }
