@@ -15,8 +15,8 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
-	"encoding/pem"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net/http"
@@ -349,7 +349,7 @@ func TestFederationInBrowser(t *testing.T) {
 
 	// 1. First sign-in: the user is created from preferred_username,
 	// roles from role_map plus default_roles.
-	actx, p := e.signInWith(t, bctx, "corp", "alice-sub")
+	_, p = e.signInWith(t, bctx, "corp", "alice-sub")
 	signedInAs(t, p, "alice")
 	if got := e.userRoles(t, "alice"); !slices.Equal(got, []string{"employee", "member"}) {
 		t.Fatalf("alice's roles = %v, want employee member", got)
@@ -411,7 +411,7 @@ func TestFederationInBrowser(t *testing.T) {
 		"yan-sub":   {Email: "yan@corp.example", EmailVerified: true, PreferredUsername: "yan"},
 	}
 	e.up.SetAccounts(t, up)
-	actx, p = e.signInWith(t, bctx, "corp", "alice-sub")
+	actx, p := e.signInWith(t, bctx, "corp", "alice-sub")
 	signedInAs(t, p, "alice")
 	if got := e.userRoles(t, "alice"); !slices.Equal(got, []string{"approver", "member"}) {
 		t.Fatalf("alice's roles after her groups changed = %v, want approver member", got)
