@@ -44,8 +44,15 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 func (s *Server) loginData(w http.ResponseWriter, r *http.Request, d pageData) pageData {
 	d.CSRF = s.csrfToken(w, r)
 	d.Providers = s.federationButtons(d.Request, d.ReturnTo)
-	d.NoLocal = !s.opts.Auth.Login.Local
+	d.NoLocal = s.passwordOff()
 	return d
+}
+
+// passwordOff reports whether the password form is switched off: only
+// with identity providers to sign in with instead (the configuration
+// refuses local: false without one, and a zero Auth is not "off").
+func (s *Server) passwordOff() bool {
+	return !s.opts.Auth.Login.Local && s.opts.Federation != nil
 }
 
 // toDefaultProvider sends the sign-in straight to
@@ -86,7 +93,7 @@ func LoginURL(returnTo string) string {
 // throttle and audited either way, then a fresh session, and the browser
 // goes on to consent or the client (or back to return_to).
 func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
-	if !s.opts.Auth.Login.Local {
+	if s.passwordOff() {
 		s.errorPage(w, http.StatusForbidden, "Signing in with a password is switched off here. Use your organisation's sign-in.", "auth.login.local is false")
 		return
 	}
