@@ -20,8 +20,10 @@ import (
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/store/postgres"
 	"github.com/flowgate/flowgate/internal/store/sqlite"
 	"github.com/flowgate/flowgate/internal/store/storetest"
+	"github.com/flowgate/flowgate/internal/testutil/pgtest"
 )
 
 // hostile is an OpenID provider whose ID tokens the test writes: the
@@ -108,20 +110,49 @@ func (h *hostile) set(edit func(map[string]any), badKey, noID bool) {
 }
 
 type env struct {
-	st  *sqlite.Store
+	st  Store
 	svc *Service
 	h   *hostile
 	cfg config.IdentityProvider
 }
 
-func newEnv(t *testing.T, edit func(*config.IdentityProvider)) *env {
+func TestMain(m *testing.M) { pgtest.Main(m) }
+
+// backends are the stores the sign-in and linking tests run on.
+var backends = []string{"sqlite", "postgres"}
+
+// testStore opens an empty store of the backend.
+func testStore(t *testing.T, backend string) Store {
 	t.Helper()
-	h := newHostile(t)
-	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "f.db"), store.Options{Sealer: storetest.NewSealer(t)})
+	opts := store.Options{Sealer: storetest.NewSealer(t)}
+	var (
+		st interface {
+			Store
+			Close() error
+		}
+		err error
+	)
+	if backend == "postgres" {
+		st, err = postgres.Open(t.Context(), pgtest.DSN(t), opts)
+	} else {
+		st, err = sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "f.db"), opts)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
+	return st
+}
+
+func newEnv(t *testing.T, edit func(*config.IdentityProvider)) *env {
+	t.Helper()
+	return newEnvOn(t, "sqlite", edit)
+}
+
+func newEnvOn(t *testing.T, backend string, edit func(*config.IdentityProvider)) *env {
+	t.Helper()
+	h := newHostile(t)
+	st := testStore(t, backend)
 	c := config.IdentityProvider{Name: "corp", Issuer: h.srv.URL, ClientID: "fg", ClientSecret: "fg-secret", CreateUsers: true,
 		RoleMap: map[string]string{"g-approvers": "approver"}, DefaultRoles: []string{"member"}}
 	if edit != nil {
@@ -163,10 +194,19 @@ func (e *env) begin(t *testing.T, browser string) string {
 	return q.Get("state")
 }
 
+func (e *env) users(t *testing.T) int {
+	t.Helper()
+	n, err := e.st.(store.Users).CountUsers(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 func (e *env) nothingCreated(t *testing.T) {
 	t.Helper()
-	if n, err := e.st.CountUsers(t.Context()); err != nil || n != 0 {
-		t.Errorf("%d users exist, want none (%v)", n, err)
+	if n := e.users(t); n != 0 {
+		t.Errorf("%d users exist, want none", n)
 	}
 	if links, err := e.st.ListFederationLinks(t.Context(), ""); err != nil || len(links) != 0 {
 		t.Errorf("links %v, want none (%v)", links, err)
@@ -185,7 +225,12 @@ func wantCode(t *testing.T, err error, code string) {
 }
 
 func TestSignInCreatesAndLinks(t *testing.T) {
-	e := newEnv(t, nil)
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) { testSignInCreatesAndLinks(t, newEnvOn(t, b, nil)) })
+	}
+}
+
+func testSignInCreatesAndLinks(t *testing.T, e *env) {
 	state := e.begin(t, "browser-1")
 	res, err := e.svc.Finish(t.Context(), url.Values{"state": {state}, "code": {"c1"}, "iss": {e.h.srv.URL}}, "browser-1")
 	if err != nil {
@@ -204,7 +249,7 @@ func TestSignInCreatesAndLinks(t *testing.T) {
 	if err != nil || res.User.Username != "pat" || res.How != "link" {
 		t.Fatalf("second sign-in: %+v, %v", res, err)
 	}
-	if n, _ := e.st.CountUsers(t.Context()); n != 1 {
+	if n := e.users(t); n != 1 {
 		t.Fatalf("%d users after two sign-ins, want 1", n)
 	}
 	if got := e.svc.EndSessionURL(t.Context(), "corp"); got != e.h.srv.URL+"/logout?client_id=fg" {
@@ -277,8 +322,13 @@ func TestProviderDown(t *testing.T) {
 }
 
 func TestLinkingRules(t *testing.T) {
+	for _, b := range backends {
+		t.Run(b, func(t *testing.T) { testLinkingRules(t, newEnvOn(t, b, nil)) })
+	}
+}
+
+func testLinkingRules(t *testing.T, e *env) {
 	ctx := context.Background()
-	e := newEnv(t, nil)
 	c := e.cfg
 	claims := func(sub, email string, verified bool, name string, groups ...string) map[string]any {
 		g := make([]any, len(groups))
@@ -293,7 +343,7 @@ func TestLinkingRules(t *testing.T) {
 		{Username: "twin1", Email: "twin@example.com"}, {Username: "twin2", Email: "twin@example.com"},
 		{Username: "gone", Email: "gone@example.com", Disabled: true},
 	} {
-		if err := e.st.CreateUser(ctx, u); err != nil {
+		if err := e.st.(store.Users).CreateUser(ctx, u); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -330,7 +380,7 @@ func TestLinkingRules(t *testing.T) {
 	none.LinkBy, none.CreateUsers = "none", false
 	_, _, err = e.svc.Resolve(ctx, none, claims("x-4", "sam@example.com", true, "x"))
 	wantCode(t, err, "no_account")
-	if n, _ := e.st.CountUsers(ctx); n != 6 {
+	if n := e.users(t); n != 6 {
 		t.Errorf("%d users, want the 5 made here and pat-2", n)
 	}
 	// Removing a link is audited by whoever did it, and the next sign-in
