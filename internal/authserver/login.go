@@ -223,5 +223,10 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, username s
 		_ = s.st.DeleteSession(ctx, hashToken(old.Value))
 	}
 	s.setSessionCookie(w, sid)
+	// A new session says nothing of an identity provider until the
+	// federated sign-in sets it again, after this.
+	if c, err := r.Cookie(idpCookie); err == nil && c.Value != "" {
+		http.SetCookie(w, &http.Cookie{Name: idpCookie, Value: "", Path: "/", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode, MaxAge: -1})
+	}
 	return nil
 }
