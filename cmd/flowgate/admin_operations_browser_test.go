@@ -49,7 +49,7 @@ var adminPages = []struct {
 	{"/admin/instances", true},
 	{"/admin/users", true},
 	{"/admin/clients", true},
-	{"/admin/identity-providers", false},
+	{"/admin/identity-providers", true},
 	{"/admin/issuers", true},
 	{"/admin/oauth-servers", true},
 	{"/admin/apis", true},

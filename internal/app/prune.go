@@ -6,7 +6,7 @@ import (
 )
 
 // pruneInterval is how often expired codes, sessions, refresh tokens,
-// deny-list entries, connect states and sign-in failures are deleted.
+// deny-list entries, connect states, federation states and sign-in failures are deleted.
 // Every server prunes; the deletes are idempotent, so several servers on
 // one database do not conflict.
 const pruneInterval = 10 * time.Minute
@@ -22,6 +22,9 @@ func (s *Server) pruneOnce(ctx context.Context, now time.Time) {
 	// Failed sign-ins the throttle no longer remembers.
 	failures, err := s.Store.DeleteExpiredSignInFailures(ctx, now)
 	s.logPruned(ctx, "sign-in failures", int64(failures), err)
+	// Federated sign-ins that never came back from the provider.
+	fed, err := s.Store.DeleteExpiredFederationStates(ctx, now)
+	s.logPruned(ctx, "federation states", int64(fed), err)
 }
 
 func (s *Server) logPruned(ctx context.Context, what string, n int64, err error) {

@@ -14,6 +14,7 @@ import (
 	"github.com/flowgate/flowgate/internal/authserver"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/egress"
+	"github.com/flowgate/flowgate/internal/federation"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/server"
@@ -39,8 +40,10 @@ type Server struct {
 	auth      *authserver.Server
 	validator *resource.Validator
 	issuers   *issuerLoader
-	engine    *engine.Engine
-	api       *api.API
+	// federation is nil when no identity provider is configured.
+	federation *federation.Service
+	engine     *engine.Engine
+	api        *api.API
 }
 
 // NewServer opens (creating if need be) the configured database and builds
@@ -76,9 +79,17 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 	cfg, logger := s.Config, s.Logger
 	s.Audit = s.newAuditWriter()
 	var err error
+	if len(cfg.IdentityProviders) > 0 {
+		s.federation, err = federation.New(ctx, federation.Options{Providers: cfg.IdentityProviders, PublicURL: cfg.Server.PublicURL,
+			Store: s.Store, HTTPClient: policy.Client(10 * time.Second), Auditor: s.Audit, Logger: logger})
+		if err != nil {
+			return err
+		}
+	}
 	s.auth, err = authserver.New(ctx, authserver.Options{
 		Issuer: cfg.Server.PublicURL, Store: s.Store, Ring: s.Ring, Hasher: s.Hasher,
 		Auth: cfg.Auth, Logger: logger, Auditor: s.Audit, HTTPClient: policy.Client(10 * time.Second),
+		Federation: s.federation,
 	})
 	if err != nil {
 		return err
@@ -101,7 +112,8 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 	pages, err := web.New(web.Options{Sessions: s.auth, Engine: s.engine, Vault: tokens, States: s.Store, Users: s.Store, Logger: logger,
 		Operations: web.Operations{Flows: s.engine, Store: s.Store, Switches: s.api, RotateKey: s.rotateKey},
 		Identity: &web.IdentityOptions{Store: s.Store, Changes: &admin.Service{Store: s.Store, Ring: s.Ring, Audit: s.Audit},
-			Audit: s.Audit, Hasher: s.Hasher, HTTPClient: policy.Client(10 * time.Second), PublicURL: cfg.Server.PublicURL}})
+			Audit: s.Audit, Hasher: s.Hasher, HTTPClient: policy.Client(10 * time.Second), PublicURL: cfg.Server.PublicURL},
+		Federation: s.federation})
 	if err != nil {
 		return err
 	}

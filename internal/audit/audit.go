@@ -60,6 +60,14 @@ const (
 	// AuthorizeFailure is an authorization request refused before sign-in
 	// (bad PKCE, scope not allowed, prompt=none without a session…).
 	AuthorizeFailure = "authorize.failure"
+	// FederationLoginSuccess is a user signing in through an upstream
+	// identity provider; Detail names the provider and how the user was
+	// found (link, email, created).
+	FederationLoginSuccess = "federation.login.success"
+	// FederationLoginFailure is a sign-in through an upstream identity
+	// provider that did not work out; Detail names the provider and the
+	// reason (invalid_state, access_denied, invalid_id_token, no_account…).
+	FederationLoginFailure = "federation.login.failure"
 	// UserDisabled is a user account being disabled by an administrator.
 	UserDisabled = "user.disabled"
 	// UserEnabled is a disabled user account being enabled again.
@@ -106,6 +114,11 @@ const (
 	IdentityProviderUpdated = "identity_provider.updated"
 	// IdentityProviderRemoved is an identity provider being removed.
 	IdentityProviderRemoved = "identity_provider.removed"
+	// FederationLinked is a user being linked to a person at an upstream
+	// identity provider.
+	FederationLinked = "federation.linked"
+	// FederationUnlinked is such a link being removed.
+	FederationUnlinked = "federation.unlinked"
 	// APISwitchChanged is an API switch turned on or off; one event per
 	// switch that changed, Detail "name=on|off".
 	APISwitchChanged = "api_switch.changed"
@@ -138,10 +151,10 @@ func Events() []string {
 	return []string{
 		LoginSuccess, LoginFailure, Logout, ConsentGranted, ConsentDenied,
 		TokenIssued, TokenRefreshed, TokenRevoked, RefreshTokenReused,
-		ClientAuthFailure, CodeReused, AuthorizeFailure, UserDisabled, UserEnabled,
+		ClientAuthFailure, CodeReused, AuthorizeFailure, FederationLoginSuccess, FederationLoginFailure, UserDisabled, UserEnabled,
 		UserCreated, UserUpdated, ClientCreated, ClientUpdated, ClientRemoved, ClientSecretRotated,
 		IssuerCreated, IssuerUpdated, IssuerRemoved, OAuthServerCreated, OAuthServerUpdated, OAuthServerRemoved,
-		IdentityProviderCreated, IdentityProviderUpdated, IdentityProviderRemoved, APISwitchChanged,
+		IdentityProviderCreated, IdentityProviderUpdated, IdentityProviderRemoved, FederationLinked, FederationUnlinked, APISwitchChanged,
 		FlowDeployed, KeysRotated, TaskAction, InstanceCancelled, SecretSet, SecretRemoved,
 	}
 }
@@ -153,9 +166,9 @@ func IsEvent(name string) bool { return slices.Contains(Events(), name) }
 // most events can only go one way.
 func defaultOutcome(event string) string {
 	switch event {
-	case LoginFailure, ConsentDenied, RefreshTokenReused, ClientAuthFailure, CodeReused, AuthorizeFailure:
+	case LoginFailure, ConsentDenied, RefreshTokenReused, ClientAuthFailure, CodeReused, AuthorizeFailure, FederationLoginFailure:
 		return OutcomeFailure
-	case LoginSuccess, Logout, ConsentGranted, TokenIssued, TokenRefreshed, TokenRevoked,
+	case LoginSuccess, FederationLoginSuccess, Logout, ConsentGranted, TokenIssued, TokenRefreshed, TokenRevoked,
 		UserDisabled, UserEnabled:
 		return OutcomeSuccess
 	}

@@ -23,14 +23,47 @@ func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 			s.errorPage(w, http.StatusBadRequest, "This sign-in link is not valid.", "return_to must be a path on this server")
 			return
 		}
-		s.render(w, http.StatusOK, "login", pageData{Title: "Sign in", Client: "Flowgate", CSRF: s.csrfToken(w, r), ReturnTo: ret})
+		if s.toDefaultProvider(w, r, "", ret) {
+			return
+		}
+		s.render(w, http.StatusOK, "login", s.loginData(w, r, pageData{Title: "Sign in", Client: "Flowgate", ReturnTo: ret}))
 		return
 	}
 	req, client, ok := s.pendingRequest(w, r, q.Get("request"))
 	if !ok {
 		return
 	}
-	s.render(w, http.StatusOK, "login", pageData{Title: "Sign in", Client: clientName(client), CSRF: s.csrfToken(w, r), Request: req.ID, Username: req.LoginHint})
+	if s.toDefaultProvider(w, r, req.ID, "") {
+		return
+	}
+	s.render(w, http.StatusOK, "login", s.loginData(w, r, pageData{Title: "Sign in", Client: clientName(client), Request: req.ID, Username: req.LoginHint}))
+}
+
+// loginData completes the login page: its CSRF token, the identity
+// providers' buttons and whether the password form shows.
+func (s *Server) loginData(w http.ResponseWriter, r *http.Request, d pageData) pageData {
+	d.CSRF = s.csrfToken(w, r)
+	d.Providers = s.federationButtons(d.Request, d.ReturnTo)
+	d.NoLocal = s.passwordOff()
+	return d
+}
+
+// passwordOff reports whether the password form is switched off: only
+// with identity providers to sign in with instead (the configuration
+// refuses local: false without one, and a zero Auth is not "off").
+func (s *Server) passwordOff() bool {
+	return !s.opts.Auth.Login.Local && s.opts.Federation != nil
+}
+
+// toDefaultProvider sends the sign-in straight to
+// auth.login.default_identity_provider, when one is set.
+func (s *Server) toDefaultProvider(w http.ResponseWriter, r *http.Request, request, returnTo string) bool {
+	name := s.opts.Auth.Login.DefaultIdentityProvider
+	if name == "" || s.opts.Federation == nil {
+		return false
+	}
+	http.Redirect(w, r, loginWithURL(name, request, returnTo), http.StatusSeeOther)
+	return true
 }
 
 // SafeReturnPath accepts a return_to that stays on this server: an
@@ -60,6 +93,10 @@ func LoginURL(returnTo string) string {
 // throttle and audited either way, then a fresh session, and the browser
 // goes on to consent or the client (or back to return_to).
 func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
+	if s.passwordOff() {
+		s.errorPage(w, http.StatusForbidden, "Signing in with a password is switched off here. Use your organisation's sign-in.", "auth.login.local is false")
+		return
+	}
 	if !s.postedForm(w, r) {
 		return
 	}
@@ -75,10 +112,11 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 	username := truncate(strings.TrimSpace(r.PostForm.Get("username")), 128)
 	password := r.PostForm.Get("password")
 	addr := remoteIP(r)
-	page := pageData{Title: "Sign in", Client: clientName(client), CSRF: s.csrfToken(w, r), Username: username, ReturnTo: returnTo}
+	page := pageData{Title: "Sign in", Client: clientName(client), Username: username, ReturnTo: returnTo}
 	if req != nil {
 		page.Request = req.ID
 	}
+	page = s.loginData(w, r, page)
 	attempt, err := s.limits.Begin(ctx, username, addr)
 	if err != nil {
 		s.logger.Error("login: reading the sign-in throttle", "err", err)
@@ -185,5 +223,10 @@ func (s *Server) startSession(w http.ResponseWriter, r *http.Request, username s
 		_ = s.st.DeleteSession(ctx, hashToken(old.Value))
 	}
 	s.setSessionCookie(w, sid)
+	// A new session says nothing of an identity provider until the
+	// federated sign-in sets it again, after this.
+	if c, err := r.Cookie(idpCookie); err == nil && c.Value != "" {
+		http.SetCookie(w, &http.Cookie{Name: idpCookie, Value: "", Path: "/", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode, MaxAge: -1})
+	}
 	return nil
 }

@@ -65,11 +65,12 @@ func (s *Server) endSession(ctx context.Context, d *oidc.EndSessionRequest) (str
 		}
 		return "", errPage()
 	}
+	upstream := s.upstreamLogout(ctx, x.w, x.r)
 	user := s.logout(ctx, x.w, x.r)
 	s.audit(ctx, nil, store.AuditEvent{Event: audit.Logout, User: user, Client: clientID, Outcome: audit.OutcomeSuccess})
 	if target == "" {
 		x.page = func(w http.ResponseWriter) {
-			s.render(w, http.StatusOK, "logout", pageData{Title: "Signed out", Done: true})
+			s.render(w, http.StatusOK, "logout", s.signedOut(upstream))
 		}
 		return "", errPage()
 	}
@@ -121,11 +122,38 @@ func (s *Server) logoutSubmit(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := r.Context()
+	upstream := s.upstreamLogout(ctx, w, r)
 	user := s.logout(ctx, w, r)
 	s.audit(ctx, r, store.AuditEvent{Event: audit.Logout, User: user, Outcome: audit.OutcomeSuccess})
 	if target := s.opts.Auth.LogoffRedirectURL; target != "" {
 		http.Redirect(w, r, target, http.StatusSeeOther)
 		return
 	}
-	s.render(w, http.StatusOK, "logout", pageData{Title: "Signed out", Done: true})
+	s.render(w, http.StatusOK, "logout", s.signedOut(upstream))
+}
+
+// upstreamLogout is the identity provider the session came from, when it
+// came from one that advertises an end_session_endpoint: its name and
+// logout URL. The remembering cookie is cleared either way.
+func (s *Server) upstreamLogout(ctx context.Context, w http.ResponseWriter, r *http.Request) [2]string {
+	c, err := r.Cookie(idpCookie)
+	if err != nil || c.Value == "" || s.opts.Federation == nil {
+		return [2]string{}
+	}
+	http.SetCookie(w, &http.Cookie{Name: idpCookie, Value: "", Path: "/", HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode, MaxAge: -1})
+	p, ok := s.opts.Federation.Provider(c.Value)
+	if !ok {
+		return [2]string{}
+	}
+	u := s.opts.Federation.EndSessionURL(ctx, p.Name)
+	if u == "" {
+		return [2]string{}
+	}
+	return [2]string{p.Title, u}
+}
+
+// signedOut is the signed-out page, offering the upstream provider's
+// logout when there is one.
+func (s *Server) signedOut(upstream [2]string) pageData {
+	return pageData{Title: "Signed out", Done: true, UpstreamTitle: upstream[0], UpstreamLogout: upstream[1]}
 }

@@ -48,6 +48,13 @@ type pageData struct {
 	// the parameters it carries there.
 	Action string
 	Fields []hiddenField
+	// Providers are the "Sign in with …" buttons; NoLocal hides the
+	// password form (auth.login.local: false).
+	Providers []fedButton
+	NoLocal   bool
+	// UpstreamLogout is the identity provider's logout URL offered after
+	// signing out, and UpstreamTitle its name.
+	UpstreamLogout, UpstreamTitle string
 }
 
 // hiddenField is a parameter a form carries on.

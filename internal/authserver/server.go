@@ -67,6 +67,7 @@ import (
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/egress"
+	"github.com/flowgate/flowgate/internal/federation"
 	"github.com/flowgate/flowgate/internal/keyring"
 	"github.com/flowgate/flowgate/internal/pagestyle"
 	"github.com/flowgate/flowgate/internal/store"
@@ -121,6 +122,9 @@ type Options struct {
 	// HTTPClient fetches clients' jwks_uri; nil uses a 10 s timeout client
 	// under egress.Default().
 	HTTPClient *http.Client
+	// Federation signs people in through upstream identity providers;
+	// nil when none is configured.
+	Federation *federation.Service
 }
 
 // Server is the authorization server. It is safe for concurrent use.
@@ -227,6 +231,8 @@ func (s *Server) Register(mux *http.ServeMux) {
 	}
 	mux.HandleFunc("GET "+PathLogin, s.loginPage)
 	mux.HandleFunc("POST "+PathLogin, s.loginSubmit)
+	mux.HandleFunc("GET "+PathLoginWith, s.loginWith)
+	mux.HandleFunc("GET "+PathLoginCallback, s.loginCallback)
 	mux.HandleFunc("GET "+PathConsent, s.consentPage)
 	mux.HandleFunc("POST "+PathConsent, s.consentSubmit)
 	mux.HandleFunc("GET "+PathLogout, s.logoutPage)

@@ -96,6 +96,17 @@ type Auth struct {
 	ShowDetailedErrors bool          `yaml:"show_detailed_errors"`
 	AuditLog           bool          `yaml:"audit_log"`
 	LogoffRedirectURL  string        `yaml:"logoff_redirect_url,omitempty"`
+	Login              Login         `yaml:"login"`
+}
+
+// Login configures the sign-in page.
+type Login struct {
+	// Local shows the username and password form; false leaves only the
+	// identity providers' buttons.
+	Local bool `yaml:"local"`
+	// DefaultIdentityProvider sends every sign-in straight to this
+	// identity provider, skipping the page.
+	DefaultIdentityProvider string `yaml:"default_identity_provider,omitempty"`
 }
 
 // Session configures the login session cookie.
@@ -185,19 +196,55 @@ type OAuthServer struct {
 	UsePKCE bool `yaml:"use_pkce"`
 	// RedirectURI defaults to the public URL + /oauth-callback.
 	RedirectURI string `yaml:"redirect_uri"`
+	// Template (microsoft-graph, google, github, salesforce, okta, slack)
+	// fills the endpoints, scopes and parameters left out.
+	Template string `yaml:"template,omitempty"`
+	// Tenant is the Entra tenant of microsoft-graph (default common).
+	Tenant string `yaml:"tenant,omitempty"`
+	// Domain is Salesforce's My Domain host or Okta's org domain.
+	Domain string `yaml:"domain,omitempty"`
 }
 
 // IdentityProvider is an upstream OpenID provider users can sign in with
-// (federation).
+// (federation, docs/configuration.md).
 type IdentityProvider struct {
-	Name         string `yaml:"name"`
+	Name string `yaml:"name"`
+	// Title is the button's "Sign in with TITLE"; defaults to Name.
+	Title string `yaml:"title,omitempty"`
+	// Template is entra, google, okta, keycloak, flowgate or "" (any
+	// OpenID provider); it derives the issuer and claim defaults.
+	Template string `yaml:"template,omitempty"`
+	// Tenant is Entra's tenant id or Okta's org domain.
+	Tenant       string `yaml:"tenant,omitempty"`
 	Issuer       string `yaml:"issuer"`
 	ClientID     string `yaml:"client_id"`
 	ClientSecret string `yaml:"client_secret,omitempty"`
+	// ClientAuth is client_secret_basic (default), client_secret_post or
+	// private_key_jwt (with PrivateKeyFile and KeyID).
+	ClientAuth     string `yaml:"client_auth"`
+	PrivateKeyFile string `yaml:"private_key_file,omitempty"`
+	KeyID          string `yaml:"key_id,omitempty"`
 	// Scopes defaults to [openid, profile, email] and always holds openid.
 	Scopes []string `yaml:"scopes"`
 	// MetadataURL defaults to Issuer + /.well-known/openid-configuration.
 	MetadataURL string `yaml:"metadata_url"`
+	// LinkBy is email (an existing user with the provider's verified
+	// address is linked) or none; default email.
+	LinkBy string `yaml:"link_by"`
+	// CreateUsers makes a user at a person's first sign-in; default true.
+	CreateUsers bool `yaml:"create_users"`
+	// UsernameClaim names the claim a created user's name comes from;
+	// default preferred_username.
+	UsernameClaim string `yaml:"username_claim"`
+	// RolesClaim names the claim whose values RoleMap turns into roles;
+	// default groups.
+	RolesClaim   string            `yaml:"roles_claim"`
+	RoleMap      map[string]string `yaml:"role_map,omitempty"`
+	DefaultRoles []string          `yaml:"default_roles,omitempty"`
+	// SubjectClaim is the claim a link remembers a person by: sub, or
+	// oid for Entra (the same for every application of the tenant). Set
+	// by the template, not by the file.
+	SubjectClaim string `yaml:"-"`
 }
 
 // APIs switches Flowgate's APIs on and off.
@@ -243,6 +290,7 @@ func Default() *Config {
 			SigningAlg:      "ES256",
 			Session:         Session{Cookie: "persistent", IdleTimeout: 20 * time.Minute, SSO: true},
 			AuditLog:        true,
+			Login:           Login{Local: true},
 		},
 		APIs:   APIs{Workflow: true, Invoke: true},
 		Flows:  "./flows",
@@ -420,6 +468,8 @@ func (c *Config) Redacted() *Config {
 		p := &r.IdentityProviders[i]
 		mask(&p.ClientSecret)
 		p.Scopes = slices.Clone(p.Scopes)
+		p.RoleMap = maps.Clone(p.RoleMap)
+		p.DefaultRoles = slices.Clone(p.DefaultRoles)
 	}
 	return &r
 }

@@ -51,6 +51,7 @@ func TestDefault(t *testing.T) {
 			SigningAlg: "ES256",
 			Session:    Session{Cookie: "persistent", IdleTimeout: 20 * time.Minute, SSO: true},
 			AuditLog:   true,
+			Login:      Login{Local: true},
 		},
 		APIs:   APIs{Workflow: true, Invoke: true, BasicAuth: false},
 		Flows:  "./flows",
@@ -101,6 +102,7 @@ func TestParseFullExample(t *testing.T) {
 			Session:            Session{Cookie: "session", IdleTimeout: 45 * time.Minute, SSO: false},
 			ShowDetailedErrors: true, AuditLog: true,
 			LogoffRedirectURL: "https://www.example.com/bye",
+			Login:             Login{Local: true},
 		},
 		Users: []User{
 			{Username: "alice", Password: "alice-password-2024", Email: "alice@example.com", Name: "Alice Example", Roles: []string{"employee", "approver"}},
@@ -171,6 +173,8 @@ func TestParseFullExample(t *testing.T) {
 			ClientSecret: "google-secret-xyz",
 			Scopes:       []string{"openid", "email", "profile"},
 			MetadataURL:  "https://accounts.google.com/.well-known/openid-configuration",
+			Title:        "google", ClientAuth: "client_secret_basic", LinkBy: "email", CreateUsers: true,
+			UsernameClaim: "preferred_username", RolesClaim: "groups", SubjectClaim: "sub",
 		}},
 		APIs:   APIs{Workflow: true, Invoke: false, BasicAuth: true},
 		Egress: Egress{Allow: []string{"127.0.0.1", "sidecar.local"}, Deny: []string{"10.20.0.0/16", "fd00:1::/32", "metadata.internal"}},
@@ -399,7 +403,7 @@ func TestErrors(t *testing.T) {
 		{"identity provider required fields", "identity_providers:\n  - name: google\n    issuer: https://accounts.google.com\n    scopes: [email]\n",
 			[]string{
 				`t.yaml:2:5: identity_providers[0].client_id: is required`,
-				`t.yaml:2:5: identity_providers[0].client_secret: is required`,
+				`t.yaml:2:5: identity_providers[0].client_secret: is required for client_auth client_secret_basic (the default client_auth)`,
 				`t.yaml:4:13: identity_providers[0].scopes: must include openid: sign-in needs an ID token`,
 			}},
 		{"duplicate usernames", "users:\n  - username: alice\n  - username: bob\n  - username: alice\n",

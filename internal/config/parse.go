@@ -97,6 +97,7 @@ func (d *decoder) root(n *yaml.Node, c *Config) (publicURLSet bool) {
 			}
 		},
 	})
+	d.checkLogin(present["auth"], c)
 	// Only a folder someone asked for must exist: the default ./flows is
 	// optional so that a bare `flowgate serve` starts anywhere.
 	if flowsSet {
@@ -143,6 +144,12 @@ func (d *decoder) auth(n *yaml.Node, path string, a *Auth) {
 		"show_detailed_errors": d.boolean(&a.ShowDetailedErrors),
 		"audit_log":            d.boolean(&a.AuditLog),
 		"logoff_redirect_url":  d.str(&a.LogoffRedirectURL, checkLocalOrHTTPURL),
+		"login": func(v *yaml.Node, p string) {
+			d.object(v, p, map[string]setter{
+				"local":                     d.boolean(&a.Login.Local),
+				"default_identity_provider": d.str(&a.Login.DefaultIdentityProvider),
+			})
+		},
 	})
 }
 
@@ -339,6 +346,9 @@ func (d *decoder) oauthServers(n *yaml.Node, path string) []OAuthServer {
 			"use_prompt":             d.boolean(&s.UsePrompt),
 			"use_pkce":               d.boolean(&s.UsePKCE),
 			"redirect_uri":           d.str(&s.RedirectURI),
+			"template":               d.str(&s.Template),
+			"tenant":                 d.str(&s.Tenant),
+			"domain":                 d.str(&s.Domain),
 		})
 		d.judge(item, p, present, s.Validate())
 		names.check(s.Name, present["name"], joinPath(p, "name"))
@@ -351,18 +361,46 @@ func (d *decoder) identityProviders(n *yaml.Node, path string) []IdentityProvide
 	var out []IdentityProvider
 	names := d.uniq("name")
 	d.items(n, path, func(item *yaml.Node, p string) {
-		var ip IdentityProvider
+		ip := IdentityProvider{CreateUsers: true}
 		present, _ := d.object(item, p, map[string]setter{
-			"name":          d.str(&ip.Name),
-			"issuer":        d.str(&ip.Issuer),
-			"client_id":     d.str(&ip.ClientID),
-			"client_secret": d.str(&ip.ClientSecret),
-			"scopes":        d.texts(&ip.Scopes),
-			"metadata_url":  d.str(&ip.MetadataURL),
+			"name":             d.str(&ip.Name),
+			"title":            d.str(&ip.Title),
+			"template":         d.str(&ip.Template),
+			"tenant":           d.str(&ip.Tenant),
+			"issuer":           d.str(&ip.Issuer),
+			"client_id":        d.str(&ip.ClientID),
+			"client_secret":    d.str(&ip.ClientSecret),
+			"client_auth":      d.str(&ip.ClientAuth),
+			"private_key_file": d.str(&ip.PrivateKeyFile),
+			"key_id":           d.str(&ip.KeyID),
+			"scopes":           d.texts(&ip.Scopes),
+			"metadata_url":     d.str(&ip.MetadataURL),
+			"link_by":          d.str(&ip.LinkBy),
+			"create_users":     d.boolean(&ip.CreateUsers),
+			"username_claim":   d.str(&ip.UsernameClaim),
+			"roles_claim":      d.str(&ip.RolesClaim),
+			"role_map":         d.strMap(&ip.RoleMap, nil),
+			"default_roles":    d.texts(&ip.DefaultRoles),
 		})
 		d.judge(item, p, present, ip.Validate())
 		names.check(ip.Name, present["name"], joinPath(p, "name"))
 		out = append(out, ip.WithDefaults())
 	})
 	return out
+}
+
+// checkLogin checks auth.login against the identity providers: the
+// default one must exist, and without the password form there must be a
+// provider to sign in with.
+func (d *decoder) checkLogin(at *yaml.Node, c *Config) {
+	if at == nil {
+		return
+	}
+	l := c.Auth.Login
+	if name := l.DefaultIdentityProvider; name != "" && !slices.ContainsFunc(c.IdentityProviders, func(ip IdentityProvider) bool { return ip.Name == name }) {
+		d.failf(at, "auth.login.default_identity_provider", "names no identity provider: %q is not in identity_providers", name)
+	}
+	if !l.Local && len(c.IdentityProviders) == 0 {
+		d.failf(at, "auth.login.local", "false needs at least one entry in identity_providers: nobody could sign in")
+	}
 }

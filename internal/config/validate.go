@@ -253,6 +253,11 @@ func (t TrustedIssuer) WithDefaults() TrustedIssuer {
 // client_auth needs (an empty one is judged as client_secret_basic).
 func (s OAuthServer) Validate() error {
 	var ps problems
+	ps.check("template", s.Template, checkTemplate(OAuthTemplates()))
+	if s.Template == OAuthTemplateOkta && s.Domain == "" && s.MetadataURL == "" && s.TokenEndpoint == "" {
+		ps.addf("domain", "is required with template okta (your org domain, e.g. example.okta.com)")
+	}
+	s = s.applyTemplate()
 	ps.check("name", s.Name, checkName)
 	for _, kv := range [][2]string{
 		{"metadata_url", s.MetadataURL}, {"authorization_endpoint", s.AuthorizationEndpoint},
@@ -300,42 +305,87 @@ func (s OAuthServer) Validate() error {
 // none.
 const defaultOutboundAuth = authBasic
 
-// WithDefaults fills client_auth and, from token_endpoint,
+// WithDefaults applies the template (explicit keys win), fills client_auth and, from token_endpoint,
 // refresh_endpoint. It does not fill redirect_uri, which depends on the
 // public URL, nor use_prompt and use_pkce, whose zero value is a choice.
 func (s OAuthServer) WithDefaults() OAuthServer {
+	s = s.applyTemplate()
 	s.ClientAuth = cmp.Or(s.ClientAuth, defaultOutboundAuth)
 	s.RefreshEndpoint = cmp.Or(s.RefreshEndpoint, s.TokenEndpoint)
 	return s
 }
 
 // Validate checks an identity provider users sign in with: its name,
-// URLs and scopes, which must include openid when given.
+// template, URLs, scopes (which must include openid), the credentials its
+// client_auth needs, and the linking rules. The issuer may come from the
+// template (entra with tenant, google, okta with tenant).
 func (ip IdentityProvider) Validate() error {
 	var ps problems
 	ps.check("name", ip.Name, checkName)
+	ps.check("template", ip.Template, checkTemplate(IdPTemplates()))
 	ps.check("issuer", ip.Issuer, checkHTTPURL)
 	ps.each("scopes", ip.Scopes, checkScope)
 	ps.check("metadata_url", ip.MetadataURL, checkHTTPURL)
+	ps.check("client_auth", ip.ClientAuth, oneOf(outboundAuth))
+	ps.check("link_by", ip.LinkBy, oneOf([]string{"email", "none"}))
+	ps.each("default_roles", ip.DefaultRoles, checkRole)
+	ps.eachEntry("role_map", ip.RoleMap, func(_, v string) error { return checkRole(v) })
 	ps.require("name", ip.Name)
-	ps.require("issuer", ip.Issuer)
 	ps.require("client_id", ip.ClientID)
-	ps.require("client_secret", ip.ClientSecret)
+	if ip.Issuer == "" && !ps.has("template") {
+		switch {
+		case (ip.Template == IdPTemplateEntra || ip.Template == IdPTemplateOkta) && ip.Tenant == "":
+			ps.addf("tenant", "is required with template %s (it is part of the issuer)", ip.Template)
+		case ip.templateIssuer() == "":
+			ps.addf("issuer", "is required")
+		}
+	}
+	if ip.Template == IdPTemplateEntra && slices.Contains([]string{"common", "organizations", "consumers"}, ip.Tenant) {
+		ps.addf("tenant", "must be your tenant id or domain: with %q the issuer of the ID tokens is not known in advance", ip.Tenant)
+	}
 	if len(ip.Scopes) > 0 && !slices.Contains(ip.Scopes, "openid") && !ps.has("scopes") {
 		ps.addf("scopes", "must include openid: sign-in needs an ID token")
+	}
+	auth, note := judgedAs(ip.ClientAuth, outboundAuth, defaultOutboundAuth, "client_auth")
+	if auth == authPrivateKeyJWT {
+		if ip.PrivateKeyFile == "" {
+			ps.addf("private_key_file", "is required for client_auth private_key_jwt")
+		}
+		if ip.ClientSecret != "" {
+			ps.addf("client_secret", "is not used with client_auth private_key_jwt; remove it")
+		}
+		return ps.err()
+	}
+	if ip.ClientSecret == "" {
+		ps.addf("client_secret", "is required for client_auth %s%s", auth, note)
+	}
+	for _, kv := range [][2]string{{"private_key_file", ip.PrivateKeyFile}, {"key_id", ip.KeyID}} {
+		if kv[1] != "" {
+			ps.addf(kv[0], "is only used with client_auth private_key_jwt")
+		}
 	}
 	return ps.err()
 }
 
-// WithDefaults fills the scopes (openid, profile, email) and the
-// metadata URL from the issuer.
+// WithDefaults applies the template (explicit keys win) and fills the
+// title, scopes (openid, profile, email), metadata URL, client_auth,
+// link_by email, username_claim preferred_username, roles_claim groups
+// and the subject claim sub. create_users is not filled: its zero value
+// is a choice (the decoder starts it at true).
 func (ip IdentityProvider) WithDefaults() IdentityProvider {
+	ip = ip.applyTemplate()
+	ip.Title = cmp.Or(ip.Title, ip.Name)
 	if len(ip.Scopes) == 0 {
 		ip.Scopes = []string{"openid", "profile", "email"}
 	}
 	if ip.MetadataURL == "" && ip.Issuer != "" {
 		ip.MetadataURL = discoveryURL(ip.Issuer)
 	}
+	ip.ClientAuth = cmp.Or(ip.ClientAuth, defaultOutboundAuth)
+	ip.LinkBy = cmp.Or(ip.LinkBy, "email")
+	ip.UsernameClaim = cmp.Or(ip.UsernameClaim, "preferred_username")
+	ip.RolesClaim = cmp.Or(ip.RolesClaim, "groups")
+	ip.SubjectClaim = cmp.Or(ip.SubjectClaim, "sub")
 	return ip
 }
 

@@ -90,6 +90,9 @@ type Token struct {
 	// 6749 §5.1) the scopes requested; nil when neither is known (a
 	// refresh without scope: unchanged).
 	Scopes []string
+	// IDToken is the OpenID ID token of a code exchange, "" when the
+	// provider sent none; its caller verifies it (internal/federation).
+	IDToken string
 	// Rotated reports, for Refresh, that the provider issued a new
 	// refresh token, which replaces the old one; when false RefreshToken
 	// is the one presented, still valid.
@@ -446,6 +449,7 @@ func (c *Client) convert(op string, t *oauth2.Token, requested []string) (Token,
 	}
 	now := c.now()
 	tok := Token{AccessToken: t.AccessToken, TokenType: t.TokenType, RefreshToken: t.RefreshToken}
+	tok.IDToken, _ = t.Extra("id_token").(string)
 	if tok.TokenType == "" {
 		tok.TokenType = "Bearer"
 	}

@@ -11,7 +11,7 @@ type Kind string
 
 // The kinds of callers.
 const (
-	KindUser     Kind = "user"     // a Flowgate user, token from Flowgate's own issuer
+	KindUser     Kind = "user"     // a Flowgate user: a token of Flowgate's own, or a trusted issuer's for a linked subject
 	KindClient   Kind = "client"   // a Flowgate client acting for itself (client credentials)
 	KindExternal Kind = "external" // anyone with a token from a trusted external issuer
 )

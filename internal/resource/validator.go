@@ -93,6 +93,17 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for exp/nbf/iat checks; nil means time.Now.
 	Now func() time.Time
+	// LinkedUser maps a trusted issuer's token to the Flowgate user its
+	// subject is linked to through federation (an identity provider with
+	// the same issuer), so one person is one principal whether they signed
+	// in through the browser or call the APIs with the provider's token.
+	// It returns "" when the subject is not linked. Nil: no mapping.
+	LinkedUser func(ctx context.Context, issuer string, claims LinkClaims) (string, error)
+}
+
+// LinkClaims are the claims a federation link may be keyed by.
+type LinkClaims struct {
+	Sub, OID string
 }
 
 // withDefaults fills in the zero fields.
@@ -442,6 +453,37 @@ func (v *Validator) validateRemote(ctx context.Context, ri *remoteIssuer, raw st
 	default:
 		p.Roles = c.extraList(cfg.RolesClaim)
 	}
+	return v.linked(ctx, p, c)
+}
+
+// linked turns an external principal whose subject is linked to a
+// Flowgate user into that user: user:<username> with the user's roles,
+// the token's scopes kept. A linked user who is disabled or gone makes
+// the token invalid, as their own tokens would be.
+func (v *Validator) linked(ctx context.Context, p *Principal, c *tokenClaims) (*Principal, error) {
+	if v.opts.LinkedUser == nil {
+		return p, nil
+	}
+	username, err := v.opts.LinkedUser(ctx, c.Issuer, LinkClaims{Sub: c.Subject, OID: c.OID})
+	if err != nil {
+		return nil, &TokenError{Code: CodeTemporarilyUnavailable, Description: "the token's user cannot be looked up right now",
+			Err: fmt.Errorf("federation link of %s: %w", p.ID, err)}
+	}
+	if username == "" {
+		return p, nil
+	}
+	var roles []string
+	if v.own.UserRoles != nil {
+		roles, err = v.own.UserRoles(ctx, username)
+	}
+	switch {
+	case errors.Is(err, ErrUnknownPrincipal):
+		return nil, invalidToken("user "+quoteSafe(username, 100)+" is unknown or disabled", err)
+	case err != nil:
+		return nil, &TokenError{Code: CodeTemporarilyUnavailable, Description: "roles cannot be looked up right now",
+			Err: fmt.Errorf("roles of user %s: %w", username, err)}
+	}
+	p.Kind, p.ID, p.Subject, p.Roles = KindUser, principal.User(username), username, roles
 	return p, nil
 }
 

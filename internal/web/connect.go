@@ -25,6 +25,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/authserver"
 	"github.com/flowgate/flowgate/internal/connectors"
+	"github.com/flowgate/flowgate/internal/federation"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/store"
@@ -82,7 +83,10 @@ type Options struct {
 	// Identity serves the management site's users, clients, trusted
 	// issuers and OAuth servers pages; nil leaves them out.
 	Identity *IdentityOptions
-	Logger   *slog.Logger
+	// Federation lists and removes users' links to identity providers
+	// and tests the providers; nil when none is configured.
+	Federation *federation.Service
+	Logger     *slog.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -117,6 +121,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	h.registerPortal(mux)
 	h.registerAdminOperations(mux)
 	h.registerAdminIdentity(mux)
+	h.registerAdminIdentityProviders(mux)
 }
 
 func hashState(state string) string {

@@ -39,6 +39,11 @@ type Options struct {
 	PKJWTJWKS string
 	// RedirectURI is the code-flow clients' redirect URI.
 	RedirectURI string
+	// Script is the peer to run, outbound.js when empty; upstream.js is
+	// the identity provider of federation (StartUpstream).
+	Script string
+	// Env is added to the peer's environment.
+	Env []string
 }
 
 // Stats are the peer's counters.

@@ -50,7 +50,11 @@ func peerPrerequisites(t testing.TB) (node, dir string) {
 // tryStart is start returning what went wrong, with the stuck or failed
 // process killed and reaped.
 func (p *Peer) tryStart(node, dir string, timeout time.Duration) error {
-	cmd := exec.Command(node, "outbound.js")
+	script := p.opts.Script
+	if script == "" {
+		script = "outbound.js"
+	}
+	cmd := exec.Command(node, script)
 	cmd.Dir = dir
 	env := append(os.Environ(), "PORT="+strconv.Itoa(p.opts.Port))
 	if p.opts.AccessTTL > 0 {
@@ -62,7 +66,7 @@ func (p *Peer) tryStart(node, dir string, timeout time.Duration) error {
 	if p.opts.RedirectURI != "" {
 		env = append(env, "REDIRECT_URI="+p.opts.RedirectURI)
 	}
-	cmd.Env = env
+	cmd.Env = append(env, p.opts.Env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		return err
