@@ -4,20 +4,10 @@ import (
 	"net/http"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/flowgate/flowgate/internal/account"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/store"
-)
-
-// Password bounds for passwords set through the API: at least 8
-// characters as NIST SP 800-63B asks (and as `flowgate user passwd`
-// applies), at most 1024 bytes so a request cannot make argon2 chew on
-// megabytes.
-const (
-	minPasswordLen = 8
-	maxPasswordLen = 1024
 )
 
 // userJSON is a user as the API shows it: never the password hash.
@@ -102,8 +92,8 @@ func (a *API) applyUser(w http.ResponseWriter, r *http.Request, req userRequest,
 	}
 	if req.Password != nil {
 		pw := *req.Password
-		if utf8.RuneCountInString(pw) < minPasswordLen || len(pw) > maxPasswordLen {
-			badRequest(w, "password", "password must be 8 to 1024 characters")
+		if err := account.CheckPassword(pw); err != nil {
+			badRequest(w, "password", err.Error())
 			return false
 		}
 		hash, err := a.hasher.Hash(pw)

@@ -96,7 +96,8 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 		ShowDetailedErrors: cfg.Auth.ShowDetailedErrors, HTTPClient: policy.Client(10 * time.Second)})
 	s.auth.Register(s.http.Mux())
 	s.api.Register(s.http.Mux())
-	pages, err := web.New(web.Options{Sessions: s.auth, Engine: s.engine, Vault: tokens, States: s.Store, Users: s.Store, Logger: logger})
+	pages, err := web.New(web.Options{Sessions: s.auth, Engine: s.engine, Vault: tokens, States: s.Store, Users: s.Store, Logger: logger,
+		Portal: web.PortalOptions{Engine: s.engine, History: s.Store, Connections: tokens, Accounts: s.Store, Hasher: s.Hasher, Audit: s.Audit}})
 	if err != nil {
 		return err
 	}

@@ -77,6 +77,9 @@ type Options struct {
 	// still enabled) on every page request.
 	Users  store.Users
 	Logger *slog.Logger
+	// Portal are the parts of the portal's flow, instance, connection
+	// and account pages.
+	Portal PortalOptions
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }

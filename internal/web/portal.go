@@ -1,6 +1,73 @@
 package web
 
-import "net/http"
+import (
+	"context"
+	"net/http"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/account"
+	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/credential"
+	"github.com/flowgate/flowgate/internal/flow"
+	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/vault"
+)
+
+// Paths of the portal's pages beyond home and tasks.
+const (
+	PathFlows       = "/flows"
+	PathFlow        = "/flows/{name}"
+	PathInstances   = "/instances"
+	PathInstance    = "/instances/{id}"
+	PathCancel      = "/instances/{id}/cancel"
+	PathConnections = "/connections"
+	PathDisconnect  = "/connections/{server}/disconnect"
+	PathAccount     = "/account"
+	PathPassword    = "/account/password"
+	PathEndSession  = "/account/sessions/end"
+)
+
+// PortalEngine is what the portal's flow and instance pages need of the
+// engine beyond Engine: the operations behind the Workflow REST API's
+// start, read and cancel.
+type PortalEngine interface {
+	StartableWorkflow(ctx context.Context, name string, c engine.Caller) (*flow.Definition, error)
+	Definition(ctx context.Context, name string, version int) (*flow.Definition, error)
+	StartInstance(ctx context.Context, req engine.StartRequest) (engine.Started, error)
+	VisibleInstance(ctx context.Context, id string, c engine.Caller) (store.Instance, error)
+	Cancel(ctx context.Context, id string, c engine.Caller) (store.Instance, error)
+}
+
+// Connections is what /connections needs of the token vault: the same
+// list and disconnect as /api/v1/connections.
+type Connections interface {
+	List(ctx context.Context, principal string) ([]vault.Info, error)
+	Delete(ctx context.Context, principal, server string) (revoked bool, revokeErr error, err error)
+}
+
+// AccountStore is what /account needs of the store: the accounts (the
+// operations of internal/account) and the user's browser sessions.
+type AccountStore interface {
+	account.Store
+	ListUserSessions(ctx context.Context, user string, now time.Time) ([]store.Session, error)
+	DeleteSession(ctx context.Context, idHash string) error
+}
+
+// PortalOptions are the parts the portal's pages for everyone need
+// beyond Options.
+type PortalOptions struct {
+	Engine PortalEngine
+	// History reads an instance's step records as stored: masked by
+	// the engine before they were written, exactly as the API shows them.
+	History interface {
+		History(ctx context.Context, instanceID string, p store.Page) ([]store.StepRecord, string, error)
+	}
+	Connections Connections
+	Accounts    AccountStore
+	Hasher      *credential.Hasher
+	Audit       audit.Recorder
+}
 
 // registerPortal adds the pages for everyone signed in.
 func (h *Handler) registerPortal(mux *http.ServeMux) {
@@ -8,4 +75,28 @@ func (h *Handler) registerPortal(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+PathTasks, h.tasks)
 	mux.HandleFunc("GET "+PathTask, h.task)
 	mux.HandleFunc("POST "+PathTask, h.act)
+	mux.HandleFunc("GET "+PathFlows, h.flows)
+	mux.HandleFunc("GET "+PathFlow, h.flowPage)
+	mux.HandleFunc("POST "+PathFlow, h.start)
+	mux.HandleFunc("GET "+PathInstances, h.instances)
+	mux.HandleFunc("GET "+PathInstance, h.instance)
+	mux.HandleFunc("POST "+PathCancel, h.cancel)
+	mux.HandleFunc("GET "+PathConnections, h.connections)
+	mux.HandleFunc("POST "+PathDisconnect, h.disconnect)
+	mux.HandleFunc("GET "+PathAccount, h.account)
+	mux.HandleFunc("POST "+PathPassword, h.changePassword)
+	mux.HandleFunc("POST "+PathEndSession, h.endSession)
+	// Home is "/{$}", so every other path nobody serves lands here: the
+	// layout's 404 page, with the menu when someone is signed in. (The
+	// API keeps its own JSON fallback under /api/v1/.)
+	mux.HandleFunc("/", h.unknownPath)
+}
+
+// unknownPath answers a path no page has.
+func (h *Handler) unknownPath(w http.ResponseWriter, r *http.Request) {
+	var u *user
+	if sess, ok := h.o.Sessions.SignedIn(w, r); ok {
+		u = &user{sess: sess, caller: userCaller(sess), csrf: h.o.Sessions.CSRFToken(w, r)}
+	}
+	h.notFound(w, u)
 }

@@ -261,18 +261,7 @@ func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	data := map[string]any{}
-	for i, f := range fields {
-		vals, present := r.PostForm[f.Name]
-		posted := ""
-		if present {
-			posted = vals[0]
-		}
-		fields[i].Value = posted
-		if v, ok := f.value(posted, present); ok {
-			data[f.Name] = v
-		}
-	}
+	data := readFields(r, fields)
 	action := r.PostForm.Get("action")
 	_, err := h.o.Engine.Act(r.Context(), t.Serial, action, data, u.caller)
 	if err == nil {
@@ -283,21 +272,7 @@ func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
 	page := taskPage{Task: t, Fields: fields}
 	status := http.StatusBadRequest
 	if ies := flow.InputErrors(err); len(ies) > 0 {
-		var other []string
-		for _, ie := range ies {
-			name := strings.TrimPrefix(ie.Field, "data.")
-			found := false
-			for i := range page.Fields {
-				if page.Fields[i].Name == name {
-					page.Fields[i].Error = ie.Err.Error()
-					found = true
-				}
-			}
-			if !found {
-				other = append(other, ie.Field+": "+ie.Err.Error())
-			}
-		}
-		page.Error = strings.Join(append([]string{"Please correct the fields marked below."}, other...), " ")
+		page.Error = markFields(page.Fields, "data.", ies)
 	} else {
 		switch {
 		case errors.Is(err, engine.ErrNoAction), errors.Is(err, engine.ErrVarsTooLarge):
