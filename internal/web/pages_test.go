@@ -9,6 +9,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/vault"
 )
 
 // Every page renders in the layout with data of the shape its handler
@@ -37,6 +38,21 @@ func TestPagesRender(t *testing.T) {
 		"tasks":   struct{ Tasks []store.Task }{[]store.Task{task, connect}},
 		"task":    taskPage{Task: task, Fields: fields, Error: "Please correct the fields marked below."},
 		"status":  "There is nothing for you at this address.",
+		"flows":   struct {
+			Flows []*flow.Definition
+			Next  string
+		}{[]*flow.Definition{{Name: "leave", Title: "Leave", Version: 2}}, "/flows?cursor=x"},
+		"flow": flowPage{Flow: &flow.Definition{Name: "leave", Title: "Leave", Version: 2}, Diagram: "<svg></svg>", Fields: fields,
+			Versions: []flowVersion{{Version: 2, Latest: true}, {Version: 1}}, Error: "Please correct the fields marked below."},
+		"instances": &instancesPage{Instances: []store.Instance{{ID: "i-1", Workflow: "leave", Status: "waiting", StartedAt: now}}, All: true,
+			Statuses: instanceStatuses(), Status: "bogus", StatusError: `"bogus" is not an instance status`, Next: "/instances?cursor=x"},
+		"instance": instancePage{Instance: store.Instance{ID: "i-1", Workflow: "leave", Version: 1, Status: "failed", Error: "boom", StartedAt: now, EndedAt: now},
+			Vars: "{}", Diagram: "<svg></svg>", MayCancel: false, Error: "instance has ended",
+			History: []historyRow{toHistoryRow(store.StepRecord{Seq: 1, StepID: "review", Type: "task", Status: "failed", Attempt: 1, StartedAt: now, EndedAt: now.Add(time.Second), Input: []byte(`{"a":"****"}`), Error: "x"})}},
+		"connections": connectionsPage{Connections: []vault.Info{{Server: "erp", Scopes: []string{"openid"}, Expiry: now, Status: "reconnect_required"}},
+			Reconnect: map[string]string{"erp": "http://x/connect/i/s"}},
+		"account": accountPage{Account: store.User{Username: "bob", Roles: []string{"approver"}}, PasswordError: "password must be 8 to 1024 characters",
+			Sessions: []sessionRow{{Session: store.Session{AuthTime: now, LastSeen: now, ExpiresAt: now}, Handle: "abc", Current: true}}},
 		"connect": taskPage{Task: connect},
 	} {
 		var buf bytes.Buffer
