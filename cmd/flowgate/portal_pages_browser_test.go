@@ -368,6 +368,19 @@ func testPortalPages(t *testing.T, dsn string, check bool) {
 		t.Fatalf("an unknown path: %d %q", p.status, p.title)
 	}
 	checkPage(ctx, "not found")
+	// The catch-all behind that 404 page leaves the 405 of paths served
+	// for other methods alone.
+	for _, c := range []struct{ method, path, allow string }{{"GET", "/oauth2/token", "POST"}, {"PUT", "/flows/expense", "GET, POST"}, {"DELETE", "/", "GET"}} {
+		req, _ := http.NewRequest(c.method, e.base+c.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") != c.allow {
+			t.Errorf("%s %s: %d Allow %q, want 405 Allow %q", c.method, c.path, resp.StatusCode, resp.Header.Get("Allow"), c.allow)
+		}
+	}
 
 	// The approver: signs out emma, signs in, finds the task, fills the
 	// form and presses Approve.

@@ -266,4 +266,3 @@ func (h *Handler) checkForm(w http.ResponseWriter, r *http.Request, u *user) boo
 	}
 	return true
 }
-

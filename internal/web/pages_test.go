@@ -35,10 +35,10 @@ func TestPagesRender(t *testing.T) {
 			Instances []store.Instance
 			Flows     []*flow.Definition
 		}{[]store.Task{task}, []store.Instance{{ID: "i-1", Workflow: "leave", Status: "waiting", StartedAt: now}}, []*flow.Definition{{Name: "leave", Title: "Leave"}}},
-		"tasks":   struct{ Tasks []store.Task }{[]store.Task{task, connect}},
-		"task":    taskPage{Task: task, Fields: fields, Error: "Please correct the fields marked below."},
-		"status":  "There is nothing for you at this address.",
-		"flows":   struct {
+		"tasks":  struct{ Tasks []store.Task }{[]store.Task{task, connect}},
+		"task":   taskPage{Task: task, Fields: fields, Error: "Please correct the fields marked below."},
+		"status": "There is nothing for you at this address.",
+		"flows": struct {
 			Flows []*flow.Definition
 			Next  string
 		}{[]*flow.Definition{{Name: "leave", Title: "Leave", Version: 2}}, "/flows?cursor=x"},
@@ -119,3 +119,4 @@ func jsonText(v any) string {
 	_ = json.NewEncoder(&buf).Encode(v)
 	return buf.String()
 }
+

@@ -3,6 +3,7 @@ package web
 import (
 	"context"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/flowgate/flowgate/internal/account"
@@ -89,11 +90,34 @@ func (h *Handler) registerPortal(mux *http.ServeMux) {
 	// Home is "/{$}", so every other path nobody serves lands here: the
 	// layout's 404 page, with the menu when someone is signed in. (The
 	// API keeps its own JSON fallback under /api/v1/.)
-	mux.HandleFunc("/", h.unknownPath)
+	mux.HandleFunc("/", h.unknownPath(mux))
 }
 
-// unknownPath answers a path no page has.
-func (h *Handler) unknownPath(w http.ResponseWriter, r *http.Request) {
+// unknownPath answers a path no page has. A path served for other
+// methods (GET /oauth2/token) still gets the mux's 405 with Allow, which
+// a catch-all would otherwise take away.
+func (h *Handler) unknownPath(mux *http.ServeMux) http.HandlerFunc {
+	methods := []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete}
+	return func(w http.ResponseWriter, r *http.Request) {
+		var allow []string
+		for _, m := range methods {
+			probe := r.Clone(r.Context())
+			probe.Method = m
+			if _, pattern := mux.Handler(probe); pattern != "/" && pattern != "" {
+				allow = append(allow, m)
+			}
+		}
+		if len(allow) > 0 {
+			w.Header().Set("Allow", strings.Join(allow, ", "))
+			http.Error(w, http.StatusText(http.StatusMethodNotAllowed), http.StatusMethodNotAllowed)
+			return
+		}
+		h.notFoundPage(w, r)
+	}
+}
+
+// notFoundPage is the 404 page, with the menu when someone is signed in.
+func (h *Handler) notFoundPage(w http.ResponseWriter, r *http.Request) {
 	var u *user
 	if sess, ok := h.o.Sessions.SignedIn(w, r); ok {
 		u = &user{sess: sess, caller: userCaller(sess), csrf: h.o.Sessions.CSRFToken(w, r)}
