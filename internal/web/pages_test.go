@@ -35,7 +35,10 @@ func TestPagesRender(t *testing.T) {
 			Instances []store.Instance
 			Flows     []*flow.Definition
 		}{[]store.Task{task}, []store.Instance{{ID: "i-1", Workflow: "leave", Status: "waiting", StartedAt: now}}, []*flow.Definition{{Name: "leave", Title: "Leave"}}},
-		"tasks":  struct{ Tasks []store.Task }{[]store.Task{task, connect}},
+		"tasks": struct {
+			Tasks []store.Task
+			Next  string
+		}{[]store.Task{task, connect}, "/tasks?cursor=x"},
 		"task":   taskPage{Task: task, Fields: fields, Error: "Please correct the fields marked below."},
 		"status": "There is nothing for you at this address.",
 		"flows": struct {
@@ -119,4 +122,3 @@ func jsonText(v any) string {
 	_ = json.NewEncoder(&buf).Encode(v)
 	return buf.String()
 }
-

@@ -26,6 +26,9 @@ const (
 // homeItems is how many of each list the home page shows.
 const homeItems = 10
 
+// tasksPerPage is how many tasks a page of the worklist shows.
+const tasksPerPage = 100
+
 // maxFormBytes bounds a posted task form.
 const maxFormBytes = 1 << 20
 
@@ -71,12 +74,20 @@ func (h *Handler) tasks(w http.ResponseWriter, r *http.Request) {
 	if u == nil {
 		return
 	}
-	tasks, _, err := h.o.Engine.ListTasks(r.Context(), u.caller, false, store.TaskOpen, store.Page{Limit: store.MaxLimit})
+	tasks, next, err := h.o.Engine.ListTasks(r.Context(), u.caller, false, store.TaskOpen,
+		store.Page{Limit: tasksPerPage, Cursor: r.URL.Query().Get("cursor")})
+	if errors.Is(err, store.ErrInvalidCursor) {
+		h.statusPage(w, http.StatusBadRequest, u, "Bad page link", "This page link is not valid; start from the first page.")
+		return
+	}
 	if err != nil {
 		h.pageError(w, u, "listing tasks", err)
 		return
 	}
-	v := u.view("My tasks", struct{ Tasks []store.Task }{tasks})
+	v := u.view("My tasks", struct {
+		Tasks []store.Task
+		Next  string
+	}{tasks, nextLink(r, next)})
 	v.Nav = "tasks"
 	// The confirmation of the action just taken (see act): only a
 	// number is read, so no link can make the page say something else.
