@@ -272,6 +272,15 @@ func testPortalPages(t *testing.T, dsn string, check bool) {
 		t.Fatalf("the waiting instance's diagram does not mark check → approve (current)")
 	}
 	checkPage(ctx, "instance waiting")
+	// The one script ran under the pages' CSP: times are rewritten in the
+	// browser's zone (the UTC text kept as the tooltip), and the page of
+	// an instance that has not ended asks to be refreshed.
+	if n := count(t, ctx, `time[datetime][title$="UTC"]`); n == 0 {
+		t.Error("no <time> was rewritten by the page's script")
+	}
+	if count(t, ctx, `[data-refresh]`) != 1 {
+		t.Error("the waiting instance's page does not ask to be refreshed")
+	}
 	if items := e.emmaInstances(t); len(items) != 1 || items[0].(map[string]any)["id"] != id {
 		t.Fatalf("emma's instances: %v, want %s alone", items, id)
 	}
@@ -433,5 +442,29 @@ func testPortalPages(t *testing.T, dsn string, check bool) {
 	if !strings.Contains(p.text, `"comment": "fine"`) {
 		t.Errorf("the history or variables lack the approver's comment:\n%s", p.text)
 	}
+	if count(t, ctx, `[data-refresh]`) != 0 {
+		t.Error("the completed instance's page still asks to be refreshed")
+	}
 	checkPage(ctx, "instance")
+
+	// The pages' CSP allows the one script file and nothing inline.
+	victorJar, _ := cookiejar.New(nil)
+	victor := &http.Client{Jar: victorJar, CheckRedirect: noFollow}
+	cookieSignIn(t, victor, e.base, "victor", pagesApproverPassword)
+	resp, err = victor.Get(e.base + "/instances/" + id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if csp := resp.Header.Get("Content-Security-Policy"); resp.StatusCode != http.StatusOK || !strings.Contains(csp, "script-src 'self'") || strings.Contains(csp, "unsafe") {
+		t.Errorf("the pages' CSP: %q", csp)
+	}
+	resp, err = http.Get(e.base + "/assets/flowgate.js")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") || resp.Header.Get("ETag") == "" {
+		t.Errorf("the script: %d %v", resp.StatusCode, resp.Header)
+	}
 }

@@ -25,9 +25,9 @@ import (
 var templateFS embed.FS
 
 // pageCSP is every page's Content-Security-Policy: nothing from elsewhere,
-// no script at all, styles only from the stylesheet file (no inline style,
-// so no 'unsafe-inline').
-const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+// styles only from the stylesheet file and script only from the one
+// script file (no inline style or script, so no 'unsafe-inline').
+const pageCSP = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 // renderer holds the parsed pages.
 type renderer struct {
@@ -79,6 +79,8 @@ type view struct {
 	// of every form on the page, the sign-out form's included.
 	User, CSRF string
 	CSS        string
+	// Script is the URL of the portal's one script (pagestyle).
+	Script string
 	// Nav is the menu entry of the page ("home", "tasks", "admin/users"),
 	// marked as the current one; a Nav starting with "admin" also shows
 	// the management site's own menu.
@@ -102,7 +104,7 @@ func securityHeaders(h http.Header) {
 
 // render writes a page in the layout with the security headers.
 func (h *Handler) render(w http.ResponseWriter, status int, name string, v view) {
-	v.CSS = pagestyle.URL()
+	v.CSS, v.Script = pagestyle.URL(), pagestyle.ScriptURL()
 	var buf bytes.Buffer
 	if err := h.rd.pages[name].ExecuteTemplate(&buf, "layout", v); err != nil {
 		h.o.Logger.Error("rendering page", "page", name, "err", err)

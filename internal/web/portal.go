@@ -11,6 +11,7 @@ import (
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/pagestyle"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/vault"
 )
@@ -87,6 +88,7 @@ func (h *Handler) registerPortal(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+PathAccount, h.account)
 	mux.HandleFunc("POST "+PathPassword, h.changePassword)
 	mux.HandleFunc("POST "+PathEndSession, h.endSession)
+	mux.HandleFunc("GET "+pagestyle.ScriptPath, pagestyle.ServeScript)
 	// Home is "/{$}", so every other path nobody serves lands here: the
 	// layout's 404 page, with the menu when someone is signed in. (The
 	// API keeps its own JSON fallback under /api/v1/.)
