@@ -31,6 +31,8 @@ import (
 )
 
 const (
+	// pagesSecret is a named secret the flow reads: pages show it masked.
+	pagesSecret           = "expense-ref-7c1d2e"
 	pagesEmployeePassword = "employee-password-1"
 	pagesApproverPassword = "approver-password-1"
 )
@@ -47,6 +49,9 @@ input:
   currency: {type: string, enum: [EUR, USD, GBP], default: EUR}
   purpose: {type: string, required: true, description: "What the money was spent on"}
 steps:
+  - id: reference
+    type: set
+    vars: {reference: "ref ${{ secrets.EXPENSE_REF }}"}
   - id: check
     type: switch
     cases:
@@ -107,7 +112,11 @@ flows: %s
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	e.srv = startServeAt(t, dir, addr, []string{"FLOWGATE_SECRET_KEY=" + durableKey}, "--config", cfg, "--public-url", e.base)
+	env := []string{"FLOWGATE_SECRET_KEY=" + durableKey}
+	e.srv = startServeAt(t, dir, addr, env, "--config", cfg, "--public-url", e.base)
+	if r := run(t, dir, pagesSecret+"\n", env, "secret", "set", "EXPENSE_REF", "--value-stdin", "--config", cfg); r.code != 0 {
+		t.Fatalf("secret set: %+v", r)
+	}
 	return e
 }
 
@@ -268,6 +277,7 @@ func testPortalPages(t *testing.T, dsn string, check bool) {
 		t.Fatalf("after the start: %d at %s\n%s", p.status, p.url, p.text)
 	}
 	if count(t, ctx, `g.node.current[data-step="approve"]`) != 1 || count(t, ctx, `g.node.taken[data-step="check"]`) != 1 ||
+		count(t, ctx, `g.edge.taken[data-from="reference"][data-to="check"]`) != 1 ||
 		count(t, ctx, `g.edge.taken[data-from="check"][data-to="approve"]`) != 1 || count(t, ctx, `g.node.taken[data-step="auto"]`) != 0 {
 		t.Fatalf("the waiting instance's diagram does not mark check → approve (current)")
 	}
@@ -436,11 +446,21 @@ func testPortalPages(t *testing.T, dsn string, check bool) {
 		t.Error("the completed instance's diagram marks a step it did not take, or a current or failed one")
 	}
 	steps, err := chromedp.Run(ctx, chromedp.Evaluate[string](`[...document.querySelectorAll('#history tbody tr td:nth-child(2)')].map(td => td.firstChild.textContent.trim()).join(',')`))
-	if err != nil || steps != "check,approve,done" {
+	if err != nil || steps != "reference,check,approve,done" {
 		t.Errorf("the history table's steps: %q (%v)", steps, err)
 	}
-	if !strings.Contains(p.text, `"comment": "fine"`) {
-		t.Errorf("the history or variables lack the approver's comment:\n%s", p.text)
+	history, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.getElementById('history').textContent`))
+	if err != nil || !strings.Contains(history, `"comment": "fine"`) || !strings.Contains(history, `"reference": "ref ****"`) {
+		t.Errorf("the history lacks the approver's comment or the masked secret (%v):\n%s", err, history)
+	}
+	// The secret is masked as in the API's history, wherever it appears.
+	if html, _ := chromedp.Run(ctx, chromedp.OuterHTML(chromedp.CSS("html"))); strings.Contains(html, pagesSecret) || !strings.Contains(p.text, `"reference": "ref ****"`) {
+		t.Error("the instance page shows the named secret, or not its masked form in the variables")
+	}
+	_, apiHistory, _ := e.api(t, http.MethodGet, "/api/v1/instances/"+id+"/history", "emma", pagesEmployeePassword, nil)
+	first, _ := apiHistory["items"].([]any)
+	if len(first) == 0 || !strings.Contains(fmt.Sprint(first[0]), "ref ****") {
+		t.Errorf("the API's history of the first step: %v, want the same masked value", first)
 	}
 	if count(t, ctx, `[data-refresh]`) != 0 {
 		t.Error("the completed instance's page still asks to be refreshed")

@@ -6,6 +6,7 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"path"
 	"strings"
 
 	"github.com/flowgate/flowgate/internal/authserver"
@@ -70,8 +71,10 @@ type flowPage struct {
 // flowVersion is one line of the versions list.
 type flowVersion struct {
 	Version int
-	File    string
-	Latest  bool
+	// File is the name of the file it was deployed from, without its
+	// folder (a path on the deploying machine is nobody's business).
+	File   string
+	Latest bool
 }
 
 // flowPage is GET /flows/{name}: the flow's diagram, versions and start
@@ -117,7 +120,7 @@ func (h *Handler) startableFlow(w http.ResponseWriter, r *http.Request, u *user)
 func (h *Handler) newFlowPage(r *http.Request, def *flow.Definition) (flowPage, error) {
 	page := flowPage{Flow: def, Diagram: flowdiagram.New(def, flowdiagram.Marks{}).SVG("flow"), Fields: inputFields(def)}
 	for v := def.Version; v > 0 && v > def.Version-maxVersionsShown; v-- {
-		fv := flowVersion{Version: v, File: def.File, Latest: v == def.Version}
+		fv := flowVersion{Version: v, File: path.Base(def.File), Latest: v == def.Version}
 		if v != def.Version {
 			old, err := h.o.Portal.Engine.Definition(r.Context(), def.Name, v)
 			if errors.Is(err, store.ErrNotFound) {
@@ -126,7 +129,7 @@ func (h *Handler) newFlowPage(r *http.Request, def *flow.Definition) (flowPage, 
 			if err != nil {
 				return flowPage{}, err
 			}
-			fv.File = old.File
+			fv.File = path.Base(old.File)
 		}
 		page.Versions = append(page.Versions, fv)
 	}
