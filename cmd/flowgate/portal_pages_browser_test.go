@@ -413,7 +413,7 @@ func testPortalPages(t *testing.T, dsn string, check bool) {
 	if p.url.Path != "/tasks" || !strings.Contains(p.text, title) {
 		t.Fatalf("victor's tasks: %s\n%s", p.url, p.text)
 	}
-	checkPage(ctx, "tasks")
+	checkPage(ctx, "my tasks")
 	p = e.open(t, ctx, e.base+"/")
 	checkPage(ctx, "home")
 	p = e.click(t, ctx, `main a[href^="/tasks/"]`)

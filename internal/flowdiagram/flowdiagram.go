@@ -403,8 +403,8 @@ func (l *Layout) SVG(id string) template.HTML {
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" class="flow-diagram" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-labelledby="%s-title %s-desc">`,
 		l.Width, l.Height, l.Width, l.Height, esc(id), esc(id))
 	fmt.Fprintf(&b, `<title id="%s-title">Diagram of %s</title><desc id="%s-desc">%s</desc>`, esc(id), esc(l.Title), esc(id), esc(l.Describe()))
-	fmt.Fprintf(&b, `<defs><marker id="%s-arrow" class="arrowhead" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z"/></marker>`, esc(id))
-	fmt.Fprintf(&b, `<marker id="%s-arrow-taken" class="arrowhead taken" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" markerHeight="7" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z"/></marker></defs>`, esc(id))
+	fmt.Fprintf(&b, `<defs><marker id="%s-arrow" class="arrowhead" viewBox="0 0 10 10" refX="10" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z"/></marker>`, esc(id))
+	fmt.Fprintf(&b, `<marker id="%s-arrow-taken" class="arrowhead taken" viewBox="0 0 10 10" refX="10" refY="5" markerUnits="userSpaceOnUse" markerWidth="9" markerHeight="9" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z"/></marker></defs>`, esc(id))
 	for _, e := range l.Edges {
 		cls, marker := "edge", id+"-arrow"
 		if e.Taken {
