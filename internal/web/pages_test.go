@@ -122,3 +122,35 @@ func jsonText(v any) string {
 	_ = json.NewEncoder(&buf).Encode(v)
 	return buf.String()
 }
+
+// The start form is the flow's input fields in declared order, with
+// their defaults and choices, and the engine's problems land next to
+// their fields.
+func TestStartFormFields(t *testing.T) {
+	def, err := flow.Parse([]byte(`name: f
+input:
+  purpose: {type: string, required: true}
+  amount: {type: number, description: "The amount"}
+  currency: {type: string, enum: [EUR, USD], default: EUR}
+steps:
+  - id: a
+    type: return
+`), "f.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := inputFields(def)
+	var got []string
+	for _, f := range fields {
+		got = append(got, f.Name+"="+f.Value+"/"+strings.Join(f.Options, "|"))
+	}
+	if strings.Join(got, ",") != "purpose=/,amount=/,currency=EUR/EUR|USD" || fields[1].InputType() != "number" || fields[1].Description != "The amount" {
+		t.Fatalf("fields: %v", got)
+	}
+	_, verr := def.ValidateInput(map[string]any{"amount": "abc", "colour": "red"})
+	summary := markFields(fields, "input.", flow.InputErrors(verr))
+	if fields[0].Error != "required" || !strings.Contains(fields[1].Error, "want number") || fields[2].Error != "" ||
+		!strings.Contains(summary, "input.colour: unknown field") {
+		t.Fatalf("errors: %q %q %q; summary %q", fields[0].Error, fields[1].Error, fields[2].Error, summary)
+	}
+}
