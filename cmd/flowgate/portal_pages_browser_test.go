@@ -467,6 +467,31 @@ func testPortalPages(t *testing.T, dsn string, check bool) {
 	}
 	checkPage(ctx, "instance")
 
+	// A rejected expense fails at the fail step: its page marks that
+	// step failed and says why.
+	code, body, raw = e.api(t, http.MethodPost, "/api/v1/workflows/expense/instances", "emma", pagesEmployeePassword, map[string]any{"amount": 800, "purpose": "Taxi"})
+	if code != http.StatusCreated {
+		t.Fatalf("start: %d %s", code, raw)
+	}
+	third := body["id"].(string)
+	_, tasks, _ := e.api(t, http.MethodGet, "/api/v1/tasks", "victor", pagesApproverPassword, nil)
+	var serial float64
+	for _, it := range tasks["items"].([]any) {
+		if task := it.(map[string]any); task["instance"] == third {
+			serial = task["serial"].(float64)
+		}
+	}
+	if code, _, raw := e.api(t, http.MethodPost, fmt.Sprintf("/api/v1/tasks/%d/actions/Reject", int64(serial)), "victor", pagesApproverPassword, map[string]any{}); code != http.StatusOK {
+		t.Fatalf("reject: %d %s", code, raw)
+	}
+	e.waitStatus(t, third, "failed")
+	p = e.open(t, ctx, e.base+"/instances/"+third)
+	if !strings.Contains(p.text, "the expense was rejected") || count(t, ctx, `g.node.failed[data-step="rejected"]`) != 1 ||
+		count(t, ctx, `g.edge.taken[data-from="approve"][data-to="rejected"]`) != 1 || count(t, ctx, `g.node.taken[data-step="done"]`) != 0 {
+		t.Errorf("the failed instance's page does not mark the failed step or say why:\n%s", p.text)
+	}
+	checkPage(ctx, "instance failed")
+
 	// The pages' CSP allows the one script file and nothing inline.
 	victorJar, _ := cookiejar.New(nil)
 	victor := &http.Client{Jar: victorJar, CheckRedirect: noFollow}

@@ -160,14 +160,11 @@ func (h *Handler) newInstancePage(r *http.Request, u *user, in store.Instance) (
 	if !in.Ended() {
 		marks.Current = in.CurrentStep
 	}
-	if in.Status == store.StatusFailed && len(recs) > 0 {
-		// The step whose record failed last is where the instance did.
-		for i := len(recs) - 1; i >= 0; i-- {
-			if recs[i].Status == store.StatusFailed {
-				marks.Failed = recs[i].StepID
-				break
-			}
-		}
+	if in.Status == store.StatusFailed && len(recs) > 0 && !page.MoreHistory {
+		// The instance failed at its last step: one whose record failed,
+		// or a fail step, whose own record completed. (Past the records
+		// read, the last step is not known here.)
+		marks.Failed = recs[len(recs)-1].StepID
 	}
 	def, err := h.o.Portal.Engine.Definition(r.Context(), in.Workflow, in.Version)
 	switch {
