@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/flowgate/flowgate/internal/account"
-	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/store"
@@ -169,7 +168,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
 	if !h.checkForm(w, r, u) {
 		return
 	}
-	ctx := audit.WithOrigin(r.Context(), r, "")
+	ctx := r.Context()
 	acct, err := h.o.Portal.Accounts.GetUser(ctx, u.sess.User)
 	if err != nil {
 		h.pageError(w, u, "reading the account", err)
@@ -212,7 +211,7 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
 	if !h.checkForm(w, r, u) {
 		return
 	}
-	ctx := audit.WithOrigin(r.Context(), r, "")
+	ctx := r.Context()
 	handle := r.PostForm.Get("session")
 	err := account.EndSession(ctx, h.o.Portal.Accounts, h.o.Portal.Audit, u.caller.ID, u.sess.User, handle, h.o.Now())
 	if errors.Is(err, store.ErrNotFound) {

@@ -76,23 +76,31 @@ func (h *Handler) registerPortal(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+PathHome, h.home)
 	mux.HandleFunc("GET "+PathTasks, h.tasks)
 	mux.HandleFunc("GET "+PathTask, h.task)
-	mux.HandleFunc("POST "+PathTask, h.act)
+	mux.HandleFunc("POST "+PathTask, withOrigin(h.act))
 	mux.HandleFunc("GET "+PathFlows, h.flows)
 	mux.HandleFunc("GET "+PathFlow, h.flowPage)
-	mux.HandleFunc("POST "+PathFlow, h.start)
+	mux.HandleFunc("POST "+PathFlow, withOrigin(h.start))
 	mux.HandleFunc("GET "+PathInstances, h.instances)
 	mux.HandleFunc("GET "+PathInstance, h.instance)
-	mux.HandleFunc("POST "+PathCancel, h.cancel)
+	mux.HandleFunc("POST "+PathCancel, withOrigin(h.cancel))
 	mux.HandleFunc("GET "+PathConnections, h.connections)
-	mux.HandleFunc("POST "+PathDisconnect, h.disconnect)
+	mux.HandleFunc("POST "+PathDisconnect, withOrigin(h.disconnect))
 	mux.HandleFunc("GET "+PathAccount, h.account)
-	mux.HandleFunc("POST "+PathPassword, h.changePassword)
-	mux.HandleFunc("POST "+PathEndSession, h.endSession)
+	mux.HandleFunc("POST "+PathPassword, withOrigin(h.changePassword))
+	mux.HandleFunc("POST "+PathEndSession, withOrigin(h.endSession))
 	mux.HandleFunc("GET "+pagestyle.ScriptPath, pagestyle.ServeScript)
 	// Home is "/{$}", so every other path nobody serves lands here: the
 	// layout's 404 page, with the menu when someone is signed in. (The
 	// API keeps its own JSON fallback under /api/v1/.)
 	mux.HandleFunc("/", h.unknownPath(mux))
+}
+
+// withOrigin gives the changes a form makes the request's address and
+// user agent in the audit log, as the API's routes do.
+func withOrigin(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		h(w, r.WithContext(audit.WithOrigin(r.Context(), r, "")))
+	}
 }
 
 // unknownPath answers a path no page has. A path served for other
