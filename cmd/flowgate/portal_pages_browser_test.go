@@ -492,10 +492,28 @@ func testPortalPages(t *testing.T, dsn string, check bool) {
 	}
 	checkPage(ctx, "instance failed")
 
+	// Victor changes his password on his account page: the new one
+	// signs in, the old one no longer does.
+	e.open(t, ctx, e.base+"/account")
+	if err := chromedp.Do(ctx, chromedp.SendKeys(chromedp.CSS("#f-current"), pagesApproverPassword),
+		chromedp.SendKeys(chromedp.CSS("#f-new"), "victor-new-password-2")); err != nil {
+		t.Fatal(err)
+	}
+	p = e.click(t, ctx, `form[action="/account/password"] button[type=submit]`)
+	if p.url.Path != "/account" || !strings.Contains(p.text, "Your password is changed.") {
+		t.Fatalf("after changing the password: %s\n%s", p.url, p.text)
+	}
+	if code, _, _ := e.api(t, http.MethodGet, "/api/v1/me", "victor", "victor-new-password-2", nil); code != http.StatusOK {
+		t.Errorf("the new password: %d", code)
+	}
+	if code, _, _ := e.api(t, http.MethodGet, "/api/v1/me", "victor", pagesApproverPassword, nil); code != http.StatusUnauthorized {
+		t.Errorf("the old password: %d, want 401", code)
+	}
+
 	// The pages' CSP allows the one script file and nothing inline.
 	victorJar, _ := cookiejar.New(nil)
 	victor := &http.Client{Jar: victorJar, CheckRedirect: noFollow}
-	cookieSignIn(t, victor, e.base, "victor", pagesApproverPassword)
+	cookieSignIn(t, victor, e.base, "victor", "victor-new-password-2")
 	resp, err = victor.Get(e.base + "/instances/" + id)
 	if err != nil {
 		t.Fatal(err)
