@@ -226,7 +226,44 @@ func New(def *flow.Definition, m Marks) *Layout {
 	inner := widest*boxW + (widest-1)*colGap
 	l := &Layout{Title: def.Title, Width: margin*2 + leftW + inner + len(rightLanes)*laneGap, Height: margin*2 + len(rows)*boxH + (len(rows)-1)*rowGap}
 	pos := make([]Node, n+1)
+	// Who leads to each step over a forward arrow, for the order within
+	// a row.
+	preds := make([][]int, n+1)
+	for i := 0; i < n; i++ {
+		for _, e := range out[i] {
+			if j := index[e.To]; !back[[2]int{i, j}] {
+				preds[j] = append(preds[j], i)
+			}
+		}
+	}
 	for r, ids := range rows {
+		// Below the first row, a step goes under the steps that lead to
+		// it (the mean of their centres), which keeps arrows from
+		// crossing; ties keep the list order.
+		if r > 0 {
+			key := make(map[int]float64, len(ids))
+			for _, i := range ids {
+				sum, k := 0.0, 0
+				for _, p := range preds[i] {
+					if row[p] < r {
+						sum += float64(pos[p].X)
+						k++
+					}
+				}
+				if k > 0 {
+					key[i] = sum / float64(k)
+				}
+			}
+			slices.SortStableFunc(ids, func(a, b int) int {
+				switch {
+				case key[a] < key[b]:
+					return -1
+				case key[a] > key[b]:
+					return 1
+				}
+				return 0
+			})
+		}
 		w := len(ids)*boxW + (len(ids)-1)*colGap
 		x0 := margin + leftW + (inner-w)/2
 		for c, i := range ids {

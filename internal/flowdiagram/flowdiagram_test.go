@@ -183,3 +183,39 @@ steps:
 		_ = os.WriteFile("/tmp/expense.svg", []byte(New(expense(t), Marks{Path: []string{"check", "approve"}, Current: "approve"}).SVG("x")), 0o644)
 	}
 }
+
+// Below the first row a step sits under the step that leads to it, not
+// in list order, so that the arrows of two branches do not cross.
+func TestBranchesDoNotCross(t *testing.T) {
+	def, err := flow.Parse([]byte(`name: branches
+steps:
+  - id: s
+    type: switch
+    cases:
+      - when: "${{ true }}"
+        next: p
+    default: q
+  - id: p
+    type: set
+    vars: {a: 1}
+    next: pp
+  - id: q
+    type: set
+    vars: {a: 2}
+    next: qq
+  - id: qq
+    type: return
+  - id: pp
+    type: return
+`), "branches.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := map[string]int{}
+	for _, nd := range New(def, Marks{}).Nodes {
+		x[nd.ID] = nd.X
+	}
+	if !(x["p"] < x["q"]) || !(x["pp"] < x["qq"]) {
+		t.Fatalf("p, q, pp, qq at x %d, %d, %d, %d: want pp under p, left of qq under q", x["p"], x["q"], x["pp"], x["qq"])
+	}
+}
