@@ -5,7 +5,7 @@
 //
 // The layout is our own small layered one (docs/ARCHITECTURE.md says
 // why): steps are put in rows by the longest way from the start, the
-// steps of a row side by side in list order, arrows between neighbouring
+// steps of a row side by side under the steps leading to them, arrows between neighbouring
 // rows drawn straight, and arrows that skip rows or go back (loops) drawn
 // in lanes beside the boxes so they never cross one.
 package flowdiagram
