@@ -530,4 +530,17 @@ func testPortalPages(t *testing.T, dsn string, check bool) {
 	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/javascript") || resp.Header.Get("ETag") == "" {
 		t.Errorf("the script: %d %v", resp.StatusCode, resp.Header)
 	}
+
+	// Guessing the current password on the account page is throttled
+	// like sign-ins: after five wrong ones, the form says to wait.
+	token = pageCSRF(t, victor, e.base+"/account")
+	codes := ""
+	for range 6 {
+		code, _ := postForm(t, victor, e.base+"/account/password", url.Values{"csrf_token": {token},
+			"current_password": {"guess-" + token[:6]}, "new_password": {"whatever-new-1"}})
+		codes += fmt.Sprint(code, " ")
+	}
+	if codes != "400 400 400 400 400 429 " {
+		t.Errorf("six wrong current passwords: %s, want five 400 then 429", codes)
+	}
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/server"
+	"github.com/flowgate/flowgate/internal/throttle"
 	"github.com/flowgate/flowgate/internal/vault"
 	"github.com/flowgate/flowgate/internal/web"
 )
@@ -97,7 +98,8 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 	s.auth.Register(s.http.Mux())
 	s.api.Register(s.http.Mux())
 	pages, err := web.New(web.Options{Sessions: s.auth, Engine: s.engine, Vault: tokens, States: s.Store, Users: s.Store, Logger: logger,
-		Portal: web.PortalOptions{Engine: s.engine, History: s.Store, Connections: tokens, Accounts: s.Store, Hasher: s.Hasher, Audit: s.Audit}})
+		Portal: web.PortalOptions{Engine: s.engine, History: s.Store, Connections: tokens, Accounts: s.Store, Hasher: s.Hasher, Audit: s.Audit,
+			SignIns: throttle.New(s.Store, throttle.Options{})}})
 	if err != nil {
 		return err
 	}

@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"time"
 
 	"github.com/flowgate/flowgate/internal/account"
+	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/store"
@@ -175,12 +177,35 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var page accountPage
+	status := http.StatusBadRequest
 	current, next := r.PostForm.Get("current_password"), r.PostForm.Get("new_password")
-	switch {
-	case current == "":
+	if current == "" {
 		page.CurrentError = "Enter your current password."
-	case acct.PasswordHash == "" || !credential.VerifyPassword(current, acct.PasswordHash):
-		page.CurrentError = "This is not your current password."
+	} else {
+		// Checking the current password is a sign-in: it is throttled
+		// with the login page's and HTTP Basic's failures, so a session
+		// left open cannot be used to guess it.
+		addr, _ := audit.FromRequest(r)
+		attempt, err := h.o.Portal.SignIns.Begin(ctx, acct.Username, addr)
+		if err != nil {
+			h.pageError(w, u, "reading the sign-in throttle", err)
+			return
+		}
+		defer attempt.End()
+		switch {
+		case attempt.Wait > 0:
+			status = http.StatusTooManyRequests
+			page.CurrentError = fmt.Sprintf("Too many wrong passwords; wait %d seconds.", int(math.Ceil(attempt.Wait.Seconds())))
+		case acct.PasswordHash == "" || !credential.VerifyPassword(current, acct.PasswordHash):
+			if err := attempt.Fail(ctx); err != nil {
+				h.o.Logger.Error("page: recording a failed password check", "err", err)
+			}
+			page.CurrentError = "This is not your current password."
+		default:
+			if err := attempt.Succeed(ctx); err != nil {
+				h.o.Logger.Error("page: clearing failed sign-ins", "err", err)
+			}
+		}
 	}
 	if next == "" {
 		page.PasswordError = "Enter a new password."
@@ -197,7 +222,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
 		h.pageError(w, u, "changing a password", err)
 		return
 	}
-	h.renderAccount(w, r, http.StatusBadRequest, u, u.view("My account", nil), page)
+	h.renderAccount(w, r, status, u, u.view("My account", nil), page)
 }
 
 // endSession is POST /account/sessions/end: one of my sessions ended,

@@ -13,6 +13,7 @@ import (
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/pagestyle"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/throttle"
 	"github.com/flowgate/flowgate/internal/vault"
 )
 
@@ -69,6 +70,10 @@ type PortalOptions struct {
 	Accounts    AccountStore
 	Hasher      *credential.Hasher
 	Audit       audit.Recorder
+	// SignIns throttles the password form's check of the current
+	// password with the failed sign-ins of the login page and HTTP Basic
+	// (their state is in the store).
+	SignIns *throttle.Throttle
 }
 
 // registerPortal adds the pages for everyone signed in.
