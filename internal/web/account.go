@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/flowgate/flowgate/internal/account"
@@ -104,7 +105,7 @@ func (h *Handler) disconnect(w http.ResponseWriter, r *http.Request) {
 			"principal", u.caller.ID, "server", server, "err", revokeErr)
 	}
 	w.Header().Set("Cache-Control", "no-store")
-	http.Redirect(w, r, PathConnections+"?disconnected="+server, http.StatusSeeOther)
+	http.Redirect(w, r, PathConnections+"?disconnected="+url.QueryEscape(server), http.StatusSeeOther)
 }
 
 // accountPage is what /account reads.
