@@ -55,8 +55,8 @@ func nextLink(r *http.Request, cursor string) string {
 	return r.URL.Path + "?" + q.Encode()
 }
 
-// flowPage is what the flow page reads.
-type flowPage struct {
+// flowStartPage is what the flow page reads.
+type flowStartPage struct {
 	Flow     *flow.Definition
 	Diagram  template.HTML
 	Versions []flowVersion
@@ -77,9 +77,9 @@ type flowVersion struct {
 	Latest bool
 }
 
-// flowPage is GET /flows/{name}: the flow's diagram, versions and start
+// flowDetail is GET /flows/{name}: the flow's diagram, versions and start
 // form. A flow the user may not start is a 404 page, as in the API.
-func (h *Handler) flowPage(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) flowDetail(w http.ResponseWriter, r *http.Request) {
 	u := h.signedIn(w, r)
 	if u == nil {
 		return
@@ -96,7 +96,7 @@ func (h *Handler) flowPage(w http.ResponseWriter, r *http.Request) {
 	h.renderFlow(w, http.StatusOK, u, page)
 }
 
-func (h *Handler) renderFlow(w http.ResponseWriter, status int, u *user, page flowPage) {
+func (h *Handler) renderFlow(w http.ResponseWriter, status int, u *user, page flowStartPage) {
 	v := u.view(page.Flow.Title, page)
 	v.Nav = "flows"
 	h.render(w, status, "flow", v)
@@ -117,8 +117,8 @@ func (h *Handler) startableFlow(w http.ResponseWriter, r *http.Request, u *user)
 	return def, true
 }
 
-func (h *Handler) newFlowPage(r *http.Request, def *flow.Definition) (flowPage, error) {
-	page := flowPage{Flow: def, Diagram: flowdiagram.New(def, flowdiagram.Marks{}).SVG("flow"), Fields: inputFields(def)}
+func (h *Handler) newFlowPage(r *http.Request, def *flow.Definition) (flowStartPage, error) {
+	page := flowStartPage{Flow: def, Diagram: flowdiagram.New(def, flowdiagram.Marks{}).SVG("flow"), Fields: inputFields(def)}
 	for v := def.Version; v > 0 && v > def.Version-maxVersionsShown; v-- {
 		fv := flowVersion{Version: v, File: path.Base(def.File), Latest: v == def.Version}
 		if v != def.Version {
@@ -127,7 +127,7 @@ func (h *Handler) newFlowPage(r *http.Request, def *flow.Definition) (flowPage, 
 				continue
 			}
 			if err != nil {
-				return flowPage{}, err
+				return flowStartPage{}, err
 			}
 			fv.File = path.Base(old.File)
 		}

@@ -21,13 +21,13 @@ import (
 // the diagram's path and the table); the API pages through the rest.
 const maxHistoryShown = 2000
 
-// instanceStatuses are the statuses the instance list filters by.
-func instanceStatuses() []string {
+// portalStatuses are the statuses the instance list filters by.
+func portalStatuses() []string {
 	return []string{store.StatusRunning, store.StatusWaiting, store.StatusCompleted, store.StatusFailed, store.StatusCancelled}
 }
 
-// instancesPage is what the instance list reads.
-type instancesPage struct {
+// instanceListPage is what the instance list reads.
+type instanceListPage struct {
 	Instances []store.Instance
 	// Workflow and Status are the filter as given; StatusError says
 	// what is wrong with Status.
@@ -46,7 +46,7 @@ func (h *Handler) instances(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	page := instancesPage{Workflow: q.Get("workflow"), Status: q.Get("status"), Statuses: instanceStatuses(), All: u.caller.Admin}
+	page := instanceListPage{Workflow: q.Get("workflow"), Status: q.Get("status"), Statuses: portalStatuses(), All: u.caller.Admin}
 	v := u.view("Instances", &page)
 	v.Nav = "instances"
 	if page.Status != "" && !slices.Contains(page.Statuses, page.Status) {

@@ -83,7 +83,7 @@ func (h *Handler) registerPortal(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+PathTask, h.task)
 	mux.HandleFunc("POST "+PathTask, withOrigin(h.act))
 	mux.HandleFunc("GET "+PathFlows, h.flows)
-	mux.HandleFunc("GET "+PathFlow, h.flowPage)
+	mux.HandleFunc("GET "+PathFlow, h.flowDetail)
 	mux.HandleFunc("POST "+PathFlow, withOrigin(h.start))
 	mux.HandleFunc("GET "+PathInstances, h.instances)
 	mux.HandleFunc("GET "+PathInstance, h.instance)
