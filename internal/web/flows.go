@@ -39,14 +39,14 @@ func (h *Handler) flows(w http.ResponseWriter, r *http.Request) {
 	v := u.view("Flows I may start", struct {
 		Flows []*flow.Definition
 		Next  string
-	}{defs, nextLink(r, next)})
+	}{defs, pageAfter(r, next)})
 	v.Nav = "flows"
 	h.render(w, http.StatusOK, "flows", v)
 }
 
-// nextLink is the link to the page after this one ("" when this is the
+// pageAfter is the link to the page after this one ("" when this is the
 // last): the same query with the store's cursor.
-func nextLink(r *http.Request, cursor string) string {
+func pageAfter(r *http.Request, cursor string) string {
 	if cursor == "" {
 		return ""
 	}

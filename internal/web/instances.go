@@ -64,7 +64,7 @@ func (h *Handler) instances(w http.ResponseWriter, r *http.Request) {
 		h.pageError(w, u, "listing instances", err)
 		return
 	}
-	page.Instances, page.Next = list, nextLink(r, next)
+	page.Instances, page.Next = list, pageAfter(r, next)
 	h.render(w, http.StatusOK, "instances", v)
 }
 

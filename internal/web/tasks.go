@@ -87,7 +87,7 @@ func (h *Handler) tasks(w http.ResponseWriter, r *http.Request) {
 	v := u.view("My tasks", struct {
 		Tasks []store.Task
 		Next  string
-	}{tasks, nextLink(r, next)})
+	}{tasks, pageAfter(r, next)})
 	v.Nav = "tasks"
 	// The confirmation of the action just taken (see act): only a
 	// number is read, so no link can make the page say something else.
