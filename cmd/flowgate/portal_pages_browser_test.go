@@ -157,8 +157,8 @@ func count(t *testing.T, ctx context.Context, sel string) int {
 	return n
 }
 
-// fieldError reads the message tied to a field by aria-describedby.
-func fieldError(t *testing.T, ctx context.Context, id string) string {
+// describedError reads the message tied to a field by aria-describedby.
+func describedError(t *testing.T, ctx context.Context, id string) string {
 	t.Helper()
 	s, err := chromedp.Run(ctx, chromedp.Evaluate[string](fmt.Sprintf(
 		`(document.getElementById((document.getElementById(%q).getAttribute('aria-describedby')) || '') || {}).textContent || ''`, id)))
@@ -237,7 +237,7 @@ func testPortalPages(t *testing.T, dsn string, check bool) {
 	if p.status != http.StatusBadRequest || p.url.Path != "/flows/expense" {
 		t.Fatalf("start without an amount: %d at %s\n%s", p.status, p.url, p.text)
 	}
-	if msg := fieldError(t, ctx, "f-amount"); msg != "required" {
+	if msg := describedError(t, ctx, "f-amount"); msg != "required" {
 		t.Fatalf("the amount's message: %q\n%s", msg, p.text)
 	}
 	if kept, _ := chromedp.Run(ctx, chromedp.Value(chromedp.CSS("#f-purpose"))); kept != "Conference in Lyon" {
@@ -324,9 +324,9 @@ func testPortalPages(t *testing.T, dsn string, check bool) {
 		t.Fatal(err)
 	}
 	p = e.click(t, ctx, `form[action="/account/password"] button[type=submit]`)
-	if p.status != http.StatusBadRequest || fieldError(t, ctx, "f-new") != "password must be 8 to 1024 characters" ||
-		fieldError(t, ctx, "f-current") != "This is not your current password." {
-		t.Fatalf("a short password with a wrong current one: %d new %q current %q", p.status, fieldError(t, ctx, "f-new"), fieldError(t, ctx, "f-current"))
+	if p.status != http.StatusBadRequest || describedError(t, ctx, "f-new") != "password must be 8 to 1024 characters" ||
+		describedError(t, ctx, "f-current") != "This is not your current password." {
+		t.Fatalf("a short password with a wrong current one: %d new %q current %q", p.status, describedError(t, ctx, "f-new"), describedError(t, ctx, "f-current"))
 	}
 	checkPage(ctx, "account with an error")
 	token := pageCSRF(t, emma, e.base+"/account")
