@@ -20,10 +20,6 @@ import (
 	"github.com/flowgate/flowgate/internal/store"
 )
 
-// minPasswordLen is the shortest password the commands accept; NIST SP
-// 800-63B asks for at least 8.
-const minPasswordLen = 8
-
 func (c *cli) userCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage users"}
 	cmd.AddCommand(c.userAddCmd(), c.userListCmd(), c.userPasswdCmd(), c.userDisableCmd(true), c.userDisableCmd(false))
@@ -74,9 +70,11 @@ func (c *cli) promptTwice(what, noun, flag string) (string, error) {
 	return string(p1), nil
 }
 
+// checkPassword applies the one password policy (internal/account), the
+// admin API's and the account page's.
 func checkPassword(p string) (string, error) {
-	if len([]rune(p)) < minPasswordLen {
-		return "", fmt.Errorf("password must be at least %d characters", minPasswordLen)
+	if err := account.CheckPassword(p); err != nil {
+		return "", err
 	}
 	return p, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/server"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/throttle"
 	"github.com/flowgate/flowgate/internal/vault"
 	"github.com/flowgate/flowgate/internal/web"
 )
@@ -113,7 +114,9 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 		Operations: web.Operations{Flows: s.engine, Store: s.Store, Switches: s.api, RotateKey: s.rotateKey},
 		Identity: &web.IdentityOptions{Store: s.Store, Changes: &admin.Service{Store: s.Store, Ring: s.Ring, Audit: s.Audit},
 			Audit: s.Audit, Hasher: s.Hasher, HTTPClient: policy.Client(10 * time.Second), PublicURL: cfg.Server.PublicURL},
-		Federation: s.federation})
+		Federation: s.federation,
+		Portal: web.PortalOptions{Engine: s.engine, History: s.Store, Connections: tokens, Accounts: s.Store, Hasher: s.Hasher, Audit: s.Audit,
+			SignIns: throttle.New(s.Store, throttle.Options{})}})
 	if err != nil {
 		return err
 	}

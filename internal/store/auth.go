@@ -207,6 +207,9 @@ type Sessions interface {
 	TouchSession(ctx context.Context, idHash string, lastSeen, expiresAt time.Time) error
 	// DeleteSession ends a session; a missing one is not an error.
 	DeleteSession(ctx context.Context, idHash string) error
+	// ListUserSessions lists a user's live sessions (expiring after now),
+	// the most recently used first.
+	ListUserSessions(ctx context.Context, user string, now time.Time) ([]Session, error)
 	// DeleteUserSessions ends every session of a user.
 	DeleteUserSessions(ctx context.Context, user string) error
 }

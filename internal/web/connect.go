@@ -87,6 +87,9 @@ type Options struct {
 	// and tests the providers; nil when none is configured.
 	Federation *federation.Service
 	Logger     *slog.Logger
+	// Portal are the parts of the portal's flow, instance, connection
+	// and account pages.
+	Portal PortalOptions
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }

@@ -21,13 +21,13 @@ import (
 	"github.com/flowgate/flowgate/internal/store"
 )
 
-//go:embed templates/*.html
+//go:embed templates/*.html templates/partials/*.html
 var templateFS embed.FS
 
 // pageCSP is every page's Content-Security-Policy: nothing from elsewhere,
-// no script at all, styles only from the stylesheet file (no inline style,
-// so no 'unsafe-inline').
-const pageCSP = "default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+// styles only from the stylesheet file and script only from the one
+// script file (no inline style or script, so no 'unsafe-inline').
+const pageCSP = "default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 
 // renderer holds the parsed pages.
 type renderer struct {
@@ -36,7 +36,7 @@ type renderer struct {
 
 func newRenderer() (*renderer, error) {
 	rd := &renderer{pages: map[string]*template.Template{}}
-	funcs := template.FuncMap{"stamp": func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }}
+	funcs := template.FuncMap{"stamp": stamp, "when": when}
 	// Every file but the layout is a page defining "body"; the page's name
 	// is its file name without ".html".
 	files, err := fs.Glob(templateFS, "templates/*.html")
@@ -48,13 +48,28 @@ func newRenderer() (*renderer, error) {
 		if name == "layout" {
 			continue
 		}
-		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", file)
+		// Partials (templates/partials) are shared pieces, such as a
+		// form's fields, that any page may use.
+		t, err := template.New(name).Funcs(funcs).ParseFS(templateFS, "templates/layout.html", "templates/partials/*.html", file)
 		if err != nil {
 			return nil, fmt.Errorf("page %s: %w", name, err)
 		}
 		rd.pages[name] = t
 	}
 	return rd, nil
+}
+
+// stamp writes a time as pages show it without script: UTC.
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+
+// when is a time for people: UTC in a <time> element whose datetime the
+// page's script (assets/flowgate.js), when it runs, rewrites in the
+// browser's time zone. A zero time is "—".
+func when(t time.Time) template.HTML {
+	if t.IsZero() {
+		return "—"
+	}
+	return template.HTML(`<time datetime="` + t.UTC().Format(time.RFC3339) + `">` + stamp(t) + `</time>`)
 }
 
 // view is what the layout reads; Data is the page's own.
@@ -64,6 +79,8 @@ type view struct {
 	// of every form on the page, the sign-out form's included.
 	User, CSRF string
 	CSS        string
+	// Script is the URL of the portal's one script (pagestyle).
+	Script string
 	// Nav is the menu entry of the page ("home", "tasks", "admin/users"),
 	// marked as the current one; a Nav starting with "admin" also shows
 	// the management site's own menu.
@@ -87,7 +104,7 @@ func securityHeaders(h http.Header) {
 
 // render writes a page in the layout with the security headers.
 func (h *Handler) render(w http.ResponseWriter, status int, name string, v view) {
-	v.CSS = pagestyle.URL()
+	v.CSS, v.Script = pagestyle.URL(), pagestyle.ScriptURL()
 	var buf bytes.Buffer
 	if err := h.rd.pages[name].ExecuteTemplate(&buf, "layout", v); err != nil {
 		h.o.Logger.Error("rendering page", "page", name, "err", err)

@@ -9,6 +9,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/vault"
 )
 
 // Every page renders in the layout with data of the shape its handler
@@ -34,9 +35,27 @@ func TestPagesRender(t *testing.T) {
 			Instances []store.Instance
 			Flows     []*flow.Definition
 		}{[]store.Task{task}, []store.Instance{{ID: "i-1", Workflow: "leave", Status: "waiting", StartedAt: now}}, []*flow.Definition{{Name: "leave", Title: "Leave"}}},
-		"tasks":   struct{ Tasks []store.Task }{[]store.Task{task, connect}},
-		"task":    taskPage{Task: task, Fields: fields, Error: "Please correct the fields marked below."},
-		"status":  "There is nothing for you at this address.",
+		"tasks": struct {
+			Tasks []store.Task
+			Next  string
+		}{[]store.Task{task, connect}, "/tasks?cursor=x"},
+		"task":   taskPage{Task: task, Fields: fields, Error: "Please correct the fields marked below."},
+		"status": "There is nothing for you at this address.",
+		"flows": struct {
+			Flows []*flow.Definition
+			Next  string
+		}{[]*flow.Definition{{Name: "leave", Title: "Leave", Version: 2}}, "/flows?cursor=x"},
+		"flow": flowStartPage{Flow: &flow.Definition{Name: "leave", Title: "Leave", Version: 2}, Diagram: "<svg></svg>", Fields: fields,
+			Versions: []flowVersion{{Version: 2, Latest: true}, {Version: 1}}, Error: "Please correct the fields marked below."},
+		"instances": &instanceListPage{Instances: []store.Instance{{ID: "i-1", Workflow: "leave", Status: "waiting", StartedAt: now}}, All: true,
+			Statuses: portalStatuses(), Status: "bogus", StatusError: `"bogus" is not an instance status`, Next: "/instances?cursor=x"},
+		"instance": instancePage{Instance: store.Instance{ID: "i-1", Workflow: "leave", Version: 1, Status: "failed", Error: "boom", StartedAt: now, EndedAt: now},
+			Vars: "{}", Diagram: "<svg></svg>", MayCancel: false, Error: "instance has ended",
+			History: []historyRow{toHistoryRow(store.StepRecord{Seq: 1, StepID: "review", Type: "task", Status: "failed", Attempt: 1, StartedAt: now, EndedAt: now.Add(time.Second), Input: []byte(`{"a":"****"}`), Error: "x"})}},
+		"connections": connectionsPage{Connections: []vault.Info{{Server: "erp", Scopes: []string{"openid"}, Expiry: now, Status: "reconnect_required"}},
+			Reconnect: map[string]string{"erp": "http://x/connect/i/s"}},
+		"account": accountPage{Account: store.User{Username: "bob", Roles: []string{"approver"}}, PasswordError: "password must be 8 to 1024 characters",
+			Sessions: []sessionRow{{Session: store.Session{AuthTime: now, LastSeen: now, ExpiresAt: now}, Handle: "abc", Current: true}}},
 		"connect": taskPage{Task: connect},
 	} {
 		var buf bytes.Buffer
@@ -102,4 +121,36 @@ func jsonText(v any) string {
 	var buf bytes.Buffer
 	_ = json.NewEncoder(&buf).Encode(v)
 	return buf.String()
+}
+
+// The start form is the flow's input fields in declared order, with
+// their defaults and choices, and the engine's problems land next to
+// their fields.
+func TestStartFormFields(t *testing.T) {
+	def, err := flow.Parse([]byte(`name: f
+input:
+  purpose: {type: string, required: true}
+  amount: {type: number, description: "The amount"}
+  currency: {type: string, enum: [EUR, USD], default: EUR}
+steps:
+  - id: a
+    type: return
+`), "f.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fields := inputFields(def)
+	var got []string
+	for _, f := range fields {
+		got = append(got, f.Name+"="+f.Value+"/"+strings.Join(f.Options, "|"))
+	}
+	if strings.Join(got, ",") != "purpose=/,amount=/,currency=EUR/EUR|USD" || fields[1].InputType() != "number" || fields[1].Description != "The amount" {
+		t.Fatalf("fields: %v", got)
+	}
+	_, verr := def.ValidateInput(map[string]any{"amount": "abc", "colour": "red"})
+	summary := markFields(fields, "input.", flow.InputErrors(verr))
+	if fields[0].Error != "required" || !strings.Contains(fields[1].Error, "want number") || fields[2].Error != "" ||
+		!strings.Contains(summary, "input.colour: unknown field") {
+		t.Fatalf("errors: %q %q %q; summary %q", fields[0].Error, fields[1].Error, fields[2].Error, summary)
+	}
 }

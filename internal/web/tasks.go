@@ -26,6 +26,9 @@ const (
 // homeItems is how many of each list the home page shows.
 const homeItems = 10
 
+// tasksPerPage is how many tasks a page of the worklist shows.
+const tasksPerPage = 100
+
 // maxFormBytes bounds a posted task form.
 const maxFormBytes = 1 << 20
 
@@ -71,12 +74,20 @@ func (h *Handler) tasks(w http.ResponseWriter, r *http.Request) {
 	if u == nil {
 		return
 	}
-	tasks, _, err := h.o.Engine.ListTasks(r.Context(), u.caller, false, store.TaskOpen, store.Page{Limit: store.MaxLimit})
+	tasks, next, err := h.o.Engine.ListTasks(r.Context(), u.caller, false, store.TaskOpen,
+		store.Page{Limit: tasksPerPage, Cursor: r.URL.Query().Get("cursor")})
+	if errors.Is(err, store.ErrInvalidCursor) {
+		h.statusPage(w, http.StatusBadRequest, u, "Bad page link", "This page link is not valid; start from the first page.")
+		return
+	}
 	if err != nil {
 		h.pageError(w, u, "listing tasks", err)
 		return
 	}
-	v := u.view("My tasks", struct{ Tasks []store.Task }{tasks})
+	v := u.view("My tasks", struct {
+		Tasks []store.Task
+		Next  string
+	}{tasks, pageAfter(r, next)})
 	v.Nav = "tasks"
 	// The confirmation of the action just taken (see act): only a
 	// number is read, so no link can make the page say something else.
@@ -261,18 +272,7 @@ func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	data := map[string]any{}
-	for i, f := range fields {
-		vals, present := r.PostForm[f.Name]
-		posted := ""
-		if present {
-			posted = vals[0]
-		}
-		fields[i].Value = posted
-		if v, ok := f.value(posted, present); ok {
-			data[f.Name] = v
-		}
-	}
+	data := readFields(r, fields)
 	action := r.PostForm.Get("action")
 	_, err := h.o.Engine.Act(r.Context(), t.Serial, action, data, u.caller)
 	if err == nil {
@@ -283,21 +283,7 @@ func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
 	page := taskPage{Task: t, Fields: fields}
 	status := http.StatusBadRequest
 	if ies := flow.InputErrors(err); len(ies) > 0 {
-		var other []string
-		for _, ie := range ies {
-			name := strings.TrimPrefix(ie.Field, "data.")
-			found := false
-			for i := range page.Fields {
-				if page.Fields[i].Name == name {
-					page.Fields[i].Error = ie.Err.Error()
-					found = true
-				}
-			}
-			if !found {
-				other = append(other, ie.Field+": "+ie.Err.Error())
-			}
-		}
-		page.Error = strings.Join(append([]string{"Please correct the fields marked below."}, other...), " ")
+		page.Error = markFields(page.Fields, "data.", ies)
 	} else {
 		switch {
 		case errors.Is(err, engine.ErrNoAction), errors.Is(err, engine.ErrVarsTooLarge):

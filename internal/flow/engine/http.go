@@ -428,7 +428,11 @@ func (r *runner) addReconnectTask(ctx context.Context, step *flow.Step) {
 	})
 }
 
-func reconnectTitle(server string) string { return "Reconnect to " + server }
+func reconnectTitle(server string) string { return ReconnectTitle(server) }
+
+// ReconnectTitle is the title of the worklist's task that signs the
+// starter in again to server after the provider refused the connection.
+func ReconnectTitle(server string) string { return "Reconnect to " + server }
 
 // authToken returns the access token of auth: the starter's from the
 // vault, or the server's own (client credentials). fresh asks for a new

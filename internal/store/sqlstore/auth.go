@@ -456,6 +456,36 @@ func (s *Store) DeleteSession(ctx context.Context, idHash string) error {
 	return nil
 }
 
+// ListUserSessions lists a user's live sessions, most recently used first.
+func (s *Store) ListUserSessions(ctx context.Context, user string, now time.Time) ([]store.Session, error) {
+	rows, err := s.read.QueryContext(ctx, s.q.rebind(`SELECT id_hash, username, auth_time, last_seen, expires_at, amr
+		FROM sessions WHERE username = ? AND expires_at > ? ORDER BY last_seen DESC, id_hash`), user, micros(now))
+	if err != nil {
+		return nil, fmt.Errorf("list sessions of %q: %w", user, err)
+	}
+	defer rows.Close()
+	var out []store.Session
+	for rows.Next() {
+		var (
+			se                        store.Session
+			amr                       string
+			authTime, seen, expiresAt int64
+		)
+		if err := rows.Scan(&se.IDHash, &se.User, &authTime, &seen, &expiresAt, &amr); err != nil {
+			return nil, fmt.Errorf("list sessions of %q: %w", user, err)
+		}
+		if se.AMR, err = decodeList(amr); err != nil {
+			return nil, fmt.Errorf("list sessions of %q: %w", user, err)
+		}
+		se.AuthTime, se.LastSeen, se.ExpiresAt = fromMicros(authTime), fromMicros(seen), fromMicros(expiresAt)
+		out = append(out, se)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("list sessions of %q: %w", user, err)
+	}
+	return out, nil
+}
+
 // DeleteUserSessions ends every session of a user.
 func (s *Store) DeleteUserSessions(ctx context.Context, user string) error {
 	if _, err := s.write.ExecContext(ctx, s.q.rebind(`DELETE FROM sessions WHERE username = ?`), user); err != nil {

@@ -330,6 +330,22 @@ func testSessions(t *testing.T, s store.Store) {
 		t.Fatalf("deleted session: %v", err)
 	}
 	_ = s.CreateSession(c, store.Session{IDHash: "s2", User: "bob", AuthTime: ts(1), LastSeen: ts(1), ExpiresAt: ts(9000)})
+	// A user's live sessions, the most recently used first; expired
+	// ones and other users' are not listed.
+	_ = s.CreateSession(c, store.Session{IDHash: "s3", User: "bob", AuthTime: ts(2), LastSeen: ts(5), ExpiresAt: ts(9000), AMR: []string{"pwd"}})
+	_ = s.CreateSession(c, store.Session{IDHash: "s4", User: "bob", AuthTime: ts(2), LastSeen: ts(3), ExpiresAt: ts(1000)})
+	_ = s.CreateSession(c, store.Session{IDHash: "s5", User: "carol", AuthTime: ts(2), LastSeen: ts(3), ExpiresAt: ts(9000)})
+	list, err := s.ListUserSessions(c, "bob", ts(1500))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 2 || list[0].IDHash != "s3" || list[1].IDHash != "s2" || !slices.Equal(list[0].AMR, []string{"pwd"}) {
+		t.Fatalf("bob's live sessions = %+v, want s3 then s2", list)
+	}
+	wantTime(t, "last_seen", list[0].LastSeen, ts(5))
+	if none, err := s.ListUserSessions(c, "nobody", ts(1500)); err != nil || len(none) != 0 {
+		t.Fatalf("sessions of nobody = %v, %v", none, err)
+	}
 	if err := s.DeleteUserSessions(c, "bob"); err != nil {
 		t.Fatal(err)
 	}

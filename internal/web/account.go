@@ -1,0 +1,253 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/account"
+	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/credential"
+	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/vault"
+)
+
+// disconnectTimeout bounds a disconnect: the revocation at the provider
+// and the store's writes.
+const disconnectTimeout = 30 * time.Second
+
+// connectionsPage is what /connections reads.
+type connectionsPage struct {
+	Connections []vault.Info
+	// Reconnect maps a server to the link of the user's open task that
+	// signs in to it again (the worklist's Reconnect).
+	Reconnect map[string]string
+}
+
+// connections is GET /connections: my connections from the vault, the
+// same list as GET /api/v1/connections, never a token (vault.Info has
+// none).
+func (h *Handler) connections(w http.ResponseWriter, r *http.Request) {
+	u := h.signedIn(w, r)
+	if u == nil {
+		return
+	}
+	list, err := h.o.Portal.Connections.List(r.Context(), u.caller.ID)
+	if err != nil {
+		h.pageError(w, u, "listing connections", err)
+		return
+	}
+	page := connectionsPage{Connections: list, Reconnect: map[string]string{}}
+	// A connection the provider refused is signed in again through the
+	// connect task the engine put in the worklist; link to it here too.
+	tasks, _, err := h.o.Engine.ListTasks(r.Context(), u.caller, false, store.TaskOpen, store.Page{Limit: store.MaxLimit})
+	if err != nil {
+		h.pageError(w, u, "listing tasks", err)
+		return
+	}
+	for _, c := range list {
+		for _, t := range tasks {
+			if t.Type == store.TaskTypeConnect && t.ConnectURL != "" && t.Title == engine.ReconnectTitle(c.Server) {
+				page.Reconnect[c.Server] = t.ConnectURL
+			}
+		}
+	}
+	v := u.view("My connections", page)
+	v.Nav = "connections"
+	if s := r.URL.Query().Get("disconnected"); s != "" && h.hasNoConnection(list, s) {
+		v.Notice = "Disconnected."
+	}
+	h.render(w, http.StatusOK, "connections", v)
+}
+
+// hasNoConnection reports that server is not (or no longer) among list:
+// the notice after a disconnect only says what is true.
+func (h *Handler) hasNoConnection(list []vault.Info, server string) bool {
+	for _, c := range list {
+		if c.Server == server {
+			return false
+		}
+	}
+	return true
+}
+
+// disconnect is POST /connections/{server}/disconnect: the vault's
+// Delete, the operation behind DELETE /api/v1/connections/{server}
+// (tokens revoked at the provider where it can, the connection deleted
+// even when revocation fails).
+func (h *Handler) disconnect(w http.ResponseWriter, r *http.Request) {
+	u := h.signedIn(w, r)
+	if u == nil {
+		return
+	}
+	if !h.checkForm(w, r, u) {
+		return
+	}
+	server := r.PathValue("server")
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), disconnectTimeout)
+	defer cancel()
+	_, revokeErr, err := h.o.Portal.Connections.Delete(ctx, u.caller.ID, server)
+	if errors.Is(err, vault.ErrNotConnected) {
+		h.notFound(w, u)
+		return
+	}
+	if err != nil {
+		h.pageError(w, u, "disconnecting", err)
+		return
+	}
+	if revokeErr != nil {
+		h.o.Logger.WarnContext(r.Context(), "connection deleted, but its tokens could not be revoked at the provider",
+			"principal", u.caller.ID, "server", server, "err", revokeErr)
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, PathConnections+"?disconnected="+url.QueryEscape(server), http.StatusSeeOther)
+}
+
+// accountPage is what /account reads.
+type accountPage struct {
+	Account  store.User
+	Sessions []sessionRow
+	// PasswordError and CurrentError are next to their fields.
+	PasswordError, CurrentError string
+}
+
+// sessionRow is one of my browser sessions.
+type sessionRow struct {
+	store.Session
+	Handle  string
+	Current bool
+}
+
+// account is GET /account: my profile, the password form and my
+// sessions.
+func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
+	u := h.signedIn(w, r)
+	if u == nil {
+		return
+	}
+	v := u.view("My account", nil)
+	switch r.URL.Query().Get("done") {
+	case "password":
+		v.Notice = "Your password is changed."
+	case "session":
+		v.Notice = "The session is ended."
+	}
+	h.renderAccount(w, r, http.StatusOK, u, v, accountPage{})
+}
+
+func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, status int, u *user, v view, page accountPage) {
+	acct, err := h.o.Portal.Accounts.GetUser(r.Context(), u.sess.User)
+	if err != nil {
+		h.pageError(w, u, "reading the account", err)
+		return
+	}
+	sessions, err := h.o.Portal.Accounts.ListUserSessions(r.Context(), u.sess.User, h.o.Now())
+	if err != nil {
+		h.pageError(w, u, "listing sessions", err)
+		return
+	}
+	acct.PasswordHash = ""
+	page.Account = acct
+	for _, s := range sessions {
+		page.Sessions = append(page.Sessions, sessionRow{Session: s, Handle: account.SessionHandle(s), Current: s.IDHash == u.sess.IDHash})
+	}
+	v.Data, v.Nav = page, "account"
+	h.render(w, status, "account", v)
+}
+
+// changePassword is POST /account/password: the current password, then
+// account.SetPassword, the operation of the admin API's password change
+// (the same policy, audited as user.updated).
+func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
+	u := h.signedIn(w, r)
+	if u == nil {
+		return
+	}
+	if !h.checkForm(w, r, u) {
+		return
+	}
+	ctx := r.Context()
+	acct, err := h.o.Portal.Accounts.GetUser(ctx, u.sess.User)
+	if err != nil {
+		h.pageError(w, u, "reading the account", err)
+		return
+	}
+	var page accountPage
+	status := http.StatusBadRequest
+	current, next := r.PostForm.Get("current_password"), r.PostForm.Get("new_password")
+	if current == "" {
+		page.CurrentError = "Enter your current password."
+	} else {
+		// Checking the current password is a sign-in: it is throttled
+		// with the login page's and HTTP Basic's failures, so a session
+		// left open cannot be used to guess it.
+		addr, _ := audit.FromRequest(r)
+		attempt, err := h.o.Portal.SignIns.Begin(ctx, acct.Username, addr)
+		if err != nil {
+			h.pageError(w, u, "reading the sign-in throttle", err)
+			return
+		}
+		defer attempt.End()
+		switch {
+		case attempt.Wait > 0:
+			status = http.StatusTooManyRequests
+			page.CurrentError = fmt.Sprintf("Too many wrong passwords; wait %d seconds.", int(math.Ceil(attempt.Wait.Seconds())))
+		case acct.PasswordHash == "" || !credential.VerifyPassword(current, acct.PasswordHash):
+			if err := attempt.Fail(ctx); err != nil {
+				h.o.Logger.Error("page: recording a failed password check", "err", err)
+			}
+			page.CurrentError = "This is not your current password."
+		default:
+			if err := attempt.Succeed(ctx); err != nil {
+				h.o.Logger.Error("page: clearing failed sign-ins", "err", err)
+			}
+		}
+	}
+	if next == "" {
+		page.PasswordError = "Enter a new password."
+	} else if err := account.CheckPassword(next); err != nil {
+		page.PasswordError = err.Error()
+	}
+	if page.CurrentError == "" && page.PasswordError == "" {
+		err := account.SetPassword(ctx, h.o.Portal.Accounts, h.o.Portal.Audit, h.o.Portal.Hasher, u.caller.ID, u.sess.User, next)
+		if err == nil {
+			w.Header().Set("Cache-Control", "no-store")
+			http.Redirect(w, r, PathAccount+"?done=password", http.StatusSeeOther)
+			return
+		}
+		h.pageError(w, u, "changing a password", err)
+		return
+	}
+	h.renderAccount(w, r, status, u, u.view("My account", nil), page)
+}
+
+// endSession is POST /account/sessions/end: one of my sessions ended,
+// as the management site ends a user's sessions (the store's session
+// delete, audited).
+func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
+	u := h.signedIn(w, r)
+	if u == nil {
+		return
+	}
+	if !h.checkForm(w, r, u) {
+		return
+	}
+	ctx := r.Context()
+	handle := r.PostForm.Get("session")
+	err := account.EndSession(ctx, h.o.Portal.Accounts, h.o.Portal.Audit, u.caller.ID, u.sess.User, handle, h.o.Now())
+	if errors.Is(err, store.ErrNotFound) {
+		h.statusPage(w, http.StatusNotFound, u, "No such session", fmt.Sprintf("You have no session %q; it may have ended already.", handle))
+		return
+	}
+	if err != nil {
+		h.pageError(w, u, "ending a session", err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, PathAccount+"?done=session", http.StatusSeeOther)
+}

@@ -1,0 +1,265 @@
+package web
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"html/template"
+	"net/http"
+	"net/url"
+	"slices"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/authserver"
+	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/flowdiagram"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// maxHistoryShown bounds the step records an instance page reads (for
+// the diagram's path and the table); the API pages through the rest.
+const maxHistoryShown = 2000
+
+// portalStatuses are the statuses the instance list filters by.
+func portalStatuses() []string {
+	return []string{store.StatusRunning, store.StatusWaiting, store.StatusCompleted, store.StatusFailed, store.StatusCancelled}
+}
+
+// instanceListPage is what the instance list reads.
+type instanceListPage struct {
+	Instances []store.Instance
+	// Workflow and Status are the filter as given; StatusError says
+	// what is wrong with Status.
+	Workflow, Status, StatusError string
+	Statuses                      []string
+	Next                          string
+	// All says the list holds everyone's instances (an administrator).
+	All bool
+}
+
+// instances is GET /instances: my instances, newest first (everyone's
+// for an administrator), filtered by flow and status, a page at a time.
+func (h *Handler) instances(w http.ResponseWriter, r *http.Request) {
+	u := h.signedIn(w, r)
+	if u == nil {
+		return
+	}
+	q := r.URL.Query()
+	page := instanceListPage{Workflow: q.Get("workflow"), Status: q.Get("status"), Statuses: portalStatuses(), All: u.caller.Admin}
+	v := u.view("Instances", &page)
+	v.Nav = "instances"
+	if page.Status != "" && !slices.Contains(page.Statuses, page.Status) {
+		page.StatusError = fmt.Sprintf("%q is not an instance status", page.Status)
+		h.render(w, http.StatusBadRequest, "instances", v)
+		return
+	}
+	list, next, err := h.o.Engine.ListInstances(r.Context(), u.caller,
+		store.InstanceFilter{Workflow: page.Workflow, Status: page.Status}, store.Page{Limit: store.DefaultLimit, Cursor: q.Get("cursor")})
+	if errors.Is(err, store.ErrInvalidCursor) {
+		h.statusPage(w, http.StatusBadRequest, u, "Bad page link", "This page link is not valid; start from the first page.")
+		return
+	}
+	if err != nil {
+		h.pageError(w, u, "listing instances", err)
+		return
+	}
+	page.Instances, page.Next = list, pageAfter(r, next)
+	h.render(w, http.StatusOK, "instances", v)
+}
+
+// instancePage is what an instance's page reads.
+type instancePage struct {
+	Instance            store.Instance
+	Input, Vars, Output string
+	Diagram             template.HTML
+	// DiagramMissing says why there is no diagram (its version is gone).
+	DiagramMissing string
+	History        []historyRow
+	// MoreHistory says the table stops at maxHistoryShown records.
+	MoreHistory bool
+	// MayCancel shows the cancel button: the instance runs or waits and
+	// the user started it or administers (the engine decides again).
+	MayCancel bool
+	// Error is a refusal of the cancel.
+	Error string
+}
+
+// Ended reports whether the instance has reached a final status.
+func (p instancePage) Ended() bool { return p.Instance.Ended() }
+
+// historyRow is one step record as the table shows it.
+type historyRow struct {
+	store.StepRecord
+	Input, Output string
+	Duration      string
+}
+
+// instance is GET /instances/{id}: the process flow monitor of one
+// instance. Who may not see it gets the 404 page, as in the API.
+func (h *Handler) instance(w http.ResponseWriter, r *http.Request) {
+	u := h.signedIn(w, r)
+	if u == nil {
+		return
+	}
+	in, ok := h.visibleInstance(w, r, u)
+	if !ok {
+		return
+	}
+	page, err := h.newInstancePage(r, u, in)
+	if err != nil {
+		h.pageError(w, u, "reading an instance", err)
+		return
+	}
+	h.renderInstance(w, http.StatusOK, u, page)
+}
+
+func (h *Handler) renderInstance(w http.ResponseWriter, status int, u *user, page instancePage) {
+	v := u.view(fmt.Sprintf("%s · %s", page.Instance.Workflow, page.Instance.Status), page)
+	v.Nav = "instances"
+	h.render(w, status, "instance", v)
+}
+
+func (h *Handler) visibleInstance(w http.ResponseWriter, r *http.Request, u *user) (store.Instance, bool) {
+	in, err := h.o.Portal.Engine.VisibleInstance(r.Context(), r.PathValue("id"), u.caller)
+	if errors.Is(err, store.ErrNotFound) {
+		h.notFound(w, u)
+		return store.Instance{}, false
+	}
+	if err != nil {
+		h.pageError(w, u, "reading an instance", err)
+		return store.Instance{}, false
+	}
+	return in, true
+}
+
+func (h *Handler) newInstancePage(r *http.Request, u *user, in store.Instance) (instancePage, error) {
+	page := instancePage{Instance: in, Input: prettyJSON(in.Input), Vars: prettyJSON(in.Vars), Output: prettyJSON(in.Output),
+		MayCancel: !in.Ended() && (u.caller.Admin || in.StartedBy == u.caller.ID)}
+	var recs []store.StepRecord
+	cursor := ""
+	for len(recs) < maxHistoryShown {
+		p := store.Page{Limit: min(store.MaxLimit, maxHistoryShown-len(recs)), Cursor: cursor}
+		got, next, err := h.o.Portal.History.History(r.Context(), in.ID, p)
+		if err != nil {
+			return instancePage{}, err
+		}
+		recs = append(recs, got...)
+		if cursor = next; next == "" {
+			break
+		}
+	}
+	page.MoreHistory = cursor != ""
+	marks := flowdiagram.Marks{Completed: in.Status == store.StatusCompleted}
+	for _, s := range recs {
+		page.History = append(page.History, toHistoryRow(s))
+		if len(marks.Path) == 0 || marks.Path[len(marks.Path)-1] != s.StepID {
+			marks.Path = append(marks.Path, s.StepID)
+		}
+	}
+	if !in.Ended() {
+		marks.Current = in.CurrentStep
+	}
+	if in.Status == store.StatusFailed && len(recs) > 0 && !page.MoreHistory {
+		// The instance failed at its last step: one whose record failed,
+		// or a fail step, whose own record completed. (Past the records
+		// read, the last step is not known here.)
+		marks.Failed = recs[len(recs)-1].StepID
+	}
+	def, err := h.o.Portal.Engine.Definition(r.Context(), in.Workflow, in.Version)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		page.DiagramMissing = fmt.Sprintf("Version %d of %s is no longer stored, so there is no diagram.", in.Version, in.Workflow)
+	case err != nil:
+		return instancePage{}, err
+	default:
+		page.Diagram = flowdiagram.New(def, marks).SVG("instance")
+	}
+	return page, nil
+}
+
+// toHistoryRow shows a step record as GET /api/v1/instances/{id}/history
+// does: its input, output and error as stored, which the engine masked
+// before writing them (engine/secrets.go), so the page shows no more than
+// the API.
+func toHistoryRow(s store.StepRecord) historyRow {
+	row := historyRow{StepRecord: s, Input: prettyJSON(s.Input), Output: prettyJSON(s.Output)}
+	if !s.EndedAt.IsZero() {
+		row.Duration = max(s.EndedAt.Sub(s.StartedAt), 0).Round(time.Millisecond).String()
+	}
+	return row
+}
+
+// prettyJSON indents a stored JSON value for reading; "" for none.
+func prettyJSON(raw []byte) string {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return ""
+	}
+	var buf bytes.Buffer
+	if json.Indent(&buf, raw, "", "  ") != nil {
+		return string(raw)
+	}
+	return buf.String()
+}
+
+// cancel is POST /instances/{id}/cancel: the engine's Cancel, the
+// operation behind POST /api/v1/instances/{id}/cancel (audited there).
+func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
+	u := h.signedIn(w, r)
+	if u == nil {
+		return
+	}
+	if !h.checkForm(w, r, u) {
+		return
+	}
+	id := r.PathValue("id")
+	in, err := h.o.Portal.Engine.Cancel(r.Context(), id, u.caller)
+	if err == nil {
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, "/instances/"+url.PathEscape(in.ID), http.StatusSeeOther)
+		return
+	}
+	status := http.StatusConflict
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		h.notFound(w, u)
+		return
+	case errors.Is(err, engine.ErrForbidden):
+		status = http.StatusForbidden
+	case errors.Is(err, engine.ErrEnded):
+	case errors.Is(err, engine.ErrStopping):
+		w.Header().Set("Retry-After", "5")
+		status = http.StatusServiceUnavailable
+	default:
+		h.pageError(w, u, "cancelling an instance", err)
+		return
+	}
+	in, ok := h.visibleInstance(w, r, u)
+	if !ok {
+		return
+	}
+	page, perr := h.newInstancePage(r, u, in)
+	if perr != nil {
+		h.pageError(w, u, "reading an instance", perr)
+		return
+	}
+	page.Error = err.Error()
+	h.renderInstance(w, status, u, page)
+}
+
+// checkForm reads a small posted form and checks its CSRF token,
+// answering 400 or 403 (nothing changed) and returning false when either
+// fails.
+func (h *Handler) checkForm(w http.ResponseWriter, r *http.Request, u *user) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
+	if err := r.ParseForm(); err != nil {
+		h.statusPage(w, http.StatusBadRequest, u, "The form could not be read", "Go back and try again.")
+		return false
+	}
+	if !authserver.CheckCSRF(r) {
+		h.statusPage(w, http.StatusForbidden, u, "Not allowed", "The form has expired. Go back, reload the page and try again.")
+		return false
+	}
+	return true
+}
