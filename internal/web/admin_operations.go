@@ -475,10 +475,6 @@ func (p instancesPage) NextURL() string {
 	return PathAdminInstances + "?" + q.Encode()
 }
 
-func instanceStatuses() []string {
-	return []string{store.StatusRunning, store.StatusWaiting, store.StatusCompleted, store.StatusFailed, store.StatusCancelled}
-}
-
 // adminInstances is GET /admin/instances?flow=&status=&cursor=.
 func (h *Handler) adminInstances(w http.ResponseWriter, r *http.Request) {
 	u := h.adminUser(w, r)

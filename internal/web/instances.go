@@ -21,8 +21,9 @@ import (
 // the diagram's path and the table); the API pages through the rest.
 const maxHistoryShown = 2000
 
-// portalStatuses are the statuses the instance list filters by.
-func portalStatuses() []string {
+// instanceStatuses are the statuses the instance lists (the portal's and
+// the management site's) filter by.
+func instanceStatuses() []string {
 	return []string{store.StatusRunning, store.StatusWaiting, store.StatusCompleted, store.StatusFailed, store.StatusCancelled}
 }
 
@@ -46,7 +47,7 @@ func (h *Handler) instances(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
-	page := instanceListPage{Workflow: q.Get("workflow"), Status: q.Get("status"), Statuses: portalStatuses(), All: u.caller.Admin}
+	page := instanceListPage{Workflow: q.Get("workflow"), Status: q.Get("status"), Statuses: instanceStatuses(), All: u.caller.Admin}
 	v := u.view("Instances", &page)
 	v.Nav = "instances"
 	if page.Status != "" && !slices.Contains(page.Statuses, page.Status) {

@@ -48,7 +48,7 @@ func TestPagesRender(t *testing.T) {
 		"flow": flowStartPage{Flow: &flow.Definition{Name: "leave", Title: "Leave", Version: 2}, Diagram: "<svg></svg>", Fields: fields,
 			Versions: []flowVersion{{Version: 2, Latest: true}, {Version: 1}}, Error: "Please correct the fields marked below."},
 		"instances": &instanceListPage{Instances: []store.Instance{{ID: "i-1", Workflow: "leave", Status: "waiting", StartedAt: now}}, All: true,
-			Statuses: portalStatuses(), Status: "bogus", StatusError: `"bogus" is not an instance status`, Next: "/instances?cursor=x"},
+			Statuses: instanceStatuses(), Status: "bogus", StatusError: `"bogus" is not an instance status`, Next: "/instances?cursor=x"},
 		"instance": instancePage{Instance: store.Instance{ID: "i-1", Workflow: "leave", Version: 1, Status: "failed", Error: "boom", StartedAt: now, EndedAt: now},
 			Vars: "{}", Diagram: "<svg></svg>", MayCancel: false, Error: "instance has ended",
 			History: []historyRow{toHistoryRow(store.StepRecord{Seq: 1, StepID: "review", Type: "task", Status: "failed", Attempt: 1, StartedAt: now, EndedAt: now.Add(time.Second), Input: []byte(`{"a":"****"}`), Error: "x"})}},
