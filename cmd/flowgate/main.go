@@ -4,13 +4,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -19,6 +19,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/app"
 	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/buildinfo"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 )
@@ -141,27 +142,24 @@ func (c *cli) withAppFrom(ctx context.Context, o opener, run func(*app.App) erro
 }
 
 func (c *cli) versionCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
+		Short: "Print the version, the commit, whether the tree was modified, and the Go version",
+		Example: "  flowgate version\n" +
+			"  flowgate version --json",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			version, goVersion := "devel", "unknown"
-			if bi, ok := debug.ReadBuildInfo(); ok {
-				goVersion = bi.GoVersion
-				if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-					version = bi.Main.Version
-				}
-				for _, s := range bi.Settings {
-					if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-						version += "+" + s.Value[:12]
-					}
-				}
+			info := buildinfo.Read()
+			if asJSON {
+				return writeJSON(c.stdout, info)
 			}
-			fmt.Fprintf(c.stdout, "flowgate %s (%s)\n", version, goVersion)
+			fmt.Fprintln(c.stdout, info.String())
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
 }
 
 func (c *cli) migrateCmd() *cobra.Command {
@@ -177,4 +175,11 @@ func (c *cli) migrateCmd() *cobra.Command {
 			})
 		},
 	}
+}
+
+// writeJSON prints v as indented JSON, the output of every --json flag.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/flowgate/flowgate/internal/buildinfo"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -50,6 +51,7 @@ func New(st store.Store, logger *slog.Logger) *Server {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newPoolCollector(st),
+		buildinfo.Read().Collector(),
 	)
 	s := &Server{
 		mux:      http.NewServeMux(),
