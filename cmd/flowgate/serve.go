@@ -15,7 +15,10 @@ import (
 func (c *cli) serveCmd() *cobra.Command {
 	var o config.Overrides
 	cmd := &cobra.Command{
-		Use:   "serve",
+		Use: "serve",
+		Example: "  flowgate serve\n" +
+			"  flowgate serve --config /etc/flowgate/flowgate.yaml\n" +
+			"  flowgate serve --addr :9000 --public-url https://flowgate.example --database postgres://flowgate@db/flowgate",
 		Short: "Run the server",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
