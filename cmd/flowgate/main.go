@@ -29,15 +29,21 @@ func main() {
 	cmd, err := newRoot(os.Stdin, os.Stdout, os.Stderr).ExecuteContextC(ctx)
 	stop()
 	if err != nil {
+		lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+		usage := errors.As(err, new(usageError))
+		if usage {
+			// Where the help is, on the problem's own line: scripts and
+			// people read the last line.
+			lines[len(lines)-1] += fmt.Sprintf(" (see '%s --help')", cmd.CommandPath())
+		}
 		// One line per problem, prefixed, so a script's log says which
 		// program failed.
-		for _, line := range strings.Split(strings.TrimSpace(err.Error()), "\n") {
+		for _, line := range lines {
 			fmt.Fprintln(os.Stderr, "flowgate: "+line)
 		}
-		if errors.As(err, new(usageError)) {
+		if usage {
 			// 2, as for the shell's own builtins: the command line was
 			// wrong, nothing was tried.
-			fmt.Fprintf(os.Stderr, "flowgate: see '%s --help'\n", cmd.CommandPath())
 			os.Exit(2)
 		}
 		os.Exit(1)

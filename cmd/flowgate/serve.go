@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 
 	"github.com/spf13/cobra"
 
@@ -50,11 +51,21 @@ func (c *cli) serve(ctx context.Context, o config.Overrides) error {
 		return err
 	}
 	defer ln.Close()
+	var metricsLn net.Listener
+	if cfg.Server.MetricsAddr != "" {
+		if metricsLn, err = server.Listen(cfg.Server.MetricsAddr); err != nil {
+			return fmt.Errorf("server.metrics_addr: %w", err)
+		}
+		defer metricsLn.Close()
+	}
 	s, err := app.NewServer(ctx, cfg, logger, ln.Addr())
 	if err != nil {
 		return err
 	}
 	defer s.Close(ctx)
+	if metricsLn != nil {
+		s.MetricsOn(ctx, metricsLn)
+	}
 	if err := c.bootstrapAdmin(ctx, s.App); err != nil {
 		return err
 	}

@@ -14,8 +14,10 @@ import (
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/metrics"
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/server"
+	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/vault"
 	"github.com/flowgate/flowgate/internal/web"
 )
@@ -73,10 +75,19 @@ func NewServer(ctx context.Context, cfg *config.Config, logger *slog.Logger, lis
 func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 	cfg, logger := s.Config, s.Logger
 	s.Audit = s.newAuditWriter()
+	counts := metrics.New(s.http.Registry())
+	st := s.Store
+	s.http.Registry().MustRegister(metrics.NewGauge("flowgate_tasks_open",
+		"Tasks open on worklists, in the whole database (every server reports the same value).",
+		func(ctx context.Context) (float64, error) {
+			n, err := st.CountTasks(ctx, store.TaskOpen)
+			return float64(n), err
+		}))
 	var err error
 	s.auth, err = authserver.New(ctx, authserver.Options{
 		Issuer: cfg.Server.PublicURL, Store: s.Store, Ring: s.Ring, Hasher: s.Hasher,
 		Auth: cfg.Auth, Logger: logger, Auditor: s.Audit, HTTPClient: policy.Client(10 * time.Second),
+		Metrics: counts,
 	})
 	if err != nil {
 		return err
@@ -85,9 +96,9 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 		return err
 	}
 	s.issuers = &issuerLoader{st: s.Store, v: s.validator, logger: logger}
-	tokens := vault.New(s.Store, vault.Options{Logger: logger, HTTPClient: policy.Client(30 * time.Second)})
+	tokens := vault.New(s.Store, vault.Options{Logger: logger, HTTPClient: policy.Client(30 * time.Second), Metrics: counts})
 	s.engine, err = s.NewEngine(ctx, engine.Config{Logger: logger, Vault: tokens, PublicURL: cfg.Server.PublicURL,
-		Egress: policy, MaxSteps: cfg.Limits.MaxSteps, MaxVars: cfg.Limits.MaxVars})
+		Egress: policy, MaxSteps: cfg.Limits.MaxSteps, MaxVars: cfg.Limits.MaxVars, Metrics: counts})
 	if err != nil {
 		return err
 	}
@@ -132,6 +143,12 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	}
 	s.Logger.Info("flowgate stopped")
 	return nil
+}
+
+// MetricsOn serves /metrics on ln instead of the main address
+// (server.metrics_addr), until ctx is done. Call it before Run.
+func (s *Server) MetricsOn(ctx context.Context, ln net.Listener) {
+	s.http.ServeMetricsOn(ctx, ln)
 }
 
 // every calls fn at each tick of interval until ctx ends.

@@ -68,6 +68,7 @@ import (
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/keyring"
+	"github.com/flowgate/flowgate/internal/metrics"
 	"github.com/flowgate/flowgate/internal/pagestyle"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/throttle"
@@ -121,6 +122,8 @@ type Options struct {
 	// HTTPClient fetches clients' jwks_uri; nil uses a 10 s timeout client
 	// under egress.Default().
 	HTTPClient *http.Client
+	// Metrics counts issued tokens by grant; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Server is the authorization server. It is safe for concurrent use.

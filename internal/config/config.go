@@ -75,6 +75,9 @@ type Server struct {
 	// PublicURL is the issuer and the base of every absolute link; it has
 	// no trailing slash.
 	PublicURL string `yaml:"public_url"`
+	// MetricsAddr, when set, is a separate listen address for /metrics,
+	// which the main address then does not serve.
+	MetricsAddr string `yaml:"metrics_addr,omitempty"`
 }
 
 // Secrets locates the key that encrypts secrets at rest.

@@ -116,7 +116,8 @@ func (d *decoder) root(n *yaml.Node, c *Config) (publicURLSet bool) {
 
 func (d *decoder) server(n *yaml.Node, path string, s *Server) (publicURLSet bool) {
 	d.object(n, path, map[string]setter{
-		"addr": d.str(&s.Addr, checkAddr),
+		"addr":         d.str(&s.Addr, checkAddr),
+		"metrics_addr": d.str(&s.MetricsAddr, checkAddr),
 		"public_url": func(v *yaml.Node, p string) {
 			raw, ok := d.scalar(v, p)
 			if !ok || raw == "" {

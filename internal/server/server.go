@@ -33,6 +33,10 @@ type Server struct {
 	metrics  *httpMetrics
 	checks   []ReadinessCheck
 	http     *http.Server
+
+	metricsHandler http.Handler
+	// metricsElsewhere is set by ServeMetrics before serving starts.
+	metricsElsewhere bool
 }
 
 // ReadinessCheck is one thing /readyz reports on. A check that fails with
@@ -65,8 +69,38 @@ func New(st store.Store, logger *slog.Logger) *Server {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	s.metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	s.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if s.metricsElsewhere {
+			http.NotFound(w, r)
+			return
+		}
+		s.metricsHandler.ServeHTTP(w, r)
+	})
 	return s
+}
+
+// ServeMetricsOn serves /metrics on ln, and from then on not on the main
+// address, until ctx is done: the metrics need not be reachable where the
+// server's users are. Call it before Serve; it returns at once, and logs
+// a failure of that listener.
+func (s *Server) ServeMetricsOn(ctx context.Context, ln net.Listener) {
+	s.metricsElsewhere = true
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metricsHandler)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("metrics listener stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}()
 }
 
 // Registry is where parts register their own metrics.

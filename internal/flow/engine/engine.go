@@ -59,6 +59,7 @@ import (
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/flow"
+	"github.com/flowgate/flowgate/internal/metrics"
 )
 
 // Defaults of Config.
@@ -156,6 +157,9 @@ type Config struct {
 	// grow: a set step that makes them larger fails, a task action that
 	// would is refused (ErrVarsTooLarge). DefaultMaxVars when zero.
 	MaxVars int64
+	// Metrics counts instances, steps, tasks and wake lag; nil counts
+	// nothing.
+	Metrics *metrics.Metrics
 	// DeclaredServers are the OAuth servers a configuration file
 	// declares, which deploys accept besides those in the store: an admin
 	// command reads the file without writing its servers to the store.
@@ -177,6 +181,7 @@ type Engine struct {
 	q Queue
 
 	vault     Vault
+	metrics   *metrics.Metrics
 	publicURL string
 	audit     audit.Recorder
 	declared  []string
@@ -220,6 +225,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		wait:     cfg.InvokeWait,
 		now:      cfg.Now,
 		vault:    cfg.Vault,
+		metrics:  cfg.Metrics,
 		audit:    cfg.Audit,
 		declared: cfg.DeclaredServers,
 		maxSteps: cfg.MaxSteps,

@@ -619,6 +619,22 @@ func (r *runner) finish(ctx context.Context) error {
 	return errStop
 }
 
+// countCommitted updates the metrics with what a commit wrote: only
+// written progress counts, so a commit that lost the instance to another
+// server counts nothing here (that server counts it).
+func (r *runner) countCommitted(c store.InstanceCommit) {
+	m := r.e.metrics
+	for _, rec := range c.Steps {
+		if !rec.EndedAt.IsZero() {
+			m.StepEnded(rec.Type, rec.Status, rec.EndedAt.Sub(rec.StartedAt))
+		}
+	}
+	m.TasksCreated(r.inst.Workflow, len(c.NewTasks))
+	if r.inst.Ended() {
+		m.InstanceFinished(r.inst.Workflow, r.inst.Status)
+	}
+}
+
 // commit writes what is pending in one transaction: the instance row,
 // step records, tasks, a wake. The first commit creates the instance.
 func (r *runner) commit(ctx context.Context) error {
@@ -648,6 +664,7 @@ func (r *runner) commit(ctx context.Context) error {
 			return err
 		}
 		r.created = true
+		r.e.metrics.InstanceStarted(r.inst.Workflow)
 	} else {
 		c.ExpectOwner = r.e.owner
 		if err := r.e.st.CommitInstance(ctx, c); err != nil {
@@ -658,6 +675,7 @@ func (r *runner) commit(ctx context.Context) error {
 			return err
 		}
 	}
+	r.countCommitted(c)
 	r.pending, r.tasks, r.act, r.wake, r.idem, r.cancel = nil, nil, nil, nil, nil, false
 	if !r.firstDone {
 		// What StartInstance answers with, without reading back what was
