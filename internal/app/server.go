@@ -5,12 +5,14 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"os"
 	"runtime/debug"
 	"time"
 
 	"github.com/flowgate/flowgate/internal/api"
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/authserver"
+	"github.com/flowgate/flowgate/internal/buildinfo"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/flow/engine"
@@ -18,6 +20,7 @@ import (
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/server"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/tracing"
 	"github.com/flowgate/flowgate/internal/vault"
 	"github.com/flowgate/flowgate/internal/web"
 )
@@ -41,6 +44,7 @@ type Server struct {
 	issuers   *issuerLoader
 	engine    *engine.Engine
 	api       *api.API
+	tracing   *tracing.Tracing
 }
 
 // NewServer opens (creating if need be) the configured database and builds
@@ -75,6 +79,16 @@ func NewServer(ctx context.Context, cfg *config.Config, logger *slog.Logger, lis
 func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 	cfg, logger := s.Config, s.Logger
 	s.Audit = s.newAuditWriter()
+	// Traces go out only when the standard OTEL_ variables name an
+	// endpoint; the exporter reads the rest of them itself.
+	var err error
+	if s.tracing, err = tracing.New(ctx, os.Getenv, buildinfo.Read().Version); err != nil {
+		return err
+	}
+	if s.tracing.On() {
+		logger.Info("sending traces over OTLP/HTTP")
+	}
+	s.http.SetTracing(s.tracing)
 	counts := metrics.New(s.http.Registry())
 	st := s.Store
 	s.http.Registry().MustRegister(metrics.NewGauge("flowgate_tasks_open",
@@ -83,7 +97,6 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 			n, err := st.CountTasks(ctx, store.TaskOpen)
 			return float64(n), err
 		}))
-	var err error
 	s.auth, err = authserver.New(ctx, authserver.Options{
 		Issuer: cfg.Server.PublicURL, Store: s.Store, Ring: s.Ring, Hasher: s.Hasher,
 		Auth: cfg.Auth, Logger: logger, Auditor: s.Audit, HTTPClient: policy.Client(10 * time.Second),
@@ -98,7 +111,7 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 	s.issuers = &issuerLoader{st: s.Store, v: s.validator, logger: logger}
 	tokens := vault.New(s.Store, vault.Options{Logger: logger, HTTPClient: policy.Client(30 * time.Second), Metrics: counts})
 	s.engine, err = s.NewEngine(ctx, engine.Config{Logger: logger, Vault: tokens, PublicURL: cfg.Server.PublicURL,
-		Egress: policy, MaxSteps: cfg.Limits.MaxSteps, MaxVars: cfg.Limits.MaxVars, Metrics: counts})
+		Egress: policy, MaxSteps: cfg.Limits.MaxSteps, MaxVars: cfg.Limits.MaxVars, Metrics: counts, Tracing: s.tracing})
 	if err != nil {
 		return err
 	}
@@ -183,6 +196,10 @@ func (s *Server) Close(ctx context.Context) error {
 	defer cancel()
 	if err := s.Audit.Close(actx); err != nil {
 		s.Logger.Error("audit log not fully written", "err", err)
+	}
+	// After the engine, so the spans of its last steps go out too.
+	if err := s.tracing.Shutdown(actx); err != nil {
+		s.Logger.Warn("traces not all sent", "err", err)
 	}
 	return s.Store.Close()
 }

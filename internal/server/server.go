@@ -22,6 +22,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/buildinfo"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/tracing"
 )
 
 // Server is Flowgate's HTTP server.
@@ -34,6 +35,7 @@ type Server struct {
 	checks   []ReadinessCheck
 	http     *http.Server
 
+	tracing        *tracing.Tracing
 	metricsHandler http.Handler
 	// metricsElsewhere is set by ServeMetrics before serving starts.
 	metricsElsewhere bool
@@ -102,6 +104,10 @@ func (s *Server) ServeMetricsOn(ctx context.Context, ln net.Listener) {
 		_ = hs.Shutdown(sctx)
 	}()
 }
+
+// SetTracing makes every request a span (docs/operations.md); nil is off.
+// Call it before Serve.
+func (s *Server) SetTracing(t *tracing.Tracing) { s.tracing = t }
 
 // Registry is where parts register their own metrics.
 func (s *Server) Registry() *prometheus.Registry { return s.registry }
@@ -196,6 +202,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-Id", id)
+		// The request as the handlers see it, with its span; the mux sets
+		// the route pattern on this one, which the deferred code reads.
+		ctx, span := s.tracing.StartServer(r, id)
+		r = r.WithContext(ctx)
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			if p := recover(); p != nil {
@@ -215,6 +225,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			}
 			elapsed := time.Since(start)
 			s.metrics.observe(route, r.Method, rec.status, elapsed)
+			tracing.EndServer(span, r.Pattern, rec.status)
 			// The path only: query strings can carry codes and tokens.
 			// Straight to the handler: Logger.LogAttrs would also walk the
 			// stack for a source location this line does not need.
@@ -227,6 +238,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 					slog.Int("status", rec.status), slog.Int64("bytes", rec.bytes),
 					slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 					slog.String("remote", r.RemoteAddr))
+				if sc := span.SpanContext(); sc.IsValid() {
+					// The request id and the trace find each other.
+					line.AddAttrs(slog.String("trace_id", sc.TraceID().String()))
+				}
 				_ = h.Handle(ctx, line)
 			}
 		}()

@@ -60,6 +60,7 @@ import (
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/metrics"
+	"github.com/flowgate/flowgate/internal/tracing"
 )
 
 // Defaults of Config.
@@ -160,6 +161,9 @@ type Config struct {
 	// Metrics counts instances, steps, tasks and wake lag; nil counts
 	// nothing.
 	Metrics *metrics.Metrics
+	// Tracing makes every step a span and every http step's request a
+	// client span carrying traceparent; nil is off.
+	Tracing *tracing.Tracing
 	// DeclaredServers are the OAuth servers a configuration file
 	// declares, which deploys accept besides those in the store: an admin
 	// command reads the file without writing its servers to the store.
@@ -182,6 +186,7 @@ type Engine struct {
 
 	vault     Vault
 	metrics   *metrics.Metrics
+	tracing   *tracing.Tracing
 	publicURL string
 	audit     audit.Recorder
 	declared  []string
@@ -219,13 +224,14 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e := &Engine{
 		st:       cfg.Store,
 		log:      cfg.Logger,
-		client:   newHTTPClient(cfg.Egress),
+		client:   newHTTPClient(cfg.Egress, cfg.Tracing),
 		lease:    cfg.Lease,
 		sweep:    cfg.Sweep,
 		wait:     cfg.InvokeWait,
 		now:      cfg.Now,
 		vault:    cfg.Vault,
 		metrics:  cfg.Metrics,
+		tracing:  cfg.Tracing,
 		audit:    cfg.Audit,
 		declared: cfg.DeclaredServers,
 		maxSteps: cfg.MaxSteps,

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/flow"
@@ -75,6 +76,7 @@ func (e *Engine) StartInstance(ctx context.Context, req StartRequest) (Started, 
 		return Started{}, err
 	}
 	r.inst.Depth = depth
+	r.parent = trace.SpanContextFromContext(ctx)
 	if req.IdempotencyKey != "" {
 		r.idem = &store.Idempotency{Principal: req.Caller.ID, Key: req.IdempotencyKey, RequestHash: requestHash(def.Name, r.inst.Input)}
 	}
