@@ -17,11 +17,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	collectortrace "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonv1 "go.opentelemetry.io/proto/otlp/common/v1"
 	tracev1 "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/flowgate/flowgate/internal/metrics"
 	"github.com/flowgate/flowgate/internal/testutil/prereq"
 )
 
@@ -244,6 +246,33 @@ func TestMetricsAndTraces(t *testing.T) {
 	issued := regexp.MustCompile(`flowgate_tokens_issued_total\{grant_type="client_credentials"\} (\d+)`).FindSubmatch(text)
 	if n, _ := strconv.Atoi(string(issuedOr(issued))); n < 1 {
 		t.Errorf("tokens issued by client_credentials not counted")
+	}
+
+	// Every series the Grafana dashboard queries is one Flowgate exports:
+	// here after this run, or (counters not moved yet have no series) one
+	// the metrics package registers.
+	exported := map[string]bool{}
+	for _, m := range regexp.MustCompile(`(?m)^# TYPE (\S+) `).FindAllSubmatch(text, -1) {
+		exported[string(m[1])] = true
+	}
+	reg := prometheus.NewRegistry()
+	metrics.New(reg)
+	descs := make(chan *prometheus.Desc, 64)
+	go func() { reg.Describe(descs); close(descs) }()
+	for d := range descs {
+		if m := regexp.MustCompile(`fqName: "([^"]+)"`).FindStringSubmatch(d.String()); m != nil {
+			exported[m[1]] = true
+		}
+	}
+	dashboard, err := os.ReadFile("../../deploy/grafana/flowgate-dashboard.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range regexp.MustCompile(`flowgate_[a-z_]+`).FindAllString(string(dashboard), -1) {
+		base := regexp.MustCompile(`_(bucket|count|sum)$`).ReplaceAllString(name, "")
+		if !exported[name] && !exported[base] {
+			t.Errorf("the dashboard queries %s, which Flowgate does not export", name)
+		}
 	}
 
 	promtool, err := exec.LookPath("promtool")

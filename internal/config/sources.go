@@ -15,7 +15,8 @@ import (
 // value, so that no secret needs to be written in the configuration (a
 // Kubernetes Secret or a Docker secret mounted as a file). A new secret
 // key anywhere in the file only needs its name here.
-var secretKeys = [...]string{"password", "password_hash", "secret", "client_secret"}
+// database is among them because its URL carries the database password.
+var secretKeys = [...]string{"database", "password", "password_hash", "secret", "client_secret"}
 
 // fileSuffix marks the file variant of a secret key.
 const fileSuffix = "_file"

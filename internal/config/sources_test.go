@@ -99,7 +99,9 @@ func TestSecretsFromFiles(t *testing.T) {
 	password := write("password", "alice-passw0rd\r\n")
 	serverSecret := write("graph", "graph s3cret with spaces")
 	idpSecret := write("idp", "idp-s3cret")
-	f := writeFile(t, "f.yaml", `users:
+	dsn := write("database", "postgres://flowgate:pw@db:5432/flowgate\n")
+	f := writeFile(t, "f.yaml", `database_file: `+dsn+`
+users:
   - username: alice
     password_file: `+password+`
 clients:
@@ -120,6 +122,9 @@ identity_providers:
 	cfg, err := Load(Overrides{ConfigFile: f}, env(map[string]string{"SECRET_DIR": dir}))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if cfg.Database != "postgres://flowgate:pw@db:5432/flowgate" {
+		t.Errorf("database = %q", cfg.Database)
 	}
 	if got := cfg.Users[0].Password; got != "alice-passw0rd" {
 		t.Errorf("password = %q", got)
