@@ -58,7 +58,7 @@ func (c *cli) configCmd() *cobra.Command {
 					if err != nil {
 						return false, err
 					}
-					if db, err = app.Open(cmd.Context(), cfg, logger); err != nil {
+					if db, err = app.OpenAsIs(cmd.Context(), cfg, logger); err != nil {
 						return false, err
 					}
 				}
