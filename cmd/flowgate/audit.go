@@ -39,7 +39,10 @@ func (c *cli) auditCmd() *cobra.Command {
 	var limit int
 	var asJSON bool
 	cmd := &cobra.Command{
-		Use:   "audit",
+		Use: "audit",
+		Example: "  flowgate audit --since 24h\n" +
+			"  flowgate audit --event login.failure --user alice --limit 50\n" +
+			"  flowgate audit --since 2026-01-01T00:00:00Z --json",
 		Short: "Show the audit log (sign-ins, tokens, changes), newest first",
 		Long: `Show the audit log (auth.audit_log), newest first: sign-ins, tokens and the changes
 made through the admin API and the commands, with who made them.

@@ -19,7 +19,8 @@ import (
 )
 
 func (c *cli) clientCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth clients"}
+	cmd := &cobra.Command{Use: "client", Short: "Manage OAuth clients", Example: "  flowgate client list\n" +
+		"  flowgate client add portal --redirect-uri https://portal.example/callback"}
 	cmd.AddCommand(c.clientAddCmd(), c.clientListCmd(), c.clientRemoveCmd())
 	return cmd
 }
@@ -28,7 +29,10 @@ func (c *cli) clientAddCmd() *cobra.Command {
 	var cc config.Client
 	var publicKeyFile string
 	cmd := &cobra.Command{
-		Use:   "add ID",
+		Use: "add ID",
+		Example: "  flowgate client add portal --name \"Expense portal\" --redirect-uri https://portal.example/callback\n" +
+			"  flowgate client add reporting --grant-type client_credentials --scope workflows.read --role reporting\n" +
+			"  flowgate client add spa --auth-method none --redirect-uri http://127.0.0.1:9000/callback",
 		Short: "Register a client; a confidential client's secret is shown once",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -90,33 +94,68 @@ func (c *cli) changes(a *app.App) *admin.Service {
 	return &admin.Service{Store: a.Store, Ring: a.Ring, Audit: a.Audit}
 }
 
+// clientJSON is a client in the output of client list --json: never
+// its secret's hash.
+type clientJSON struct {
+	ID                      string   `json:"id"`
+	Name                    string   `json:"name"`
+	TokenEndpointAuthMethod string   `json:"token_endpoint_auth_method"`
+	GrantTypes              []string `json:"grant_types"`
+	Scopes                  []string `json:"scopes"`
+	RedirectURIs            []string `json:"redirect_uris"`
+	Roles                   []string `json:"roles"`
+	CreatedAt               string   `json:"created_at"`
+}
+
 func (c *cli) clientListCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List clients",
-		Args:  cobra.NoArgs,
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List clients",
+		Example: "  flowgate client list\n  flowgate client list --json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return c.withApp(cmd.Context(), func(a *app.App) error {
-				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "ID\tNAME\tAUTH\tGRANTS\tREDIRECT URIS\tCREATED")
+				list := []clientJSON{}
 				err := store.EachPage(cmd.Context(), a.Store.ListClients, func(cl store.Client) {
-					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cl.ID, cl.Name, cl.TokenEndpointAuthMethod,
-						strings.Join(cl.GrantTypes, ","), strings.Join(cl.RedirectURIs, " "), cl.CreatedAt.UTC().Format(time.RFC3339))
+					list = append(list, clientJSON{ID: cl.ID, Name: cl.Name, TokenEndpointAuthMethod: cl.TokenEndpointAuthMethod,
+						GrantTypes: nonNil(cl.GrantTypes), Scopes: nonNil(cl.Scopes), RedirectURIs: nonNil(cl.RedirectURIs),
+						Roles: nonNil(cl.Roles), CreatedAt: cl.CreatedAt.UTC().Format(time.RFC3339)})
 				})
 				if err != nil {
 					return err
+				}
+				if asJSON {
+					return writeJSON(c.stdout, list)
+				}
+				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "ID\tNAME\tAUTH\tGRANTS\tREDIRECT URIS\tCREATED")
+				for _, cl := range list {
+					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", cl.ID, cl.Name, cl.TokenEndpointAuthMethod,
+						strings.Join(cl.GrantTypes, ","), strings.Join(cl.RedirectURIs, " "), cl.CreatedAt)
 				}
 				return tw.Flush()
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	return cmd
+}
+
+// nonNil makes an absent list print as [] rather than null in JSON.
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
 
 func (c *cli) clientRemoveCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "remove ID",
-		Short: "Remove a client",
-		Args:  cobra.ExactArgs(1),
+		Use:     "remove ID",
+		Example: "  flowgate client remove portal",
+		Short:   "Remove a client",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withApp(cmd.Context(), func(a *app.App) error {
 				if err := c.changes(a).RemoveClient(cmd.Context(), cliActor(), args[0]); errors.Is(err, store.ErrNotFound) {
@@ -133,7 +172,9 @@ func (c *cli) clientRemoveCmd() *cobra.Command {
 
 func (c *cli) backupCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "backup FILE",
+		Use: "backup FILE",
+		Example: "  flowgate backup /var/backups/flowgate-$(date +%F).db\n" +
+			"  flowgate backup --database sqlite:/var/lib/flowgate/flowgate.db /var/backups/flowgate.db",
 		Short: "Write an online, consistent copy of a SQLite database to FILE",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {

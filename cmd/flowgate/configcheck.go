@@ -15,9 +15,11 @@ import (
 )
 
 func (c *cli) configCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "config", Short: "Work with the configuration"}
+	cmd := &cobra.Command{Use: "config", Short: "Work with the configuration", Example: "  flowgate config check --config flowgate.yaml"}
 	check := &cobra.Command{
-		Use:   "check",
+		Use: "check",
+		Example: "  flowgate config check --config flowgate.yaml\n" +
+			"  FLOWGATE_CONFIG=/etc/flowgate/flowgate.yaml flowgate config check",
 		Short: "Validate the configuration and the flows it names; touches nothing",
 		Long: "Validate the configuration and the flow definitions its flows: names, as a start would, without\n" +
 			"deploying them. Every OAuth server a flow names must be declared in the file or stored in the\n" +
@@ -56,7 +58,7 @@ func (c *cli) configCmd() *cobra.Command {
 					if err != nil {
 						return false, err
 					}
-					if db, err = app.Open(cmd.Context(), cfg, logger); err != nil {
+					if db, err = app.OpenAsIs(cmd.Context(), cfg, logger); err != nil {
 						return false, err
 					}
 				}

@@ -2,18 +2,30 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/flowgate/flowgate/internal/app"
 	"github.com/flowgate/flowgate/internal/config"
+	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/store"
 )
 
 func (c *cli) flowCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "flow", Short: "Manage flow definitions"}
+	cmd := &cobra.Command{Use: "flow", Short: "Deploy, list, export and draw flow definitions",
+		Example: "  flowgate flow deploy ./flows\n" +
+			"  flowgate flow list\n" +
+			"  flowgate flow graph expense-approval"}
 	var dryRun bool
 	deploy := &cobra.Command{
 		Use:   "deploy FILE|DIR",
@@ -50,8 +62,167 @@ func (c *cli) flowCmd() *cobra.Command {
 			})
 		},
 	}
+	deploy.Example = "  flowgate flow deploy flows/expense.yaml\n" +
+		"  flowgate flow deploy ./flows\n" +
+		"  flowgate flow deploy --dry-run ./flows"
 	deploy.Flags().BoolVar(&dryRun, "dry-run", false, "check the definitions as a deploy would, and deploy nothing")
-	cmd.AddCommand(deploy)
+	cmd.AddCommand(deploy, c.flowListCmd(), c.flowExportCmd(), c.flowGraphCmd())
+	return cmd
+}
+
+// flowJSON is a deployed flow in the output of flow list --json.
+type flowJSON struct {
+	Name       string `json:"name"`
+	Version    int    `json:"version"`
+	Title      string `json:"title"`
+	File       string `json:"file"`
+	DeployedBy string `json:"deployed_by"`
+	DeployedAt string `json:"deployed_at"`
+}
+
+func (c *cli) flowListCmd() *cobra.Command {
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List the deployed flows, the latest version of each",
+		Example: "  flowgate flow list\n  flowgate flow list --json",
+		Args:    cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return c.withApp(cmd.Context(), func(a *app.App) error {
+				list := []flowJSON{}
+				err := store.EachPage(cmd.Context(), a.Store.ListFlows, func(v store.FlowVersion) {
+					list = append(list, flowJSON{Name: v.Name, Version: v.Version, Title: v.Title, File: v.Filename,
+						DeployedBy: v.DeployedBy, DeployedAt: v.DeployedAt.UTC().Format(time.RFC3339)})
+				})
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(c.stdout, list)
+				}
+				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tVERSION\tTITLE\tDEPLOYED\tBY")
+				for _, f := range list {
+					fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", f.Name, f.Version, f.Title, f.DeployedAt, f.DeployedBy)
+				}
+				return tw.Flush()
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	return cmd
+}
+
+func (c *cli) flowExportCmd() *cobra.Command {
+	var all bool
+	var dir string
+	var version int
+	cmd := &cobra.Command{
+		Use:   "export NAME | --all --dir DIR",
+		Short: "Print a deployed flow's source exactly as deployed, or write every flow to a folder",
+		Long: "Print the source of a deployed flow (its latest version, or --version N) exactly as it was deployed.\n" +
+			"With --all, write the latest version of every flow to --dir as NAME.yaml (NAME.json for a flow\n" +
+			"deployed from JSON); deploying that folder again changes nothing.",
+		Example: "  flowgate flow export expense-approval > expense-approval.yaml\n" +
+			"  flowgate flow export expense-approval --version 3\n" +
+			"  flowgate flow export --all --dir ./flows-backup",
+		Args: func(cmd *cobra.Command, args []string) error {
+			switch {
+			case all && len(args) > 0:
+				return errors.New("give a flow name or --all, not both")
+			case all && dir == "":
+				return errors.New("--all writes files: give the folder with --dir")
+			case !all && len(args) != 1:
+				return errors.New("give one flow name, or --all --dir DIR")
+			case !all && dir != "":
+				return errors.New("--dir goes with --all")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withApp(cmd.Context(), func(a *app.App) error {
+				ctx := cmd.Context()
+				if !all {
+					v, err := a.Store.GetFlow(ctx, args[0], version)
+					if errors.Is(err, store.ErrNotFound) {
+						if version > 0 {
+							return fmt.Errorf("no version %d of flow %q", version, args[0])
+						}
+						return fmt.Errorf("no flow %q", args[0])
+					}
+					if err != nil {
+						return err
+					}
+					_, err = c.stdout.Write(v.Source)
+					return err
+				}
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					return err
+				}
+				var err error
+				walkErr := store.EachPage(ctx, a.Store.ListFlows, func(v store.FlowVersion) {
+					if err != nil {
+						return
+					}
+					ext := ".yaml"
+					if strings.EqualFold(filepath.Ext(v.Filename), ".json") {
+						ext = ".json"
+					}
+					path := filepath.Join(dir, v.Name+ext)
+					if err = os.WriteFile(path, v.Source, 0o644); err == nil {
+						fmt.Fprintf(c.stdout, "wrote %s version %d to %s\n", v.Name, v.Version, path)
+					}
+				})
+				return errors.Join(walkErr, err)
+			})
+		},
+	}
+	cmd.Flags().BoolVar(&all, "all", false, "export every flow (with --dir)")
+	cmd.Flags().StringVar(&dir, "dir", "", "the folder --all writes to (created if missing)")
+	cmd.Flags().IntVar(&version, "version", 0, "the version to export; default the latest")
+	return cmd
+}
+
+func (c *cli) flowGraphCmd() *cobra.Command {
+	var version int
+	cmd := &cobra.Command{
+		Use:   "graph FILE|NAME",
+		Short: "Print a flow as a Mermaid flowchart",
+		Long: "Print a flow definition as a Mermaid flowchart (paste it in a ```mermaid block of a README, an\n" +
+			"issue or a wiki). The argument is a definition file when such a file exists, which needs no\n" +
+			"database, else the name of a deployed flow.",
+		Example: "  flowgate flow graph flows/expense-approval.yaml\n" +
+			"  flowgate flow graph expense-approval --version 2 > expense.mmd",
+		Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if data, err := os.ReadFile(args[0]); err == nil {
+				def, err := flow.Parse(data, args[0])
+				if err != nil {
+					return err
+				}
+				_, err = io.WriteString(c.stdout, def.Mermaid())
+				return err
+			} else if !errors.Is(err, fs.ErrNotExist) {
+				return err
+			}
+			return c.withApp(cmd.Context(), func(a *app.App) error {
+				v, err := a.Store.GetFlow(cmd.Context(), args[0], version)
+				if errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("no file and no deployed flow named %q", args[0])
+				}
+				if err != nil {
+					return err
+				}
+				def, err := flow.Parse(v.Source, v.Filename)
+				if err != nil {
+					return err
+				}
+				_, err = io.WriteString(c.stdout, def.Mermaid())
+				return err
+			})
+		},
+	}
+	cmd.Flags().IntVar(&version, "version", 0, "the deployed version to draw; default the latest")
 	return cmd
 }
 

@@ -10,10 +10,13 @@ import (
 )
 
 func (c *cli) keysCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "keys", Short: "Manage the authorization server's signing keys"}
+	cmd := &cobra.Command{Use: "keys", Short: "Manage the authorization server's signing keys",
+		Example: "  flowgate keys rotate"}
 	var idToken bool
 	rotate := &cobra.Command{
-		Use:   "rotate",
+		Use: "rotate",
+		Example: "  flowgate keys rotate\n" +
+			"  flowgate keys rotate --id-token",
 		Short: "Add a new active signing key; the old one stays published until its tokens expire",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

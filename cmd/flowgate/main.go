@@ -4,13 +4,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"runtime/debug"
 	"strings"
 	"syscall"
 
@@ -19,22 +19,81 @@ import (
 
 	"github.com/flowgate/flowgate/internal/app"
 	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/buildinfo"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := newRoot(os.Stdin, os.Stdout, os.Stderr).ExecuteContext(ctx)
+	cmd, err := newRoot(os.Stdin, os.Stdout, os.Stderr).ExecuteContextC(ctx)
 	stop()
 	if err != nil {
+		lines := strings.Split(strings.TrimSpace(err.Error()), "\n")
+		usage := errors.As(err, new(usageError))
+		if usage {
+			// Where the help is, on the problem's own line: scripts and
+			// people read the last line.
+			lines[len(lines)-1] += fmt.Sprintf(" (see '%s --help')", cmd.CommandPath())
+		}
 		// One line per problem, prefixed, so a script's log says which
 		// program failed.
-		for _, line := range strings.Split(strings.TrimSpace(err.Error()), "\n") {
+		for _, line := range lines {
 			fmt.Fprintln(os.Stderr, "flowgate: "+line)
+		}
+		if usage {
+			// 2, as for the shell's own builtins: the command line was
+			// wrong, nothing was tried.
+			os.Exit(2)
 		}
 		os.Exit(1)
 	}
+}
+
+// usageError is a command line that cannot run: an unknown command or
+// flag, a missing or extra argument. It exits with status 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+// markUsageErrors makes every mistake in a command line below root a
+// usageError: flag errors, argument counts, and an unknown or missing
+// subcommand (cobra itself would print the help and exit 0 for the last).
+func markUsageErrors(root *cobra.Command) {
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	var walk func(*cobra.Command)
+	walk = func(c *cobra.Command) {
+		if c.HasSubCommands() && !c.Runnable() {
+			c.Args = func(cmd *cobra.Command, args []string) error {
+				if len(args) > 0 {
+					return fmt.Errorf("unknown command %q for %q", args[0], cmd.CommandPath())
+				}
+				return nil
+			}
+			c.RunE = func(cmd *cobra.Command, _ []string) error {
+				names := make([]string, 0, len(cmd.Commands()))
+				for _, sub := range cmd.Commands() {
+					if sub.IsAvailableCommand() {
+						names = append(names, sub.Name())
+					}
+				}
+				return usageError{fmt.Errorf("%s needs a command: %s", cmd.CommandPath(), strings.Join(names, ", "))}
+			}
+		}
+		if check := c.Args; check != nil {
+			c.Args = func(cmd *cobra.Command, args []string) error {
+				if err := check(cmd, args); err != nil {
+					return usageError{err}
+				}
+				return nil
+			}
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
+		}
+	}
+	walk(root)
 }
 
 // cli holds what every command shares: the global flags and the streams.
@@ -50,8 +109,16 @@ type cli struct {
 func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 	c := &cli{stdin: stdin, stdout: stdout, stderr: stderr}
 	root := &cobra.Command{
-		Use:           "flowgate",
-		Short:         "Workflow automation server with OAuth 2.0 and OpenID Connect built in",
+		Use:   "flowgate",
+		Short: "Workflow automation server with OAuth 2.0 and OpenID Connect built in",
+		Long: "Flowgate runs workflows and is their OAuth 2.0 / OpenID Connect server.\n\n" +
+			"`flowgate serve` runs the server. Every other command works on the database directly (the one\n" +
+			"--database or the configuration names), with servers running or not; none of them needs a token.\n" +
+			"Exit status: 0 done, 1 failed, 2 the command line was wrong.",
+		Example: "  flowgate serve --config flowgate.yaml\n" +
+			"  flowgate config check --config flowgate.yaml\n" +
+			"  flowgate flow deploy ./flows\n" +
+			"  flowgate instance list --status failed --json",
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
@@ -74,7 +141,10 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
 		c.flowCmd(),
 		c.secretCmd(),
 		c.configCmd(),
+		c.instanceCmd(),
+		c.healthCmd(),
 	)
+	markUsageErrors(root)
 	return root
 }
 
@@ -141,32 +211,31 @@ func (c *cli) withAppFrom(ctx context.Context, o opener, run func(*app.App) erro
 }
 
 func (c *cli) versionCmd() *cobra.Command {
-	return &cobra.Command{
+	var asJSON bool
+	cmd := &cobra.Command{
 		Use:   "version",
-		Short: "Print the version",
-		Args:  cobra.NoArgs,
+		Short: "Print the version, the commit, whether the tree was modified, and the Go version",
+		Example: "  flowgate version\n" +
+			"  flowgate version --json",
+		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			version, goVersion := "devel", "unknown"
-			if bi, ok := debug.ReadBuildInfo(); ok {
-				goVersion = bi.GoVersion
-				if bi.Main.Version != "" && bi.Main.Version != "(devel)" {
-					version = bi.Main.Version
-				}
-				for _, s := range bi.Settings {
-					if s.Key == "vcs.revision" && len(s.Value) >= 12 {
-						version += "+" + s.Value[:12]
-					}
-				}
+			info := buildinfo.Read()
+			if asJSON {
+				return writeJSON(c.stdout, info)
 			}
-			fmt.Fprintf(c.stdout, "flowgate %s (%s)\n", version, goVersion)
+			fmt.Fprintln(c.stdout, info.String())
 			return nil
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	return cmd
 }
 
 func (c *cli) migrateCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "migrate",
+		Use: "migrate",
+		Example: "  flowgate migrate --database postgres://flowgate@db/flowgate\n" +
+			"  flowgate migrate --config /etc/flowgate/flowgate.yaml",
 		Short: "Apply database schema migrations and exit",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -177,4 +246,11 @@ func (c *cli) migrateCmd() *cobra.Command {
 			})
 		},
 	}
+}
+
+// writeJSON prints v as indented JSON, the output of every --json flag.
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
 }

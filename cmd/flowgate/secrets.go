@@ -16,7 +16,9 @@ import (
 )
 
 func (c *cli) secretCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "secret", Short: "Manage the named secrets flows read as ${{ secrets.NAME }}"}
+	cmd := &cobra.Command{Use: "secret", Short: "Manage the named secrets flows read as ${{ secrets.NAME }}",
+		Example: "  printf %s \"$TOKEN\" | flowgate secret set crm_token --value-stdin\n" +
+			"  flowgate secret list"}
 	cmd.AddCommand(c.secretSetCmd(), c.secretListCmd(), c.secretRemoveCmd())
 	return cmd
 }
@@ -24,7 +26,9 @@ func (c *cli) secretCmd() *cobra.Command {
 func (c *cli) secretSetCmd() *cobra.Command {
 	var fromStdin bool
 	cmd := &cobra.Command{
-		Use:   "set NAME",
+		Use: "set NAME",
+		Example: "  flowgate secret set crm_token\n" +
+			"  printf %s \"$TOKEN\" | flowgate secret set crm_token --value-stdin",
 		Short: "Set a named secret (value from a prompt or --value-stdin; never readable back)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -73,32 +77,52 @@ func (c *cli) readSecretValue(fromStdin bool) (string, error) {
 	return strings.TrimSuffix(v, "\r"), nil
 }
 
+// secretJSON is a named secret in the output of secret list --json: the
+// name and times, never the value.
+type secretJSON struct {
+	Name      string `json:"name"`
+	CreatedAt string `json:"created_at"`
+	UpdatedAt string `json:"updated_at"`
+}
+
 func (c *cli) secretListCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List the named secrets (names and times, never values)",
-		Args:  cobra.NoArgs,
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List the named secrets (names and times, never values)",
+		Example: "  flowgate secret list\n  flowgate secret list --json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return c.withApp(cmd.Context(), func(a *app.App) error {
-				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
-				fmt.Fprintln(tw, "NAME\tCREATED\tUPDATED")
+				list := []secretJSON{}
 				err := store.EachPage(cmd.Context(), a.Store.ListNamedSecrets, func(n store.NamedSecret) {
-					fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, n.CreatedAt.Format(time.RFC3339), n.UpdatedAt.Format(time.RFC3339))
+					list = append(list, secretJSON{Name: n.Name, CreatedAt: n.CreatedAt.UTC().Format(time.RFC3339), UpdatedAt: n.UpdatedAt.UTC().Format(time.RFC3339)})
 				})
 				if err != nil {
 					return err
+				}
+				if asJSON {
+					return writeJSON(c.stdout, list)
+				}
+				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
+				fmt.Fprintln(tw, "NAME\tCREATED\tUPDATED")
+				for _, n := range list {
+					fmt.Fprintf(tw, "%s\t%s\t%s\n", n.Name, n.CreatedAt, n.UpdatedAt)
 				}
 				return tw.Flush()
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	return cmd
 }
 
 func (c *cli) secretRemoveCmd() *cobra.Command {
 	return &cobra.Command{
-		Use:   "remove NAME",
-		Short: "Remove a named secret (steps that read it fail from then on)",
-		Args:  cobra.ExactArgs(1),
+		Use:     "remove NAME",
+		Example: "  flowgate secret remove crm_token",
+		Short:   "Remove a named secret (steps that read it fail from then on)",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withApp(cmd.Context(), func(a *app.App) error {
 				if err := c.changes(a).RemoveSecret(cmd.Context(), cliActor(), args[0]); errors.Is(err, store.ErrNotFound) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net"
 
 	"github.com/spf13/cobra"
 
@@ -15,7 +16,10 @@ import (
 func (c *cli) serveCmd() *cobra.Command {
 	var o config.Overrides
 	cmd := &cobra.Command{
-		Use:   "serve",
+		Use: "serve",
+		Example: "  flowgate serve\n" +
+			"  flowgate serve --config /etc/flowgate/flowgate.yaml\n" +
+			"  flowgate serve --addr :9000 --public-url https://flowgate.example --database postgres://flowgate@db/flowgate",
 		Short: "Run the server",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -47,11 +51,21 @@ func (c *cli) serve(ctx context.Context, o config.Overrides) error {
 		return err
 	}
 	defer ln.Close()
+	var metricsLn net.Listener
+	if cfg.Server.MetricsAddr != "" {
+		if metricsLn, err = server.Listen(cfg.Server.MetricsAddr); err != nil {
+			return fmt.Errorf("server.metrics_addr: %w", err)
+		}
+		defer metricsLn.Close()
+	}
 	s, err := app.NewServer(ctx, cfg, logger, ln.Addr())
 	if err != nil {
 		return err
 	}
 	defer s.Close(ctx)
+	if metricsLn != nil {
+		s.MetricsOn(ctx, metricsLn)
+	}
 	if err := c.bootstrapAdmin(ctx, s.App); err != nil {
 		return err
 	}

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/user"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,8 +22,9 @@ import (
 )
 
 func (c *cli) userCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "user", Short: "Manage users"}
-	cmd.AddCommand(c.userAddCmd(), c.userListCmd(), c.userPasswdCmd(), c.userDisableCmd(true), c.userDisableCmd(false))
+	cmd := &cobra.Command{Use: "user", Short: "Manage users", Example: "  flowgate user list\n" +
+		"  flowgate user add alice --role employee"}
+	cmd.AddCommand(c.userAddCmd(), c.userListCmd(), c.userEditCmd(), c.userPasswdCmd(), c.userDisableCmd(true), c.userDisableCmd(false))
 	return cmd
 }
 
@@ -84,7 +86,9 @@ func (c *cli) userAddCmd() *cobra.Command {
 	var roles []string
 	var fromStdin bool
 	cmd := &cobra.Command{
-		Use:   "add USERNAME",
+		Use: "add USERNAME",
+		Example: "  flowgate user add alice --name \"Alice Example\" --email alice@example.com --role employee,approver\n" +
+			"  printf %s \"$PASSWORD\" | flowgate user add bob --password-stdin",
 		Short: "Add a user (password from a prompt or --password-stdin)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -124,36 +128,122 @@ func (c *cli) userAddCmd() *cobra.Command {
 	return cmd
 }
 
+// userJSON is a user in the output of user list --json: never the
+// password hash.
+type userJSON struct {
+	Username      string   `json:"username"`
+	Name          string   `json:"name"`
+	Email         string   `json:"email"`
+	EmailVerified bool     `json:"email_verified"`
+	Roles         []string `json:"roles"`
+	Disabled      bool     `json:"disabled"`
+	CreatedAt     string   `json:"created_at"`
+	UpdatedAt     string   `json:"updated_at"`
+}
+
 func (c *cli) userListCmd() *cobra.Command {
-	return &cobra.Command{
-		Use:   "list",
-		Short: "List users",
-		Args:  cobra.NoArgs,
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:     "list",
+		Short:   "List users",
+		Example: "  flowgate user list\n  flowgate user list --json",
+		Args:    cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return c.withApp(cmd.Context(), func(a *app.App) error {
+				list := []userJSON{}
+				err := store.EachPage(cmd.Context(), a.Store.ListUsers, func(u store.User) {
+					list = append(list, userJSON{Username: u.Username, Name: u.Name, Email: u.Email, EmailVerified: u.EmailVerified,
+						Roles: append([]string{}, u.Roles...), Disabled: u.Disabled,
+						CreatedAt: u.CreatedAt.UTC().Format(time.RFC3339), UpdatedAt: u.UpdatedAt.UTC().Format(time.RFC3339)})
+				})
+				if err != nil {
+					return err
+				}
+				if asJSON {
+					return writeJSON(c.stdout, list)
+				}
 				tw := tabwriter.NewWriter(c.stdout, 0, 4, 2, ' ', 0)
 				fmt.Fprintln(tw, "USERNAME\tNAME\tEMAIL\tROLES\tSTATUS\tCREATED")
-				err := store.EachPage(cmd.Context(), a.Store.ListUsers, func(u store.User) {
+				for _, u := range list {
 					status := "active"
 					if u.Disabled {
 						status = "disabled"
 					}
 					fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", u.Username, u.Name, u.Email,
-						strings.Join(u.Roles, ","), status, u.CreatedAt.UTC().Format(time.RFC3339))
-				})
-				if err != nil {
-					return err
+						strings.Join(u.Roles, ","), status, u.CreatedAt)
 				}
 				return tw.Flush()
 			})
 		},
 	}
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print a JSON array")
+	return cmd
+}
+
+func (c *cli) userEditCmd() *cobra.Command {
+	var roles, addRoles, removeRoles []string
+	var name, email string
+	cmd := &cobra.Command{
+		Use:   "edit USERNAME",
+		Short: "Change a user's roles, name or email",
+		Long: "Change a user's roles (--role replaces them all; --add-role and --remove-role change some), display\n" +
+			"name or email. Only the flags given change anything; the change is audited as user.updated.\n" +
+			"A user the configuration file declares gets the file's values back at the next start.",
+		Example: "  flowgate user edit alice --role employee --role approver\n" +
+			"  flowgate user edit alice --add-role admin\n" +
+			"  flowgate user edit alice --remove-role approver --email alice@example.com",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return fmt.Errorf("give one username")
+			}
+			f := cmd.Flags()
+			if f.Changed("role") && (f.Changed("add-role") || f.Changed("remove-role")) {
+				return fmt.Errorf("--role replaces the roles: give it alone, or --add-role/--remove-role")
+			}
+			if !slices.ContainsFunc([]string{"role", "add-role", "remove-role", "name", "email"}, f.Changed) {
+				return fmt.Errorf("nothing to change: give --role, --add-role, --remove-role, --name or --email")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			f := cmd.Flags()
+			return c.updateUser(cmd, args[0], func(_ *app.App, u *store.User) error {
+				next := slices.Clone(u.Roles)
+				if f.Changed("role") {
+					next = slices.DeleteFunc(slices.Clone(roles), func(r string) bool { return r == "" })
+				}
+				for _, r := range addRoles {
+					if !slices.Contains(next, r) {
+						next = append(next, r)
+					}
+				}
+				next = slices.DeleteFunc(next, func(r string) bool { return slices.Contains(removeRoles, r) })
+				if f.Changed("name") {
+					u.Name = name
+				}
+				if f.Changed("email") && email != u.Email {
+					u.Email, u.EmailVerified = email, email != ""
+				}
+				u.Roles = next
+				// The same rules as user add and the configuration file.
+				return (config.User{Username: u.Username, Email: u.Email, Name: u.Name, Roles: u.Roles}).Validate()
+			}, "updated user")
+		},
+	}
+	cmd.Flags().StringSliceVar(&roles, "role", nil, "the user's roles, replacing the current ones (repeat or comma-separate; --role '' removes all)")
+	cmd.Flags().StringSliceVar(&addRoles, "add-role", nil, "a role to add (repeat or comma-separate)")
+	cmd.Flags().StringSliceVar(&removeRoles, "remove-role", nil, "a role to remove (repeat or comma-separate)")
+	cmd.Flags().StringVar(&name, "name", "", "display name")
+	cmd.Flags().StringVar(&email, "email", "", "email address")
+	return cmd
 }
 
 func (c *cli) userPasswdCmd() *cobra.Command {
 	var fromStdin bool
 	cmd := &cobra.Command{
-		Use:   "passwd USERNAME",
+		Use: "passwd USERNAME",
+		Example: "  flowgate user passwd alice\n" +
+			"  printf %s \"$PASSWORD\" | flowgate user passwd alice --password-stdin",
 		Short: "Set a user's password (from a prompt or --password-stdin)",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -177,9 +267,10 @@ func (c *cli) userDisableCmd(disable bool) *cobra.Command {
 		use, short, done = "enable USERNAME", "Enable a disabled user", "enabled"
 	}
 	return &cobra.Command{
-		Use:   use,
-		Short: short,
-		Args:  cobra.ExactArgs(1),
+		Use:     use,
+		Short:   short,
+		Example: "  flowgate user " + strings.Fields(use)[0] + " alice",
+		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			return c.withApp(cmd.Context(), func(a *app.App) error {
 				_, err := account.SetDisabled(cmd.Context(), a.Store, a.Audit, cliActor(), args[0], disable)

@@ -61,12 +61,23 @@ func OpenOrCreate(ctx context.Context, cfg *config.Config, logger *slog.Logger) 
 	return open(ctx, cfg, logger, true)
 }
 
+// OpenAsIs is Open for a command that only reads and must change nothing
+// (`flowgate config check`): migrations a newer binary brings are not
+// applied either.
+func OpenAsIs(ctx context.Context, cfg *config.Config, logger *slog.Logger) (*App, error) {
+	return openWith(ctx, cfg, logger, false, true)
+}
+
 func open(ctx context.Context, cfg *config.Config, logger *slog.Logger, create bool) (*App, error) {
+	return openWith(ctx, cfg, logger, create, false)
+}
+
+func openWith(ctx context.Context, cfg *config.Config, logger *slog.Logger, create, noMigrate bool) (*App, error) {
 	ring, newKey, err := resolveRing(cfg)
 	if err != nil {
 		return nil, err
 	}
-	st, err := backend.Open(ctx, cfg.Database, store.Options{Sealer: ring, MustExist: !create})
+	st, err := backend.Open(ctx, cfg.Database, store.Options{Sealer: ring, MustExist: !create, NoMigrate: noMigrate})
 	if errors.Is(err, store.ErrNoDatabase) {
 		return nil, fmt.Errorf("%w: `flowgate migrate` (or `flowgate serve`) creates it; or name the right one with --database or --config", err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"os"
 	"runtime/debug"
 	"time"
 
@@ -12,14 +13,17 @@ import (
 	"github.com/flowgate/flowgate/internal/api"
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/authserver"
+	"github.com/flowgate/flowgate/internal/buildinfo"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/federation"
 	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/metrics"
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/server"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/throttle"
+	"github.com/flowgate/flowgate/internal/tracing"
 	"github.com/flowgate/flowgate/internal/vault"
 	"github.com/flowgate/flowgate/internal/web"
 )
@@ -45,6 +49,7 @@ type Server struct {
 	federation *federation.Service
 	engine     *engine.Engine
 	api        *api.API
+	tracing    *tracing.Tracing
 }
 
 // NewServer opens (creating if need be) the configured database and builds
@@ -79,6 +84,8 @@ func NewServer(ctx context.Context, cfg *config.Config, logger *slog.Logger, lis
 func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 	cfg, logger := s.Config, s.Logger
 	s.Audit = s.newAuditWriter()
+	// Traces go out only when the standard OTEL_ variables name an
+	// endpoint; the exporter reads the rest of them itself.
 	var err error
 	if len(cfg.IdentityProviders) > 0 {
 		s.federation, err = federation.New(ctx, federation.Options{Providers: cfg.IdentityProviders, PublicURL: cfg.Server.PublicURL,
@@ -87,10 +94,25 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 			return err
 		}
 	}
+	if s.tracing, err = tracing.New(ctx, os.Getenv, buildinfo.Read().Version); err != nil {
+		return err
+	}
+	if s.tracing.On() {
+		logger.Info("sending traces over OTLP/HTTP")
+	}
+	s.http.SetTracing(s.tracing)
+	counts := metrics.New(s.http.Registry())
+	st := s.Store
+	s.http.Registry().MustRegister(metrics.NewGauge("flowgate_tasks_open",
+		"Tasks open on worklists, in the whole database (every server reports the same value).",
+		func(ctx context.Context) (float64, error) {
+			n, err := st.CountTasks(ctx, store.TaskOpen)
+			return float64(n), err
+		}))
 	s.auth, err = authserver.New(ctx, authserver.Options{
 		Issuer: cfg.Server.PublicURL, Store: s.Store, Ring: s.Ring, Hasher: s.Hasher,
 		Auth: cfg.Auth, Logger: logger, Auditor: s.Audit, HTTPClient: policy.Client(10 * time.Second),
-		Federation: s.federation,
+		Federation: s.federation, Metrics: counts,
 	})
 	if err != nil {
 		return err
@@ -99,9 +121,9 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 		return err
 	}
 	s.issuers = &issuerLoader{st: s.Store, v: s.validator, logger: logger}
-	tokens := vault.New(s.Store, vault.Options{Logger: logger, HTTPClient: policy.Client(30 * time.Second)})
+	tokens := vault.New(s.Store, vault.Options{Logger: logger, HTTPClient: policy.Client(30 * time.Second), Metrics: counts})
 	s.engine, err = s.NewEngine(ctx, engine.Config{Logger: logger, Vault: tokens, PublicURL: cfg.Server.PublicURL,
-		Egress: policy, MaxSteps: cfg.Limits.MaxSteps, MaxVars: cfg.Limits.MaxVars})
+		Egress: policy, MaxSteps: cfg.Limits.MaxSteps, MaxVars: cfg.Limits.MaxVars, Metrics: counts, Tracing: s.tracing})
 	if err != nil {
 		return err
 	}
@@ -168,6 +190,12 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	return nil
 }
 
+// MetricsOn serves /metrics on ln instead of the main address
+// (server.metrics_addr), until ctx is done. Call it before Run.
+func (s *Server) MetricsOn(ctx context.Context, ln net.Listener) {
+	s.http.ServeMetricsOn(ctx, ln)
+}
+
 // every calls fn at each tick of interval until ctx ends.
 func every(ctx context.Context, interval time.Duration, fn func(now time.Time)) {
 	t := time.NewTicker(interval)
@@ -200,6 +228,10 @@ func (s *Server) Close(ctx context.Context) error {
 	defer cancel()
 	if err := s.Audit.Close(actx); err != nil {
 		s.Logger.Error("audit log not fully written", "err", err)
+	}
+	// After the engine, so the spans of its last steps go out too.
+	if err := s.tracing.Shutdown(actx); err != nil {
+		s.Logger.Warn("traces not all sent", "err", err)
 	}
 	return s.Store.Close()
 }

@@ -69,6 +69,7 @@ import (
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/federation"
 	"github.com/flowgate/flowgate/internal/keyring"
+	"github.com/flowgate/flowgate/internal/metrics"
 	"github.com/flowgate/flowgate/internal/pagestyle"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/throttle"
@@ -125,6 +126,8 @@ type Options struct {
 	// Federation signs people in through upstream identity providers;
 	// nil when none is configured.
 	Federation *federation.Service
+	// Metrics counts issued tokens by grant; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Server is the authorization server. It is safe for concurrent use.

@@ -117,6 +117,7 @@ func (s *Server) clientCredentials(ctx context.Context, c *store.Client, request
 		return nil, err
 	}
 	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: string(oidc.GrantTypeClientCredentials)})
+	s.opts.Metrics.TokenIssued(string(oidc.GrantTypeClientCredentials))
 	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(s.opts.Auth.AccessTokenTTL / time.Second), Scope: strings.Join(scopes, " ")}, nil
 }
 
@@ -167,6 +168,7 @@ func (s *Server) codeExchange(ctx context.Context, c *store.Client, req *oidc.Ac
 		return nil, err
 	}
 	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, User: user.Username, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: string(oidc.GrantTypeCode)})
+	s.opts.Metrics.TokenIssued(string(oidc.GrantTypeCode))
 	return resp, nil
 }
 
@@ -376,6 +378,7 @@ func (s *Server) refresh(ctx context.Context, c *store.Client, raw string, narro
 	}
 	resp.RefreshToken = newRT
 	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenRefreshed, User: next.User, Client: c.ID, Outcome: audit.OutcomeSuccess})
+	s.opts.Metrics.TokenIssued(string(oidc.GrantTypeRefreshToken))
 	return resp, nil
 }
 

@@ -75,6 +75,9 @@ type Server struct {
 	// PublicURL is the issuer and the base of every absolute link; it has
 	// no trailing slash.
 	PublicURL string `yaml:"public_url"`
+	// MetricsAddr, when set, is a separate listen address for /metrics,
+	// which the main address then does not serve.
+	MetricsAddr string `yaml:"metrics_addr,omitempty"`
 }
 
 // Secrets locates the key that encrypts secrets at rest.
@@ -317,7 +320,7 @@ func Load(o Overrides, getenv func(string) string) (*Config, error) {
 		if err != nil {
 			return nil, &FieldError{Path: fileFrom, Err: err}
 		}
-		parsed, set, ferrs := parse(data, file)
+		parsed, set, ferrs := parse(data, file, getenv)
 		if len(ferrs) > 0 {
 			// Keep going with the defaults so that problems in the
 			// environment and flags are reported in the same run.
@@ -356,10 +359,11 @@ func Load(o Overrides, getenv func(string) string) (*Config, error) {
 	return cfg, nil
 }
 
-// Parse reads a configuration file's content alone (no environment, no
-// flags) and validates it. filename is used in error messages only.
+// Parse reads a configuration file's content alone (no flags, and an
+// empty environment, so a ${NAME} reference is an error) and validates
+// it. filename is used in error messages only.
 func Parse(data []byte, filename string) (*Config, error) {
-	cfg, publicURLSet, errs := parse(data, filename)
+	cfg, publicURLSet, errs := parse(data, filename, func(string) string { return "" })
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}

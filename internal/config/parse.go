@@ -15,9 +15,10 @@ import (
 	"github.com/flowgate/flowgate/internal/yamlnode"
 )
 
-// parse decodes and validates a file. It reports whether the file set the
-// public URL, which decides whether Load derives it from the address.
-func parse(data []byte, filename string) (cfg *Config, publicURLSet bool, errs []error) {
+// parse decodes and validates a file, its ${NAME} references read with
+// getenv. It reports whether the file set the public URL, which decides
+// whether Load derives it from the address.
+func parse(data []byte, filename string, getenv func(string) string) (cfg *Config, publicURLSet bool, errs []error) {
 	if filename == "" {
 		filename = "config"
 	}
@@ -35,7 +36,13 @@ func parse(data []byte, filename string) (cfg *Config, publicURLSet bool, errs [
 		d.failf(extra, "", "a configuration file holds one YAML document; remove the second ---")
 	}
 	if root != nil {
-		publicURLSet = d.root(root, cfg)
+		before := len(d.errs)
+		d.expandSources(root, getenv)
+		// A missing variable or file would only show again as the
+		// problems of a value left empty, so stop at them.
+		if len(d.errs) == before {
+			publicURLSet = d.root(root, cfg)
+		}
 	}
 	if len(d.errs) == 0 {
 		return cfg, publicURLSet, nil
@@ -110,7 +117,8 @@ func (d *decoder) root(n *yaml.Node, c *Config) (publicURLSet bool) {
 
 func (d *decoder) server(n *yaml.Node, path string, s *Server) (publicURLSet bool) {
 	d.object(n, path, map[string]setter{
-		"addr": d.str(&s.Addr, checkAddr),
+		"addr":         d.str(&s.Addr, checkAddr),
+		"metrics_addr": d.str(&s.MetricsAddr, checkAddr),
 		"public_url": func(v *yaml.Node, p string) {
 			raw, ok := d.scalar(v, p)
 			if !ok || raw == "" {

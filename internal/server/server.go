@@ -20,7 +20,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/flowgate/flowgate/internal/buildinfo"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/tracing"
 )
 
 // Server is Flowgate's HTTP server.
@@ -32,6 +34,11 @@ type Server struct {
 	metrics  *httpMetrics
 	checks   []ReadinessCheck
 	http     *http.Server
+
+	tracing        *tracing.Tracing
+	metricsHandler http.Handler
+	// metricsElsewhere is set by ServeMetrics before serving starts.
+	metricsElsewhere bool
 }
 
 // ReadinessCheck is one thing /readyz reports on. A check that fails with
@@ -50,6 +57,7 @@ func New(st store.Store, logger *slog.Logger) *Server {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		newPoolCollector(st),
+		buildinfo.Read().Collector(),
 	)
 	s := &Server{
 		mux:      http.NewServeMux(),
@@ -63,9 +71,43 @@ func New(st store.Store, logger *slog.Logger) *Server {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
 	s.mux.HandleFunc("GET /readyz", s.readyz)
-	s.mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	s.metricsHandler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	s.mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if s.metricsElsewhere {
+			http.NotFound(w, r)
+			return
+		}
+		s.metricsHandler.ServeHTTP(w, r)
+	})
 	return s
 }
+
+// ServeMetricsOn serves /metrics on ln, and from then on not on the main
+// address, until ctx is done: the metrics need not be reachable where the
+// server's users are. Call it before Serve; it returns at once, and logs
+// a failure of that listener.
+func (s *Server) ServeMetricsOn(ctx context.Context, ln net.Listener) {
+	s.metricsElsewhere = true
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", s.metricsHandler)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, WriteTimeout: 30 * time.Second,
+		ErrorLog: slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn)}
+	go func() {
+		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.logger.Error("metrics listener stopped", "addr", ln.Addr().String(), "err", err)
+		}
+	}()
+	go func() {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = hs.Shutdown(sctx)
+	}()
+}
+
+// SetTracing makes every request a span (docs/operations.md); nil is off.
+// Call it before Serve.
+func (s *Server) SetTracing(t *tracing.Tracing) { s.tracing = t }
 
 // Registry is where parts register their own metrics.
 func (s *Server) Registry() *prometheus.Registry { return s.registry }
@@ -160,6 +202,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			id = newRequestID()
 		}
 		w.Header().Set("X-Request-Id", id)
+		// The request as the handlers see it, with its span; the mux sets
+		// the route pattern on this one, which the deferred code reads.
+		ctx, span := s.tracing.StartServer(r, id)
+		r = r.WithContext(ctx)
 		rec := &recorder{ResponseWriter: w, status: http.StatusOK}
 		defer func() {
 			if p := recover(); p != nil {
@@ -179,6 +225,7 @@ func (s *Server) observe(next http.Handler) http.Handler {
 			}
 			elapsed := time.Since(start)
 			s.metrics.observe(route, r.Method, rec.status, elapsed)
+			tracing.EndServer(span, r.Pattern, rec.status)
 			// The path only: query strings can carry codes and tokens.
 			// Straight to the handler: Logger.LogAttrs would also walk the
 			// stack for a source location this line does not need.
@@ -191,6 +238,10 @@ func (s *Server) observe(next http.Handler) http.Handler {
 					slog.Int("status", rec.status), slog.Int64("bytes", rec.bytes),
 					slog.Float64("duration_ms", float64(elapsed.Microseconds())/1000),
 					slog.String("remote", r.RemoteAddr))
+				if sc := span.SpanContext(); sc.IsValid() {
+					// The request id and the trace find each other.
+					line.AddAttrs(slog.String("trace_id", sc.TraceID().String()))
+				}
 				_ = h.Handle(ctx, line)
 			}
 		}()

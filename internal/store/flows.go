@@ -297,6 +297,9 @@ type Flows interface {
 	GetTask(ctx context.Context, serial int64) (Task, error)
 	// ListTasks pages through tasks by serial.
 	ListTasks(ctx context.Context, f TaskFilter, p Page) (tasks []Task, nextCursor string, err error)
+	// CountTasks counts the tasks in status (open, done or cancelled),
+	// for the open-tasks gauge on /metrics.
+	CountTasks(ctx context.Context, status string) (int, error)
 
 	// PruneIdempotency forgets keys recorded before cutoff.
 	PruneIdempotency(ctx context.Context, cutoff time.Time) (int64, error)

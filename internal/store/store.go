@@ -40,6 +40,10 @@ type Options struct {
 	// created. The admin commands set it, so that one run in the wrong
 	// folder says so instead of starting an empty database there.
 	MustExist bool
+	// NoMigrate opens the database as it is, without applying pending
+	// migrations: for a command that must change nothing. Use it with
+	// MustExist.
+	NoMigrate bool
 }
 
 // Store is the whole persistence contract. It grows with the product; each

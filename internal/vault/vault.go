@@ -41,6 +41,7 @@ import (
 	"golang.org/x/sync/singleflight"
 
 	"github.com/flowgate/flowgate/internal/connectors"
+	"github.com/flowgate/flowgate/internal/metrics"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -105,6 +106,8 @@ type Options struct {
 	// Logger records failed refreshes (never tokens); nil means
 	// slog.Default().
 	Logger *slog.Logger
+	// Metrics counts refreshes by outcome; nil counts nothing.
+	Metrics *metrics.Metrics
 }
 
 // Vault is safe for concurrent use. Several Vaults (servers) may share
@@ -412,8 +415,14 @@ func (v *Vault) refreshWith(ctx context.Context, client *connectors.Client, cur 
 	defer cancel()
 	tok, err := client.Refresh(pctx, cur.RefreshToken)
 	if err != nil {
+		outcome := "failure"
+		if connectors.KindOf(err) == connectors.KindInvalidGrant {
+			outcome = "reconnect_required"
+		}
+		v.opts.Metrics.VaultRefresh(cur.Server, outcome)
 		return v.recordFailure(cur, now, err)
 	}
+	v.opts.Metrics.VaultRefresh(cur.Server, "success")
 	next := cur
 	next.AccessToken, next.RefreshToken, next.TokenType = tok.AccessToken, tok.RefreshToken, tok.TokenType
 	next.Expiry, next.IssuedAt = tok.Expiry, now

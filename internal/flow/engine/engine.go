@@ -59,6 +59,8 @@ import (
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/flow"
+	"github.com/flowgate/flowgate/internal/metrics"
+	"github.com/flowgate/flowgate/internal/tracing"
 )
 
 // Defaults of Config.
@@ -156,6 +158,12 @@ type Config struct {
 	// grow: a set step that makes them larger fails, a task action that
 	// would is refused (ErrVarsTooLarge). DefaultMaxVars when zero.
 	MaxVars int64
+	// Metrics counts instances, steps, tasks and wake lag; nil counts
+	// nothing.
+	Metrics *metrics.Metrics
+	// Tracing makes every step a span and every http step's request a
+	// client span carrying traceparent; nil is off.
+	Tracing *tracing.Tracing
 	// DeclaredServers are the OAuth servers a configuration file
 	// declares, which deploys accept besides those in the store: an admin
 	// command reads the file without writing its servers to the store.
@@ -177,6 +185,8 @@ type Engine struct {
 	q Queue
 
 	vault     Vault
+	metrics   *metrics.Metrics
+	tracing   *tracing.Tracing
 	publicURL string
 	audit     audit.Recorder
 	declared  []string
@@ -214,12 +224,14 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e := &Engine{
 		st:       cfg.Store,
 		log:      cfg.Logger,
-		client:   newHTTPClient(cfg.Egress),
+		client:   newHTTPClient(cfg.Egress, cfg.Tracing),
 		lease:    cfg.Lease,
 		sweep:    cfg.Sweep,
 		wait:     cfg.InvokeWait,
 		now:      cfg.Now,
 		vault:    cfg.Vault,
+		metrics:  cfg.Metrics,
+		tracing:  cfg.Tracing,
 		audit:    cfg.Audit,
 		declared: cfg.DeclaredServers,
 		maxSteps: cfg.MaxSteps,

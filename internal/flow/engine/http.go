@@ -19,6 +19,7 @@ import (
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/tracing"
 	"github.com/flowgate/flowgate/internal/vault"
 )
 
@@ -27,7 +28,7 @@ const maxBackoff = time.Hour
 
 // newHTTPClient is the http steps' client: every connection, redirects
 // included, dialled through the egress policy.
-func newHTTPClient(policy *egress.Policy) *http.Client {
+func newHTTPClient(policy *egress.Policy, tr *tracing.Tracing) *http.Client {
 	if policy == nil {
 		policy = egress.Default()
 	}
@@ -35,7 +36,9 @@ func newHTTPClient(policy *egress.Policy) *http.Client {
 	t.MaxIdleConnsPerHost = 32
 	t.ResponseHeaderTimeout = 0 // the step's timeout bounds the whole exchange
 	return &http.Client{
-		Transport: t,
+		// With tracing on, each request is a span and carries its
+		// traceparent to the API it calls.
+		Transport: tr.Transport(t),
 		CheckRedirect: func(req *http.Request, via []*http.Request) error {
 			if len(via) >= 5 {
 				return errors.New("more than 5 redirects")

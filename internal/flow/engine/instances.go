@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/flow"
@@ -75,6 +76,7 @@ func (e *Engine) StartInstance(ctx context.Context, req StartRequest) (Started, 
 		return Started{}, err
 	}
 	r.inst.Depth = depth
+	r.parent = trace.SpanContextFromContext(ctx)
 	if req.IdempotencyKey != "" {
 		r.idem = &store.Idempotency{Principal: req.Caller.ID, Key: req.IdempotencyKey, RequestHash: requestHash(def.Name, r.inst.Input)}
 	}
@@ -417,6 +419,10 @@ func (e *Engine) Cancel(ctx context.Context, id string, c Caller) (store.Instanc
 		if err != nil {
 			return store.Instance{}, err
 		}
+		for _, rec := range steps {
+			e.metrics.StepEnded(rec.Type, rec.Status, rec.EndedAt.Sub(rec.StartedAt))
+		}
+		e.metrics.InstanceFinished(inst.Workflow, inst.Status)
 		e.notify(id)
 		audit.Change{Event: audit.InstanceCancelled, By: c.ID, Detail: "instance " + id + " (" + inst.Workflow + ")"}.Record(ctx, e.audit)
 		return e.st.GetInstance(ctx, id)
@@ -445,6 +451,7 @@ func (e *Engine) lastRecord(ctx context.Context, inst store.Instance) (store.Ste
 // wake is what the job queue does with a due wake (or a leftover takeover
 // job, Seq 0).
 func (e *Engine) wake(ctx context.Context, w store.Wake) error {
+	e.metrics.WakeLag(w.At, e.now())
 	return e.resume(ctx, w.InstanceID, w.Seq)
 }
 

@@ -9,6 +9,10 @@ import (
 	"maps"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/store"
 )
@@ -79,6 +83,9 @@ type runner struct {
 	inst store.Instance
 	st   state
 	env  flow.Env
+	// parent is the span of the request that started the instance, so
+	// the first run's steps join its trace; invalid for resumed runs.
+	parent trace.SpanContext
 
 	created bool
 	// Waiting for the next commit.
@@ -217,38 +224,68 @@ func (r *runner) advance(ctx context.Context) error {
 		if err := r.resolveSecrets(ctx, step); err != nil {
 			return err
 		}
+		sctx, span := r.startStepSpan(ctx, step)
 		var err error
+		stop := false // the step parked or ended the run
 		switch step.Type {
 		case flow.TypeSet:
 			err = r.runSet(step)
 		case flow.TypeSwitch:
 			err = r.runSwitch(step)
 		case flow.TypeReturn:
-			return r.runReturn(ctx, step)
+			err, stop = r.runReturn(sctx, step), true
 		case flow.TypeFail:
-			return r.runFail(ctx, step)
+			err, stop = r.runFail(sctx, step), true
 		case flow.TypeWait:
-			return r.runWait(ctx, step)
+			err, stop = r.runWait(sctx, step), true
 		case flow.TypeTask:
-			return r.runTask(ctx, step)
+			err, stop = r.runTask(sctx, step), true
 		case flow.TypeHTTP:
-			err = r.runHTTP(ctx, step)
+			err = r.runHTTP(sctx, step)
 			if err == nil {
 				n = 0 // it committed
 			}
 		case flow.TypeOAuthServerLogin:
-			err = r.runServerLogin(ctx, step)
+			err = r.runServerLogin(sctx, step)
 		case flow.TypeOAuthRefresh:
-			err = r.runRefresh(ctx, step)
+			err = r.runRefresh(sctx, step)
 		case flow.TypeOAuthUserLogin:
-			err = r.runUserLogin(ctx, step)
+			err = r.runUserLogin(sctx, step)
 		default:
 			err = r.failStep(step, time.Time{}, nil, fmt.Errorf("step type %s is not available in this version of Flowgate", step.Type))
+		}
+		endStepSpan(span, err)
+		if stop {
+			return err
 		}
 		if err != nil {
 			return err
 		}
 	}
+}
+
+// startStepSpan starts the span of one step run: a child of the span of
+// the request that started the instance on its first run.
+func (r *runner) startStepSpan(ctx context.Context, step *flow.Step) (context.Context, trace.Span) {
+	if r.parent.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, r.parent)
+	}
+	return r.e.tracing.Tracer().Start(ctx, "step "+string(step.Type), trace.WithAttributes(
+		attribute.String("flowgate.flow", r.inst.Workflow),
+		attribute.Int("flowgate.flow_version", r.inst.Version),
+		attribute.String("flowgate.instance", r.inst.ID),
+		attribute.String("flowgate.step", step.ID),
+		attribute.String("flowgate.step_type", string(step.Type)),
+	))
+}
+
+// endStepSpan ends a step's span; errStop (the run stops at a durable
+// point) is no error.
+func endStepSpan(span trace.Span, err error) {
+	if err != nil && !errors.Is(err, errStop) {
+		span.SetStatus(codes.Error, "step run stopped")
+	}
+	span.End()
 }
 
 // budgetExhausted fails the instance instead of running one step more
@@ -619,6 +656,22 @@ func (r *runner) finish(ctx context.Context) error {
 	return errStop
 }
 
+// countCommitted updates the metrics with what a commit wrote: only
+// written progress counts, so a commit that lost the instance to another
+// server counts nothing here (that server counts it).
+func (r *runner) countCommitted(c store.InstanceCommit) {
+	m := r.e.metrics
+	for _, rec := range c.Steps {
+		if !rec.EndedAt.IsZero() {
+			m.StepEnded(rec.Type, rec.Status, rec.EndedAt.Sub(rec.StartedAt))
+		}
+	}
+	m.TasksCreated(r.inst.Workflow, len(c.NewTasks))
+	if r.inst.Ended() {
+		m.InstanceFinished(r.inst.Workflow, r.inst.Status)
+	}
+}
+
 // commit writes what is pending in one transaction: the instance row,
 // step records, tasks, a wake. The first commit creates the instance.
 func (r *runner) commit(ctx context.Context) error {
@@ -648,6 +701,7 @@ func (r *runner) commit(ctx context.Context) error {
 			return err
 		}
 		r.created = true
+		r.e.metrics.InstanceStarted(r.inst.Workflow)
 	} else {
 		c.ExpectOwner = r.e.owner
 		if err := r.e.st.CommitInstance(ctx, c); err != nil {
@@ -658,6 +712,7 @@ func (r *runner) commit(ctx context.Context) error {
 			return err
 		}
 	}
+	r.countCommitted(c)
 	r.pending, r.tasks, r.act, r.wake, r.idem, r.cancel = nil, nil, nil, nil, nil, false
 	if !r.firstDone {
 		// What StartInstance answers with, without reading back what was

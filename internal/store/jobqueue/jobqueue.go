@@ -161,7 +161,9 @@ type wakeWorker struct {
 }
 
 func (w *wakeWorker) Work(ctx context.Context, job *river.Job[wakeArgs]) error {
-	return w.q.resume(ctx, store.Wake{InstanceID: job.Args.InstanceID, Seq: job.Args.Seq})
+	// At is when the wake was due, so the engine can measure how late
+	// the queue delivered it.
+	return w.q.resume(ctx, store.Wake{InstanceID: job.Args.InstanceID, Seq: job.Args.Seq, At: job.ScheduledAt})
 }
 
 type takeoverWorker struct {

@@ -105,7 +105,11 @@ func Open(ctx context.Context, dsn string, opts store.Options) (*Store, error) {
 			return fail(err)
 		}
 	}
-	version, err := sqlstore.Migrate(ctx, db, goose.DialectPostgres, fsys, goose.WithSessionLocker(locker))
+	migrate := sqlstore.Migrate
+	if opts.NoMigrate {
+		migrate = sqlstore.MigratedVersion
+	}
+	version, err := migrate(ctx, db, goose.DialectPostgres, fsys, goose.WithSessionLocker(locker))
 	if err != nil {
 		return fail(err)
 	}

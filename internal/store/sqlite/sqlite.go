@@ -92,7 +92,11 @@ func Open(ctx context.Context, path string, opts store.Options) (*Store, error) 
 			return nil, fmt.Errorf("sqlite database %s: %w", path, err)
 		}
 	}
-	version, err := sqlstore.Migrate(ctx, write, goose.DialectSQLite3, fsys)
+	migrate := sqlstore.Migrate
+	if opts.NoMigrate {
+		migrate = sqlstore.MigratedVersion
+	}
+	version, err := migrate(ctx, write, goose.DialectSQLite3, fsys)
 	if err != nil {
 		_ = write.Close()
 		return nil, fmt.Errorf("sqlite database %s: %w", path, err)

@@ -304,3 +304,38 @@ func TestBackupErrorsOnClosedStore(t *testing.T) {
 		t.Logf("error: %v", err)
 	}
 }
+
+// NoMigrate opens a database as it is: a migration it lacks stays
+// unapplied (config check changes nothing), and the schema version says so.
+func TestNoMigrateAppliesNothing(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "f.db")
+	sealer := storetest.NewSealer(t)
+	s, err := sqlite.Open(ctx, path, store.Options{Sealer: sealer})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	db, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	// Make the database look one migration behind.
+	var latest int64
+	if err := db.QueryRow(`SELECT max(version_id) FROM goose_db_version`).Scan(&latest); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Exec(`DELETE FROM goose_db_version WHERE version_id = ?`, latest); err != nil {
+		t.Fatal(err)
+	}
+	s, err = sqlite.Open(ctx, path, store.Options{Sealer: sealer, MustExist: true, NoMigrate: true})
+	if err != nil {
+		t.Fatalf("open as it is: %v", err)
+	}
+	s.Close()
+	var n int
+	if err := db.QueryRow(`SELECT count(*) FROM goose_db_version WHERE version_id = ?`, latest).Scan(&n); err != nil || n != 0 {
+		t.Errorf("migration %d applied by an open with NoMigrate (%d rows, %v)", latest, n, err)
+	}
+}

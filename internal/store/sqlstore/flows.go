@@ -869,6 +869,15 @@ func (s *Store) ListTasks(ctx context.Context, f store.TaskFilter, p store.Page)
 	return out, next, nil
 }
 
+// CountTasks counts the tasks in status.
+func (s *Store) CountTasks(ctx context.Context, status string) (int, error) {
+	var n int
+	if err := s.read.QueryRowContext(ctx, s.q.rebind(`SELECT COUNT(*) FROM tasks WHERE status = ?`), status).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count tasks: %w", err)
+	}
+	return n, nil
+}
+
 func scanTask(sc scanner) (store.Task, error) {
 	var (
 		t                  store.Task

@@ -31,6 +31,20 @@ func Migrate(ctx context.Context, db *sql.DB, dialect goose.Dialect, fsys fs.FS,
 	return latest, nil
 }
 
+// MigratedVersion is the newest migration applied to db, applying
+// nothing: Migrate's result for a database opened with NoMigrate.
+func MigratedVersion(ctx context.Context, db *sql.DB, dialect goose.Dialect, fsys fs.FS, opts ...goose.ProviderOption) (int64, error) {
+	p, err := goose.NewProvider(dialect, db, fsys, opts...)
+	if err != nil {
+		return 0, fmt.Errorf("migrations: %w", err)
+	}
+	v, err := p.GetDBVersion(ctx)
+	if err != nil {
+		return 0, fmt.Errorf("migrations: %w", err)
+	}
+	return v, nil
+}
+
 // CheckMigrated reports store.ErrNoDatabase when db has no migration table,
 // that is when Flowgate never migrated it. query counts the tables named
 // by its one parameter, in the backend's catalog.

@@ -1138,6 +1138,11 @@ func testTaskActAndCancel(t *testing.T, s store.Store) {
 	if task, err := s.GetTask(ctx(t), otherTask.Serial); err != nil || task.Status != store.TaskOpen {
 		t.Errorf("cancelling one instance's tasks touched another's: %+v, %v", task, err)
 	}
+	for status, want := range map[string]int{store.TaskOpen: 2, store.TaskDone: 1, store.TaskCancelled: 2} {
+		if n, err := s.CountTasks(ctx(t), status); err != nil || n != want {
+			t.Errorf("CountTasks(%s) = %d, %v; want %d", status, n, err, want)
+		}
+	}
 	if err := s.CommitInstance(ctx(t), store.InstanceCommit{Instance: again, ExpectOwner: "server-a",
 		Act: &store.TaskAct{Serial: tasks[1].Serial, Action: "approve"}}); !errors.Is(err, store.ErrConflict) {
 		t.Errorf("act on a cancelled task: %v, want ErrConflict", err)
