@@ -205,6 +205,11 @@ type APIs struct {
 	Workflow  bool `yaml:"workflow"`
 	Invoke    bool `yaml:"invoke"`
 	BasicAuth bool `yaml:"basic_auth"`
+	// OData is the Data API for reporting tools (/odata/v4/), on by default.
+	OData bool `yaml:"odata"`
+	// SCIM is user provisioning from an identity provider (/scim/v2/), off
+	// by default.
+	SCIM bool `yaml:"scim"`
 }
 
 // Egress says where http steps and admin-set URLs (issuer metadata, OAuth
@@ -244,7 +249,7 @@ func Default() *Config {
 			Session:         Session{Cookie: "persistent", IdleTimeout: 20 * time.Minute, SSO: true},
 			AuditLog:        true,
 		},
-		APIs:   APIs{Workflow: true, Invoke: true},
+		APIs:   APIs{Workflow: true, Invoke: true, OData: true},
 		Flows:  "./flows",
 		Limits: Limits{MaxSteps: DefaultMaxSteps, MaxVars: DefaultMaxVars},
 	}

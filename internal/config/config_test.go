@@ -52,7 +52,7 @@ func TestDefault(t *testing.T) {
 			Session:    Session{Cookie: "persistent", IdleTimeout: 20 * time.Minute, SSO: true},
 			AuditLog:   true,
 		},
-		APIs:   APIs{Workflow: true, Invoke: true, BasicAuth: false},
+		APIs:   APIs{Workflow: true, Invoke: true, BasicAuth: false, OData: true},
 		Flows:  "./flows",
 		Limits: Limits{MaxSteps: 10000, MaxVars: 1 << 20},
 	}
@@ -172,7 +172,7 @@ func TestParseFullExample(t *testing.T) {
 			Scopes:       []string{"openid", "email", "profile"},
 			MetadataURL:  "https://accounts.google.com/.well-known/openid-configuration",
 		}},
-		APIs:   APIs{Workflow: true, Invoke: false, BasicAuth: true},
+		APIs:   APIs{Workflow: true, Invoke: false, BasicAuth: true, OData: false, SCIM: true},
 		Egress: Egress{Allow: []string{"127.0.0.1", "sidecar.local"}, Deny: []string{"10.20.0.0/16", "fd00:1::/32", "metadata.internal"}},
 		Flows:  "testdata/flows",
 		Limits: Limits{MaxSteps: 500, MaxVars: 256 << 10},
