@@ -14,6 +14,7 @@ import (
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/odata"
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/server"
 	"github.com/flowgate/flowgate/internal/vault"
@@ -96,6 +97,9 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 		ShowDetailedErrors: cfg.Auth.ShowDetailedErrors, HTTPClient: policy.Client(10 * time.Second)})
 	s.auth.Register(s.http.Mux())
 	s.api.Register(s.http.Mux())
+	odata.New(odata.Options{Store: s.Store, Engine: s.engine, Validator: s.validator, PublicURL: cfg.Server.PublicURL,
+		Enabled: func(ctx context.Context) bool { return s.api.SwitchOn(ctx, api.SwitchOData) },
+		Logger:  logger, Registerer: s.http.Registry()}).Register(s.http.Mux())
 	pages, err := web.New(web.Options{Sessions: s.auth, Engine: s.engine, Vault: tokens, States: s.Store, Users: s.Store, Logger: logger})
 	if err != nil {
 		return err
