@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -260,16 +261,33 @@ func (s *Service) collection(w http.ResponseWriter, r *http.Request, set *entity
 	if o.maxPage > 0 && o.maxPage < pageSize {
 		pageSize = o.maxPage
 	}
-	// $skiptoken counts the rows earlier pages of this answer returned.
+	// $skiptoken says how many rows earlier pages of this answer
+	// returned and, in key order, the last key: the next page starts
+	// after that key instead of skipping rows, so that the last page of a
+	// large set costs what the first does.
+	tok := o.skiptoken
 	remaining := -1
 	if o.top >= 0 {
-		remaining = max(o.top-o.skiptoken, 0)
+		remaining = max(o.top-tok.N, 0)
 		pageSize = min(pageSize, remaining)
+	}
+	keyed := len(q.OrderBy) == 0
+	key := store.DataKey(set.set)
+	if keyed && len(q.Select) > 0 {
+		// The key must come back to make the next link; it is not shown.
+		for _, k := range key {
+			if !slices.Contains(q.Select, k) {
+				q.Select = append(slices.Clone(q.Select), k)
+			}
+		}
 	}
 	var rows []store.DataRow
 	more := false
 	if pageSize > 0 {
-		q.Skip, q.Limit = o.skip+o.skiptoken, pageSize+1
+		q.Skip, q.Limit = o.skip+tok.N, pageSize+1
+		if keyed && len(tok.After) > 0 {
+			q.Skip, q.After = 0, tok.After
+		}
 		var err error
 		if rows, err = s.o.Store.QueryData(r.Context(), q); err != nil {
 			s.fail(w, r, setKind(set), err)
@@ -278,7 +296,7 @@ func (s *Service) collection(w http.ResponseWriter, r *http.Request, set *entity
 		if len(rows) > pageSize {
 			rows, more = rows[:pageSize], true
 		}
-		if remaining >= 0 && o.skiptoken+len(rows) >= o.top {
+		if remaining >= 0 && tok.N+len(rows) >= o.top {
 			more = false
 		}
 	}
@@ -328,8 +346,15 @@ func (s *Service) collection(w http.ResponseWriter, r *http.Request, set *entity
 	}
 	b.WriteByte(']')
 	if more {
+		next := skipToken{N: tok.N + len(rows)}
+		if keyed {
+			last := rows[len(rows)-1]
+			for _, k := range key {
+				next.After = append(next.After, last[k])
+			}
+		}
 		b.WriteString(`,"@odata.nextLink":`)
-		writeJSONString(&b, s.nextLink(r, o.skiptoken+len(rows)))
+		writeJSONString(&b, s.nextLink(r, next.encode()))
 	}
 	b.WriteString("}\n")
 	s.queries.WithLabelValues(setKind(set), "ok").Inc()
@@ -343,9 +368,9 @@ func (s *Service) collection(w http.ResponseWriter, r *http.Request, set *entity
 }
 
 // nextLink is the request's own URL with $skiptoken moved on.
-func (s *Service) nextLink(r *http.Request, token int) string {
+func (s *Service) nextLink(r *http.Request, token string) string {
 	vals, _ := url.ParseQuery(r.URL.RawQuery) // parsed once already
-	vals.Set("$skiptoken", strconv.Itoa(token))
+	vals.Set("$skiptoken", token)
 	path := strings.TrimPrefix(r.URL.Path, strings.TrimSuffix(Root, "/"))
 	return s.base + path + "?" + vals.Encode()
 }

@@ -107,6 +107,7 @@ func testDataAPI(t *testing.T, e *env) {
 		{Name: "bad-property", Base: base, Token: reporter, Path: "Instances", Raw: raw("?$filter=Nope%20eq%201")},
 		{Name: "bad-type", Base: base, Token: reporter, Path: "expense_report", Raw: raw("?$filter=amount%20eq%20'x'")},
 		{Name: "bad-top", Base: base, Token: reporter, Path: "Instances", Raw: raw("?$top=-1")},
+		{Name: "bad-skiptoken", Base: base, Token: reporter, Path: "Instances", Raw: raw("?$skiptoken=eyJuIjotMX0")},
 		{Name: "bad-option", Base: base, Token: reporter, Path: "Instances", Raw: raw("?$frobnicate=1")},
 		{Name: "bad-select", Base: base, Token: reporter, Path: "Instances", Raw: raw("?$select=Password")},
 		{Name: "bad-orderby", Base: base, Token: reporter, Path: "Instances", Raw: raw("?$orderby=Status%20sideways")},
@@ -262,7 +263,7 @@ func testDataAPI(t *testing.T, e *env) {
 	}
 
 	// Errors.
-	for name, want := range map[string]int{"bad-filter": 400, "bad-property": 400, "bad-type": 400, "bad-top": 400,
+	for name, want := range map[string]int{"bad-filter": 400, "bad-property": 400, "bad-type": 400, "bad-top": 400, "bad-skiptoken": 400,
 		"bad-option": 400, "bad-select": 400, "bad-orderby": 400, "expand": 501, "search": 501, "function": 501,
 		"in": 501, "key": 501, "unknown-set": 404, "audit-user": 403, "hidden-user": 404} {
 		r := res[name]

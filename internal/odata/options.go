@@ -1,6 +1,8 @@
 package odata
 
 import (
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -18,7 +20,7 @@ type options struct {
 	top       int // -1: none
 	skip      int
 	count     bool
-	skiptoken int
+	skiptoken skipToken
 	// maxPage is the client's odata.maxpagesize preference (0: none).
 	maxPage int
 }
@@ -57,18 +59,19 @@ func parseOptions(raw string, set *entitySet) (options, error) {
 			if o.order, err = parseOrderBy(v, set); err != nil {
 				return o, err
 			}
-		case "$top", "$skip", "$skiptoken":
+		case "$skiptoken":
+			if o.skiptoken, err = parseSkipToken(v, set); err != nil {
+				return o, err
+			}
+		case "$top", "$skip":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 0 {
 				return o, badRequest(name, "%s must be a whole number of 0 or more, not %q", name, v)
 			}
-			switch name {
-			case "$top":
+			if name == "$top" {
 				o.top = n
-			case "$skip":
+			} else {
 				o.skip = n
-			default:
-				o.skiptoken = n
 			}
 		case "$count":
 			switch v {
@@ -163,4 +166,60 @@ func applyPrefer(r *http.Request, o *options) error {
 		}
 	}
 	return nil
+}
+
+// skipToken is where the next page of an answer starts: N rows were
+// returned before it and, for a set listed in key order (no $orderby),
+// After is the key of the last of them. It travels in @odata.nextLink as
+// base64url JSON; clients treat it as opaque.
+type skipToken struct {
+	N     int   `json:"n"`
+	After []any `json:"k,omitempty"`
+}
+
+func (t skipToken) encode() string {
+	b, _ := json.Marshal(t) // numbers and strings only
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+func parseSkipToken(v string, set *entitySet) (skipToken, error) {
+	var t skipToken
+	bad := badRequest("$skiptoken", "$skiptoken %.40q is not one this service handed out: follow @odata.nextLink as it is", v)
+	b, err := base64.RawURLEncoding.DecodeString(v)
+	if err != nil {
+		return t, bad
+	}
+	var raw struct {
+		N     int               `json:"n"`
+		After []json.RawMessage `json:"k"`
+	}
+	if err := json.Unmarshal(b, &raw); err != nil || raw.N < 0 {
+		return t, bad
+	}
+	t.N = raw.N
+	if len(raw.After) == 0 {
+		return t, nil
+	}
+	key := store.DataKey(set.set)
+	if len(raw.After) != len(key) {
+		return t, bad
+	}
+	for i, k := range key {
+		f, _ := set.field(k)
+		switch f.Type {
+		case store.DataInt:
+			var n int64
+			if json.Unmarshal(raw.After[i], &n) != nil {
+				return t, bad
+			}
+			t.After = append(t.After, n)
+		default:
+			var s string
+			if json.Unmarshal(raw.After[i], &s) != nil {
+				return t, bad
+			}
+			t.After = append(t.After, s)
+		}
+	}
+	return t, nil
 }

@@ -156,9 +156,32 @@ type DataQuery struct {
 	// pages are stable.
 	OrderBy []DataOrder
 	Skip    int
+	// After, when set, holds the key of the last row of the previous page
+	// (DataKey's fields, in order): the page starts after it. Paging by
+	// key costs the same at the end of a large set as at its start, where
+	// Skip costs the rows skipped. Only without OrderBy.
+	After []any
 	// Limit bounds the rows returned; 0 or less means DefaultLimit.
 	Limit int
 	Scope DataScope
+}
+
+// DataKey names the fields that identify a row of a set, in the order
+// rows are listed when a query has no OrderBy.
+func DataKey(set DataSet) []string {
+	switch set {
+	case DataWorkflows:
+		return []string{"Name"}
+	case DataInstances:
+		return []string{"Id"}
+	case DataTasks:
+		return []string{"Serial"}
+	case DataSteps:
+		return []string{"Instance", "Seq"}
+	case DataAudit:
+		return []string{"Id"}
+	}
+	return nil
 }
 
 // ErrDataField is returned for a query naming a field its set does not

@@ -334,6 +334,11 @@ func (b *dataBuilder) where(q store.DataQuery) error {
 	if err := b.scope(q); err != nil {
 		return err
 	}
+	if len(q.After) > 0 {
+		if err := b.after(q); err != nil {
+			return err
+		}
+	}
 	if q.Filter != nil {
 		b.w(" AND (")
 		if err := b.expr(q.Filter); err != nil {
@@ -341,6 +346,29 @@ func (b *dataBuilder) where(q store.DataQuery) error {
 		}
 		b.w(")")
 	}
+	return nil
+}
+
+// after writes the keyset condition: rows whose key comes after q.After.
+func (b *dataBuilder) after(q store.DataQuery) error {
+	key := store.DataKey(q.Set)
+	if len(q.OrderBy) > 0 || len(q.After) != len(key) {
+		return fmt.Errorf("a page after a key needs the %d key values and no other order: %w", len(key), store.ErrDataField)
+	}
+	cols := make([]string, len(key))
+	for i, k := range key {
+		v, err := b.value(b.fields[k], q.After[i])
+		if err != nil {
+			return err
+		}
+		cols[i] = b.set.cols[k]
+		b.args = append(b.args, v)
+	}
+	if len(cols) == 1 {
+		b.w(" AND ", cols[0], " > ?")
+		return nil
+	}
+	b.w(" AND (", strings.Join(cols, ", "), ") > (", strings.Repeat("?, ", len(cols)-1), "?)")
 	return nil
 }
 

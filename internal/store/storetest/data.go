@@ -22,6 +22,7 @@ func runDataConformance(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"DataInputFields", testDataInputFields},
 		{"DataScope", testDataScope},
 		{"DataBadQueries", testDataBadQueries},
+		{"DataKeysetPaging", testDataKeysetPaging},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore(t)) })
 	}
@@ -236,5 +237,56 @@ func testDataBadQueries(t *testing.T, s store.Store) {
 	}
 	if n, err := s.CountData(ctx(t), store.DataQuery{Set: store.DataInstances, Scope: all}); err != nil || n != 10 || !slices.Contains([]int64{10}, n) {
 		t.Errorf("instances after the bad queries: %d, %v", n, err)
+	}
+}
+
+// testDataKeysetPaging walks each set a few rows at a time with After,
+// the key of the previous page's last row, and finds every row once.
+func testDataKeysetPaging(t *testing.T, s store.Store) {
+	dataFixture(t, s)
+	for _, set := range []store.DataSet{store.DataInstances, store.DataTasks, store.DataSteps} {
+		want, err := s.CountData(ctx(t), store.DataQuery{Set: set, Scope: store.DataScope{All: true}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		key := store.DataKey(set)
+		var after []any
+		seen := map[string]bool{}
+		pages := 0
+		for {
+			rows, err := s.QueryData(ctx(t), store.DataQuery{Set: set, Scope: store.DataScope{All: true}, Limit: 3, After: after,
+				Select: key, Filter: store.DataCompare{Field: "Status", Op: store.OpNe, Value: "nothing"}})
+			if err != nil {
+				t.Fatalf("%s page %d: %v", set, pages, err)
+			}
+			if len(rows) == 0 {
+				break
+			}
+			pages++
+			for _, r := range rows {
+				k := fmt.Sprint(r[key[0]], r[key[len(key)-1]])
+				if seen[k] {
+					t.Fatalf("%s: row %s twice", set, k)
+				}
+				seen[k] = true
+			}
+			last := rows[len(rows)-1]
+			after = after[:0:0]
+			for _, k := range key {
+				after = append(after, last[k])
+			}
+		}
+		if int64(len(seen)) != want || pages != int(want+2)/3 {
+			t.Errorf("%s: %d rows in %d pages, want %d", set, len(seen), pages, want)
+		}
+	}
+	for name, q := range map[string]store.DataQuery{
+		"short key":  {Set: store.DataSteps, Scope: store.DataScope{All: true}, After: []any{instanceID(1)}},
+		"with order": {Set: store.DataInstances, Scope: store.DataScope{All: true}, After: []any{instanceID(1)}, OrderBy: []store.DataOrder{{Field: "Status"}}},
+		"wrong type": {Set: store.DataTasks, Scope: store.DataScope{All: true}, After: []any{"1"}},
+	} {
+		if _, err := s.QueryData(ctx(t), q); !errors.Is(err, store.ErrDataField) {
+			t.Errorf("%s: %v, want ErrDataField", name, err)
+		}
 	}
 }
