@@ -99,7 +99,7 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 	s.api.Register(s.http.Mux())
 	odata.New(odata.Options{Store: s.Store, Engine: s.engine, Validator: s.validator, PublicURL: cfg.Server.PublicURL,
 		Enabled: func(ctx context.Context) bool { return s.api.SwitchOn(ctx, api.SwitchOData) },
-		Logger:  logger, Registerer: s.http.Registry()}).Register(s.http.Mux())
+		Logger:  logger, Registerer: s.http.Registry(), AuthorizationURI: odata.EntraAuthorizationURI(issuerURLs(cfg))}).Register(s.http.Mux())
 	pages, err := web.New(web.Options{Sessions: s.auth, Engine: s.engine, Vault: tokens, States: s.Store, Users: s.Store, Logger: logger})
 	if err != nil {
 		return err
@@ -172,4 +172,13 @@ func (s *Server) Close(ctx context.Context) error {
 		s.Logger.Error("audit log not fully written", "err", err)
 	}
 	return s.Store.Close()
+}
+
+// issuerURLs lists the configured trusted issuers' URLs.
+func issuerURLs(cfg *config.Config) []string {
+	out := make([]string, len(cfg.TrustedIssuers))
+	for i, ti := range cfg.TrustedIssuers {
+		out[i] = ti.Issuer
+	}
+	return out
 }

@@ -3,6 +3,8 @@ package odata
 import (
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"testing"
 	"time"
@@ -170,4 +172,30 @@ func FuzzParseFilter(f *testing.F) {
 		}
 		walk(e)
 	})
+}
+
+func TestEntraAuthorizationURI(t *testing.T) {
+	for want, issuers := range map[string][]string{
+		"https://login.microsoftonline.com/0f1e2d3c-aaaa-bbbb-cccc-123456789abc/oauth2/authorize": {
+			"https://accounts.google.com", "https://login.microsoftonline.com/0f1e2d3c-aaaa-bbbb-cccc-123456789abc/v2.0"},
+		"https://login.microsoftonline.com/tenant-1/oauth2/authorize": {"https://sts.windows.net/tenant-1/"},
+		"": {"https://login.microsoftonline.com/", "http://login.microsoftonline.com/x/v2.0", "https://okta.example.com"},
+	} {
+		if got := EntraAuthorizationURI(issuers); got != want {
+			t.Errorf("EntraAuthorizationURI(%v) = %q, want %q", issuers, got, want)
+		}
+	}
+}
+
+func TestChallengeNamesTheAuthority(t *testing.T) {
+	s := &Service{o: Options{AuthorizationURI: "https://login.microsoftonline.com/t1/oauth2/authorize"}}
+	h := s.withChallenge(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="flowgate"`)
+		w.WriteHeader(http.StatusUnauthorized)
+	}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest("GET", "/odata/v4/", nil))
+	if got := rec.Header().Get("WWW-Authenticate"); got != `Bearer realm="flowgate", authorization_uri="https://login.microsoftonline.com/t1/oauth2/authorize"` {
+		t.Errorf("challenge %q", got)
+	}
 }

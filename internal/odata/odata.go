@@ -62,6 +62,10 @@ type Options struct {
 	Logger    *slog.Logger
 	// Registerer receives the query counters; nil registers none.
 	Registerer prometheus.Registerer
+	// AuthorizationURI, when set, is added to the challenge of a 401
+	// (EntraAuthorizationURI), so that Power Query clients find where to
+	// sign in.
+	AuthorizationURI string
 }
 
 // Service serves the Data API.
@@ -100,7 +104,7 @@ func New(o Options) *Service {
 // Register mounts the service on mux.
 func (s *Service) Register(mux *http.ServeMux) {
 	var h http.Handler = http.HandlerFunc(s.serve)
-	h = s.o.Validator.Middleware(s.o.Validator.RequireScope(Scope, h))
+	h = s.withChallenge(s.o.Validator.Middleware(s.o.Validator.RequireScope(Scope, h)))
 	h = s.switched(h)
 	mux.Handle(Root, h)
 	mux.Handle(strings.TrimSuffix(Root, "/"), h)
