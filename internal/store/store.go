@@ -58,6 +58,7 @@ type Store interface {
 	ConnectStates
 	SignInFailures
 	DataReader
+	SCIMResources
 
 	// Ping reports whether the database answers and its schema is current.
 	Ping(ctx context.Context) error

@@ -70,6 +70,7 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) store.Store) {
 	runNamedSecretsConformance(t, newStore)
 	runSignInConformance(t, newStore)
 	runDataConformance(t, newStore)
+	runSCIMConformance(t, newStore)
 }
 
 func ctx(t *testing.T) context.Context {
