@@ -16,6 +16,7 @@ import (
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/odata"
 	"github.com/flowgate/flowgate/internal/resource"
+	"github.com/flowgate/flowgate/internal/scim"
 	"github.com/flowgate/flowgate/internal/server"
 	"github.com/flowgate/flowgate/internal/vault"
 	"github.com/flowgate/flowgate/internal/web"
@@ -100,6 +101,9 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 	odata.New(odata.Options{Store: s.Store, Engine: s.engine, Validator: s.validator, PublicURL: cfg.Server.PublicURL,
 		Enabled: func(ctx context.Context) bool { return s.api.SwitchOn(ctx, api.SwitchOData) },
 		Logger:  logger, Registerer: s.http.Registry(), AuthorizationURI: odata.EntraAuthorizationURI(issuerURLs(cfg))}).Register(s.http.Mux())
+	scim.New(scim.Options{Store: s.Store, Validator: s.validator, Auditor: s.Audit, PublicURL: cfg.Server.PublicURL,
+		Enabled: func(ctx context.Context) bool { return s.api.SwitchOn(ctx, api.SwitchSCIM) },
+		Logger:  logger, Registerer: s.http.Registry()}).Register(s.http.Mux())
 	pages, err := web.New(web.Options{Sessions: s.auth, Engine: s.engine, Vault: tokens, States: s.Store, Users: s.Store, Logger: logger})
 	if err != nil {
 		return err
