@@ -425,3 +425,32 @@ func testProvisioning(t *testing.T, e *env) {
 		}
 	}
 }
+
+// TestProvisioningRate creates users one request at a time, as an
+// identity provider's first sync does, and logs how many a second.
+func TestProvisioningRate(t *testing.T) {
+	if testing.Short() {
+		t.Skip("a measurement")
+	}
+	const n = 300
+	for name, db := range backends(t) {
+		t.Run(name, func(t *testing.T) {
+			e := start(t, db(t))
+			tok := e.token(t, "entra", "scim")
+			began := time.Now()
+			for i := range n {
+				st, m := e.do(t, tok, "POST", "/Users", fmt.Sprintf(`{"schemas": ["urn:ietf:params:scim:schemas:core:2.0:User"],
+				  "externalId": "ext-%d", "userName": "user%d@contoso.com", "active": true,
+				  "name": {"givenName": "User", "familyName": "%d"}, "emails": [{"primary": true, "type": "work", "value": "user%d@contoso.com"}]}`, i, i, i, i))
+				if st != 201 {
+					t.Fatalf("create %d: %d %v", i, st, m)
+				}
+			}
+			d := time.Since(began)
+			t.Logf("%s: %d users created in %v: %.0f users/s", name, n, d.Round(time.Millisecond), n/d.Seconds())
+			if st, m := e.do(t, tok, "GET", "/Users?count=1", ""); st != 200 || m["totalResults"] != float64(n) {
+				t.Errorf("after the sync: %d %v", st, m)
+			}
+		})
+	}
+}
