@@ -137,7 +137,7 @@ func TestParseFullExample(t *testing.T) {
 			MetadataURL:  tenant + "/v2.0/.well-known/openid-configuration",
 			Audience:     "api://flowgate",
 			SubjectClaim: "oid", ScopeClaim: "scp", RolesClaim: "roles",
-			ScopeMap: map[string]string{"Workflows.Read": "workflows.read", "Flows.Invoke": "flows.invoke"},
+			ScopeMap: map[string]string{"Workflows.Read": "workflows.read", "Flows.Invoke": "flows.invoke", "Data.Read": "data.read"},
 		}},
 		OAuthServers: []OAuthServer{
 			{
@@ -452,7 +452,7 @@ func TestErrors(t *testing.T) {
 		{"reserved issuer name and unknown scope target", "trusted_issuers:\n  - name: user\n    issuer: https://e.example\n    audience: api\n    scope_map: {Files.Read: files.read}\n",
 			[]string{
 				`t.yaml:2:11: trusted_issuers[0].name: "user" is reserved: principals user:… already mean Flowgate's own`,
-				`t.yaml:5:29: trusted_issuers[0].scope_map.Files.Read: "files.read" is not one of workflows.read, workflows.start, tasks, flows.invoke, admin`,
+				`t.yaml:5:29: trusted_issuers[0].scope_map.Files.Read: "files.read" is not one of workflows.read, workflows.start, tasks, flows.invoke, data.read, scim, admin`,
 			}},
 		{"bad issuer url", "trusted_issuers:\n  - name: e\n    issuer: e.example\n    audience: api\n",
 			[]string{`t.yaml:3:13: trusted_issuers[0].issuer: "e.example" is not an absolute http(s) URL`}},
@@ -691,7 +691,7 @@ func TestRedacted(t *testing.T) {
 	r.TrustedIssuers[0].ScopeMap["x"] = "y"
 	eq(t, c.Users[0].Password, "alice-password-2024")
 	eq(t, c.Users[0].Roles[0], "employee")
-	eq(t, len(c.TrustedIssuers[0].ScopeMap), 2)
+	eq(t, len(c.TrustedIssuers[0].ScopeMap), 3)
 	eq(t, c.OAuthServers[0].Params["prompt_hint"], "select_account")
 }
 
