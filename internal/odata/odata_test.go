@@ -187,6 +187,20 @@ func testDataAPI(t *testing.T, e *env) {
 	if r := res["instances-admin"]; r.Count == nil || *r.Count != 8 || len(r.Rows) != 8 {
 		t.Errorf("administrator's instances: %d rows, count %v", len(r.Rows), r.Count)
 	}
+	// The same rows as the REST API's list, for the caller and for an administrator.
+	for who, tok := range map[string]string{"instances": e.token(t, "reporter", "workflows.read"), "instances-admin": e.token(t, "boss", "workflows.read admin")} {
+		status, body := e.call(t, "GET", "/api/v1/instances?limit=100", tok, nil)
+		if status != 200 {
+			t.Fatalf("REST list: %d %v", status, body)
+		}
+		var rest []string
+		for _, it := range body["items"].([]any) {
+			rest = append(rest, it.(map[string]any)["id"].(string))
+		}
+		if got := ids(res[who], "Id"); !slices.Equal(got, sorted(rest)) {
+			t.Errorf("%s: OData rows %v, REST API rows %v", who, got, sorted(rest))
+		}
+	}
 	if r := res["instances-adminrole"]; len(r.Rows) != 0 {
 		t.Errorf("role admin without scope admin sees %d instances; the REST API shows it none", len(r.Rows))
 	}
