@@ -349,3 +349,8 @@ func (h *groupHandler) patchMembers(r *http.Request, users []store.User, role, o
 	}
 	return nil
 }
+
+// Search implements elimity.ResourceSearcher: POST /Groups/.search.
+func (h *groupHandler) Search(r *http.Request, p elimity.SearchParams) (elimity.Page, error) {
+	return h.GetAll(r, elimity.ListRequestParams{Count: p.Count, StartIndex: p.StartIndex, FilterValidator: p.FilterValidator})
+}

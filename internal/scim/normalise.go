@@ -45,6 +45,8 @@ func normalise(r *http.Request, body []byte) ([]byte, *scimerr.ScimError) {
 	} else {
 		allowed := []string{"schemas", "id", "externalid", "meta"}
 		switch {
+		case strings.HasSuffix(path, "/.search"):
+			return body, nil // a search request, not a resource
 		case strings.HasPrefix(path, "/Users"):
 			allowed = append(allowed, "username", "name", "displayname", "emails", "active")
 		case strings.HasPrefix(path, "/Groups"):

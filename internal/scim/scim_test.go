@@ -213,6 +213,10 @@ func testProvisioning(t *testing.T, e *env) {
 			t.Errorf("filter %s: %d %v", f, st, m)
 		}
 	}
+	if st, m := e.do(t, tok, "POST", "/Users/.search", `{"schemas": ["urn:ietf:params:scim:api:messages:2.0:SearchRequest"],
+	  "filter": "userName sw \"jdoe\"", "startIndex": 1, "count": 10}`); st != 200 || m["totalResults"] != float64(1) {
+		t.Errorf("POST /Users/.search: %d %v", st, m)
+	}
 	if st, m := e.do(t, tok, "GET", "/Users?filter="+url.QueryEscape(`userName eq "nobody"`), ""); st != 200 || m["totalResults"] != float64(0) {
 		t.Errorf("filter on someone else: %d %v", st, m)
 	}

@@ -427,3 +427,9 @@ func patchUser(u *store.User, ext *string, attr, sub string, v any, remove bool)
 	}
 	return nil
 }
+
+// Search implements elimity.ResourceSearcher: POST /Users/.search, the
+// same list as GET with its filter and paging in the body.
+func (h *userHandler) Search(r *http.Request, p elimity.SearchParams) (elimity.Page, error) {
+	return h.GetAll(r, elimity.ListRequestParams{Count: p.Count, StartIndex: p.StartIndex, FilterValidator: p.FilterValidator})
+}
