@@ -203,8 +203,9 @@ type odataError struct {
 }
 
 type metadataDoc struct {
-	Sets  map[string]string `json:"sets"`
-	Types map[string]struct {
+	FilterFunctions []string          `json:"filterFunctions"`
+	Sets            map[string]string `json:"sets"`
+	Types           map[string]struct {
 		Keys  []string `json:"keys"`
 		Props map[string]struct {
 			Type     string `json:"type"`

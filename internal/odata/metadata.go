@@ -19,6 +19,11 @@ func (s *Service) metadata(w http.ResponseWriter, r *http.Request, m *model) {
 	}
 	b.WriteString(`<?xml version="1.0" encoding="utf-8"?>` + "\n")
 	b.WriteString(`<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx">` + "\n")
+	// The capabilities vocabulary tells clients that fold queries into
+	// the URL (Power Query) which filter functions exist, so that they
+	// evaluate the others themselves instead of meeting a 501.
+	b.WriteString(`<edmx:Reference Uri="https://oasis-tcs.github.io/odata-vocabularies/vocabularies/Org.OData.Capabilities.V1.xml">` +
+		`<edmx:Include Namespace="Org.OData.Capabilities.V1" Alias="Capabilities"/></edmx:Reference>` + "\n")
 	b.WriteString(`<edmx:DataServices>` + "\n")
 	b.WriteString(`<Schema Namespace="` + namespace + `" xmlns="http://docs.oasis-open.org/odata/ns/edm">` + "\n")
 	for _, e := range m.sets {
@@ -43,6 +48,10 @@ func (s *Service) metadata(w http.ResponseWriter, r *http.Request, m *model) {
 	for _, e := range m.sets {
 		b.WriteString(`<EntitySet Name="` + esc(e.name) + `" EntityType="` + namespace + "." + esc(e.typeName) + `"/>` + "\n")
 	}
+	b.WriteString(`<Annotation Term="Capabilities.ConformanceLevel" EnumMember="Capabilities.ConformanceLevelType/Minimal"/>` + "\n")
+	b.WriteString(`<Annotation Term="Capabilities.FilterFunctions"><Collection>` +
+		`<String>contains</String><String>startswith</String><String>endswith</String></Collection></Annotation>` + "\n")
+	b.WriteString(`<Annotation Term="Capabilities.SupportedFormats"><Collection><String>application/json;odata.metadata=minimal</String></Collection></Annotation>` + "\n")
 	b.WriteString("</EntityContainer>\n</Schema>\n</edmx:DataServices>\n</edmx:Edmx>\n")
 	s.queries.WithLabelValues("metadata", "ok").Inc()
 	w.Header().Set("Content-Type", "application/xml; charset=utf-8")

@@ -158,6 +158,9 @@ func testDataAPI(t *testing.T, e *env) {
 	if !slices.Equal(flowType.Keys, []string{"Id"}) || !flowType.Props["note"].Nullable || flowType.Props["Id"].Nullable {
 		t.Errorf("metadata: keys %v, nullability %+v", flowType.Keys, flowType.Props)
 	}
+	if !slices.Equal(md.FilterFunctions, []string{"contains", "startswith", "endswith"}) {
+		t.Errorf("metadata: filter functions %v", md.FilterFunctions)
+	}
 	if _, ok := md.Sets["AuditEvents"]; ok {
 		t.Error("metadata lists AuditEvents to a non-administrator")
 	}

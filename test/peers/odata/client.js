@@ -40,6 +40,9 @@ function readMetadata(xml) {
     }
     for (const c of asList(schema.EntityContainer)) {
       for (const s of asList(c.EntitySet)) out.sets[s.Name] = s.EntityType;
+      for (const a of asList(c.Annotation)) {
+        if (a.Term.endsWith("FilterFunctions")) out.filterFunctions = asList(a.Collection.String);
+      }
     }
   }
   return out;
