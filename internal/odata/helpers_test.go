@@ -225,6 +225,7 @@ type result struct {
 	RowCount     int              `json:"rowCount"`
 	Distinct     int              `json:"distinct"`
 	Count        *float64         `json:"count"`
+	PageCounts   []float64        `json:"pageCounts"`
 	Context      string           `json:"context"`
 	NextLink     *string          `json:"nextLink"`
 	Error        *odataError      `json:"error"`

@@ -59,6 +59,12 @@ func TestDataAPILargeTable(t *testing.T) {
 			if r.Status != 200 || r.RowCount != wantCompleted || r.Distinct != wantCompleted || r.Count == nil || int(*r.Count) != wantCompleted {
 				t.Fatalf("filtered read: %d, %d rows (%d distinct), count %v; want %d", r.Status, r.RowCount, r.Distinct, r.Count, wantCompleted)
 			}
+			for i, c := range r.PageCounts {
+				if int(c) != wantCompleted {
+					t.Errorf("filtered read: page %d says @odata.count %v, want %d", i+1, c, wantCompleted)
+					break
+				}
+			}
 			if want := (wantCompleted + 999) / 1000; r.Pages != want {
 				t.Errorf("filtered read: %d pages, want %d of at most 1,000 rows", r.Pages, want)
 			}

@@ -269,8 +269,9 @@ func testDataAPI(t *testing.T, e *env) {
 	}
 
 	// Paging.
-	if r := res["paged"]; r.Pages != 3 || len(r.Rows) != 5 || r.Count == nil || *r.Count != 5 || !slices.Equal(ids(r, "Id"), sorted(mine)) {
-		t.Errorf("paging: %d pages, %d rows, count %v", r.Pages, len(r.Rows), r.Count)
+	if r := res["paged"]; r.Pages != 3 || len(r.Rows) != 5 || r.Count == nil || *r.Count != 5 || !slices.Equal(ids(r, "Id"), sorted(mine)) ||
+		!slices.Equal(r.PageCounts, []float64{5, 5, 5}) {
+		t.Errorf("paging: %d pages, %d rows, count %v, on each page %v", r.Pages, len(r.Rows), r.Count, r.PageCounts)
 	}
 	if r := res["paged-top"]; r.Pages != 2 || len(r.Rows) != 3 {
 		t.Errorf("paging with $top=3: %d pages, %d rows", r.Pages, len(r.Rows))

@@ -195,8 +195,9 @@ type DataRow map[string]any
 type DataReader interface {
 	// QueryData returns the rows of q's page.
 	QueryData(ctx context.Context, q DataQuery) ([]DataRow, error)
-	// CountData counts the rows q's filter and scope match (Skip, Limit,
-	// Select and OrderBy are ignored).
+	// CountData counts the rows q's filter and scope match (Skip, After,
+	// Limit, Select and OrderBy are ignored: it counts the whole answer,
+	// whichever page asks).
 	CountData(ctx context.Context, q DataQuery) (int64, error)
 	// ExplainData returns the database's plan for q, for tests and
 	// operators checking that a query uses an index.

@@ -564,6 +564,7 @@ func dataValue(f store.DataField, d any) any {
 
 // CountData implements store.DataReader.
 func (s *Store) CountData(ctx context.Context, q store.DataQuery) (int64, error) {
+	q.After = nil
 	b, err := s.newDataBuilder(q)
 	if err != nil {
 		return 0, err

@@ -276,6 +276,9 @@ func testDataKeysetPaging(t *testing.T, s store.Store) {
 				after = append(after, last[k])
 			}
 		}
+		if n, err := s.CountData(ctx(t), store.DataQuery{Set: set, Scope: store.DataScope{All: true}, After: after}); err != nil || n != want {
+			t.Errorf("%s: CountData with After = %d, %v; want the whole answer, %d", set, n, err, want)
+		}
 		if int64(len(seen)) != want || pages != int(want+2)/3 {
 			t.Errorf("%s: %d rows in %d pages, want %d", set, len(seen), pages, want)
 		}

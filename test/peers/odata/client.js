@@ -85,7 +85,10 @@ async function run(req) {
     const body = JSON.parse(text);
     res.pages++;
     res.context ??= body["@odata.context"];
-    if (body["@odata.count"] !== undefined) res.count ??= body["@odata.count"];
+    if (body["@odata.count"] !== undefined) {
+      res.count ??= body["@odata.count"];
+      (res.pageCounts ??= []).push(body["@odata.count"]);
+    }
     res.rows.push(...body.value);
     const next = body["@odata.nextLink"];
     if (!req.follow || !next) {
