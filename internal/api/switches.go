@@ -17,6 +17,8 @@ const (
 	SwitchWorkflow  = "workflow"
 	SwitchInvoke    = "invoke"
 	SwitchBasicAuth = "basic_auth"
+	SwitchOData     = "odata"
+	SwitchSCIM      = "scim"
 )
 
 // switchPrefix namespaces the switches in the store's settings table.
@@ -27,11 +29,13 @@ type Switches struct {
 	Workflow  bool `json:"workflow"`
 	Invoke    bool `json:"invoke"`
 	BasicAuth bool `json:"basic_auth"`
+	OData     bool `json:"odata"`
+	SCIM      bool `json:"scim"`
 }
 
 // defaultSwitches are the configuration defaults, used until the store has
 // been read once.
-func defaultSwitches() Switches { return Switches{Workflow: true, Invoke: true} }
+func defaultSwitches() Switches { return Switches{Workflow: true, Invoke: true, OData: true} }
 
 func (s Switches) get(name string) bool {
 	switch name {
@@ -41,6 +45,10 @@ func (s Switches) get(name string) bool {
 		return s.Invoke
 	case SwitchBasicAuth:
 		return s.BasicAuth
+	case SwitchOData:
+		return s.OData
+	case SwitchSCIM:
+		return s.SCIM
 	}
 	return false
 }
@@ -114,7 +122,8 @@ func (a *API) loadSwitches(ctx context.Context) (Switches, error) {
 		return Switches{}, fmt.Errorf("read API switches: %w", err)
 	}
 	v := defaultSwitches()
-	for name, dst := range map[string]*bool{SwitchWorkflow: &v.Workflow, SwitchInvoke: &v.Invoke, SwitchBasicAuth: &v.BasicAuth} {
+	for name, dst := range map[string]*bool{SwitchWorkflow: &v.Workflow, SwitchInvoke: &v.Invoke, SwitchBasicAuth: &v.BasicAuth,
+		SwitchOData: &v.OData, SwitchSCIM: &v.SCIM} {
 		if s, ok := m[switchPrefix+name]; ok {
 			b, err := strconv.ParseBool(s)
 			if err != nil {
@@ -128,10 +137,11 @@ func (a *API) loadSwitches(ctx context.Context) (Switches, error) {
 
 // byName is v as the switches' names and values.
 func (v Switches) byName() map[string]bool {
-	return map[string]bool{SwitchWorkflow: v.Workflow, SwitchInvoke: v.Invoke, SwitchBasicAuth: v.BasicAuth}
+	return map[string]bool{SwitchWorkflow: v.Workflow, SwitchInvoke: v.Invoke, SwitchBasicAuth: v.BasicAuth,
+		SwitchOData: v.OData, SwitchSCIM: v.SCIM}
 }
 
-// storeSwitches writes all three switches, audited as changed by by (each
+// storeSwitches writes every switch, audited as changed by by (each
 // that differs from cur; by "" for the configuration's values at start),
 // and updates this server's cache.
 func (a *API) storeSwitches(ctx context.Context, by string, cur, v Switches) error {
@@ -148,7 +158,7 @@ func (a *API) storeSwitches(ctx context.Context, by string, cur, v Switches) err
 // values again (with several servers, the last one started). Call it once,
 // after the store is open and before serving.
 func (a *API) SeedSwitches(ctx context.Context, apis config.APIs) error {
-	v := Switches{Workflow: apis.Workflow, Invoke: apis.Invoke, BasicAuth: apis.BasicAuth}
+	v := Switches{Workflow: apis.Workflow, Invoke: apis.Invoke, BasicAuth: apis.BasicAuth, OData: apis.OData, SCIM: apis.SCIM}
 	return a.storeSwitches(ctx, "", v, v)
 }
 
@@ -156,7 +166,7 @@ func (a *API) SeedSwitches(ctx context.Context, apis config.APIs) error {
 // (SwitchWorkflow or SwitchInvoke) and answers 403 api_disabled while it
 // is off. It panics on an unknown name, a wiring mistake.
 func (a *API) Switch(name string, next http.Handler) http.Handler {
-	if name != SwitchWorkflow && name != SwitchInvoke && name != SwitchBasicAuth {
+	if !knownSwitch(name) {
 		panic("api: unknown API switch " + strconv.Quote(name))
 	}
 	desc := "the " + name + " API is disabled (an administrator can switch it on: PUT /api/v1/admin/api-switches)"
@@ -167,6 +177,24 @@ func (a *API) Switch(name string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+func knownSwitch(name string) bool {
+	switch name {
+	case SwitchWorkflow, SwitchInvoke, SwitchBasicAuth, SwitchOData, SwitchSCIM:
+		return true
+	}
+	return false
+}
+
+// SwitchOn reports whether the named API is switched on now (cached as
+// for Switch), for APIs outside this package that answer a switched-off
+// request in their own error format. It panics on an unknown name.
+func (a *API) SwitchOn(ctx context.Context, name string) bool {
+	if !knownSwitch(name) {
+		panic("api: unknown API switch " + strconv.Quote(name))
+	}
+	return a.current(ctx).get(name)
 }
 
 func (a *API) getSwitches(w http.ResponseWriter, r *http.Request) {
@@ -187,12 +215,14 @@ func (a *API) putSwitches(w http.ResponseWriter, r *http.Request) {
 		Workflow  *bool `json:"workflow"`
 		Invoke    *bool `json:"invoke"`
 		BasicAuth *bool `json:"basic_auth"`
+		OData     *bool `json:"odata"`
+		SCIM      *bool `json:"scim"`
 	}
 	if !decode(w, r, &in) {
 		return
 	}
 	set := map[string]bool{}
-	for name, v := range map[string]*bool{SwitchWorkflow: in.Workflow, SwitchInvoke: in.Invoke, SwitchBasicAuth: in.BasicAuth} {
+	for name, v := range map[string]*bool{SwitchWorkflow: in.Workflow, SwitchInvoke: in.Invoke, SwitchBasicAuth: in.BasicAuth, SwitchOData: in.OData, SwitchSCIM: in.SCIM} {
 		if v != nil {
 			set[name] = *v
 		}
@@ -229,7 +259,8 @@ func (a *API) SetAPISwitches(ctx context.Context, by string, set map[string]bool
 		return nil, err
 	}
 	v := cur
-	dst := map[string]*bool{SwitchWorkflow: &v.Workflow, SwitchInvoke: &v.Invoke, SwitchBasicAuth: &v.BasicAuth}
+	dst := map[string]*bool{SwitchWorkflow: &v.Workflow, SwitchInvoke: &v.Invoke, SwitchBasicAuth: &v.BasicAuth,
+		SwitchOData: &v.OData, SwitchSCIM: &v.SCIM}
 	for name := range set {
 		if dst[name] == nil {
 			return nil, fmt.Errorf("%q is not an API switch", name)
@@ -241,6 +272,6 @@ func (a *API) SetAPISwitches(ctx context.Context, by string, set map[string]bool
 	if err := a.storeSwitches(ctx, by, cur, v); err != nil {
 		return nil, err
 	}
-	a.log.InfoContext(ctx, "API switches changed", "workflow", v.Workflow, "invoke", v.Invoke, "basic_auth", v.BasicAuth)
+	a.log.InfoContext(ctx, "API switches changed", "workflow", v.Workflow, "invoke", v.Invoke, "basic_auth", v.BasicAuth, "odata", v.OData, "scim", v.SCIM)
 	return v.byName(), nil
 }

@@ -19,7 +19,9 @@ import (
 	"github.com/flowgate/flowgate/internal/federation"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/metrics"
+	"github.com/flowgate/flowgate/internal/odata"
 	"github.com/flowgate/flowgate/internal/resource"
+	"github.com/flowgate/flowgate/internal/scim"
 	"github.com/flowgate/flowgate/internal/server"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/throttle"
@@ -142,6 +144,12 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 	if err != nil {
 		return err
 	}
+	odata.New(odata.Options{Store: s.Store, Engine: s.engine, Validator: s.validator, PublicURL: cfg.Server.PublicURL,
+		Enabled: func(ctx context.Context) bool { return s.api.SwitchOn(ctx, api.SwitchOData) },
+		Logger:  logger, Registerer: s.http.Registry(), AuthorizationURI: odata.EntraAuthorizationURI(issuerURLs(cfg))}).Register(s.http.Mux())
+	scim.New(scim.Options{Store: s.Store, Validator: s.validator, Auditor: s.Audit, PublicURL: cfg.Server.PublicURL,
+		Enabled: func(ctx context.Context) bool { return s.api.SwitchOn(ctx, api.SwitchSCIM) },
+		Logger:  logger, Registerer: s.http.Registry()}).Register(s.http.Mux())
 	pages.Register(s.http.Mux())
 	registerLoadTestRoutes(s.http, s.validator)
 	return nil
@@ -234,4 +242,13 @@ func (s *Server) Close(ctx context.Context) error {
 		s.Logger.Warn("traces not all sent", "err", err)
 	}
 	return s.Store.Close()
+}
+
+// issuerURLs lists the configured trusted issuers' URLs.
+func issuerURLs(cfg *config.Config) []string {
+	out := make([]string, len(cfg.TrustedIssuers))
+	for i, ti := range cfg.TrustedIssuers {
+		out[i] = ti.Issuer
+	}
+	return out
 }

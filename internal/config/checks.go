@@ -42,7 +42,7 @@ var (
 	outboundAuth      = []string{authBasic, authPost, authPrivateKeyJWT}
 	// flowgateScopes are the API scopes (docs/api.md), the only targets a
 	// trusted issuer's scope_map can grant.
-	flowgateScopes = []string{"workflows.read", "workflows.start", "tasks", "flows.invoke", "admin"}
+	flowgateScopes = []string{"workflows.read", "workflows.start", "tasks", "flows.invoke", "data.read", "scim", "admin"}
 	// reservedParams are set by the connector itself; letting params
 	// override them would break or subvert the protocol.
 	reservedParams = []string{

@@ -255,6 +255,11 @@ type APIs struct {
 	Workflow  bool `yaml:"workflow"`
 	Invoke    bool `yaml:"invoke"`
 	BasicAuth bool `yaml:"basic_auth"`
+	// OData is the Data API for reporting tools (/odata/v4/), on by default.
+	OData bool `yaml:"odata"`
+	// SCIM is user provisioning from an identity provider (/scim/v2/), off
+	// by default.
+	SCIM bool `yaml:"scim"`
 }
 
 // Egress says where http steps and admin-set URLs (issuer metadata, OAuth
@@ -295,7 +300,7 @@ func Default() *Config {
 			AuditLog:        true,
 			Login:           Login{Local: true},
 		},
-		APIs:   APIs{Workflow: true, Invoke: true},
+		APIs:   APIs{Workflow: true, Invoke: true, OData: true},
 		Flows:  "./flows",
 		Limits: Limits{MaxSteps: DefaultMaxSteps, MaxVars: DefaultMaxVars},
 	}

@@ -53,7 +53,7 @@ func TestDefault(t *testing.T) {
 			AuditLog:   true,
 			Login:      Login{Local: true},
 		},
-		APIs:   APIs{Workflow: true, Invoke: true, BasicAuth: false},
+		APIs:   APIs{Workflow: true, Invoke: true, BasicAuth: false, OData: true},
 		Flows:  "./flows",
 		Limits: Limits{MaxSteps: 10000, MaxVars: 1 << 20},
 	}
@@ -139,7 +139,7 @@ func TestParseFullExample(t *testing.T) {
 			MetadataURL:  tenant + "/v2.0/.well-known/openid-configuration",
 			Audience:     "api://flowgate",
 			SubjectClaim: "oid", ScopeClaim: "scp", RolesClaim: "roles",
-			ScopeMap: map[string]string{"Workflows.Read": "workflows.read", "Flows.Invoke": "flows.invoke"},
+			ScopeMap: map[string]string{"Workflows.Read": "workflows.read", "Flows.Invoke": "flows.invoke", "Data.Read": "data.read"},
 		}},
 		OAuthServers: []OAuthServer{
 			{
@@ -176,7 +176,7 @@ func TestParseFullExample(t *testing.T) {
 			Title:        "google", ClientAuth: "client_secret_basic", LinkBy: "email", CreateUsers: true,
 			UsernameClaim: "preferred_username", RolesClaim: "groups", SubjectClaim: "sub",
 		}},
-		APIs:   APIs{Workflow: true, Invoke: false, BasicAuth: true},
+		APIs:   APIs{Workflow: true, Invoke: false, BasicAuth: true, OData: false, SCIM: true},
 		Egress: Egress{Allow: []string{"127.0.0.1", "sidecar.local"}, Deny: []string{"10.20.0.0/16", "fd00:1::/32", "metadata.internal"}},
 		Flows:  "testdata/flows",
 		Limits: Limits{MaxSteps: 500, MaxVars: 256 << 10},
@@ -456,7 +456,7 @@ func TestErrors(t *testing.T) {
 		{"reserved issuer name and unknown scope target", "trusted_issuers:\n  - name: user\n    issuer: https://e.example\n    audience: api\n    scope_map: {Files.Read: files.read}\n",
 			[]string{
 				`t.yaml:2:11: trusted_issuers[0].name: "user" is reserved: principals user:… already mean Flowgate's own`,
-				`t.yaml:5:29: trusted_issuers[0].scope_map.Files.Read: "files.read" is not one of workflows.read, workflows.start, tasks, flows.invoke, admin`,
+				`t.yaml:5:29: trusted_issuers[0].scope_map.Files.Read: "files.read" is not one of workflows.read, workflows.start, tasks, flows.invoke, data.read, scim, admin`,
 			}},
 		{"bad issuer url", "trusted_issuers:\n  - name: e\n    issuer: e.example\n    audience: api\n",
 			[]string{`t.yaml:3:13: trusted_issuers[0].issuer: "e.example" is not an absolute http(s) URL`}},
@@ -695,7 +695,7 @@ func TestRedacted(t *testing.T) {
 	r.TrustedIssuers[0].ScopeMap["x"] = "y"
 	eq(t, c.Users[0].Password, "alice-password-2024")
 	eq(t, c.Users[0].Roles[0], "employee")
-	eq(t, len(c.TrustedIssuers[0].ScopeMap), 2)
+	eq(t, len(c.TrustedIssuers[0].ScopeMap), 3)
 	eq(t, c.OAuthServers[0].Params["prompt_hint"], "select_account")
 }
 

@@ -84,6 +84,8 @@ func (d *decoder) root(n *yaml.Node, c *Config) (publicURLSet bool) {
 				"workflow":   d.boolean(&c.APIs.Workflow),
 				"invoke":     d.boolean(&c.APIs.Invoke),
 				"basic_auth": d.boolean(&c.APIs.BasicAuth),
+				"odata":      d.boolean(&c.APIs.OData),
+				"scim":       d.boolean(&c.APIs.SCIM),
 			})
 		},
 		"egress": func(v *yaml.Node, p string) {

@@ -63,6 +63,8 @@ type Store interface {
 	SignInFailures
 	Dashboard
 	Federation
+	DataReader
+	SCIMResources
 
 	// Ping reports whether the database answers and its schema is current.
 	Ping(ctx context.Context) error

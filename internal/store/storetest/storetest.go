@@ -71,6 +71,8 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) store.Store) {
 	runSignInConformance(t, newStore)
 	runDashboardConformance(t, newStore)
 	runFederationConformance(t, newStore)
+	runDataConformance(t, newStore)
+	runSCIMConformance(t, newStore)
 }
 
 func ctx(t *testing.T) context.Context {
