@@ -4,7 +4,8 @@
 
 -- +goose Up
 CREATE INDEX instances_status_ended ON instances (status, ended_at);
-CREATE INDEX instances_started_at ON instances (started_at);
+-- Ending in id, it also orders the Data API's pages by start time.
+CREATE INDEX instances_started_at ON instances (started_at, id);
 
 -- +goose Down
 DROP INDEX instances_started_at;
