@@ -46,6 +46,9 @@ func runFlowsConformance(t *testing.T, newStore func(t *testing.T) store.Store) 
 		{"OverdueWakes", testOverdueWakes},
 		{"WakeFailureRollsBack", testWakeFailureRollsBack},
 		{"WakeWithoutScheduler", testWakeWithoutScheduler},
+		{"TaskDeadlineAndEscalation", testTaskDeadlineAndEscalation},
+		{"ScheduleClaims", testScheduleClaims},
+		{"WebhookReplays", testWebhookReplays},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,0 +1,160 @@
+package storetest
+
+import (
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// A task keeps its due time; an escalation replaces its assignees (the
+// worklists of the new ones list it) and marks it, once, and only while
+// it is open.
+func testTaskDeadlineAndEscalation(t *testing.T, s store.Store) {
+	deploy(t, s, "expense")
+	in := fullInstance(instanceID(1), "expense", 1)
+	task := &store.Task{StepID: "approve", Seq: 1, Type: store.TaskTypeTask, Title: "Approve",
+		Assignees: []string{"role:approver"}, Actions: []string{"Yes"}, DueAt: ts(1_700_003_600)}
+	if _, err := s.CreateInstance(ctx(t), store.InstanceCommit{Instance: in, NewTasks: []*store.Task{task}}); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetTask(ctx(t), task.Serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTime(t, "DueAt", got.DueAt, task.DueAt)
+	if got.Escalated {
+		t.Error("a new task reads back escalated")
+	}
+	esc := &store.TaskEscalation{Serial: task.Serial, Assignees: []string{"role:approver", "user:boss"}}
+	if err := s.CommitInstance(ctx(t), store.InstanceCommit{Instance: in, ExpectOwner: "server-a", Escalate: esc}); err != nil {
+		t.Fatal(err)
+	}
+	got, err = s.GetTask(ctx(t), task.Serial)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !got.Escalated || !slices.Equal(got.Assignees, esc.Assignees) {
+		t.Errorf("after escalation: escalated %v, assignees %v", got.Escalated, got.Assignees)
+	}
+	list, _, err := s.ListTasks(ctx(t), store.TaskFilter{Assignees: []string{"user:boss"}}, store.Page{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list) != 1 || list[0].Serial != task.Serial {
+		t.Errorf("boss's worklist = %+v, want the escalated task", list)
+	}
+	// A closed task is not escalated, and the commit writes nothing.
+	if err := s.CommitInstance(ctx(t), store.InstanceCommit{Instance: in, ExpectOwner: "server-a",
+		Act: &store.TaskAct{Serial: task.Serial, Action: "Yes", ActedBy: "user:boss"}}); err != nil {
+		t.Fatal(err)
+	}
+	before := getInstance(t, s, in.ID)
+	moved := in
+	moved.CurrentStep = "elsewhere"
+	err = s.CommitInstance(ctx(t), store.InstanceCommit{Instance: moved, ExpectOwner: "server-a",
+		Escalate: &store.TaskEscalation{Serial: task.Serial, Assignees: []string{"user:x"}}})
+	if !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("escalating a closed task: %v, want ErrConflict", err)
+	}
+	if after := getInstance(t, s, in.ID); after.CurrentStep != before.CurrentStep {
+		t.Error("a refused escalation still wrote the instance row")
+	}
+}
+
+// One instance per schedule and time, however many try at once; a
+// refused claim writes no instance.
+func testScheduleClaims(t *testing.T, s store.Store) {
+	deploy(t, s, "report")
+	if last, err := s.LastScheduleClaim(ctx(t), "report", "* * * * *|UTC"); err != nil || !last.IsZero() {
+		t.Fatalf("no claims yet: %v, %v", last, err)
+	}
+	at := ts(1_700_000_060)
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	won, lost := 0, 0
+	for i := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			in := fullInstance(instanceID(10+i), "report", 1)
+			_, err := s.CreateInstance(ctx(t), store.InstanceCommit{Instance: in,
+				ScheduleClaim: &store.ScheduleClaim{Workflow: "report", Schedule: "* * * * *|UTC", FireAt: at, Version: 1}})
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				won++
+			case errors.Is(err, store.ErrConflict):
+				lost++
+				if _, gerr := s.GetInstance(ctx(t), in.ID); !errors.Is(gerr, store.ErrNotFound) {
+					t.Errorf("a refused claim left instance %s: %v", in.ID, gerr)
+				}
+			default:
+				t.Errorf("claim: %v", err)
+			}
+		}()
+	}
+	wg.Wait()
+	if won != 1 || lost != 7 {
+		t.Fatalf("won %d, lost %d; want 1 and 7", won, lost)
+	}
+	// Another schedule of the same flow, and a later time, are claims of their own.
+	for i, c := range []store.ScheduleClaim{
+		{Workflow: "report", Schedule: "0 * * * *|UTC", FireAt: at, Version: 1},
+		{Workflow: "report", Schedule: "* * * * *|UTC", FireAt: at.Add(time.Minute), Version: 2},
+	} {
+		if _, err := s.CreateInstance(ctx(t), store.InstanceCommit{Instance: fullInstance(instanceID(30+i), "report", 1), ScheduleClaim: &c}); err != nil {
+			t.Fatalf("claim %d: %v", i, err)
+		}
+	}
+	last, err := s.LastScheduleClaim(ctx(t), "report", "* * * * *|UTC")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantTime(t, "last claim", last, at.Add(time.Minute))
+}
+
+// A signature is taken once while its guard lasts, and again after it
+// ended; pruning forgets ended guards only.
+func testWebhookReplays(t *testing.T, s store.Store) {
+	deploy(t, s, "hook")
+	future := time.Now().Add(time.Hour)
+	create := func(n int, key string, until time.Time) error {
+		_, err := s.CreateInstance(ctx(t), store.InstanceCommit{Instance: fullInstance(instanceID(n), "hook", 1),
+			Replay: &store.ReplayGuard{Key: key, Until: until}})
+		return err
+	}
+	if err := create(1, "sig-a", future); err != nil {
+		t.Fatal(err)
+	}
+	if err := create(2, "sig-a", future); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("replayed signature: %v, want ErrConflict", err)
+	}
+	if _, err := s.GetInstance(ctx(t), instanceID(2)); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("a replay left an instance: %v", err)
+	}
+	past := time.Now().Add(-time.Minute)
+	if err := create(3, "sig-b", past); err != nil {
+		t.Fatal(err)
+	}
+	if err := create(4, "sig-b", future); err != nil {
+		t.Fatalf("a signature whose guard ended is taken again: %v", err)
+	}
+	if err := create(5, "sig-c", past); err != nil {
+		t.Fatal(err)
+	}
+	n, err := s.PruneReplays(ctx(t), time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("pruned %d, want 1 (sig-c)", n)
+	}
+	if err := create(6, "sig-a", future); !errors.Is(err, store.ErrConflict) {
+		t.Errorf("pruning forgot a live guard: %v", err)
+	}
+}
