@@ -468,6 +468,9 @@ func (e *Engine) resume(ctx context.Context, id string, seq int) error {
 		// Give it back rather than hold it until the lease runs out.
 		return err
 	}
+	if step, ok := r.parkedOnTask(); ok {
+		return r.runDeadline(ctx, step)
+	}
 	if err := r.prepareResume(ctx, seq == 0); err != nil {
 		return err
 	}

@@ -438,6 +438,11 @@ func (s *Store) applyCommit(ctx context.Context, tx *sql.Tx, c *store.InstanceCo
 	if err := s.upsertSteps(ctx, tx, id, c.Steps, p.at); err != nil {
 		return nil, err
 	}
+	if e := c.Escalate; e != nil {
+		if err := s.escalateTask(ctx, tx, id, e); err != nil {
+			return nil, err
+		}
+	}
 	if a := c.Act; a != nil {
 		res, err := tx.ExecContext(ctx, q.actTask, a.Action, a.ActedBy, nullText(a.Data), micros(nowOr(a.At, p.at)),
 			a.Serial, id)
@@ -448,11 +453,6 @@ func (s *Store) applyCommit(ctx context.Context, tx *sql.Tx, c *store.InstanceCo
 			return nil, fmt.Errorf("act on task %d: %w", a.Serial, err)
 		} else if n == 0 {
 			return nil, fmt.Errorf("act on task %d: not an open task of the instance: %w", a.Serial, store.ErrConflict)
-		}
-	}
-	if e := c.Escalate; e != nil {
-		if err := s.escalateTask(ctx, tx, id, e); err != nil {
-			return nil, err
 		}
 	}
 	if c.CancelTasks {
