@@ -192,6 +192,10 @@ type Engine struct {
 
 	flows flowCache
 
+	// schedStart is when this engine's schedule loop began: scheduled
+	// times before it that nobody claimed were missed.
+	schedStart time.Time
+
 	// hbDone ends the background loops (every): the heartbeat and the
 	// recovery loop.
 	hbDone   chan struct{}
@@ -261,9 +265,11 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("flow engine: %w", err)
 		}
 		e.q = cfg.Queue
-		e.runs.Add(2)
+		e.schedStart = e.now()
+		e.runs.Add(3)
 		go e.heartbeat()
 		go e.recoverLoop()
+		go e.scheduleLoop()
 	}
 	return e, nil
 }

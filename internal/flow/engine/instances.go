@@ -66,18 +66,43 @@ func (e *Engine) StartInstance(ctx context.Context, req StartRequest) (Started, 
 	if !req.Caller.mayStart(def) {
 		return Started{}, fmt.Errorf("%w: %s may not start %s", ErrForbidden, req.Caller.ID, def.Name)
 	}
-	input, err := def.ValidateInput(req.Input)
+	var idem *store.Idempotency
+	if req.IdempotencyKey != "" {
+		idem = &store.Idempotency{Principal: req.Caller.ID, Key: req.IdempotencyKey}
+	}
+	return e.start(ctx, def, req.Input, req.Caller, depth, startGuards{idem: idem})
+}
+
+// startGuards are what a start records in the instance's own transaction
+// so that it happens once: an Idempotency-Key, a schedule's claim of its
+// time, a webhook signature.
+type startGuards struct {
+	idem   *store.Idempotency
+	claim  *store.ScheduleClaim
+	replay *store.ReplayGuard
+}
+
+// errGuardTaken: the schedule time or the webhook signature of a start was
+// already taken; nothing was written.
+var errGuardTaken = errors.New("already started")
+
+// start validates the input, creates the instance with its guards and runs
+// it on this server; the caller has checked who may start it.
+func (e *Engine) start(ctx context.Context, def *flow.Definition, rawInput map[string]any, caller Caller, depth int, g startGuards) (Started, error) {
+	input, err := def.ValidateInput(rawInput)
 	if err != nil {
 		return Started{}, err
 	}
-	r, err := e.newRunner(def, input, req.Caller)
+	r, err := e.newRunner(def, input, caller)
 	if err != nil {
 		return Started{}, err
 	}
 	r.inst.Depth = depth
-	if req.IdempotencyKey != "" {
-		r.idem = &store.Idempotency{Principal: req.Caller.ID, Key: req.IdempotencyKey, RequestHash: requestHash(def.Name, r.inst.Input)}
+	if g.idem != nil {
+		g.idem.RequestHash = requestHash(def.Name, r.inst.Input)
+		r.idem = g.idem
 	}
+	r.claim, r.replay = g.claim, g.replay
 	r.firstCommit = make(chan struct{})
 	done := make(chan struct{})
 	r.startTracked(done)
@@ -98,6 +123,9 @@ func (e *Engine) StartInstance(ctx context.Context, req StartRequest) (Started, 
 		if errors.Is(r.firstErr, store.ErrIdempotencyMismatch) {
 			return Started{}, r.firstErr
 		}
+		if r.guardTaken {
+			return Started{}, fmt.Errorf("start %s: %w", def.Name, errGuardTaken)
+		}
 		return Started{}, fmt.Errorf("start %s: %w", def.Name, r.firstErr)
 	}
 	return Started{Instance: r.snapshot, done: done}, nil
@@ -112,7 +140,7 @@ func (r *runner) startTracked(done chan struct{}) {
 		defer close(done)
 		err := r.advance(r.e.ctx)
 		r.signalFirst(err)
-		if err != nil && !errors.Is(err, errStop) && r.existing == "" && !errors.Is(err, store.ErrIdempotencyMismatch) {
+		if err != nil && !errors.Is(err, errStop) && r.existing == "" && !r.guardTaken && !errors.Is(err, store.ErrIdempotencyMismatch) {
 			r.e.log.Error("flow engine: run stopped", "instance", r.inst.ID, "workflow", r.inst.Workflow, "err", r.maskText(err.Error()))
 		}
 	}()

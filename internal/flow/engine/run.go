@@ -91,6 +91,11 @@ type runner struct {
 	wake    *store.Wake
 	idem    *store.Idempotency
 	cancel  bool
+	// claim and replay guard the first commit (startGuards); guardTaken
+	// is set when either was taken already.
+	claim      *store.ScheduleClaim
+	replay     *store.ReplayGuard
+	guardTaken bool
 
 	// firstCommit is closed after the instance is first written (or the
 	// run fails before that), for callers that answer once it exists.
@@ -653,11 +658,13 @@ func (r *runner) commit(ctx context.Context) error {
 		CancelTasks: r.cancel,
 	}
 	if !r.created {
-		c.Idempotency = r.idem
+		c.Idempotency, c.ScheduleClaim, c.Replay = r.idem, r.claim, r.replay
 		existing, err := r.e.st.CreateInstance(ctx, c)
 		if err != nil {
 			if errors.Is(err, store.ErrConflict) && existing != "" {
 				r.existing = existing
+			} else if errors.Is(err, store.ErrConflict) && (r.claim != nil || r.replay != nil) {
+				r.guardTaken = true
 			}
 			return err
 		}
