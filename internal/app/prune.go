@@ -22,6 +22,9 @@ func (s *Server) pruneOnce(ctx context.Context, now time.Time) {
 	// Failed sign-ins the throttle no longer remembers.
 	failures, err := s.Store.DeleteExpiredSignInFailures(ctx, now)
 	s.logPruned(ctx, "sign-in failures", int64(failures), err)
+	// Webhook signatures past the time a replay of them could matter.
+	replays, err := s.Store.PruneReplays(ctx, now)
+	s.logPruned(ctx, "webhook replay guards", replays, err)
 }
 
 func (s *Server) logPruned(ctx context.Context, what string, n int64, err error) {

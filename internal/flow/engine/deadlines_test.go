@@ -2,6 +2,10 @@ package engine_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -248,4 +252,39 @@ steps:
 			t.Errorf("lenient: %s %s", res.Instance.Status, res.Instance.Output)
 		}
 	}
+}
+
+// A webhook secret written ${NAME} is read from the server's environment
+// at each request; unset, the webhook refuses (and starts nothing).
+func TestWebhookSecretFromEnvironment(t *testing.T) {
+	s := openStore(t)
+	env := map[string]string{}
+	e := newEngine(t, s, engine.Config{Getenv: func(k string) (string, bool) { v, ok := env[k]; return v, ok }})
+	deploy(t, e, `
+name: envhook
+triggers:
+  - {webhook: gh, secret: "${HOOK_SECRET}", signature: github}
+steps:
+  - {id: done, type: return}
+`)
+	body := []byte(`{"zen":"Design for failure."}`)
+	req := engine.WebhookRequest{Workflow: "envhook", Hook: "gh", Body: body,
+		Header: http.Header{"X-Hub-Signature-256": {"sha256=" + hmacHex("env-secret-value", body)}}}
+	if _, err := e.Webhook(t.Context(), req); !errors.Is(err, engine.ErrHookSecret) {
+		t.Fatalf("unset: %v", err)
+	}
+	env["HOOK_SECRET"] = "env-secret-value"
+	st, err := e.Webhook(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Instance.StartedBy != "webhook:envhook/gh" {
+		t.Errorf("started by %s", st.Instance.StartedBy)
+	}
+}
+
+func hmacHex(key string, body []byte) string {
+	m := hmac.New(sha256.New, []byte(key))
+	m.Write(body)
+	return hex.EncodeToString(m.Sum(nil))
 }

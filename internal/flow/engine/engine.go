@@ -156,6 +156,9 @@ type Config struct {
 	// grow: a set step that makes them larger fails, a task action that
 	// would is refused (ErrVarsTooLarge). DefaultMaxVars when zero.
 	MaxVars int64
+	// Getenv reads the server's environment, for webhook secrets written
+	// ${NAME}; os.LookupEnv when nil.
+	Getenv func(name string) (string, bool)
 	// DeclaredServers are the OAuth servers a configuration file
 	// declares, which deploys accept besides those in the store: an admin
 	// command reads the file without writing its servers to the store.
@@ -180,6 +183,7 @@ type Engine struct {
 	publicURL string
 	audit     audit.Recorder
 	declared  []string
+	getenv    func(string) (string, bool)
 	maxSteps  int
 	maxVars   int64
 
@@ -226,6 +230,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		vault:    cfg.Vault,
 		audit:    cfg.Audit,
 		declared: cfg.DeclaredServers,
+		getenv:   cfg.Getenv,
 		maxSteps: cfg.MaxSteps,
 		maxVars:  cfg.MaxVars,
 		// A trailing slash would double in every connect link.
@@ -248,6 +253,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if e.now == nil {
 		e.now = time.Now
+	}
+	if e.getenv == nil {
+		e.getenv = os.LookupEnv
 	}
 	if e.maxSteps <= 0 {
 		e.maxSteps = DefaultMaxSteps

@@ -70,7 +70,11 @@ func (e *Engine) StartInstance(ctx context.Context, req StartRequest) (Started, 
 	if req.IdempotencyKey != "" {
 		idem = &store.Idempotency{Principal: req.Caller.ID, Key: req.IdempotencyKey}
 	}
-	return e.start(ctx, def, req.Input, req.Caller, depth, startGuards{idem: idem})
+	input, err := def.ValidateInput(req.Input)
+	if err != nil {
+		return Started{}, err
+	}
+	return e.start(ctx, def, input, req.Caller, depth, startGuards{idem: idem})
 }
 
 // startGuards are what a start records in the instance's own transaction
@@ -86,13 +90,9 @@ type startGuards struct {
 // already taken; nothing was written.
 var errGuardTaken = errors.New("already started")
 
-// start validates the input, creates the instance with its guards and runs
-// it on this server; the caller has checked who may start it.
-func (e *Engine) start(ctx context.Context, def *flow.Definition, rawInput map[string]any, caller Caller, depth int, g startGuards) (Started, error) {
-	input, err := def.ValidateInput(rawInput)
-	if err != nil {
-		return Started{}, err
-	}
+// start creates the instance with its guards and runs it on this server;
+// the caller has checked who may start it and validated the input.
+func (e *Engine) start(ctx context.Context, def *flow.Definition, input map[string]any, caller Caller, depth int, g startGuards) (Started, error) {
 	r, err := e.newRunner(def, input, caller)
 	if err != nil {
 		return Started{}, err

@@ -128,7 +128,13 @@ func (e *Engine) runSchedule(ctx context.Context, def *flow.Definition, deployed
 func (e *Engine) startScheduled(ctx context.Context, def *flow.Definition, s *flow.Schedule, at time.Time, catchUp bool) {
 	caller := Caller{User: flow.User{ID: "schedule:" + def.Name, Kind: "schedule", Subject: def.Name, Roles: []string{}}}
 	claim := &store.ScheduleClaim{Workflow: def.Name, Schedule: s.Key(), FireAt: at, Version: def.Version}
-	st, err := e.start(ctx, def, s.Input, caller, 1, startGuards{claim: claim})
+	input, err := def.ValidateInput(s.Input)
+	if err != nil {
+		// Checked at deploy; a definition read back is the same one.
+		e.log.Error("flow engine: a schedule's input is not valid", "workflow", def.Name, "err", err)
+		return
+	}
+	st, err := e.start(ctx, def, input, caller, 1, startGuards{claim: claim})
 	switch {
 	case errors.Is(err, errGuardTaken), errors.Is(err, ErrStopping):
 	case err != nil:
