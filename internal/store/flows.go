@@ -257,6 +257,8 @@ type InstanceCommit struct {
 	// Replay (CreateInstance only) records a webhook signature as used;
 	// ErrConflict, and nothing written, when it already is.
 	Replay *ReplayGuard
+	// Mails are queued in the outbox with the commit.
+	Mails []Mail
 }
 
 // InstanceFilter narrows ListInstances. Empty fields match everything.

@@ -57,6 +57,7 @@ type Store interface {
 	Connections
 	ConnectStates
 	SignInFailures
+	Mails
 
 	// Ping reports whether the database answers and its schema is current.
 	Ping(ctx context.Context) error

@@ -470,6 +470,11 @@ func (s *Store) applyCommit(ctx context.Context, tx *sql.Tx, c *store.InstanceCo
 			}
 		}
 	}
+	if len(c.Mails) > 0 {
+		if err := s.insertMails(ctx, tx, c, serials, p.at); err != nil {
+			return nil, err
+		}
+	}
 	if w := c.Wake; w != nil {
 		wake := *w
 		if wake.InstanceID == "" {

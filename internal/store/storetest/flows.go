@@ -49,6 +49,7 @@ func runFlowsConformance(t *testing.T, newStore func(t *testing.T) store.Store) 
 		{"TaskDeadlineAndEscalation", testTaskDeadlineAndEscalation},
 		{"ScheduleClaims", testScheduleClaims},
 		{"WebhookReplays", testWebhookReplays},
+		{"MailOutbox", testMailOutbox},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -158,3 +158,82 @@ func testWebhookReplays(t *testing.T, s store.Store) {
 		t.Errorf("pruning forgot a live guard: %v", err)
 	}
 }
+
+// Mail is queued with its commit (a task notice gets the serial of the
+// commit's new task), claimed by one caller at a time, retried when it
+// failed, and done once sent.
+func testMailOutbox(t *testing.T, s store.Store) {
+	deploy(t, s, "mailer")
+	in := fullInstance(instanceID(1), "mailer", 1)
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	task := &store.Task{StepID: "approve", Seq: 1, Type: store.TaskTypeTask, Title: "Approve", Assignees: []string{"user:bob"}}
+	mails := []store.Mail{
+		{ID: "m1", Kind: store.MailEmail, To: []string{"a@example.com"}, Cc: []string{"c@example.com"}, Subject: "Hi",
+			Text: "text", HTML: "<p>html</p>", MessageID: "m1@flowgate", NextAt: now},
+		{ID: "m2", Kind: store.MailTaskAssigned, To: []string{"bob@example.com"}, MessageID: "m2@flowgate", NewTask: 1, NextAt: now},
+	}
+	if _, err := s.CreateInstance(ctx(t), store.InstanceCommit{Instance: in, NewTasks: []*store.Task{task}, Mails: mails}); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := s.GetMail(ctx(t), "m2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m2.TaskSerial != task.Serial || m2.InstanceID != in.ID || !m2.SentAt.IsZero() {
+		t.Errorf("task notice: %+v (task %d)", m2, task.Serial)
+	}
+	// Two claimers at once: each mail to one of them.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	got := map[string]int{}
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ms, err := s.ClaimMails(ctx(t), now.Add(time.Second), now.Add(time.Minute), 10)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			for _, m := range ms {
+				got[m.ID]++
+				if m.ID == "m1" && (m.Subject != "Hi" || m.Text != "text" || m.HTML != "<p>html</p>" ||
+					!slices.Equal(m.To, []string{"a@example.com"}) || !slices.Equal(m.Cc, []string{"c@example.com"}) || m.Attempts != 1) {
+					t.Errorf("claimed m1 = %+v", m)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if got["m1"] != 1 || got["m2"] != 1 {
+		t.Fatalf("claims: %v, want each mail once", got)
+	}
+	// Leased: not due again until the lease ends.
+	if ms, _ := s.ClaimMails(ctx(t), now.Add(2*time.Second), now.Add(time.Minute), 10); len(ms) != 0 {
+		t.Errorf("claimed again while leased: %v", ms)
+	}
+	if err := s.MailFailed(ctx(t), "m1", "connection refused", now.Add(5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.MailSent(ctx(t), "m2", now.Add(time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	ms, err := s.ClaimMails(ctx(t), now.Add(6*time.Second), now.Add(time.Minute), 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ms) != 1 || ms[0].ID != "m1" || ms[0].Attempts != 2 || ms[0].LastError != "connection refused" {
+		t.Fatalf("retry claim: %+v", ms)
+	}
+	if n, err := s.PruneMails(ctx(t), now.Add(2*time.Second)); err != nil || n != 1 {
+		t.Errorf("prune: %d %v, want m2 only", n, err)
+	}
+	if _, err := s.GetMail(ctx(t), "m1"); err != nil {
+		t.Errorf("unsent mail pruned: %v", err)
+	}
+	if err := s.MailSent(ctx(t), "nope", now); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("unknown mail: %v", err)
+	}
+}

@@ -7,6 +7,12 @@
 -- own transaction).
 -- webhook_replays: signatures already accepted, refused if presented again
 -- until expires_at.
+-- mail_outbox: email waiting to be sent (or sent, until pruned), written in
+-- the transaction of the step or task that sends it; servers claim due
+-- rows by moving next_at ahead (a lease), so a mail server that is down
+-- delays mail and loses none. kind 'email' rows carry their message;
+-- task notices (task_*) are composed when sent, from the task (its serial
+-- is known only once the task is written: new_task is the commit's task).
 
 -- +goose Up
 ALTER TABLE tasks ADD COLUMN due_at BIGINT;
@@ -29,7 +35,27 @@ CREATE TABLE webhook_replays (
 );
 CREATE INDEX webhook_replays_expires ON webhook_replays (expires_at);
 
+CREATE TABLE mail_outbox (
+    id          TEXT COLLATE "C" NOT NULL PRIMARY KEY,
+    kind        TEXT    NOT NULL CHECK (kind IN ('email', 'task_assigned', 'task_reminder', 'task_escalated')),
+    recipients  TEXT    NOT NULL DEFAULT '[]',
+    cc          TEXT    NOT NULL DEFAULT '[]',
+    subject     TEXT    NOT NULL DEFAULT '',
+    body        TEXT    NOT NULL DEFAULT '',
+    html        TEXT    NOT NULL DEFAULT '',
+    message_id  TEXT    NOT NULL,
+    task_serial BIGINT,
+    instance_id TEXT    NOT NULL DEFAULT '',
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    last_error  TEXT    NOT NULL DEFAULT '',
+    created_at  BIGINT  NOT NULL,
+    next_at     BIGINT  NOT NULL,
+    sent_at     BIGINT
+);
+CREATE INDEX mail_outbox_due ON mail_outbox (next_at) WHERE sent_at IS NULL;
+
 -- +goose Down
+DROP TABLE mail_outbox;
 DROP TABLE webhook_replays;
 DROP TABLE schedule_claims;
 DROP INDEX tasks_due;
