@@ -19,12 +19,13 @@ const (
 	TypeWait             StepType = "wait"
 	TypeReturn           StepType = "return"
 	TypeFail             StepType = "fail"
+	TypeEmail            StepType = "email"
 )
 
 // stepTypes lists the types in the order error messages show them.
 func stepTypes() []StepType {
 	return []StepType{TypeHTTP, TypeOAuthServerLogin, TypeOAuthUserLogin, TypeOAuthRefresh,
-		TypeTask, TypeSwitch, TypeSet, TypeWait, TypeReturn, TypeFail}
+		TypeTask, TypeSwitch, TypeSet, TypeWait, TypeReturn, TypeFail, TypeEmail}
 }
 
 // Definition is one flow as deployed: parsed, validated and with every
@@ -111,6 +112,7 @@ type Step struct {
 	Wait             *Wait
 	Return           *Return
 	Fail             *Fail
+	Email            *Email
 
 	// secrets are the named secrets the step's expressions read.
 	secrets []string

@@ -687,6 +687,9 @@ func (p *parser) stepConfig(s *Step, i int, o object, n *yaml.Node, a at, common
 	case TypeReturn:
 		allow("status", "headers", "body")
 		s.Return = p.returnStep(o, a)
+	case TypeEmail:
+		allow("to", "cc", "subject", "body", "html")
+		s.Email = p.emailStep(o, n, a)
 	case TypeFail:
 		allow("error")
 		s.Fail = &Fail{Error: p.requiredTemplate(o, n, a, "error", "the message the instance fails with")}

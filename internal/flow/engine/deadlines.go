@@ -122,16 +122,25 @@ func (r *runner) runDeadline(ctx context.Context, step *flow.Step) error {
 				r.e.log.Warn("flow engine: task escalation: assignees", "instance", r.inst.ID, "step", step.ID, "err", r.maskText(err.Error()))
 			} else {
 				merged := slices.Clone(task.Assignees)
+				var added []string
 				for _, a := range add {
 					if !slices.Contains(merged, a) {
 						merged = append(merged, a)
+						added = append(added, a)
 					}
 				}
 				r.esc = &store.TaskEscalation{Serial: task.Serial, Assignees: merged}
+				r.taskNotice(ctx, store.MailTaskEscalated, added, 0, task.Serial)
+				task.Assignees = merged
 			}
 		}
 		if !dl.Reminded && !dl.RemindAt.IsZero() && !now.Before(dl.RemindAt) {
 			dl.Reminded = true
+			// Past due already (a late wake), a task with on_due closes
+			// now: a reminder would only confuse.
+			if closing := dl.OnDue && !now.Before(dl.DueAt); !closing {
+				r.taskNotice(ctx, store.MailTaskReminder, task.Assignees, 0, task.Serial)
+			}
 		}
 		if dl.OnDue && !now.Before(dl.DueAt) {
 			next := step.Task.Deadline.OnDue

@@ -156,6 +156,9 @@ type Config struct {
 	// grow: a set step that makes them larger fails, a task action that
 	// would is refused (ErrVarsTooLarge). DefaultMaxVars when zero.
 	MaxVars int64
+	// Mail turns on the email step and task notices; nil: email is off
+	// (an email step fails saying so).
+	Mail *MailConfig
 	// Getenv reads the server's environment, for webhook secrets written
 	// ${NAME}; os.LookupEnv when nil.
 	Getenv func(name string) (string, bool)
@@ -184,6 +187,7 @@ type Engine struct {
 	audit     audit.Recorder
 	declared  []string
 	getenv    func(string) (string, bool)
+	mail      *MailConfig
 	maxSteps  int
 	maxVars   int64
 
@@ -231,6 +235,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		audit:    cfg.Audit,
 		declared: cfg.DeclaredServers,
 		getenv:   cfg.Getenv,
+		mail:     cfg.Mail,
 		maxSteps: cfg.MaxSteps,
 		maxVars:  cfg.MaxVars,
 		// A trailing slash would double in every connect link.

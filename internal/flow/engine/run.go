@@ -88,6 +88,7 @@ type runner struct {
 	tasks   []*store.Task
 	act     *store.TaskAct
 	esc     *store.TaskEscalation
+	mails   []store.Mail
 	wake    *store.Wake
 	idem    *store.Idempotency
 	cancel  bool
@@ -250,6 +251,11 @@ func (r *runner) advance(ctx context.Context) error {
 			err = r.runRefresh(ctx, step)
 		case flow.TypeOAuthUserLogin:
 			err = r.runUserLogin(ctx, step)
+		case flow.TypeEmail:
+			err = r.runEmail(ctx, step)
+			if err == nil {
+				n = 0 // it committed
+			}
 		default:
 			err = r.failStep(step, time.Time{}, nil, fmt.Errorf("step type %s is not available in this version of Flowgate", step.Type))
 		}
@@ -514,6 +520,7 @@ func (r *runner) runTask(ctx context.Context, step *flow.Step) error {
 	r.record(step, store.StepWaiting, 1, start, input)
 	task.Seq = r.inst.Seq
 	r.tasks = append(r.tasks, task)
+	r.taskNotice(ctx, store.MailTaskAssigned, assignees, len(r.tasks), 0)
 	if dl != nil {
 		dl.Seq = r.inst.Seq
 		r.st.Deadline = dl
@@ -654,6 +661,7 @@ func (r *runner) commit(ctx context.Context) error {
 		NewTasks:    r.tasks,
 		Act:         r.act,
 		Escalate:    r.esc,
+		Mails:       r.mails,
 		Wake:        r.wake,
 		CancelTasks: r.cancel,
 	}
@@ -679,7 +687,7 @@ func (r *runner) commit(ctx context.Context) error {
 			return err
 		}
 	}
-	r.pending, r.tasks, r.act, r.esc, r.wake, r.idem, r.cancel = nil, nil, nil, nil, nil, nil, false
+	r.pending, r.tasks, r.act, r.esc, r.mails, r.wake, r.idem, r.cancel = nil, nil, nil, nil, nil, nil, nil, false
 	if !r.firstDone {
 		// What StartInstance answers with, without reading back what was
 		// just written; State is the engine's own.
