@@ -14,10 +14,10 @@ import (
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/notify"
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/server"
 	"github.com/flowgate/flowgate/internal/vault"
-	"github.com/flowgate/flowgate/internal/notify"
 	"github.com/flowgate/flowgate/internal/web"
 )
 
