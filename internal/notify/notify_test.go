@@ -112,6 +112,8 @@ steps:
     assignees: ["user:bob"]
     actions: [Yes]
     escalate: {after: 1s, to: ["user:boss"]}
+    due: 1m
+    remind: 58s
     next: {Yes: done}
   - {id: done, type: return, body: {sent: "${{ steps.tell.output.recipients }}"}}
 `
@@ -125,7 +127,8 @@ func userOf(name string, roles ...string) flow.User {
 // The email step's message, the new task's notice and the escalation's
 // reach a real SMTP server over STARTTLS with authentication: recipients
 // resolved from principals (a disabled user left out), subject, both
-// bodies, and the link to the task at the public URL.
+// bodies, and the link to the task at the public URL; the reminder goes to
+// every assignee, the escalated one included.
 func TestEmailStepAndTaskNotices(t *testing.T) {
 	backends(t, func(t *testing.T, s backend.Store) {
 		certFile, keyFile, trust := smtppeer.Cert(t)
@@ -141,7 +144,7 @@ func TestEmailStepAndTaskNotices(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		msgs := peer.Wait(t, 3, 20*time.Second)
+		msgs := peer.Wait(t, 4, 20*time.Second)
 		bySubject := map[string]smtppeer.Message{}
 		for _, m := range msgs {
 			bySubject[m.Header(t, "Subject")] = m
@@ -183,6 +186,13 @@ func TestEmailStepAndTaskNotices(t *testing.T) {
 		if text, _ := esc.Bodies(t); !strings.Contains(text, link) {
 			t.Errorf("escalation notice lacks %s: %q", link, text)
 		}
+		rem, ok := bySubject["Reminder: Approve 1200"]
+		if !ok || !slices.Equal(slices.Sorted(slices.Values(rem.To)), []string{"bob@example.com", "boss@example.com"}) {
+			t.Fatalf("reminder: %+v (subjects %v)", rem.To, keys(bySubject))
+		}
+		if text, _ := rem.Bodies(t); !strings.Contains(text, link) || !strings.Contains(text, "Due: ") {
+			t.Errorf("reminder lacks the link or the due time: %q", text)
+		}
 		// The step's output names the message and its recipients.
 		recs, _, _ := s.History(t.Context(), st.Instance.ID, store.Page{})
 		if len(recs) == 0 || recs[0].StepID != "tell" || !strings.Contains(string(recs[0].Output), "message_id") ||
@@ -222,11 +232,20 @@ steps:
 		}
 		time.Sleep(1500 * time.Millisecond) // a few failed attempts
 		peer := smtppeer.Start(t, port, certFile, keyFile, trust)
-		msgs := peer.Wait(t, 1, 30*time.Second)
-		time.Sleep(time.Second)
-		msgs = peer.Wait(t, 1, time.Second)
+		peer.Wait(t, 1, 30*time.Second)
+		time.Sleep(time.Second) // nothing more arrives
+		msgs := peer.Wait(t, 1, time.Second)
 		if len(msgs) != 1 || msgs[0].Header(t, "Subject") != "While you were out" || !slices.Equal(msgs[0].To, []string{"bob@example.com"}) {
 			t.Fatalf("delivered: %d messages %+v", len(msgs), msgs)
+		}
+		// It was tried while the server was down, and is recorded as sent.
+		id, _, _ := strings.Cut(strings.Trim(msgs[0].Header(t, "Message-ID"), "<>"), "@")
+		m, err := s.GetMail(t.Context(), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Attempts < 2 || m.SentAt.IsZero() || m.LastError != "" {
+			t.Errorf("outbox row: attempts %d, sent %v, last error %q", m.Attempts, m.SentAt, m.LastError)
 		}
 	})
 }
