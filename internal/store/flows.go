@@ -199,6 +199,9 @@ type ScheduleClaim struct {
 	Schedule string
 	FireAt   time.Time
 	Version  int
+	// CatchUp marks the instance started for the times missed while no
+	// server ran.
+	CatchUp bool
 }
 
 // ReplayGuard records a webhook signature as used until Until; the same

@@ -127,7 +127,7 @@ func (e *Engine) runSchedule(ctx context.Context, def *flow.Definition, deployed
 // another server (or an earlier pass) already did.
 func (e *Engine) startScheduled(ctx context.Context, def *flow.Definition, s *flow.Schedule, at time.Time, catchUp bool) {
 	caller := Caller{User: flow.User{ID: "schedule:" + def.Name, Kind: "schedule", Subject: def.Name, Roles: []string{}}}
-	claim := &store.ScheduleClaim{Workflow: def.Name, Schedule: s.Key(), FireAt: at, Version: def.Version}
+	claim := &store.ScheduleClaim{Workflow: def.Name, Schedule: s.Key(), FireAt: at, Version: def.Version, CatchUp: catchUp}
 	input, err := def.ValidateInput(s.Input)
 	if err != nil {
 		// Checked at deploy; a definition read back is the same one.

@@ -931,9 +931,9 @@ func txExec(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, query string, args 
 // unique violation, which on PostgreSQL would abort the transaction.
 func (s *Store) insertGuards(ctx context.Context, tx *sql.Tx, c *store.InstanceCommit) error {
 	if sc := c.ScheduleClaim; sc != nil {
-		res, err := tx.ExecContext(ctx, s.q.rebind(`INSERT INTO schedule_claims (workflow, schedule, fire_at, version, instance_id, claimed_at)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (workflow, schedule, fire_at) DO NOTHING`),
-			sc.Workflow, sc.Schedule, micros(sc.FireAt), sc.Version, c.Instance.ID, micros(now()))
+		res, err := tx.ExecContext(ctx, s.q.rebind(`INSERT INTO schedule_claims (workflow, schedule, fire_at, version, instance_id, claimed_at, catch_up)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workflow, schedule, fire_at) DO NOTHING`),
+			sc.Workflow, sc.Schedule, micros(sc.FireAt), sc.Version, c.Instance.ID, micros(now()), sc.CatchUp)
 		if err != nil {
 			return fmt.Errorf("schedule claim: %w", err)
 		}

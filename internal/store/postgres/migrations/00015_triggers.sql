@@ -4,7 +4,8 @@
 -- schedule_claims: one row per schedule and scheduled time that started an
 -- instance; the primary key is what makes servers sharing a database start
 -- exactly one instance per time (the claim is inserted in the instance's
--- own transaction).
+-- own transaction). catch_up marks the one instance started for times
+-- missed while no server ran (missed: run_once).
 -- webhook_replays: signatures already accepted, refused if presented again
 -- until expires_at.
 -- mail_outbox: email waiting to be sent (or sent, until pruned), written in
@@ -26,6 +27,7 @@ CREATE TABLE schedule_claims (
     version     INTEGER NOT NULL,
     instance_id TEXT    NOT NULL,
     claimed_at  BIGINT  NOT NULL,
+    catch_up    BOOLEAN NOT NULL DEFAULT FALSE,
     PRIMARY KEY (workflow, schedule, fire_at)
 );
 

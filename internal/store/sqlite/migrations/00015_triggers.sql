@@ -4,7 +4,8 @@
 -- schedule_claims: one row per schedule and scheduled time that started an
 -- instance; the primary key is what makes servers sharing a database start
 -- exactly one instance per time (the claim is inserted in the instance's
--- own transaction).
+-- own transaction). catch_up marks the one instance started for times
+-- missed while no server ran (missed: run_once).
 -- webhook_replays: signatures already accepted, refused if presented again
 -- until expires_at.
 -- mail_outbox: email waiting to be sent (or sent, until pruned), written in
@@ -26,6 +27,7 @@ CREATE TABLE schedule_claims (
     version     INTEGER NOT NULL,
     instance_id TEXT    NOT NULL,
     claimed_at  INTEGER NOT NULL,
+    catch_up    INTEGER NOT NULL DEFAULT 0 CHECK (catch_up IN (0, 1)),
     PRIMARY KEY (workflow, schedule, fire_at)
 ) STRICT, WITHOUT ROWID;
 
