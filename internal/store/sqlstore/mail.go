@@ -56,6 +56,17 @@ func (s *Store) ClaimMails(ctx context.Context, now, leaseUntil time.Time, limit
 	if limit <= 0 {
 		limit = store.DefaultLimit
 	}
+	// Every server polls; an idle outbox costs a read, not a write (on
+	// SQLite a write would take the one writer every poll).
+	var one int
+	err := s.read.QueryRowContext(ctx, s.q.rebind(`SELECT 1 FROM mail_outbox WHERE sent_at IS NULL AND next_at <= ? LIMIT 1`),
+		micros(now)).Scan(&one)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("claim mails: %w", err)
+	}
 	rows, err := s.write.QueryContext(ctx, s.q.rebind(`UPDATE mail_outbox SET next_at = ?, attempts = attempts + 1
 		WHERE sent_at IS NULL AND next_at <= ? AND id IN (
 			SELECT id FROM mail_outbox WHERE sent_at IS NULL AND next_at <= ? ORDER BY next_at LIMIT ?)
