@@ -34,6 +34,9 @@ const (
 	batch      = 20
 )
 
+// never is the next attempt of a message the mail server refused for good.
+func never() time.Time { return time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC) }
+
 // Store is what the sender needs: the outbox and the tasks notices are
 // about.
 type Store interface {
@@ -153,6 +156,17 @@ func (s *Sender) deliver(ctx context.Context, m store.Mail) {
 	if err == nil {
 		if err := s.o.Store.MailSent(rctx, m.ID, time.Now()); err != nil {
 			s.log.Warn("mail: recording a sent message", "mail", m.ID, "err", err)
+		}
+		return
+	}
+	var sendErr *gomail.SendError
+	if errors.As(err, &sendErr) && !sendErr.IsTemp() {
+		// The mail server refused the message for good (a 5xx answer,
+		// such as an unknown recipient): trying again would be refused
+		// again. It stays in the outbox with the reason.
+		s.log.Error("mail: the mail server refused the message; not trying again", "mail", m.ID, "err", err)
+		if err := s.o.Store.MailFailed(rctx, m.ID, "refused for good: "+err.Error(), never()); err != nil {
+			s.log.Warn("mail: recording a refused message", "mail", m.ID, "err", err)
 		}
 		return
 	}

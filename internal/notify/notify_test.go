@@ -3,6 +3,7 @@ package notify_test
 import (
 	"context"
 	"crypto/tls"
+	"encoding/json"
 	"log/slog"
 	"path/filepath"
 	"slices"
@@ -246,6 +247,51 @@ steps:
 		}
 		if m.Attempts < 2 || m.SentAt.IsZero() || m.LastError != "" {
 			t.Errorf("outbox row: attempts %d, sent %v, last error %q", m.Attempts, m.SentAt, m.LastError)
+		}
+	})
+}
+
+// A message the mail server refuses for good (550, unknown recipient) is
+// not tried again, and says why.
+func TestMailRefusedForGood(t *testing.T) {
+	backends(t, func(t *testing.T, s backend.Store) {
+		certFile, keyFile, trust := smtppeer.Cert(t)
+		peer := smtppeer.Start(t, 0, certFile, keyFile, trust)
+		e := newEngine(t, s)
+		startSender(t, s, peer.Port, &smtppeerTLS{trust})
+		if _, _, err := e.Deploy(t.Context(), []byte(`
+name: bounce
+permissions: {start: ["role:employee"]}
+steps:
+  - {id: tell, type: email, to: [nobody@example.com], subject: "Bounce", body: "Hello"}
+`), "b.yaml", "test"); err != nil {
+			t.Fatal(err)
+		}
+		res, err := e.Invoke(t.Context(), engine.StartRequest{Workflow: "bounce", Caller: engine.Caller{User: userOf("alice", "employee")}}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		recs, _, _ := s.History(t.Context(), res.Instance.ID, store.Page{})
+		if len(recs) != 1 {
+			t.Fatalf("history %+v", recs)
+		}
+		var out struct {
+			MessageID string `json:"message_id"`
+		}
+		_ = json.Unmarshal(recs[0].Output, &out)
+		id, _, _ := strings.Cut(out.MessageID, "@")
+		var m store.Mail
+		for deadline := time.Now().Add(15 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+			if m, err = s.GetMail(t.Context(), id); err == nil && m.LastError != "" {
+				break
+			}
+		}
+		time.Sleep(time.Second) // no further attempt
+		if m, err = s.GetMail(t.Context(), id); err != nil {
+			t.Fatal(err)
+		}
+		if m.Attempts != 1 || !strings.Contains(m.LastError, "refused for good") || !m.SentAt.IsZero() {
+			t.Errorf("refused mail: attempts %d, error %q, sent %v", m.Attempts, m.LastError, m.SentAt)
 		}
 	})
 }

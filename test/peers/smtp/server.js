@@ -1,6 +1,7 @@
 // An SMTP server for Flowgate's tests: STARTTLS with the certificate in
 // SMTP_CERT/SMTP_KEY (files), AUTH PLAIN/LOGIN against SMTP_USER and
-// SMTP_PASS, listening on 127.0.0.1:SMTP_PORT (0: any free port). It prints
+// SMTP_PASS, listening on 127.0.0.1:SMTP_PORT (0: any free port); it refuses
+// recipients named nobody@ with 550, as for an unknown user. It prints
 // one JSON line when listening ({"listening": PORT}) and one per message
 // received ({"from", "to", "raw"}), so the test reads what arrived.
 'use strict';
@@ -21,6 +22,15 @@ const server = new SMTPServer({
       return callback(null, { user: auth.username });
     }
     return callback(new Error('Invalid username or password'));
+  },
+  // nobody@… is an unknown recipient: refused for good (550).
+  onRcptTo(address, session, callback) {
+    if (address.address.startsWith('nobody@')) {
+      const err = new Error('No such user here');
+      err.responseCode = 550;
+      return callback(err);
+    }
+    return callback();
   },
   onData(stream, session, callback) {
     const chunks = [];
