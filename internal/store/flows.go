@@ -346,6 +346,10 @@ type Flows interface {
 	// PruneIdempotency forgets keys recorded before cutoff.
 	PruneIdempotency(ctx context.Context, cutoff time.Time) (int64, error)
 
+	// LatestFlowVersions lists the latest version of every flow by name:
+	// Name, Version, Title and DeployedAt, without the source (what a
+	// server checks often to see deploys without reading every definition).
+	LatestFlowVersions(ctx context.Context) ([]FlowVersion, error)
 	// LastScheduleClaim returns the latest time claimed for a schedule
 	// of a flow (ScheduleClaim); zero when none was.
 	LastScheduleClaim(ctx context.Context, workflow, schedule string) (time.Time, error)

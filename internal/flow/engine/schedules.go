@@ -57,31 +57,28 @@ func (e *Engine) scheduleLoop() {
 // is due (zero when none is).
 func (e *Engine) schedulePass(ctx context.Context) time.Time {
 	var next time.Time
-	cursor := ""
-	for {
-		flows, more, err := e.st.ListFlows(ctx, store.Page{Limit: store.MaxLimit, Cursor: cursor})
-		if err != nil {
-			e.logRecoverErr("listing flows for schedules", err)
-			return time.Time{}
-		}
-		for _, fv := range flows {
-			def, err := e.Definition(ctx, fv.Name, fv.Version)
-			if err != nil {
-				e.logRecoverErr("reading a scheduled flow", err)
-				continue
-			}
-			for _, s := range def.Schedules() {
-				n := e.runSchedule(ctx, def, fv.DeployedAt, s)
-				if !n.IsZero() && (next.IsZero() || n.Before(next)) {
-					next = n
-				}
-			}
-		}
-		if more == "" || e.stopping.Load() {
-			return next
-		}
-		cursor = more
+	flows, err := e.st.LatestFlowVersions(ctx)
+	if err != nil {
+		e.logRecoverErr("listing flows for schedules", err)
+		return time.Time{}
 	}
+	for _, fv := range flows {
+		if e.stopping.Load() {
+			break
+		}
+		def, err := e.Definition(ctx, fv.Name, fv.Version)
+		if err != nil {
+			e.logRecoverErr("reading a scheduled flow", err)
+			continue
+		}
+		for _, s := range def.Schedules() {
+			n := e.runSchedule(ctx, def, fv.DeployedAt, s)
+			if !n.IsZero() && (next.IsZero() || n.Before(next)) {
+				next = n
+			}
+		}
+	}
+	return next
 }
 
 // runSchedule starts the instances one schedule owes as of now and

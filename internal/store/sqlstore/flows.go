@@ -1011,3 +1011,28 @@ func (s *Store) PruneReplays(ctx context.Context, at time.Time) (int64, error) {
 	}
 	return n, nil
 }
+
+// LatestFlowVersions lists the latest version of every flow, without
+// sources.
+func (s *Store) LatestFlowVersions(ctx context.Context) ([]store.FlowVersion, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT f.name, f.version, f.title, f.deployed_at FROM flow_versions f
+		WHERE f.version = (SELECT MAX(l.version) FROM flow_versions l WHERE l.name = f.name) ORDER BY f.name`)
+	if err != nil {
+		return nil, fmt.Errorf("latest flow versions: %w", err)
+	}
+	defer rows.Close()
+	var out []store.FlowVersion
+	for rows.Next() {
+		var v store.FlowVersion
+		var deployed int64
+		if err := rows.Scan(&v.Name, &v.Version, &v.Title, &deployed); err != nil {
+			return nil, fmt.Errorf("latest flow versions: %w", err)
+		}
+		v.DeployedAt = fromMicros(deployed)
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("latest flow versions: %w", err)
+	}
+	return out, nil
+}

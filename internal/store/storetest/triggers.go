@@ -66,9 +66,21 @@ func testTaskDeadlineAndEscalation(t *testing.T, s store.Store) {
 }
 
 // One instance per schedule and time, however many try at once; a
-// refused claim writes no instance.
+// refused claim writes no instance. The latest versions are listed
+// without their sources.
 func testScheduleClaims(t *testing.T, s store.Store) {
 	deploy(t, s, "report")
+	deploy(t, s, "another")
+	v2 := deploy(t, s, "another")
+	latest, err := s.LatestFlowVersions(ctx(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(latest) != 2 || latest[0].Name != "another" || latest[0].Version != 2 || latest[1].Name != "report" ||
+		latest[1].Version != 1 || latest[0].Source != nil || latest[0].Title != "The another flow" {
+		t.Fatalf("latest versions: %+v", latest)
+	}
+	wantTime(t, "DeployedAt", latest[0].DeployedAt, v2.DeployedAt)
 	if last, err := s.LastScheduleClaim(ctx(t), "report", "* * * * *|UTC"); err != nil || !last.IsZero() {
 		t.Fatalf("no claims yet: %v, %v", last, err)
 	}
