@@ -254,6 +254,11 @@ func (p *parser) webhook(o object, n *yaml.Node, a at) *Webhook {
 		}
 		w.SecretName = m[1]
 	} else if m := envSecretRE.FindStringSubmatch(s); m != nil {
+		if strings.HasPrefix(strings.ToUpper(m[1]), "FLOWGATE_") {
+			// The server's own settings (its secret key among them) are
+			// not for flows to use.
+			p.errf(v, a.key("secret"), "%s is one of Flowgate's own settings; give the webhook a variable of its own", m[1])
+		}
 		w.SecretEnv = m[1]
 	} else {
 		// Never echo the value: it may be the secret itself.

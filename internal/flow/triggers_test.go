@@ -77,6 +77,8 @@ func TestParseTriggerProblems(t *testing.T) {
 			`t.yaml:4:5: t: triggers[0].input: not a valid start input for this flow: input.n: required`},
 		{"literal secret", "name: t\ntriggers:\n  - {webhook: gh, secret: hunter2hunter2, signature: github}\nsteps:\n  - {id: a, type: return}\n",
 			`t.yaml:3:27: t: triggers[0].secret: want ${{ secrets.NAME }} (a named secret) or ${ENV_VAR} (the server's environment); a secret written into the flow would be readable by everyone who can read flows`},
+		{"flowgate's own variable", "name: t\ntriggers:\n  - {webhook: gh, secret: \"${FLOWGATE_SECRET_KEY}\", signature: github}\nsteps:\n  - {id: a, type: return}\n",
+			`t.yaml:3:27: t: triggers[0].secret: FLOWGATE_SECRET_KEY is one of Flowgate's own settings; give the webhook a variable of its own`},
 		{"bad signature", "name: t\ntriggers:\n  - {webhook: gh, secret: \"${X}\", signature: sha1}\nsteps:\n  - {id: a, type: return}\n",
 			`t.yaml:3:46: t: triggers[0].signature: "sha1": want github or hmac`},
 		{"on_due to missing step", "name: t\nsteps:\n" + task + "    due: 1h\n    on_due: nowhere\n  - {id: b, type: return}\n",
