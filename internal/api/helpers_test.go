@@ -183,7 +183,7 @@ func buildEnv(t *testing.T, which string, fo *flowOpts) *env {
 			t.Fatal(err)
 		}
 		eng, err = engine.New(ctx, engine.Config{Store: st, Queue: queue, Logger: logger, InvokeWait: wait, Egress: policy,
-			Lease: 2 * time.Second, Sweep: 500 * time.Millisecond, MaxVars: fo.maxVars})
+			Lease: 2 * time.Second, Sweep: 500 * time.Millisecond, MaxVars: fo.maxVars, Audit: rec})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -425,6 +425,13 @@ func (r *auditRecorder) Record(_ context.Context, e store.AuditEvent) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.events = append(r.events, e)
+}
+
+// all lists every event recorded so far.
+func (r *auditRecorder) all() []store.AuditEvent {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]store.AuditEvent(nil), r.events...)
 }
 
 // details lists the Detail of every event of the given name for user.

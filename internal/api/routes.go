@@ -111,6 +111,8 @@ func (a *API) routes() []route {
 		route{method: "GET", path: "/api/v1/tasks/{serial}", access: scoped, scope: "tasks", apiSwitch: wf, h: a.getTask},
 		route{method: "POST", path: "/api/v1/tasks/{serial}/actions/{action}", access: scoped, scope: "tasks", apiSwitch: wf, h: a.actOnTask},
 		route{method: "POST", path: "/api/v1/flows/{name}/invoke", access: scoped, scope: "flows.invoke", apiSwitch: SwitchInvoke, h: a.invoke},
+		// The signature is the webhook's credential; the engine checks it.
+		route{method: "POST", path: "/hooks/{flow}/{name}", access: public, h: a.webhook},
 
 		route{method: "GET", path: admin + "/flows", access: adminOnly, scope: "admin", h: a.listFlowVersions},
 		route{method: "POST", path: admin + "/flows", access: adminOnly, scope: "admin", h: a.deployFlow},

@@ -31,6 +31,9 @@ type taskJSON struct {
 	ActedBy    string          `json:"acted_by,omitempty"`
 	ActedAt    *string         `json:"acted_at,omitempty"`
 	Data       json.RawMessage `json:"data,omitempty"`
+	// DueAt is null when the task has no due time.
+	DueAt     *string `json:"due_at"`
+	Escalated bool    `json:"escalated"`
 }
 
 func toTaskJSON(t store.Task) taskJSON {
@@ -39,6 +42,7 @@ func toTaskJSON(t store.Task) taskJSON {
 		Assignees: nonNil(t.Assignees), Actions: nonNil(t.Actions), Form: rawJSON(t.Form, "{}"),
 		ConnectURL: optString(t.ConnectURL), CreatedAt: stamp(t.CreatedAt), Status: t.Status,
 		Action: t.Action, ActedBy: t.ActedBy, ActedAt: optStamp(t.ActedAt),
+		DueAt: optStamp(t.DueAt), Escalated: t.Escalated,
 	}
 	if t.Status == store.TaskDone {
 		out.Data = rawJSON(t.Data, "{}")

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"time"
 
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/flow/engine"
@@ -19,6 +20,8 @@ type workflowDetail struct {
 	flow.Workflow
 	Description string         `json:"description,omitempty"`
 	Definition  map[string]any `json:"definition"`
+	// Schedules are the flow's schedules with their next five times.
+	Schedules []engine.ScheduleInfo `json:"schedules"`
 }
 
 // listWorkflows serves GET /api/v1/workflows: the latest version of every
@@ -49,7 +52,8 @@ func (a *API) getWorkflow(w http.ResponseWriter, r *http.Request) {
 		a.engineError(w, r, err, "workflow", name)
 		return
 	}
-	writeJSON(w, http.StatusOK, workflowDetail{Workflow: def.Summary(), Description: def.Description, Definition: def.Document})
+	writeJSON(w, http.StatusOK, workflowDetail{Workflow: def.Summary(), Description: def.Description, Definition: def.Document,
+		Schedules: engine.ScheduleInfos(def, time.Now(), 5)})
 }
 
 // instanceJSON is an instance as the API shows it (docs/api.md), plus its

@@ -25,6 +25,12 @@ func (s *Server) pruneOnce(ctx context.Context, now time.Time) {
 	// Federated sign-ins that never came back from the provider.
 	fed, err := s.Store.DeleteExpiredFederationStates(ctx, now)
 	s.logPruned(ctx, "federation states", int64(fed), err)
+	// Webhook signatures past the time a replay of them could matter.
+	replays, err := s.Store.PruneReplays(ctx, now)
+	s.logPruned(ctx, "webhook replay guards", replays, err)
+	// Mail delivered a week ago: kept that long to answer "was it sent?".
+	mails, err := s.Store.PruneMails(ctx, now.Add(-7*24*time.Hour))
+	s.logPruned(ctx, "sent mail", mails, err)
 }
 
 func (s *Server) logPruned(ctx context.Context, what string, n int64, err error) {

@@ -19,6 +19,7 @@ import (
 	"github.com/flowgate/flowgate/internal/federation"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/metrics"
+	"github.com/flowgate/flowgate/internal/notify"
 	"github.com/flowgate/flowgate/internal/odata"
 	"github.com/flowgate/flowgate/internal/resource"
 	"github.com/flowgate/flowgate/internal/scim"
@@ -52,6 +53,9 @@ type Server struct {
 	engine     *engine.Engine
 	api        *api.API
 	tracing    *tracing.Tracing
+	// mail delivers the outbox; nil while notifications.smtp.host is
+	// empty.
+	mail *notify.Sender
 }
 
 // NewServer opens (creating if need be) the configured database and builds
@@ -124,10 +128,18 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 	}
 	s.issuers = &issuerLoader{st: s.Store, v: s.validator, logger: logger}
 	tokens := vault.New(s.Store, vault.Options{Logger: logger, HTTPClient: policy.Client(30 * time.Second), Metrics: counts})
+	var mailCfg *engine.MailConfig
+	if cfg.Notifications.SMTP.Host != "" {
+		mailCfg = &engine.MailConfig{TaskNotices: cfg.Notifications.TaskAssigned}
+	}
 	s.engine, err = s.NewEngine(ctx, engine.Config{Logger: logger, Vault: tokens, PublicURL: cfg.Server.PublicURL,
-		Egress: policy, MaxSteps: cfg.Limits.MaxSteps, MaxVars: cfg.Limits.MaxVars, Metrics: counts, Tracing: s.tracing})
+		Egress: policy, MaxSteps: cfg.Limits.MaxSteps, MaxVars: cfg.Limits.MaxVars, Metrics: counts, Tracing: s.tracing, Mail: mailCfg})
 	if err != nil {
 		return err
+	}
+	if mailCfg != nil {
+		s.mail = notify.Start(ctx, notify.Options{Store: s.Store, SMTP: cfg.Notifications.SMTP,
+			PublicURL: cfg.Server.PublicURL, Logger: logger})
 	}
 	s.api = api.New(api.Options{Store: s.Store, Hasher: s.Hasher, Ring: s.Ring, Validator: s.validator, Logger: logger,
 		PublicURL: cfg.Server.PublicURL, Auditor: s.Audit, Engine: s.engine, Vault: tokens,
@@ -230,6 +242,13 @@ func (s *Server) Close(ctx context.Context) error {
 		defer cancel()
 		if err := s.engine.Close(ectx); err != nil {
 			s.Logger.Error("flow engine did not stop cleanly", "err", err)
+		}
+	}
+	if s.mail != nil {
+		mctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)
+		defer cancel()
+		if err := s.mail.Close(mctx); err != nil {
+			s.Logger.Error("mail sender did not stop cleanly", "err", err)
 		}
 	}
 	actx, cancel := context.WithTimeout(context.WithoutCancel(ctx), closeTimeout)

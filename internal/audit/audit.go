@@ -137,6 +137,10 @@ const (
 	SecretSet = "secret.set"
 	// SecretRemoved is a named secret being removed.
 	SecretRemoved = "secret.removed"
+	// WebhookReceived is a webhook request: success names the instance it
+	// started; a refused one (bad or replayed signature, bad payload) has
+	// outcome failure and says why. User is webhook:FLOW/NAME.
+	WebhookReceived = "webhook.received"
 )
 
 // Outcomes.
@@ -156,6 +160,7 @@ func Events() []string {
 		IssuerCreated, IssuerUpdated, IssuerRemoved, OAuthServerCreated, OAuthServerUpdated, OAuthServerRemoved,
 		IdentityProviderCreated, IdentityProviderUpdated, IdentityProviderRemoved, FederationLinked, FederationUnlinked, APISwitchChanged,
 		FlowDeployed, KeysRotated, TaskAction, InstanceCancelled, SecretSet, SecretRemoved,
+		WebhookReceived,
 	}
 }
 

@@ -284,3 +284,23 @@ func checkPublicKeyPEM(s string) error {
 	}
 	return nil
 }
+
+// checkSMTPHost accepts a host name or address without a port (the port
+// has its own key).
+func checkSMTPHost(s string) error {
+	if s == "" {
+		return nil
+	}
+	if strings.ContainsAny(s, ":/ ") && net.ParseIP(s) == nil {
+		return fmt.Errorf("%q: want a host name or address; the port goes in port", s)
+	}
+	return nil
+}
+
+// checkMailFrom accepts an address with an optional name.
+func checkMailFrom(s string) error {
+	if _, err := mail.ParseAddress(s); err != nil {
+		return fmt.Errorf("%q is not an email address (such as Flowgate <flowgate@example.com>): %w", s, err)
+	}
+	return nil
+}

@@ -50,7 +50,39 @@ type Config struct {
 	Flows string `yaml:"flows"`
 	// Limits bounds what one flow instance may use.
 	Limits Limits `yaml:"limits"`
+	// Notifications is how Flowgate sends email: the email step and task
+	// notifications.
+	Notifications Notifications `yaml:"notifications"`
 }
+
+// Notifications configures outgoing email.
+type Notifications struct {
+	SMTP SMTP `yaml:"smtp"`
+	// TaskAssigned emails each assignee of a new task a link to it (and
+	// the added ones on escalation, and all of them on a reminder).
+	TaskAssigned bool `yaml:"task_assigned"`
+}
+
+// SMTP is the mail server email goes through. Email is off while Host is
+// empty.
+type SMTP struct {
+	Host     string `yaml:"host"`
+	Port     int    `yaml:"port"`
+	Username string `yaml:"username,omitempty"`
+	// Password is sent only with Username, and only over TLS.
+	Password string `yaml:"password,omitempty"`
+	// From is the sender, an address with an optional name
+	// ("Flowgate <flowgate@example.com>").
+	From string `yaml:"from"`
+	// StartTLS requires STARTTLS before anything else is sent.
+	StartTLS bool `yaml:"starttls"`
+}
+
+// Defaults of SMTP.
+const (
+	DefaultSMTPPort = 587
+	DefaultSMTPFrom = "Flowgate <flowgate@example.com>"
+)
 
 // Limits bounds what one flow instance may use, so that a flow looping
 // forever or growing without end fails instead of filling the database.
@@ -303,6 +335,10 @@ func Default() *Config {
 		APIs:   APIs{Workflow: true, Invoke: true, OData: true},
 		Flows:  "./flows",
 		Limits: Limits{MaxSteps: DefaultMaxSteps, MaxVars: DefaultMaxVars},
+		Notifications: Notifications{
+			SMTP:         SMTP{Port: DefaultSMTPPort, From: DefaultSMTPFrom, StartTLS: true},
+			TaskAssigned: true,
+		},
 	}
 }
 

@@ -56,6 +56,10 @@ func TestDefault(t *testing.T) {
 		APIs:   APIs{Workflow: true, Invoke: true, BasicAuth: false, OData: true},
 		Flows:  "./flows",
 		Limits: Limits{MaxSteps: 10000, MaxVars: 1 << 20},
+		Notifications: Notifications{
+			SMTP:         SMTP{Port: 587, From: "Flowgate <flowgate@example.com>", StartTLS: true},
+			TaskAssigned: true,
+		},
 	}
 	if got := Default(); !reflect.DeepEqual(got, want) {
 		t.Errorf("Default() =\n%+v\nwant\n%+v", got, want)
@@ -180,6 +184,11 @@ func TestParseFullExample(t *testing.T) {
 		Egress: Egress{Allow: []string{"127.0.0.1", "sidecar.local"}, Deny: []string{"10.20.0.0/16", "fd00:1::/32", "metadata.internal"}},
 		Flows:  "testdata/flows",
 		Limits: Limits{MaxSteps: 500, MaxVars: 256 << 10},
+		Notifications: Notifications{
+			SMTP: SMTP{Host: "smtp.example.com", Port: 2525, Username: "flowgate", Password: "smtp-password",
+				From: "Flowgate <no-reply@example.com>", StartTLS: true},
+			TaskAssigned: false,
+		},
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("Parse(full.yaml) =\n%+v\nwant\n%+v", got, want)
@@ -776,7 +785,7 @@ clients:
 `
 	// "defaults" is not a Flowgate key: anchors must live under known keys.
 	_, err := Parse([]byte(doc), "m.yaml")
-	want := []string{`m.yaml:1:1: defaults: unknown key (the configuration file takes apis, auth, clients, database, egress, flows, identity_providers, limits, oauth_servers, secrets, server, trusted_issuers, users)`}
+	want := []string{`m.yaml:1:1: defaults: unknown key (the configuration file takes apis, auth, clients, database, egress, flows, identity_providers, limits, notifications, oauth_servers, secrets, server, trusted_issuers, users)`}
 	if got := lines(err); !reflect.DeepEqual(got, want) {
 		t.Errorf("errors:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
@@ -854,6 +863,21 @@ func TestLimitsSizes(t *testing.T) {
 	for _, in := range []string{"1TiB", "-1MiB", "MiB", "1.5MiB", "9999999999999GiB"} {
 		if _, err := parseSize(in); err == nil {
 			t.Errorf("parseSize(%q) succeeded", in)
+		}
+	}
+}
+
+func TestNotificationsProblems(t *testing.T) {
+	for src, want := range map[string]string{
+		"notifications:\n  smtp: {host: \"mail:25\"}\n":      `c.yaml:2:16: notifications.smtp.host: "mail:25": want a host name or address; the port goes in port`,
+		"notifications:\n  smtp: {from: nobody}\n":           `c.yaml:2:16: notifications.smtp.from: "nobody" is not an email address (such as Flowgate <flowgate@example.com>): mail: missing '@' or angle-addr`,
+		"notifications:\n  smtp: {port: 70000}\n":            `c.yaml:2:16: notifications.smtp.port: 70000 is not a port (1-65535)`,
+		"notifications:\n  smtp: {host: m, password: x}\n":   `c.yaml:2:29: notifications.smtp.password: a password needs a username`,
+		"notifications:\n  smtp: {host: m, startls: true}\n": `c.yaml:2:19: notifications.smtp.startls: unknown key (did you mean starttls?)`,
+	} {
+		_, err := Parse([]byte(src), "c.yaml")
+		if err == nil || err.Error() != want {
+			t.Errorf("%q:\n got %v\nwant %s", src, err, want)
 		}
 	}
 }

@@ -100,6 +100,28 @@ func (d *decoder) root(n *yaml.Node, c *Config) (publicURLSet bool) {
 				"max_vars":  d.size(&c.Limits.MaxVars),
 			})
 		},
+		"notifications": func(v *yaml.Node, p string) {
+			d.object(v, p, map[string]setter{
+				"smtp": func(v *yaml.Node, p string) {
+					s := &c.Notifications.SMTP
+					present, _ := d.object(v, p, map[string]setter{
+						"host":     d.str(&s.Host, checkSMTPHost),
+						"port":     d.positiveInt(&s.Port),
+						"username": d.str(&s.Username),
+						"password": d.str(&s.Password),
+						"from":     d.str(&s.From, checkMailFrom),
+						"starttls": d.boolean(&s.StartTLS),
+					})
+					if s.Port > 65535 {
+						d.fail(present["port"], p+".port", fmt.Errorf("%d is not a port (1-65535)", s.Port))
+					}
+					if s.Password != "" && s.Username == "" {
+						d.fail(present["password"], p+".password", errors.New("a password needs a username"))
+					}
+				},
+				"task_assigned": d.boolean(&c.Notifications.TaskAssigned),
+			})
+		},
 		"flows": func(v *yaml.Node, p string) {
 			if s, ok := d.scalar(v, p); ok && s != "" {
 				c.Flows, flowsSet = s, true

@@ -19,12 +19,13 @@ const (
 	TypeWait             StepType = "wait"
 	TypeReturn           StepType = "return"
 	TypeFail             StepType = "fail"
+	TypeEmail            StepType = "email"
 )
 
 // stepTypes lists the types in the order error messages show them.
 func stepTypes() []StepType {
 	return []StepType{TypeHTTP, TypeOAuthServerLogin, TypeOAuthUserLogin, TypeOAuthRefresh,
-		TypeTask, TypeSwitch, TypeSet, TypeWait, TypeReturn, TypeFail}
+		TypeTask, TypeSwitch, TypeSet, TypeWait, TypeReturn, TypeFail, TypeEmail}
 }
 
 // Definition is one flow as deployed: parsed, validated and with every
@@ -49,6 +50,9 @@ type Definition struct {
 	InputOrder []string
 	// Steps run in list order unless a step's next says otherwise.
 	Steps []Step
+	// Triggers start the flow without an API caller: schedules and
+	// webhooks, in the order written.
+	Triggers []Trigger
 	// File is the filename given to Parse.
 	File string
 	// Document is the definition as plain data (maps, lists, strings,
@@ -108,6 +112,7 @@ type Step struct {
 	Wait             *Wait
 	Return           *Return
 	Fail             *Fail
+	Email            *Email
 
 	// secrets are the named secrets the step's expressions read.
 	secrets []string
@@ -141,6 +146,9 @@ type HTTP struct {
 	Auth *HTTPAuth
 	// Retry applies to network errors and 5xx answers.
 	Retry Retry
+	// FailOnStatus makes a final answer outside 2xx (after retries), and
+	// an auth that yields no token, fail the step instead of being data.
+	FailOnStatus bool
 }
 
 // Who an HTTP step's token is for.
@@ -202,6 +210,42 @@ type Task struct {
 	// Next maps an action to the step it leads to; an action not listed
 	// goes on to the step after the task in the list.
 	Next map[string]string
+	// Deadline is the task's due date, reminder, escalation and where it
+	// goes when due; nil when it has none.
+	Deadline *Deadline
+}
+
+// TimeoutAction is the action a task closes with when its due time passes
+// and it has on_due.
+const TimeoutAction = "timeout"
+
+// Deadline is when a task is due and what happens around that time.
+type Deadline struct {
+	// Due is how long after the task opens it is due; DueExpr is set
+	// instead when due is an expression giving a time (or an RFC 3339
+	// string). Both are empty when the task has escalate alone.
+	Due     time.Duration
+	DueExpr *Template
+	// Remind is how long before the due time the assignees are reminded;
+	// 0 for no reminder.
+	Remind time.Duration
+	// Escalate adds assignees after a while without action; nil when
+	// not given.
+	Escalate *Escalation
+	// OnDue is the step the instance goes to when the due time passes
+	// without action (the task closes with TimeoutAction); empty means
+	// a due time only marks the task overdue.
+	OnDue string
+}
+
+// HasDue reports whether the task has a due time.
+func (d *Deadline) HasDue() bool { return d != nil && (d.Due > 0 || d.DueExpr != nil) }
+
+// Escalation adds To as assignees After the task opened without action.
+type Escalation struct {
+	After time.Duration
+	// To are assignees as in Task.Assignees.
+	To []*Template
 }
 
 // Switch goes to the next of the first case whose when is true, else to

@@ -34,6 +34,7 @@ func Parse(data []byte, filename string) (*Definition, error) {
 	d := p.definition(root)
 	p.checkSteps(d)
 	p.compile(d)
+	p.checkScheduleInputs(d)
 	for _, pr := range p.problems {
 		// Problems found before the name was read (a second document)
 		// name the flow too.
@@ -65,6 +66,8 @@ type parser struct {
 	refs []stepRef
 	// servers are the OAuth servers steps name, where they name them.
 	servers []serverUse
+	// scheduleInputs are checked against the input fields once read.
+	scheduleInputs []scheduleInput
 }
 
 type pendingTemplate struct {
@@ -389,7 +392,7 @@ func (p *parser) definition(root *yaml.Node) *Definition {
 		delete(o.byKey, "version")
 		o.keys = slices.DeleteFunc(o.keys, func(s string) bool { return s == "version" })
 	}
-	p.allow(o, at{}, "a flow", "name", "title", "description", "permissions", "input", "steps")
+	p.allow(o, at{}, "a flow", "name", "title", "description", "permissions", "input", "triggers", "steps")
 	if n := o.get("title"); n != nil {
 		d.Title, _ = p.literal(n, at{field: "title"})
 	}
@@ -404,6 +407,9 @@ func (p *parser) definition(root *yaml.Node) *Definition {
 	}
 	if n := o.get("input"); n != nil {
 		d.Input, d.InputOrder = p.fields(n, at{field: "input"})
+	}
+	if n := o.get("triggers"); n != nil {
+		p.triggers(d, yamlnode.Resolve(n))
 	}
 	n := o.get("steps")
 	if n == nil {
@@ -654,7 +660,7 @@ func (p *parser) stepConfig(s *Step, i int, o object, n *yaml.Node, a at, common
 	allow := func(keys ...string) { p.allow(o, a, what, append(common, keys...)...) }
 	switch s.Type {
 	case TypeHTTP:
-		allow("method", "url", "headers", "query", "body", "form", "timeout", "auth", "retry")
+		allow("method", "url", "headers", "query", "body", "form", "timeout", "auth", "retry", "fail_on_status")
 		s.HTTP = p.httpStep(o, n, a)
 	case TypeOAuthServerLogin:
 		allow("server", "scope")
@@ -667,7 +673,7 @@ func (p *parser) stepConfig(s *Step, i int, o object, n *yaml.Node, a at, common
 		s.OAuthRefresh = &OAuthRefresh{Server: p.server(o, n, a),
 			RefreshToken: p.requiredTemplate(o, n, a, "refresh_token", "an expression giving the refresh token, such as ${{ vars.refresh_token }}")}
 	case TypeTask:
-		p.allow(o, a, what, append(common, "next", "title", "assignees", "actions", "form")...)
+		p.allow(o, a, what, append(common, "next", "title", "assignees", "actions", "form", "due", "remind", "escalate", "on_due")...)
 		s.Task = p.task(i, o, n, a)
 	case TypeSwitch:
 		allow("cases", "default")
@@ -681,6 +687,9 @@ func (p *parser) stepConfig(s *Step, i int, o object, n *yaml.Node, a at, common
 	case TypeReturn:
 		allow("status", "headers", "body")
 		s.Return = p.returnStep(o, a)
+	case TypeEmail:
+		allow("to", "cc", "subject", "body", "html")
+		s.Email = p.emailStep(o, n, a)
 	case TypeFail:
 		allow("error")
 		s.Fail = &Fail{Error: p.requiredTemplate(o, n, a, "error", "the message the instance fails with")}

@@ -32,6 +32,15 @@ func checkAssigneeTemplate(t *Template) error {
 // expression may give a string or a list of strings; every result must be
 // user:NAME, role:NAME or client:ID. Duplicates are dropped.
 func (t *Task) ResolveAssignees(env *Env) ([]string, error) {
+	return resolveAssignees(t.Assignees, env)
+}
+
+// Resolve computes the assignees an escalation adds, as ResolveAssignees.
+func (e *Escalation) Resolve(env *Env) ([]string, error) {
+	return resolveAssignees(e.To, env)
+}
+
+func resolveAssignees(templates []*Template, env *Env) ([]string, error) {
 	var out []string
 	add := func(tmpl *Template, v any) error {
 		s, ok := v.(string)
@@ -46,7 +55,7 @@ func (t *Task) ResolveAssignees(env *Env) ([]string, error) {
 		}
 		return nil
 	}
-	for _, tmpl := range t.Assignees {
+	for _, tmpl := range templates {
 		v, err := tmpl.Evaluate(env)
 		if err != nil {
 			return nil, err

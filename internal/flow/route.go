@@ -94,6 +94,40 @@ func (w *Wait) Deadline(start time.Time, env *Env) (time.Time, error) {
 	return time.Time{}, w.Until.fail(fmt.Errorf("want a time, got %s", typeName(v)))
 }
 
+// DueAt returns when a task opened at start is due: start plus due, or the
+// time the due expression gives (a time.Time or an RFC 3339 string). Zero
+// when the task has no due time.
+func (d *Deadline) DueAt(start time.Time, env *Env) (time.Time, error) {
+	switch {
+	case d == nil:
+		return time.Time{}, nil
+	case d.DueExpr != nil:
+		return timeValue(d.DueExpr, env)
+	case d.Due > 0:
+		return start.Add(d.Due).UTC(), nil
+	}
+	return time.Time{}, nil
+}
+
+// timeValue evaluates t to a time: a time.Time or an RFC 3339 string.
+func timeValue(t *Template, env *Env) (time.Time, error) {
+	v, err := t.Evaluate(env)
+	if err != nil {
+		return time.Time{}, err
+	}
+	switch x := v.(type) {
+	case time.Time:
+		return x.UTC(), nil
+	case string:
+		tm, err := time.Parse(time.RFC3339, x)
+		if err != nil {
+			return time.Time{}, t.fail(fmt.Errorf("%q is not an RFC 3339 time", x))
+		}
+		return tm.UTC(), nil
+	}
+	return time.Time{}, t.fail(fmt.Errorf("want a time, got %s", typeName(v)))
+}
+
 // StatusCode returns the return step's HTTP status, evaluating it when it
 // is an expression.
 func (r *Return) StatusCode(env *Env) (int, error) {

@@ -161,6 +161,11 @@ func TestSchemaAgreesWithParser(t *testing.T) {
 		// The flow.
 		{"minimal", "name: demo\nsteps:\n  - {id: end, type: return}\n", true},
 		{"all top-level keys", "name: a.b_c-1\ntitle: Demo\ndescription: x\npermissions: {start: [\"user:alice\", \"role:employee\", \"client:portal\", \"entra:8d2f-x\"]}\ninput:\n  n: {type: integer, required: true, description: d, enum: [1, 2], default: 1}\nsteps:\n  - {id: end, type: return}\n", true},
+		{"triggers", "name: demo\ntriggers:\n  - {schedule: \"0 7 * * MON-FRI\", timezone: Europe/Amsterdam, missed: run_once}\n  - {webhook: gh, secret: \"${{ secrets.gh }}\", signature: github}\n  - {webhook: env, secret: \"${HOOK}\", signature: hmac}\nsteps:\n  - {id: end, type: return}\n", true},
+		{"trigger missed unknown", "name: demo\ntriggers:\n  - {schedule: \"* * * * *\", missed: always}\nsteps:\n  - {id: end, type: return}\n", false},
+		{"webhook literal secret", "name: demo\ntriggers:\n  - {webhook: gh, secret: hunter2hunter2, signature: github}\nsteps:\n  - {id: end, type: return}\n", false},
+		{"task deadlines and email", "name: demo\nsteps:\n  - {id: tell, type: email, to: [\"role:a\", a@example.com], cc: \"user:b\", subject: S, body: B, html: H}\n  - {id: t, type: task, title: T, assignees: [\"role:a\"], actions: [Yes], due: 2d, remind: 1d, escalate: {after: 1d, to: [\"user:b\"]}, on_due: call, next: {Yes: end}}\n  - {id: call, type: http, url: \"https://x.example/\", fail_on_status: true}\n  - {id: end, type: return}\n", true},
+		{"email without subject", "name: demo\nsteps:\n  - {id: tell, type: email, to: a@example.com, body: B}\n", false},
 		{"no name", "steps:\n  - {id: end, type: return}\n", false},
 		{"name upper case", "name: Demo\nsteps:\n  - {id: end, type: return}\n", false},
 		{"name too long", "name: " + strings.Repeat("a", 65) + "\nsteps:\n  - {id: end, type: return}\n", false},

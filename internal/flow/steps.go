@@ -87,6 +87,9 @@ func (p *parser) httpStep(o object, n *yaml.Node, a at) *HTTP {
 	if v := o.get("retry"); v != nil {
 		h.Retry = p.retry(v, a.key("retry"))
 	}
+	if v := o.get("fail_on_status"); v != nil {
+		h.FailOnStatus, _ = p.boolean(v, a.key("fail_on_status"))
+	}
 	return h
 }
 
@@ -263,7 +266,69 @@ func (p *parser) task(i int, o object, n *yaml.Node, a at) *Task {
 			}
 		}
 	}
+	t.Deadline = p.deadline(i, o, a)
 	return t
+}
+
+// deadline reads a task's due, remind, escalate and on_due.
+func (p *parser) deadline(i int, o object, a at) *Deadline {
+	dn, rn, en, on := o.get("due"), o.get("remind"), o.get("escalate"), o.get("on_due")
+	if dn == nil && rn == nil && en == nil && on == nil {
+		return nil
+	}
+	d := &Deadline{}
+	if dn != nil {
+		if dn.Kind == yaml.ScalarNode && strings.Contains(dn.Value, "${{") {
+			d.DueExpr = p.template(dn, a.key("due"), nil)
+		} else {
+			d.Due, _ = p.duration(dn, a.key("due"))
+		}
+	}
+	if rn != nil {
+		if dn == nil {
+			p.errf(o.keyNode("remind"), a.key("remind"), "a reminder is a duration before due; give due too")
+		} else if r, ok := p.duration(rn, a.key("remind")); ok {
+			if d.Due > 0 && r >= d.Due {
+				p.errf(rn, a.key("remind"), "%s before due is at or before the task opens (due is %s)", r, d.Due)
+			}
+			d.Remind = r
+		}
+	}
+	if on != nil {
+		if dn == nil {
+			p.errf(o.keyNode("on_due"), a.key("on_due"), "on_due says where to go when due passes; give due too")
+		} else if id, ok := p.literal(on, a.key("on_due")); ok {
+			d.OnDue = id
+			p.refs = append(p.refs, stepRef{from: i, target: id, n: on, a: a.key("on_due")})
+		}
+	}
+	if en != nil {
+		ea := a.key("escalate")
+		eo, ok := p.mapping(en, ea)
+		if ok {
+			p.allow(eo, ea, "escalate", "after", "to")
+			esc := &Escalation{}
+			if v := eo.get("after"); v != nil {
+				esc.After, _ = p.duration(v, ea.key("after"))
+			} else {
+				p.errf(en, ea.key("after"), "required: how long without action before escalating, such as 2d")
+			}
+			switch v := eo.get("to"); {
+			case v == nil:
+				p.errf(en, ea.key("to"), "required: the assignees to add (user:NAME, role:NAME, client:ID)")
+			case v.Kind != yaml.SequenceNode || len(v.Content) == 0:
+				p.errf(v, ea.key("to"), "want a list of assignees (user:NAME, role:NAME, client:ID)")
+			default:
+				for j, c := range v.Content {
+					if tt := p.template(yamlnode.Resolve(c), ea.key("to").index(j), checkAssigneeTemplate); tt != nil {
+						esc.To = append(esc.To, tt)
+					}
+				}
+			}
+			d.Escalate = esc
+		}
+	}
+	return d
 }
 
 func firstOr(s []string, def string) string {
@@ -489,6 +554,9 @@ func (d *Definition) successors(i int) []string {
 			} else {
 				add(following)
 			}
+		}
+		if s.Task.Deadline != nil {
+			add(s.Task.Deadline.OnDue)
 		}
 	case TypeSwitch:
 		if s.Switch == nil {

@@ -148,6 +148,10 @@ type Task struct {
 	Data      []byte
 	CreatedAt time.Time
 	ActedAt   time.Time
+	// DueAt is when the task is due; zero when it has no due time.
+	DueAt time.Time
+	// Escalated is set once the task's escalation added assignees.
+	Escalated bool
 }
 
 // Wake asks the job queue to resume an instance at a time: a wait step's
@@ -175,6 +179,36 @@ type TaskAct struct {
 	ActedBy string
 	Data    []byte
 	At      time.Time
+}
+
+// TaskEscalation adds assignees to an open task of the instance and marks
+// it escalated, as part of a commit.
+type TaskEscalation struct {
+	Serial int64
+	// Assignees is the task's full list after the escalation.
+	Assignees []string
+}
+
+// ScheduleClaim records that a schedule's time started an instance. The
+// store keeps one claim per (Workflow, Schedule, FireAt): a second is
+// refused, so servers sharing a database start one instance per time.
+type ScheduleClaim struct {
+	Workflow string
+	// Schedule identifies the schedule within its flow (its expression
+	// and zone).
+	Schedule string
+	FireAt   time.Time
+	Version  int
+	// CatchUp marks the instance started for the times missed while no
+	// server ran.
+	CatchUp bool
+}
+
+// ReplayGuard records a webhook signature as used until Until; the same
+// Key presented again before then is refused.
+type ReplayGuard struct {
+	Key   string
+	Until time.Time
 }
 
 // InstanceCommit is everything one step of progress writes, in one
@@ -217,6 +251,17 @@ type InstanceCommit struct {
 	// Idempotency records the key that started the instance
 	// (CreateInstance only), as of the instance's StartedAt.
 	Idempotency *Idempotency
+	// Escalate adds assignees to an open task of the instance;
+	// ErrConflict when it is not one.
+	Escalate *TaskEscalation
+	// ScheduleClaim (CreateInstance only) claims a scheduled time for
+	// the instance; ErrConflict, and nothing written, when it is claimed.
+	ScheduleClaim *ScheduleClaim
+	// Replay (CreateInstance only) records a webhook signature as used;
+	// ErrConflict, and nothing written, when it already is.
+	Replay *ReplayGuard
+	// Mails are queued in the outbox with the commit.
+	Mails []Mail
 }
 
 // InstanceFilter narrows ListInstances. Empty fields match everything.
@@ -303,4 +348,14 @@ type Flows interface {
 
 	// PruneIdempotency forgets keys recorded before cutoff.
 	PruneIdempotency(ctx context.Context, cutoff time.Time) (int64, error)
+
+	// LatestFlowVersions lists the latest version of every flow by name:
+	// Name, Version, Title and DeployedAt, without the source (what a
+	// server checks often to see deploys without reading every definition).
+	LatestFlowVersions(ctx context.Context) ([]FlowVersion, error)
+	// LastScheduleClaim returns the latest time claimed for a schedule
+	// of a flow (ScheduleClaim); zero when none was.
+	LastScheduleClaim(ctx context.Context, workflow, schedule string) (time.Time, error)
+	// PruneReplays forgets webhook signatures whose guard ended before now.
+	PruneReplays(ctx context.Context, now time.Time) (int64, error)
 }

@@ -65,6 +65,7 @@ type Store interface {
 	Federation
 	DataReader
 	SCIMResources
+	Mails
 
 	// Ping reports whether the database answers and its schema is current.
 	Ping(ctx context.Context) error

@@ -164,6 +164,12 @@ type Config struct {
 	// Tracing makes every step a span and every http step's request a
 	// client span carrying traceparent; nil is off.
 	Tracing *tracing.Tracing
+	// Mail turns on the email step and task notices; nil: email is off
+	// (an email step fails saying so).
+	Mail *MailConfig
+	// Getenv reads the server's environment, for webhook secrets written
+	// ${NAME}; os.LookupEnv when nil.
+	Getenv func(name string) (string, bool)
 	// DeclaredServers are the OAuth servers a configuration file
 	// declares, which deploys accept besides those in the store: an admin
 	// command reads the file without writing its servers to the store.
@@ -190,6 +196,8 @@ type Engine struct {
 	publicURL string
 	audit     audit.Recorder
 	declared  []string
+	getenv    func(string) (string, bool)
+	mail      *MailConfig
 	maxSteps  int
 	maxVars   int64
 
@@ -201,6 +209,10 @@ type Engine struct {
 	stopping atomic.Bool
 
 	flows flowCache
+
+	// schedStart is when this engine's schedule loop began: scheduled
+	// times before it that nobody claimed were missed.
+	schedStart time.Time
 
 	// hbDone ends the background loops (every): the heartbeat and the
 	// recovery loop.
@@ -234,6 +246,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		tracing:  cfg.Tracing,
 		audit:    cfg.Audit,
 		declared: cfg.DeclaredServers,
+		getenv:   cfg.Getenv,
+		mail:     cfg.Mail,
 		maxSteps: cfg.MaxSteps,
 		maxVars:  cfg.MaxVars,
 		// A trailing slash would double in every connect link.
@@ -257,6 +271,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if e.now == nil {
 		e.now = time.Now
 	}
+	if e.getenv == nil {
+		e.getenv = os.LookupEnv
+	}
 	if e.maxSteps <= 0 {
 		e.maxSteps = DefaultMaxSteps
 	}
@@ -273,9 +290,11 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 			return nil, fmt.Errorf("flow engine: %w", err)
 		}
 		e.q = cfg.Queue
-		e.runs.Add(2)
+		e.schedStart = e.now()
+		e.runs.Add(3)
 		go e.heartbeat()
 		go e.recoverLoop()
+		go e.scheduleLoop()
 	}
 	return e, nil
 }

@@ -145,6 +145,17 @@ func (r *runner) runHTTP(ctx context.Context, step *flow.Step) error {
 		return r.finish(ctx)
 	}
 	r.st.Retry = nil
+	if st, _ := out["status"].(int); h.FailOnStatus && (st < 200 || st > 299) {
+		// fail_on_status: an answer outside 2xx (4xx, or -1 when auth had
+		// no token) fails the step rather than being data.
+		msg := fmt.Sprintf("the server answered %d (fail_on_status)", st)
+		if st == -1 {
+			msg = fmt.Sprintf("no token could be had (fail_on_status): %v", out["error"])
+		}
+		r.endRecord(i, step, store.StepFailed, out, msg)
+		r.failAt(step.ID, errors.New(msg))
+		return r.finish(ctx)
+	}
 	r.endRecord(i, step, store.StepCompleted, out, "")
 	r.setOutput(step, out)
 	r.inst.CurrentStep = r.def.After(step.ID)

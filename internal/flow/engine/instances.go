@@ -67,19 +67,44 @@ func (e *Engine) StartInstance(ctx context.Context, req StartRequest) (Started, 
 	if !req.Caller.mayStart(def) {
 		return Started{}, fmt.Errorf("%w: %s may not start %s", ErrForbidden, req.Caller.ID, def.Name)
 	}
+	var idem *store.Idempotency
+	if req.IdempotencyKey != "" {
+		idem = &store.Idempotency{Principal: req.Caller.ID, Key: req.IdempotencyKey}
+	}
 	input, err := def.ValidateInput(req.Input)
 	if err != nil {
 		return Started{}, err
 	}
-	r, err := e.newRunner(def, input, req.Caller)
+	return e.start(ctx, def, input, req.Caller, depth, startGuards{idem: idem})
+}
+
+// startGuards are what a start records in the instance's own transaction
+// so that it happens once: an Idempotency-Key, a schedule's claim of its
+// time, a webhook signature.
+type startGuards struct {
+	idem   *store.Idempotency
+	claim  *store.ScheduleClaim
+	replay *store.ReplayGuard
+}
+
+// errGuardTaken: the schedule time or the webhook signature of a start was
+// already taken; nothing was written.
+var errGuardTaken = errors.New("already started")
+
+// start creates the instance with its guards and runs it on this server;
+// the caller has checked who may start it and validated the input.
+func (e *Engine) start(ctx context.Context, def *flow.Definition, input map[string]any, caller Caller, depth int, g startGuards) (Started, error) {
+	r, err := e.newRunner(def, input, caller)
 	if err != nil {
 		return Started{}, err
 	}
 	r.inst.Depth = depth
 	r.parent = trace.SpanContextFromContext(ctx)
-	if req.IdempotencyKey != "" {
-		r.idem = &store.Idempotency{Principal: req.Caller.ID, Key: req.IdempotencyKey, RequestHash: requestHash(def.Name, r.inst.Input)}
+	if g.idem != nil {
+		g.idem.RequestHash = requestHash(def.Name, r.inst.Input)
+		r.idem = g.idem
 	}
+	r.claim, r.replay = g.claim, g.replay
 	r.firstCommit = make(chan struct{})
 	done := make(chan struct{})
 	r.startTracked(done)
@@ -100,6 +125,9 @@ func (e *Engine) StartInstance(ctx context.Context, req StartRequest) (Started, 
 		if errors.Is(r.firstErr, store.ErrIdempotencyMismatch) {
 			return Started{}, r.firstErr
 		}
+		if r.guardTaken {
+			return Started{}, fmt.Errorf("start %s: %w", def.Name, errGuardTaken)
+		}
 		return Started{}, fmt.Errorf("start %s: %w", def.Name, r.firstErr)
 	}
 	return Started{Instance: r.snapshot, done: done}, nil
@@ -114,7 +142,7 @@ func (r *runner) startTracked(done chan struct{}) {
 		defer close(done)
 		err := r.advance(r.e.ctx)
 		r.signalFirst(err)
-		if err != nil && !errors.Is(err, errStop) && r.existing == "" && !errors.Is(err, store.ErrIdempotencyMismatch) {
+		if err != nil && !errors.Is(err, errStop) && r.existing == "" && !r.guardTaken && !errors.Is(err, store.ErrIdempotencyMismatch) {
 			r.e.log.Error("flow engine: run stopped", "instance", r.inst.ID, "workflow", r.inst.Workflow, "err", r.maskText(err.Error()))
 		}
 	}()
@@ -474,6 +502,9 @@ func (e *Engine) resume(ctx context.Context, id string, seq int) error {
 	if err != nil {
 		// Give it back rather than hold it until the lease runs out.
 		return err
+	}
+	if step, ok := r.parkedOnTask(); ok {
+		return r.runDeadline(ctx, step)
 	}
 	if err := r.prepareResume(ctx, seq == 0); err != nil {
 		return err

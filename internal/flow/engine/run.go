@@ -30,6 +30,8 @@ type state struct {
 	// a task), so ending it keeps its start and input without reading
 	// the history back.
 	Parked *parkedState `json:"parked,omitempty"`
+	// Deadline is set while a task with due, remind or escalate waits.
+	Deadline *deadlineState `json:"deadline,omitempty"`
 	// Connect is set while an oauth_user_login step waits for its user.
 	Connect *connectState `json:"connect,omitempty"`
 	// Secrets are the values from secret sources this instance has seen
@@ -92,9 +94,16 @@ type runner struct {
 	pending []store.StepRecord
 	tasks   []*store.Task
 	act     *store.TaskAct
+	esc     *store.TaskEscalation
+	mails   []store.Mail
 	wake    *store.Wake
 	idem    *store.Idempotency
 	cancel  bool
+	// claim and replay guard the first commit (startGuards); guardTaken
+	// is set when either was taken already.
+	claim      *store.ScheduleClaim
+	replay     *store.ReplayGuard
+	guardTaken bool
 
 	// firstCommit is closed after the instance is first written (or the
 	// run fails before that), for callers that answer once it exists.
@@ -251,6 +260,11 @@ func (r *runner) advance(ctx context.Context) error {
 			err = r.runRefresh(sctx, step)
 		case flow.TypeOAuthUserLogin:
 			err = r.runUserLogin(sctx, step)
+		case flow.TypeEmail:
+			err = r.runEmail(sctx, step)
+			if err == nil {
+				n = 0 // it committed
+			}
 		default:
 			err = r.failStep(step, time.Time{}, nil, fmt.Errorf("step type %s is not available in this version of Flowgate", step.Type))
 		}
@@ -497,6 +511,7 @@ func (r *runner) parkedRecord(step *flow.Step, status string, out map[string]any
 		rec.StartedAt, rec.Input = p.StartedAt, p.Input
 	}
 	r.st.Parked = nil
+	r.st.Deadline = nil
 	if out != nil {
 		rec.Output = r.outputJSON(step, out)
 	}
@@ -524,20 +539,30 @@ func (r *runner) runTask(ctx context.Context, step *flow.Step) error {
 			return r.failRecorded(i, step, err)
 		}
 	}
-	r.record(step, store.StepWaiting, 1, start, map[string]any{"title": title, "assignees": assignees, "actions": t.Actions})
-	r.tasks = append(r.tasks, &store.Task{
-		InstanceID: r.inst.ID, Workflow: r.inst.Workflow, StepID: step.ID, Seq: r.inst.Seq,
+	dl, err := newDeadline(t.Deadline, start, &r.env)
+	if err != nil {
+		i := r.record(step, store.StepRunning, 1, start, nil)
+		return r.failRecorded(i, step, err)
+	}
+	input := map[string]any{"title": title, "assignees": assignees, "actions": t.Actions}
+	task := &store.Task{
+		InstanceID: r.inst.ID, Workflow: r.inst.Workflow, StepID: step.ID,
 		Type: store.TaskTypeTask, Title: r.maskText(title), Assignees: assignees, Actions: t.Actions,
 		Form: form, Status: store.TaskOpen, CreatedAt: start,
-	})
-	r.inst.Status = store.StatusWaiting
-	r.inst.Owner = ""
-	r.inst.LeaseUntil = time.Time{}
-	if err := r.commit(ctx); err != nil {
-		return err
 	}
-	r.e.notify(r.inst.ID)
-	return errStop
+	if dl != nil && !dl.DueAt.IsZero() {
+		input["due_at"] = dl.DueAt.Format(time.RFC3339Nano)
+		task.DueAt = dl.DueAt
+	}
+	r.record(step, store.StepWaiting, 1, start, input)
+	task.Seq = r.inst.Seq
+	r.tasks = append(r.tasks, task)
+	r.taskNotice(ctx, store.MailTaskAssigned, assignees, len(r.tasks), 0)
+	if dl != nil {
+		dl.Seq = r.inst.Seq
+		r.st.Deadline = dl
+	}
+	return r.parkOnTask(ctx)
 }
 
 // FormField is a task form field as the API shows it.
@@ -688,15 +713,19 @@ func (r *runner) commit(ctx context.Context) error {
 		Steps:       r.pending,
 		NewTasks:    r.tasks,
 		Act:         r.act,
+		Escalate:    r.esc,
+		Mails:       r.mails,
 		Wake:        r.wake,
 		CancelTasks: r.cancel,
 	}
 	if !r.created {
-		c.Idempotency = r.idem
+		c.Idempotency, c.ScheduleClaim, c.Replay = r.idem, r.claim, r.replay
 		existing, err := r.e.st.CreateInstance(ctx, c)
 		if err != nil {
 			if errors.Is(err, store.ErrConflict) && existing != "" {
 				r.existing = existing
+			} else if errors.Is(err, store.ErrConflict) && (r.claim != nil || r.replay != nil) {
+				r.guardTaken = true
 			}
 			return err
 		}
@@ -713,7 +742,7 @@ func (r *runner) commit(ctx context.Context) error {
 		}
 	}
 	r.countCommitted(c)
-	r.pending, r.tasks, r.act, r.wake, r.idem, r.cancel = nil, nil, nil, nil, nil, false
+	r.pending, r.tasks, r.act, r.esc, r.mails, r.wake, r.idem, r.cancel = nil, nil, nil, nil, nil, nil, nil, false
 	if !r.firstDone {
 		// What StartInstance answers with, without reading back what was
 		// just written; State is the engine's own.

@@ -14,6 +14,9 @@ type Store interface {
 	store.Flows
 	ServerLookup
 	GetNamedSecret(ctx context.Context, name string) ([]byte, error)
+	// GetUser and ListUsers resolve email recipients.
+	GetUser(ctx context.Context, username string) (store.User, error)
+	ListUsers(ctx context.Context, p store.Page) ([]store.User, string, error)
 	Backend() string
 }
 

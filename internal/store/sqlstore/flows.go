@@ -39,7 +39,7 @@ const (
 	// taskInsertCols are the columns a new task is written with; the
 	// store assigns serial.
 	taskInsertCols = `instance_id, workflow, step_id, seq, type, title, assignees, actions, form,
-		connect_url, status, action, acted_by, data, created_at, acted_at`
+		connect_url, status, action, acted_by, data, created_at, acted_at, due_at, escalated`
 	taskCols = `serial, ` + taskInsertCols
 
 	// stepBatch is how many step records the prebuilt upserts carry at
@@ -113,7 +113,7 @@ func buildFlowQueries(rebind func(string) string) flowQueries {
 			ORDER BY wake_at LIMIT ?`),
 
 		insertTask: rebind(`INSERT INTO tasks (` + taskInsertCols + `)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING serial`),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING serial`),
 		actTask: rebind(`UPDATE tasks SET status = 'done', action = ?, acted_by = ?, data = ?, acted_at = ?
 			WHERE serial = ? AND instance_id = ? AND status = 'open'`),
 		cancelTasks: rebind(`UPDATE tasks SET status = 'cancelled' WHERE instance_id = ? AND status = 'open'`),
@@ -357,6 +357,9 @@ func (s *Store) CreateInstance(ctx context.Context, c store.InstanceCommit) (str
 				k.Key, k.Principal, existing, store.ErrConflict)
 		}
 	}
+	if err := s.insertGuards(ctx, tx, &c); err != nil {
+		return "", fmt.Errorf("create instance %q: %w", in.ID, err)
+	}
 	if _, err := txExec(ctx, tx, s.insertInstanceStmt, q.insertInstance,
 		in.ID, in.Workflow, in.Version, in.Status, in.StartedBy,
 		docOr(in.Starter, "{}"), docOr(in.Input, "{}"), docOr(in.Vars, "{}"), nullText(in.Output),
@@ -435,6 +438,11 @@ func (s *Store) applyCommit(ctx context.Context, tx *sql.Tx, c *store.InstanceCo
 	if err := s.upsertSteps(ctx, tx, id, c.Steps, p.at); err != nil {
 		return nil, err
 	}
+	if e := c.Escalate; e != nil {
+		if err := s.escalateTask(ctx, tx, id, e); err != nil {
+			return nil, err
+		}
+	}
 	if a := c.Act; a != nil {
 		res, err := tx.ExecContext(ctx, q.actTask, a.Action, a.ActedBy, nullText(a.Data), micros(nowOr(a.At, p.at)),
 			a.Serial, id)
@@ -460,6 +468,11 @@ func (s *Store) applyCommit(ctx context.Context, tx *sql.Tx, c *store.InstanceCo
 			if serials[i], err = s.insertTask(ctx, tx, c, t, p.at); err != nil {
 				return nil, err
 			}
+		}
+	}
+	if len(c.Mails) > 0 {
+		if err := s.insertMails(ctx, tx, c, serials, p.at); err != nil {
+			return nil, err
 		}
 	}
 	if w := c.Wake; w != nil {
@@ -553,7 +566,7 @@ func (s *Store) insertTask(ctx context.Context, tx *sql.Tx, c *store.InstanceCom
 	if err := tx.QueryRowContext(ctx, s.q.flows.insertTask,
 		c.Instance.ID, workflow, t.StepID, t.Seq, t.Type, t.Title, l[0], l[1], nullText(t.Form),
 		t.ConnectURL, status, t.Action, t.ActedBy, nullText(t.Data), micros(nowOr(t.CreatedAt, at)),
-		nullMicros(t.ActedAt)).Scan(&serial); err != nil {
+		nullMicros(t.ActedAt), nullMicros(t.DueAt), t.Escalated).Scan(&serial); err != nil {
 		return 0, fmt.Errorf("create task of step %q: %w", t.StepID, err)
 	}
 	if len(t.Assignees) == 0 {
@@ -883,10 +896,11 @@ func scanTask(sc scanner) (store.Task, error) {
 		t                  store.Task
 		assignees, actions string
 		created            int64
-		acted              sql.NullInt64
+		acted, due         sql.NullInt64
 	)
 	if err := sc.Scan(&t.Serial, &t.InstanceID, &t.Workflow, &t.StepID, &t.Seq, &t.Type, &t.Title, &assignees,
-		&actions, &t.Form, &t.ConnectURL, &t.Status, &t.Action, &t.ActedBy, &t.Data, &created, &acted); err != nil {
+		&actions, &t.Form, &t.ConnectURL, &t.Status, &t.Action, &t.ActedBy, &t.Data, &created, &acted,
+		&due, &t.Escalated); err != nil {
 		return store.Task{}, err
 	}
 	var err error
@@ -896,7 +910,7 @@ func scanTask(sc scanner) (store.Task, error) {
 	if t.Actions, err = decodeList(actions); err != nil {
 		return store.Task{}, fmt.Errorf("task %d actions: %w", t.Serial, err)
 	}
-	t.CreatedAt, t.ActedAt = fromMicros(created), fromNullMicros(acted)
+	t.CreatedAt, t.ActedAt, t.DueAt = fromMicros(created), fromNullMicros(acted), fromNullMicros(due)
 	return t, nil
 }
 
@@ -919,4 +933,115 @@ func txExec(ctx context.Context, tx *sql.Tx, stmt *sql.Stmt, query string, args 
 		return tx.StmtContext(ctx, stmt).ExecContext(ctx, args...)
 	}
 	return tx.ExecContext(ctx, query, args...)
+}
+
+// insertGuards writes a new instance's schedule claim and replay guard;
+// ErrConflict when either is taken. ON CONFLICT DO NOTHING rather than a
+// unique violation, which on PostgreSQL would abort the transaction.
+func (s *Store) insertGuards(ctx context.Context, tx *sql.Tx, c *store.InstanceCommit) error {
+	if sc := c.ScheduleClaim; sc != nil {
+		res, err := tx.ExecContext(ctx, s.q.rebind(`INSERT INTO schedule_claims (workflow, schedule, fire_at, version, instance_id, claimed_at, catch_up)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (workflow, schedule, fire_at) DO NOTHING`),
+			sc.Workflow, sc.Schedule, micros(sc.FireAt), sc.Version, c.Instance.ID, micros(now()), sc.CatchUp)
+		if err != nil {
+			return fmt.Errorf("schedule claim: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("schedule claim: %w", err)
+		} else if n == 0 {
+			return fmt.Errorf("schedule %q of %s at %s already started an instance: %w",
+				sc.Schedule, sc.Workflow, sc.FireAt.UTC().Format(time.RFC3339), store.ErrConflict)
+		}
+	}
+	if r := c.Replay; r != nil {
+		// An expired guard no longer counts, whether or not it was pruned.
+		if _, err := tx.ExecContext(ctx, s.q.rebind(`DELETE FROM webhook_replays WHERE key = ? AND expires_at < ?`),
+			r.Key, micros(now())); err != nil {
+			return fmt.Errorf("replay guard: %w", err)
+		}
+		res, err := tx.ExecContext(ctx, s.q.rebind(`INSERT INTO webhook_replays (key, expires_at) VALUES (?, ?)
+			ON CONFLICT (key) DO NOTHING`), r.Key, micros(r.Until))
+		if err != nil {
+			return fmt.Errorf("replay guard: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return fmt.Errorf("replay guard: %w", err)
+		} else if n == 0 {
+			return fmt.Errorf("replayed webhook signature: %w", store.ErrConflict)
+		}
+	}
+	return nil
+}
+
+// escalateTask replaces an open task's assignees and marks it escalated.
+func (s *Store) escalateTask(ctx context.Context, tx *sql.Tx, id string, e *store.TaskEscalation) error {
+	l, err := encodeLists([]string{"assignees"}, e.Assignees)
+	if err != nil {
+		return fmt.Errorf("escalate task %d: %w", e.Serial, err)
+	}
+	res, err := tx.ExecContext(ctx, s.q.rebind(`UPDATE tasks SET assignees = ?, escalated = ?
+		WHERE serial = ? AND instance_id = ? AND status = 'open'`), l[0], true, e.Serial, id)
+	if err != nil {
+		return fmt.Errorf("escalate task %d: %w", e.Serial, err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return fmt.Errorf("escalate task %d: %w", e.Serial, err)
+	} else if n == 0 {
+		return fmt.Errorf("escalate task %d: not an open task of the instance: %w", e.Serial, store.ErrConflict)
+	}
+	for _, a := range e.Assignees {
+		if _, err := tx.ExecContext(ctx, s.q.rebind(`INSERT INTO task_assignees (assignee, serial) VALUES (?, ?)
+			ON CONFLICT DO NOTHING`), a, e.Serial); err != nil {
+			return fmt.Errorf("escalate task %d: assignees: %w", e.Serial, err)
+		}
+	}
+	return nil
+}
+
+// LastScheduleClaim returns the latest claimed time of a schedule.
+func (s *Store) LastScheduleClaim(ctx context.Context, workflow, schedule string) (time.Time, error) {
+	var last sql.NullInt64
+	if err := s.read.QueryRowContext(ctx, s.q.rebind(`SELECT MAX(fire_at) FROM schedule_claims WHERE workflow = ? AND schedule = ?`),
+		workflow, schedule).Scan(&last); err != nil {
+		return time.Time{}, fmt.Errorf("last schedule claim of %s: %w", workflow, err)
+	}
+	return fromNullMicros(last), nil
+}
+
+// PruneReplays deletes webhook signatures whose guard has ended.
+func (s *Store) PruneReplays(ctx context.Context, at time.Time) (int64, error) {
+	res, err := s.write.ExecContext(ctx, s.q.rebind(`DELETE FROM webhook_replays WHERE expires_at < ?`), micros(at))
+	if err != nil {
+		return 0, fmt.Errorf("prune webhook replays: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return 0, fmt.Errorf("prune webhook replays: %w", err)
+	}
+	return n, nil
+}
+
+// LatestFlowVersions lists the latest version of every flow, without
+// sources.
+func (s *Store) LatestFlowVersions(ctx context.Context) ([]store.FlowVersion, error) {
+	rows, err := s.read.QueryContext(ctx, `SELECT f.name, f.version, f.title, f.deployed_at FROM flow_versions f
+		WHERE f.version = (SELECT MAX(l.version) FROM flow_versions l WHERE l.name = f.name) ORDER BY f.name`)
+	if err != nil {
+		return nil, fmt.Errorf("latest flow versions: %w", err)
+	}
+	defer rows.Close()
+	var out []store.FlowVersion
+	for rows.Next() {
+		var v store.FlowVersion
+		var deployed int64
+		if err := rows.Scan(&v.Name, &v.Version, &v.Title, &deployed); err != nil {
+			return nil, fmt.Errorf("latest flow versions: %w", err)
+		}
+		v.DeployedAt = fromMicros(deployed)
+		out = append(out, v)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("latest flow versions: %w", err)
+	}
+	return out, nil
 }

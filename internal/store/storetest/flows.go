@@ -46,6 +46,10 @@ func runFlowsConformance(t *testing.T, newStore func(t *testing.T) store.Store) 
 		{"OverdueWakes", testOverdueWakes},
 		{"WakeFailureRollsBack", testWakeFailureRollsBack},
 		{"WakeWithoutScheduler", testWakeWithoutScheduler},
+		{"TaskDeadlineAndEscalation", testTaskDeadlineAndEscalation},
+		{"ScheduleClaims", testScheduleClaims},
+		{"WebhookReplays", testWebhookReplays},
+		{"MailOutbox", testMailOutbox},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
