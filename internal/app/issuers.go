@@ -40,7 +40,7 @@ func (s *Server) newValidator(ctx context.Context, policy *egress.Policy) (*reso
 			return c.Roles, err
 		},
 	}
-	v, err := resource.NewValidator(ctx, own, nil, resource.Options{Logger: s.Logger, HTTPClient: policy.Client(10 * time.Second)})
+	v, err := resource.NewValidator(ctx, own, nil, resource.Options{Logger: s.Logger, HTTPClient: policy.Client(10 * time.Second), DPoP: s.auth.DPoP()})
 	if err != nil {
 		return nil, err
 	}

@@ -66,6 +66,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/credential"
+	"github.com/flowgate/flowgate/internal/dpop"
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/keyring"
 	"github.com/flowgate/flowgate/internal/pagestyle"
@@ -137,6 +138,7 @@ type Server struct {
 	limits   *throttle.Throttle
 	clients  *clientCache
 	remote   *remoteJWKS
+	dpop     *dpop.Verifier
 	now      func() time.Time
 	// handler is op's, serving provider.
 	handler http.Handler
@@ -190,6 +192,12 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		secure: strings.HasPrefix(o.Issuer, "https://"),
 		pages:  pg, limits: throttle.New(o.Store, throttle.Options{}), clients: newClientCache(o.Store), remote: newRemoteJWKS(o.HTTPClient),
 		now: time.Now,
+	}
+	s.dpop = &dpop.Verifier{JTIs: o.Store, Now: func() time.Time { return s.now() }}
+	if a.DPoPNonce {
+		// Every server derives the same nonce key from the key ring, so a
+		// nonce from one is good at all.
+		s.dpop.Nonces = dpop.NewNonces([]byte(o.Ring.MAC("dpop-nonce-key", nil)), s.dpop.Now)
 	}
 	// No CORS: the endpoints answer as they always did.
 	s.handler = op.RegisterServer(&provider{s: s}, opEndpoints(), op.WithServerCORSOptions(nil), op.WithDecoder(newFormDecoder()), op.WithEncoder(issEncoder{enc: oidc.NewEncoder(), issuer: o.Issuer}))
@@ -261,6 +269,7 @@ type Metadata struct {
 	ClaimsSupported                   []string `json:"claims_supported"`
 	PromptValuesSupported             []string `json:"prompt_values_supported"`
 	AuthorizationResponseIssParameter bool     `json:"authorization_response_iss_parameter_supported"`
+	DPoPSigningAlgValuesSupported     []string `json:"dpop_signing_alg_values_supported"`
 }
 
 func (s *Server) metadata() Metadata {
@@ -288,6 +297,7 @@ func (s *Server) metadata() Metadata {
 		ClaimsSupported:                   []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "amr", "azp", "name", "email", "email_verified", "preferred_username"},
 		PromptValuesSupported:             []string{"none", "login", "consent"},
 		AuthorizationResponseIssParameter: true,
+		DPoPSigningAlgValuesSupported:     dpop.AlgNames(),
 	}
 }
 

@@ -23,6 +23,7 @@ type Store interface {
 	store.Sessions
 	store.Consents
 	store.AssertionJTIs
+	store.DPoPJTIs
 	store.SignInFailures
 }
 

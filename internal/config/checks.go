@@ -284,3 +284,28 @@ func checkPublicKeyPEM(s string) error {
 	}
 	return nil
 }
+
+// checkOrigin accepts a browser origin as browsers send it: http or https,
+// a host, an optional port, nothing else ("*" is not an origin: browser
+// clients are named one by one).
+func checkOrigin(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.HasSuffix(s, "/") {
+		return fmt.Errorf("%q is not an origin: want scheme://host[:port], e.g. https://app.example.com", s)
+	}
+	if s != strings.ToLower(u.Scheme)+"://"+strings.ToLower(u.Host) {
+		return fmt.Errorf("%q: write the origin in lower case, as browsers send it", s)
+	}
+	return nil
+}
+
+// checkResource accepts a resource indicator (RFC 8707 §2): an absolute
+// URI without a fragment.
+func checkResource(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Fragment != "" || strings.Contains(s, "#") {
+		return fmt.Errorf("%q is not a resource: want an absolute URI without a fragment, e.g. https://api.example.com", s)
+	}
+	return nil
+}

@@ -96,6 +96,10 @@ type Auth struct {
 	ShowDetailedErrors bool          `yaml:"show_detailed_errors"`
 	AuditLog           bool          `yaml:"audit_log"`
 	LogoffRedirectURL  string        `yaml:"logoff_redirect_url,omitempty"`
+	// DPoPNonce makes every DPoP proof carry a nonce the server handed
+	// out (the DPoP-Nonce header), which bounds how long a proof made
+	// ahead of time is good for.
+	DPoPNonce bool `yaml:"dpop_nonce"`
 }
 
 // Session configures the login session cookie.
@@ -140,6 +144,12 @@ type Client struct {
 	Consent string   `yaml:"consent"`
 	DPoP    bool     `yaml:"dpop"`
 	Roles   []string `yaml:"roles,omitempty"`
+	// AllowedOrigins are the browser origins (scheme://host[:port]) that
+	// get CORS answers, for single-page apps.
+	AllowedOrigins []string `yaml:"allowed_origins,omitempty"`
+	// Audiences are the resources (RFC 8707) besides the public URL this
+	// client may ask tokens for with the resource parameter.
+	Audiences []string `yaml:"audiences,omitempty"`
 }
 
 // TrustedIssuer is an external issuer whose access tokens Flowgate's APIs

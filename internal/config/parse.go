@@ -143,6 +143,7 @@ func (d *decoder) auth(n *yaml.Node, path string, a *Auth) {
 		"show_detailed_errors": d.boolean(&a.ShowDetailedErrors),
 		"audit_log":            d.boolean(&a.AuditLog),
 		"logoff_redirect_url":  d.str(&a.LogoffRedirectURL, checkLocalOrHTTPURL),
+		"dpop_nonce":           d.boolean(&a.DPoPNonce),
 	})
 }
 
@@ -227,6 +228,8 @@ func (d *decoder) client(item *yaml.Node, p string) (Client, *yaml.Node) {
 		"consent":                    d.str(&c.Consent),
 		"dpop":                       d.boolean(&c.DPoP),
 		"roles":                      d.texts(&c.Roles),
+		"allowed_origins":            d.texts(&c.AllowedOrigins),
+		"audiences":                  d.texts(&c.Audiences),
 	})
 	// A key source left empty is none: "private_key_jwt needs one of
 	// jwks, …" is about the entry, so it points there.
