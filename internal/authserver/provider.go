@@ -557,6 +557,13 @@ func (p *provider) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.Aut
 // error (with iss, RFC 9207).
 func (p *provider) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
 	target := p.s.authorize(ctx, storeClient(r.Client), r.Data, r.Form)
+	if strings.HasPrefix(target, formPostMarker) {
+		exchangeOf(ctx).page = func(w http.ResponseWriter) {
+			w.Header().Set("Cache-Control", "no-store")
+			writeFormPost(w, target)
+		}
+		return op.NewRedirect("/"), nil
+	}
 	red := op.NewRedirect(target)
 	red.Header.Set("Cache-Control", "no-store")
 	return red, nil

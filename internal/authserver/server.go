@@ -57,7 +57,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -242,6 +241,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	// The provider's pages are the ones every user sees first, so the
 	// stylesheet they share with the work portal is served with them.
 	mux.HandleFunc("GET "+pagestyle.Path, pagestyle.Serve)
+	mux.HandleFunc("GET "+PathFormPostScript, serveFormPostScript)
 }
 
 // Metadata is the discovery document (OpenID Connect Discovery 1.0 and
@@ -285,7 +285,7 @@ func (s *Server) metadata() Metadata {
 		EndSessionEndpoint:                s.issuer + PathEndSession,
 		ScopesSupported:                   []string{"openid", "profile", "email", "offline_access"},
 		ResponseTypesSupported:            []string{"code"},
-		ResponseModesSupported:            []string{"query"},
+		ResponseModesSupported:            []string{modeQuery, modeFragment, modeFormPost},
 		GrantTypesSupported:               []string{string(oidc.GrantTypeCode), string(oidc.GrantTypeClientCredentials), string(oidc.GrantTypeRefreshToken)},
 		SubjectTypesSupported:             []string{"public"},
 		IDTokenSigningAlgValuesSupported:  []string{"RS256"},
@@ -399,27 +399,3 @@ func parseForm(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// errorURL is a registered redirect URI carrying an OAuth error (and iss,
-// RFC 9207).
-func errorURL(redirectURI, state, issuer, code, desc string) string {
-	u, err := url.Parse(redirectURI)
-	if err != nil {
-		return redirectURI
-	}
-	q := u.Query()
-	q.Set("error", code)
-	if desc != "" {
-		q.Set("error_description", desc)
-	}
-	if state != "" {
-		q.Set("state", state)
-	}
-	q.Set("iss", issuer)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// redirectError sends an OAuth error to a registered redirect URI.
-func redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state, issuer, code, desc string) {
-	redirect(w, r, errorURL(redirectURI, state, issuer, code, desc))
-}
