@@ -120,9 +120,17 @@ const ops = {
     return tokenResult(t);
   },
   async resource(c) {
-    const res = await client.fetchProtectedResource(config, c.access_token, new URL(c.url), c.method || 'GET', undefined,
-      undefined, { DPoP: await dpopHandle(c.dpop) });
-    return { ok: true, status: res.status, body: await res.text(), www_authenticate: res.headers.get('www-authenticate') };
+    let res;
+    try {
+      res = await client.fetchProtectedResource(config, c.access_token, new URL(c.url), c.method || 'GET', undefined,
+        undefined, { DPoP: await dpopHandle(c.dpop) });
+    } catch (err) {
+      // A refusal with a challenge (after openid-client's own nonce retry)
+      // is an answer, not a failure of the driver.
+      if (!err.response) throw err;
+      res = err.response;
+    }
+    return { ok: true, status: res.status, body: await res.text().catch(() => ''), www_authenticate: res.headers.get('www-authenticate') };
   },
   async raw(c) {
     const headers = new Headers(c.headers || {});
