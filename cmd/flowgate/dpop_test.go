@@ -412,3 +412,62 @@ func TestResponseModesWithOpenIDClient(t *testing.T) {
 		t.Fatalf("unsupported response_mode: %s", pu)
 	}
 }
+
+// CORS: an origin a client lists gets answers (preflight included) on the
+// provider's endpoints and the APIs, never with credentials or "*"; any
+// other origin gets no CORS headers.
+func TestCORSForBrowserClients(t *testing.T) {
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "flowgate.yaml")
+	conf := strings.Replace(protocolConfig(""), "    dpop: true\n  - id: web", "    dpop: true\n    allowed_origins: [\"http://127.0.0.1:9000\"]\n  - id: web", 1)
+	if err := os.WriteFile(cfg, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, dir, nil, "--config", cfg)
+
+	do := func(method, path, origin string, hdr map[string]string) *http.Response {
+		t.Helper()
+		req, _ := http.NewRequest(method, s.base+path, nil)
+		if origin != "" {
+			req.Header.Set("Origin", origin)
+		}
+		for k, v := range hdr {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	preflight := map[string]string{"Access-Control-Request-Method": "POST", "Access-Control-Request-Headers": "authorization, dpop"}
+	for _, path := range []string{"/.well-known/openid-configuration", "/oauth2/jwks", "/oauth2/token", "/oauth2/revoke", "/oauth2/userinfo", "/api/v1/me", "/api/v1/workflows"} {
+		r := do(http.MethodOptions, path, "http://127.0.0.1:9000", preflight)
+		if r.StatusCode != 204 || r.Header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:9000" ||
+			!strings.Contains(r.Header.Get("Access-Control-Allow-Headers"), "DPoP") || r.Header.Get("Access-Control-Allow-Credentials") != "" {
+			t.Fatalf("preflight %s from a listed origin: %d %v", path, r.StatusCode, r.Header)
+		}
+		r = do(http.MethodOptions, path, "http://127.0.0.1:9001", preflight)
+		if r.StatusCode != 403 || r.Header.Get("Access-Control-Allow-Origin") != "" {
+			t.Fatalf("preflight %s from an unlisted origin: %d %v", path, r.StatusCode, r.Header)
+		}
+	}
+	r := do(http.MethodGet, "/.well-known/openid-configuration", "http://127.0.0.1:9000", nil)
+	if r.StatusCode != 200 || r.Header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:9000" || !strings.Contains(r.Header.Get("Vary"), "Origin") {
+		t.Fatalf("discovery from a listed origin: %d %v", r.StatusCode, r.Header)
+	}
+	r = do(http.MethodGet, "/api/v1/me", "http://127.0.0.1:9000", nil)
+	if r.StatusCode != 401 || r.Header.Get("Access-Control-Allow-Origin") != "http://127.0.0.1:9000" ||
+		!strings.Contains(r.Header.Get("Access-Control-Expose-Headers"), "WWW-Authenticate") {
+		t.Fatalf("API from a listed origin: %d %v", r.StatusCode, r.Header)
+	}
+	r = do(http.MethodGet, "/.well-known/openid-configuration", "http://127.0.0.1:9001", nil)
+	if r.StatusCode != 200 || r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("discovery from an unlisted origin: %d %v", r.StatusCode, r.Header)
+	}
+	// Pages are not for other origins.
+	if r := do(http.MethodOptions, "/login", "http://127.0.0.1:9000", preflight); r.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("preflight /login: %d %v", r.StatusCode, r.Header)
+	}
+}

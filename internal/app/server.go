@@ -95,6 +95,7 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 		PublicURL: cfg.Server.PublicURL, Auditor: s.Audit, Engine: s.engine, Vault: tokens,
 		ShowDetailedErrors: cfg.Auth.ShowDetailedErrors, HTTPClient: policy.Client(10 * time.Second)})
 	s.auth.Register(s.http.Mux())
+	s.http.SetCORS(server.CORS{Paths: authserver.CORSPaths(), Prefixes: []string{"/api/v1/"}, Allowed: s.auth.AllowedOrigin})
 	s.api.Register(s.http.Mux())
 	pages, err := web.New(web.Options{Sessions: s.auth, Engine: s.engine, Vault: tokens, States: s.Store, Users: s.Store, Logger: logger})
 	if err != nil {

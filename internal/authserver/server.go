@@ -138,6 +138,7 @@ type Server struct {
 	clients  *clientCache
 	remote   *remoteJWKS
 	dpop     *dpop.Verifier
+	origins  *origins
 	now      func() time.Time
 	// handler is op's, serving provider.
 	handler http.Handler
@@ -190,7 +191,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		issuer: o.Issuer, tokenURL: o.Issuer + PathToken,
 		secure: strings.HasPrefix(o.Issuer, "https://"),
 		pages:  pg, limits: throttle.New(o.Store, throttle.Options{}), clients: newClientCache(o.Store), remote: newRemoteJWKS(o.HTTPClient),
-		now: time.Now,
+		now: time.Now, origins: &origins{st: o.Store},
 	}
 	s.dpop = &dpop.Verifier{JTIs: o.Store, Now: func() time.Time { return s.now() }}
 	if a.DPoPNonce {

@@ -30,4 +30,7 @@ type Store interface {
 // ClientReader reads a client by id; store.ErrNotFound when there is none.
 type ClientReader interface {
 	GetClient(ctx context.Context, id string) (store.Client, error)
+	// ListClients pages through clients (for the CORS origins of browser
+	// clients).
+	ListClients(ctx context.Context, p store.Page) ([]store.Client, string, error)
 }

@@ -32,6 +32,7 @@ type Server struct {
 	metrics  *httpMetrics
 	checks   []ReadinessCheck
 	http     *http.Server
+	cors     *CORS
 }
 
 // ReadinessCheck is one thing /readyz reports on. A check that fails with
@@ -82,7 +83,12 @@ func (s *Server) AddReadinessCheck(c ReadinessCheck) { s.checks = append(s.check
 // Handler is the whole server with its middleware, for tests and for
 // Serve.
 func (s *Server) Handler() http.Handler {
-	return s.observe(s.mux)
+	return s.observe(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cors.handle(w, r) {
+			return
+		}
+		s.mux.ServeHTTP(w, r)
+	}))
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
