@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
+	"os"
 	"net/url"
 	"strconv"
 	"strings"
@@ -308,4 +310,27 @@ func checkResource(s string) error {
 		return fmt.Errorf("%q is not a resource: want an absolute URI without a fragment, e.g. https://api.example.com", s)
 	}
 	return nil
+}
+
+// checkProxy accepts a trusted proxy: a CIDR or a single IP address.
+func checkProxy(s string) error {
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return nil
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return nil
+	}
+	return fmt.Errorf("%q is not a CIDR or an IP address (e.g. 10.0.0.0/8 or 192.0.2.10)", s)
+}
+
+// checkReadableFile accepts a file that can be opened now.
+func checkReadableFile(s string) error {
+	if s == "" {
+		return nil
+	}
+	f, err := os.Open(s)
+	if err != nil {
+		return fmt.Errorf("cannot be read: %w", err)
+	}
+	return f.Close()
 }

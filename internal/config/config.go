@@ -75,7 +75,22 @@ type Server struct {
 	// PublicURL is the issuer and the base of every absolute link; it has
 	// no trailing slash.
 	PublicURL string `yaml:"public_url"`
+	// TrustedProxies are the CIDRs (or single addresses) of reverse
+	// proxies whose X-Forwarded-For and X-Forwarded-Proto are believed.
+	TrustedProxies []string `yaml:"trusted_proxies,omitempty"`
+	// TLS, when both files are set, makes Flowgate serve HTTPS itself.
+	TLS TLS `yaml:"tls"`
 }
+
+// TLS names the certificate (PEM, the chain leaf first) and private key
+// files; both are re-read when they change.
+type TLS struct {
+	CertFile string `yaml:"cert_file,omitempty"`
+	KeyFile  string `yaml:"key_file,omitempty"`
+}
+
+// Enabled reports whether HTTPS is configured.
+func (t TLS) Enabled() bool { return t.CertFile != "" && t.KeyFile != "" }
 
 // Secrets locates the key that encrypts secrets at rest.
 type Secrets struct {
@@ -343,6 +358,9 @@ func pick(flag, flagName, env, envName string) (string, string) {
 func finalize(c *Config, publicURLSet bool) {
 	if !publicURLSet {
 		c.Server.PublicURL = publicURLFromAddr(c.Server.Addr)
+		if c.Server.TLS.Enabled() {
+			c.Server.PublicURL = "https://" + strings.TrimPrefix(c.Server.PublicURL, "http://")
+		}
 	}
 	for i := range c.OAuthServers {
 		if c.OAuthServers[i].RedirectURI == "" {

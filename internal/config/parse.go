@@ -122,6 +122,16 @@ func (d *decoder) server(n *yaml.Node, path string, s *Server) (publicURLSet boo
 			}
 			s.PublicURL, publicURLSet = u, true
 		},
+		"trusted_proxies": d.strs(&s.TrustedProxies, checkProxy),
+		"tls": func(v *yaml.Node, p string) {
+			d.object(v, p, map[string]setter{
+				"cert_file": d.str(&s.TLS.CertFile, checkReadableFile),
+				"key_file":  d.str(&s.TLS.KeyFile, checkReadableFile),
+			})
+			if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
+				d.fail(v, p, errors.New("needs both cert_file and key_file"))
+			}
+		},
 	})
 	return publicURLSet
 }
