@@ -72,8 +72,17 @@ func NewServer(ctx context.Context, cfg *config.Config, logger *slog.Logger, lis
 // before the first request.
 func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 	cfg, logger := s.Config, s.Logger
+	proxies, err := server.ParseProxies(cfg.Server.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	s.http.SetTrustedProxies(proxies)
+	if t := cfg.Server.TLS; t.Enabled() {
+		if err := s.http.SetTLS(t.CertFile, t.KeyFile); err != nil {
+			return err
+		}
+	}
 	s.Audit = s.newAuditWriter()
-	var err error
 	s.auth, err = authserver.New(ctx, authserver.Options{
 		Issuer: cfg.Server.PublicURL, Store: s.Store, Ring: s.Ring, Hasher: s.Hasher,
 		Auth: cfg.Auth, Logger: logger, Auditor: s.Audit, HTTPClient: policy.Client(10 * time.Second),
