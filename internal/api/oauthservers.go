@@ -34,6 +34,7 @@ type oauthServerJSON struct {
 	UsePrompt             bool              `json:"use_prompt"`
 	UsePKCE               bool              `json:"use_pkce"`
 	RedirectURI           string            `json:"redirect_uri"`
+	DPoP                  bool              `json:"dpop"`
 	Source                string            `json:"source"`
 	CreatedAt             string            `json:"created_at"`
 	UpdatedAt             string            `json:"updated_at"`
@@ -45,7 +46,7 @@ func toOAuthServerJSON(o store.OAuthServer) oauthServerJSON {
 		TokenEndpoint: o.TokenEndpoint, RefreshEndpoint: o.RefreshEndpoint, RevocationEndpoint: o.RevocationEndpoint,
 		ClientID: o.ClientID, ClientSecretSet: o.ClientSecret != "", ClientAuth: o.ClientAuth,
 		PrivateKeyFile: o.PrivateKeyFile, KeyID: o.KeyID, Scopes: nonNil(o.Scopes), Params: nonNilMap(o.Params),
-		UsePrompt: o.UsePrompt, UsePKCE: o.UsePKCE, RedirectURI: o.RedirectURI, Source: o.Source,
+		UsePrompt: o.UsePrompt, UsePKCE: o.UsePKCE, RedirectURI: o.RedirectURI, DPoP: o.DPoP, Source: o.Source,
 		CreatedAt: timeString(o.CreatedAt), UpdatedAt: timeString(o.UpdatedAt),
 	}
 }
@@ -70,6 +71,7 @@ type oauthServerRequest struct {
 	UsePrompt             *bool             `json:"use_prompt"`
 	UsePKCE               *bool             `json:"use_pkce"`
 	RedirectURI           string            `json:"redirect_uri"`
+	DPoP                  bool              `json:"dpop"`
 	// Output-only fields a GET answer carries; accepted and ignored so
 	// that an answer can be edited and PUT back.
 	ClientSecretSet *bool  `json:"client_secret_set"`
@@ -96,7 +98,7 @@ func (a *API) validOAuthServer(w http.ResponseWriter, in oauthServerRequest, sec
 		ClientID: in.ClientID, ClientSecret: secret, ClientAuth: in.ClientAuth, PrivateKeyFile: in.PrivateKeyFile,
 		KeyID: in.KeyID, Scopes: slices.Clone(in.Scopes), Params: maps.Clone(in.Params),
 		UsePrompt: in.UsePrompt == nil || *in.UsePrompt, UsePKCE: in.UsePKCE == nil || *in.UsePKCE,
-		RedirectURI: in.RedirectURI,
+		RedirectURI: in.RedirectURI, DPoP: in.DPoP,
 	}
 	if err := c.Validate(); err != nil {
 		fieldErrors(w, err)
@@ -115,7 +117,7 @@ func oauthServerFromConfig(c config.OAuthServer, source string) store.OAuthServe
 		TokenEndpoint: c.TokenEndpoint, RefreshEndpoint: c.RefreshEndpoint, RevocationEndpoint: c.RevocationEndpoint,
 		ClientID: c.ClientID, ClientSecret: c.ClientSecret, ClientAuth: c.ClientAuth, PrivateKeyFile: c.PrivateKeyFile,
 		KeyID: c.KeyID, Scopes: slices.Clone(c.Scopes), Params: maps.Clone(c.Params),
-		UsePrompt: c.UsePrompt, UsePKCE: c.UsePKCE, RedirectURI: c.RedirectURI, Source: source,
+		UsePrompt: c.UsePrompt, UsePKCE: c.UsePKCE, RedirectURI: c.RedirectURI, DPoP: c.DPoP, Source: source,
 	}
 }
 
@@ -253,7 +255,15 @@ func (a *API) testOAuthServer(w http.ResponseWriter, r *http.Request) {
 		}
 		writeJSON(w, http.StatusOK, res)
 	}
-	c, err := connectors.New(o, connectors.Options{HTTPClient: a.client})
+	opts := connectors.Options{HTTPClient: a.client}
+	if o.DPoP {
+		var err error
+		if opts.DPoPKey, err = connectors.LoadDPoPKey(r.Context(), a.st, o.Name); err != nil {
+			fail(err)
+			return
+		}
+	}
+	c, err := connectors.New(o, opts)
 	if err != nil {
 		fail(err)
 		return

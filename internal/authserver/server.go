@@ -399,4 +399,3 @@ func parseForm(w http.ResponseWriter, r *http.Request) error {
 	}
 	return nil
 }
-

@@ -10,8 +10,8 @@ import (
 	"net"
 	"net/mail"
 	"net/netip"
-	"os"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 

@@ -210,6 +210,9 @@ type OAuthServer struct {
 	UsePKCE bool `yaml:"use_pkce"`
 	// RedirectURI defaults to the public URL + /oauth-callback.
 	RedirectURI string `yaml:"redirect_uri"`
+	// DPoP sends DPoP proofs (RFC 9449) made with a key Flowgate keeps
+	// for this server on token requests and on http steps using its tokens.
+	DPoP bool `yaml:"dpop"`
 }
 
 // IdentityProvider is an upstream OpenID provider users can sign in with

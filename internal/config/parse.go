@@ -350,6 +350,7 @@ func (d *decoder) oauthServers(n *yaml.Node, path string) []OAuthServer {
 			"scopes":                 d.texts(&s.Scopes),
 			"params":                 d.strMap(&s.Params, nil),
 			"use_prompt":             d.boolean(&s.UsePrompt),
+			"dpop":                   d.boolean(&s.DPoP),
 			"use_pkce":               d.boolean(&s.UsePKCE),
 			"redirect_uri":           d.str(&s.RedirectURI),
 		})

@@ -149,8 +149,8 @@ type claims struct {
 	HTM   string   `json:"htm"`
 	HTU   string   `json:"htu"`
 	IAT   *float64 `json:"iat"`
-	ATH   string   `json:"ath"`
-	Nonce string   `json:"nonce"`
+	ATH   string   `json:"ath,omitempty"`
+	Nonce string   `json:"nonce,omitempty"`
 }
 
 // Request is what a proof must match.

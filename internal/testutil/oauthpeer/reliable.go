@@ -62,6 +62,9 @@ func (p *Peer) tryStart(node, dir string, timeout time.Duration) error {
 	if p.opts.RedirectURI != "" {
 		env = append(env, "REDIRECT_URI="+p.opts.RedirectURI)
 	}
+	if p.opts.DPoPNonce {
+		env = append(env, "DPOP_NONCE=1")
+	}
 	cmd.Env = env
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

@@ -9,6 +9,9 @@
 -- the extra resources a client may ask tokens for (JSON lists).
 -- auth_requests.response_mode / resource, auth_codes.resource: how the
 -- authorization response is delivered, and the resources asked for.
+-- oauth_servers.dpop: send DPoP proofs to that server; its key, one per
+-- server shared by every Flowgate server, sealed, in oauth_server_dpop_keys
+-- (created on first use, kept while the server entry exists).
 
 -- +goose Up
 CREATE TABLE dpop_jtis (
@@ -24,8 +27,16 @@ ALTER TABLE clients ADD COLUMN audiences TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE auth_requests ADD COLUMN response_mode TEXT NOT NULL DEFAULT '';
 ALTER TABLE auth_requests ADD COLUMN resource TEXT NOT NULL DEFAULT '[]';
 ALTER TABLE auth_codes ADD COLUMN resource TEXT NOT NULL DEFAULT '[]';
+ALTER TABLE oauth_servers ADD COLUMN dpop BOOLEAN NOT NULL DEFAULT FALSE;
+CREATE TABLE oauth_server_dpop_keys (
+    server     TEXT    NOT NULL PRIMARY KEY REFERENCES oauth_servers (name) ON DELETE CASCADE,
+    sealed     BYTEA    NOT NULL,
+    created_at BIGINT NOT NULL
+);
 
 -- +goose Down
+DROP TABLE oauth_server_dpop_keys;
+ALTER TABLE oauth_servers DROP COLUMN dpop;
 ALTER TABLE auth_codes DROP COLUMN resource;
 ALTER TABLE auth_requests DROP COLUMN resource;
 ALTER TABLE auth_requests DROP COLUMN response_mode;
