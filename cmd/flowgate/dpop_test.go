@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/flowgate/flowgate/internal/testutil/pgtest"
 	"github.com/flowgate/flowgate/internal/testutil/rpclient"
 )
 
@@ -470,4 +471,46 @@ func TestCORSForBrowserClients(t *testing.T) {
 	if r := do(http.MethodOptions, "/login", "http://127.0.0.1:9000", preflight); r.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatalf("preflight /login: %d %v", r.StatusCode, r.Header)
 	}
+}
+
+// Two servers on one PostgreSQL database: a DPoP proof accepted by one is
+// refused by the other (the replay table is shared), a nonce handed out by
+// one is good at the other, and a token endpoint proof made for the public
+// URL is accepted by both.
+func TestDPoPReplayAcrossServers(t *testing.T) {
+	dsn := pgtest.DSN(t)
+	env := []string{"FLOWGATE_SECRET_KEY=MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=", "FLOWGATE_DATABASE=" + dsn}
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "flowgate.yaml")
+	if err := os.WriteFile(cfg, []byte(protocolConfig("  dpop_nonce: true\n")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// One public URL for both, as behind a load balancer: proofs name it.
+	addrA := freeAddr(t)
+	public := "http://" + addrA
+	a := startServeAt(t, dir, addrA, env, "--config", cfg, "--public-url", public)
+	b := startServe(t, dir, env, "--config", cfg, "--public-url", public)
+	rp := rpclient.Start(t)
+	tokenURL := public + "/oauth2/token"
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("svc:"+protoSvcSecret))
+	hdr := map[string]string{"Authorization": basic, "Content-Type": "application/x-www-form-urlencoded"}
+	post := func(base string, p map[string]any, replay bool) map[string]any {
+		cmd := map[string]any{"op": "raw", "url": base + "/oauth2/token", "method": "POST", "headers": hdr, "body": "grant_type=client_credentials"}
+		if replay {
+			cmd["replay"] = true
+		} else {
+			cmd["proof"] = p
+		}
+		return rp.MustDo(t, cmd)
+	}
+	r := post(a.base, map[string]any{"key": "a", "htm": "POST", "htu": tokenURL}, false)
+	nonce, _ := r["dpop_nonce"].(string)
+	wantRefused(t, "server A without a nonce", r, 400, "use_dpop_nonce")
+	// A's nonce, used at B.
+	r = post(b.base, map[string]any{"key": "a", "htm": "POST", "htu": tokenURL, "nonce": nonce}, false)
+	if r["status"] != 200.0 {
+		t.Fatalf("server B with server A's nonce: %v", r)
+	}
+	// The same proof again, at A.
+	wantRefused(t, "proof accepted by B, replayed to A", post(a.base, nil, true), 400, "invalid_dpop_proof")
 }
