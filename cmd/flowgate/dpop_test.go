@@ -247,6 +247,19 @@ func TestDPoPWithOpenIDClient(t *testing.T) {
 		if r["status"] != 200.0 || !strings.Contains(r["body"].(string), `"user:alice"`) {
 			t.Fatalf("/api/v1/me with DPoP: %v", r)
 		}
+		// userinfo takes the bound token with the DPoP scheme, not as Bearer.
+		if u := rp.MustDo(t, map[string]any{"op": "userinfo", "access_token": at, "sub": "alice", "dpop": "a"}); u["sub"] != "alice" {
+			t.Fatalf("userinfo with DPoP: %v", u)
+		}
+		r = rp.MustDo(t, map[string]any{"op": "raw", "url": s.base + "/oauth2/userinfo", "method": "GET", "headers": map[string]string{"Authorization": "Bearer " + at}})
+		if r["status"] != 401.0 || !strings.Contains(r["www_authenticate"].(string), "invalid_token") {
+			t.Fatalf("userinfo with the bound token as Bearer: %v", r)
+		}
+		r = rp.MustDo(t, map[string]any{"op": "raw", "url": s.base + "/oauth2/userinfo", "method": "GET", "headers": map[string]string{"Authorization": "DPoP " + at},
+			"proof": map[string]any{"key": "b", "htm": "GET", "htu": s.base + "/oauth2/userinfo", "ath_of": at}})
+		if r["status"] != 401.0 || !strings.Contains(r["www_authenticate"].(string), "invalid_dpop_proof") {
+			t.Fatalf("userinfo with another key's proof: %v", r)
+		}
 		// The refresh token is bound to key a: another key and no key are
 		// refused, and the token stays usable with key a.
 		v := rp.Do(t, map[string]any{"op": "refresh", "refresh_token": rt, "dpop": "b"})

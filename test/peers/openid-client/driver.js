@@ -11,6 +11,7 @@
 //             the query) | form {action, fields} (a form_post), dpop?
 //   refresh   refresh_token, dpop?
 //   resource  url, access_token, dpop?, method?  (fetchProtectedResource)
+//   userinfo  access_token, sub, dpop?           (fetchUserInfo)
 //   raw       url, method, headers, body?, proof? {key, htm, htu, iat_offset,
 //             jti, ath_of, nonce, typ}; proof made with jose; replay: true
 //             sends the last proof again
@@ -118,6 +119,10 @@ const ops = {
   async refresh(c) {
     const t = await client.refreshTokenGrant(config, c.refresh_token, undefined, { DPoP: await dpopHandle(c.dpop) });
     return tokenResult(t);
+  },
+  async userinfo(c) {
+    const u = await client.fetchUserInfo(config, c.access_token, c.sub, { DPoP: await dpopHandle(c.dpop) });
+    return { ok: true, sub: u.sub };
   },
   async resource(c) {
     let res;
