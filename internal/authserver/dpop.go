@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strings"
 
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
@@ -18,9 +19,22 @@ import (
 type binding struct {
 	// jkt is the thumbprint of the proof's key; "" without a proof.
 	jkt string
-	// aud is the token's audience: the resources asked for, else the
-	// issuer.
+	// aud is the token's audience: the resources asked for; empty means
+	// Flowgate's own URL.
 	aud []string
+}
+
+// detail is what the audit record of a token adds about its binding and
+// audience (the key's thumbprint is public; it names which key).
+func (b binding) detail() string {
+	var d string
+	if b.jkt != "" {
+		d += "; DPoP-bound to " + b.jkt
+	}
+	if len(b.aud) > 0 {
+		d += "; for " + truncate(strings.Join(b.aud, " "), 200)
+	}
+	return d
 }
 
 // DPoP is the proof checker the APIs share with the token endpoint: the
@@ -80,14 +94,12 @@ func (s *Server) dpopError(err error) error {
 
 // resources checks resource indicators against what the client may ask
 // for (the issuer and its registered audiences) and, when allowed is not
-// nil, against allowed. None asked: the request's default, allowed or the
-// issuer.
+// nil, against allowed. None asked: allowed (nil: Flowgate's own URL).
 func (s *Server) resources(c *store.Client, asked, allowed []string) ([]string, error) {
 	if len(asked) == 0 {
-		if len(allowed) > 0 {
-			return allowed, nil
-		}
-		return []string{s.issuer}, nil
+		// The authorization request's resources, else none: the token
+		// is for Flowgate itself (mintAccess).
+		return allowed, nil
 	}
 	var out []string
 	for _, r := range asked {

@@ -176,7 +176,7 @@ func (s *Server) clientCredentials(ctx context.Context, c *store.Client, request
 	if err != nil {
 		return nil, err
 	}
-	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: string(oidc.GrantTypeClientCredentials)})
+	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: string(oidc.GrantTypeClientCredentials) + b.detail()})
 	return &tokenResponse{AccessToken: at, TokenType: tokenType(b.jkt), ExpiresIn: int64(s.opts.Auth.AccessTokenTTL / time.Second), Scope: strings.Join(scopes, " ")}, nil
 }
 
@@ -237,7 +237,7 @@ func (s *Server) codeExchange(ctx context.Context, c *store.Client, req *oidc.Ac
 	if err != nil {
 		return nil, err
 	}
-	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, User: user.Username, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: string(oidc.GrantTypeCode)})
+	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, User: user.Username, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: string(oidc.GrantTypeCode) + b.detail()})
 	return resp, nil
 }
 
