@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/flowgate/flowgate/internal/testutil/browser"
@@ -204,5 +205,40 @@ func TestFormPostSubmitsInBrowser(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		loc, _ := chromedp.Run(ctx, chromedp.Location())
 		t.Fatalf("the form_post page did not submit itself (browser at %s)", loc)
+	}
+
+	// Without JavaScript the page stays, readable and accessible, and its
+	// button sends the response.
+	nojs := browser.New(t)
+	if _, err := chromedp.Call(nojs, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+		t.Fatal(err)
+	}
+	u = rp.MustDo(t, map[string]any{"op": "authurl", "redirect_uri": cb, "scope": "openid", "response_mode": "form_post"})
+	if err := chromedp.Do(nojs,
+		chromedp.Navigate(u["url"].(string)),
+		chromedp.WaitVisible(chromedp.CSS("#username")),
+		chromedp.SendKeys(chromedp.CSS("#username"), "alice"),
+		chromedp.SendKeys(chromedp.CSS("#password"), protoAlicePassword),
+		chromedp.Click(chromedp.CSS(`button[type=submit]`)),
+		chromedp.WaitVisible(chromedp.CSS("#response button")),
+	); err != nil {
+		t.Fatalf("form_post page without JavaScript: %v", err)
+	}
+	select {
+	case <-got:
+		t.Fatal("the form_post page submitted itself with JavaScript off")
+	case <-time.After(500 * time.Millisecond):
+	}
+	if _, err := chromedp.Call(nojs, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: false}); err != nil {
+		t.Fatal(err)
+	}
+	browser.CheckPage(t, nojs, "form-post")
+	if err := chromedp.Do(nojs, chromedp.Click(chromedp.CSS("#response button"))); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-got:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the form_post page's button sent nothing")
 	}
 }
