@@ -24,6 +24,7 @@ func CheckClient(c *store.Client) error {
 		ID: c.ID, Name: c.Name, RedirectURIs: c.RedirectURIs, PostLogoutRedirectURIs: c.PostLogoutRedirectURIs,
 		GrantTypes: c.GrantTypes, Scopes: c.Scopes, TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
 		JWKS: c.JWKS, JWKSURI: c.JWKSURI, PublicKeyPEM: c.PublicKeyPEM, Consent: c.Consent, DPoP: c.DPoP, Roles: c.Roles,
+		AllowedOrigins: c.AllowedOrigins, Audiences: c.Audiences,
 	}.WithDefaults()
 	c.TokenEndpointAuthMethod, c.GrantTypes, c.Consent = cc.TokenEndpointAuthMethod, cc.GrantTypes, cc.Consent
 	if NeedsSecret(cc.TokenEndpointAuthMethod) {
@@ -72,6 +73,6 @@ func OAuthServerFromConfig(c config.OAuthServer, source string) store.OAuthServe
 		TokenEndpoint: c.TokenEndpoint, RefreshEndpoint: c.RefreshEndpoint, RevocationEndpoint: c.RevocationEndpoint,
 		ClientID: c.ClientID, ClientSecret: c.ClientSecret, ClientAuth: c.ClientAuth, PrivateKeyFile: c.PrivateKeyFile,
 		KeyID: c.KeyID, Scopes: slices.Clone(c.Scopes), Params: maps.Clone(c.Params),
-		UsePrompt: c.UsePrompt, UsePKCE: c.UsePKCE, RedirectURI: c.RedirectURI, Source: source,
+		UsePrompt: c.UsePrompt, UsePKCE: c.UsePKCE, RedirectURI: c.RedirectURI, DPoP: c.DPoP, Source: source,
 	}
 }

@@ -125,14 +125,15 @@ type OAuthServerProbe struct {
 	ErrCode       string
 }
 
-// ProbeOAuthServer runs the client credentials grant against the server,
+// ProbeOAuthServer runs the client credentials grant against the server
+// (with a DPoP proof made with the server's key from keys when it asks for DPoP),
 // with its default scopes, and reports the outcome; the token obtained is
 // dropped, never shown or kept. The request goes through
 // connectors.Client, as every token request of the flows does, built from
 // the entry as given rather than the vault's cache, which may hold the
 // entry as it was before an edit: a test right after a change tests what
 // was changed.
-func ProbeOAuthServer(ctx context.Context, client *http.Client, o store.OAuthServer) OAuthServerProbe {
+func ProbeOAuthServer(ctx context.Context, client *http.Client, keys connectors.DPoPKeys, o store.OAuthServer) OAuthServerProbe {
 	var res OAuthServerProbe
 	fail := func(err error) OAuthServerProbe {
 		res.Err, res.ErrKind = err.Error(), connectors.KindOf(err).String()
@@ -142,7 +143,15 @@ func ProbeOAuthServer(ctx context.Context, client *http.Client, o store.OAuthSer
 		}
 		return res
 	}
-	c, err := connectors.New(o, connectors.Options{HTTPClient: client})
+	opts := connectors.Options{HTTPClient: client}
+	if o.DPoP {
+		// The server's own key, so the test proves what flows will send.
+		var err error
+		if opts.DPoPKey, err = connectors.LoadDPoPKey(ctx, keys, o.Name); err != nil {
+			return fail(err)
+		}
+	}
+	c, err := connectors.New(o, opts)
 	if err != nil {
 		return fail(err)
 	}

@@ -28,6 +28,8 @@ type clientJSON struct {
 	Consent                 string          `json:"consent"`
 	DPoP                    bool            `json:"dpop"`
 	Roles                   []string        `json:"roles"`
+	AllowedOrigins          []string        `json:"allowed_origins"`
+	Audiences               []string        `json:"audiences"`
 	SecretSet               bool            `json:"client_secret_set"`
 	ClientSecret            string          `json:"client_secret,omitempty"`
 	CreatedAt               string          `json:"created_at"`
@@ -44,6 +46,7 @@ func toClientJSON(c store.Client) clientJSON {
 		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
 		JWKSURI:                 c.JWKSURI, PublicKeyPEM: c.PublicKeyPEM,
 		Consent: c.Consent, DPoP: c.DPoP, Roles: nonNil(c.Roles),
+		AllowedOrigins: nonNil(c.AllowedOrigins), Audiences: nonNil(c.Audiences),
 		SecretSet: c.SecretHash != "",
 		CreatedAt: timeString(c.CreatedAt), UpdatedAt: timeString(c.UpdatedAt),
 	}
@@ -70,6 +73,8 @@ type clientRequest struct {
 	Consent                 *string          `json:"consent"`
 	DPoP                    *bool            `json:"dpop"`
 	Roles                   *[]string        `json:"roles"`
+	AllowedOrigins          *[]string        `json:"allowed_origins"`
+	Audiences               *[]string        `json:"audiences"`
 }
 
 // jwksText accepts the key set as a JSON object or as a string of JSON
@@ -122,6 +127,8 @@ func applyClient(w http.ResponseWriter, req clientRequest, c *store.Client) bool
 	set(&c.PublicKeyPEM, req.PublicKeyPEM)
 	set(&c.Consent, req.Consent)
 	setList(&c.Roles, req.Roles)
+	setList(&c.AllowedOrigins, req.AllowedOrigins)
+	setList(&c.Audiences, req.Audiences)
 	if req.DPoP != nil {
 		c.DPoP = *req.DPoP
 	}

@@ -32,6 +32,7 @@ type oauthServerJSON struct {
 	UsePrompt             bool              `json:"use_prompt"`
 	UsePKCE               bool              `json:"use_pkce"`
 	RedirectURI           string            `json:"redirect_uri"`
+	DPoP                  bool              `json:"dpop"`
 	Source                string            `json:"source"`
 	CreatedAt             string            `json:"created_at"`
 	UpdatedAt             string            `json:"updated_at"`
@@ -43,7 +44,7 @@ func toOAuthServerJSON(o store.OAuthServer) oauthServerJSON {
 		TokenEndpoint: o.TokenEndpoint, RefreshEndpoint: o.RefreshEndpoint, RevocationEndpoint: o.RevocationEndpoint,
 		ClientID: o.ClientID, ClientSecretSet: o.ClientSecret != "", ClientAuth: o.ClientAuth,
 		PrivateKeyFile: o.PrivateKeyFile, KeyID: o.KeyID, Scopes: nonNil(o.Scopes), Params: nonNilMap(o.Params),
-		UsePrompt: o.UsePrompt, UsePKCE: o.UsePKCE, RedirectURI: o.RedirectURI, Source: o.Source,
+		UsePrompt: o.UsePrompt, UsePKCE: o.UsePKCE, RedirectURI: o.RedirectURI, DPoP: o.DPoP, Source: o.Source,
 		CreatedAt: timeString(o.CreatedAt), UpdatedAt: timeString(o.UpdatedAt),
 	}
 }
@@ -68,6 +69,7 @@ type oauthServerRequest struct {
 	UsePrompt             *bool             `json:"use_prompt"`
 	UsePKCE               *bool             `json:"use_pkce"`
 	RedirectURI           string            `json:"redirect_uri"`
+	DPoP                  bool              `json:"dpop"`
 	// Output-only fields a GET answer carries; accepted and ignored so
 	// that an answer can be edited and PUT back.
 	ClientSecretSet *bool  `json:"client_secret_set"`
@@ -94,7 +96,7 @@ func (a *API) validOAuthServer(w http.ResponseWriter, in oauthServerRequest, sec
 		ClientID: in.ClientID, ClientSecret: secret, ClientAuth: in.ClientAuth, PrivateKeyFile: in.PrivateKeyFile,
 		KeyID: in.KeyID, Scopes: slices.Clone(in.Scopes), Params: maps.Clone(in.Params),
 		UsePrompt: in.UsePrompt == nil || *in.UsePrompt, UsePKCE: in.UsePKCE == nil || *in.UsePKCE,
-		RedirectURI: in.RedirectURI,
+		RedirectURI: in.RedirectURI, DPoP: in.DPoP,
 	}
 	o, err := admin.CheckOAuthServer(c, a.publicURL, store.SourceAPI)
 	if err != nil {
@@ -229,7 +231,7 @@ func (a *API) testOAuthServer(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), 20*time.Second)
 	defer cancel()
-	p := admin.ProbeOAuthServer(ctx, a.client, o)
+	p := admin.ProbeOAuthServer(ctx, a.client, a.st, o)
 	res := oauthServerTest{OK: p.OK, TokenEndpoint: p.TokenEndpoint, Error: p.Err, ErrorKind: p.ErrKind, ErrorCode: p.ErrCode}
 	if p.OK {
 		res.TokenType, res.ExpiresIn = p.TokenType, p.ExpiresIn

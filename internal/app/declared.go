@@ -129,6 +129,7 @@ func (a *App) applyClient(ctx context.Context, c config.Client) error {
 		TokenEndpointAuthMethod: c.TokenEndpointAuthMethod,
 		JWKS:                    c.JWKS, JWKSURI: c.JWKSURI, PublicKeyPEM: c.PublicKeyPEM,
 		Consent: c.Consent, DPoP: c.DPoP, Roles: slices.Clone(c.Roles),
+		AllowedOrigins: slices.Clone(c.AllowedOrigins), Audiences: slices.Clone(c.Audiences),
 		CreatedAt: cur.CreatedAt, UpdatedAt: now,
 	}
 	if c.Secret != "" {

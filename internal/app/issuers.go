@@ -40,7 +40,7 @@ func (s *Server) newValidator(ctx context.Context, policy *egress.Policy) (*reso
 			return c.Roles, err
 		},
 	}
-	opts := resource.Options{Logger: s.Logger, HTTPClient: policy.Client(10 * time.Second)}
+	opts := resource.Options{Logger: s.Logger, HTTPClient: policy.Client(10 * time.Second), DPoP: s.auth.DPoP()}
 	if fed := s.federation; fed != nil {
 		opts.LinkedUser = func(ctx context.Context, iss string, c resource.LinkClaims) (string, error) {
 			return fed.LinkedUser(ctx, iss, c.Sub, c.OID)

@@ -89,10 +89,17 @@ func NewServer(ctx context.Context, cfg *config.Config, logger *slog.Logger, lis
 // before the first request.
 func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 	cfg, logger := s.Config, s.Logger
+	proxies, err := server.ParseProxies(cfg.Server.TrustedProxies)
+	if err != nil {
+		return err
+	}
+	s.http.SetTrustedProxies(proxies)
+	if t := cfg.Server.TLS; t.Enabled() {
+		if err := s.http.SetTLS(t.CertFile, t.KeyFile); err != nil {
+			return err
+		}
+	}
 	s.Audit = s.newAuditWriter()
-	// Traces go out only when the standard OTEL_ variables name an
-	// endpoint; the exporter reads the rest of them itself.
-	var err error
 	if len(cfg.IdentityProviders) > 0 {
 		s.federation, err = federation.New(ctx, federation.Options{Providers: cfg.IdentityProviders, PublicURL: cfg.Server.PublicURL,
 			Store: s.Store, HTTPClient: policy.Client(10 * time.Second), Auditor: s.Audit, Logger: logger})
@@ -100,6 +107,8 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 			return err
 		}
 	}
+	// Traces go out only when the standard OTEL_ variables name an
+	// endpoint; the exporter reads the rest of them itself.
 	if s.tracing, err = tracing.New(ctx, os.Getenv, buildinfo.Read().Version); err != nil {
 		return err
 	}
@@ -145,6 +154,7 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 		PublicURL: cfg.Server.PublicURL, Auditor: s.Audit, Engine: s.engine, Vault: tokens,
 		ShowDetailedErrors: cfg.Auth.ShowDetailedErrors, HTTPClient: policy.Client(10 * time.Second)})
 	s.auth.Register(s.http.Mux())
+	s.http.SetCORS(server.CORS{Paths: authserver.CORSPaths(), Prefixes: []string{"/api/v1/"}, Allowed: s.auth.AllowedOrigin})
 	s.api.Register(s.http.Mux())
 	pages, err := web.New(web.Options{Sessions: s.auth, Engine: s.engine, Vault: tokens, States: s.Store, Users: s.Store, Logger: logger,
 		Operations: web.Operations{Flows: s.engine, Store: s.Store, Switches: s.api, RotateKey: s.rotateKey},

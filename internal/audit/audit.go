@@ -323,10 +323,10 @@ func clean(s string, max int) string {
 // The address is r.RemoteAddr, the peer of the TCP connection. Headers such
 // as X-Forwarded-For and Forwarded are deliberately not read: any client can
 // send them, so trusting them by default would let an attacker write any
-// address into the audit log and hide where an attack comes from. A
-// deployment behind a reverse proxy should rewrite r.RemoteAddr from the
-// proxy's header in a middleware that checks the connection comes from that
-// proxy; FromRequest then reports the rewritten address.
+// address into the audit log and hide where an attack comes from. Behind a
+// reverse proxy listed in server.trusted_proxies, the server's middleware
+// has already rewritten r.RemoteAddr from that proxy's X-Forwarded-For
+// (internal/server), so FromRequest reports the client's address.
 func FromRequest(r *http.Request) (remoteAddr, userAgent string) {
 	remoteAddr = r.RemoteAddr
 	if host, _, err := net.SplitHostPort(remoteAddr); err == nil {

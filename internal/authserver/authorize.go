@@ -49,9 +49,16 @@ func (s *Server) verifyAuthRequest(ctx context.Context, d *oidc.AuthRequest) (st
 // dropped scopes it does not know. It returns where to send the browser.
 func (s *Server) authorize(ctx context.Context, client *store.Client, d *oidc.AuthRequest, q url.Values) string {
 	redirectURI, state := d.RedirectURI, d.State
+	mode := q.Get("response_mode")
+	if !responseModeOK(mode) {
+		mode = "" // the refusal itself goes back the default way
+	}
 	fail := func(code, desc string) string {
 		s.audit(ctx, nil, store.AuditEvent{Event: audit.AuthorizeFailure, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: code + ": " + desc})
-		return errorURL(redirectURI, state, s.issuer, code, desc)
+		return s.errorResponse(redirectURI, mode, state, code, desc)
+	}
+	if !responseModeOK(q.Get("response_mode")) {
+		return fail("invalid_request", "response_mode must be query, fragment or form_post")
 	}
 	if q.Get("response_type") != "code" {
 		return fail("unsupported_response_type", "only response_type=code is supported")
@@ -89,6 +96,12 @@ func (s *Server) authorize(ctx context.Context, client *store.Client, d *oidc.Au
 	if slices.Contains(prompt, "none") && len(prompt) > 1 {
 		return fail("invalid_request", "prompt=none cannot be combined")
 	}
+	resources := q["resource"]
+	for _, r := range resources {
+		if err := s.checkResource(client, r); err != nil {
+			return fail("invalid_target", "resource "+strconv.Quote(truncate(r, 128))+" is not registered for this client")
+		}
+	}
 	maxAge := int64(-1)
 	if v := q.Get("max_age"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -102,6 +115,7 @@ func (s *Server) authorize(ctx context.Context, client *store.Client, d *oidc.Au
 		ID: randomToken(24), ClientID: client.ID, RedirectURI: redirectURI, Scopes: scopes, State: state,
 		Nonce: d.Nonce, ResponseType: "code", CodeChallenge: challenge, CodeChallengeMethod: method,
 		Prompt: prompt, MaxAge: maxAge, LoginHint: truncate(d.LoginHint, 128), CreatedAt: now, ExpiresAt: now.Add(authRequestTTL),
+		ResponseMode: mode, Resource: resources,
 	}
 	if err := s.st.CreateAuthRequest(ctx, req); err != nil {
 		s.logger.Error("authorize: storing request", "err", err)
@@ -131,18 +145,18 @@ func (s *Server) afterLogin(ctx context.Context, req *store.AuthRequest, client 
 	user, err := s.st.GetUser(ctx, req.User)
 	if err != nil || user.Disabled {
 		_ = s.st.DeleteAuthRequest(ctx, req.ID)
-		return errorURL(req.RedirectURI, req.State, s.issuer, "access_denied", "the user cannot sign in")
+		return s.errorTo(req, "access_denied", "the user cannot sign in")
 	}
 	if client.Consent != "admin" {
 		granted, err := s.st.GetConsent(ctx, req.User, client.ID)
 		if err != nil {
-			return errorURL(req.RedirectURI, req.State, s.issuer, "server_error", "")
+			return s.errorTo(req, "server_error", "")
 		}
 		missing := slices.ContainsFunc(req.Scopes, func(sc string) bool { return !slices.Contains(granted, sc) })
 		if missing || slices.Contains(req.Prompt, "consent") {
 			if slices.Contains(req.Prompt, "none") {
 				_ = s.st.DeleteAuthRequest(ctx, req.ID)
-				return errorURL(req.RedirectURI, req.State, s.issuer, "consent_required", "the user has not consented")
+				return s.errorTo(req, "consent_required", "the user has not consented")
 			}
 			return PathConsent + "?request=" + url.QueryEscape(req.ID)
 		}
@@ -160,27 +174,46 @@ func (s *Server) issueCode(ctx context.Context, req *store.AuthRequest) string {
 		Hash: hashToken(code), ClientID: req.ClientID, RedirectURI: req.RedirectURI, User: req.User, Scopes: req.Scopes,
 		Nonce: req.Nonce, CodeChallenge: req.CodeChallenge, CodeChallengeMethod: req.CodeChallengeMethod,
 		AuthTime: req.AuthTime, AMR: req.AMR, AccessJTI: familyJTI(family), FamilyID: family,
-		CreatedAt: now, ExpiresAt: now.Add(codeTTL),
+		Resource: req.Resource, CreatedAt: now, ExpiresAt: now.Add(codeTTL),
 	})
 	if err != nil {
 		s.logger.Error("authorize: storing code", "err", err)
-		return errorURL(req.RedirectURI, req.State, s.issuer, "server_error", "")
+		return s.errorTo(req, "server_error", "")
 	}
 	_ = s.st.DeleteAuthRequest(ctx, req.ID)
-	u, _ := url.Parse(req.RedirectURI)
-	q := u.Query()
-	q.Set("code", code)
+	params := url.Values{"code": {code}, "iss": {s.issuer}}
 	if req.State != "" {
-		q.Set("state", req.State)
+		params.Set("state", req.State)
 	}
-	q.Set("iss", s.issuer)
-	u.RawQuery = q.Encode()
-	return u.String()
+	return authResponse(req.RedirectURI, req.ResponseMode, params)
 }
 
-// redirect sends the browser on with a 302.
+// errorResponse is an OAuth error (with iss, RFC 9207) going back to a
+// registered redirect URI in the response mode asked for.
+func (s *Server) errorResponse(redirectURI, mode, state, code, desc string) string {
+	params := url.Values{"error": {code}, "iss": {s.issuer}}
+	if desc != "" {
+		params.Set("error_description", desc)
+	}
+	if state != "" {
+		params.Set("state", state)
+	}
+	return authResponse(redirectURI, mode, params)
+}
+
+// errorTo is errorResponse for a pending authorization request.
+func (s *Server) errorTo(req *store.AuthRequest, code, desc string) string {
+	return s.errorResponse(req.RedirectURI, req.ResponseMode, req.State, code, desc)
+}
+
+// redirect sends the browser on with a 302, or answers with the
+// auto-submitting page of a form_post response.
 func redirect(w http.ResponseWriter, r *http.Request, target string) {
 	w.Header().Set("Cache-Control", "no-store")
+	if strings.HasPrefix(target, formPostMarker) {
+		writeFormPost(w, target)
+		return
+	}
 	http.Redirect(w, r, target, http.StatusFound)
 }
 

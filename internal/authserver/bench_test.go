@@ -54,7 +54,7 @@ func BenchmarkTokenMint(b *testing.B) {
 	now := time.Now()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, _, err := e.srv.mintAccess("svc", "svc", tokenrules.GrantClientCredentials, []string{"workflows.read"}, "", time.Time{}, now); err != nil {
+		if _, _, err := e.srv.mintAccess("svc", "svc", tokenrules.GrantClientCredentials, []string{"workflows.read"}, "", time.Time{}, now, binding{}); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -35,7 +35,7 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	if r.PostForm.Get("decision") != "approve" {
 		_ = s.st.DeleteAuthRequest(ctx, req.ID)
 		s.audit(ctx, r, store.AuditEvent{Event: audit.ConsentDenied, User: req.User, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: "denied"})
-		redirectError(w, r, req.RedirectURI, req.State, s.issuer, "access_denied", "the user denied access")
+		redirect(w, r, s.errorTo(req, "access_denied", "the user denied access"))
 		return
 	}
 	granted, err := s.st.GetConsent(ctx, req.User, client.ID)
@@ -49,7 +49,7 @@ func (s *Server) consentSubmit(w http.ResponseWriter, r *http.Request) {
 	}
 	if err != nil {
 		s.logger.Error("consent: storing", "err", err)
-		redirectError(w, r, req.RedirectURI, req.State, s.issuer, "server_error", "")
+		redirect(w, r, s.errorTo(req, "server_error", ""))
 		return
 	}
 	s.audit(ctx, r, store.AuditEvent{Event: audit.ConsentGranted, User: req.User, Client: client.ID, Outcome: audit.OutcomeSuccess, Detail: "granted: " + truncate(strings.Join(req.Scopes, " "), 200)})

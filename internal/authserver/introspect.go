@@ -12,6 +12,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/dpop"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/tokenrules"
 )
@@ -46,7 +47,7 @@ func (p *parsedAccess) GetSubject() (string, error) { return p.Subject, nil }
 
 // GetAudience is part of jwt.Claims.
 func (p *parsedAccess) GetAudience() (jwt.ClaimStrings, error) {
-	return jwt.ClaimStrings{p.Audience}, nil
+	return jwt.ClaimStrings(p.Audience), nil
 }
 
 var errNotOurs = errors.New("not a valid access token of this issuer")
@@ -121,7 +122,7 @@ func (s *Server) introspect(ctx context.Context, client *store.Client, raw strin
 		}
 		return introspection{
 			Active: true, Scope: p.Scope, ClientID: p.ClientID, Sub: p.Subject, Aud: p.Audience, Iss: p.Issuer,
-			Exp: p.Exp, Iat: p.Iat, JTI: p.JTI, TokenType: "Bearer", Username: username(p),
+			Exp: p.Exp, Iat: p.Iat, JTI: p.JTI, TokenType: tokenType(p.jkt()), Username: username(p), Cnf: p.Cnf,
 		}, nil
 	}
 	rt, err := s.st.GetRefreshToken(ctx, hashToken(raw))
@@ -144,17 +145,19 @@ func username(p *parsedAccess) string {
 }
 
 type introspection struct {
-	Active    bool   `json:"active"`
-	Scope     string `json:"scope,omitempty"`
-	ClientID  string `json:"client_id,omitempty"`
-	Username  string `json:"username,omitempty"`
-	TokenType string `json:"token_type,omitempty"`
-	Exp       int64  `json:"exp,omitempty"`
-	Iat       int64  `json:"iat,omitempty"`
-	Sub       string `json:"sub,omitempty"`
-	Aud       string `json:"aud,omitempty"`
-	Iss       string `json:"iss,omitempty"`
-	JTI       string `json:"jti,omitempty"`
+	Active    bool     `json:"active"`
+	Scope     string   `json:"scope,omitempty"`
+	ClientID  string   `json:"client_id,omitempty"`
+	Username  string   `json:"username,omitempty"`
+	TokenType string   `json:"token_type,omitempty"`
+	Exp       int64    `json:"exp,omitempty"`
+	Iat       int64    `json:"iat,omitempty"`
+	Sub       string   `json:"sub,omitempty"`
+	Aud       audience `json:"aud,omitempty"`
+	Iss       string   `json:"iss,omitempty"`
+	JTI       string   `json:"jti,omitempty"`
+	// Cnf names the key a DPoP-bound token is bound to (RFC 9449 §6.2).
+	Cnf *cnf `json:"cnf,omitempty"`
 }
 
 // revoke is RFC 7009: an unknown or foreign token is not an error.
@@ -195,6 +198,9 @@ func (s *Server) userinfo(ctx context.Context, raw string) (any, error) {
 	} else if revoked {
 		return nil, invalid
 	}
+	if err := s.checkSender(ctx, raw, p.jkt()); err != nil {
+		return nil, err
+	}
 	scopes := strings.Fields(p.Scope)
 	if !slices.Contains(scopes, "openid") || p.client {
 		return nil, oauthErr(&oidc.Error{ErrorType: "insufficient_scope"}, "", http.StatusForbidden)
@@ -214,4 +220,42 @@ type userinfoResponse struct {
 	PreferredUsername string `json:"preferred_username,omitempty"`
 	Email             string `json:"email,omitempty"`
 	EmailVerified     *bool  `json:"email_verified,omitempty"`
+}
+
+// checkSender applies RFC 9449 §7 to a token presented at userinfo: a
+// token bound to a key (jkt) is taken only with the DPoP scheme and a
+// proof made with that key for this request, carrying the token's hash; a
+// bearer token only with the Bearer scheme.
+func (s *Server) checkSender(ctx context.Context, raw, jkt string) error {
+	x := exchangeOf(ctx)
+	if !x.dpopScheme {
+		if jkt != "" {
+			return oauthErr(&oidc.Error{ErrorType: "invalid_token"}, "the token is bound to a DPoP key: send it with the DPoP scheme and a proof", http.StatusUnauthorized)
+		}
+		return nil
+	}
+	if jkt == "" {
+		return oauthErr(&oidc.Error{ErrorType: "invalid_token"}, "the token is not DPoP-bound: send it as Bearer", http.StatusUnauthorized)
+	}
+	if x.r == nil {
+		return errors.New("userinfo without its HTTP request")
+	}
+	p, err := s.dpop.Verify(ctx, x.r.Header.Values(dpop.Header), dpop.Request{Method: x.r.Method, URL: s.issuer + PathUserinfo, AccessToken: raw})
+	var de *dpop.Error
+	switch {
+	case errors.As(err, &de):
+		if de.Nonce != "" && x.w != nil {
+			x.w.Header().Set(dpop.NonceHeader, de.Nonce)
+		}
+		e := &oidc.Error{ErrorType: dpop.CodeInvalidProof}
+		if de.Code == dpop.CodeUseNonce {
+			e = &oidc.Error{ErrorType: dpop.CodeUseNonce}
+		}
+		return oauthErr(e, de.Description, http.StatusUnauthorized)
+	case err != nil:
+		return err
+	case p.JKT != jkt:
+		return oauthErr(&oidc.Error{ErrorType: dpop.CodeInvalidProof}, "the DPoP proof's key is not the one the token is bound to", http.StatusUnauthorized)
+	}
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/zitadel/schema"
 
 	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/dpop"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -47,6 +48,9 @@ type exchange struct {
 	bearerChallenge bool
 	// contentType replaces op's application/json (the JWKS).
 	contentType string
+	// dpopScheme: the userinfo request came with Authorization: DPoP,
+	// handed to op as Bearer so that op reads the token.
+	dpopScheme bool
 	// ow is w's value, allocated with the exchange.
 	ow opWriter
 }
@@ -230,6 +234,11 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
 	case path == PathUserinfo:
 		x.challenge, x.bearerChallenge = "Bearer", true
 		w.Header().Set("Cache-Control", "no-store")
+		if scheme, tok, ok := strings.Cut(r.Header.Get("Authorization"), " "); ok && strings.EqualFold(scheme, "DPoP") {
+			x.dpopScheme = true
+			r = r.Clone(r.Context())
+			r.Header.Set("Authorization", "Bearer "+strings.TrimSpace(tok))
+		}
 	case path == PathJWKS:
 		x.contentType = "application/jwk-set+json"
 	case path == PathASMetadata:
@@ -512,7 +521,15 @@ func (p *provider) UserInfo(ctx context.Context, r *op.Request[oidc.UserInfoRequ
 	if err != nil {
 		var oe *oidc.Error
 		if errors.As(err, &oe) {
-			exchangeOf(ctx).challenge = `Bearer error="` + string(oe.ErrorType) + `"`
+			x := exchangeOf(ctx)
+			switch {
+			case oe.ErrorType == dpop.CodeInvalidProof || oe.ErrorType == dpop.CodeUseNonce:
+				x.challenge = `DPoP error="` + string(oe.ErrorType) + `", algs="` + strings.Join(dpop.AlgNames(), " ") + `"`
+			case x.dpopScheme:
+				x.challenge = `DPoP error="` + string(oe.ErrorType) + `"`
+			default:
+				x.challenge = `Bearer error="` + string(oe.ErrorType) + `"`
+			}
 		}
 		return nil, p.s.opError(err)
 	}
@@ -540,6 +557,13 @@ func (p *provider) VerifyAuthRequest(ctx context.Context, r *op.Request[oidc.Aut
 // error (with iss, RFC 9207).
 func (p *provider) Authorize(ctx context.Context, r *op.ClientRequest[oidc.AuthRequest]) (*op.Redirect, error) {
 	target := p.s.authorize(ctx, storeClient(r.Client), r.Data, r.Form)
+	if strings.HasPrefix(target, formPostMarker) {
+		exchangeOf(ctx).page = func(w http.ResponseWriter) {
+			w.Header().Set("Cache-Control", "no-store")
+			writeFormPost(w, target)
+		}
+		return op.NewRedirect("/"), nil
+	}
 	red := op.NewRedirect(target)
 	red.Header.Set("Cache-Control", "no-store")
 	return red, nil

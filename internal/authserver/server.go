@@ -57,7 +57,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -66,6 +65,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/credential"
+	"github.com/flowgate/flowgate/internal/dpop"
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/federation"
 	"github.com/flowgate/flowgate/internal/keyring"
@@ -144,6 +144,8 @@ type Server struct {
 	limits   *throttle.Throttle
 	clients  *clientCache
 	remote   *remoteJWKS
+	dpop     *dpop.Verifier
+	origins  *origins
 	now      func() time.Time
 	// handler is op's, serving provider.
 	handler http.Handler
@@ -196,7 +198,13 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		issuer: o.Issuer, tokenURL: o.Issuer + PathToken,
 		secure: strings.HasPrefix(o.Issuer, "https://"),
 		pages:  pg, limits: throttle.New(o.Store, throttle.Options{}), clients: newClientCache(o.Store), remote: newRemoteJWKS(o.HTTPClient),
-		now: time.Now,
+		now: time.Now, origins: &origins{st: o.Store},
+	}
+	s.dpop = &dpop.Verifier{JTIs: o.Store, Now: func() time.Time { return s.now() }}
+	if a.DPoPNonce {
+		// Every server derives the same nonce key from the key ring, so a
+		// nonce from one is good at all.
+		s.dpop.Nonces = dpop.NewNonces([]byte(o.Ring.MAC("dpop-nonce-key", nil)), s.dpop.Now)
 	}
 	// No CORS: the endpoints answer as they always did.
 	s.handler = op.RegisterServer(&provider{s: s}, opEndpoints(), op.WithServerCORSOptions(nil), op.WithDecoder(newFormDecoder()), op.WithEncoder(issEncoder{enc: oidc.NewEncoder(), issuer: o.Issuer}))
@@ -243,6 +251,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	// The provider's pages are the ones every user sees first, so the
 	// stylesheet they share with the work portal is served with them.
 	mux.HandleFunc("GET "+pagestyle.Path, pagestyle.Serve)
+	mux.HandleFunc("GET "+PathFormPostScript, serveFormPostScript)
 }
 
 // Metadata is the discovery document (OpenID Connect Discovery 1.0 and
@@ -270,6 +279,7 @@ type Metadata struct {
 	ClaimsSupported                   []string `json:"claims_supported"`
 	PromptValuesSupported             []string `json:"prompt_values_supported"`
 	AuthorizationResponseIssParameter bool     `json:"authorization_response_iss_parameter_supported"`
+	DPoPSigningAlgValuesSupported     []string `json:"dpop_signing_alg_values_supported"`
 }
 
 func (s *Server) metadata() Metadata {
@@ -285,7 +295,7 @@ func (s *Server) metadata() Metadata {
 		EndSessionEndpoint:                s.issuer + PathEndSession,
 		ScopesSupported:                   []string{"openid", "profile", "email", "offline_access"},
 		ResponseTypesSupported:            []string{"code"},
-		ResponseModesSupported:            []string{"query"},
+		ResponseModesSupported:            []string{modeQuery, modeFragment, modeFormPost},
 		GrantTypesSupported:               []string{string(oidc.GrantTypeCode), string(oidc.GrantTypeClientCredentials), string(oidc.GrantTypeRefreshToken)},
 		SubjectTypesSupported:             []string{"public"},
 		IDTokenSigningAlgValuesSupported:  []string{"RS256"},
@@ -297,6 +307,7 @@ func (s *Server) metadata() Metadata {
 		ClaimsSupported:                   []string{"iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "amr", "azp", "name", "email", "email_verified", "preferred_username"},
 		PromptValuesSupported:             []string{"none", "login", "consent"},
 		AuthorizationResponseIssParameter: true,
+		DPoPSigningAlgValuesSupported:     dpop.AlgNames(),
 	}
 }
 
@@ -396,29 +407,4 @@ func parseForm(w http.ResponseWriter, r *http.Request) error {
 		return errInvalidRequest("malformed or too large request body")
 	}
 	return nil
-}
-
-// errorURL is a registered redirect URI carrying an OAuth error (and iss,
-// RFC 9207).
-func errorURL(redirectURI, state, issuer, code, desc string) string {
-	u, err := url.Parse(redirectURI)
-	if err != nil {
-		return redirectURI
-	}
-	q := u.Query()
-	q.Set("error", code)
-	if desc != "" {
-		q.Set("error_description", desc)
-	}
-	if state != "" {
-		q.Set("state", state)
-	}
-	q.Set("iss", issuer)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
-
-// redirectError sends an OAuth error to a registered redirect URI.
-func redirectError(w http.ResponseWriter, r *http.Request, redirectURI, state, issuer, code, desc string) {
-	redirect(w, r, errorURL(redirectURI, state, issuer, code, desc))
 }

@@ -23,10 +23,14 @@ type Store interface {
 	store.Sessions
 	store.Consents
 	store.AssertionJTIs
+	store.DPoPJTIs
 	store.SignInFailures
 }
 
 // ClientReader reads a client by id; store.ErrNotFound when there is none.
 type ClientReader interface {
 	GetClient(ctx context.Context, id string) (store.Client, error)
+	// ListClients pages through clients (for the CORS origins of browser
+	// clients).
+	ListClients(ctx context.Context, p store.Page) ([]store.Client, string, error)
 }

@@ -25,16 +25,61 @@ import (
 
 // accessClaims are the RFC 9068 claims of our access tokens.
 type accessClaims struct {
-	Issuer   string `json:"iss"`
-	Subject  string `json:"sub"`
-	Audience string `json:"aud"`
-	ClientID string `json:"client_id"`
-	Grant    string `json:"gty"` // tokenrules.GrantClaim: whom the token stands for
-	Scope    string `json:"scope,omitempty"`
-	Exp      int64  `json:"exp"`
-	Iat      int64  `json:"iat"`
-	JTI      string `json:"jti"`
-	AuthTime int64  `json:"auth_time,omitempty"`
+	Issuer   string   `json:"iss"`
+	Subject  string   `json:"sub"`
+	Audience audience `json:"aud"`
+	ClientID string   `json:"client_id"`
+	Grant    string   `json:"gty"` // tokenrules.GrantClaim: whom the token stands for
+	Scope    string   `json:"scope,omitempty"`
+	Exp      int64    `json:"exp"`
+	Iat      int64    `json:"iat"`
+	JTI      string   `json:"jti"`
+	AuthTime int64    `json:"auth_time,omitempty"`
+	Cnf      *cnf     `json:"cnf,omitempty"`
+}
+
+// audience is an aud claim: one value is written as a string (what
+// every reader of a token for Flowgate itself has seen so far), several
+// as a list. golang-jwt's ClaimStrings reads both.
+type audience []string
+
+// MarshalJSON is json.Marshaler's.
+func (a audience) MarshalJSON() ([]byte, error) {
+	if len(a) == 1 {
+		return json.Marshal(a[0])
+	}
+	return json.Marshal([]string(a))
+}
+
+// UnmarshalJSON is json.Unmarshaler's.
+func (a *audience) UnmarshalJSON(b []byte) error {
+	var cs jwt.ClaimStrings
+	if err := cs.UnmarshalJSON(b); err != nil {
+		return err
+	}
+	*a = audience(cs)
+	return nil
+}
+
+// cnf is the confirmation claim of a DPoP-bound token (RFC 9449 §6.1).
+type cnf struct {
+	JKT string `json:"jkt"`
+}
+
+// jkt is the thumbprint the token is bound to, "" when unbound.
+func (c *accessClaims) jkt() string {
+	if c.Cnf == nil {
+		return ""
+	}
+	return c.Cnf.JKT
+}
+
+// tokenType is what token_type says for a token bound to jkt, or not.
+func tokenType(jkt string) string {
+	if jkt != "" {
+		return "DPoP"
+	}
+	return "Bearer"
 }
 
 // tokenResponse is RFC 6749 §5.1 plus the OIDC id_token.
@@ -51,14 +96,21 @@ type tokenResponse struct {
 // (a tokenrules.Grant*), which is how its readers tell a client's own token
 // from a user's. jti may be preset: tokens of a refresh family name it
 // (familyJTI), so that revoking the family refuses them.
-func (s *Server) mintAccess(sub, clientID, grant string, scopes []string, jti string, authTime time.Time, now time.Time) (string, time.Time, error) {
+func (s *Server) mintAccess(sub, clientID, grant string, scopes []string, jti string, authTime time.Time, now time.Time, b binding) (string, time.Time, error) {
 	if jti == "" {
 		jti = randomToken(16)
 	}
 	exp := now.Add(s.opts.Auth.AccessTokenTTL)
+	aud := audience(b.aud)
+	if len(aud) == 0 {
+		aud = audience{s.issuer}
+	}
 	c := accessClaims{
-		Issuer: s.issuer, Subject: sub, Audience: s.issuer, ClientID: clientID, Grant: grant,
+		Issuer: s.issuer, Subject: sub, Audience: aud, ClientID: clientID, Grant: grant,
 		Scope: strings.Join(scopes, " "), Exp: exp.Unix(), Iat: now.Unix(), JTI: jti,
+	}
+	if b.jkt != "" {
+		c.Cnf = &cnf{JKT: b.jkt}
 	}
 	if !authTime.IsZero() {
 		c.AuthTime = authTime.Unix()
@@ -111,14 +163,22 @@ func (s *Server) clientCredentials(ctx context.Context, c *store.Client, request
 			}
 		}
 	}
+	var b binding
+	var err error
+	if b.jkt, err = s.tokenProof(ctx, c); err != nil {
+		return nil, err
+	}
+	if b.aud, err = s.tokenResources(ctx, c, nil); err != nil {
+		return nil, err
+	}
 	now := s.now()
-	at, _, err := s.mintAccess(c.ID, c.ID, tokenrules.GrantClientCredentials, scopes, "", time.Time{}, now)
+	at, _, err := s.mintAccess(c.ID, c.ID, tokenrules.GrantClientCredentials, scopes, "", time.Time{}, now, b)
 	if err != nil {
 		return nil, err
 	}
-	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: string(oidc.GrantTypeClientCredentials)})
+	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: string(oidc.GrantTypeClientCredentials) + b.detail()})
 	s.opts.Metrics.TokenIssued(string(oidc.GrantTypeClientCredentials))
-	return &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(s.opts.Auth.AccessTokenTTL / time.Second), Scope: strings.Join(scopes, " ")}, nil
+	return &tokenResponse{AccessToken: at, TokenType: tokenType(b.jkt), ExpiresIn: int64(s.opts.Auth.AccessTokenTTL / time.Second), Scope: strings.Join(scopes, " ")}, nil
 }
 
 // codeExchange is the authorization_code grant.
@@ -127,8 +187,16 @@ func (s *Server) codeExchange(ctx context.Context, c *store.Client, req *oidc.Ac
 	if code == "" {
 		return nil, errInvalidRequest("code is required")
 	}
+	// The proof before the code is consumed: a refused proof leaves the
+	// code usable with a good one.
+	var b binding
+	var err error
+	if b.jkt, err = s.tokenProof(ctx, c); err != nil {
+		return nil, err
+	}
 	now := s.now()
-	ac, err := s.st.ConsumeAuthCode(ctx, hashToken(code), now)
+	var ac store.AuthCode
+	ac, err = s.st.ConsumeAuthCode(ctx, hashToken(code), now)
 	switch {
 	case errors.Is(err, store.ErrReused):
 		// RFC 6749 §4.1.2: a code used twice was probably stolen; what
@@ -159,15 +227,18 @@ func (s *Server) codeExchange(ctx context.Context, c *store.Client, req *oidc.Ac
 			return nil, errInvalidGrant("code_verifier does not match code_challenge")
 		}
 	}
+	if b.aud, err = s.tokenResources(ctx, c, ac.Resource); err != nil {
+		return nil, err
+	}
 	user, err := s.st.GetUser(ctx, ac.User)
 	if err != nil || user.Disabled {
 		return nil, errInvalidGrant("the user is unknown or disabled")
 	}
-	resp, err := s.issueUserTokens(ctx, c, &user, ac.Scopes, ac.AccessJTI, ac.FamilyID, ac.Nonce, ac.AuthTime, ac.AMR, now, true)
+	resp, err := s.issueUserTokens(ctx, c, &user, ac.Scopes, ac.AccessJTI, ac.FamilyID, ac.Nonce, ac.AuthTime, ac.AMR, now, true, b)
 	if err != nil {
 		return nil, err
 	}
-	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, User: user.Username, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: string(oidc.GrantTypeCode)})
+	s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, User: user.Username, Client: c.ID, Outcome: audit.OutcomeSuccess, Detail: string(oidc.GrantTypeCode) + b.detail()})
 	s.opts.Metrics.TokenIssued(string(oidc.GrantTypeCode))
 	return resp, nil
 }
@@ -233,16 +304,16 @@ func (s *Server) accessRevoked(ctx context.Context, jti string) (bool, error) {
 // (a code exchange, the grant the access token records); otherwise the
 // caller already rotated it (a refresh).
 func (s *Server) issueUserTokens(ctx context.Context, c *store.Client, u *store.User, scopes []string, jti, family, nonce string,
-	authTime time.Time, amr []string, now time.Time, newFamily bool) (*tokenResponse, error) {
+	authTime time.Time, amr []string, now time.Time, newFamily bool, b binding) (*tokenResponse, error) {
 	grant := tokenrules.GrantRefreshToken
 	if newFamily {
 		grant = tokenrules.GrantAuthorizationCode
 	}
-	at, _, err := s.mintAccess(u.Username, c.ID, grant, scopes, jti, authTime, now)
+	at, _, err := s.mintAccess(u.Username, c.ID, grant, scopes, jti, authTime, now, b)
 	if err != nil {
 		return nil, err
 	}
-	resp := &tokenResponse{AccessToken: at, TokenType: "Bearer", ExpiresIn: int64(s.opts.Auth.AccessTokenTTL / time.Second), Scope: strings.Join(scopes, " ")}
+	resp := &tokenResponse{AccessToken: at, TokenType: tokenType(b.jkt), ExpiresIn: int64(s.opts.Auth.AccessTokenTTL / time.Second), Scope: strings.Join(scopes, " ")}
 	if slices.Contains(scopes, "openid") {
 		if resp.IDToken, err = s.mintIDToken(c.ID, u, scopes, nonce, at, authTime, amr, now); err != nil {
 			return nil, err
@@ -250,9 +321,17 @@ func (s *Server) issueUserTokens(ctx context.Context, c *store.Client, u *store.
 	}
 	if newFamily && s.refreshAllowed(c, scopes) {
 		rt := randomToken(32)
+		// A public client's refresh token is only as safe as the key it
+		// is bound to (RFC 9449 §5); a confidential client's is already
+		// bound to its credentials.
+		var jkt string
+		if c.TokenEndpointAuthMethod == string(oidc.AuthMethodNone) {
+			jkt = b.jkt
+		}
 		err := s.st.CreateRefreshToken(ctx, store.RefreshToken{
 			Hash: hashToken(rt), FamilyID: family, ClientID: c.ID, User: u.Username, Scopes: scopes,
 			AuthTime: authTime, AMR: amr, CreatedAt: now, ExpiresAt: now.Add(s.opts.Auth.RefreshTokenTTL),
+			DPoPJKT: jkt,
 		})
 		if err != nil {
 			return nil, err
@@ -340,6 +419,14 @@ func (s *Server) refresh(ctx context.Context, c *store.Client, raw string, narro
 	if !s.opts.Auth.RefreshTokens {
 		return nil, errInvalidGrant("refresh tokens are disabled")
 	}
+	var b binding
+	var err error
+	if b.jkt, err = s.tokenProof(ctx, c); err != nil {
+		return nil, err
+	}
+	if b.aud, err = s.tokenResources(ctx, c, nil); err != nil {
+		return nil, err
+	}
 	now := s.now()
 	hash := hashToken(raw)
 	old, err := s.st.GetRefreshToken(ctx, hash)
@@ -348,7 +435,7 @@ func (s *Server) refresh(ctx context.Context, c *store.Client, raw string, narro
 	}
 	var resp *tokenResponse
 	if err == nil && old.ClientID == c.ID && !old.Revoked && old.UsedAt.IsZero() && old.ExpiresAt.After(now) {
-		if resp, err = s.refreshResponse(ctx, c, &old, narrowed, now); err != nil {
+		if resp, err = s.refreshResponse(ctx, c, &old, narrowed, now, b); err != nil {
 			return nil, err
 		}
 	}
@@ -384,7 +471,11 @@ func (s *Server) refresh(ctx context.Context, c *store.Client, raw string, narro
 
 // refreshResponse checks a refresh request against the live token rt and
 // mints the tokens it answers with, all before rt is rotated (see refresh).
-func (s *Server) refreshResponse(ctx context.Context, c *store.Client, rt *store.RefreshToken, narrowed []string, now time.Time) (*tokenResponse, error) {
+func (s *Server) refreshResponse(ctx context.Context, c *store.Client, rt *store.RefreshToken, narrowed []string, now time.Time, b binding) (*tokenResponse, error) {
+	if rt.DPoPJKT != "" && b.jkt != rt.DPoPJKT {
+		s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenRefreshed, User: rt.User, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "refresh token bound to another DPoP key"})
+		return nil, errInvalidGrant("the refresh token is bound to a DPoP key: send a proof made with that key")
+	}
 	scopes := rt.Scopes
 	if len(narrowed) > 0 {
 		for _, sc := range narrowed {
@@ -406,7 +497,7 @@ func (s *Server) refreshResponse(ctx context.Context, c *store.Client, rt *store
 	case err != nil:
 		return nil, err
 	}
-	return s.issueUserTokens(ctx, c, &user, scopes, familyJTI(rt.FamilyID), rt.FamilyID, "", rt.AuthTime, rt.AMR, now, false)
+	return s.issueUserTokens(ctx, c, &user, scopes, familyJTI(rt.FamilyID), rt.FamilyID, "", rt.AuthTime, rt.AMR, now, false, b)
 }
 
 // authenticateClient applies the client's registered method to the

@@ -9,7 +9,9 @@ import (
 	"fmt"
 	"net"
 	"net/mail"
+	"net/netip"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 
@@ -303,4 +305,52 @@ func checkMailFrom(s string) error {
 		return fmt.Errorf("%q is not an email address (such as Flowgate <flowgate@example.com>): %w", s, err)
 	}
 	return nil
+}
+
+// checkOrigin accepts a browser origin as browsers send it: http or https,
+// a host, an optional port, nothing else ("*" is not an origin: browser
+// clients are named one by one).
+func checkOrigin(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.Path != "" || u.RawQuery != "" || u.Fragment != "" || u.User != nil || strings.HasSuffix(s, "/") {
+		return fmt.Errorf("%q is not an origin: want scheme://host[:port], e.g. https://app.example.com", s)
+	}
+	if s != strings.ToLower(u.Scheme)+"://"+strings.ToLower(u.Host) {
+		return fmt.Errorf("%q: write the origin in lower case, as browsers send it", s)
+	}
+	return nil
+}
+
+// checkResource accepts a resource indicator (RFC 8707 §2): an absolute
+// URI without a fragment.
+func checkResource(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme == "" || u.Fragment != "" || strings.Contains(s, "#") {
+		return fmt.Errorf("%q is not a resource: want an absolute URI without a fragment, e.g. https://api.example.com", s)
+	}
+	return nil
+}
+
+// checkProxy accepts a trusted proxy: a CIDR or a single IP address.
+func checkProxy(s string) error {
+	if _, err := netip.ParsePrefix(s); err == nil {
+		return nil
+	}
+	if _, err := netip.ParseAddr(s); err == nil {
+		return nil
+	}
+	return fmt.Errorf("%q is not a CIDR or an IP address (e.g. 10.0.0.0/8 or 192.0.2.10)", s)
+}
+
+// checkReadableFile accepts a file that can be opened now.
+func checkReadableFile(s string) error {
+	if s == "" {
+		return nil
+	}
+	f, err := os.Open(s)
+	if err != nil {
+		return fmt.Errorf("cannot be read: %w", err)
+	}
+	return f.Close()
 }

@@ -110,7 +110,22 @@ type Server struct {
 	// MetricsAddr, when set, is a separate listen address for /metrics,
 	// which the main address then does not serve.
 	MetricsAddr string `yaml:"metrics_addr,omitempty"`
+	// TrustedProxies are the CIDRs (or single addresses) of reverse
+	// proxies whose X-Forwarded-For and X-Forwarded-Proto are believed.
+	TrustedProxies []string `yaml:"trusted_proxies,omitempty"`
+	// TLS, when both files are set, makes Flowgate serve HTTPS itself.
+	TLS TLS `yaml:"tls"`
 }
+
+// TLS names the certificate (PEM, the chain leaf first) and private key
+// files; both are re-read when they change.
+type TLS struct {
+	CertFile string `yaml:"cert_file,omitempty"`
+	KeyFile  string `yaml:"key_file,omitempty"`
+}
+
+// Enabled reports whether HTTPS is configured.
+func (t TLS) Enabled() bool { return t.CertFile != "" && t.KeyFile != "" }
 
 // Secrets locates the key that encrypts secrets at rest.
 type Secrets struct {
@@ -131,7 +146,11 @@ type Auth struct {
 	ShowDetailedErrors bool          `yaml:"show_detailed_errors"`
 	AuditLog           bool          `yaml:"audit_log"`
 	LogoffRedirectURL  string        `yaml:"logoff_redirect_url,omitempty"`
-	Login              Login         `yaml:"login"`
+	// DPoPNonce makes every DPoP proof carry a nonce the server handed
+	// out (the DPoP-Nonce header), which bounds how long a proof made
+	// ahead of time is good for.
+	DPoPNonce bool  `yaml:"dpop_nonce"`
+	Login     Login `yaml:"login"`
 }
 
 // Login configures the sign-in page.
@@ -186,6 +205,12 @@ type Client struct {
 	Consent string   `yaml:"consent"`
 	DPoP    bool     `yaml:"dpop"`
 	Roles   []string `yaml:"roles,omitempty"`
+	// AllowedOrigins are the browser origins (scheme://host[:port]) that
+	// get CORS answers, for single-page apps.
+	AllowedOrigins []string `yaml:"allowed_origins,omitempty"`
+	// Audiences are the resources (RFC 8707) besides the public URL this
+	// client may ask tokens for with the resource parameter.
+	Audiences []string `yaml:"audiences,omitempty"`
 }
 
 // TrustedIssuer is an external issuer whose access tokens Flowgate's APIs
@@ -238,6 +263,9 @@ type OAuthServer struct {
 	Tenant string `yaml:"tenant,omitempty"`
 	// Domain is Salesforce's My Domain host or Okta's org domain.
 	Domain string `yaml:"domain,omitempty"`
+	// DPoP sends DPoP proofs (RFC 9449) made with a key Flowgate keeps
+	// for this server on token requests and on http steps using its tokens.
+	DPoP bool `yaml:"dpop"`
 }
 
 // IdentityProvider is an upstream OpenID provider users can sign in with
@@ -426,6 +454,9 @@ func pick(flag, flagName, env, envName string) (string, string) {
 func finalize(c *Config, publicURLSet bool) {
 	if !publicURLSet {
 		c.Server.PublicURL = publicURLFromAddr(c.Server.Addr)
+		if c.Server.TLS.Enabled() {
+			c.Server.PublicURL = "https://" + strings.TrimPrefix(c.Server.PublicURL, "http://")
+		}
 	}
 	for i := range c.OAuthServers {
 		if c.OAuthServers[i].RedirectURI == "" {

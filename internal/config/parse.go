@@ -155,6 +155,16 @@ func (d *decoder) server(n *yaml.Node, path string, s *Server) (publicURLSet boo
 			}
 			s.PublicURL, publicURLSet = u, true
 		},
+		"trusted_proxies": d.strs(&s.TrustedProxies, checkProxy),
+		"tls": func(v *yaml.Node, p string) {
+			d.object(v, p, map[string]setter{
+				"cert_file": d.str(&s.TLS.CertFile, checkReadableFile),
+				"key_file":  d.str(&s.TLS.KeyFile, checkReadableFile),
+			})
+			if (s.TLS.CertFile == "") != (s.TLS.KeyFile == "") {
+				d.fail(v, p, errors.New("needs both cert_file and key_file"))
+			}
+		},
 	})
 	return publicURLSet
 }
@@ -182,6 +192,7 @@ func (d *decoder) auth(n *yaml.Node, path string, a *Auth) {
 				"default_identity_provider": d.str(&a.Login.DefaultIdentityProvider),
 			})
 		},
+		"dpop_nonce": d.boolean(&a.DPoPNonce),
 	})
 }
 
@@ -266,6 +277,8 @@ func (d *decoder) client(item *yaml.Node, p string) (Client, *yaml.Node) {
 		"consent":                    d.str(&c.Consent),
 		"dpop":                       d.boolean(&c.DPoP),
 		"roles":                      d.texts(&c.Roles),
+		"allowed_origins":            d.texts(&c.AllowedOrigins),
+		"audiences":                  d.texts(&c.Audiences),
 	})
 	// A key source left empty is none: "private_key_jwt needs one of
 	// jwks, …" is about the entry, so it points there.
@@ -376,6 +389,7 @@ func (d *decoder) oauthServers(n *yaml.Node, path string) []OAuthServer {
 			"scopes":                 d.texts(&s.Scopes),
 			"params":                 d.strMap(&s.Params, nil),
 			"use_prompt":             d.boolean(&s.UsePrompt),
+			"dpop":                   d.boolean(&s.DPoP),
 			"use_pkce":               d.boolean(&s.UsePKCE),
 			"redirect_uri":           d.str(&s.RedirectURI),
 			"template":               d.str(&s.Template),

@@ -140,6 +140,8 @@ func (c Client) Validate() error {
 	ps.check("public_key_pem", c.PublicKeyPEM, checkPublicKeyPEM)
 	ps.check("consent", c.Consent, oneOf(consentModes))
 	ps.each("roles", c.Roles, checkRole)
+	ps.each("allowed_origins", c.AllowedOrigins, checkOrigin)
+	ps.each("audiences", c.Audiences, checkResource)
 	ps.require("id", c.ID)
 
 	method, methodNote := judgedAs(c.TokenEndpointAuthMethod, clientAuthMethods, defaultClientAuth, "token_endpoint_auth_method")

@@ -34,6 +34,7 @@ import (
 	"golang.org/x/oauth2"
 	"golang.org/x/oauth2/clientcredentials"
 
+	"github.com/flowgate/flowgate/internal/dpop"
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/store"
 )
@@ -71,6 +72,9 @@ type Options struct {
 	HTTPClient *http.Client
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// DPoPKey is the server's DPoP key (PKCS #8, dpop.NewKey), required
+	// when the server entry has dpop (see LoadDPoPKey).
+	DPoPKey []byte
 }
 
 // Token is what a provider issued. It has no JSON tags: tokens are
@@ -115,6 +119,8 @@ type Client struct {
 	hc   *http.Client // wraps Options.HTTPClient with tokenTransport
 	base *http.Client // Options.HTTPClient as given, for discovery and revocation
 	key  *signingKey  // private_key_jwt only
+	// dpop makes the proofs of a server with dpop; nil otherwise.
+	dpop *dpop.Prover
 
 	// discovery is a lock (a one-slot channel, so a caller can stop
 	// waiting when its context ends) over the cached metadata, held while
@@ -157,6 +163,16 @@ func New(srv store.OAuthServer, opts Options) (*Client, error) {
 		c.key = k
 	default:
 		return nil, cfgErr("client_auth %q is not %s, %s or %s", srv.ClientAuth, AuthClientSecretBasic, AuthClientSecretPost, AuthPrivateKeyJWT)
+	}
+	if srv.DPoP {
+		if len(opts.DPoPKey) == 0 {
+			return nil, cfgErr("dpop needs the server's DPoP key")
+		}
+		p, err := dpop.NewProver(opts.DPoPKey, c.now)
+		if err != nil {
+			return nil, cfgErr("%w", err)
+		}
+		c.dpop = p
 	}
 	base := c.base.Transport
 	if base == nil {
@@ -286,6 +302,25 @@ func (c *Client) scopesOr(scopes []string) []string {
 		return scopes
 	}
 	return c.srv.Scopes
+}
+
+// DPoP is the proof maker of a server with dpop, nil for others: http
+// steps that send this server's tokens make their proofs with it.
+func (c *Client) DPoP() *dpop.Prover { return c.dpop }
+
+// DPoPKeys is where servers' DPoP keys are kept (store.OAuthServers).
+type DPoPKeys interface {
+	DPoPKey(ctx context.Context, server string, generate func() ([]byte, error)) ([]byte, error)
+}
+
+// LoadDPoPKey returns a server's DPoP key for Options.DPoPKey, made and
+// stored (sealed) on first use, shared by every Flowgate server.
+func LoadDPoPKey(ctx context.Context, keys DPoPKeys, server string) ([]byte, error) {
+	k, err := keys.DPoPKey(ctx, server, dpop.NewKey)
+	if err != nil {
+		return nil, &Error{Kind: KindConfig, Server: server, Op: "configure", Err: err}
+	}
+	return k, nil
 }
 
 // ClientCredentials gets a token for the client itself (oauth_server_login).
@@ -442,8 +477,10 @@ func (c *Client) Refresh(ctx context.Context, refreshToken string) (Token, error
 func (c *Client) convert(op string, t *oauth2.Token, requested []string) (Token, error) {
 	// An empty token_type is taken as bearer, as oauth2 does: RFC 6749
 	// requires the field, but rejecting a usable token over it helps no
-	// one. Anything else (DPoP, MAC…) needs proof we cannot give.
-	if t.TokenType != "" && !strings.EqualFold(t.TokenType, "bearer") {
+	// one. DPoP is taken when this Client makes proofs; anything else
+	// (MAC…) needs proof we cannot give.
+	dpopOK := c.dpop != nil && strings.EqualFold(t.TokenType, "DPoP")
+	if t.TokenType != "" && !strings.EqualFold(t.TokenType, "bearer") && !dpopOK {
 		return Token{}, &Error{Kind: KindUnsupportedTokenType, Server: c.srv.Name, Op: op,
 			Err: fmt.Errorf("token type %q is not bearer", t.TokenType)}
 	}

@@ -1,11 +1,13 @@
 package connectors
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
 	"crypto/x509"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -17,6 +19,8 @@ import (
 
 	jose "github.com/go-jose/go-jose/v4"
 	"github.com/go-jose/go-jose/v4/jwt"
+
+	"github.com/flowgate/flowgate/internal/dpop"
 )
 
 // tokenTransport is the RoundTripper of the HTTP client oauth2 uses for
@@ -39,7 +43,7 @@ type tokenTransport struct {
 }
 
 func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if req.Method != http.MethodPost || (len(t.c.srv.Params) == 0 && t.c.key == nil) {
+	if req.Method != http.MethodPost || (len(t.c.srv.Params) == 0 && t.c.key == nil && t.c.dpop == nil) {
 		return t.base.RoundTrip(req)
 	}
 	var form url.Values
@@ -67,9 +71,56 @@ func (t *tokenTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, err
 		}
 	}
-	out := req.Clone(req.Context())
-	setForm(out, form)
-	return t.base.RoundTrip(out)
+	if t.c.dpop == nil {
+		out := req.Clone(req.Context())
+		setForm(out, form)
+		return t.base.RoundTrip(out)
+	}
+	return t.withProof(req, form)
+}
+
+// withProof sends a token request with a DPoP proof (RFC 9449 §5). A
+// use_dpop_nonce answer (§8) is retried once with the nonce it carries;
+// every answer's DPoP-Nonce is remembered for the next request. A client
+// assertion is made again for the retry: its jti is single use.
+func (t *tokenTransport) withProof(req *http.Request, form url.Values) (*http.Response, error) {
+	for attempt := 0; ; attempt++ {
+		proof, err := t.c.dpop.Proof(http.MethodPost, req.URL.String(), "")
+		if err != nil {
+			return nil, err
+		}
+		out := req.Clone(req.Context())
+		setForm(out, form)
+		out.Header.Set(dpop.Header, proof)
+		resp, err := t.base.RoundTrip(out)
+		if err != nil {
+			return nil, err
+		}
+		nonce := resp.Header.Get(dpop.NonceHeader)
+		t.c.dpop.SetNonce(req.URL.String(), nonce)
+		if attempt > 0 || nonce == "" || resp.StatusCode != http.StatusBadRequest {
+			return resp, nil
+		}
+		body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+		_ = resp.Body.Close()
+		if err != nil {
+			return nil, err
+		}
+		var e struct {
+			Error string `json:"error"`
+		}
+		if json.Unmarshal(body, &e) != nil || e.Error != dpop.CodeUseNonce {
+			resp.Body = io.NopCloser(bytes.NewReader(body))
+			return resp, nil
+		}
+		if t.c.key != nil {
+			aud := *req.URL
+			aud.RawQuery, aud.Fragment = "", ""
+			if err := t.c.addAssertion(form, aud.String()); err != nil {
+				return nil, err
+			}
+		}
+	}
 }
 
 // addAssertion adds an RFC 7523 client assertion for aud to form.

@@ -25,7 +25,10 @@ type TokenError struct {
 	Code        string // one of the Code* constants
 	Description string // which check failed, safe to show to the caller
 	Scope       string // the scope that was needed, for insufficient_scope
+	Nonce       string // a fresh DPoP nonce, for use_dpop_nonce
 	Err         error  // cause, may be nil
+	// DPoP: the request used the DPoP scheme, so the challenge is a DPoP one (RFC 9449 §7.1).
+	DPoP bool
 }
 
 // Error implements error.

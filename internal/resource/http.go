@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/flowgate/flowgate/internal/dpop"
 )
 
 // Middleware validates the request's bearer token and calls next with the Principal in the
@@ -15,17 +17,23 @@ import (
 // at all, and a JSON body {"error", "error_description"} in every case.
 func (v *Validator) Middleware(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		raw, terr := bearerToken(r)
+		raw, isDPoP, terr := bearerToken(r)
 		if terr == nil {
 			var p *Principal
 			var err error
-			if p, err = v.Validate(r.Context(), raw); err == nil {
+			if isDPoP {
+				p, err = v.ValidateDPoP(r.Context(), raw, r.Header.Values(dpop.Header), r.Method, v.own.Issuer+r.URL.EscapedPath())
+			} else {
+				p, err = v.Validate(r.Context(), raw)
+			}
+			if err == nil {
 				next.ServeHTTP(w, r.WithContext(WithPrincipal(r.Context(), p)))
 				return
 			}
 			if !errors.As(err, &terr) {
 				terr = &TokenError{Code: CodeTemporarilyUnavailable, Description: "token cannot be checked right now", Err: err}
 			}
+			terr.DPoP = isDPoP
 		}
 		// Never the token itself: the cause names at most a kid, a claim or an issuer. A request
 		// without a token is routine (browsers, probes), so it is logged at debug level only.
@@ -65,30 +73,29 @@ func errNoToken() *TokenError {
 	return &TokenError{Code: CodeUnauthorized, Description: "this API requires a bearer token (Authorization: Bearer <token>)"}
 }
 
-// bearerToken returns the token of an "Authorization: Bearer" header.
-func bearerToken(r *http.Request) (string, *TokenError) {
+// bearerToken returns the token of an "Authorization: Bearer" or "Authorization: DPoP"
+// header, and whether it came with the DPoP scheme.
+func bearerToken(r *http.Request) (string, bool, *TokenError) {
 	values := r.Header.Values("Authorization")
 	switch len(values) {
 	case 0:
-		return "", errNoToken()
+		return "", false, errNoToken()
 	case 1:
 	default:
-		return "", &TokenError{Code: CodeInvalidRequest, Description: "more than one Authorization header"}
+		return "", false, &TokenError{Code: CodeInvalidRequest, Description: "more than one Authorization header"}
 	}
 	scheme, token, _ := strings.Cut(strings.TrimSpace(values[0]), " ")
 	token = strings.TrimSpace(token)
+	isDPoP := strings.EqualFold(scheme, "DPoP")
 	switch {
-	case strings.EqualFold(scheme, "Bearer"):
+	case strings.EqualFold(scheme, "Bearer") || isDPoP:
 		if token == "" {
-			return "", &TokenError{Code: CodeInvalidRequest, Description: "empty bearer token"}
+			return "", isDPoP, &TokenError{Code: CodeInvalidRequest, Description: "empty access token", DPoP: isDPoP}
 		}
-		return token, nil
-	case strings.EqualFold(scheme, "DPoP"):
-		// TODO(dpop): validate the DPoP proof and the token's cnf.jkt (RFC 9449).
-		return "", &TokenError{Code: CodeInvalidToken, Description: "DPoP-bound tokens are not supported yet"}
+		return token, isDPoP, nil
 	default:
 		// Basic and other schemes are not a bearer token: the caller gets the bare challenge.
-		return "", errNoToken()
+		return "", false, errNoToken()
 	}
 }
 
@@ -99,13 +106,23 @@ func (v *Validator) WriteTokenError(w http.ResponseWriter, e *TokenError) {
 	if status == http.StatusUnauthorized || status == http.StatusForbidden || status == http.StatusBadRequest {
 		w.Header().Set("WWW-Authenticate", v.challenge(e))
 	}
+	if e.Nonce != "" {
+		w.Header().Set(dpop.NonceHeader, e.Nonce)
+	}
 	WriteError(w, status, e.Code, e.Description)
 }
 
-// challenge builds the RFC 6750 §3 WWW-Authenticate value.
+// challenge builds the RFC 6750 §3 WWW-Authenticate value, or the DPoP one (RFC 9449 §7.1,
+// with the proof algorithms accepted) when the request used the DPoP scheme or its proof failed.
 func (v *Validator) challenge(e *TokenError) string {
 	var b strings.Builder
-	b.WriteString(`Bearer realm="`)
+	if e.DPoP || e.Code == dpop.CodeInvalidProof || e.Code == dpop.CodeUseNonce {
+		b.WriteString(`DPoP algs="`)
+		b.WriteString(strings.Join(dpop.AlgNames(), " "))
+		b.WriteString(`", realm="`)
+	} else {
+		b.WriteString(`Bearer realm="`)
+	}
 	b.WriteString(quoteSafe(v.opts.Realm, 100))
 	b.WriteByte('"')
 	if e.Code == CodeUnauthorized {

@@ -101,7 +101,10 @@ func TestMiddlewareErrors(t *testing.T) {
 	})
 	t.Run("DPoP scheme", func(t *testing.T) {
 		rec, body := do(t, h, "GET", "/api/v1/me", "DPoP "+key.sign(t, claimsFor(ownIss, ownIss, "alice")))
-		if rec.Code != 401 || body.ErrorDescription != "DPoP-bound tokens are not supported yet" ||
+		// An unbound token with the DPoP scheme: RFC 9449 §7.1 wants the token bound to the
+		// proof's key, so it is refused, with a DPoP challenge.
+		if rec.Code != 401 || body.ErrorDescription != "token is not DPoP-bound: send it as Authorization: Bearer" ||
+			!strings.HasPrefix(rec.Header().Get("WWW-Authenticate"), `DPoP algs="`) ||
 			!strings.Contains(rec.Header().Get("WWW-Authenticate"), `error="invalid_token"`) {
 			t.Fatalf("%d %q %+v", rec.Code, rec.Header().Get("WWW-Authenticate"), body)
 		}

@@ -9,6 +9,7 @@ package resource
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -22,6 +23,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/flowgate/flowgate/internal/dpop"
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/principal"
 	"github.com/flowgate/flowgate/internal/tokenrules"
@@ -93,6 +95,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for exp/nbf/iat checks; nil means time.Now.
 	Now func() time.Time
+	// DPoP checks the proofs of DPoP-bound tokens (shared with the token endpoint, for the
+	// replay table and nonces); nil refuses the DPoP scheme.
+	DPoP *dpop.Verifier
 	// LinkedUser maps a trusted issuer's token to the Flowgate user its
 	// subject is linked to through federation (an identity provider with
 	// the same issuer), so one person is one principal whether they signed
@@ -307,53 +312,96 @@ func (v *Validator) Status() []IssuerStatus {
 }
 
 // Validate checks a bearer token and returns the caller it stands for. Every error is a
-// *TokenError saying which check failed.
+// *TokenError saying which check failed. A token bound to a key (cnf) is refused: RFC 9449
+// §7.2 says a bound token must not be taken as a plain bearer token (see ValidateDPoP).
 func (v *Validator) Validate(ctx context.Context, raw string) (*Principal, error) {
+	p, jkt, err := v.validate(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	if jkt != "" {
+		return nil, invalidToken("token is bound to a key (DPoP): send it as Authorization: DPoP with a proof", nil)
+	}
+	return p, nil
+}
+
+// ValidateDPoP checks a token sent with the DPoP scheme (RFC 9449 §7.1): the token as
+// Validate does, then the request's proof (its DPoP header values), which must be made for this
+// request (method and URL as the client addressed it) with the key the token is bound to and
+// carry the token's hash. Proof failures are invalid_dpop_proof or use_dpop_nonce.
+func (v *Validator) ValidateDPoP(ctx context.Context, raw string, proofs []string, method, url string) (*Principal, error) {
+	p, jkt, err := v.validate(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	if jkt == "" {
+		return nil, invalidToken("token is not DPoP-bound: send it as Authorization: Bearer", nil)
+	}
+	if v.opts.DPoP == nil {
+		return nil, invalidToken("DPoP proofs cannot be checked on this server", nil)
+	}
+	proof, err := v.opts.DPoP.Verify(ctx, proofs, dpop.Request{Method: method, URL: url, AccessToken: raw})
+	var de *dpop.Error
+	switch {
+	case errors.As(err, &de):
+		return nil, &TokenError{Code: de.Code, Description: de.Description, Nonce: de.Nonce}
+	case err != nil:
+		return nil, &TokenError{Code: CodeTemporarilyUnavailable, Description: "DPoP proof cannot be checked right now", Err: err}
+	case proof.JKT != jkt:
+		return nil, &TokenError{Code: dpop.CodeInvalidProof, Description: "DPoP proof key does not match the key the token is bound to"}
+	}
+	return p, nil
+}
+
+// validate checks a token and returns the caller and the thumbprint of the key it is bound to
+// ("" when unbound).
+func (v *Validator) validate(ctx context.Context, raw string) (*Principal, string, error) {
 	// Before any parsing, for every issuer: the library accepts other spellings of a signed
 	// token and ignores crit.
 	if err := tokenrules.CheckCompact(raw); err != nil {
-		return nil, invalidToken(err.Error(), nil)
+		return nil, "", invalidToken(err.Error(), nil)
 	}
 	iss, err := peekIssuer(raw)
 	if err != nil {
-		return nil, invalidToken("malformed token: not a signed JWT", err)
+		return nil, "", invalidToken("malformed token: not a signed JWT", err)
 	}
 	if iss == "" {
-		return nil, invalidToken("token has no iss claim", nil)
+		return nil, "", invalidToken("token has no iss claim", nil)
 	}
 	if iss == v.own.Issuer {
 		return v.validateOwn(ctx, raw)
 	}
 	ri := v.issuers.Load().byIss[iss]
 	if ri == nil {
-		return nil, invalidToken("unknown issuer "+quoteSafe(iss, 100), nil)
+		return nil, "", invalidToken("unknown issuer "+quoteSafe(iss, 100), nil)
 	}
 	return v.validateRemote(ctx, ri, raw)
 }
 
-func (v *Validator) validateOwn(ctx context.Context, raw string) (*Principal, error) {
+func (v *Validator) validateOwn(ctx context.Context, raw string) (*Principal, string, error) {
 	c := &tokenClaims{}
 	if tok, err := v.ownParse.ParseWithClaims(raw, c, v.own.Keys); err != nil {
-		return nil, v.parseError(err, tok, c, append([]string{v.own.Issuer}, v.own.Audiences...))
+		return nil, "", v.parseError(err, tok, c, append([]string{v.own.Issuer}, v.own.Audiences...))
 	}
-	if err := checkBinding(c); err != nil {
-		return nil, err
+	jkt, berr := bindingOf(c)
+	if berr != nil {
+		return nil, "", berr
 	}
 	if c.Subject == "" {
-		return nil, invalidToken("token has no sub claim", nil)
+		return nil, "", invalidToken("token has no sub claim", nil)
 	}
 	if v.own.Revoked != nil {
 		if c.ID == "" {
-			return nil, invalidToken("token has no jti claim, so its revocation cannot be checked", nil)
+			return nil, "", invalidToken("token has no jti claim, so its revocation cannot be checked", nil)
 		}
 		revoked, err := v.own.Revoked(ctx, c.ID)
 		if err != nil {
-			return nil, &TokenError{Code: CodeTemporarilyUnavailable,
+			return nil, "", &TokenError{Code: CodeTemporarilyUnavailable,
 				Description: "token revocation cannot be checked right now",
 				Err:         fmt.Errorf("revocation check: %w", err)}
 		}
 		if revoked {
-			return nil, invalidToken("token was revoked", nil)
+			return nil, "", invalidToken("token was revoked", nil)
 		}
 	}
 	p := v.newPrincipal(c, OwnIssuerName)
@@ -362,7 +410,7 @@ func (v *Validator) validateOwn(ctx context.Context, raw string) (*Principal, er
 	// The grant the token records says whom it stands for; a username may equal a client id.
 	forClient, err := tokenrules.ForClient(c.Grant, c.Subject, c.ClientID)
 	if err != nil {
-		return nil, invalidToken(err.Error(), nil)
+		return nil, "", invalidToken(err.Error(), nil)
 	}
 	if forClient {
 		p.Kind, p.ID = KindClient, principal.Client(c.ClientID)
@@ -377,28 +425,29 @@ func (v *Validator) validateOwn(ctx context.Context, raw string) (*Principal, er
 	}
 	switch {
 	case errors.Is(err, ErrUnknownPrincipal):
-		return nil, invalidToken(string(p.Kind)+" "+quoteSafe(p.Subject, 100)+" is unknown or disabled", err)
+		return nil, "", invalidToken(string(p.Kind)+" "+quoteSafe(p.Subject, 100)+" is unknown or disabled", err)
 	case err != nil:
-		return nil, &TokenError{Code: CodeTemporarilyUnavailable,
+		return nil, "", &TokenError{Code: CodeTemporarilyUnavailable,
 			Description: "roles cannot be looked up right now",
 			Err:         fmt.Errorf("roles of %s: %w", p.ID, err)}
 	}
 	p.Roles = roles
-	return p, nil
+	return p, jkt, nil
 }
 
-func (v *Validator) validateRemote(ctx context.Context, ri *remoteIssuer, raw string) (*Principal, error) {
+func (v *Validator) validateRemote(ctx context.Context, ri *remoteIssuer, raw string) (*Principal, string, error) {
 	ks := ri.keys.Load()
 	if ks == nil {
-		return nil, invalidToken("keys of issuer "+ri.cfg.Name+" are not available (its metadata could not be read)",
+		return nil, "", invalidToken("keys of issuer "+ri.cfg.Name+" are not available (its metadata could not be read)",
 			errors.New(ri.statusError()))
 	}
 	c := &tokenClaims{extraNames: ri.extraNames}
 	if tok, err := ri.parser.ParseWithClaims(raw, c, ks.keyfunc(ctx)); err != nil {
-		return nil, v.parseError(err, tok, c, []string{ri.cfg.Audience})
+		return nil, "", v.parseError(err, tok, c, []string{ri.cfg.Audience})
 	}
-	if err := checkBinding(c); err != nil {
-		return nil, err
+	jkt, berr := bindingOf(c)
+	if berr != nil {
+		return nil, "", berr
 	}
 	cfg := ri.cfg
 	p := v.newPrincipal(c, cfg.Name)
@@ -420,7 +469,7 @@ func (v *Validator) validateRemote(ctx context.Context, ri *remoteIssuer, raw st
 	}
 	if p.Subject == "" {
 		claim := orDefault(cfg.SubjectClaim, "sub")
-		return nil, invalidToken("token has no "+quoteSafe(claim, 60)+" claim (the subject for issuer "+cfg.Name+")", nil)
+		return nil, "", invalidToken("token has no "+quoteSafe(claim, 60)+" claim (the subject for issuer "+cfg.Name+")", nil)
 	}
 	p.ID = principal.External(cfg.Name, p.Subject)
 
@@ -453,7 +502,8 @@ func (v *Validator) validateRemote(ctx context.Context, ri *remoteIssuer, raw st
 	default:
 		p.Roles = c.extraList(cfg.RolesClaim)
 	}
-	return v.linked(ctx, p, c)
+	p, err := v.linked(ctx, p, c)
+	return p, jkt, err
 }
 
 // linked turns an external principal whose subject is linked to a
@@ -512,15 +562,20 @@ func (v *Validator) newPrincipal(c *tokenClaims, issuerName string) *Principal {
 	return p
 }
 
-// checkBinding refuses sender-constrained tokens: RFC 9449 §7.2 and RFC 8705 §3 say a token
-// bound to a key must not be accepted as a plain bearer token, and Flowgate does not verify
-// DPoP proofs or client certificates yet.
-// TODO(dpop): accept cnf.jkt with a matching DPoP proof (RFC 9449).
-func checkBinding(c *tokenClaims) *TokenError {
-	if len(c.Cnf) > 0 && string(c.Cnf) != "null" {
-		return invalidToken("token is bound to a key (cnf); sender-constrained tokens are not supported yet", nil)
+// bindingOf returns the DPoP key thumbprint a token is bound to (cnf.jkt, RFC 9449 §6), ""
+// for an unbound token. A token bound otherwise (a client certificate, RFC 8705) is refused:
+// Flowgate cannot check that binding, and a bound token must never pass as a bearer one.
+func bindingOf(c *tokenClaims) (string, *TokenError) {
+	if len(c.Cnf) == 0 || string(c.Cnf) == "null" {
+		return "", nil
 	}
-	return nil
+	var cn struct {
+		JKT string `json:"jkt"`
+	}
+	if err := json.Unmarshal(c.Cnf, &cn); err != nil || cn.JKT == "" {
+		return "", invalidToken("token is bound to a key Flowgate cannot check (cnf without jkt)", nil)
+	}
+	return cn.JKT, nil
 }
 
 // parseError turns a jwt parse failure into the description of the check that failed. tok and

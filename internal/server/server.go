@@ -6,6 +6,7 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -39,6 +40,9 @@ type Server struct {
 	metricsHandler http.Handler
 	// metricsElsewhere is set by ServeMetrics before serving starts.
 	metricsElsewhere bool
+	cors             *CORS
+	proxies          *Proxies
+	tls              *tls.Config
 }
 
 // ReadinessCheck is one thing /readyz reports on. A check that fails with
@@ -124,7 +128,12 @@ func (s *Server) AddReadinessCheck(c ReadinessCheck) { s.checks = append(s.check
 // Handler is the whole server with its middleware, for tests and for
 // Serve.
 func (s *Server) Handler() http.Handler {
-	return s.observe(s.mux)
+	return s.observe(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.cors.handle(w, r) {
+			return
+		}
+		s.mux.ServeHTTP(w, r)
+	}))
 }
 
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -172,9 +181,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 		MaxHeaderBytes: 64 << 10,
 		ErrorLog:       slog.NewLogLogger(s.logger.Handler(), slog.LevelWarn),
 		BaseContext:    func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+		TLSConfig:      s.tls,
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- s.http.Serve(ln) }()
+	go func() {
+		if s.tls != nil {
+			errc <- s.http.ServeTLS(ln, "", "")
+			return
+		}
+		errc <- s.http.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("serve: %w", err)
@@ -197,6 +213,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		// First, so that the log line, the audit log and the sign-in
+		// throttle all see the client's address.
+		r = s.proxies.forwarded(r)
+		if r.TLS == nil && IsHTTPS(r) {
+			w = &secureCookies{ResponseWriter: w}
+		}
 		id := r.Header.Get("X-Request-Id")
 		if !validRequestID(id) {
 			id = newRequestID()

@@ -23,10 +23,11 @@ type AuthServer interface {
 	Sessions
 	Consents
 	AssertionJTIs
+	DPoPJTIs
 
 	// PruneAuth deletes every authorization-server row that expired
 	// before now: requests, codes, refresh tokens, revocations, sessions
-	// and assertion jtis. It returns how many rows went.
+	// assertion jtis and DPoP proof jtis. It returns how many rows went.
 	PruneAuth(ctx context.Context, now time.Time) (int64, error)
 }
 
@@ -81,6 +82,11 @@ type AuthRequest struct {
 	// MaxAge is the max_age parameter in seconds; -1 when absent.
 	MaxAge    int64
 	LoginHint string
+	// ResponseMode is how the response goes back to the client: "" or
+	// "query", "fragment", "form_post".
+	ResponseMode string
+	// Resource holds the resource indicators (RFC 8707) asked for.
+	Resource []string
 	// User, AuthTime and AMR are set once the user has signed in.
 	User     string
 	AuthTime time.Time
@@ -123,6 +129,9 @@ type AuthCode struct {
 	// that a second use can revoke them without the exchange writing them.
 	AccessJTI string
 	FamilyID  string
+	// Resource holds the resource indicators (RFC 8707) of the
+	// authorization request; the exchange's tokens are for them.
+	Resource  []string
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	// UsedAt is zero until the code is exchanged.
@@ -155,6 +164,9 @@ type RefreshToken struct {
 	// UsedAt is set when the token was rotated.
 	UsedAt  time.Time
 	Revoked bool
+	// DPoPJKT is the thumbprint (RFC 7638) of the DPoP key the token is
+	// bound to; empty when unbound. Rotation keeps it.
+	DPoPJKT string
 }
 
 // RefreshTokens stores refresh tokens.
@@ -165,7 +177,7 @@ type RefreshTokens interface {
 	GetRefreshToken(ctx context.Context, hash string) (RefreshToken, error)
 	// RotateRefreshToken marks the token oldHash (which must belong to
 	// clientID, be unrevoked and unexpired at now) used and stores its
-	// successor newHash with the same family, user, scopes and auth time,
+	// successor newHash with the same family, user, scopes, auth time and DPoP key,
 	// expiring at expires, in one transaction. It returns the successor.
 	// When the old token was already used, its whole family is revoked and
 	// the error is ErrReused; any other refusal is ErrNotFound.
@@ -229,4 +241,14 @@ type AssertionJTIs interface {
 	// UseAssertionJTI records jti for client until expiresAt;
 	// ErrReused when it is already recorded and not yet expired at now.
 	UseAssertionJTI(ctx context.Context, clientID, jti string, now, expiresAt time.Time) error
+}
+
+// DPoPJTIs remembers the jti of every DPoP proof accepted (RFC 9449 §11.1)
+// until a proof with it could no longer be accepted, so that a proof is
+// accepted once, by one server.
+type DPoPJTIs interface {
+	// UseDPoPJTI records jti for the key with thumbprint jkt until
+	// expiresAt; ErrReused when it is already recorded and not yet expired
+	// at now.
+	UseDPoPJTI(ctx context.Context, jkt, jti string, now, expiresAt time.Time) error
 }

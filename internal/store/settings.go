@@ -82,13 +82,21 @@ type OAuthServer struct {
 	UsePrompt   bool
 	UsePKCE     bool
 	RedirectURI string
-	Source      string
-	CreatedAt   time.Time
-	UpdatedAt   time.Time
+	// DPoP makes Flowgate send DPoP proofs (RFC 9449) to this server,
+	// made with the server's key (DPoPKey).
+	DPoP      bool
+	Source    string
+	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // OAuthServers stores outbound authorization servers.
 type OAuthServers interface {
+	// DPoPKey returns the DPoP private key (PKCS #8 DER) of a server,
+	// storing the one generate makes when the server has none yet; of
+	// servers asking at once, all get the one stored first. The store
+	// seals it. ErrNotFound when the server does not exist.
+	DPoPKey(ctx context.Context, server string, generate func() ([]byte, error)) ([]byte, error)
 	// CreateOAuthServer adds a server; ErrConflict when the name is taken.
 	CreateOAuthServer(ctx context.Context, s OAuthServer) error
 	// UpdateOAuthServer replaces every field but CreatedAt, the client

@@ -180,9 +180,15 @@ type Client struct {
 	JWKSURI      string
 	PublicKeyPEM string
 	// Consent is "user" (ask each user once) or "admin" (pre-approved).
-	Consent   string
-	DPoP      bool
-	Roles     []string
+	Consent string
+	DPoP    bool
+	Roles   []string
+	// AllowedOrigins are the browser origins (scheme://host[:port]) that
+	// get CORS answers for this client.
+	AllowedOrigins []string
+	// Audiences are the resources (RFC 8707) besides the public URL this
+	// client may ask tokens for.
+	Audiences []string
 	CreatedAt time.Time
 	UpdatedAt time.Time
 }

@@ -174,7 +174,13 @@ func (v *Vault) Client(ctx context.Context, server string) (*connectors.Client, 
 	if ok && srv.UpdatedAt.Equal(cc.updated) {
 		cc.read = now
 	} else {
-		c, err := connectors.New(srv, connectors.Options{HTTPClient: v.opts.HTTPClient, Now: v.opts.Now})
+		opts := connectors.Options{HTTPClient: v.opts.HTTPClient, Now: v.opts.Now}
+		if srv.DPoP {
+			if opts.DPoPKey, err = connectors.LoadDPoPKey(ctx, v.st, srv.Name); err != nil {
+				return nil, err
+			}
+		}
+		c, err := connectors.New(srv, opts)
 		if err != nil {
 			return nil, err
 		}

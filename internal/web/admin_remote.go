@@ -474,7 +474,7 @@ func (h *Handler) adminTestOAuthServer(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), probeTimeout)
 	defer cancel()
-	p := admin.ProbeOAuthServer(ctx, h.o.Identity.HTTPClient, o)
+	p := admin.ProbeOAuthServer(ctx, h.o.Identity.HTTPClient, h.o.Identity.Store, o)
 	pv := &probeView{OK: p.OK}
 	if p.TokenEndpoint != "" {
 		pv.Facts = append(pv.Facts, fact{"Token endpoint", p.TokenEndpoint})

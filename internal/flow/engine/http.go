@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/flowgate/flowgate/internal/connectors"
+	"github.com/flowgate/flowgate/internal/dpop"
 	"github.com/flowgate/flowgate/internal/egress"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/store"
@@ -67,6 +68,9 @@ type httpRequest struct {
 
 	hasBody bool
 	bearer  string
+	// dpop, for a server with dpop, makes the proof that goes with the
+	// token (RFC 9449 §7), which is then sent with the DPoP scheme.
+	dpop *dpop.Prover
 	// depth is the sending instance's, for DepthHeader.
 	depth int
 }
@@ -279,6 +283,22 @@ func sensitiveHeader(name string) bool {
 // headers, body (parsed when JSON). A nil error with a status says the
 // server answered; an error with no output is a network failure.
 func (e *Engine) send(ctx context.Context, req *httpRequest, timeout time.Duration, idemKey string) (map[string]any, error) {
+	out, err := e.sendOnce(ctx, req, timeout, idemKey)
+	if err != nil || req.dpop == nil || out["status"] != http.StatusUnauthorized {
+		return out, err
+	}
+	// An API that wants a DPoP nonce says so with a 401 naming
+	// use_dpop_nonce (RFC 9449 §9); the nonce it sent is remembered by
+	// now, and one more try carries it.
+	if h, _ := out["headers"].(map[string]any); h != nil {
+		if ch, _ := h["www-authenticate"].(string); strings.Contains(ch, dpop.CodeUseNonce) {
+			return e.sendOnce(ctx, req, timeout, idemKey)
+		}
+	}
+	return out, nil
+}
+
+func (e *Engine) sendOnce(ctx context.Context, req *httpRequest, timeout time.Duration, idemKey string) (map[string]any, error) {
 	if timeout <= 0 {
 		timeout = 30 * time.Second
 	}
@@ -316,7 +336,15 @@ func (e *Engine) send(ctx context.Context, req *httpRequest, timeout time.Durati
 	// After the flow's headers, so that no flow can claim to be shallower
 	// than it is and start itself without end through Flowgate's API.
 	hr.Header.Set(DepthHeader, strconv.Itoa(max(req.depth, 1)))
-	if req.bearer != "" {
+	switch {
+	case req.bearer != "" && req.dpop != nil:
+		proof, err := req.dpop.Proof(req.Method, req.URL, req.bearer)
+		if err != nil {
+			return nil, fmt.Errorf("DPoP proof: %w", err)
+		}
+		hr.Header.Set("Authorization", "DPoP "+req.bearer)
+		hr.Header.Set(dpop.Header, proof)
+	case req.bearer != "":
 		hr.Header.Set("Authorization", "Bearer "+req.bearer)
 	}
 	resp, err := e.client.Do(hr)
@@ -324,6 +352,9 @@ func (e *Engine) send(ctx context.Context, req *httpRequest, timeout time.Durati
 		return nil, networkError(err, timeout)
 	}
 	defer resp.Body.Close()
+	if req.dpop != nil {
+		req.dpop.SetNonce(req.URL, resp.Header.Get(dpop.NonceHeader))
+	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponseBytes+1))
 	if err != nil {
 		return nil, networkError(err, timeout)
@@ -395,6 +426,9 @@ func (r *runner) sendWithAuth(ctx context.Context, h *flow.HTTP, req *httpReques
 	}
 	r.learnSecret(tok)
 	req.bearer = tok
+	if c, cerr := r.e.vault.Client(ctx, h.Auth.Server); cerr == nil {
+		req.dpop = c.DPoP()
+	}
 	out, err = r.e.send(ctx, req, h.Timeout, key)
 	if err != nil || out["status"].(int) != http.StatusUnauthorized {
 		return out, false, err

@@ -107,19 +107,20 @@ func (s *Store) ListSigningKeys(ctx context.Context, at time.Time) ([]store.Sign
 }
 
 const authRequestCols = `id, client_id, redirect_uri, scopes, state, nonce, response_type, code_challenge,
-	code_challenge_method, prompt, max_age, login_hint, username, auth_time, amr, done, created_at, expires_at`
+	code_challenge_method, prompt, max_age, login_hint, username, auth_time, amr, done, created_at, expires_at,
+	response_mode, resource`
 
 // CreateAuthRequest stores a new authorization request.
 func (s *Store) CreateAuthRequest(ctx context.Context, r store.AuthRequest) error {
-	l, err := encodeLists([]string{"scopes", "prompt", "amr"}, r.Scopes, r.Prompt, r.AMR)
+	l, err := encodeLists([]string{"scopes", "prompt", "amr", "resource"}, r.Scopes, r.Prompt, r.AMR, r.Resource)
 	if err != nil {
 		return fmt.Errorf("create auth request: %w", err)
 	}
 	_, err = s.write.ExecContext(ctx, s.q.rebind(`INSERT INTO auth_requests (`+authRequestCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		r.ID, r.ClientID, r.RedirectURI, l[0], r.State, r.Nonce, r.ResponseType, r.CodeChallenge,
 		r.CodeChallengeMethod, l[1], r.MaxAge, r.LoginHint, r.User, microsOrZero(r.AuthTime), l[2], r.Done,
-		micros(nowOr(r.CreatedAt, now())), micros(r.ExpiresAt))
+		micros(nowOr(r.CreatedAt, now())), micros(r.ExpiresAt), r.ResponseMode, l[3])
 	if err != nil {
 		return fmt.Errorf("create auth request: %w", s.conflict(err))
 	}
@@ -130,13 +131,13 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r store.AuthRequest) erro
 func (s *Store) GetAuthRequest(ctx context.Context, id string, at time.Time) (store.AuthRequest, error) {
 	var (
 		r                          store.AuthRequest
-		scopes, prompt, amr        string
+		scopes, prompt, amr, res   string
 		authTime, created, expires int64
 	)
 	err := s.read.QueryRowContext(ctx, s.q.rebind(`SELECT `+authRequestCols+` FROM auth_requests WHERE id = ? AND expires_at > ?`),
 		id, micros(at)).Scan(&r.ID, &r.ClientID, &r.RedirectURI, &scopes, &r.State, &r.Nonce, &r.ResponseType,
 		&r.CodeChallenge, &r.CodeChallengeMethod, &prompt, &r.MaxAge, &r.LoginHint, &r.User, &authTime, &amr,
-		&r.Done, &created, &expires)
+		&r.Done, &created, &expires, &r.ResponseMode, &res)
 	if err != nil {
 		return store.AuthRequest{}, fmt.Errorf("get auth request: %w", notFound(err))
 	}
@@ -147,6 +148,9 @@ func (s *Store) GetAuthRequest(ctx context.Context, id string, at time.Time) (st
 		return store.AuthRequest{}, fmt.Errorf("get auth request: %w", err)
 	}
 	if r.AMR, err = decodeList(amr); err != nil {
+		return store.AuthRequest{}, fmt.Errorf("get auth request: %w", err)
+	}
+	if r.Resource, err = decodeList(res); err != nil {
 		return store.AuthRequest{}, fmt.Errorf("get auth request: %w", err)
 	}
 	r.AuthTime, r.CreatedAt, r.ExpiresAt = fromMicrosOrZero(authTime), fromMicros(created), fromMicros(expires)
@@ -176,18 +180,18 @@ func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
 }
 
 const authCodeCols = `hash, client_id, redirect_uri, username, scopes, nonce, code_challenge, code_challenge_method,
-	auth_time, amr, access_jti, family_id, created_at, expires_at, used_at`
+	auth_time, amr, access_jti, family_id, created_at, expires_at, used_at, resource`
 
 // CreateAuthCode stores a code by its hash.
 func (s *Store) CreateAuthCode(ctx context.Context, c store.AuthCode) error {
-	l, err := encodeLists([]string{"scopes", "amr"}, c.Scopes, c.AMR)
+	l, err := encodeLists([]string{"scopes", "amr", "resource"}, c.Scopes, c.AMR, c.Resource)
 	if err != nil {
 		return fmt.Errorf("create auth code: %w", err)
 	}
 	_, err = s.write.ExecContext(ctx, s.q.rebind(`INSERT INTO auth_codes (`+authCodeCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`),
 		c.Hash, c.ClientID, c.RedirectURI, c.User, l[0], c.Nonce, c.CodeChallenge, c.CodeChallengeMethod,
-		micros(c.AuthTime), l[1], c.AccessJTI, c.FamilyID, micros(nowOr(c.CreatedAt, now())), micros(c.ExpiresAt))
+		micros(c.AuthTime), l[1], c.AccessJTI, c.FamilyID, micros(nowOr(c.CreatedAt, now())), micros(c.ExpiresAt), l[2])
 	if err != nil {
 		return fmt.Errorf("create auth code: %w", s.conflict(err))
 	}
@@ -223,7 +227,7 @@ func (s *Store) ConsumeAuthCode(ctx context.Context, hash string, at time.Time) 
 func (s *Store) getAuthCode(ctx context.Context, hash string) (store.AuthCode, error) {
 	var (
 		c                                store.AuthCode
-		scopes, amr                      string
+		scopes, amr, res                 string
 		authTime, created, expires, used int64
 	)
 	// The write pool: the code was just updated there, and on SQLite a
@@ -231,7 +235,7 @@ func (s *Store) getAuthCode(ctx context.Context, hash string) (store.AuthCode, e
 	// costs nothing and is obviously right.
 	err := s.write.QueryRowContext(ctx, s.q.rebind(`SELECT `+authCodeCols+` FROM auth_codes WHERE hash = ?`), hash).Scan(
 		&c.Hash, &c.ClientID, &c.RedirectURI, &c.User, &scopes, &c.Nonce, &c.CodeChallenge, &c.CodeChallengeMethod,
-		&authTime, &amr, &c.AccessJTI, &c.FamilyID, &created, &expires, &used)
+		&authTime, &amr, &c.AccessJTI, &c.FamilyID, &created, &expires, &used, &res)
 	if err != nil {
 		return c, notFound(err)
 	}
@@ -241,11 +245,14 @@ func (s *Store) getAuthCode(ctx context.Context, hash string) (store.AuthCode, e
 	if c.AMR, err = decodeList(amr); err != nil {
 		return c, err
 	}
+	if c.Resource, err = decodeList(res); err != nil {
+		return c, err
+	}
 	c.AuthTime, c.CreatedAt, c.ExpiresAt, c.UsedAt = fromMicros(authTime), fromMicros(created), fromMicros(expires), fromMicrosOrZero(used)
 	return c, nil
 }
 
-const refreshCols = `hash, family_id, client_id, username, scopes, auth_time, amr, created_at, expires_at, used_at, revoked`
+const refreshCols = `hash, family_id, client_id, username, scopes, auth_time, amr, created_at, expires_at, used_at, revoked, dpop_jkt`
 
 // CreateRefreshToken stores a refresh token by its hash.
 func (s *Store) CreateRefreshToken(ctx context.Context, t store.RefreshToken) error {
@@ -261,9 +268,9 @@ func (s *Store) insertRefresh(ctx context.Context, db execer, t store.RefreshTok
 	if err != nil {
 		return fmt.Errorf("create refresh token: %w", err)
 	}
-	_, err = db.ExecContext(ctx, s.q.rebind(`INSERT INTO refresh_tokens (`+refreshCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`),
+	_, err = db.ExecContext(ctx, s.q.rebind(`INSERT INTO refresh_tokens (`+refreshCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`),
 		t.Hash, t.FamilyID, t.ClientID, t.User, l[0], micros(t.AuthTime), l[1],
-		micros(nowOr(t.CreatedAt, now())), micros(t.ExpiresAt), t.Revoked)
+		micros(nowOr(t.CreatedAt, now())), micros(t.ExpiresAt), t.Revoked, t.DPoPJKT)
 	if err != nil {
 		return fmt.Errorf("create refresh token: %w", s.conflict(err))
 	}
@@ -281,7 +288,7 @@ func (s *Store) getRefresh(ctx context.Context, db rowQuerier, hash string) (sto
 		authTime, created, expires, used int64
 	)
 	err := db.QueryRowContext(ctx, s.q.rebind(`SELECT `+refreshCols+` FROM refresh_tokens WHERE hash = ?`), hash).Scan(
-		&t.Hash, &t.FamilyID, &t.ClientID, &t.User, &scopes, &authTime, &amr, &created, &expires, &used, &t.Revoked)
+		&t.Hash, &t.FamilyID, &t.ClientID, &t.User, &scopes, &authTime, &amr, &created, &expires, &used, &t.Revoked, &t.DPoPJKT)
 	if err != nil {
 		return t, notFound(err)
 	}
@@ -347,6 +354,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, clientID, oldHash, newHa
 	next := store.RefreshToken{
 		Hash: newHash, FamilyID: old.FamilyID, ClientID: old.ClientID, User: old.User, Scopes: old.Scopes,
 		AuthTime: old.AuthTime, AMR: old.AMR, CreatedAt: nowOr(at, now()), ExpiresAt: expires.UTC().Truncate(time.Microsecond),
+		DPoPJKT: old.DPoPJKT,
 	}
 	if err := s.insertRefresh(ctx, tx, next); err != nil {
 		return store.RefreshToken{}, fmt.Errorf("rotate refresh token: %w", err)
@@ -547,12 +555,31 @@ func (s *Store) UseAssertionJTI(ctx context.Context, clientID, jti string, at, e
 	return nil
 }
 
+// UseDPoPJTI records the jti of a DPoP proof, as UseAssertionJTI does a
+// client assertion's: an expired row is taken over, a live one is a reuse.
+func (s *Store) UseDPoPJTI(ctx context.Context, jkt, jti string, at, expiresAt time.Time) error {
+	res, err := s.write.ExecContext(ctx, s.q.rebind(`INSERT INTO dpop_jtis (jkt, jti, expires_at) VALUES (?, ?, ?)
+		ON CONFLICT (jkt, jti) DO UPDATE SET expires_at = excluded.expires_at WHERE dpop_jtis.expires_at <= ?`),
+		jkt, jti, micros(expiresAt), micros(at))
+	if err != nil {
+		return fmt.Errorf("use dpop jti: %w", err)
+	}
+	n, err := res.RowsAffected()
+	if err != nil {
+		return fmt.Errorf("use dpop jti: %w", err)
+	}
+	if n == 0 {
+		return fmt.Errorf("use dpop jti: %w", store.ErrReused)
+	}
+	return nil
+}
+
 // PruneAuth deletes expired authorization-server rows. Revoked refresh
 // tokens go with their expiry, not before: a revoked token presented again
 // must still be recognised as revoked, not as unknown.
 func (s *Store) PruneAuth(ctx context.Context, at time.Time) (int64, error) {
 	var total int64
-	for _, table := range []string{"auth_requests", "auth_codes", "refresh_tokens", "revoked_access_tokens", "sessions", "assertion_jtis"} {
+	for _, table := range []string{"auth_requests", "auth_codes", "refresh_tokens", "revoked_access_tokens", "sessions", "assertion_jtis", "dpop_jtis"} {
 		res, err := s.write.ExecContext(ctx, s.q.rebind(`DELETE FROM `+table+` WHERE expires_at <= ?`), micros(at))
 		if err != nil {
 			return total, fmt.Errorf("prune %s: %w", table, err)

@@ -10,8 +10,8 @@ import (
 )
 
 func clientLists(c store.Client) ([]string, error) {
-	names := []string{"redirect_uris", "post_logout_redirect_uris", "grant_types", "scopes", "roles"}
-	return encodeLists(names, c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes, c.Roles)
+	names := []string{"redirect_uris", "post_logout_redirect_uris", "grant_types", "scopes", "roles", "allowed_origins", "audiences"}
+	return encodeLists(names, c.RedirectURIs, c.PostLogoutRedirectURIs, c.GrantTypes, c.Scopes, c.Roles, c.AllowedOrigins, c.Audiences)
 }
 
 // CreateClient adds a client. Zero times are filled in as for CreateUser.
@@ -28,7 +28,7 @@ func (s *Store) CreateClient(ctx context.Context, c store.Client) error {
 	_, err = s.write.ExecContext(ctx, s.q.createClient,
 		c.ID, c.Name, c.SecretHash, l[0], l[1], l[2], l[3],
 		c.TokenEndpointAuthMethod, c.JWKS, c.JWKSURI, c.PublicKeyPEM, c.Consent, c.DPoP, l[4],
-		micros(created), micros(updated))
+		micros(created), micros(updated), l[5], l[6])
 	if err != nil {
 		return fmt.Errorf("create client %q: %w", c.ID, s.conflict(err))
 	}
@@ -45,7 +45,7 @@ func (s *Store) UpdateClient(ctx context.Context, c store.Client) error {
 	res, err := s.write.ExecContext(ctx, s.q.updateClient,
 		c.Name, c.SecretHash, l[0], l[1], l[2], l[3],
 		c.TokenEndpointAuthMethod, c.JWKS, c.JWKSURI, c.PublicKeyPEM, c.Consent, c.DPoP, l[4],
-		micros(nowOr(c.UpdatedAt, now())), c.ID)
+		micros(nowOr(c.UpdatedAt, now())), l[5], l[6], c.ID)
 	if err != nil {
 		return fmt.Errorf("update client %q: %w", c.ID, err)
 	}
@@ -90,11 +90,12 @@ func scanClient(sc scanner) (store.Client, error) {
 	var (
 		c                                            store.Client
 		redirects, postLogout, grants, scopes, roles string
+		origins, audiences                           string
 		created, updated                             int64
 	)
 	if err := sc.Scan(&c.ID, &c.Name, &c.SecretHash, &redirects, &postLogout, &grants, &scopes,
 		&c.TokenEndpointAuthMethod, &c.JWKS, &c.JWKSURI, &c.PublicKeyPEM, &c.Consent, &c.DPoP, &roles,
-		&created, &updated); err != nil {
+		&created, &updated, &origins, &audiences); err != nil {
 		return store.Client{}, err
 	}
 	var err error
@@ -108,6 +109,8 @@ func scanClient(sc scanner) (store.Client, error) {
 		{&c.GrantTypes, grants, "grant_types"},
 		{&c.Scopes, scopes, "scopes"},
 		{&c.Roles, roles, "roles"},
+		{&c.AllowedOrigins, origins, "allowed_origins"},
+		{&c.Audiences, audiences, "audiences"},
 	} {
 		if *f.dst, err = decodeList(f.src); err != nil {
 			return store.Client{}, fmt.Errorf("client %q %s: %w", c.ID, f.name, err)

@@ -15,7 +15,7 @@ const auditChunk = 100
 const (
 	userCols   = `username, password_hash, email, email_verified, name, roles, disabled, created_at, updated_at`
 	clientCols = `id, name, secret_hash, redirect_uris, post_logout_redirect_uris, grant_types, scopes,
-		token_endpoint_auth_method, jwks, jwks_uri, public_key_pem, consent, dpop, roles, created_at, updated_at`
+		token_endpoint_auth_method, jwks, jwks_uri, public_key_pem, consent, dpop, roles, created_at, updated_at, allowed_origins, audiences`
 	auditCols   = `id, ts, event, username, client_id, remote_addr, user_agent, outcome, detail`
 	auditValues = `(?, ?, ?, ?, ?, ?, ?, ?)`
 )
@@ -56,10 +56,10 @@ func buildQueries(rebind func(string) string, versionTable string) queries {
 		listUsersFirst: rebind(`SELECT ` + userCols + ` FROM users ORDER BY username LIMIT ?`),
 		listUsersAfter: rebind(`SELECT ` + userCols + ` FROM users WHERE username > ? ORDER BY username LIMIT ?`),
 
-		createClient: rebind(`INSERT INTO clients (` + clientCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		createClient: rebind(`INSERT INTO clients (` + clientCols + `) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		updateClient: rebind(`UPDATE clients SET name = ?, secret_hash = ?, redirect_uris = ?, post_logout_redirect_uris = ?,
 			grant_types = ?, scopes = ?, token_endpoint_auth_method = ?, jwks = ?, jwks_uri = ?, public_key_pem = ?,
-			consent = ?, dpop = ?, roles = ?, updated_at = ? WHERE id = ?`),
+			consent = ?, dpop = ?, roles = ?, updated_at = ?, allowed_origins = ?, audiences = ? WHERE id = ?`),
 		getClient:        rebind(`SELECT ` + clientCols + ` FROM clients WHERE id = ?`),
 		deleteClient:     rebind(`DELETE FROM clients WHERE id = ?`),
 		listClientsFirst: rebind(`SELECT ` + clientCols + ` FROM clients ORDER BY id LIMIT ?`),

@@ -2,6 +2,7 @@ package sqlstore
 
 import (
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,7 +21,7 @@ const (
 		scope_map, source, created_at, updated_at`
 	oauthServerCols = `name, metadata_url, authorization_endpoint, token_endpoint, refresh_endpoint,
 		revocation_endpoint, client_id, client_secret, client_auth, private_key_file, key_id, scopes,
-		params, use_prompt, use_pkce, redirect_uri, source, created_at, updated_at`
+		params, use_prompt, use_pkce, redirect_uri, source, created_at, updated_at, dpop`
 )
 
 // oauthServerAAD binds a sealed client secret to its server, so that a
@@ -200,10 +201,10 @@ func (s *Store) CreateOAuthServer(ctx context.Context, o store.OAuthServer) erro
 	created := nowOr(o.CreatedAt, now())
 	updated := nowOr(o.UpdatedAt, created)
 	_, err = s.write.ExecContext(ctx, s.q.rebind(`INSERT INTO oauth_servers (`+oauthServerCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		o.Name, o.MetadataURL, o.AuthorizationEndpoint, o.TokenEndpoint, o.RefreshEndpoint,
 		o.RevocationEndpoint, o.ClientID, sealed, o.ClientAuth, o.PrivateKeyFile, o.KeyID, scopes,
-		params, o.UsePrompt, o.UsePKCE, o.RedirectURI, src, micros(created), micros(updated))
+		params, o.UsePrompt, o.UsePKCE, o.RedirectURI, src, micros(created), micros(updated), o.DPoP)
 	if err != nil {
 		return fmt.Errorf("create oauth server %q: %w", o.Name, s.conflict(err))
 	}
@@ -220,11 +221,11 @@ func (s *Store) UpdateOAuthServer(ctx context.Context, o store.OAuthServer) erro
 	res, err := s.write.ExecContext(ctx, s.q.rebind(`UPDATE oauth_servers SET metadata_url = ?,
 		authorization_endpoint = ?, token_endpoint = ?, refresh_endpoint = ?, revocation_endpoint = ?,
 		client_id = ?, client_secret = ?, client_auth = ?, private_key_file = ?, key_id = ?, scopes = ?,
-		params = ?, use_prompt = ?, use_pkce = ?, redirect_uri = ?, source = ?, updated_at = ?
+		params = ?, use_prompt = ?, use_pkce = ?, redirect_uri = ?, source = ?, updated_at = ?, dpop = ?
 		WHERE name = ?`),
 		o.MetadataURL, o.AuthorizationEndpoint, o.TokenEndpoint, o.RefreshEndpoint, o.RevocationEndpoint,
 		o.ClientID, sealed, o.ClientAuth, o.PrivateKeyFile, o.KeyID, scopes, params, o.UsePrompt,
-		o.UsePKCE, o.RedirectURI, src, micros(nowOr(o.UpdatedAt, now())), o.Name)
+		o.UsePKCE, o.RedirectURI, src, micros(nowOr(o.UpdatedAt, now())), o.DPoP, o.Name)
 	if err != nil {
 		return fmt.Errorf("update oauth server %q: %w", o.Name, err)
 	}
@@ -272,7 +273,7 @@ func (s *Store) scanOAuthServer(sc scanner) (store.OAuthServer, error) {
 	if err := sc.Scan(&o.Name, &o.MetadataURL, &o.AuthorizationEndpoint, &o.TokenEndpoint,
 		&o.RefreshEndpoint, &o.RevocationEndpoint, &o.ClientID, &sealed, &o.ClientAuth,
 		&o.PrivateKeyFile, &o.KeyID, &scopes, &params, &o.UsePrompt, &o.UsePKCE, &o.RedirectURI,
-		&o.Source, &created, &updated); err != nil {
+		&o.Source, &created, &updated, &o.DPoP); err != nil {
 		return store.OAuthServer{}, err
 	}
 	var err error
@@ -291,6 +292,45 @@ func (s *Store) scanOAuthServer(sc scanner) (store.OAuthServer, error) {
 	}
 	o.CreatedAt, o.UpdatedAt = fromMicros(created), fromMicros(updated)
 	return o, nil
+}
+
+// dpopKeyAAD binds a sealed DPoP key to its server.
+func dpopKeyAAD(server string) []byte { return []byte("oauth-server-dpop-key:" + server) }
+
+// DPoPKey returns the server's DPoP key, inserting generate's when there
+// is none: ON CONFLICT DO NOTHING, then the row read back, so concurrent
+// first uses on several servers agree on one key.
+func (s *Store) DPoPKey(ctx context.Context, server string, generate func() ([]byte, error)) ([]byte, error) {
+	var sealed []byte
+	err := s.read.QueryRowContext(ctx, s.q.rebind(`SELECT sealed FROM oauth_server_dpop_keys WHERE server = ?`), server).Scan(&sealed)
+	if errors.Is(err, sql.ErrNoRows) {
+		key, gerr := generate()
+		if gerr != nil {
+			return nil, fmt.Errorf("dpop key of %q: %w", server, gerr)
+		}
+		fresh, serr := s.sealer.Seal(key, dpopKeyAAD(server))
+		if serr != nil {
+			return nil, fmt.Errorf("dpop key of %q: seal: %w", server, serr)
+		}
+		var one int
+		if qerr := s.read.QueryRowContext(ctx, s.q.rebind(`SELECT 1 FROM oauth_servers WHERE name = ?`), server).Scan(&one); errors.Is(qerr, sql.ErrNoRows) {
+			return nil, fmt.Errorf("dpop key of %q: %w", server, store.ErrNotFound)
+		}
+		if _, err := s.write.ExecContext(ctx, s.q.rebind(`INSERT INTO oauth_server_dpop_keys (server, sealed, created_at) VALUES (?, ?, ?)
+			ON CONFLICT (server) DO NOTHING`), server, fresh, micros(now())); err != nil {
+			return nil, fmt.Errorf("dpop key of %q: %w", server, err)
+		}
+		// The write pool: what this or a concurrent insert just stored.
+		err = s.write.QueryRowContext(ctx, s.q.rebind(`SELECT sealed FROM oauth_server_dpop_keys WHERE server = ?`), server).Scan(&sealed)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("dpop key of %q: %w", server, notFound(err))
+	}
+	key, err := s.sealer.Open(sealed, dpopKeyAAD(server))
+	if err != nil {
+		return nil, fmt.Errorf("dpop key of %q: open: %w", server, err)
+	}
+	return key, nil
 }
 
 // --- key/value settings ---

@@ -27,6 +27,9 @@ func runAuthConformance(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Sessions", testSessions},
 		{"Consents", testConsents},
 		{"AssertionJTI", testAssertionJTI},
+		{"DPoPJTI", testDPoPJTI},
+		{"DPoPJTIConcurrent", testDPoPJTIConcurrent},
+		{"ProtocolFields", testProtocolFields},
 		{"PruneAuth", testPruneAuth},
 	}
 	for _, tc := range tests {
@@ -404,5 +407,107 @@ func testPruneAuth(t *testing.T, s store.Store) {
 	}
 	if r, _ := s.AccessTokenRevoked(c, "new"); !r {
 		t.Error("pruned a live revocation")
+	}
+}
+
+func testDPoPJTI(t *testing.T, s store.Store) {
+	c := ctx(t)
+	if err := s.UseDPoPJTI(c, "k1", "j", ts(1000), ts(1100)); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.UseDPoPJTI(c, "k1", "j", ts(1050), ts(1150)); !errors.Is(err, store.ErrReused) {
+		t.Fatalf("replay: %v, want ErrReused", err)
+	}
+	if err := s.UseDPoPJTI(c, "k2", "j", ts(1050), ts(1150)); err != nil {
+		t.Fatalf("same jti of another key: %v", err)
+	}
+	if n, err := s.PruneAuth(c, ts(1100)); err != nil || n != 1 {
+		t.Fatalf("prune = %d, %v; want the expired proof jti pruned", n, err)
+	}
+	if err := s.UseDPoPJTI(c, "k1", "j", ts(1100), ts(1200)); err != nil {
+		t.Fatalf("jti after expiry: %v", err)
+	}
+	if err := s.UseDPoPJTI(c, "k2", "j", ts(1120), ts(1200)); !errors.Is(err, store.ErrReused) {
+		t.Fatalf("replay of a live jti after a prune: %v, want ErrReused", err)
+	}
+}
+
+// testDPoPJTIConcurrent: of proofs with one jti presented at once (to
+// several servers), exactly one is accepted.
+func testDPoPJTIConcurrent(t *testing.T, s store.Store) {
+	c := ctx(t)
+	var wg sync.WaitGroup
+	errs := make([]error, 8)
+	for i := range errs {
+		wg.Go(func() { errs[i] = s.UseDPoPJTI(c, "k", "same", ts(1000), ts(1100)) })
+	}
+	wg.Wait()
+	ok := 0
+	for _, err := range errs {
+		switch {
+		case err == nil:
+			ok++
+		case !errors.Is(err, store.ErrReused):
+			t.Fatalf("concurrent use: %v", err)
+		}
+	}
+	if ok != 1 {
+		t.Fatalf("%d of %d concurrent uses accepted, want 1", ok, len(errs))
+	}
+}
+
+// testProtocolFields: a refresh token's DPoP key survives rotation;
+// clients' origins and audiences, requests' response mode and resources,
+// and codes' resources are stored.
+func testProtocolFields(t *testing.T, s store.Store) {
+	c := ctx(t)
+	rt := store.RefreshToken{Hash: "b1", FamilyID: "fb", ClientID: "spa", User: "alice", Scopes: []string{"openid"},
+		AuthTime: ts(1000), CreatedAt: ts(1000), ExpiresAt: ts(9000), DPoPJKT: "thumb"}
+	if err := s.CreateRefreshToken(c, rt); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetRefreshToken(c, "b1"); err != nil || got.DPoPJKT != "thumb" {
+		t.Fatalf("read = %+v, %v; want dpop_jkt thumb", got, err)
+	}
+	next, err := s.RotateRefreshToken(c, "spa", "b1", "b2", ts(1100), ts(9100))
+	if err != nil || next.DPoPJKT != "thumb" {
+		t.Fatalf("rotated = %+v, %v; want dpop_jkt kept", next, err)
+	}
+	if got, err := s.GetRefreshToken(c, "b2"); err != nil || got.DPoPJKT != "thumb" {
+		t.Fatalf("successor read = %+v, %v; want dpop_jkt thumb", got, err)
+	}
+
+	cl := store.Client{ID: "spa", GrantTypes: []string{"authorization_code"}, TokenEndpointAuthMethod: "none", Consent: "user",
+		AllowedOrigins: []string{"http://127.0.0.1:9000"}, Audiences: []string{"https://api.example"}}
+	if err := s.CreateClient(c, cl); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.GetClient(c, "spa")
+	if err != nil || !slices.Equal(got.AllowedOrigins, cl.AllowedOrigins) || !slices.Equal(got.Audiences, cl.Audiences) {
+		t.Fatalf("client = %+v, %v", got, err)
+	}
+	cl.AllowedOrigins, cl.Audiences = nil, []string{"urn:a", "urn:b"}
+	if err := s.UpdateClient(c, cl); err != nil {
+		t.Fatal(err)
+	}
+	if got, err = s.GetClient(c, "spa"); err != nil || got.AllowedOrigins != nil || !slices.Equal(got.Audiences, cl.Audiences) {
+		t.Fatalf("updated client = %+v, %v", got, err)
+	}
+
+	r := store.AuthRequest{ID: "rq", ClientID: "spa", RedirectURI: "https://rp/cb", ResponseType: "code",
+		ResponseMode: "form_post", Resource: []string{"urn:a"}, MaxAge: -1, CreatedAt: ts(1000), ExpiresAt: ts(2000)}
+	if err := s.CreateAuthRequest(c, r); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetAuthRequest(c, "rq", ts(1500)); err != nil || got.ResponseMode != "form_post" || !slices.Equal(got.Resource, r.Resource) {
+		t.Fatalf("request = %+v, %v", got, err)
+	}
+	code := sampleCode("hr")
+	code.Resource = []string{"urn:a", "urn:b"}
+	if err := s.CreateAuthCode(c, code); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.ConsumeAuthCode(c, "hr", ts(1010)); err != nil || !slices.Equal(got.Resource, code.Resource) {
+		t.Fatalf("code = %+v, %v", got, err)
 	}
 }

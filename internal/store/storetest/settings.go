@@ -6,6 +6,7 @@ import (
 	"maps"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 
 	"github.com/flowgate/flowgate/internal/store"
@@ -22,6 +23,7 @@ func runSettingsConformance(t *testing.T, newStore func(t *testing.T) store.Stor
 		{"TrustedIssuerList", testTrustedIssuerList},
 		{"OAuthServerCRUD", testOAuthServerCRUD},
 		{"OAuthServerList", testOAuthServerList},
+		{"OAuthServerDPoPKey", testOAuthServerDPoPKey},
 		{"SettingValues", testSettingValues},
 	}
 	for _, tc := range tests {
@@ -173,6 +175,7 @@ func fullOAuthServer(name string) store.OAuthServer {
 		Scopes:                []string{"User.Read", "offline_access"},
 		Params:                map[string]string{"resource": "https://graph.example.com"},
 		UsePrompt:             true,
+		DPoP:                  true,
 		UsePKCE:               false,
 		RedirectURI:           "http://localhost:8080/oauth-callback",
 		Source:                store.SourceAPI,
@@ -190,7 +193,7 @@ func sameOAuthServer(t *testing.T, got, want store.OAuthServer) {
 		got.RefreshEndpoint != want.RefreshEndpoint || got.RevocationEndpoint != want.RevocationEndpoint ||
 		got.ClientID != want.ClientID || got.ClientSecret != want.ClientSecret || got.ClientAuth != want.ClientAuth ||
 		got.PrivateKeyFile != want.PrivateKeyFile || got.KeyID != want.KeyID || got.UsePrompt != want.UsePrompt ||
-		got.UsePKCE != want.UsePKCE || got.RedirectURI != want.RedirectURI || got.Source != want.Source ||
+		got.UsePKCE != want.UsePKCE || got.RedirectURI != want.RedirectURI || got.Source != want.Source || got.DPoP != want.DPoP ||
 		!slices.Equal(got.Scopes, want.Scopes) || !maps.Equal(got.Params, want.Params) {
 		t.Errorf("oauth server = %+v, want %+v", got, want)
 	}
@@ -308,5 +311,51 @@ func testSettingValues(t *testing.T, s store.Store) {
 	}
 	if all, err := s.ListSettings(ctx(t), ""); err != nil || len(all) != 4 {
 		t.Errorf("ListSettings(\"\") = %v, %v; want 4 values", all, err)
+	}
+}
+
+// testOAuthServerDPoPKey: a server's DPoP key is made once, whoever asks
+// first, kept across updates of the entry, sealed, and goes with it.
+func testOAuthServerDPoPKey(t *testing.T, s store.Store) {
+	c := ctx(t)
+	if _, err := s.DPoPKey(c, "nope", func() ([]byte, error) { return []byte("k"), nil }); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("key of a missing server: %v, want ErrNotFound", err)
+	}
+	if err := s.CreateOAuthServer(c, fullOAuthServer("okta")); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	keys := make([][]byte, 6)
+	errs := make([]error, len(keys))
+	for i := range keys {
+		wg.Go(func() {
+			keys[i], errs[i] = s.DPoPKey(c, "okta", func() ([]byte, error) { return []byte(fmt.Sprintf("key-%d", i)), nil })
+		})
+	}
+	wg.Wait()
+	for i := range keys {
+		if errs[i] != nil || string(keys[i]) != string(keys[0]) {
+			t.Fatalf("concurrent first uses got %q (%v) and %q: want one key", keys[i], errs[i], keys[0])
+		}
+	}
+	if err := s.UpdateOAuthServer(c, fullOAuthServer("okta")); err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.DPoPKey(c, "okta", func() ([]byte, error) { return nil, errors.New("must not be called") })
+	if err != nil || string(again) != string(keys[0]) {
+		t.Fatalf("after an update: %q, %v; want the same key", again, err)
+	}
+	if got, err := s.GetOAuthServer(c, "okta"); err != nil || !got.DPoP {
+		t.Fatalf("dpop flag: %+v, %v", got.DPoP, err)
+	}
+	if err := s.DeleteOAuthServer(c, "okta"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CreateOAuthServer(c, fullOAuthServer("okta")); err != nil {
+		t.Fatal(err)
+	}
+	fresh, err := s.DPoPKey(c, "okta", func() ([]byte, error) { return []byte("new"), nil })
+	if err != nil || string(fresh) != "new" {
+		t.Fatalf("a new entry of the same name got %q, %v; want a new key", fresh, err)
 	}
 }

@@ -26,6 +26,13 @@ const (
 	PostSecret  = "post-secret"
 	// JWTClient exists when Options.PKJWTJWKS is set.
 	JWTClient = "jwt-client"
+	// DPoPClient must send DPoP proofs to the token endpoint: its
+	// tokens are DPoP-bound (client_secret_basic).
+	DPoPClient = "dpop-client"
+	DPoPSecret = "dpop-secret"
+	// DPoPEchoPath is the peer's protected resource for DPoP-bound
+	// tokens (see outbound.js).
+	DPoPEchoPath = "/api/dpop-echo"
 )
 
 // Options configure the peer.
@@ -44,6 +51,9 @@ type Options struct {
 	Script string
 	// Env is added to the peer's environment.
 	Env []string
+	// DPoPNonce makes the token endpoint and the DPoP resource ask for
+	// server nonces.
+	DPoPNonce bool
 }
 
 // Stats are the peer's counters.
@@ -54,6 +64,8 @@ type Stats struct {
 	ClientCredentialsGrants int `json:"client_credentials_grants"`
 	Revocations             int `json:"revocations"`
 	Grants                  int `json:"grants"`
+	DPoPAPICalls            int `json:"dpop_api_calls"`
+	DPoPAPIRefusals         int `json:"dpop_api_refusals"`
 }
 
 // Peer is a running provider.

@@ -66,6 +66,9 @@ func (p *Peer) tryStart(node, dir string, timeout time.Duration) error {
 	if p.opts.RedirectURI != "" {
 		env = append(env, "REDIRECT_URI="+p.opts.RedirectURI)
 	}
+	if p.opts.DPoPNonce {
+		env = append(env, "DPOP_NONCE=1")
+	}
 	cmd.Env = append(env, p.opts.Env...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
