@@ -99,6 +99,10 @@ type Step struct {
 	Next string
 	// Description is free text for people; optional.
 	Description string
+	// OnError is the step the instance goes to when this step fails
+	// (after its retries) instead of failing, with steps.<id>.error set;
+	// "" means a failure fails the instance.
+	OnError string
 	// Line and Column locate the step in its file.
 	Line, Column int
 

@@ -154,9 +154,15 @@ func TestParseProblems(t *testing.T) {
 		{"unknown step key", header + "  - id: a\n    type: fail\n    eror: x\n    error: x\n",
 			`t.yaml:5:5: t: step "a": eror: unknown key (did you mean error?)`},
 		{"unknown step key no hint", header + "  - id: a\n    type: fail\n    zzzzzz: 1\n    error: x\n",
-			`t.yaml:5:5: t: step "a": zzzzzz: unknown key (a fail step takes id, type, description, error)`},
+			`t.yaml:5:5: t: step "a": zzzzzz: unknown key (a fail step takes id, type, description, on_error, error)`},
 		{"duplicate key", header + "  - id: a\n    type: fail\n    error: x\n    error: y\n",
 			`t.yaml:6:5: t: step "a": error: duplicate key (first at line 5)`},
+		{"on_error to missing step", header + "  - {id: a, type: set, vars: {x: 1}, on_error: handle}\n  - {id: handler, type: fail, error: x}\n",
+			`t.yaml:3:48: t: step "a": on_error: no step "handle" (did you mean handler?)`},
+		{"on_error to itself", header + "  - {id: a, type: fail, error: x, on_error: a}\n",
+			`t.yaml:3:45: t: step "a": on_error: a step's failure cannot lead back to the step itself (use retry on an http step)`},
+		{"on_error with expression", header + "  - {id: a, type: fail, error: x, on_error: \"${{ input.x }}\"}\n",
+			`t.yaml:3:45: t: step "a": on_error: expressions are not allowed here`},
 		{"next to missing step", header + "  - {id: a, type: set, vars: {x: 1}, next: b}\n  - {id: bb, type: fail, error: x}\n",
 			`t.yaml:3:44: t: step "a": next: no step "b" (did you mean bb?)`},
 		{"next is static", header + "  - {id: a, type: set, vars: {x: 1}, next: \"${{ vars.x }}\"}\n",
@@ -371,6 +377,20 @@ steps:
 	ps := Problems(err)
 	if len(ps) != len(want) || ps[3].Step != "approve" || ps[3].Field != "actions" || ps[3].Line != 14 {
 		t.Errorf("Problems() = %v", ps)
+	}
+}
+
+// A step reached only through another step's on_error is reachable, and
+// expressions may read steps.ID.error.
+func TestParseOnError(t *testing.T) {
+	d := mustParse(t, header+"  - {id: call, type: http, url: \"https://x.example/\", on_error: handle}\n  - {id: done, type: return}\n"+
+		"  - {id: handle, type: return, status: 502, body: {why: \"${{ steps.call.error.message }}\", code: \"${{ steps.call.error.status }}\"}}\n")
+	s, ok := d.Step("call")
+	if !ok || s.OnError != "handle" {
+		t.Fatalf("call.OnError = %+v", s)
+	}
+	if s, _ := d.Step("done"); s.OnError != "" {
+		t.Errorf("done.OnError = %q, want none", s.OnError)
 	}
 }
 

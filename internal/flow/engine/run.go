@@ -18,6 +18,9 @@ import (
 type state struct {
 	// Outputs are the outputs of finished steps, unmasked.
 	Outputs map[string]map[string]any `json:"outputs,omitempty"`
+	// Errors are the failures on_error caught, by step id, as
+	// steps.<id>.error shows them.
+	Errors map[string]map[string]any `json:"errors,omitempty"`
 	// Retry is set while an http step waits for its next attempt.
 	Retry *retryState `json:"retry,omitempty"`
 	// WaitSince is when the current wait step began.
@@ -110,6 +113,9 @@ type runner struct {
 	// masker masks st.Secrets; nil until needed, and reset when a
 	// secret is learned.
 	masker *masker
+	// caught is set when on_error took a failing step's instance
+	// elsewhere: the step's run is over though it returned no error.
+	caught bool
 }
 
 // errStop ends a run without error: the instance waits, ended, or another
@@ -160,6 +166,11 @@ func (r *runner) initEnv(input, vars map[string]any, s starter) {
 	steps := make(map[string]flow.StepState, len(r.st.Outputs))
 	for id, out := range r.st.Outputs {
 		steps[id] = flow.StepState{Output: out}
+	}
+	for id, e := range r.st.Errors {
+		ss := steps[id]
+		ss.Error = e
+		steps[id] = ss
 	}
 	r.env = flow.Env{
 		Input: input,
@@ -223,8 +234,14 @@ func (r *runner) advance(ctx context.Context) error {
 		if !ok {
 			return r.failInstance(ctx, cur, fmt.Errorf("no such step in version %d", r.def.Version))
 		}
+		r.caught = false
 		if err := r.resolveSecrets(ctx, step); err != nil {
 			return err
+		}
+		if r.caught {
+			// A missing secret failed the step before it ran and its
+			// on_error took the instance elsewhere.
+			continue
 		}
 		var err error
 		switch step.Type {
@@ -232,14 +249,16 @@ func (r *runner) advance(ctx context.Context) error {
 			err = r.runSet(step)
 		case flow.TypeSwitch:
 			err = r.runSwitch(step)
+		// These end or park the instance (errStop) unless on_error caught
+		// their failure, which goes on like any step.
 		case flow.TypeReturn:
-			return r.runReturn(ctx, step)
+			err = r.runReturn(ctx, step)
 		case flow.TypeFail:
-			return r.runFail(ctx, step)
+			err = r.runFail(ctx, step)
 		case flow.TypeWait:
-			return r.runWait(ctx, step)
+			err = r.runWait(ctx, step)
 		case flow.TypeTask:
-			return r.runTask(ctx, step)
+			err = r.runTask(ctx, step)
 		case flow.TypeHTTP:
 			err = r.runHTTP(ctx, step)
 			if err == nil {
@@ -337,6 +356,9 @@ func encodeRecord(v any) []byte {
 // setOutput stores a finished step's output for expressions.
 func (r *runner) setOutput(step *flow.Step, out map[string]any) {
 	r.st.Outputs[step.ID] = out
+	// A step that succeeds on a later visit no longer shows the error
+	// an earlier one had.
+	delete(r.st.Errors, step.ID)
 	r.env.Steps[step.ID] = flow.StepState{Output: out}
 }
 
@@ -424,8 +446,7 @@ func (r *runner) runFail(ctx context.Context, step *flow.Step) error {
 		return r.failRecorded(i, step, err)
 	}
 	r.endRecord(i, step, store.StepCompleted, map[string]any{"error": msg}, "")
-	r.failAt(step.ID, errors.New(msg))
-	return r.finish(ctx)
+	return r.stepFailed(ctx, step, &stepFailure{kind: errTypeFail, err: errors.New(msg)})
 }
 
 func (r *runner) runWait(ctx context.Context, step *flow.Step) error {
@@ -567,11 +588,37 @@ func (f orderedForm) MarshalJSON() ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// failRecorded ends pending[i] as failed and the instance with it.
+// failRecorded ends pending[i] as failed and the instance with it,
+// unless the step's on_error catches the failure.
 func (r *runner) failRecorded(i int, step *flow.Step, err error) error {
 	r.endRecord(i, step, store.StepFailed, nil, err.Error())
-	r.failAt(step.ID, err)
-	return r.finish(context.WithoutCancel(r.e.ctx))
+	return r.stepFailed(context.WithoutCancel(r.e.ctx), step, err)
+}
+
+// stepFailed ends the instance as failed by err in step, or, when the
+// step has on_error, sends it there with steps.<id>.error set and returns
+// nil so that the run goes on. The step's record is already written as
+// failed either way.
+func (r *runner) stepFailed(ctx context.Context, step *flow.Step, err error) error {
+	if step.OnError == "" {
+		r.failAt(step.ID, err)
+		return r.finish(ctx)
+	}
+	e := errorValue(err)
+	e["message"] = r.maskText(fmt.Sprint(e["message"]))
+	if r.st.Errors == nil {
+		r.st.Errors = map[string]map[string]any{}
+	}
+	r.st.Errors[step.ID] = e
+	r.env.Steps[step.ID] = flow.StepState{Error: e}
+	delete(r.st.Outputs, step.ID)
+	r.st.Retry = nil
+	r.st.Parked = nil
+	r.st.Deadline = nil
+	r.inst.CurrentStep = step.OnError
+	r.caught = true
+	r.e.log.Info("flow engine: step failed, going on at its on_error", "instance", r.inst.ID, "step", step.ID, "on_error", step.OnError)
+	return nil
 }
 
 // failStep records a failed step (started now unless start is given) and
