@@ -712,10 +712,36 @@ func (p *parser) stepConfig(s *Step, i int, o object, n *yaml.Node, a at, common
 	case TypeEmail:
 		allow("to", "cc", "subject", "body", "html")
 		s.Email = p.emailStep(o, n, a)
+	case TypeFlow:
+		allow("flow", "input")
+		s.SubFlow = p.subFlow(o, n, a)
 	case TypeFail:
 		allow("error")
 		s.Fail = &Fail{Error: p.requiredTemplate(o, n, a, "error", "the message the instance fails with")}
 	}
+}
+
+// subFlow reads a flow step: the child flow's name, literal so that a
+// deploy can name it, and its input, a mapping.
+func (p *parser) subFlow(o object, n *yaml.Node, a at) *SubFlow {
+	sf := &SubFlow{}
+	v := o.get("flow")
+	if v == nil {
+		p.errf(n, a.key("flow"), "required: the name of the deployed flow to start")
+	} else if name, ok := p.literal(v, a.key("flow")); ok {
+		if len(name) > 64 || !flowNameRE.MatchString(name) {
+			p.errf(v, a.key("flow"), "%q is not a flow name (lower-case letters, digits and . _ -)", name)
+		}
+		sf.Flow = name
+	}
+	if v := o.get("input"); v != nil {
+		if yamlnode.Resolve(v).Kind != yaml.MappingNode {
+			p.errf(v, a.key("input"), "want a mapping of the child flow's input fields, not %s", yamlnode.Describe(v))
+		} else {
+			sf.Input = p.tree(v, a.key("input"))
+		}
+	}
+	return sf
 }
 
 func (p *parser) oauthUserLogin(o object, n *yaml.Node, a at) *OAuthUserLogin {

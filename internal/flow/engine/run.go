@@ -31,6 +31,10 @@ type state struct {
 	Parked *parkedState `json:"parked,omitempty"`
 	// Deadline is set while a task with due, remind or escalate waits.
 	Deadline *deadlineState `json:"deadline,omitempty"`
+	// Child is set while a flow step waits for its child instance.
+	Child *childState `json:"child,omitempty"`
+	// Parent is set on a child instance: the flow step that waits for it.
+	Parent *parentState `json:"parent,omitempty"`
 	// Connect is set while an oauth_user_login step waits for its user.
 	Connect *connectState `json:"connect,omitempty"`
 	// Secrets are the values from secret sources this instance has seen
@@ -270,6 +274,8 @@ func (r *runner) advance(ctx context.Context) error {
 			err = r.runRefresh(ctx, step)
 		case flow.TypeOAuthUserLogin:
 			err = r.runUserLogin(ctx, step)
+		case flow.TypeFlow:
+			err = r.runSubflow(ctx, step)
 		case flow.TypeEmail:
 			err = r.runEmail(ctx, step)
 			if err == nil {
@@ -661,6 +667,7 @@ func (r *runner) endInstance(status string, output []byte, errMsg string) {
 	if status != store.StatusCompleted {
 		r.cancel = true
 	}
+	r.wakeParent()
 }
 
 // encodeRow encodes the instance's vars and resume state for a commit.
@@ -688,6 +695,10 @@ func (r *runner) finish(ctx context.Context) error {
 		return err
 	}
 	r.e.notify(r.inst.ID)
+	if p := r.st.Parent; p != nil {
+		// Ahead of the queued wake, which then finds the parent moved on.
+		r.e.wakeLocally(p.ID, p.Seq, r.e.now())
+	}
 	return errStop
 }
 

@@ -1,0 +1,218 @@
+package engine_test
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/store/backend"
+)
+
+const creditCheckFlow = `
+name: credit-check
+permissions: {start: ["role:employee"]}
+input:
+  amount: {type: number, required: true}
+steps:
+  - id: check
+    type: switch
+    cases: [{when: "${{ input.amount > 1000 }}", next: deny}]
+  - id: review
+    type: task
+    title: "Credit for ${{ input.amount }}"
+    assignees: ["role:approver"]
+    actions: [OK]
+    next: {OK: ok}
+  - {id: ok, type: return, body: {verdict: ok, by: "${{ user.id }}"}}
+  - {id: deny, type: fail, error: "too much: ${{ input.amount }}"}
+`
+
+const orderFlow = `
+name: order
+permissions: {start: ["role:employee"]}
+input:
+  amount: {type: number, required: true}
+steps:
+  - id: credit
+    type: flow
+    flow: credit-check
+    input: {amount: "${{ input.amount }}"}
+  - id: done
+    type: return
+    body:
+      child: "${{ steps.credit.output.instance }}"
+      status: "${{ steps.credit.output.status }}"
+      verdict: "${{ steps.credit.output.output.body.verdict }}"
+      by: "${{ steps.credit.output.output.body.by }}"
+`
+
+func TestSubflowSucceeds(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, stores []backend.Store) {
+		s := stores[0]
+		e := newEngine(t, s, engine.Config{})
+		deploy(t, e, creditCheckFlow)
+		deploy(t, e, orderFlow)
+		ctx := t.Context()
+		res, err := e.StartInstance(ctx, engine.StartRequest{Workflow: "order", Input: map[string]any{"amount": 50}, Caller: alice})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parent := waitStatus(t, s, res.Instance.ID, store.StatusWaiting)
+		if parent.CurrentStep != "credit" {
+			t.Fatalf("parent waits at %q", parent.CurrentStep)
+		}
+		kids, err := e.Children(ctx, parent.ID)
+		if err != nil || len(kids) != 1 {
+			t.Fatalf("children %v %v", kids, err)
+		}
+		child := waitStatus(t, s, kids[0], store.StatusWaiting)
+		if child.Parent != parent.ID || child.Workflow != "credit-check" || child.StartedBy != alice.ID || child.Depth != parent.Depth+1 {
+			t.Errorf("child %+v: want parent %s, started by alice, one deeper", child, parent.ID)
+		}
+		tasks, _, err := e.ListTasks(ctx, bob, false, "", store.Page{})
+		if err != nil || len(tasks) != 1 || tasks[0].InstanceID != child.ID {
+			t.Fatalf("bob's worklist %+v %v", tasks, err)
+		}
+		if _, err := e.Act(ctx, tasks[0].Serial, "OK", nil, bob); err != nil {
+			t.Fatal(err)
+		}
+		parent = waitStatus(t, s, parent.ID, store.StatusCompleted, store.StatusFailed)
+		b := responseBody(t, parent)
+		if parent.Status != store.StatusCompleted || b["child"] != child.ID || b["status"] != store.StatusCompleted || b["verdict"] != "ok" || b["by"] != alice.ID {
+			t.Errorf("parent %s %q, body %v", parent.Status, parent.Error, b)
+		}
+		var steps []string
+		for _, r := range history(t, s, parent.ID) {
+			steps = append(steps, r.StepID+":"+r.Status)
+		}
+		if !slices.Equal(steps, []string{"credit:completed", "done:completed"}) {
+			t.Errorf("parent history %v", steps)
+		}
+	})
+}
+
+func TestSubflowFailsAndRefusals(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, stores []backend.Store) {
+		s := stores[0]
+		e := newEngine(t, s, engine.Config{})
+		deploy(t, e, creditCheckFlow)
+		deploy(t, e, orderFlow)
+		ctx := t.Context()
+		res, err := e.Invoke(ctx, engine.StartRequest{Workflow: "order", Input: map[string]any{"amount": 5000}, Caller: alice}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		parent := waitStatus(t, s, res.Instance.ID, store.StatusCompleted, store.StatusFailed)
+		kids, _ := e.Children(ctx, parent.ID)
+		if parent.Status != store.StatusFailed || len(kids) != 1 || !contains(parent.Error, `step "credit"`) ||
+			!contains(parent.Error, "ended failed") || !contains(parent.Error, "too much: 5000") {
+			t.Fatalf("parent %s %q, children %v", parent.Status, parent.Error, kids)
+		}
+		if child, _ := s.GetInstance(ctx, kids[0]); child.Status != store.StatusFailed {
+			t.Errorf("child %s", child.Status)
+		}
+
+		// The child flow is checked against the starter's permissions.
+		deploy(t, e, `
+name: secret-check
+permissions: {start: ["role:auditor"]}
+steps: [{id: end, type: return}]
+`)
+		deploy(t, e, `
+name: sneaky
+permissions: {start: ["role:employee"]}
+steps:
+  - {id: peek, type: flow, flow: secret-check, on_error: refused}
+  - {id: done, type: return}
+  - {id: refused, type: return, status: 403, body: "${{ steps.peek.error }}"}
+`)
+		res, err = e.Invoke(ctx, engine.StartRequest{Workflow: "sneaky", Caller: alice}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst := waitStatus(t, s, res.Instance.ID, store.StatusCompleted, store.StatusFailed)
+		if b := responseBody(t, inst); !contains(string(inst.Output), `"status":403`) || !contains(b["message"].(string), "may not start secret-check") {
+			t.Errorf("forbidden child: %s %s", inst.Status, inst.Output)
+		}
+		if kids, _ := e.Children(ctx, inst.ID); len(kids) != 0 {
+			t.Errorf("a forbidden child was started: %v", kids)
+		}
+	})
+}
+
+// A flow that starts itself stops at the depth limit: the deepest flow
+// step fails, and with it every instance above.
+func TestSubflowDepthLimit(t *testing.T) {
+	s := openStore(t)
+	e := newEngine(t, s, engine.Config{})
+	deploy(t, e, `
+name: nest
+permissions: {start: ["role:employee"]}
+steps: [{id: again, type: flow, flow: nest}]
+`)
+	res, err := e.Invoke(t.Context(), engine.StartRequest{Workflow: "nest", Caller: alice}, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	top := waitStatus(t, s, res.Instance.ID, store.StatusFailed, store.StatusCompleted)
+	if top.Status != store.StatusFailed {
+		t.Fatalf("top %s", top.Status)
+	}
+	all, _, err := s.ListInstances(t.Context(), store.InstanceFilter{Workflow: "nest"}, store.Page{Limit: 100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(all) != engine.MaxDepth {
+		t.Errorf("%d instances, want %d (the limit)", len(all), engine.MaxDepth)
+	}
+	deepest := 0
+	for _, in := range all {
+		if in.Status != store.StatusFailed {
+			t.Errorf("instance at depth %d is %s", in.Depth, in.Status)
+		}
+		if in.Depth > deepest {
+			deepest = in.Depth
+			if !contains(in.Error, "too many instances deep") {
+				t.Errorf("deepest error %q", in.Error)
+			}
+		}
+	}
+	if deepest != engine.MaxDepth {
+		t.Errorf("deepest %d", deepest)
+	}
+}
+
+// Cancelling the parent cancels the waiting child and closes its task.
+func TestSubflowCancelCascades(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, stores []backend.Store) {
+		s := stores[0]
+		e := newEngine(t, s, engine.Config{})
+		deploy(t, e, creditCheckFlow)
+		deploy(t, e, orderFlow)
+		ctx := t.Context()
+		res, err := e.StartInstance(ctx, engine.StartRequest{Workflow: "order", Input: map[string]any{"amount": 50}, Caller: alice})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, s, res.Instance.ID, store.StatusWaiting)
+		kids, _ := e.Children(ctx, res.Instance.ID)
+		if len(kids) != 1 {
+			t.Fatalf("children %v", kids)
+		}
+		waitStatus(t, s, kids[0], store.StatusWaiting)
+		if _, err := e.Cancel(ctx, res.Instance.ID, alice); err != nil {
+			t.Fatal(err)
+		}
+		child := waitStatus(t, s, kids[0], store.StatusCancelled, store.StatusCompleted, store.StatusFailed)
+		if child.Status != store.StatusCancelled {
+			t.Errorf("child %s", child.Status)
+		}
+		if tasks, _, _ := e.ListTasks(ctx, bob, false, store.TaskOpen, store.Page{}); len(tasks) != 0 {
+			t.Errorf("the child's task is still open: %+v", tasks)
+		}
+		if p, _ := s.GetInstance(ctx, res.Instance.ID); p.Status != store.StatusCancelled {
+			t.Errorf("parent %s after the child's cancel woke it", p.Status)
+		}
+	})
+}
