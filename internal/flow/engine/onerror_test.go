@@ -3,7 +3,6 @@ package engine_test
 import (
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -171,27 +170,6 @@ func TestOnErrorCatchesFailStep(t *testing.T) {
 	})
 }
 
-// docExample returns the first yaml block after heading in docs/flows.md.
-func docExample(t *testing.T, heading string) string {
-	t.Helper()
-	b, err := os.ReadFile("../../../docs/flows.md")
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc := string(b)
-	i := strings.Index(doc, "\n"+heading+"\n")
-	if i < 0 {
-		t.Fatalf("docs/flows.md has no %q", heading)
-	}
-	doc = doc[i:]
-	start := strings.Index(doc, "```yaml\n")
-	if start < 0 {
-		t.Fatalf("no yaml example under %q", heading)
-	}
-	doc = doc[start+len("```yaml\n"):]
-	return doc[:strings.Index(doc, "```")]
-}
-
 // The example of docs/flows.md runs as written: the ERP's 500s after the
 // retry open the ops task, whose action ends the instance with the status
 // read from steps.post_order.error.
@@ -201,7 +179,7 @@ func TestOnErrorDocExample(t *testing.T) {
 	defer srv.Close()
 	s := openStore(t)
 	e := newEngine(t, s, engine.Config{})
-	deploy(t, e, docExample(t, "## Error paths: `on_error`"))
+	deploy(t, e, docExamples(t, "## Error paths: `on_error`")[0])
 	ctx := t.Context()
 	sales := engine.Caller{User: flow.User{ID: "user:sam", Kind: "user", Subject: "sam", Issuer: "flowgate", Roles: []string{"sales"}}}
 	ops := engine.Caller{User: flow.User{ID: "user:olga", Kind: "user", Subject: "olga", Issuer: "flowgate", Roles: []string{"ops"}}}

@@ -61,7 +61,8 @@ func (r *runner) runSubflow(ctx context.Context, step *flow.Step) error {
 		}
 		caller := Caller{User: r.env.User}
 		started, err := r.e.start(ctx, def, input, caller, r.inst.Depth+1, startGuards{
-			idem:   &store.Idempotency{Principal: caller.ID, Key: "flow-step:" + r.inst.ID + "." + strconv.Itoa(cs.Seq)},
+			// The parent as the principal: no caller can send this key.
+			idem:   &store.Idempotency{Principal: "instance:" + r.inst.ID, Key: "flow-step." + strconv.Itoa(cs.Seq)},
 			parent: &parentState{ID: r.inst.ID, Seq: cs.Seq},
 		})
 		if err != nil {

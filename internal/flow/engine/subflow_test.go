@@ -1,9 +1,13 @@
 package engine_test
 
 import (
+	"encoding/json"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 
+	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/store/backend"
@@ -215,4 +219,117 @@ func TestSubflowCancelCascades(t *testing.T) {
 			t.Errorf("parent %s after the child's cancel woke it", p.Status)
 		}
 	})
+}
+
+// docExamples returns the yaml blocks of the docs/flows.md section under
+// heading, up to the next heading.
+func docExamples(t *testing.T, heading string) []string {
+	t.Helper()
+	b, err := os.ReadFile("../../../docs/flows.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc := string(b)
+	i := strings.Index(doc, "\n"+heading+"\n")
+	if i < 0 {
+		t.Fatalf("docs/flows.md has no %q", heading)
+	}
+	doc = doc[i+len(heading)+2:]
+	if j := strings.Index(doc, "\n#"); j >= 0 {
+		doc = doc[:j]
+	}
+	var out []string
+	for {
+		start := strings.Index(doc, "```yaml\n")
+		if start < 0 {
+			return out
+		}
+		doc = doc[start+len("```yaml\n"):]
+		end := strings.Index(doc, "```")
+		out = append(out, doc[:end])
+		doc = doc[end+3:]
+	}
+}
+
+// The two flows of docs/flows.md run as written: a small amount is quoted
+// with the child's id, a large one is caught by on_error with the child's
+// failure.
+func TestSubflowDocExample(t *testing.T) {
+	s := openStore(t)
+	e := newEngine(t, s, engine.Config{})
+	examples := docExamples(t, "### `flow` — start another flow and wait for it")
+	if len(examples) != 2 {
+		t.Fatalf("%d examples", len(examples))
+	}
+	for _, src := range examples {
+		deploy(t, e, src)
+	}
+	sam := engine.Caller{User: flow.User{ID: "user:sam", Kind: "user", Subject: "sam", Issuer: "flowgate", Roles: []string{"sales"}}}
+	for _, tc := range []struct {
+		amount float64
+		status int
+		check  func(b map[string]any) bool
+	}{
+		{500, 200, func(b map[string]any) bool { id, _ := b["checked_by"].(string); return id != "" }},
+		{50000, 409, func(b map[string]any) bool {
+			r, _ := b["reason"].(string)
+			return contains(r, "acme is over the limit") && contains(r, "ended failed")
+		}},
+	} {
+		res, err := e.StartInstance(t.Context(), engine.StartRequest{Workflow: "quote", Input: map[string]any{"customer": "acme", "amount": tc.amount}, Caller: sam})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inst := waitStatus(t, s, res.Instance.ID, store.StatusCompleted, store.StatusFailed)
+		var resp engine.Response
+		_ = json.Unmarshal(inst.Output, &resp)
+		if b, _ := resp.Body.(map[string]any); inst.Status != store.StatusCompleted || resp.Status != tc.status || !tc.check(b) {
+			t.Errorf("amount %v: %s %q, answer %s", tc.amount, inst.Status, inst.Error, inst.Output)
+		}
+	}
+}
+
+// Two servers on one database: the one that started the parent stops
+// while parent and child wait; the other acts on the child's task, and the
+// child's end wakes the parent there, which completes once.
+func TestSubflowWakesParentOnAnotherServer(t *testing.T) {
+	pg := openPostgresStores(t)
+	a := newEngine(t, pg[0], engine.Config{})
+	deploy(t, a, creditCheckFlow)
+	deploy(t, a, orderFlow)
+	ctx := t.Context()
+	res, err := a.StartInstance(ctx, engine.StartRequest{Workflow: "order", Input: map[string]any{"amount": 70}, Caller: alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, pg[0], res.Instance.ID, store.StatusWaiting)
+	kids, _ := a.Children(ctx, res.Instance.ID)
+	if len(kids) != 1 {
+		t.Fatalf("children %v", kids)
+	}
+	waitStatus(t, pg[0], kids[0], store.StatusWaiting)
+	if err := a.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	b := newEngine(t, pg[1], engine.Config{})
+	tasks, _, err := b.ListTasks(ctx, bob, false, store.TaskOpen, store.Page{})
+	if err != nil || len(tasks) != 1 {
+		t.Fatalf("tasks %v %v", tasks, err)
+	}
+	if _, err := b.Act(ctx, tasks[0].Serial, "OK", nil, bob); err != nil {
+		t.Fatal(err)
+	}
+	parent := waitStatus(t, pg[1], res.Instance.ID, store.StatusCompleted, store.StatusFailed)
+	if body := responseBody(t, parent); parent.Status != store.StatusCompleted || body["child"] != kids[0] {
+		t.Fatalf("parent %s %q %v", parent.Status, parent.Error, body)
+	}
+	var ends int
+	for _, r := range history(t, pg[1], parent.ID) {
+		if r.StepID == "done" {
+			ends++
+		}
+	}
+	if ends != 1 {
+		t.Errorf("the parent ran its last step %d times", ends)
+	}
 }
