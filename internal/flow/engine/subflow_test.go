@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/flow/engine"
@@ -332,4 +333,104 @@ func TestSubflowWakesParentOnAnotherServer(t *testing.T) {
 	if ends != 1 {
 		t.Errorf("the parent ran its last step %d times", ends)
 	}
+}
+
+// A server that dies after creating the child but before recording it
+// (the parent's row then holds the flow step's record and no child id,
+// still leased to the dead server): the server that takes the parent over
+// finds the same child by its key instead of starting a second one.
+func TestSubflowTakeoverFindsTheSameChild(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, stores []backend.Store) {
+		s := stores[0]
+		ctx := t.Context()
+		a := newEngine(t, s, engine.Config{})
+		deploy(t, a, creditCheckFlow)
+		deploy(t, a, orderFlow)
+		res, err := a.StartInstance(ctx, engine.StartRequest{Workflow: "order", Input: map[string]any{"amount": 70}, Caller: alice})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parent := waitStatus(t, s, res.Instance.ID, store.StatusWaiting)
+		kids, _ := a.Children(ctx, parent.ID)
+		if len(kids) != 1 {
+			t.Fatalf("children %v", kids)
+		}
+		waitStatus(t, s, kids[0], store.StatusWaiting)
+		if err := a.Close(ctx); err != nil {
+			t.Fatal(err)
+		}
+		// Roll the parent back to the moment after the child's creation.
+		var st map[string]any
+		if err := json.Unmarshal(parent.State, &st); err != nil {
+			t.Fatal(err)
+		}
+		child, _ := st["child"].(map[string]any)
+		if child["id"] != kids[0] {
+			t.Fatalf("the parent's state does not name its child: %s", parent.State)
+		}
+		delete(child, "id")
+		rolled := parent
+		rolled.State, _ = json.Marshal(st)
+		rolled.Status, rolled.Owner, rolled.LeaseUntil = store.StatusRunning, "dead-server", time.Now().Add(-time.Minute)
+		if err := s.CommitInstance(ctx, store.InstanceCommit{Instance: rolled, ExpectOwner: ""}); err != nil {
+			t.Fatal(err)
+		}
+		b := newEngine(t, s, engine.Config{Lease: time.Second, Sweep: 200 * time.Millisecond})
+		deadline := time.Now().Add(20 * time.Second)
+		for {
+			p, err := s.GetInstance(ctx, parent.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Status == store.StatusWaiting && p.Owner == "" && contains(string(p.State), kids[0]) {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("parent not taken over: %s owner %q state %s", p.Status, p.Owner, p.State)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if again, _ := b.Children(ctx, parent.ID); !slices.Equal(again, kids) {
+			t.Fatalf("children after the takeover %v, want %v", again, kids)
+		}
+		tasks, _, err := b.ListTasks(ctx, bob, false, store.TaskOpen, store.Page{})
+		if err != nil || len(tasks) != 1 {
+			t.Fatalf("tasks %v %v", tasks, err)
+		}
+		if _, err := b.Act(ctx, tasks[0].Serial, "OK", nil, bob); err != nil {
+			t.Fatal(err)
+		}
+		if p := waitStatus(t, s, parent.ID, store.StatusCompleted, store.StatusFailed); p.Status != store.StatusCompleted || responseBody(t, p)["child"] != kids[0] {
+			t.Errorf("parent %s %q %s", p.Status, p.Error, p.Output)
+		}
+	})
+}
+
+// Cancelling the child alone ends its wait in the parent: the flow step
+// fails with the child's cancel, and the parent with it.
+func TestSubflowChildCancelledFailsTheStep(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, stores []backend.Store) {
+		s := stores[0]
+		e := newEngine(t, s, engine.Config{})
+		deploy(t, e, creditCheckFlow)
+		deploy(t, e, orderFlow)
+		ctx := t.Context()
+		res, err := e.StartInstance(ctx, engine.StartRequest{Workflow: "order", Input: map[string]any{"amount": 50}, Caller: alice})
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitStatus(t, s, res.Instance.ID, store.StatusWaiting)
+		kids, _ := e.Children(ctx, res.Instance.ID)
+		if len(kids) != 1 {
+			t.Fatalf("children %v", kids)
+		}
+		waitStatus(t, s, kids[0], store.StatusWaiting)
+		if _, err := e.Cancel(ctx, kids[0], alice); err != nil {
+			t.Fatal(err)
+		}
+		p := waitStatus(t, s, res.Instance.ID, store.StatusFailed, store.StatusCompleted, store.StatusCancelled)
+		if p.Status != store.StatusFailed || !contains(p.Error, "ended cancelled") || !contains(p.Error, "cancelled by user:alice") {
+			t.Errorf("parent %s %q", p.Status, p.Error)
+		}
+	})
 }
