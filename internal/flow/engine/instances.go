@@ -474,7 +474,11 @@ func (e *Engine) cancelOne(ctx context.Context, id, by string, may func(store.In
 		if c.Wake != nil {
 			e.wakeLocally(c.Wake.InstanceID, c.Wake.Seq, now)
 		}
-		audit.Change{Event: audit.InstanceCancelled, By: by, Detail: "instance " + id + " (" + inst.Workflow + ")"}.Record(ctx, e.audit)
+		detail := "instance " + id + " (" + inst.Workflow + ")"
+		if inst.Parent != "" {
+			detail += ", child of " + inst.Parent
+		}
+		audit.Change{Event: audit.InstanceCancelled, By: by, Detail: detail}.Record(ctx, e.audit)
 		return c.Instance, nil
 	}
 	return store.Instance{}, fmt.Errorf("cancel instance %s: it kept changing; try again", id)
