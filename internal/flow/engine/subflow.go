@@ -86,6 +86,11 @@ func (r *runner) runSubflow(ctx context.Context, step *flow.Step) error {
 	r.inst.Owner = ""
 	r.inst.LeaseUntil = time.Time{}
 	if err := r.commit(ctx); err != nil {
+		if errors.Is(err, errStop) {
+			// The parent was cancelled (or taken over) while the child
+			// was being started, after the cancel looked for children.
+			r.cancelOrphan(ctx, cs.ID)
+		}
 		return err
 	}
 	r.e.notify(r.inst.ID)
@@ -138,6 +143,19 @@ func (r *runner) prepareChild(ctx context.Context, step *flow.Step) (*childState
 		return nil, err
 	}
 	return cs, nil
+}
+
+// cancelOrphan cancels child when its parent has been cancelled, so that
+// a cancel racing the child's start still cascades. A parent taken over
+// by another server is left to it.
+func (r *runner) cancelOrphan(ctx context.Context, child string) {
+	p, err := r.e.st.GetInstance(ctx, r.inst.ID)
+	if err != nil || p.Status != store.StatusCancelled {
+		return
+	}
+	if _, err := r.e.cancelOne(ctx, child, p.StartedBy, func(store.Instance) bool { return true }); err != nil && !errors.Is(err, ErrEnded) {
+		r.e.log.Error("flow engine: cancel the child of a cancelled instance", "instance", r.inst.ID, "child", child, "err", err)
+	}
 }
 
 // endSubflow finishes the flow step with its ended child (or failErr when
