@@ -71,6 +71,15 @@ type instanceJSON struct {
 	Vars        json.RawMessage `json:"vars"`
 	Output      json.RawMessage `json:"output"`
 	Error       *string         `json:"error"`
+	// Parent is the instance whose flow step started this one.
+	Parent *string `json:"parent"`
+}
+
+// instanceDetailJSON is one instance with the instances its flow steps
+// started.
+type instanceDetailJSON struct {
+	instanceJSON
+	Children []string `json:"children"`
 }
 
 func toInstanceJSON(in store.Instance) instanceJSON {
@@ -78,7 +87,7 @@ func toInstanceJSON(in store.Instance) instanceJSON {
 		ID: in.ID, Workflow: in.Workflow, Version: in.Version, Status: in.Status, StartedBy: in.StartedBy,
 		StartedAt: stamp(in.StartedAt), EndedAt: optStamp(in.EndedAt), CurrentStep: optString(in.CurrentStep),
 		Input: rawJSON(in.Input, "{}"), Vars: rawJSON(in.Vars, "{}"), Output: rawJSON(in.Output, "null"),
-		Error: optString(in.Error),
+		Error: optString(in.Error), Parent: optString(in.Parent),
 	}
 }
 
@@ -167,7 +176,15 @@ func (a *API) getInstance(w http.ResponseWriter, r *http.Request) {
 		a.engineError(w, r, err, "instance", id)
 		return
 	}
-	writeJSON(w, http.StatusOK, toInstanceJSON(in))
+	kids, err := a.engine.Children(r.Context(), in.ID)
+	if err != nil {
+		a.engineError(w, r, err, "instance", id)
+		return
+	}
+	if kids == nil {
+		kids = []string{}
+	}
+	writeJSON(w, http.StatusOK, instanceDetailJSON{instanceJSON: toInstanceJSON(in), Children: kids})
 }
 
 // historyJSON is one step record of the process flow monitor. Input and
@@ -229,5 +246,13 @@ func (a *API) cancelInstance(w http.ResponseWriter, r *http.Request) {
 		a.engineError(w, r, err, "instance", id)
 		return
 	}
-	writeJSON(w, http.StatusOK, toInstanceJSON(in))
+	kids, err := a.engine.Children(r.Context(), in.ID)
+	if err != nil {
+		a.engineError(w, r, err, "instance", id)
+		return
+	}
+	if kids == nil {
+		kids = []string{}
+	}
+	writeJSON(w, http.StatusOK, instanceDetailJSON{instanceJSON: toInstanceJSON(in), Children: kids})
 }

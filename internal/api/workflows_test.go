@@ -620,3 +620,39 @@ func TestAdminRoleNeedsAdminScope(t *testing.T) {
 		want(t, e.do("POST", "/api/v1/instances/"+alices+"/cancel", admin, nil), 200, "", "")
 	})
 }
+
+// A flow step's child names its parent, and the parent its children.
+func TestInstanceParentAndChildren(t *testing.T) {
+	flowBackends(t, flowOpts{}, func(t *testing.T, e *env) {
+		e.flowUsers()
+		e.deploy(pureFlow)
+		e.deploy(`
+name: outer
+permissions: {start: ["role:employee"]}
+steps:
+  - {id: inner, type: flow, flow: pure, input: {n: 3}}
+  - {id: done, type: return, body: "${{ steps.inner.output.output.body }}"}
+`)
+		alice := e.bearer("alice")
+		outer := want(t, e.do("POST", "/api/v1/workflows/outer/instances", alice, nil), 201, "", "")
+		id, _ := outer["id"].(string)
+		var got map[string]any
+		for range 100 {
+			if got = want(t, e.do("GET", "/api/v1/instances/"+id, alice, nil), 200, "", ""); got["status"] == "completed" {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		kids, _ := got["children"].([]any)
+		if got["status"] != "completed" || got["parent"] != nil || len(kids) != 1 {
+			t.Fatalf("outer = %v", got)
+		}
+		child := want(t, e.do("GET", "/api/v1/instances/"+kids[0].(string), alice, nil), 200, "", "")
+		if child["parent"] != id || child["workflow"] != "pure" || child["started_by"] != "user:alice" {
+			t.Errorf("child = %v", child)
+		}
+		if c, _ := child["children"].([]any); c == nil || len(c) != 0 {
+			t.Errorf("child's children = %v, want []", child["children"])
+		}
+	})
+}

@@ -20,12 +20,13 @@ const (
 	TypeReturn           StepType = "return"
 	TypeFail             StepType = "fail"
 	TypeEmail            StepType = "email"
+	TypeFlow             StepType = "flow"
 )
 
 // stepTypes lists the types in the order error messages show them.
 func stepTypes() []StepType {
 	return []StepType{TypeHTTP, TypeOAuthServerLogin, TypeOAuthUserLogin, TypeOAuthRefresh,
-		TypeTask, TypeSwitch, TypeSet, TypeWait, TypeReturn, TypeFail, TypeEmail}
+		TypeTask, TypeSwitch, TypeSet, TypeWait, TypeReturn, TypeFail, TypeEmail, TypeFlow}
 }
 
 // Definition is one flow as deployed: parsed, validated and with every
@@ -99,6 +100,10 @@ type Step struct {
 	Next string
 	// Description is free text for people; optional.
 	Description string
+	// OnError is the step the instance goes to when this step fails
+	// (after its retries) instead of failing, with steps.<id>.error set;
+	// "" means a failure fails the instance.
+	OnError string
 	// Line and Column locate the step in its file.
 	Line, Column int
 
@@ -113,6 +118,7 @@ type Step struct {
 	Return           *Return
 	Fail             *Fail
 	Email            *Email
+	SubFlow          *SubFlow
 
 	// secrets are the named secrets the step's expressions read.
 	secrets []string
@@ -288,6 +294,16 @@ type Return struct {
 	Headers    map[string]*Template
 	Body       any
 	HasBody    bool
+}
+
+// SubFlow starts a child instance of another deployed flow, its latest
+// version when the step runs, as the same principal, and waits for it.
+type SubFlow struct {
+	// Flow is the child flow's name.
+	Flow string
+	// Input is the child's start input: a tree whose strings may be
+	// templates (see EvaluateTree); nil for none.
+	Input any
 }
 
 // Fail ends the instance as failed with the message Error.

@@ -590,7 +590,8 @@ func (p *parser) step(d *Definition, i int, n *yaml.Node) {
 		s.Description, _ = p.text(v, a.key("description"))
 	}
 	common := p.stepNext(s, i, &o, a)
-	p.stepConfig(s, i, o, n, a, common)
+	p.stepOnError(s, i, o, a)
+	p.stepConfig(s, i, o, n, a, append(common, "on_error"))
 }
 
 // stepID reads a step's id, registers it in d's index, and returns where
@@ -654,6 +655,27 @@ func (p *parser) stepNext(s *Step, i int, o *object, a at) (common []string) {
 	return common
 }
 
+// stepOnError reads on_error, which every step type takes: where a
+// failure of the step leads instead of failing the instance.
+func (p *parser) stepOnError(s *Step, i int, o object, a at) {
+	v := o.get("on_error")
+	if v == nil {
+		return
+	}
+	id, ok := p.literal(v, a.key("on_error"))
+	if !ok {
+		return
+	}
+	if id == s.ID {
+		// Catching a step's failure with itself retries it until the step
+		// budget runs out; http has retry for that.
+		p.errf(v, a.key("on_error"), "a step's failure cannot lead back to the step itself (use retry on an http step)")
+		return
+	}
+	s.OnError = id
+	p.refs = append(p.refs, stepRef{from: i, target: id, n: v, a: a.key("on_error")})
+}
+
 // stepConfig reads the keys of the step's type, refusing any other.
 func (p *parser) stepConfig(s *Step, i int, o object, n *yaml.Node, a at, common []string) {
 	what := fmt.Sprintf("a %s step", s.Type)
@@ -673,7 +695,7 @@ func (p *parser) stepConfig(s *Step, i int, o object, n *yaml.Node, a at, common
 		s.OAuthRefresh = &OAuthRefresh{Server: p.server(o, n, a),
 			RefreshToken: p.requiredTemplate(o, n, a, "refresh_token", "an expression giving the refresh token, such as ${{ vars.refresh_token }}")}
 	case TypeTask:
-		p.allow(o, a, what, append(common, "next", "title", "assignees", "actions", "form", "due", "remind", "escalate", "on_due")...)
+		allow("next", "title", "assignees", "actions", "form", "due", "remind", "escalate", "on_due")
 		s.Task = p.task(i, o, n, a)
 	case TypeSwitch:
 		allow("cases", "default")
@@ -690,10 +712,36 @@ func (p *parser) stepConfig(s *Step, i int, o object, n *yaml.Node, a at, common
 	case TypeEmail:
 		allow("to", "cc", "subject", "body", "html")
 		s.Email = p.emailStep(o, n, a)
+	case TypeFlow:
+		allow("flow", "input")
+		s.SubFlow = p.subFlow(o, n, a)
 	case TypeFail:
 		allow("error")
 		s.Fail = &Fail{Error: p.requiredTemplate(o, n, a, "error", "the message the instance fails with")}
 	}
+}
+
+// subFlow reads a flow step: the child flow's name, literal so that a
+// deploy can name it, and its input, a mapping.
+func (p *parser) subFlow(o object, n *yaml.Node, a at) *SubFlow {
+	sf := &SubFlow{}
+	v := o.get("flow")
+	if v == nil {
+		p.errf(n, a.key("flow"), "required: the name of the deployed flow to start")
+	} else if name, ok := p.literal(v, a.key("flow")); ok {
+		if len(name) > 64 || !flowNameRE.MatchString(name) {
+			p.errf(v, a.key("flow"), "%q is not a flow name (lower-case letters, digits and . _ -)", name)
+		}
+		sf.Flow = name
+	}
+	if v := o.get("input"); v != nil {
+		if yamlnode.Resolve(v).Kind != yaml.MappingNode {
+			p.errf(v, a.key("input"), "want a mapping of the child flow's input fields, not %s", yamlnode.Describe(v))
+		} else {
+			sf.Input = p.tree(v, a.key("input"))
+		}
+	}
+	return sf
 }
 
 func (p *parser) oauthUserLogin(o object, n *yaml.Node, a at) *OAuthUserLogin {

@@ -150,13 +150,25 @@ func TestParseProblems(t *testing.T) {
 		{"duplicate step id", header + "  - {id: a, type: set, vars: {x: 1}}\n  - {id: a, type: fail, error: x}\n",
 			`t.yaml:4:10: t: steps[1]: id: duplicate step id "a" (also steps[0], line 3)`},
 		{"unknown step type", header + "  - id: a\n    type: htp\n",
-			`t.yaml:4:11: t: step "a": type: unknown step type "htp" (want one of http, oauth_server_login, oauth_user_login, oauth_refresh, task, switch, set, wait, return, fail, email)`},
+			`t.yaml:4:11: t: step "a": type: unknown step type "htp" (want one of http, oauth_server_login, oauth_user_login, oauth_refresh, task, switch, set, wait, return, fail, email, flow)`},
 		{"unknown step key", header + "  - id: a\n    type: fail\n    eror: x\n    error: x\n",
 			`t.yaml:5:5: t: step "a": eror: unknown key (did you mean error?)`},
 		{"unknown step key no hint", header + "  - id: a\n    type: fail\n    zzzzzz: 1\n    error: x\n",
-			`t.yaml:5:5: t: step "a": zzzzzz: unknown key (a fail step takes id, type, description, error)`},
+			`t.yaml:5:5: t: step "a": zzzzzz: unknown key (a fail step takes id, type, description, on_error, error)`},
 		{"duplicate key", header + "  - id: a\n    type: fail\n    error: x\n    error: y\n",
 			`t.yaml:6:5: t: step "a": error: duplicate key (first at line 5)`},
+		{"on_error to missing step", header + "  - {id: a, type: set, vars: {x: 1}, on_error: handle}\n  - {id: handler, type: fail, error: x}\n",
+			`t.yaml:3:48: t: step "a": on_error: no step "handle" (did you mean handler?)`},
+		{"on_error to itself", header + "  - {id: a, type: fail, error: x, on_error: a}\n",
+			`t.yaml:3:45: t: step "a": on_error: a step's failure cannot lead back to the step itself (use retry on an http step)`},
+		{"on_error with expression", header + "  - {id: a, type: fail, error: x, on_error: \"${{ input.x }}\"}\n",
+			`t.yaml:3:45: t: step "a": on_error: expressions are not allowed here`},
+		{"flow without flow", header + "  - {id: a, type: flow, input: {x: 1}}\n",
+			`t.yaml:3:5: t: step "a": flow: required: the name of the deployed flow to start`},
+		{"flow bad name", header + "  - {id: a, type: flow, flow: Credit Check}\n",
+			`t.yaml:3:31: t: step "a": flow: "Credit Check" is not a flow name (lower-case letters, digits and . _ -)`},
+		{"flow input not a mapping", header + "  - {id: a, type: flow, flow: c, input: [1]}\n",
+			`t.yaml:3:41: t: step "a": input: want a mapping of the child flow's input fields, not a list`},
 		{"next to missing step", header + "  - {id: a, type: set, vars: {x: 1}, next: b}\n  - {id: bb, type: fail, error: x}\n",
 			`t.yaml:3:44: t: step "a": next: no step "b" (did you mean bb?)`},
 		{"next is static", header + "  - {id: a, type: set, vars: {x: 1}, next: \"${{ vars.x }}\"}\n",
@@ -371,6 +383,20 @@ steps:
 	ps := Problems(err)
 	if len(ps) != len(want) || ps[3].Step != "approve" || ps[3].Field != "actions" || ps[3].Line != 14 {
 		t.Errorf("Problems() = %v", ps)
+	}
+}
+
+// A step reached only through another step's on_error is reachable, and
+// expressions may read steps.ID.error.
+func TestParseOnError(t *testing.T) {
+	d := mustParse(t, header+"  - {id: call, type: http, url: \"https://x.example/\", on_error: handle}\n  - {id: done, type: return}\n"+
+		"  - {id: handle, type: return, status: 502, body: {why: \"${{ steps.call.error.message }}\", code: \"${{ steps.call.error.status }}\"}}\n")
+	s, ok := d.Step("call")
+	if !ok || s.OnError != "handle" {
+		t.Fatalf("call.OnError = %+v", s)
+	}
+	if s, _ := d.Step("done"); s.OnError != "" {
+		t.Errorf("done.OnError = %q, want none", s.OnError)
 	}
 }
 

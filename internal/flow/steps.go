@@ -542,6 +542,7 @@ func (d *Definition) successors(i int) []string {
 			out = append(out, id)
 		}
 	}
+	add(s.OnError)
 	switch s.Type {
 	case TypeReturn, TypeFail:
 	case TypeTask:

@@ -59,6 +59,9 @@ type Env struct {
 // StepState is what expressions see of a finished step.
 type StepState struct {
 	Output map[string]any `expr:"output"`
+	// Error is set when the step's last run failed and its on_error
+	// caught the failure: message, type and, where one applies, status.
+	Error map[string]any `expr:"error"`
 }
 
 // Instance is what expressions see of the running instance.

@@ -81,6 +81,9 @@ type Instance struct {
 	// the starting instance's otherwise. Fixed at creation (CreateInstance
 	// stores less than 1 as 1; CommitInstance leaves it as it is).
 	Depth int
+	// Parent is the instance whose flow step started this one; "" when
+	// none did. Fixed at creation.
+	Parent string
 }
 
 // Ended reports whether the instance has reached a final status.
@@ -269,6 +272,8 @@ type InstanceFilter struct {
 	StartedBy string
 	Workflow  string
 	Status    string
+	// Parent lists the instances that instance's flow steps started.
+	Parent string
 }
 
 // TaskFilter narrows ListTasks.

@@ -145,8 +145,12 @@ func (r *runner) runHTTP(ctx context.Context, step *flow.Step) error {
 			err = fmt.Errorf("%w (attempt %d of %d)", err, attempt, h.Retry.Attempts)
 		}
 		r.endRecord(i, step, store.StepFailed, out, err.Error())
-		r.failAt(step.ID, err)
-		return r.finish(ctx)
+		if st, _ := out["status"].(int); st >= 500 {
+			err = &stepFailure{kind: errTypeHTTPStatus, status: st, err: err}
+		} else {
+			err = &stepFailure{kind: errTypeNetwork, err: err}
+		}
+		return r.caughtCommit(ctx, r.stepFailed(ctx, step, err))
 	}
 	r.st.Retry = nil
 	if st, _ := out["status"].(int); h.FailOnStatus && (st < 200 || st > 299) {
@@ -157,8 +161,11 @@ func (r *runner) runHTTP(ctx context.Context, step *flow.Step) error {
 			msg = fmt.Sprintf("no token could be had (fail_on_status): %v", out["error"])
 		}
 		r.endRecord(i, step, store.StepFailed, out, msg)
-		r.failAt(step.ID, errors.New(msg))
-		return r.finish(ctx)
+		f := &stepFailure{kind: errTypeHTTPStatus, status: st, err: errors.New(msg)}
+		if st == -1 {
+			f = &stepFailure{kind: errTypeAuth, err: errors.New(msg)}
+		}
+		return r.caughtCommit(ctx, r.stepFailed(ctx, step, f))
 	}
 	r.endRecord(i, step, store.StepCompleted, out, "")
 	r.setOutput(step, out)

@@ -85,6 +85,8 @@ type startGuards struct {
 	idem   *store.Idempotency
 	claim  *store.ScheduleClaim
 	replay *store.ReplayGuard
+	// parent is the flow step starting the instance as its child.
+	parent *parentState
 }
 
 // errGuardTaken: the schedule time or the webhook signature of a start was
@@ -99,7 +101,11 @@ func (e *Engine) start(ctx context.Context, def *flow.Definition, input map[stri
 		return Started{}, err
 	}
 	r.inst.Depth = depth
-	r.parent = trace.SpanContextFromContext(ctx)
+	r.traceParent = trace.SpanContextFromContext(ctx)
+	if g.parent != nil {
+		r.inst.Parent = g.parent.ID
+		r.st.Parent = g.parent
+	}
 	if g.idem != nil {
 		g.idem.RequestHash = requestHash(def.Name, r.inst.Input)
 		r.idem = g.idem
@@ -409,13 +415,23 @@ func (e *Engine) Cancel(ctx context.Context, id string, c Caller) (store.Instanc
 	if _, err := e.VisibleInstance(ctx, id, c); err != nil {
 		return store.Instance{}, err
 	}
+	inst, err := e.cancelOne(ctx, id, c.ID, c.mayCancel)
+	if err != nil {
+		return inst, err
+	}
+	e.cancelChildren(ctx, id, c.ID)
+	return e.st.GetInstance(ctx, id)
+}
+
+// cancelOne ends instance id as cancelled by by, when may allows it.
+func (e *Engine) cancelOne(ctx context.Context, id, by string, may func(store.Instance) bool) (store.Instance, error) {
 	for range 5 {
 		inst, err := e.st.GetInstance(ctx, id)
 		if err != nil {
 			return store.Instance{}, err
 		}
-		if !c.mayCancel(inst) {
-			audit.Change{Event: audit.InstanceCancelled, By: c.ID, Outcome: audit.OutcomeFailure,
+		if !may(inst) {
+			audit.Change{Event: audit.InstanceCancelled, By: by, Outcome: audit.OutcomeFailure,
 				Detail: "instance " + id + ": not its starter nor an administrator"}.Record(ctx, e.audit)
 			return store.Instance{}, fmt.Errorf("%w: only the instance's starter or an administrator may cancel it", ErrForbidden)
 		}
@@ -430,17 +446,26 @@ func (e *Engine) Cancel(ctx context.Context, id string, c Caller) (store.Instanc
 			if err == nil && last.EndedAt.IsZero() {
 				last.Status = store.StepCancelled
 				last.EndedAt = now
-				last.Error = "cancelled by " + c.ID
+				last.Error = "cancelled by " + by
 				steps = append(steps, last)
 			}
 		}
-		inst.Status = store.StatusCancelled
-		inst.Error = "cancelled by " + c.ID
-		inst.Owner = ""
-		inst.LeaseUntil = time.Time{}
-		inst.EndedAt = now
-		inst.UpdatedAt = now
-		err = e.st.CommitInstance(ctx, store.InstanceCommit{Instance: inst, ExpectOwner: owner, Steps: steps, CancelTasks: true})
+		c := store.InstanceCommit{Instance: inst, ExpectOwner: owner, Steps: steps, CancelTasks: true}
+		if inst.Parent != "" {
+			// A child's end, cancelled too, is what its parent's flow step
+			// waits for.
+			var st state
+			if json.Unmarshal(inst.State, &st) == nil && st.Parent != nil {
+				c.Wake = &store.Wake{InstanceID: st.Parent.ID, Seq: st.Parent.Seq, At: now}
+			}
+		}
+		c.Instance.Status = store.StatusCancelled
+		c.Instance.Error = "cancelled by " + by
+		c.Instance.Owner = ""
+		c.Instance.LeaseUntil = time.Time{}
+		c.Instance.EndedAt = now
+		c.Instance.UpdatedAt = now
+		err = e.st.CommitInstance(ctx, c)
 		if errors.Is(err, store.ErrLeaseLost) {
 			continue // it moved meanwhile; read again
 		}
@@ -452,10 +477,46 @@ func (e *Engine) Cancel(ctx context.Context, id string, c Caller) (store.Instanc
 		}
 		e.metrics.InstanceFinished(inst.Workflow, inst.Status)
 		e.notify(id)
-		audit.Change{Event: audit.InstanceCancelled, By: c.ID, Detail: "instance " + id + " (" + inst.Workflow + ")"}.Record(ctx, e.audit)
-		return e.st.GetInstance(ctx, id)
+		if c.Wake != nil {
+			e.wakeLocally(c.Wake.InstanceID, c.Wake.Seq, now)
+		}
+		detail := "instance " + id + " (" + inst.Workflow + ")"
+		if inst.Parent != "" {
+			detail += ", child of " + inst.Parent
+		}
+		audit.Change{Event: audit.InstanceCancelled, By: by, Detail: detail}.Record(ctx, e.audit)
+		return c.Instance, nil
 	}
 	return store.Instance{}, fmt.Errorf("cancel instance %s: it kept changing; try again", id)
+}
+
+// cancelChildren cancels the instances id's flow steps started that have
+// not ended, and theirs. Whoever may cancel the parent may cancel what it
+// started. A child that ends meanwhile is left as it ended; a failure is
+// logged, and the child's flow step, cancelled with its parent, no longer
+// waits for it.
+func (e *Engine) cancelChildren(ctx context.Context, id, by string) {
+	cursor := ""
+	for {
+		kids, next, err := e.st.ListInstances(ctx, store.InstanceFilter{Parent: id}, store.Page{Limit: store.MaxLimit, Cursor: cursor})
+		if err != nil {
+			e.log.Error("flow engine: cancel children", "instance", id, "err", err)
+			return
+		}
+		for _, k := range kids {
+			if k.Ended() {
+				continue
+			}
+			if _, err := e.cancelOne(ctx, k.ID, by, func(store.Instance) bool { return true }); err != nil && !errors.Is(err, ErrEnded) {
+				e.log.Error("flow engine: cancel child", "instance", id, "child", k.ID, "err", err)
+			}
+			e.cancelChildren(ctx, k.ID, by)
+		}
+		if next == "" {
+			return
+		}
+		cursor = next
+	}
 }
 
 func (e *Engine) lastRecord(ctx context.Context, inst store.Instance) (store.StepRecord, error) {

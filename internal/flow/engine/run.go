@@ -22,6 +22,9 @@ import (
 type state struct {
 	// Outputs are the outputs of finished steps, unmasked.
 	Outputs map[string]map[string]any `json:"outputs,omitempty"`
+	// Errors are the failures on_error caught, by step id, as
+	// steps.<id>.error shows them.
+	Errors map[string]map[string]any `json:"errors,omitempty"`
 	// Retry is set while an http step waits for its next attempt.
 	Retry *retryState `json:"retry,omitempty"`
 	// WaitSince is when the current wait step began.
@@ -32,6 +35,10 @@ type state struct {
 	Parked *parkedState `json:"parked,omitempty"`
 	// Deadline is set while a task with due, remind or escalate waits.
 	Deadline *deadlineState `json:"deadline,omitempty"`
+	// Child is set while a flow step waits for its child instance.
+	Child *childState `json:"child,omitempty"`
+	// Parent is set on a child instance: the flow step that waits for it.
+	Parent *parentState `json:"parent,omitempty"`
 	// Connect is set while an oauth_user_login step waits for its user.
 	Connect *connectState `json:"connect,omitempty"`
 	// Secrets are the values from secret sources this instance has seen
@@ -85,9 +92,9 @@ type runner struct {
 	inst store.Instance
 	st   state
 	env  flow.Env
-	// parent is the span of the request that started the instance, so
+	// traceParent is the span of the request that started the instance, so
 	// the first run's steps join its trace; invalid for resumed runs.
-	parent trace.SpanContext
+	traceParent trace.SpanContext
 
 	created bool
 	// Waiting for the next commit.
@@ -117,6 +124,9 @@ type runner struct {
 	// masker masks st.Secrets; nil until needed, and reset when a
 	// secret is learned.
 	masker *masker
+	// caught is set when on_error took a failing step's instance
+	// elsewhere: the step's run is over though it returned no error.
+	caught bool
 }
 
 // errStop ends a run without error: the instance waits, ended, or another
@@ -167,6 +177,11 @@ func (r *runner) initEnv(input, vars map[string]any, s starter) {
 	steps := make(map[string]flow.StepState, len(r.st.Outputs))
 	for id, out := range r.st.Outputs {
 		steps[id] = flow.StepState{Output: out}
+	}
+	for id, e := range r.st.Errors {
+		ss := steps[id]
+		ss.Error = e
+		steps[id] = ss
 	}
 	r.env = flow.Env{
 		Input: input,
@@ -230,25 +245,32 @@ func (r *runner) advance(ctx context.Context) error {
 		if !ok {
 			return r.failInstance(ctx, cur, fmt.Errorf("no such step in version %d", r.def.Version))
 		}
+		r.caught = false
 		if err := r.resolveSecrets(ctx, step); err != nil {
 			return err
 		}
+		if r.caught {
+			// A missing secret failed the step before it ran and its
+			// on_error took the instance elsewhere.
+			continue
+		}
 		sctx, span := r.startStepSpan(ctx, step)
 		var err error
-		stop := false // the step parked or ended the run
 		switch step.Type {
 		case flow.TypeSet:
 			err = r.runSet(step)
 		case flow.TypeSwitch:
 			err = r.runSwitch(step)
+		// These end or park the instance (errStop) unless on_error caught
+		// their failure, which goes on like any step.
 		case flow.TypeReturn:
-			err, stop = r.runReturn(sctx, step), true
+			err = r.runReturn(sctx, step)
 		case flow.TypeFail:
-			err, stop = r.runFail(sctx, step), true
+			err = r.runFail(sctx, step)
 		case flow.TypeWait:
-			err, stop = r.runWait(sctx, step), true
+			err = r.runWait(sctx, step)
 		case flow.TypeTask:
-			err, stop = r.runTask(sctx, step), true
+			err = r.runTask(sctx, step)
 		case flow.TypeHTTP:
 			err = r.runHTTP(sctx, step)
 			if err == nil {
@@ -260,6 +282,8 @@ func (r *runner) advance(ctx context.Context) error {
 			err = r.runRefresh(sctx, step)
 		case flow.TypeOAuthUserLogin:
 			err = r.runUserLogin(sctx, step)
+		case flow.TypeFlow:
+			err = r.runSubflow(sctx, step)
 		case flow.TypeEmail:
 			err = r.runEmail(sctx, step)
 			if err == nil {
@@ -269,9 +293,6 @@ func (r *runner) advance(ctx context.Context) error {
 			err = r.failStep(step, time.Time{}, nil, fmt.Errorf("step type %s is not available in this version of Flowgate", step.Type))
 		}
 		endStepSpan(span, err)
-		if stop {
-			return err
-		}
 		if err != nil {
 			return err
 		}
@@ -281,8 +302,8 @@ func (r *runner) advance(ctx context.Context) error {
 // startStepSpan starts the span of one step run: a child of the span of
 // the request that started the instance on its first run.
 func (r *runner) startStepSpan(ctx context.Context, step *flow.Step) (context.Context, trace.Span) {
-	if r.parent.IsValid() {
-		ctx = trace.ContextWithRemoteSpanContext(ctx, r.parent)
+	if r.traceParent.IsValid() {
+		ctx = trace.ContextWithRemoteSpanContext(ctx, r.traceParent)
 	}
 	return r.e.tracing.Tracer().Start(ctx, "step "+string(step.Type), trace.WithAttributes(
 		attribute.String("flowgate.flow", r.inst.Workflow),
@@ -374,6 +395,9 @@ func encodeRecord(v any) []byte {
 // setOutput stores a finished step's output for expressions.
 func (r *runner) setOutput(step *flow.Step, out map[string]any) {
 	r.st.Outputs[step.ID] = out
+	// A step that succeeds on a later visit no longer shows the error
+	// an earlier one had.
+	delete(r.st.Errors, step.ID)
 	r.env.Steps[step.ID] = flow.StepState{Output: out}
 }
 
@@ -461,8 +485,7 @@ func (r *runner) runFail(ctx context.Context, step *flow.Step) error {
 		return r.failRecorded(i, step, err)
 	}
 	r.endRecord(i, step, store.StepCompleted, map[string]any{"error": msg}, "")
-	r.failAt(step.ID, errors.New(msg))
-	return r.finish(ctx)
+	return r.stepFailed(ctx, step, &stepFailure{kind: errTypeFail, err: errors.New(msg)})
 }
 
 func (r *runner) runWait(ctx context.Context, step *flow.Step) error {
@@ -604,11 +627,37 @@ func (f orderedForm) MarshalJSON() ([]byte, error) {
 	return append(b, '}'), nil
 }
 
-// failRecorded ends pending[i] as failed and the instance with it.
+// failRecorded ends pending[i] as failed and the instance with it,
+// unless the step's on_error catches the failure.
 func (r *runner) failRecorded(i int, step *flow.Step, err error) error {
 	r.endRecord(i, step, store.StepFailed, nil, err.Error())
-	r.failAt(step.ID, err)
-	return r.finish(context.WithoutCancel(r.e.ctx))
+	return r.stepFailed(context.WithoutCancel(r.e.ctx), step, err)
+}
+
+// stepFailed ends the instance as failed by err in step, or, when the
+// step has on_error, sends it there with steps.<id>.error set and returns
+// nil so that the run goes on. The step's record is already written as
+// failed either way.
+func (r *runner) stepFailed(ctx context.Context, step *flow.Step, err error) error {
+	if step.OnError == "" {
+		r.failAt(step.ID, err)
+		return r.finish(ctx)
+	}
+	e := errorValue(err)
+	e["message"] = r.maskText(fmt.Sprint(e["message"]))
+	if r.st.Errors == nil {
+		r.st.Errors = map[string]map[string]any{}
+	}
+	r.st.Errors[step.ID] = e
+	r.env.Steps[step.ID] = flow.StepState{Error: e}
+	delete(r.st.Outputs, step.ID)
+	r.st.Retry = nil
+	r.st.Parked = nil
+	r.st.Deadline = nil
+	r.inst.CurrentStep = step.OnError
+	r.caught = true
+	r.e.log.Info("flow engine: step failed, going on at its on_error", "instance", r.inst.ID, "step", step.ID, "on_error", step.OnError)
+	return nil
 }
 
 // failStep records a failed step (started now unless start is given) and
@@ -651,6 +700,7 @@ func (r *runner) endInstance(status string, output []byte, errMsg string) {
 	if status != store.StatusCompleted {
 		r.cancel = true
 	}
+	r.wakeParent()
 }
 
 // encodeRow encodes the instance's vars and resume state for a commit.
@@ -678,6 +728,10 @@ func (r *runner) finish(ctx context.Context) error {
 		return err
 	}
 	r.e.notify(r.inst.ID)
+	if p := r.st.Parent; p != nil {
+		// Ahead of the queued wake, which then finds the parent moved on.
+		r.e.wakeLocally(p.ID, p.Seq, r.e.now())
+	}
 	return errStop
 }
 

@@ -697,9 +697,13 @@ func testInstanceList(t *testing.T, s store.Store) {
 	if l, next, err := s.ListInstances(ctx(t), store.InstanceFilter{}, store.Page{}); err != nil || len(l) != 0 || next != "" {
 		t.Fatalf("empty ListInstances = %v, %q, %v", l, next, err)
 	}
-	var all, alices, leaves, waiting []string
+	var all, alices, leaves, waiting, children []string
 	for i := range 23 {
 		in := fullInstance(instanceID(i), "expense", 1)
+		if i > 0 && i%5 == 0 {
+			in.Parent = instanceID(0)
+			children = append([]string{in.ID}, children...)
+		}
 		if i%3 == 0 {
 			in.Workflow = "leave"
 		}
@@ -732,6 +736,8 @@ func testInstanceList(t *testing.T, s store.Store) {
 		{store.InstanceFilter{Workflow: "leave"}, leaves},
 		{store.InstanceFilter{Workflow: "expense", Status: store.StatusWaiting}, waiting},
 		{store.InstanceFilter{StartedBy: "user:nobody"}, nil},
+		{store.InstanceFilter{Parent: instanceID(0)}, children},
+		{store.InstanceFilter{Parent: instanceID(1)}, nil},
 	} {
 		for _, limit := range []int{1, 4, 100} {
 			got, _ := pageAll(t, limit, func(p store.Page) ([]store.Instance, string, error) {
@@ -749,6 +755,12 @@ func testInstanceList(t *testing.T, s store.Store) {
 	got, _, err := s.ListInstances(ctx(t), store.InstanceFilter{}, store.Page{Limit: 1})
 	if err != nil || len(got) != 1 || !bytes.Equal(got[0].State, fullInstance("", "", 0).State) {
 		t.Errorf("listed instance %+v, %v: want its state opened", got, err)
+	}
+	if in, err := s.GetInstance(ctx(t), instanceID(5)); err != nil || in.Parent != instanceID(0) {
+		t.Errorf("GetInstance(%s).Parent = %q, %v; want %s", instanceID(5), in.Parent, err, instanceID(0))
+	}
+	if in, err := s.GetInstance(ctx(t), instanceID(0)); err != nil || in.Parent != "" {
+		t.Errorf("GetInstance(%s).Parent = %q, %v; want none", instanceID(0), in.Parent, err)
 	}
 	if _, _, err := s.ListInstances(ctx(t), store.InstanceFilter{}, store.Page{Cursor: "***"}); !errors.Is(err, store.ErrInvalidCursor) {
 		t.Errorf("bad cursor: %v, want ErrInvalidCursor", err)
