@@ -23,6 +23,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"math"
 	"mime"
 	"net/http"
@@ -75,6 +76,9 @@ type Options struct {
 	// DPoPKey is the server's DPoP key (PKCS #8, dpop.NewKey), required
 	// when the server entry has dpop (see LoadDPoPKey).
 	DPoPKey []byte
+	// Logger records what a token answer had that was dropped (never a
+	// token); nil means slog.Default().
+	Logger *slog.Logger
 }
 
 // Token is what a provider issued. It has no JSON tags: tokens are
@@ -97,6 +101,12 @@ type Token struct {
 	// IDToken is the OpenID ID token of a code exchange, "" when the
 	// provider sent none; its caller verifies it (internal/federation).
 	IDToken string
+	// InstanceURL is where the API of the account that signed in lives,
+	// when the token answer says so in instance_url (Salesforce: the
+	// org's API base, e.g. https://acme.my.salesforce.com), without a
+	// trailing slash; "" when the answer has none or it is not a plain
+	// https URL. Not a secret: flows get it as a step output.
+	InstanceURL string
 	// Rotated reports, for Refresh, that the provider issued a new
 	// refresh token, which replaces the old one; when false RefreshToken
 	// is the one presented, still valid.
@@ -116,6 +126,7 @@ type Endpoints struct {
 type Client struct {
 	srv  store.OAuthServer
 	now  func() time.Time
+	log  *slog.Logger
 	hc   *http.Client // wraps Options.HTTPClient with tokenTransport
 	base *http.Client // Options.HTTPClient as given, for discovery and revocation
 	key  *signingKey  // private_key_jwt only
@@ -134,9 +145,12 @@ type Client struct {
 // reads the key file now, so a bad key is reported when the server is
 // configured rather than at a step's first token request.
 func New(srv store.OAuthServer, opts Options) (*Client, error) {
-	c := &Client{srv: srv, now: opts.Now, base: opts.HTTPClient, discovery: make(chan struct{}, 1)}
+	c := &Client{srv: srv, now: opts.Now, log: opts.Logger, base: opts.HTTPClient, discovery: make(chan struct{}, 1)}
 	if c.now == nil {
 		c.now = time.Now
+	}
+	if c.log == nil {
+		c.log = slog.Default()
 	}
 	if c.base == nil {
 		c.base = egress.Default().Client(30 * time.Second)
@@ -487,6 +501,7 @@ func (c *Client) convert(op string, t *oauth2.Token, requested []string) (Token,
 	now := c.now()
 	tok := Token{AccessToken: t.AccessToken, TokenType: t.TokenType, RefreshToken: t.RefreshToken}
 	tok.IDToken, _ = t.Extra("id_token").(string)
+	tok.InstanceURL = c.instanceURL(op, t)
 	if tok.TokenType == "" {
 		tok.TokenType = "Bearer"
 	}
@@ -507,6 +522,39 @@ func (c *Client) convert(op string, t *oauth2.Token, requested []string) (Token,
 		tok.Scopes = append([]string(nil), requested...)
 	}
 	return tok, nil
+}
+
+// instanceURL is the answer's instance_url when it is an https URL with
+// a host and nothing but a path, trailing slash removed, so that a flow
+// can append "/services/data/…" to it. Anything else is dropped and
+// logged without its value: flows would send the user's access token to
+// that URL, so a provider (or whoever answers in its place) must not steer
+// it to plain http, to credentials in the URL, or to a query string.
+func (c *Client) instanceURL(op string, t *oauth2.Token) string {
+	raw := t.Extra("instance_url")
+	if raw == nil {
+		return ""
+	}
+	s, _ := raw.(string)
+	u, err := url.Parse(s)
+	var why string
+	switch {
+	case s == "":
+		why = "not a non-empty string"
+	case err != nil:
+		why = "not a URL"
+	case u.Scheme != "https":
+		why = "not https"
+	case u.Host == "" || u.Hostname() == "":
+		why = "no host"
+	case u.User != nil, u.RawQuery != "", u.ForceQuery, u.Fragment != "", strings.HasSuffix(s, "#"):
+		why = "has user info, a query or a fragment"
+	}
+	if why != "" {
+		c.log.Warn("oauth token answer: instance_url dropped", "server", c.srv.Name, "op", op, "reason", why)
+		return ""
+	}
+	return strings.TrimRight(s, "/")
 }
 
 // expiresIn is the response's expires_in in seconds. oauth2 sets

@@ -34,6 +34,11 @@ type Connection struct {
 	IssuedAt time.Time
 	// Scopes are the scopes the provider granted; nil when unknown.
 	Scopes []string
+	// InstanceURL is where the API of the account that signed in lives,
+	// when the provider's token answer said so (Salesforce's
+	// instance_url, connectors.Token.InstanceURL); "" otherwise. Not a
+	// secret: stored in plain text, and listed.
+	InstanceURL string
 
 	// Status is ConnectionOK or ConnectionReconnectRequired; empty is
 	// written as ConnectionOK.

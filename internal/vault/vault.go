@@ -174,7 +174,7 @@ func (v *Vault) Client(ctx context.Context, server string) (*connectors.Client, 
 	if ok && srv.UpdatedAt.Equal(cc.updated) {
 		cc.read = now
 	} else {
-		opts := connectors.Options{HTTPClient: v.opts.HTTPClient, Now: v.opts.Now}
+		opts := connectors.Options{HTTPClient: v.opts.HTTPClient, Now: v.opts.Now, Logger: v.log}
 		if srv.DPoP {
 			if opts.DPoPKey, err = connectors.LoadDPoPKey(ctx, v.st, srv.Name); err != nil {
 				return nil, err
@@ -199,10 +199,14 @@ type AccessToken struct {
 	TokenType string
 	Expiry    time.Time
 	Scopes    []string
+	// InstanceURL is the provider's instance URL for this connection or
+	// service token (connectors.Token.InstanceURL), "" when none.
+	InstanceURL string
 }
 
 func accessOf(c store.Connection) AccessToken {
-	return AccessToken{Token: c.AccessToken, TokenType: c.TokenType, Expiry: c.Expiry, Scopes: slices.Clone(c.Scopes)}
+	return AccessToken{Token: c.AccessToken, TokenType: c.TokenType, Expiry: c.Expiry, Scopes: slices.Clone(c.Scopes),
+		InstanceURL: c.InstanceURL}
 }
 
 // fresh reports whether c's access token is good for now: not within the
@@ -235,7 +239,7 @@ func tokensOf(c store.Connection, now time.Time) connectors.Token {
 	return connectors.Token{
 		AccessToken: c.AccessToken, RefreshToken: c.RefreshToken, TokenType: c.TokenType,
 		Expiry: c.Expiry, ExpiresIn: max(0, int64(c.Expiry.Sub(now).Round(time.Second)/time.Second)),
-		Scopes: slices.Clone(c.Scopes),
+		Scopes: slices.Clone(c.Scopes), InstanceURL: c.InstanceURL,
 	}
 }
 
@@ -435,6 +439,11 @@ func (v *Vault) refreshWith(ctx context.Context, client *connectors.Client, cur 
 	if tok.Scopes != nil {
 		next.Scopes = tok.Scopes
 	}
+	// Like scopes: a refresh answer without instance_url (most providers
+	// send it only at login) leaves the one of the login.
+	if tok.InstanceURL != "" {
+		next.InstanceURL = tok.InstanceURL
+	}
 	next.Status, next.LastError, next.Failures, next.RetryAt = store.ConnectionOK, "", 0, time.Time{}
 	return next, nil
 }
@@ -553,7 +562,7 @@ func (v *Vault) Save(ctx context.Context, principal, server string, tok connecto
 	return v.st.PutConnection(ctx, store.Connection{
 		Principal: principal, Server: server,
 		AccessToken: tok.AccessToken, RefreshToken: tok.RefreshToken, TokenType: typ,
-		Expiry: exp, IssuedAt: now, Scopes: tok.Scopes, Status: store.ConnectionOK,
+		Expiry: exp, IssuedAt: now, Scopes: tok.Scopes, InstanceURL: tok.InstanceURL, Status: store.ConnectionOK,
 	})
 }
 
@@ -682,7 +691,8 @@ func (v *Vault) ServiceToken(ctx context.Context, server string, scopes []string
 }
 
 func serviceAccess(t connectors.Token) AccessToken {
-	return AccessToken{Token: t.AccessToken, TokenType: t.TokenType, Expiry: t.Expiry, Scopes: slices.Clone(t.Scopes)}
+	return AccessToken{Token: t.AccessToken, TokenType: t.TokenType, Expiry: t.Expiry, Scopes: slices.Clone(t.Scopes),
+		InstanceURL: t.InstanceURL}
 }
 
 // InvalidateService drops the cached client-credentials tokens of server,

@@ -88,20 +88,26 @@ func oauthInput(server string, scopes []string) map[string]any {
 	return in
 }
 
-// tokenOutput is the connector outputs of docs/flows.md for a token.
-func tokenOutput(accessToken, tokenType string, expiry time.Time, scopes []string, refreshToken string, now time.Time) map[string]any {
+// tokenOutput is the connector outputs of docs/flows.md for a token:
+// refresh_token and instance_url only when there is one, so a flow can
+// test for them.
+func tokenOutput(t connectors.Token, now time.Time) map[string]any {
+	scopes := t.Scopes
 	if scopes == nil {
 		scopes = []string{}
 	}
 	out := map[string]any{
 		"status_code":    statusOK,
-		"access_token":   accessToken,
-		"token_type":     tokenType,
-		"expires_in":     max(0, int64(expiry.Sub(now).Round(time.Second)/time.Second)),
+		"access_token":   t.AccessToken,
+		"token_type":     t.TokenType,
+		"expires_in":     max(0, int64(t.Expiry.Sub(now).Round(time.Second)/time.Second)),
 		"granted_scopes": scopes,
 	}
-	if refreshToken != "" {
-		out["refresh_token"] = refreshToken
+	if t.RefreshToken != "" {
+		out["refresh_token"] = t.RefreshToken
+	}
+	if t.InstanceURL != "" {
+		out["instance_url"] = t.InstanceURL
 	}
 	return out
 }
@@ -169,7 +175,8 @@ func (e *Engine) serverLogin(ctx context.Context, server string, scopes []string
 		}
 		return statusOutput(statusUnknown, err.Error())
 	}
-	return tokenOutput(tok.Token, tok.TokenType, tok.Expiry, tok.Scopes, "", e.now())
+	return tokenOutput(connectors.Token{AccessToken: tok.Token, TokenType: tok.TokenType, Expiry: tok.Expiry,
+		Scopes: tok.Scopes, InstanceURL: tok.InstanceURL}, e.now())
 }
 
 // runRefresh is oauth_refresh: new tokens for a refresh token the flow
@@ -210,7 +217,7 @@ func (r *runner) runRefresh(ctx context.Context, step *flow.Step) error {
 		r.endOAuthStep(i, step, statusOutput(code, err.Error()))
 		return nil
 	}
-	r.endOAuthStep(i, step, tokenOutput(tok.AccessToken, tok.TokenType, tok.Expiry, tok.Scopes, tok.RefreshToken, r.e.now()))
+	r.endOAuthStep(i, step, tokenOutput(tok, r.e.now()))
 	return nil
 }
 
@@ -252,7 +259,7 @@ func (r *runner) runUserLogin(ctx context.Context, step *flow.Step) error {
 		tok, err := r.e.vault.Tokens(ctx, r.env.User.ID, s.Server)
 		if err == nil && covers(tok.Scopes, want) {
 			i := r.record(step, store.StepRunning, 1, start, input)
-			r.endOAuthStep(i, step, tokenOutput(tok.AccessToken, tok.TokenType, tok.Expiry, tok.Scopes, tok.RefreshToken, r.e.now()))
+			r.endOAuthStep(i, step, tokenOutput(tok, r.e.now()))
 			return nil
 		}
 	}
@@ -451,7 +458,7 @@ func (e *Engine) FinishConnect(ctx context.Context, res ConnectResult) error {
 	var out map[string]any
 	action := "connected"
 	if t := res.Token; t != nil {
-		out = tokenOutput(t.AccessToken, t.TokenType, t.Expiry, t.Scopes, t.RefreshToken, now)
+		out = tokenOutput(*t, now)
 	} else {
 		out = statusOutput(res.Status, res.Error)
 		action = "failed"

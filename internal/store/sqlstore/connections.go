@@ -11,12 +11,12 @@ import (
 )
 
 const connectionCols = `principal, server, access_token, refresh_token, token_type, expires_at, issued_at,
-	scopes, status, last_error, failures, retry_at, created_at, updated_at`
+	scopes, instance_url, status, last_error, failures, retry_at, created_at, updated_at`
 
 // connectionInfoCols are the columns a list reads: no token column, so a
 // list never opens a ciphertext.
 const connectionInfoCols = `principal, server, token_type, expires_at, issued_at,
-	scopes, status, last_error, failures, retry_at, created_at, updated_at`
+	scopes, instance_url, status, last_error, failures, retry_at, created_at, updated_at`
 
 // connectionAAD binds a sealed token to its row and its column, so a
 // ciphertext copied to another principal's row, another server's, or from
@@ -69,7 +69,7 @@ func (s *Store) connectionArgs(c *store.Connection, at time.Time) ([]any, error)
 	if status != store.ConnectionOK && status != store.ConnectionReconnectRequired {
 		return nil, fmt.Errorf("connection status %q: want %q or %q", status, store.ConnectionOK, store.ConnectionReconnectRequired)
 	}
-	return []any{access, refresh, c.TokenType, microsOrZero(c.Expiry), microsOrZero(c.IssuedAt), scopes, status,
+	return []any{access, refresh, c.TokenType, microsOrZero(c.Expiry), microsOrZero(c.IssuedAt), scopes, c.InstanceURL, status,
 		c.LastError, c.Failures, microsOrZero(c.RetryAt), micros(nowOr(c.UpdatedAt, at))}, nil
 }
 
@@ -86,11 +86,12 @@ func (s *Store) PutConnection(ctx context.Context, c store.Connection) error {
 	all := append([]any{c.Principal, c.Server}, args...)
 	all = append(all, micros(nowOr(c.CreatedAt, at)))
 	_, err = s.write.ExecContext(ctx, s.q.rebind(`INSERT INTO connections (principal, server, access_token, refresh_token,
-		token_type, expires_at, issued_at, scopes, status, last_error, failures, retry_at, updated_at, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+		token_type, expires_at, issued_at, scopes, instance_url, status, last_error, failures, retry_at, updated_at, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 		ON CONFLICT (principal, server) DO UPDATE SET access_token = excluded.access_token,
 			refresh_token = excluded.refresh_token, token_type = excluded.token_type,
 			expires_at = excluded.expires_at, issued_at = excluded.issued_at, scopes = excluded.scopes,
+			instance_url = excluded.instance_url,
 			status = excluded.status, last_error = excluded.last_error, failures = excluded.failures,
 			retry_at = excluded.retry_at, updated_at = excluded.updated_at`), all...)
 	if err != nil {
@@ -134,7 +135,7 @@ func (s *Store) ListConnections(ctx context.Context, principal string) ([]store.
 			scopes                            string
 			exp, iss, retry, created, updated int64
 		)
-		if err := rows.Scan(&c.Principal, &c.Server, &c.TokenType, &exp, &iss, &scopes, &c.Status, &c.LastError,
+		if err := rows.Scan(&c.Principal, &c.Server, &c.TokenType, &exp, &iss, &scopes, &c.InstanceURL, &c.Status, &c.LastError,
 			&c.Failures, &retry, &created, &updated); err != nil {
 			return nil, fmt.Errorf("list connections of %q: %w", principal, err)
 		}
@@ -202,7 +203,7 @@ func (s *Store) RefreshConnection(ctx context.Context, principal, server string,
 		return store.Connection{}, fmt.Errorf("refresh connection %q/%q: %w", principal, server, err)
 	}
 	if _, err := tx.ExecContext(ctx, s.q.rebind(`UPDATE connections SET access_token = ?, refresh_token = ?,
-		token_type = ?, expires_at = ?, issued_at = ?, scopes = ?, status = ?, last_error = ?, failures = ?,
+		token_type = ?, expires_at = ?, issued_at = ?, scopes = ?, instance_url = ?, status = ?, last_error = ?, failures = ?,
 		retry_at = ?, updated_at = ? WHERE principal = ? AND server = ?`), append(args, principal, server)...); err != nil {
 		return store.Connection{}, fmt.Errorf("refresh connection %q/%q: %w", principal, server, err)
 	}
@@ -228,7 +229,7 @@ func (s *Store) scanConnection(sc scanner) (store.Connection, error) {
 		scopes                            string
 		exp, iss, retry, created, updated int64
 	)
-	if err := sc.Scan(&c.Principal, &c.Server, &access, &refresh, &c.TokenType, &exp, &iss, &scopes, &c.Status,
+	if err := sc.Scan(&c.Principal, &c.Server, &access, &refresh, &c.TokenType, &exp, &iss, &scopes, &c.InstanceURL, &c.Status,
 		&c.LastError, &c.Failures, &retry, &created, &updated); err != nil {
 		return store.Connection{}, err
 	}

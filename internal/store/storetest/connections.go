@@ -27,6 +27,7 @@ func runConnectionsConformance(t *testing.T, newStore func(t *testing.T) store.S
 		{"ConnectionTokensSealed", testConnectionTokensSealed},
 		{"ConnectionRefresh", testConnectionRefresh},
 		{"ConnectionRefreshSerialised", testConnectionRefreshSerialised},
+		{"ConnectionInstanceURL", testConnectionInstanceURL},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -52,6 +53,7 @@ func fullConnection(principal, server string) store.Connection {
 		Expiry:       ts(1_700_003_600),
 		IssuedAt:     ts(1_700_000_000),
 		Scopes:       []string{"User.Read", "offline_access"},
+		InstanceURL:  "https://" + server + ".api.example",
 		Status:       store.ConnectionOK,
 		LastError:    "",
 		Failures:     0,
@@ -67,7 +69,8 @@ func sameConnection(t *testing.T, got, want store.Connection) {
 	}
 	if got.Principal != want.Principal || got.Server != want.Server || got.AccessToken != want.AccessToken ||
 		got.RefreshToken != want.RefreshToken || got.TokenType != want.TokenType || !slices.Equal(got.Scopes, want.Scopes) ||
-		got.Status != want.Status || got.LastError != want.LastError || got.Failures != want.Failures {
+		got.InstanceURL != want.InstanceURL || got.Status != want.Status || got.LastError != want.LastError ||
+		got.Failures != want.Failures {
 		t.Errorf("connection:\n got %+v\nwant %+v", got, want)
 	}
 	for _, f := range []struct {
@@ -383,5 +386,51 @@ func testConnectionRefreshSerialised(t *testing.T, s store.Store) {
 	got := getConnection(t, s, "user:alice", "graph")
 	if got.Failures != n || got.RefreshToken != fmt.Sprintf("rt-%d", n) {
 		t.Errorf("after %d serialised refreshes: failures %d, refresh token %s", n, got.Failures, got.RefreshToken)
+	}
+}
+
+// testConnectionInstanceURL: the provider's instance URL is kept with the
+// connection by every write (a login, a refresh), read back by Get, by the
+// lock's read and by List (it is not a secret), and cleared by a login
+// whose answer had none.
+func testConnectionInstanceURL(t *testing.T, s store.Store) {
+	oauthServer(t, s, "salesforce")
+	c := fullConnection("user:alice", "salesforce")
+	c.InstanceURL = "https://acme.my.salesforce.com"
+	if err := s.PutConnection(ctx(t), c); err != nil {
+		t.Fatal(err)
+	}
+	if got := getConnection(t, s, "user:alice", "salesforce"); got.InstanceURL != c.InstanceURL {
+		t.Errorf("GetConnection: InstanceURL = %q, want %q", got.InstanceURL, c.InstanceURL)
+	}
+	cs, err := s.ListConnections(ctx(t), "user:alice")
+	if err != nil || len(cs) != 1 {
+		t.Fatalf("ListConnections = %v, %v", cs, err)
+	}
+	if cs[0].InstanceURL != c.InstanceURL {
+		t.Errorf("ListConnections: InstanceURL = %q, want %q", cs[0].InstanceURL, c.InstanceURL)
+	}
+	// A refresh sees it under the lock and may move it (an org moved to
+	// another instance).
+	moved := "https://acme2.my.salesforce.com"
+	if _, err := s.RefreshConnection(ctx(t), "user:alice", "salesforce", func(cur store.Connection) (store.Connection, error) {
+		if cur.InstanceURL != c.InstanceURL {
+			t.Errorf("RefreshConnection's read: InstanceURL = %q, want %q", cur.InstanceURL, c.InstanceURL)
+		}
+		cur.AccessToken, cur.InstanceURL = "AT-refreshed", moved
+		return cur, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if got := getConnection(t, s, "user:alice", "salesforce"); got.InstanceURL != moved || got.AccessToken != "AT-refreshed" {
+		t.Errorf("after refresh: InstanceURL = %q, AccessToken = %q", got.InstanceURL, got.AccessToken)
+	}
+	// A new login without one replaces it with none.
+	c.InstanceURL = ""
+	if err := s.PutConnection(ctx(t), c); err != nil {
+		t.Fatal(err)
+	}
+	if got := getConnection(t, s, "user:alice", "salesforce"); got.InstanceURL != "" {
+		t.Errorf("after a login without it: InstanceURL = %q, want empty", got.InstanceURL)
 	}
 }
