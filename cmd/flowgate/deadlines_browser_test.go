@@ -3,7 +3,7 @@ package main
 // Deadlines and schedules on the pages, end to end: the real binary and
 // headless Chromium. A task started with a due time in the past is marked
 // overdue in words on /tasks and on its page, and counted on the /admin
-// dashboard; a task due later is not. A flow with a schedule lists its
+// dashboard, and marked on the home page; a task due later is not. A flow with a schedule lists its
 // next runs on its page; one without has no such section.
 
 import (
@@ -131,6 +131,13 @@ flows: %s
 		t.Fatalf("the task due later: %q", later)
 	}
 	browser.CheckPage(t, ctx, "/tasks with an overdue task")
+
+	// The home page's short list marks it too.
+	p = e.open(t, ctx, e.base+"/")
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('main li .overdue').length`)); err != nil || n != 1 {
+		t.Fatalf("overdue marks on the home page: %d (%v)\n%s", n, err, p.text)
+	}
+	browser.CheckPage(t, ctx, "/ with an overdue task")
 
 	p = e.open(t, ctx, fmt.Sprintf("%s/tasks/%d", e.base, serials["Review late taxi"]))
 	if !strings.Contains(p.text, "Overdue: was due") {

@@ -61,10 +61,10 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := u.view("Home", struct {
-		Tasks     []store.Task
+		Tasks     []taskRow
 		Instances []store.Instance
 		Flows     []*flow.Definition
-	}{tasks, insts, flows})
+	}{taskRows(tasks, h.o.Now()), insts, flows})
 	v.Nav = "home"
 	h.render(w, http.StatusOK, "home", v)
 }
@@ -85,15 +85,10 @@ func (h *Handler) tasks(w http.ResponseWriter, r *http.Request) {
 		h.pageError(w, u, "listing tasks", err)
 		return
 	}
-	now := h.o.Now()
-	rows := make([]taskRow, len(tasks))
-	for i, t := range tasks {
-		rows[i] = taskRow{Task: t, Overdue: overdue(t, now)}
-	}
 	v := u.view("My tasks", struct {
 		Tasks []taskRow
 		Next  string
-	}{rows, pageAfter(r, next)})
+	}{taskRows(tasks, h.o.Now()), pageAfter(r, next)})
 	v.Nav = "tasks"
 	// The confirmation of the action just taken (see act): only a
 	// number is read, so no link can make the page say something else.
@@ -107,6 +102,15 @@ func (h *Handler) tasks(w http.ResponseWriter, r *http.Request) {
 type taskRow struct {
 	store.Task
 	Overdue bool
+}
+
+// taskRows marks the tasks overdue at now.
+func taskRows(tasks []store.Task, now time.Time) []taskRow {
+	rows := make([]taskRow, len(tasks))
+	for i, t := range tasks {
+		rows[i] = taskRow{Task: t, Overdue: overdue(t, now)}
+	}
+	return rows
 }
 
 // overdue reports that an open task's due time has passed.
