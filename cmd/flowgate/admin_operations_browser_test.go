@@ -474,7 +474,7 @@ func testManagementOperations(t *testing.T, dsn string) {
 
 	// The dashboard counts what was done. The audit log is written in
 	// batches, so wait for the sign-ins to arrive.
-	want := map[string]string{"running": "0", "waiting": "1", "failed": "1", "tasks": "1", "signins": "3", "signin-failures": "1"}
+	want := map[string]string{"running": "0", "waiting": "1", "failed": "1", "tasks": "1", "overdue": "0", "signins": "3", "signin-failures": "1"}
 	var got map[string]string
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		got = dashboardStats(t, ops, base)

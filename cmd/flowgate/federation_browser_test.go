@@ -542,6 +542,19 @@ func TestFederationInBrowser(t *testing.T) {
 		t.Fatalf("alice's portal session: %s", p.text)
 	}
 
+	// Her account page lists her sign-in link; she removes it there.
+	p = e.open(t, actx, e.base+"/account")
+	if !strings.Contains(p.text, "Sign-in links") || !strings.Contains(p.text, "alice-sub") {
+		t.Fatalf("alice's account page lacks her link: %s", p.text)
+	}
+	browser.CheckPage(t, actx, "/account with sign-in links")
+	p = e.click(t, actx, `form[action="/account/links/remove"] button[aria-label="Remove the link to corp (alice-sub)"]`)
+	if p.url.Path != "/account" || !strings.Contains(p.text, "The link was removed.") || strings.Contains(p.text, "alice-sub") ||
+		!strings.Contains(p.text, "You have no links to an identity provider.") {
+		t.Fatalf("after alice removed her link: %s: %s", p.url, p.text)
+	}
+	e.waitAudit(t, "federation.unlinked", "user:alice user alice unlinked from corp")
+
 	// 10. Logout ends the Flowgate session and offers the upstream's.
 	e.open(t, actx, e.base+"/")
 	p = e.click(t, actx, `header form button[type=submit]`)
@@ -570,6 +583,20 @@ func TestFederationInBrowser(t *testing.T) {
 		t.Fatalf("after removing carol's link: %s", p.text)
 	}
 	e.waitAudit(t, "federation.unlinked", "user:admin user carol unlinked from corp")
+
+	// A user's page lists that user's links and removes one, back on
+	// the same page.
+	p = e.open(t, adm, e.base+"/admin/users/yan")
+	if !strings.Contains(p.text, "Sign-in links") || !strings.Contains(p.text, "yan-sub") || !strings.Contains(p.text, "corpjwt") {
+		t.Fatalf("yan's user page lacks the link: %s", p.text)
+	}
+	browser.CheckPage(t, adm, "/admin/users/{name} with sign-in links")
+	p = e.click(t, adm, `form[action="/admin/identity-providers/links/remove"] button[aria-label="Remove the link to corpjwt (yan-sub)"]`)
+	if p.url.Path != "/admin/users/yan" || !strings.Contains(p.text, "The link was removed.") || strings.Contains(p.text, "yan-sub") ||
+		!strings.Contains(p.text, "This user has no links to an identity provider.") {
+		t.Fatalf("after removing yan's link on his page: %s: %s", p.url, p.text)
+	}
+	e.waitAudit(t, "federation.unlinked", "user:admin user yan unlinked from corpjwt")
 
 	// 12. The provider down at the callback: a page, an audit row, nothing
 	// created.

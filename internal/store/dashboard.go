@@ -33,6 +33,9 @@ type Dashboard interface {
 	InstanceBuckets(ctx context.Context, since, until time.Time, width time.Duration) ([]Bucket, error)
 	// CountOpenTasks counts the tasks still open.
 	CountOpenTasks(ctx context.Context) (int64, error)
+	// CountOverdueTasks counts the open tasks due before now (tasks
+	// without a due time never are).
+	CountOverdueTasks(ctx context.Context, now time.Time) (int64, error)
 	// AuditBuckets counts the audit events named in events that happened
 	// in [since, until), by outcome, in buckets as InstanceBuckets.
 	AuditBuckets(ctx context.Context, events []string, since, until time.Time, width time.Duration) ([]Bucket, error)

@@ -112,6 +112,8 @@ func (h *Handler) disconnect(w http.ResponseWriter, r *http.Request) {
 type accountPage struct {
 	Account  store.User
 	Sessions []sessionRow
+	// Links are my sign-in links (nil without identity providers).
+	Links *linkSection
 	// PasswordError and CurrentError are next to their fields.
 	PasswordError, CurrentError string
 }
@@ -137,6 +139,9 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 	case "session":
 		v.Notice = "The session is ended."
 	}
+	if r.URL.Query().Get("removed") == "1" {
+		v.Notice = "The link was removed."
+	}
 	h.renderAccount(w, r, http.StatusOK, u, v, accountPage{})
 }
 
@@ -149,6 +154,11 @@ func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, status i
 	sessions, err := h.o.Portal.Accounts.ListUserSessions(r.Context(), u.sess.User, h.o.Now())
 	if err != nil {
 		h.pageError(w, u, "listing sessions", err)
+		return
+	}
+	page.Links, err = h.userLinks(r.Context(), u, u.sess.User, false)
+	if err != nil {
+		h.pageError(w, u, "listing sign-in links", err)
 		return
 	}
 	acct.PasswordHash = ""

@@ -130,6 +130,9 @@ type editPage struct {
 	Buttons []*idForm
 	Remove  string
 	Back    link
+	// Links is a user's sign-in links (user pages with identity
+	// providers only).
+	Links *linkSection
 }
 
 type fact struct{ Name, Value string }

@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -86,6 +87,35 @@ func (h *Handler) renderIdPs(w http.ResponseWriter, r *http.Request, u *user, st
 	v := u.view("Identity providers", d)
 	v.Nav, v.Notice = "admin/identity-providers", notice
 	h.render(w, status, "admin-identity-providers", v)
+}
+
+// linkSection is a user's sign-in links with their remove forms, on
+// /account (Action PathAccountLinkRemove) and on an administrator's
+// user page (PathAdminLinkRemove, back to that page).
+type linkSection struct {
+	Links            []store.FederationLink
+	Action, ReturnTo string
+	CSRF             string
+	// Admin words the section for someone else's account.
+	Admin bool
+}
+
+// userLinks is username's section, or nil when no identity provider
+// is configured (the page then has no section).
+func (h *Handler) userLinks(ctx context.Context, u *user, username string, admin bool) (*linkSection, error) {
+	f := h.o.Federation
+	if f == nil {
+		return nil, nil
+	}
+	links, err := f.Links(ctx, username)
+	if err != nil {
+		return nil, err
+	}
+	s := &linkSection{Links: links, Action: PathAccountLinkRemove, CSRF: u.csrf, Admin: admin}
+	if admin {
+		s.Action, s.ReturnTo = PathAdminLinkRemove, userPath(username)
+	}
+	return s, nil
 }
 
 // postedForm reads a POSTed form and checks its CSRF token, answering

@@ -152,6 +152,7 @@ func seeOther(w http.ResponseWriter, r *http.Request, target string) {
 type dashboardPage struct {
 	Instances      store.InstanceTotals
 	OpenTasks      int64
+	OverdueTasks   int64
 	SignIns        int64
 	SignInFailures int64
 	Failures       []store.Instance
@@ -182,6 +183,10 @@ func (h *Handler) dashboard(w http.ResponseWriter, r *http.Request) {
 	}
 	if p.OpenTasks, err = st.CountOpenTasks(ctx); err != nil {
 		h.pageError(w, u, "counting tasks", err)
+		return
+	}
+	if p.OverdueTasks, err = st.CountOverdueTasks(ctx, now); err != nil {
+		h.pageError(w, u, "counting overdue tasks", err)
 		return
 	}
 	// Sign-ins of the last 24 h, this very microsecond included: one

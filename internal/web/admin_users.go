@@ -131,7 +131,11 @@ func (h *Handler) adminUserPage(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	h.userPage(w, u, http.StatusOK, notice(r), target, nil, nil)
+	msg := notice(r)
+	if r.URL.Query().Get("removed") == "1" {
+		msg = "The link was removed."
+	}
+	h.userPage(w, r, u, http.StatusOK, msg, target, nil, nil)
 }
 
 // readUser reads the user of the path, answering 404 when there is none.
@@ -150,7 +154,12 @@ func (h *Handler) readUser(w http.ResponseWriter, r *http.Request, u *user) (sto
 
 // userPage shows one user; profile or password, when given, are the
 // forms as posted, with their problems.
-func (h *Handler) userPage(w http.ResponseWriter, u *user, status int, notice string, t store.User, profile, password *idForm) {
+func (h *Handler) userPage(w http.ResponseWriter, r *http.Request, u *user, status int, notice string, t store.User, profile, password *idForm) {
+	links, err := h.userLinks(r.Context(), u, t.Username, true)
+	if err != nil {
+		h.pageError(w, u, "listing sign-in links", err)
+		return
+	}
 	if profile == nil {
 		profile = userForm(t, false)
 	}
@@ -170,6 +179,7 @@ func (h *Handler) userPage(w http.ResponseWriter, u *user, status int, notice st
 			{"Created", stampOf(t.CreatedAt)}, {"Updated", stampOf(t.UpdatedAt)}},
 		Forms: []*idForm{profile, password},
 		Back:  link{"/admin/users", "All users"},
+		Links: links,
 	}
 	if t.Disabled {
 		ep.Buttons = append(ep.Buttons, &idForm{Action: userPath(t.Username) + "/enable", Submit: "Enable", Hint: "The user may sign in again."})
@@ -202,12 +212,12 @@ func (h *Handler) adminUpdateUser(w http.ResponseWriter, r *http.Request) {
 	f := userForm(cur, false)
 	readUserForm(r, f, &next)
 	if f.failed() {
-		h.userPage(w, u, http.StatusBadRequest, "", cur, f, nil)
+		h.userPage(w, r, u, http.StatusBadRequest, "", cur, f, nil)
 		return
 	}
 	if _, err := account.Update(ctx, h.o.Identity.Store, h.o.Identity.Audit, u.who(), cur, next); err != nil {
 		if status, ok := h.storeFailure(w, u, f, "username", err); ok {
-			h.userPage(w, u, status, "", cur, f, nil)
+			h.userPage(w, r, u, status, "", cur, f, nil)
 		}
 		return
 	}
@@ -227,7 +237,7 @@ func (h *Handler) adminSetPassword(w http.ResponseWriter, r *http.Request) {
 	if err := account.CheckPassword(pw); err != nil {
 		f := &idForm{Heading: "Reset password", Action: userPath(cur.Username) + "/password", Submit: "Set password",
 			Inputs: []*input{{Name: "new_password", Label: "New password", Kind: "password", Required: true, Hint: "8 to 1024 characters.", Error: err.Error()}}}
-		h.userPage(w, u, http.StatusBadRequest, "", cur, nil, f)
+		h.userPage(w, r, u, http.StatusBadRequest, "", cur, nil, f)
 		return
 	}
 	hash, err := h.o.Identity.Hasher.Hash(pw)

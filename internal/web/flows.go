@@ -20,6 +20,10 @@ import (
 // first); each is one read.
 const maxVersionsShown = 20
 
+// nextRunsShown is how many upcoming times the flow page lists per
+// schedule, as the API's workflow answer does.
+const nextRunsShown = 5
+
 // flows is GET /flows: the flows I may start, a page at a time.
 func (h *Handler) flows(w http.ResponseWriter, r *http.Request) {
 	u := h.signedIn(w, r)
@@ -60,9 +64,9 @@ type flowStartPage struct {
 	Flow     *flow.Definition
 	Diagram  template.HTML
 	Versions []flowVersion
-	// NextRuns are the flow's next scheduled starts. Flows have no
-	// schedules yet; the page shows the list when there is one.
-	NextRuns []string
+	// NextRuns are the flow's schedules with their next starts; the
+	// page shows them only when the flow has a schedule.
+	NextRuns []engine.ScheduleInfo
 	Fields   []formField
 	// Error is a problem that is no field's.
 	Error string
@@ -118,7 +122,8 @@ func (h *Handler) startableFlow(w http.ResponseWriter, r *http.Request, u *user)
 }
 
 func (h *Handler) newFlowPage(r *http.Request, def *flow.Definition) (flowStartPage, error) {
-	page := flowStartPage{Flow: def, Diagram: flowdiagram.New(def, flowdiagram.Marks{}).SVG("flow"), Fields: inputFields(def)}
+	page := flowStartPage{Flow: def, Diagram: flowdiagram.New(def, flowdiagram.Marks{}).SVG("flow"), Fields: inputFields(def),
+		NextRuns: engine.ScheduleInfos(def, h.o.Now(), nextRunsShown)}
 	for v := def.Version; v > 0 && v > def.Version-maxVersionsShown; v-- {
 		fv := flowVersion{Version: v, File: path.Base(def.File), Latest: v == def.Version}
 		if v != def.Version {

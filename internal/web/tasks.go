@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/flowgate/flowgate/internal/authserver"
 	"github.com/flowgate/flowgate/internal/flow"
@@ -60,10 +61,10 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := u.view("Home", struct {
-		Tasks     []store.Task
+		Tasks     []taskRow
 		Instances []store.Instance
 		Flows     []*flow.Definition
-	}{tasks, insts, flows})
+	}{taskRows(tasks, h.o.Now()), insts, flows})
 	v.Nav = "home"
 	h.render(w, http.StatusOK, "home", v)
 }
@@ -85,9 +86,9 @@ func (h *Handler) tasks(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	v := u.view("My tasks", struct {
-		Tasks []store.Task
+		Tasks []taskRow
 		Next  string
-	}{tasks, pageAfter(r, next)})
+	}{taskRows(tasks, h.o.Now()), pageAfter(r, next)})
 	v.Nav = "tasks"
 	// The confirmation of the action just taken (see act): only a
 	// number is read, so no link can make the page say something else.
@@ -97,10 +98,32 @@ func (h *Handler) tasks(w http.ResponseWriter, r *http.Request) {
 	h.render(w, http.StatusOK, "tasks", v)
 }
 
+// taskRow is a task of the worklist with whether it is overdue.
+type taskRow struct {
+	store.Task
+	Overdue bool
+}
+
+// taskRows marks the tasks overdue at now.
+func taskRows(tasks []store.Task, now time.Time) []taskRow {
+	rows := make([]taskRow, len(tasks))
+	for i, t := range tasks {
+		rows[i] = taskRow{Task: t, Overdue: overdue(t, now)}
+	}
+	return rows
+}
+
+// overdue reports that an open task's due time has passed.
+func overdue(t store.Task, now time.Time) bool {
+	return t.Status == store.TaskOpen && !t.DueAt.IsZero() && t.DueAt.Before(now)
+}
+
 // taskPage is what the task page reads.
 type taskPage struct {
-	Task   store.Task
-	Fields []formField
+	Task store.Task
+	// Overdue is set when the task is open past its due time.
+	Overdue bool
+	Fields  []formField
 	// Error is a problem that is no field's.
 	Error string
 }
@@ -222,7 +245,7 @@ func (h *Handler) task(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	h.render(w, http.StatusOK, "task", u.view(t.Title, taskPage{Task: t, Fields: fields}))
+	h.render(w, http.StatusOK, "task", u.view(t.Title, taskPage{Task: t, Fields: fields, Overdue: overdue(t, h.o.Now())}))
 }
 
 // visibleTask reads the task of the path with its form, answering 404
@@ -280,7 +303,7 @@ func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, fmt.Sprintf("%s?done=%d", PathTasks, t.Serial), http.StatusSeeOther)
 		return
 	}
-	page := taskPage{Task: t, Fields: fields}
+	page := taskPage{Task: t, Fields: fields, Overdue: overdue(t, h.o.Now())}
 	status := http.StatusBadRequest
 	if ies := flow.InputErrors(err); len(ies) > 0 {
 		page.Error = markFields(page.Fields, "data.", ies)

@@ -53,6 +53,16 @@ func (s *Store) CountOpenTasks(ctx context.Context) (int64, error) {
 	return n, nil
 }
 
+// CountOverdueTasks reads the partial index of open tasks by due time.
+func (s *Store) CountOverdueTasks(ctx context.Context, now time.Time) (int64, error) {
+	var n int64
+	q := s.q.rebind(`SELECT COUNT(*) FROM tasks WHERE status = 'open' AND due_at IS NOT NULL AND due_at < ?`)
+	if err := s.read.QueryRowContext(ctx, q, micros(now)).Scan(&n); err != nil {
+		return 0, fmt.Errorf("count overdue tasks: %w", err)
+	}
+	return n, nil
+}
+
 // AuditBuckets reads the (event, ts, id) index, one range per event.
 func (s *Store) AuditBuckets(ctx context.Context, events []string, since, until time.Time, width time.Duration) ([]store.Bucket, error) {
 	if width < time.Microsecond {

@@ -17,6 +17,7 @@ func runDashboardConformance(t *testing.T, newStore func(t *testing.T) store.Sto
 		{"DashboardInstanceTotals", testDashboardInstanceTotals},
 		{"DashboardInstanceBuckets", testDashboardInstanceBuckets},
 		{"DashboardOpenTasks", testDashboardOpenTasks},
+		{"DashboardOverdueTasks", testDashboardOverdueTasks},
 		{"DashboardAuditBuckets", testDashboardAuditBuckets},
 		{"AuditClientOutcomeFilters", testAuditClientOutcomeFilters},
 	}
@@ -159,6 +160,37 @@ func testDashboardOpenTasks(t *testing.T, s store.Store) {
 	}
 	if n, err := s.CountOpenTasks(ctx(t)); err != nil || n != 3 {
 		t.Errorf("CountOpenTasks = %d, %v; want 3", n, err)
+	}
+}
+
+func testDashboardOverdueTasks(t *testing.T, s store.Store) {
+	deploy(t, s, "expense")
+	now := ts(1_700_010_000)
+	if n, err := s.CountOverdueTasks(ctx(t), now); err != nil || n != 0 {
+		t.Fatalf("empty CountOverdueTasks = %d, %v", n, err)
+	}
+	// Open: one long past due, one due a second ago, one due later, one
+	// without a due time; and a past-due task acted on.
+	tasks := []*store.Task{
+		{StepID: "a", Seq: 1, Type: store.TaskTypeTask, Title: "A", Assignees: []string{"user:bob"}, DueAt: ts(1_700_000_000)},
+		{StepID: "b", Seq: 1, Type: store.TaskTypeTask, Title: "B", Assignees: []string{"user:bob"}, DueAt: ts(1_700_009_999)},
+		{StepID: "c", Seq: 1, Type: store.TaskTypeTask, Title: "C", Assignees: []string{"user:bob"}, DueAt: ts(1_700_010_001)},
+		{StepID: "d", Seq: 1, Type: store.TaskTypeTask, Title: "D", Assignees: []string{"user:bob"}},
+		{StepID: "e", Seq: 1, Type: store.TaskTypeTask, Title: "E", Assignees: []string{"user:bob"}, DueAt: ts(1_700_000_000)},
+	}
+	in := dashInstance(1, store.StatusWaiting, ts(1_699_999_000), time.Time{})
+	if _, err := s.CreateInstance(ctx(t), store.InstanceCommit{Instance: in, NewTasks: tasks}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.CloseTask(ctx(t), store.TaskAct{Serial: tasks[4].Serial, Action: "ok", ActedBy: "user:bob"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.CountOverdueTasks(ctx(t), now); err != nil || n != 2 {
+		t.Errorf("CountOverdueTasks = %d, %v; want 2", n, err)
+	}
+	// A task due exactly now is not overdue yet.
+	if n, err := s.CountOverdueTasks(ctx(t), ts(1_700_009_999)); err != nil || n != 1 {
+		t.Errorf("CountOverdueTasks at the second task's due time = %d, %v; want 1", n, err)
 	}
 }
 
