@@ -31,14 +31,14 @@ func TestPagesRender(t *testing.T) {
 	connect := store.Task{Serial: 8, Type: "connect", Title: "Sign in to peer", ConnectURL: "http://x/connect/i/s", Status: store.TaskOpen, CreatedAt: now}
 	for name, data := range map[string]any{
 		"home": struct {
-			Tasks     []store.Task
+			Tasks     []taskRow
 			Instances []store.Instance
 			Flows     []*flow.Definition
-		}{[]store.Task{task}, []store.Instance{{ID: "i-1", Workflow: "leave", Status: "waiting", StartedAt: now}}, []*flow.Definition{{Name: "leave", Title: "Leave"}}},
+		}{taskRows([]store.Task{task}, now), []store.Instance{{ID: "i-1", Workflow: "leave", Status: "waiting", StartedAt: now}}, []*flow.Definition{{Name: "leave", Title: "Leave"}}},
 		"tasks": struct {
-			Tasks []store.Task
+			Tasks []taskRow
 			Next  string
-		}{[]store.Task{task, connect}, "/tasks?cursor=x"},
+		}{taskRows([]store.Task{task, connect}, now), "/tasks?cursor=x"},
 		"task":   taskPage{Task: task, Fields: fields, Error: "Please correct the fields marked below."},
 		"status": "There is nothing for you at this address.",
 		"flows": struct {
