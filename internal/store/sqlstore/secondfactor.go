@@ -155,4 +155,3 @@ func (s *Store) DeleteSecondFactors(ctx context.Context, user string) (removed b
 	}
 	return total > 0, nil
 }
-
