@@ -19,6 +19,7 @@ func runSecondFactorConformance(t *testing.T, newStore func(t *testing.T) store.
 		{"TOTPStepOnce", testTOTPStepOnce},
 		{"RecoveryCodeOnce", testRecoveryCodeOnce},
 		{"SecondFactorsDelete", testSecondFactorsDelete},
+		{"AuthRequestACRValues", testAuthRequestACRValues},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -150,5 +151,22 @@ func testSecondFactorsDelete(t *testing.T, s store.Store) {
 	// A new enrolment may start after a reset.
 	if err := s.PutTOTP(ctx(t), "alice", "NEW", ts(9)); err != nil {
 		t.Fatalf("PutTOTP after reset: %v", err)
+	}
+}
+
+func testAuthRequestACRValues(t *testing.T, s store.Store) {
+	now := time.Now()
+	for id, acr := range map[string][]string{"with": {"mfa", "urn:x"}, "without": nil} {
+		if err := s.CreateAuthRequest(ctx(t), store.AuthRequest{ID: id, ClientID: "c", RedirectURI: "https://rp.example/cb",
+			ResponseType: "code", MaxAge: -1, ACRValues: acr, CreatedAt: now, ExpiresAt: now.Add(time.Minute)}); err != nil {
+			t.Fatalf("CreateAuthRequest: %v", err)
+		}
+		got, err := s.GetAuthRequest(ctx(t), id, now)
+		if err != nil {
+			t.Fatalf("GetAuthRequest: %v", err)
+		}
+		if len(got.ACRValues) != len(acr) || (len(acr) > 0 && (got.ACRValues[0] != "mfa" || got.ACRValues[1] != "urn:x")) {
+			t.Fatalf("ACRValues = %q, want %q", got.ACRValues, acr)
+		}
 	}
 }

@@ -22,6 +22,11 @@ CREATE TABLE user_recovery_codes (
     PRIMARY KEY (username, code_hash)
 );
 
+-- The acr_values of an authorization request ("mfa" asks for a second
+-- factor), as a JSON list like its other lists.
+ALTER TABLE auth_requests ADD COLUMN acr_values TEXT NOT NULL DEFAULT '[]';
+
 -- +goose Down
+ALTER TABLE auth_requests DROP COLUMN acr_values;
 DROP TABLE user_recovery_codes;
 DROP TABLE user_totp;
