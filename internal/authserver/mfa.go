@@ -269,4 +269,3 @@ func (s *Server) mfaContinue(w http.ResponseWriter, r *http.Request) {
 func mfaSatisfied(amr []string) bool {
 	return slices.Contains(amr, "mfa") || slices.Contains(amr, "fed")
 }
-
