@@ -162,7 +162,7 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 			Audit: s.Audit, Hasher: s.Hasher, HTTPClient: policy.Client(10 * time.Second), PublicURL: cfg.Server.PublicURL},
 		Federation: s.federation,
 		Portal: web.PortalOptions{Engine: s.engine, History: s.Store, Connections: tokens, Accounts: s.Store, Hasher: s.Hasher, Audit: s.Audit,
-			SignIns: throttle.New(s.Store, throttle.Options{})}})
+			SignIns: throttle.New(s.Store, throttle.Options{}), MFA: s.auth.MFA()}})
 	if err != nil {
 		return err
 	}
