@@ -7,11 +7,11 @@ import (
 	"time"
 
 	"github.com/flowgate/flowgate/internal/account"
-	"github.com/flowgate/flowgate/internal/mfa"
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/mfa"
 	"github.com/flowgate/flowgate/internal/pagestyle"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/throttle"
