@@ -3,6 +3,7 @@ package authserver
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"image/png"
 	"net/http"
 	"os"
@@ -290,6 +291,12 @@ func TestMFAAcrValues(t *testing.T) {
 	codeAt := otpPeer(t)
 	e := newEnvWith(t, nil, nil, true, func(a *config.Auth) { a.MFA = config.MFAOptional })
 	rp := newMFARP(t, e)
+	var meta struct {
+		ACR []string `json:"acr_values_supported"`
+	}
+	if err := json.NewDecoder(get(t, http.DefaultClient, e.issuer+PathDiscovery).Body).Decode(&meta); err != nil || !slices.Equal(meta.ACR, []string{"mfa"}) {
+		t.Fatalf("discovery acr_values_supported = %q (%v), want [mfa]", meta.ACR, err)
+	}
 	c := browser(t)
 	resp, verifier := rp.start(t, c, "")
 	if amr := rp.finish(t, c, e.password(t, c, resp), verifier); !slices.Equal(amr, []string{"pwd"}) {

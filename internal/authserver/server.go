@@ -298,10 +298,16 @@ type Metadata struct {
 	PromptValuesSupported             []string `json:"prompt_values_supported"`
 	AuthorizationResponseIssParameter bool     `json:"authorization_response_iss_parameter_supported"`
 	DPoPSigningAlgValuesSupported     []string `json:"dpop_signing_alg_values_supported"`
+	// ACRValuesSupported is ["mfa"] while a second factor is offered.
+	ACRValuesSupported []string `json:"acr_values_supported,omitempty"`
 }
 
 func (s *Server) metadata() Metadata {
 	authMethods := []string{string(oidc.AuthMethodBasic), string(oidc.AuthMethodPost), string(oidc.AuthMethodPrivateKeyJWT), string(oidc.AuthMethodNone)}
+	var acr []string
+	if s.mfa.Offered() {
+		acr = []string{mfa.ACRMFA}
+	}
 	return Metadata{
 		Issuer:                            s.issuer,
 		AuthorizationEndpoint:             s.issuer + PathAuthorize,
@@ -326,6 +332,7 @@ func (s *Server) metadata() Metadata {
 		PromptValuesSupported:             []string{"none", "login", "consent"},
 		AuthorizationResponseIssParameter: true,
 		DPoPSigningAlgValuesSupported:     dpop.AlgNames(),
+		ACRValuesSupported:                acr,
 	}
 }
 
