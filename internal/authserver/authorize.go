@@ -116,7 +116,7 @@ func (s *Server) authorize(ctx context.Context, client *store.Client, d *oidc.Au
 		ID: randomToken(24), ClientID: client.ID, RedirectURI: redirectURI, Scopes: scopes, State: state,
 		Nonce: d.Nonce, ResponseType: "code", CodeChallenge: challenge, CodeChallengeMethod: method,
 		Prompt: prompt, MaxAge: maxAge, LoginHint: truncate(d.LoginHint, 128), CreatedAt: now, ExpiresAt: now.Add(authRequestTTL),
-		ResponseMode: mode, Resource: resources, ACRValues: strings.Fields(q.Get("acr_values")),
+		ResponseMode: mode, Resource: resources, ACRValues: acrValues(q.Get("acr_values")),
 	}
 	if err := s.st.CreateAuthRequest(ctx, req); err != nil {
 		s.logger.Error("authorize: storing request", "err", err)
@@ -243,4 +243,17 @@ func clientName(c *store.Client) string {
 		return c.Name
 	}
 	return c.ID
+}
+
+// acrValues reads acr_values, bounded (at most 10 values of 64 bytes) as
+// it is stored with the request; only "mfa" means anything here.
+func acrValues(v string) []string {
+	var out []string
+	for _, a := range strings.Fields(v) {
+		if len(out) == 10 {
+			break
+		}
+		out = append(out, truncate(a, 64))
+	}
+	return out
 }
