@@ -62,7 +62,10 @@ users:
   - username: alice
     password: %q
     roles: [employee]
-`, dbPath, policy, portalAlicePassword)
+  - username: root
+    password: %q
+    roles: [admin]
+`, dbPath, policy, portalAlicePassword, portalBobPassword)
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -138,14 +141,34 @@ func TestBrowserSecondFactor(t *testing.T) {
 		t.Fatalf("after the code: %s\n%s", p.url, p.text)
 	}
 
-	// The administrator's reset from the command line, audited; with the
-	// policy required the next sign-in enrols before anything else.
+	// An administrator resets it on the management site: audited, and
+	// alice's account page offers the set-up again.
+	if _, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	e.open(t, ctx, e.base+"/login?return_to=%2Fadmin%2Fusers%2Falice")
+	p = e.signIn(t, ctx, "root", portalBobPassword)
+	if p.url.Path != "/admin/users/alice" {
+		t.Fatalf("the admin's user page: %s\n%s", p.url, p.text)
+	}
+	p = e.click(t, ctx, `form[action="/admin/users/alice/mfa/reset"] button`)
+	if !strings.Contains(p.text, "second factor is removed") {
+		t.Fatalf("after the reset button: %d %s\n%s", p.status, p.url, p.text)
+	}
+	browser.CheckPage(t, ctx, "/admin/users/alice after a second-factor reset")
+	p = e.open(t, ctx, e.base+"/admin/audit?event=user.mfa_reset")
+	if !strings.Contains(p.text, "user alice") || !strings.Contains(p.text, "user:root") {
+		t.Fatalf("the reset in the audit log:\n%s", p.text)
+	}
+
+	// The reset from the command line, audited too; with the policy
+	// required the next sign-in enrols before anything else.
 	e.srv.stop(t)
 	env := []string{"FLOWGATE_SECRET_KEY=" + durableKey}
 	if r := run(t, dir, "", env, "user", "reset-mfa", "alice", "--config", cfg); r.code != 0 || !strings.Contains(r.stdout, "second factor reset for alice") {
 		t.Fatalf("reset-mfa: %d %s %s", r.code, r.stdout, r.stderr)
 	}
-	if r := run(t, dir, "", env, "audit", "--event", "user.mfa_reset", "--config", cfg); r.code != 0 || !strings.Contains(r.stdout, "user alice") {
+	if r := run(t, dir, "", env, "audit", "--event", "user.mfa_reset", "--config", cfg); r.code != 0 || !strings.Contains(r.stdout, "cli:") {
 		t.Fatalf("audit of the reset: %d %s %s", r.code, r.stdout, r.stderr)
 	}
 	if r := run(t, dir, "", env, "user", "reset-mfa", "nobody", "--config", cfg); r.code != 1 || !strings.Contains(r.stderr, `no user "nobody"`) {
