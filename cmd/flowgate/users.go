@@ -18,13 +18,14 @@ import (
 	"github.com/flowgate/flowgate/internal/account"
 	"github.com/flowgate/flowgate/internal/app"
 	"github.com/flowgate/flowgate/internal/config"
+	"github.com/flowgate/flowgate/internal/mfa"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
 func (c *cli) userCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "user", Short: "Manage users", Example: "  flowgate user list\n" +
 		"  flowgate user add alice --role employee"}
-	cmd.AddCommand(c.userAddCmd(), c.userListCmd(), c.userEditCmd(), c.userPasswdCmd(), c.userDisableCmd(true), c.userDisableCmd(false))
+	cmd.AddCommand(c.userAddCmd(), c.userListCmd(), c.userEditCmd(), c.userPasswdCmd(), c.userDisableCmd(true), c.userDisableCmd(false), c.userResetMFACmd())
 	return cmd
 }
 
@@ -281,6 +282,29 @@ func (c *cli) userDisableCmd(disable bool) *cobra.Command {
 					return err
 				}
 				fmt.Fprintf(c.stdout, "%s %s\n", done, args[0])
+				return nil
+			})
+		},
+	}
+}
+
+func (c *cli) userResetMFACmd() *cobra.Command {
+	return &cobra.Command{
+		Use:     "reset-mfa USERNAME",
+		Short:   "Remove a user's second factor (authenticator app and recovery codes), so they enrol again",
+		Example: "  flowgate user reset-mfa alice",
+		Args:    cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return c.withApp(cmd.Context(), func(a *app.App) error {
+				m := mfa.New(mfa.Options{Store: a.Store, Ring: a.Ring, Auditor: a.Audit})
+				err := m.Reset(cmd.Context(), cliActor(), args[0])
+				if errors.Is(err, store.ErrNotFound) {
+					return fmt.Errorf("no user %q", args[0])
+				}
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(c.stdout, "second factor reset for %s\n", args[0])
 				return nil
 			})
 		},

@@ -62,6 +62,7 @@ func (a *API) routes() []route {
 		{method: "PATCH", path: admin + "/users/{username}", access: adminOnly, scope: "admin", h: a.patchUser},
 		{method: "POST", path: admin + "/users/{username}/disable", access: adminOnly, scope: "admin", h: a.setUserDisabled(true)},
 		{method: "POST", path: admin + "/users/{username}/enable", access: adminOnly, scope: "admin", h: a.setUserDisabled(false)},
+		{method: "POST", path: admin + "/users/{username}/mfa/reset", access: adminOnly, scope: "admin", h: a.resetUserMFA},
 
 		{method: "GET", path: admin + "/clients", access: adminOnly, scope: "admin", h: a.listClients},
 		{method: "POST", path: admin + "/clients", access: adminOnly, scope: "admin", h: a.createClient},

@@ -7,6 +7,7 @@ import (
 
 	"github.com/flowgate/flowgate/internal/account"
 	"github.com/flowgate/flowgate/internal/config"
+	"github.com/flowgate/flowgate/internal/mfa"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -173,4 +174,16 @@ func (a *API) setUserDisabled(disabled bool) http.HandlerFunc {
 		}
 		writeJSON(w, http.StatusOK, toUserJSON(u))
 	}
+}
+
+// resetUserMFA is POST /admin/users/{username}/mfa/reset: the user's
+// second factor removed (audited as user.mfa_reset), so they enrol again.
+func (a *API) resetUserMFA(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("username")
+	m := mfa.New(mfa.Options{Store: a.st, Ring: a.ring, Auditor: a.auditor})
+	if err := m.Reset(r.Context(), actor(r), name); err != nil {
+		a.storeError(w, r, err, "user", name)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
 }

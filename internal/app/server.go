@@ -158,11 +158,11 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 	s.api.Register(s.http.Mux())
 	pages, err := web.New(web.Options{Sessions: s.auth, Engine: s.engine, Vault: tokens, States: s.Store, Users: s.Store, Logger: logger,
 		Operations: web.Operations{Flows: s.engine, Store: s.Store, Switches: s.api, RotateKey: s.rotateKey},
-		Identity: &web.IdentityOptions{Store: s.Store, Changes: &admin.Service{Store: s.Store, Ring: s.Ring, Audit: s.Audit},
+		Identity: &web.IdentityOptions{Store: s.Store, MFA: s.auth.MFA(), Changes: &admin.Service{Store: s.Store, Ring: s.Ring, Audit: s.Audit},
 			Audit: s.Audit, Hasher: s.Hasher, HTTPClient: policy.Client(10 * time.Second), PublicURL: cfg.Server.PublicURL},
 		Federation: s.federation,
 		Portal: web.PortalOptions{Engine: s.engine, History: s.Store, Connections: tokens, Accounts: s.Store, Hasher: s.Hasher, Audit: s.Audit,
-			SignIns: throttle.New(s.Store, throttle.Options{})}})
+			SignIns: throttle.New(s.Store, throttle.Options{}), MFA: s.auth.MFA()}})
 	if err != nil {
 		return err
 	}

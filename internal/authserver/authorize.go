@@ -13,6 +13,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 
 	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/mfa"
 	"github.com/flowgate/flowgate/internal/store"
 )
 
@@ -115,7 +116,7 @@ func (s *Server) authorize(ctx context.Context, client *store.Client, d *oidc.Au
 		ID: randomToken(24), ClientID: client.ID, RedirectURI: redirectURI, Scopes: scopes, State: state,
 		Nonce: d.Nonce, ResponseType: "code", CodeChallenge: challenge, CodeChallengeMethod: method,
 		Prompt: prompt, MaxAge: maxAge, LoginHint: truncate(d.LoginHint, 128), CreatedAt: now, ExpiresAt: now.Add(authRequestTTL),
-		ResponseMode: mode, Resource: resources,
+		ResponseMode: mode, Resource: resources, ACRValues: acrValues(q.Get("acr_values")),
 	}
 	if err := s.st.CreateAuthRequest(ctx, req); err != nil {
 		s.logger.Error("authorize: storing request", "err", err)
@@ -124,7 +125,10 @@ func (s *Server) authorize(ctx context.Context, client *store.Client, d *oidc.Au
 	x := exchangeOf(ctx)
 	sess, ok := s.currentSession(ctx, x.w, x.r)
 	reauth := slices.Contains(prompt, "login") || !s.opts.Auth.Session.SSO ||
-		(ok && maxAge >= 0 && now.Sub(sess.AuthTime) > time.Duration(maxAge)*time.Second)
+		(ok && maxAge >= 0 && now.Sub(sess.AuthTime) > time.Duration(maxAge)*time.Second) ||
+		// A client asking for a second factor steps up a session that
+		// signed in without one.
+		(ok && s.mfa.Offered() && slices.Contains(req.ACRValues, mfa.ACRMFA) && !mfaSatisfied(sess.AMR))
 	if ok && !reauth {
 		if err := s.st.CompleteAuthRequest(ctx, req.ID, sess.User, sess.AuthTime, sess.AMR); err != nil {
 			return fail("server_error", "")
@@ -239,4 +243,17 @@ func clientName(c *store.Client) string {
 		return c.Name
 	}
 	return c.ID
+}
+
+// acrValues reads acr_values, bounded (at most 10 values of 64 bytes) as
+// it is stored with the request; only "mfa" means anything here.
+func acrValues(v string) []string {
+	var out []string
+	for _, a := range strings.Fields(v) {
+		if len(out) == 10 {
+			break
+		}
+		out = append(out, truncate(a, 64))
+	}
+	return out
 }

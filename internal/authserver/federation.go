@@ -115,7 +115,9 @@ func (s *Server) loginCallback(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	amr := []string{"fed"}
+	// The provider's own amr (its second factor, say) is passed on:
+	// Flowgate relies on it and does not ask again.
+	amr := append([]string{"fed"}, res.AMR...)
 	user := res.User.Username
 	if err := s.startSession(w, r, user, now, amr); err != nil {
 		s.logger.Error("federated login: creating session", "err", err)

@@ -148,6 +148,26 @@ func (s *Server) loginSubmit(w http.ResponseWriter, r *http.Request) {
 		s.render(w, http.StatusUnauthorized, "login", page)
 		return
 	}
+	need, err := s.mfaNeeded(r, user.Username, req)
+	if err != nil {
+		s.logger.Error("login: reading second factors", "err", err)
+		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+		return
+	}
+	if need != "" {
+		// The password was right; the sign-in completes (and the
+		// throttle forgets this pair's failures) only after the second
+		// factor.
+		p := mfaPending{User: user.Username, ReturnTo: returnTo, Need: need}
+		if req != nil {
+			p.Request = req.ID
+		}
+		if err := s.startMFAStep(w, r, p); err != nil {
+			s.logger.Error("login: starting the second step", "err", err)
+			s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+		}
+		return
+	}
 	now := s.now()
 	amr := []string{"pwd"}
 	if err := s.startSession(w, r, user.Username, now, amr); err != nil {

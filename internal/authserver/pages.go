@@ -55,6 +55,11 @@ type pageData struct {
 	// UpstreamLogout is the identity provider's logout URL offered after
 	// signing out, and UpstreamTitle its name.
 	UpstreamLogout, UpstreamTitle string
+	// Enrol shows the second-factor enrolment (QR code and Secret)
+	// instead of the code form; Codes are recovery codes shown once.
+	Enrol  bool
+	Secret string
+	Codes  []string
 }
 
 // hiddenField is a parameter a form carries on.

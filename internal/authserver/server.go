@@ -63,6 +63,7 @@ import (
 	"github.com/zitadel/oidc/v3/pkg/oidc"
 	"github.com/zitadel/oidc/v3/pkg/op"
 
+	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/dpop"
@@ -70,6 +71,7 @@ import (
 	"github.com/flowgate/flowgate/internal/federation"
 	"github.com/flowgate/flowgate/internal/keyring"
 	"github.com/flowgate/flowgate/internal/metrics"
+	"github.com/flowgate/flowgate/internal/mfa"
 	"github.com/flowgate/flowgate/internal/pagestyle"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/throttle"
@@ -128,6 +130,9 @@ type Options struct {
 	Federation *federation.Service
 	// Metrics counts issued tokens by grant; nil counts nothing.
 	Metrics *metrics.Metrics
+	// MFA is the second factor; nil makes one from Store, Ring, Auth.MFA
+	// and Auditor.
+	MFA *mfa.Service
 }
 
 // Server is the authorization server. It is safe for concurrent use.
@@ -146,6 +151,7 @@ type Server struct {
 	remote   *remoteJWKS
 	dpop     *dpop.Verifier
 	origins  *origins
+	mfa      *mfa.Service
 	now      func() time.Time
 	// handler is op's, serving provider.
 	handler http.Handler
@@ -200,6 +206,14 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		pages:  pg, limits: throttle.New(o.Store, throttle.Options{}), clients: newClientCache(o.Store), remote: newRemoteJWKS(o.HTTPClient),
 		now: time.Now, origins: &origins{st: o.Store},
 	}
+	s.mfa = o.MFA
+	if s.mfa == nil {
+		var rec audit.Recorder
+		if o.Auditor != nil && a.AuditLog {
+			rec = o.Auditor
+		}
+		s.mfa = mfa.New(mfa.Options{Store: o.Store, Ring: o.Ring, Policy: a.MFA, Auditor: rec, Now: func() time.Time { return s.now() }})
+	}
 	s.dpop = &dpop.Verifier{JTIs: o.Store, Now: func() time.Time { return s.now() }}
 	if a.DPoPNonce {
 		// Every server derives the same nonce key from the key ring, so a
@@ -244,6 +258,10 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+PathLogin, s.loginSubmit)
 	mux.HandleFunc("GET "+PathLoginWith, s.loginWith)
 	mux.HandleFunc("GET "+PathLoginCallback, s.loginCallback)
+	mux.HandleFunc("GET "+PathLoginMFA, s.mfaPage)
+	mux.HandleFunc("POST "+PathLoginMFA, s.mfaSubmit)
+	mux.HandleFunc("GET "+PathLoginMFAQR, s.mfaQR)
+	mux.HandleFunc("POST "+PathLoginMFAContinue, s.mfaContinue)
 	mux.HandleFunc("GET "+PathConsent, s.consentPage)
 	mux.HandleFunc("POST "+PathConsent, s.consentSubmit)
 	mux.HandleFunc("GET "+PathLogout, s.logoutPage)
@@ -280,10 +298,16 @@ type Metadata struct {
 	PromptValuesSupported             []string `json:"prompt_values_supported"`
 	AuthorizationResponseIssParameter bool     `json:"authorization_response_iss_parameter_supported"`
 	DPoPSigningAlgValuesSupported     []string `json:"dpop_signing_alg_values_supported"`
+	// ACRValuesSupported is ["mfa"] while a second factor is offered.
+	ACRValuesSupported []string `json:"acr_values_supported,omitempty"`
 }
 
 func (s *Server) metadata() Metadata {
 	authMethods := []string{string(oidc.AuthMethodBasic), string(oidc.AuthMethodPost), string(oidc.AuthMethodPrivateKeyJWT), string(oidc.AuthMethodNone)}
+	var acr []string
+	if s.mfa.Offered() {
+		acr = []string{mfa.ACRMFA}
+	}
 	return Metadata{
 		Issuer:                            s.issuer,
 		AuthorizationEndpoint:             s.issuer + PathAuthorize,
@@ -308,6 +332,7 @@ func (s *Server) metadata() Metadata {
 		PromptValuesSupported:             []string{"none", "login", "consent"},
 		AuthorizationResponseIssParameter: true,
 		DPoPSigningAlgValuesSupported:     dpop.AlgNames(),
+		ACRValuesSupported:                acr,
 	}
 }
 

@@ -25,6 +25,7 @@ type Store interface {
 	store.AssertionJTIs
 	store.DPoPJTIs
 	store.SignInFailures
+	store.SecondFactors
 }
 
 // ClientReader reads a client by id; store.ErrNotFound when there is none.

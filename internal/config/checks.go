@@ -36,6 +36,7 @@ const (
 var (
 	signingAlgs       = []string{"ES256", "RS256", "EdDSA"}
 	cookieModes       = []string{"persistent", "session"}
+	mfaModes          = []string{MFAOff, MFAOptional, MFARequired}
 	clientAuthMethods = []string{authBasic, authPost, authPrivateKeyJWT, authNone}
 	consentModes      = []string{"user", "admin"}
 	grantTypes        = []string{grantCode, grantRefresh, grantClientCreds}

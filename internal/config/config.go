@@ -151,7 +151,18 @@ type Auth struct {
 	// ahead of time is good for.
 	DPoPNonce bool  `yaml:"dpop_nonce"`
 	Login     Login `yaml:"login"`
+	// MFA is the second-factor policy for local accounts: "off" (none
+	// offered), "optional" (people may enrol) or "required" (everyone
+	// signing in with a password enrols and uses one).
+	MFA string `yaml:"mfa"`
 }
+
+// The values of auth.mfa.
+const (
+	MFAOff      = "off"
+	MFAOptional = "optional"
+	MFARequired = "required"
+)
 
 // Login configures the sign-in page.
 type Login struct {
@@ -359,6 +370,7 @@ func Default() *Config {
 			Session:         Session{Cookie: "persistent", IdleTimeout: 20 * time.Minute, SSO: true},
 			AuditLog:        true,
 			Login:           Login{Local: true},
+			MFA:             MFAOptional,
 		},
 		APIs:   APIs{Workflow: true, Invoke: true, OData: true},
 		Flows:  "./flows",

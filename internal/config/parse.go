@@ -193,6 +193,7 @@ func (d *decoder) auth(n *yaml.Node, path string, a *Auth) {
 			})
 		},
 		"dpop_nonce": d.boolean(&a.DPoPNonce),
+		"mfa":        d.enum(&a.MFA, mfaModes),
 	})
 }
 

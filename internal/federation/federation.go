@@ -307,6 +307,10 @@ type Result struct {
 	// How says how the person was found: "link" (an earlier link),
 	// "email" (linked now by verified email) or "created".
 	How string
+	// AMR is the upstream ID token's amr (how the provider signed the
+	// person in, its second factor included), when it gave one: at most
+	// ten short values, others dropped.
+	AMR []string
 }
 
 // Finish completes a sign-in from the query of the provider's redirect
@@ -376,8 +380,30 @@ func (s *Service) Finish(ctx context.Context, q url.Values, browser string) (Res
 	if err != nil {
 		return res, err
 	}
-	res.User, res.How = user, how
+	res.User, res.How, res.AMR = user, how, UpstreamAMR(claims["amr"])
 	return res, nil
+}
+
+// UpstreamAMR reads an ID token's amr claim: the string values of
+// letters, digits and "-_.:" up to 32 characters, at most ten, without
+// "fed" (which Flowgate adds itself). Anything else is left out rather
+// than passed on to Flowgate's own tokens.
+func UpstreamAMR(v any) []string {
+	list, _ := v.([]any)
+	var out []string
+	for _, e := range list {
+		s, ok := e.(string)
+		if !ok || s == "" || len(s) > 32 || s == "fed" || strings.Trim(s, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.:") != "" {
+			continue
+		}
+		if !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+		if len(out) == 10 {
+			break
+		}
+	}
+	return out
 }
 
 // Claims are what the linking rules read from an ID token.

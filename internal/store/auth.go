@@ -87,6 +87,8 @@ type AuthRequest struct {
 	ResponseMode string
 	// Resource holds the resource indicators (RFC 8707) asked for.
 	Resource []string
+	// ACRValues are the acr_values asked for ("mfa": a second factor).
+	ACRValues []string
 	// User, AuthTime and AMR are set once the user has signed in.
 	User     string
 	AuthTime time.Time

@@ -61,6 +61,7 @@ type Store interface {
 	Connections
 	ConnectStates
 	SignInFailures
+	SecondFactors
 	Dashboard
 	Federation
 	DataReader

@@ -11,8 +11,10 @@ import (
 
 	"github.com/flowgate/flowgate/internal/account"
 	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/authserver"
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/mfa"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/vault"
 )
@@ -116,6 +118,20 @@ type accountPage struct {
 	Links *linkSection
 	// PasswordError and CurrentError are next to their fields.
 	PasswordError, CurrentError string
+	// MFA is the second-factor section.
+	MFA mfaSection
+}
+
+// mfaSection is the second factor on /account: whether it is offered,
+// enrolled or being enrolled (Secret, for typing into the app), the
+// recovery codes left, and the codes of an enrolment just confirmed,
+// shown this once.
+type mfaSection struct {
+	Offered, Enrolled bool
+	Secret            string
+	RecoveryLeft      int
+	NewCodes          []string
+	Error             string
 }
 
 // sessionRow is one of my browser sessions.
@@ -163,6 +179,18 @@ func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, status i
 	}
 	acct.PasswordHash = ""
 	page.Account = acct
+	if m := h.o.Portal.MFA; m != nil && m.Offered() {
+		page.MFA.Offered = true
+		if page.MFA.Enrolled, err = m.Enrolled(r.Context(), acct.Username); err != nil {
+			h.pageError(w, u, "reading second factors", err)
+			return
+		}
+		if page.MFA.Enrolled {
+			page.MFA.RecoveryLeft, _ = m.RecoveryCodesLeft(r.Context(), acct.Username)
+		} else if secret, err := m.Pending(r.Context(), acct.Username); err == nil {
+			page.MFA.Secret = secret
+		}
+	}
 	for _, s := range sessions {
 		page.Sessions = append(page.Sessions, sessionRow{Session: s, Handle: account.SessionHandle(s), Current: s.IDHash == u.sess.IDHash})
 	}
@@ -260,4 +288,98 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, PathAccount+"?done=session", http.StatusSeeOther)
+}
+
+// mfaService is the second factor when it is offered; otherwise it
+// answers 404 and returns nil.
+func (h *Handler) mfaService(w http.ResponseWriter, u *user) *mfa.Service {
+	if m := h.o.Portal.MFA; m != nil && m.Offered() {
+		return m
+	}
+	h.notFound(w, u)
+	return nil
+}
+
+// mfaStart is POST /account/mfa/start: a new secret, unconfirmed, shown
+// on /account as a QR code and as text until a code confirms it.
+func (h *Handler) mfaStart(w http.ResponseWriter, r *http.Request) {
+	u := h.signedIn(w, r)
+	if u == nil || !h.checkForm(w, r, u) {
+		return
+	}
+	m := h.mfaService(w, u)
+	if m == nil {
+		return
+	}
+	if _, err := m.Begin(r.Context(), u.sess.User); err != nil && !errors.Is(err, mfa.ErrEnrolled) {
+		h.pageError(w, u, "starting an enrolment", err)
+		return
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, PathAccount+"#h-mfa", http.StatusSeeOther)
+}
+
+// mfaQR is GET /account/mfa/qr.png: the QR code of my enrolment in
+// progress (404 when there is none).
+func (h *Handler) mfaQR(w http.ResponseWriter, r *http.Request) {
+	u := h.signedIn(w, r)
+	if u == nil {
+		return
+	}
+	if m := h.mfaService(w, u); m != nil {
+		authserver.ServeQRCode(w, r, m, u.sess.User)
+	}
+}
+
+// mfaConfirm is POST /account/mfa/confirm: the code from the app ends
+// the enrolment, and the recovery codes are shown, this once. A wrong
+// code counts as a failed sign-in in the throttle, as at sign-in.
+func (h *Handler) mfaConfirm(w http.ResponseWriter, r *http.Request) {
+	u := h.signedIn(w, r)
+	if u == nil || !h.checkForm(w, r, u) {
+		return
+	}
+	m := h.mfaService(w, u)
+	if m == nil {
+		return
+	}
+	ctx := r.Context()
+	addr, _ := audit.FromRequest(r)
+	attempt, err := h.o.Portal.SignIns.Begin(ctx, u.sess.User, addr)
+	if err != nil {
+		h.pageError(w, u, "reading the sign-in throttle", err)
+		return
+	}
+	defer attempt.End()
+	var page accountPage
+	status := http.StatusOK
+	if attempt.Wait > 0 {
+		status, page.MFA.Error = http.StatusTooManyRequests, fmt.Sprintf("Too many wrong codes; wait %d seconds.", int(math.Ceil(attempt.Wait.Seconds())))
+		h.renderAccount(w, r, status, u, u.view("My account", nil), page)
+		return
+	}
+	codes, err := m.Confirm(ctx, u.sess.User, r.PostForm.Get("code"))
+	switch {
+	case errors.Is(err, mfa.ErrWrongCode):
+		if err := attempt.Fail(ctx); err != nil {
+			h.o.Logger.Error("page: recording a failed code", "err", err)
+		}
+		status, page.MFA.Error = http.StatusBadRequest, "That code is not right. Enter the code the app shows now."
+	case errors.Is(err, mfa.ErrNotEnrolled):
+		status, page.MFA.Error = http.StatusConflict, "There is no set-up in progress. Start again."
+	case err != nil:
+		h.pageError(w, u, "confirming a second factor", err)
+		return
+	default:
+		if err := attempt.Succeed(ctx); err != nil {
+			h.o.Logger.Error("page: clearing failed sign-ins", "err", err)
+		}
+		page.MFA.NewCodes = codes
+	}
+	v := u.view("My account", nil)
+	if codes != nil {
+		v.Notice = "Your second factor is set up."
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	h.renderAccount(w, r, status, u, v, page)
 }

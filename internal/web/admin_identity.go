@@ -15,6 +15,7 @@ import (
 	"github.com/flowgate/flowgate/internal/authserver"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/credential"
+	"github.com/flowgate/flowgate/internal/mfa"
 	"github.com/flowgate/flowgate/internal/principal"
 	"github.com/flowgate/flowgate/internal/store"
 )
@@ -32,6 +33,8 @@ type IdentityStore interface {
 // same way.
 type IdentityOptions struct {
 	Store IdentityStore
+	// MFA resets users' second factors; nil shows no reset button.
+	MFA *mfa.Service
 	// Changes makes the changes to clients, issuers and OAuth servers.
 	Changes *admin.Service
 	// Audit receives the user account changes (package account).
@@ -61,6 +64,7 @@ func (h *Handler) registerAdminIdentity(mux *http.ServeMux) {
 	mux.HandleFunc("POST /admin/users/{username}/disable", h.adminSetDisabled(true))
 	mux.HandleFunc("POST /admin/users/{username}/enable", h.adminSetDisabled(false))
 	mux.HandleFunc("POST /admin/users/{username}/sessions", h.adminEndSessions)
+	mux.HandleFunc("POST /admin/users/{username}/mfa/reset", h.adminResetMFA)
 
 	mux.HandleFunc("GET /admin/clients", h.adminClients)
 	mux.HandleFunc("POST /admin/clients", h.adminCreateClient)
@@ -319,6 +323,8 @@ func notice(r *http.Request) string {
 		return "The user is enabled and may sign in again."
 	case "sessions":
 		return "The user's sessions ended and their refresh tokens were revoked."
+	case "mfa":
+		return "The user's second factor is removed; they set one up again."
 	case "removed":
 		return "Removed."
 	}

@@ -189,6 +189,10 @@ func (h *Handler) userPage(w http.ResponseWriter, r *http.Request, u *user, stat
 	}
 	ep.Buttons = append(ep.Buttons, &idForm{Action: userPath(t.Username) + "/sessions", Submit: "End sessions",
 		Hint: "Signs the user out everywhere and revokes their refresh tokens; they may sign in again."})
+	if h.o.Identity.MFA != nil {
+		ep.Buttons = append(ep.Buttons, &idForm{Action: userPath(t.Username) + "/mfa/reset", Submit: "Reset second factor",
+			Hint: "Removes the user's authenticator app and recovery codes, for someone who lost them; they set one up again (at their next sign-in when a second factor is required)."})
+	}
 	h.renderID(w, status, u, "admin/users", "User "+t.Username, notice, idPage{Edit: ep})
 }
 
@@ -302,4 +306,28 @@ func (h *Handler) adminEndSessions(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	redirectDone(w, r, userPath(name), "sessions")
+}
+
+// adminResetMFA is POST /admin/users/{username}/mfa/reset, the operation
+// of the admin API's reset (audited as user.mfa_reset).
+func (h *Handler) adminResetMFA(w http.ResponseWriter, r *http.Request) {
+	u, ctx := h.adminPost(w, r)
+	if u == nil {
+		return
+	}
+	name := r.PathValue("username")
+	if h.o.Identity.MFA == nil {
+		h.notFound(w, u)
+		return
+	}
+	err := h.o.Identity.MFA.Reset(ctx, u.who(), name)
+	if errors.Is(err, store.ErrNotFound) {
+		h.notFound(w, u)
+		return
+	}
+	if err != nil {
+		h.pageError(w, u, "resetting a second factor", err)
+		return
+	}
+	redirectDone(w, r, userPath(name), "mfa")
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/flow/engine"
+	"github.com/flowgate/flowgate/internal/mfa"
 	"github.com/flowgate/flowgate/internal/pagestyle"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/throttle"
@@ -29,6 +30,9 @@ const (
 	PathAccount     = "/account"
 	PathPassword    = "/account/password"
 	PathEndSession  = "/account/sessions/end"
+	PathMFAStart    = "/account/mfa/start"
+	PathMFAQR       = "/account/mfa/qr.png"
+	PathMFAConfirm  = "/account/mfa/confirm"
 )
 
 // PortalEngine is what the portal's flow and instance pages need of the
@@ -74,6 +78,9 @@ type PortalOptions struct {
 	// password with the failed sign-ins of the login page and HTTP Basic
 	// (their state is in the store).
 	SignIns *throttle.Throttle
+	// MFA is the second factor people enrol on /account; nil shows no
+	// second-factor section.
+	MFA *mfa.Service
 }
 
 // registerPortal adds the pages for everyone signed in.
@@ -93,6 +100,9 @@ func (h *Handler) registerPortal(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+PathAccount, h.account)
 	mux.HandleFunc("POST "+PathPassword, withOrigin(h.changePassword))
 	mux.HandleFunc("POST "+PathEndSession, withOrigin(h.endSession))
+	mux.HandleFunc("POST "+PathMFAStart, withOrigin(h.mfaStart))
+	mux.HandleFunc("GET "+PathMFAQR, h.mfaQR)
+	mux.HandleFunc("POST "+PathMFAConfirm, withOrigin(h.mfaConfirm))
 	mux.HandleFunc("GET "+pagestyle.ScriptPath, pagestyle.ServeScript)
 	// Home is "/{$}", so every other path nobody serves lands here: the
 	// layout's 404 page, with the menu when someone is signed in. (The

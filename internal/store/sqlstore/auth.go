@@ -108,19 +108,19 @@ func (s *Store) ListSigningKeys(ctx context.Context, at time.Time) ([]store.Sign
 
 const authRequestCols = `id, client_id, redirect_uri, scopes, state, nonce, response_type, code_challenge,
 	code_challenge_method, prompt, max_age, login_hint, username, auth_time, amr, done, created_at, expires_at,
-	response_mode, resource`
+	response_mode, resource, acr_values`
 
 // CreateAuthRequest stores a new authorization request.
 func (s *Store) CreateAuthRequest(ctx context.Context, r store.AuthRequest) error {
-	l, err := encodeLists([]string{"scopes", "prompt", "amr", "resource"}, r.Scopes, r.Prompt, r.AMR, r.Resource)
+	l, err := encodeLists([]string{"scopes", "prompt", "amr", "resource", "acr_values"}, r.Scopes, r.Prompt, r.AMR, r.Resource, r.ACRValues)
 	if err != nil {
 		return fmt.Errorf("create auth request: %w", err)
 	}
 	_, err = s.write.ExecContext(ctx, s.q.rebind(`INSERT INTO auth_requests (`+authRequestCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		r.ID, r.ClientID, r.RedirectURI, l[0], r.State, r.Nonce, r.ResponseType, r.CodeChallenge,
 		r.CodeChallengeMethod, l[1], r.MaxAge, r.LoginHint, r.User, microsOrZero(r.AuthTime), l[2], r.Done,
-		micros(nowOr(r.CreatedAt, now())), micros(r.ExpiresAt), r.ResponseMode, l[3])
+		micros(nowOr(r.CreatedAt, now())), micros(r.ExpiresAt), r.ResponseMode, l[3], l[4])
 	if err != nil {
 		return fmt.Errorf("create auth request: %w", s.conflict(err))
 	}
@@ -132,12 +132,13 @@ func (s *Store) GetAuthRequest(ctx context.Context, id string, at time.Time) (st
 	var (
 		r                          store.AuthRequest
 		scopes, prompt, amr, res   string
+		acr                        string
 		authTime, created, expires int64
 	)
 	err := s.read.QueryRowContext(ctx, s.q.rebind(`SELECT `+authRequestCols+` FROM auth_requests WHERE id = ? AND expires_at > ?`),
 		id, micros(at)).Scan(&r.ID, &r.ClientID, &r.RedirectURI, &scopes, &r.State, &r.Nonce, &r.ResponseType,
 		&r.CodeChallenge, &r.CodeChallengeMethod, &prompt, &r.MaxAge, &r.LoginHint, &r.User, &authTime, &amr,
-		&r.Done, &created, &expires, &r.ResponseMode, &res)
+		&r.Done, &created, &expires, &r.ResponseMode, &res, &acr)
 	if err != nil {
 		return store.AuthRequest{}, fmt.Errorf("get auth request: %w", notFound(err))
 	}
@@ -151,6 +152,9 @@ func (s *Store) GetAuthRequest(ctx context.Context, id string, at time.Time) (st
 		return store.AuthRequest{}, fmt.Errorf("get auth request: %w", err)
 	}
 	if r.Resource, err = decodeList(res); err != nil {
+		return store.AuthRequest{}, fmt.Errorf("get auth request: %w", err)
+	}
+	if r.ACRValues, err = decodeList(acr); err != nil {
 		return store.AuthRequest{}, fmt.Errorf("get auth request: %w", err)
 	}
 	r.AuthTime, r.CreatedAt, r.ExpiresAt = fromMicrosOrZero(authTime), fromMicros(created), fromMicros(expires)

@@ -69,6 +69,7 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) store.Store) {
 	runConnectStatesConformance(t, newStore)
 	runNamedSecretsConformance(t, newStore)
 	runSignInConformance(t, newStore)
+	runSecondFactorConformance(t, newStore)
 	runDashboardConformance(t, newStore)
 	runFederationConformance(t, newStore)
 	runDataConformance(t, newStore)

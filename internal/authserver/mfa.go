@@ -1,0 +1,271 @@
+package authserver
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/flowgate/flowgate/internal/audit"
+	"github.com/flowgate/flowgate/internal/mfa"
+	"github.com/flowgate/flowgate/internal/store"
+)
+
+// The second step of a password sign-in (docs/security.md, "Second
+// factor").
+const (
+	PathLoginMFA         = "/login/mfa"
+	PathLoginMFAQR       = "/login/mfa/qr.png"
+	PathLoginMFAContinue = "/login/mfa/continue"
+	mfaCookie            = "flowgate_mfa"
+	// mfaStepTTL bounds how long a checked password waits for its second
+	// factor.
+	mfaStepTTL = 5 * time.Minute
+)
+
+// mfaPending is a sign-in between its password and its second factor. It
+// travels in a cookie sealed with the key ring: the browser can neither
+// read nor change it, and it names the user only the password proved.
+type mfaPending struct {
+	User     string `json:"u"`
+	Request  string `json:"r,omitempty"`
+	ReturnTo string `json:"t,omitempty"`
+	// Need is "verify" (a code) or "enrol" (enrolment first).
+	Need    string `json:"n"`
+	Expires int64  `json:"e"`
+}
+
+var mfaCookieAAD = []byte(mfaCookie)
+
+// MFA returns the second-factor service the sign-in uses, for the account
+// page and the administrators' reset.
+func (s *Server) MFA() *mfa.Service { return s.mfa }
+
+// mfaNeeded says what a password sign-in of user needs before it is
+// complete: "" (nothing), "verify" or "enrol".
+func (s *Server) mfaNeeded(r *http.Request, user string, req *store.AuthRequest) (string, error) {
+	asked := req != nil && slices.Contains(req.ACRValues, mfa.ACRMFA)
+	return s.mfa.Needed(r.Context(), user, asked)
+}
+
+// startMFAStep sets the pending cookie and sends the browser to the
+// second step.
+func (s *Server) startMFAStep(w http.ResponseWriter, r *http.Request, p mfaPending) error {
+	p.Expires = s.now().Add(mfaStepTTL).Unix()
+	b, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	sealed, err := s.opts.Ring.Seal(b, mfaCookieAAD)
+	if err != nil {
+		return err
+	}
+	http.SetCookie(w, &http.Cookie{Name: mfaCookie, Value: base64.RawURLEncoding.EncodeToString(sealed), Path: PathLogin,
+		HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode, MaxAge: int(mfaStepTTL / time.Second)})
+	w.Header().Set("Cache-Control", "no-store")
+	http.Redirect(w, r, PathLoginMFA, http.StatusSeeOther)
+	return nil
+}
+
+// pendingMFA reads the pending cookie; false (and an error page) when
+// there is none or it has expired.
+func (s *Server) pendingMFA(w http.ResponseWriter, r *http.Request) (mfaPending, bool) {
+	var p mfaPending
+	c, err := r.Cookie(mfaCookie)
+	if err == nil {
+		var sealed, b []byte
+		if sealed, err = base64.RawURLEncoding.DecodeString(c.Value); err == nil {
+			if b, err = s.opts.Ring.Open(sealed, mfaCookieAAD); err == nil {
+				err = json.Unmarshal(b, &p)
+			}
+		}
+	}
+	if err != nil || p.User == "" || s.now().Unix() > p.Expires {
+		s.errorPage(w, http.StatusBadRequest, "This sign-in has expired. Sign in again.", "no pending second-factor step")
+		return mfaPending{}, false
+	}
+	return p, true
+}
+
+func (s *Server) clearMFACookie(w http.ResponseWriter) {
+	http.SetCookie(w, &http.Cookie{Name: mfaCookie, Value: "", Path: PathLogin, HttpOnly: true, Secure: s.secure, SameSite: http.SameSiteLaxMode, MaxAge: -1})
+}
+
+// mfaPage is GET /login/mfa: the code form, or for a user who must enrol
+// first, the QR code, the secret and the confirming code form. Reloading
+// keeps the enrolment in progress.
+func (s *Server) mfaPage(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.pendingMFA(w, r)
+	if !ok {
+		return
+	}
+	d := pageData{Title: "Second factor", CSRF: s.csrfToken(w, r), Username: p.User}
+	if p.Need == "enrol" {
+		secret, err := s.mfa.Pending(r.Context(), p.User)
+		if errors.Is(err, mfa.ErrNotEnrolled) {
+			secret, err = s.mfa.Begin(r.Context(), p.User)
+		}
+		if err != nil {
+			s.logger.Error("login: starting an enrolment", "err", err)
+			s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+			return
+		}
+		d.Title, d.Enrol, d.Secret = "Set up a second factor", true, secret
+	}
+	w.Header().Set("Cache-Control", "no-store")
+	s.render(w, http.StatusOK, "mfa", d)
+}
+
+// mfaQR is GET /login/mfa/qr.png: the enrolment's QR code, as an image of
+// this server (the pages' CSP allows no data: images).
+func (s *Server) mfaQR(w http.ResponseWriter, r *http.Request) {
+	p, ok := s.pendingMFA(w, r)
+	if !ok {
+		return
+	}
+	if p.Need != "enrol" {
+		http.NotFound(w, r)
+		return
+	}
+	ServeQRCode(w, r, s.mfa, p.User)
+}
+
+// ServeQRCode answers with the PNG QR code of user's enrolment in
+// progress (404 when there is none), never cached.
+func ServeQRCode(w http.ResponseWriter, r *http.Request, m *mfa.Service, user string) {
+	png, err := m.QRCode(r.Context(), user)
+	if err != nil {
+		http.NotFound(w, r)
+		return
+	}
+	w.Header().Set("Content-Type", "image/png")
+	w.Header().Set("Cache-Control", "no-store")
+	_, _ = w.Write(png)
+}
+
+// mfaSubmit is POST /login/mfa: the code (or a recovery code), or the
+// enrolment's confirming code. Wrong codes count as failed sign-ins in
+// the throttle; the sign-in completes only here.
+func (s *Server) mfaSubmit(w http.ResponseWriter, r *http.Request) {
+	if !s.postedForm(w, r) {
+		return
+	}
+	p, ok := s.pendingMFA(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	client := &store.Client{Name: "Flowgate"}
+	var req *store.AuthRequest
+	if p.Request != "" {
+		if req, client, ok = s.pendingRequest(w, r, p.Request); !ok {
+			return
+		}
+	}
+	d := pageData{Title: "Second factor", CSRF: s.csrfToken(w, r), Username: p.User}
+	if p.Need == "enrol" {
+		d.Title, d.Enrol = "Set up a second factor", true
+		d.Secret, _ = s.mfa.Pending(ctx, p.User)
+	}
+	attempt, err := s.limits.Begin(ctx, p.User, remoteIP(r))
+	if err != nil {
+		s.logger.Error("login: reading the sign-in throttle", "err", err)
+		s.errorPage(w, http.StatusServiceUnavailable, "Sign-in is unavailable right now.", "")
+		return
+	}
+	defer attempt.End()
+	if wait := attempt.Wait; wait > 0 {
+		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginFailure, User: p.User, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: "rate limited"})
+		d.Error = fmt.Sprintf("Too many attempts, wait %d seconds.", waitSeconds(wait))
+		s.render(w, http.StatusTooManyRequests, "mfa", d)
+		return
+	}
+	code := truncate(r.PostForm.Get("code"), 64)
+	var (
+		amr      []string
+		recovery []string
+	)
+	if p.Need == "enrol" {
+		recovery, err = s.mfa.Confirm(ctx, p.User, code)
+		amr = []string{"otp", "mfa"}
+	} else {
+		amr, err = s.mfa.Verify(ctx, p.User, code)
+	}
+	if errors.Is(err, mfa.ErrWrongCode) {
+		if err := attempt.Fail(ctx); err != nil {
+			s.logger.Error("login: recording a failed sign-in", "err", err)
+		}
+		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginFailure, User: p.User, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: "wrong second-factor code"})
+		d.Error = "That code is not right, or was already used. Try the next one."
+		s.render(w, http.StatusUnauthorized, "mfa", d)
+		return
+	}
+	if err != nil {
+		s.logger.Error("login: checking a second factor", "err", err)
+		s.errorPage(w, http.StatusBadRequest, "This sign-in has expired. Sign in again.", "no second factor to check")
+		return
+	}
+	amr = append([]string{"pwd"}, amr...)
+	now := s.now()
+	if err := s.startSession(w, r, p.User, now, amr); err != nil {
+		s.logger.Error("login: creating session", "err", err)
+		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+		return
+	}
+	s.clearMFACookie(w)
+	if err := attempt.Succeed(ctx); err != nil {
+		s.logger.Error("login: clearing failed sign-ins", "err", err)
+	}
+	next := p.ReturnTo
+	if req != nil {
+		if err := s.st.CompleteAuthRequest(ctx, req.ID, p.User, now, amr); err != nil {
+			s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+			return
+		}
+		req.User, req.AuthTime, req.AMR, req.Done = p.User, now, amr, true
+	}
+	s.audit(ctx, r, store.AuditEvent{Event: audit.LoginSuccess, User: p.User, Client: client.ID, Outcome: audit.OutcomeSuccess, Detail: "with a second factor"})
+	if recovery != nil {
+		// The recovery codes are shown once, here; "Continue" goes on
+		// where the sign-in was going.
+		w.Header().Set("Cache-Control", "no-store")
+		s.render(w, http.StatusOK, "recovery-codes", pageData{Title: "Your recovery codes", CSRF: d.CSRF, Username: p.User,
+			Codes: recovery, Request: p.Request, ReturnTo: p.ReturnTo, Action: PathLoginMFAContinue})
+		return
+	}
+	if req != nil {
+		next = s.afterLogin(ctx, req, client)
+	}
+	redirect(w, r, next)
+}
+
+// mfaContinue is POST /login/mfa/continue, after the recovery codes of an
+// enrolment at sign-in: on to consent or the client, or to return_to.
+func (s *Server) mfaContinue(w http.ResponseWriter, r *http.Request) {
+	if !s.postedForm(w, r) {
+		return
+	}
+	if id := r.PostForm.Get("request"); id != "" {
+		req, client, ok := s.sessionRequest(w, r, id)
+		if !ok {
+			return
+		}
+		redirect(w, r, s.afterLogin(r.Context(), req, client))
+		return
+	}
+	ret, ok := SafeReturnPath(r.PostForm.Get("return_to"))
+	if !ok {
+		ret = "/"
+	}
+	redirect(w, r, ret)
+}
+
+// mfaSatisfied reports whether a session's sign-in meets a request that
+// asks for a second factor: one was used, or the person signed in
+// through an identity provider (whose own factors Flowgate relies on).
+func mfaSatisfied(amr []string) bool {
+	return slices.Contains(amr, "mfa") || slices.Contains(amr, "fed")
+}
