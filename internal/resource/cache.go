@@ -1,6 +1,7 @@
 package resource
 
 import (
+	"context"
 	"crypto"
 	"crypto/sha256"
 	"time"
@@ -67,22 +68,46 @@ func (tc *tokenCache) forgetIssuer(ri *remoteIssuer) {
 	}
 }
 
-// lookup returns the remembered verification of raw if it may still be used: the token has
-// not reached its exp (an expired token always takes the full check, which refuses it past the
-// leeway), its nbf holds, it was verified by the issuer trusted now (ri; nil for Flowgate's
-// own), and the issuer still publishes the key that verified it. An entry that fails any of
-// these is dropped.
-func (v *Validator) lookup(h [sha256.Size]byte, ri *remoteIssuer, kf jwt.Keyfunc) *verified {
+// fromCache answers a token from its remembered verification, ok false when there is none
+// that may still be used: the token has not reached its exp (an expired token always takes the
+// full check, which refuses it past the leeway), its nbf holds, the issuer that verified it is
+// still the one trusted, and it still publishes the key that verified it. An entry that fails
+// any of these is dropped. What is never remembered (revocation, roles, links) is then checked
+// as for a token seen for the first time; the remembered entry also saves reading the issuer
+// out of the token.
+func (v *Validator) fromCache(ctx context.Context, h [sha256.Size]byte) (p *Principal, jkt string, ok bool, err error) {
 	e, ok := v.cache.lru.Get(h)
 	if !ok {
-		return nil
+		return nil, "", false, nil
+	}
+	kf, ri := v.own.Keys, (*remoteIssuer)(nil)
+	if e.remote != nil {
+		ri = v.issuers.Load().byIss[e.remote.cfg.Issuer]
+		if ks := ri.keysOrNil(); ri == e.remote && ks != nil {
+			kf = ks.keyfunc(ctx)
+		} else {
+			kf = nil
+		}
 	}
 	now := v.now()
-	if !now.Before(e.exp) || (!e.nbf.IsZero() && now.Add(Leeway).Before(e.nbf)) || e.remote != ri || !sameKey(kf, e) {
+	if kf == nil || !now.Before(e.exp) || (!e.nbf.IsZero() && now.Add(Leeway).Before(e.nbf)) || !sameKey(kf, e) {
 		v.cache.lru.Remove(h)
+		return nil, "", false, nil
+	}
+	if ri != nil {
+		p, jkt, err = v.finishRemote(ctx, ri, e.claims, e.jkt)
+	} else {
+		p, jkt, err = v.finishOwn(ctx, e.claims, e.jkt)
+	}
+	return p, jkt, true, err
+}
+
+// keysOrNil is the issuer's key set, nil for a nil issuer or one not discovered yet.
+func (ri *remoteIssuer) keysOrNil() *keySet {
+	if ri == nil {
 		return nil
 	}
-	return e
+	return ri.keys.Load()
 }
 
 // sameKey reports whether the keyfunc still answers the key that verified the entry.

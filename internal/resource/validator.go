@@ -372,6 +372,13 @@ func (v *Validator) validate(ctx context.Context, raw string) (*Principal, strin
 	if err := tokenrules.CheckCompact(raw); err != nil {
 		return nil, "", invalidToken(err.Error(), nil)
 	}
+	var h [32]byte
+	if v.cache != nil {
+		h = tokenHash(raw)
+		if p, jkt, ok, err := v.fromCache(ctx, h); ok {
+			return p, jkt, err
+		}
+	}
 	iss, err := peekIssuer(raw)
 	if err != nil {
 		return nil, "", invalidToken("malformed token: not a signed JWT", err)
@@ -380,22 +387,29 @@ func (v *Validator) validate(ctx context.Context, raw string) (*Principal, strin
 		return nil, "", invalidToken("token has no iss claim", nil)
 	}
 	if iss == v.own.Issuer {
-		return v.validateOwn(ctx, raw)
+		return v.validateOwn(ctx, raw, h)
 	}
 	ri := v.issuers.Load().byIss[iss]
 	if ri == nil {
 		return nil, "", invalidToken("unknown issuer "+quoteSafe(iss, 100), nil)
 	}
-	return v.validateRemote(ctx, ri, raw)
+	return v.validateRemote(ctx, ri, raw, h)
 }
 
-func (v *Validator) validateOwn(ctx context.Context, raw string) (*Principal, string, error) {
-	c, jkt, err := v.verify(raw, nil, v.ownParse, v.own.Keys, nil, func() []string {
+func (v *Validator) validateOwn(ctx context.Context, raw string, h [32]byte) (*Principal, string, error) {
+	c, jkt, err := v.verify(raw, h, nil, v.ownParse, v.own.Keys, nil, func() []string {
 		return append([]string{v.own.Issuer}, v.own.Audiences...)
 	})
 	if err != nil {
 		return nil, "", err
 	}
+	return v.finishOwn(ctx, c, jkt)
+}
+
+// finishOwn checks what is read afresh on every request for one of Flowgate's own tokens whose
+// signature and claims are verified (revocation, the user or client and their roles) and
+// builds its principal.
+func (v *Validator) finishOwn(ctx context.Context, c *tokenClaims, jkt string) (*Principal, string, error) {
 	if c.Subject == "" {
 		return nil, "", invalidToken("token has no sub claim", nil)
 	}
@@ -444,16 +458,22 @@ func (v *Validator) validateOwn(ctx context.Context, raw string) (*Principal, st
 	return p, jkt, nil
 }
 
-func (v *Validator) validateRemote(ctx context.Context, ri *remoteIssuer, raw string) (*Principal, string, error) {
+func (v *Validator) validateRemote(ctx context.Context, ri *remoteIssuer, raw string, h [32]byte) (*Principal, string, error) {
 	ks := ri.keys.Load()
 	if ks == nil {
 		return nil, "", invalidToken("keys of issuer "+ri.cfg.Name+" are not available (its metadata could not be read)",
 			errors.New(ri.statusError()))
 	}
-	c, jkt, err := v.verify(raw, ri, ri.parser, ks.keyfunc(ctx), ri.extraNames, func() []string { return []string{ri.cfg.Audience} })
+	c, jkt, err := v.verify(raw, h, ri, ri.parser, ks.keyfunc(ctx), ri.extraNames, func() []string { return []string{ri.cfg.Audience} })
 	if err != nil {
 		return nil, "", err
 	}
+	return v.finishRemote(ctx, ri, c, jkt)
+}
+
+// finishRemote maps a trusted issuer's verified token to its principal (subject, scopes,
+// roles, a federation link read afresh).
+func (v *Validator) finishRemote(ctx context.Context, ri *remoteIssuer, c *tokenClaims, jkt string) (*Principal, string, error) {
 	cfg := ri.cfg
 	p := v.newPrincipal(c, cfg.Name)
 	p.Kind = KindExternal
@@ -508,7 +528,7 @@ func (v *Validator) validateRemote(ctx context.Context, ri *remoteIssuer, raw st
 	default:
 		p.Roles = c.extraList(cfg.RolesClaim)
 	}
-	p, err = v.linked(ctx, p, c)
+	p, err := v.linked(ctx, p, c)
 	return p, jkt, err
 }
 
@@ -568,18 +588,11 @@ func (v *Validator) newPrincipal(c *tokenClaims, issuerName string) *Principal {
 	return p
 }
 
-// verify checks a token's signature and claims with parser and kf, or finds that check
-// remembered. The claims returned may be shared with other requests: callers never change them.
+// verify checks a token's signature and claims with parser and kf and remembers the result
+// under h when the cache is on. The claims returned may be shared with other requests: callers never change them.
 // wantAud names the accepted audiences in the error, built only when the check fails.
-func (v *Validator) verify(raw string, ri *remoteIssuer, parser *jwt.Parser, kf jwt.Keyfunc, extraNames []string,
+func (v *Validator) verify(raw string, h [32]byte, ri *remoteIssuer, parser *jwt.Parser, kf jwt.Keyfunc, extraNames []string,
 	wantAud func() []string) (*tokenClaims, string, error) {
-	var h [32]byte
-	if v.cache != nil {
-		h = tokenHash(raw)
-		if e := v.lookup(h, ri, kf); e != nil {
-			return e.claims, e.jkt, nil
-		}
-	}
 	c := &tokenClaims{extraNames: extraNames}
 	var used any
 	tok, err := parser.ParseWithClaims(raw, c, func(t *jwt.Token) (any, error) {
