@@ -11,8 +11,8 @@ import (
 )
 
 // DefaultTokenCacheSize is how many verified tokens a Validator remembers when
-// Options.TokenCacheSize is zero. An entry holds the decoded claims (well under 2 kB for a
-// usual token), so the cache stays within a few megabytes however many distinct tokens arrive.
+// Options.TokenCacheSize is zero. An entry holds the decoded claims, about the size of the
+// token itself, so the cache stays within some megabytes however many distinct tokens arrive.
 const DefaultTokenCacheSize = 10_000
 
 // verified is what a successful signature and claims check leaves behind, so that the next
