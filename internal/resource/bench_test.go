@@ -5,14 +5,25 @@ import (
 )
 
 // BenchmarkValidate measures one full validation (routing, signature, claims, principal) per
-// op. External issuers use a key set already fetched, as in steady state.
+// op. External issuers use a key set already fetched, as in steady state. "cached" repeats
+// one token, as a client does until it expires; "uncached" has the cache switched off, the
+// cost of a token's first use.
 func BenchmarkValidate(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		size int
+	}{{"cached", 0}, {"uncached", -1}} {
+		b.Run(mode.name, func(b *testing.B) { benchmarkValidate(b, mode.size) })
+	}
+}
+
+func benchmarkValidate(b *testing.B, cacheSize int) {
 	rsaKey, ecKey := newRSAKey(b, "rsa-1"), newECKey(b, "ec-1")
 	gi := newGoIssuer(b, rsaKey, ecKey)
 	s := newOwnSetup(b, rsaKey, ecKey)
 	s.own.Revoked = nil // the store is not what is measured
 	v, err := newTestValidator(b.Context(), s.own, []IssuerConfig{{Name: "ext", Issuer: gi.iss, Audience: "api://flowgate",
-		ScopeMap: map[string]string{"ext.read": "workflows.read"}}}, Options{Logger: quietLogger(b)})
+		ScopeMap: map[string]string{"ext.read": "workflows.read"}}}, Options{Logger: quietLogger(b), TokenCacheSize: cacheSize})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -2,9 +2,12 @@
 // bearer tokens from Flowgate's own authorization server and from trusted external issuers,
 // turns them into a Principal, and answers failures as RFC 6750 says.
 //
-// Tokens are never cached: every request is checked (signature, iss, aud, exp/nbf/iat,
-// revocation). Keys are cached per issuer and refreshed in the background; a token naming an
-// unknown kid makes the issuer's key set be refetched at most once per 10 s.
+// Every request's token is checked (signature, iss, aud, exp/nbf/iat, revocation). A verified
+// signature and its claims are remembered in memory by the token's SHA-256, never past exp and
+// only while the issuer is trusted and still publishes the key (docs/security.md); expiry,
+// revocation, roles and DPoP proofs are checked again on every request. Keys are cached per
+// issuer and refreshed in the background; a token naming an unknown kid makes the issuer's key
+// set be refetched at most once per 10 s.
 package resource
 
 import (
@@ -95,6 +98,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for exp/nbf/iat checks; nil means time.Now.
 	Now func() time.Time
+	// TokenCacheSize is how many verified tokens are remembered (by hash), least recently
+	// used out first; DefaultTokenCacheSize when zero, none when negative.
+	TokenCacheSize int
 	// DPoP checks the proofs of DPoP-bound tokens (shared with the token endpoint, for the
 	// replay table and nonces); nil refuses the DPoP scheme.
 	DPoP *dpop.Verifier
@@ -147,6 +153,8 @@ type Validator struct {
 	issuers atomic.Pointer[issuerSet]
 	// setMu serialises SetIssuers; readers never take it.
 	setMu sync.Mutex
+	// cache remembers verified tokens; nil when switched off.
+	cache *tokenCache
 }
 
 // issuerSet is an immutable snapshot of the trusted external issuers, so
@@ -168,7 +176,7 @@ func NewValidator(ctx context.Context, own OwnIssuer, issuers []IssuerConfig, op
 	if own.Issuer == "" || own.Keys == nil {
 		return nil, errors.New("resource: own issuer needs Issuer and Keys")
 	}
-	v := &Validator{opts: o, log: o.Logger, own: own, base: ctx}
+	v := &Validator{opts: o, log: o.Logger, own: own, base: ctx, cache: newTokenCache(o.TokenCacheSize)}
 	v.ownParse = jwt.NewParser(v.parserOptions(own.Issuer, append([]string{own.Issuer}, own.Audiences...))...)
 	v.issuers.Store(&issuerSet{byIss: map[string]*remoteIssuer{}})
 	if err := v.SetIssuers(issuers); err != nil {
@@ -234,6 +242,9 @@ func (v *Validator) SetIssuers(issuers []IssuerConfig) error {
 	for _, ri := range old.remotes {
 		if next.byIss[ri.cfg.Issuer] != ri {
 			ri.cancel()
+			if v.cache != nil {
+				v.cache.forgetIssuer(ri)
+			}
 		}
 	}
 	return nil
@@ -361,6 +372,13 @@ func (v *Validator) validate(ctx context.Context, raw string) (*Principal, strin
 	if err := tokenrules.CheckCompact(raw); err != nil {
 		return nil, "", invalidToken(err.Error(), nil)
 	}
+	var h [32]byte
+	if v.cache != nil {
+		h = tokenHash(raw)
+		if p, jkt, ok, err := v.fromCache(ctx, h); ok {
+			return p, jkt, err
+		}
+	}
 	iss, err := peekIssuer(raw)
 	if err != nil {
 		return nil, "", invalidToken("malformed token: not a signed JWT", err)
@@ -369,24 +387,29 @@ func (v *Validator) validate(ctx context.Context, raw string) (*Principal, strin
 		return nil, "", invalidToken("token has no iss claim", nil)
 	}
 	if iss == v.own.Issuer {
-		return v.validateOwn(ctx, raw)
+		return v.validateOwn(ctx, raw, h)
 	}
 	ri := v.issuers.Load().byIss[iss]
 	if ri == nil {
 		return nil, "", invalidToken("unknown issuer "+quoteSafe(iss, 100), nil)
 	}
-	return v.validateRemote(ctx, ri, raw)
+	return v.validateRemote(ctx, ri, raw, h)
 }
 
-func (v *Validator) validateOwn(ctx context.Context, raw string) (*Principal, string, error) {
-	c := &tokenClaims{}
-	if tok, err := v.ownParse.ParseWithClaims(raw, c, v.own.Keys); err != nil {
-		return nil, "", v.parseError(err, tok, c, append([]string{v.own.Issuer}, v.own.Audiences...))
+func (v *Validator) validateOwn(ctx context.Context, raw string, h [32]byte) (*Principal, string, error) {
+	c, jkt, err := v.verify(raw, h, nil, v.ownParse, v.own.Keys, nil, func() []string {
+		return append([]string{v.own.Issuer}, v.own.Audiences...)
+	})
+	if err != nil {
+		return nil, "", err
 	}
-	jkt, berr := bindingOf(c)
-	if berr != nil {
-		return nil, "", berr
-	}
+	return v.finishOwn(ctx, c, jkt)
+}
+
+// finishOwn checks what is read afresh on every request for one of Flowgate's own tokens whose
+// signature and claims are verified (revocation, the user or client and their roles) and
+// builds its principal.
+func (v *Validator) finishOwn(ctx context.Context, c *tokenClaims, jkt string) (*Principal, string, error) {
 	if c.Subject == "" {
 		return nil, "", invalidToken("token has no sub claim", nil)
 	}
@@ -405,7 +428,7 @@ func (v *Validator) validateOwn(ctx context.Context, raw string) (*Principal, st
 		}
 	}
 	p := v.newPrincipal(c, OwnIssuerName)
-	p.Scopes = c.Scope
+	p.Scopes = slices.Clone(c.Scope)
 	var roles []string
 	// The grant the token records says whom it stands for; a username may equal a client id.
 	forClient, err := tokenrules.ForClient(c.Grant, c.Subject, c.ClientID)
@@ -435,20 +458,22 @@ func (v *Validator) validateOwn(ctx context.Context, raw string) (*Principal, st
 	return p, jkt, nil
 }
 
-func (v *Validator) validateRemote(ctx context.Context, ri *remoteIssuer, raw string) (*Principal, string, error) {
+func (v *Validator) validateRemote(ctx context.Context, ri *remoteIssuer, raw string, h [32]byte) (*Principal, string, error) {
 	ks := ri.keys.Load()
 	if ks == nil {
 		return nil, "", invalidToken("keys of issuer "+ri.cfg.Name+" are not available (its metadata could not be read)",
 			errors.New(ri.statusError()))
 	}
-	c := &tokenClaims{extraNames: ri.extraNames}
-	if tok, err := ri.parser.ParseWithClaims(raw, c, ks.keyfunc(ctx)); err != nil {
-		return nil, "", v.parseError(err, tok, c, []string{ri.cfg.Audience})
+	c, jkt, err := v.verify(raw, h, ri, ri.parser, ks.keyfunc(ctx), ri.extraNames, func() []string { return []string{ri.cfg.Audience} })
+	if err != nil {
+		return nil, "", err
 	}
-	jkt, berr := bindingOf(c)
-	if berr != nil {
-		return nil, "", berr
-	}
+	return v.finishRemote(ctx, ri, c, jkt)
+}
+
+// finishRemote maps a trusted issuer's verified token to its principal (subject, scopes,
+// roles, a federation link read afresh).
+func (v *Validator) finishRemote(ctx context.Context, ri *remoteIssuer, c *tokenClaims, jkt string) (*Principal, string, error) {
 	cfg := ri.cfg
 	p := v.newPrincipal(c, cfg.Name)
 	p.Kind = KindExternal
@@ -488,6 +513,7 @@ func (v *Validator) validateRemote(ctx context.Context, ri *remoteIssuer, raw st
 		scopes = c.extraList(cfg.ScopeClaim)
 	}
 	if len(cfg.ScopeMap) > 0 {
+		scopes = slices.Clone(scopes) // the claims may be remembered and shared: never change them
 		for i, s := range scopes {
 			if m, ok := cfg.ScopeMap[s]; ok {
 				scopes[i] = m
@@ -498,7 +524,7 @@ func (v *Validator) validateRemote(ctx context.Context, ri *remoteIssuer, raw st
 
 	switch cfg.RolesClaim {
 	case "", "roles":
-		p.Roles = c.Roles
+		p.Roles = slices.Clone(c.Roles)
 	default:
 		p.Roles = c.extraList(cfg.RolesClaim)
 	}
@@ -550,7 +576,7 @@ func (v *Validator) newPrincipal(c *tokenClaims, issuerName string) *Principal {
 		Issuer:     c.Issuer,
 		IssuerName: issuerName,
 		ClientID:   c.ClientID,
-		Audience:   c.Audience,
+		Audience:   slices.Clone([]string(c.Audience)),
 		TokenID:    c.ID,
 	}
 	if p.ClientID == "" {
@@ -560,6 +586,31 @@ func (v *Validator) newPrincipal(c *tokenClaims, issuerName string) *Principal {
 		p.ExpiresAt = c.exp.UTC()
 	}
 	return p
+}
+
+// verify checks a token's signature and claims with parser and kf and remembers the result
+// under h when the cache is on. The claims returned may be shared with other requests: callers never change them.
+// wantAud names the accepted audiences in the error, built only when the check fails.
+func (v *Validator) verify(raw string, h [32]byte, ri *remoteIssuer, parser *jwt.Parser, kf jwt.Keyfunc, extraNames []string,
+	wantAud func() []string) (*tokenClaims, string, error) {
+	c := &tokenClaims{extraNames: extraNames}
+	var used any
+	tok, err := parser.ParseWithClaims(raw, c, func(t *jwt.Token) (any, error) {
+		k, err := kf(t)
+		used = k
+		return k, err
+	})
+	if err != nil {
+		return nil, "", v.parseError(err, tok, c, wantAud())
+	}
+	jkt, berr := bindingOf(c)
+	if berr != nil {
+		return nil, "", berr
+	}
+	if v.cache != nil {
+		v.remember(h, c, jkt, ri, tok, used)
+	}
+	return c, jkt, nil
 }
 
 // bindingOf returns the DPoP key thumbprint a token is bound to (cnf.jkt, RFC 9449 §6), ""
