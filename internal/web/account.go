@@ -87,7 +87,7 @@ func (h *Handler) disconnect(w http.ResponseWriter, r *http.Request) {
 	if u == nil {
 		return
 	}
-	if !h.checkForm(w, r, u) {
+	if !h.readForm(w, r, u, maxFormBytes) {
 		return
 	}
 	server := r.PathValue("server")
@@ -206,7 +206,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
 	if u == nil {
 		return
 	}
-	if !h.checkForm(w, r, u) {
+	if !h.readForm(w, r, u, maxFormBytes) {
 		return
 	}
 	ctx := r.Context()
@@ -272,7 +272,7 @@ func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
 	if u == nil {
 		return
 	}
-	if !h.checkForm(w, r, u) {
+	if !h.readForm(w, r, u, maxFormBytes) {
 		return
 	}
 	ctx := r.Context()
@@ -304,7 +304,7 @@ func (h *Handler) mfaService(w http.ResponseWriter, u *user) *mfa.Service {
 // on /account as a QR code and as text until a code confirms it.
 func (h *Handler) mfaStart(w http.ResponseWriter, r *http.Request) {
 	u := h.signedIn(w, r)
-	if u == nil || !h.checkForm(w, r, u) {
+	if u == nil || !h.readForm(w, r, u, maxFormBytes) {
 		return
 	}
 	m := h.mfaService(w, u)
@@ -336,7 +336,7 @@ func (h *Handler) mfaQR(w http.ResponseWriter, r *http.Request) {
 // code counts as a failed sign-in in the throttle, as at sign-in.
 func (h *Handler) mfaConfirm(w http.ResponseWriter, r *http.Request) {
 	u := h.signedIn(w, r)
-	if u == nil || !h.checkForm(w, r, u) {
+	if u == nil || !h.readForm(w, r, u, maxFormBytes) {
 		return
 	}
 	m := h.mfaService(w, u)

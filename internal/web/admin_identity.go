@@ -12,7 +12,6 @@ import (
 	"github.com/flowgate/flowgate/internal/account"
 	"github.com/flowgate/flowgate/internal/admin"
 	"github.com/flowgate/flowgate/internal/audit"
-	"github.com/flowgate/flowgate/internal/authserver"
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/mfa"
@@ -271,16 +270,7 @@ const maxAdminForm = 256 << 10
 // audit records.
 func (h *Handler) adminPost(w http.ResponseWriter, r *http.Request) (*user, context.Context) {
 	u := h.adminUser(w, r)
-	if u == nil {
-		return nil, nil
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxAdminForm)
-	if err := r.ParseForm(); err != nil {
-		h.statusPage(w, http.StatusBadRequest, u, "The form could not be read", "Go back and try again.")
-		return nil, nil
-	}
-	if !authserver.CheckCSRF(r) {
-		h.statusPage(w, http.StatusForbidden, u, "Not allowed", "The form has expired. Go back, reload the page and try again.")
+	if u == nil || !h.readForm(w, r, u, maxAdminForm) {
 		return nil, nil
 	}
 	return u, audit.WithOrigin(r.Context(), r, "")

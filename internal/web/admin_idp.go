@@ -118,26 +118,11 @@ func (h *Handler) userLinks(ctx context.Context, u *user, username string, admin
 	return s, nil
 }
 
-// postedForm reads a POSTed form and checks its CSRF token, answering
-// with a page when either fails.
-func (h *Handler) postedForm(w http.ResponseWriter, r *http.Request, u *user) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		h.statusPage(w, http.StatusBadRequest, u, "The form could not be read", "Go back and try again.")
-		return false
-	}
-	if !authserver.CheckCSRF(r) {
-		h.statusPage(w, http.StatusForbidden, u, "Not allowed", "The form has expired. Go back, reload the page and try again.")
-		return false
-	}
-	return true
-}
-
 // adminIdPTest reads the provider's metadata and key set through the
 // egress policy, as a sign-in would, and shows what it found.
 func (h *Handler) adminIdPTest(w http.ResponseWriter, r *http.Request) {
 	u := h.adminUser(w, r)
-	if u == nil || !h.postedForm(w, r, u) {
+	if u == nil || !h.readForm(w, r, u, maxFormBytes) {
 		return
 	}
 	f := h.o.Federation
@@ -165,7 +150,7 @@ func (h *Handler) adminIdPTest(w http.ResponseWriter, r *http.Request) {
 // return_to (this page by default).
 func (h *Handler) adminLinkRemove(w http.ResponseWriter, r *http.Request) {
 	u := h.adminUser(w, r)
-	if u == nil || !h.postedForm(w, r, u) {
+	if u == nil || !h.readForm(w, r, u, maxFormBytes) {
 		return
 	}
 	h.removeLink(w, r, u, "")
@@ -175,7 +160,7 @@ func (h *Handler) adminLinkRemove(w http.ResponseWriter, r *http.Request) {
 // goes back to return_to (/account by default).
 func (h *Handler) accountLinkRemove(w http.ResponseWriter, r *http.Request) {
 	u := h.signedIn(w, r)
-	if u == nil || !h.postedForm(w, r, u) {
+	if u == nil || !h.readForm(w, r, u, maxFormBytes) {
 		return
 	}
 	h.removeLink(w, r, u, u.sess.User)

@@ -121,23 +121,10 @@ func (u *user) adminView(nav, title string, data any) view {
 // nothing (403).
 func (h *Handler) postedAdminForm(w http.ResponseWriter, r *http.Request) *user {
 	u := h.adminUser(w, r)
-	if u == nil {
-		return nil
-	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		h.statusPage(w, http.StatusBadRequest, u, "The form could not be read", "Go back and try again.")
-		return nil
-	}
-	if !authserver.CheckCSRF(r) {
-		h.csrfRefused(w, u)
+	if u == nil || !h.readForm(w, r, u, maxFormBytes) {
 		return nil
 	}
 	return u
-}
-
-func (h *Handler) csrfRefused(w http.ResponseWriter, u *user) {
-	h.statusPage(w, http.StatusForbidden, u, "Not allowed", "The form has expired. Go back, reload the page and try again.")
 }
 
 // seeOther ends a change with a redirect to the page that shows it.

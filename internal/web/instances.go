@@ -11,7 +11,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/flowgate/flowgate/internal/authserver"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/flowdiagram"
 	"github.com/flowgate/flowgate/internal/store"
@@ -211,7 +210,7 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
 	if u == nil {
 		return
 	}
-	if !h.checkForm(w, r, u) {
+	if !h.readForm(w, r, u, maxFormBytes) {
 		return
 	}
 	id := r.PathValue("id")
@@ -247,20 +246,4 @@ func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
 	}
 	page.Error = err.Error()
 	h.renderInstance(w, status, u, page)
-}
-
-// checkForm reads a small posted form and checks its CSRF token,
-// answering 400 or 403 (nothing changed) and returning false when either
-// fails.
-func (h *Handler) checkForm(w http.ResponseWriter, r *http.Request, u *user) bool {
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		h.statusPage(w, http.StatusBadRequest, u, "The form could not be read", "Go back and try again.")
-		return false
-	}
-	if !authserver.CheckCSRF(r) {
-		h.statusPage(w, http.StatusForbidden, u, "Not allowed", "The form has expired. Go back, reload the page and try again.")
-		return false
-	}
-	return true
 }

@@ -141,6 +141,26 @@ func (u *user) view(title string, data any) view {
 	return view{Title: title, User: u.sess.User, CSRF: u.csrf, Admin: u.caller.Admin, Data: data}
 }
 
+// readForm reads a posted form of at most limit bytes and checks its CSRF
+// token before anything is done with it, answering 400 or 403 (nothing
+// changed) and returning false when either fails.
+func (h *Handler) readForm(w http.ResponseWriter, r *http.Request, u *user, limit int64) bool {
+	r.Body = http.MaxBytesReader(w, r.Body, limit)
+	if err := r.ParseForm(); err != nil {
+		h.statusPage(w, http.StatusBadRequest, u, "The form could not be read", "Go back and try again.")
+		return false
+	}
+	if !authserver.CheckCSRF(r) {
+		h.csrfRefused(w, u)
+		return false
+	}
+	return true
+}
+
+func (h *Handler) csrfRefused(w http.ResponseWriter, u *user) {
+	h.statusPage(w, http.StatusForbidden, u, "Not allowed", "The form has expired. Go back, reload the page and try again.")
+}
+
 // adminUser is signedIn for the management site: anyone without the
 // role admin gets the 403 page and nil.
 func (h *Handler) adminUser(w http.ResponseWriter, r *http.Request) *user {

@@ -11,7 +11,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/flowgate/flowgate/internal/authserver"
 	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/store"
@@ -282,13 +281,7 @@ func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
 	if u == nil {
 		return
 	}
-	r.Body = http.MaxBytesReader(w, r.Body, maxFormBytes)
-	if err := r.ParseForm(); err != nil {
-		h.statusPage(w, http.StatusBadRequest, u, "The form could not be read", "Go back and try again.")
-		return
-	}
-	if !authserver.CheckCSRF(r) {
-		h.statusPage(w, http.StatusForbidden, u, "Not allowed", "The form has expired. Go back, reload the page and try again.")
+	if !h.readForm(w, r, u, maxFormBytes) {
 		return
 	}
 	t, fields, ok := h.visibleTask(w, r, u)
