@@ -12,12 +12,17 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+	"golang.org/x/oauth2"
 
 	"github.com/chromedp/cdproto/cdp"
 	"github.com/chromedp/cdproto/network"
@@ -33,6 +38,10 @@ func TestBrowserPasskey(t *testing.T) {
 	// Browsers refuse an IP address as a WebAuthn relying party, so the
 	// public URL names the host localhost.
 	port := addr[strings.LastIndex(addr, ":")+1:]
+	catch := &catcher{last: map[string]url.Values{}}
+	rpSrv := httptest.NewServer(catch)
+	t.Cleanup(rpSrv.Close)
+	rpURL := rpSrv.URL
 	e := &connectEnv{base: "http://localhost:" + port, dbPath: filepath.Join(dir, "flowgate.db"), seen: map[string][]byte{}, dbCopies: map[string][]byte{}}
 	cfg := filepath.Join(dir, "flowgate.yaml")
 	text := fmt.Sprintf(`
@@ -43,7 +52,13 @@ users:
   - username: alice
     password: %q
     roles: [employee]
-`, e.dbPath, portalAlicePassword)
+clients:
+  - id: rp
+    secret: rp-secret-0123456789abcdef
+    redirect_uris: [%q]
+    scopes: [openid, profile]
+    consent: admin
+`, e.dbPath, portalAlicePassword, rpURL+"/rp")
 	if err := os.WriteFile(cfg, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +111,55 @@ users:
 	if !strings.Contains(p.text, "Laptop") || !strings.Contains(p.text, "last used") {
 		t.Fatalf("after the passkey: %s\n%s", p.url, p.text)
 	}
+
+	// A client asking for a second factor (acr_values=mfa): password and
+	// passkey, and the ID token's amr says so.
+	if _, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	verifier := oauth2.GenerateVerifier()
+	rp := &oauth2.Config{ClientID: "rp", ClientSecret: "rp-secret-0123456789abcdef", RedirectURL: rpURL + "/rp",
+		Endpoint: oauth2.Endpoint{AuthURL: e.base + "/oauth2/authorize", TokenURL: e.base + "/oauth2/token"}, Scopes: []string{"openid"}}
+	e.open(t, ctx, rp.AuthCodeURL("st-1", oauth2.S256ChallengeOption(verifier), oidc.Nonce("n-1"), oauth2.SetAuthURLParam("acr_values", "mfa")))
+	if p = e.signIn(t, ctx, "alice", portalAlicePassword); p.url.Path != "/login/mfa" {
+		t.Fatalf("acr_values=mfa, after the password: %s\n%s", p.url, p.text)
+	}
+	waitForJS(t, ctx, `!document.querySelector('#passkey-step').hidden`, "the passkey step")
+	waitNav(t, ctx, `#use-passkey`, "/rp")
+	q := catch.query("/rp")
+	if q.Get("state") != "st-1" || q.Get("code") == "" {
+		t.Fatalf("the relying party got %v", q)
+	}
+	tok, err := rp.Exchange(t.Context(), q.Get("code"), oauth2.VerifierOption(verifier))
+	if err != nil {
+		t.Fatalf("exchange: %v", err)
+	}
+	op, err := oidc.NewProvider(t.Context(), e.base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, _ := tok.Extra("id_token").(string)
+	idt, err := op.Verifier(&oidc.Config{ClientID: "rp"}).Verify(t.Context(), raw)
+	if err != nil {
+		t.Fatalf("ID token: %v", err)
+	}
+	var claims struct {
+		AMR []string `json:"amr"`
+	}
+	if err := idt.Claims(&claims); err != nil {
+		t.Fatal(err)
+	}
+	// The virtual authenticator's keys are not backup-eligible: hwk.
+	if idt.Subject != "alice" || !slices.Equal(claims.AMR, []string{"pwd", "hwk", "mfa"}) {
+		t.Fatalf("ID token sub %q amr %v; want alice, [pwd hwk mfa]", idt.Subject, claims.AMR)
+	}
+	if _, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	e.open(t, ctx, e.base+"/login?return_to=%2Faccount")
+	e.signIn(t, ctx, "alice", portalAlicePassword)
+	waitForJS(t, ctx, `!!document.querySelector('#passkey-step') && !document.querySelector('#passkey-step').hidden`, "the passkey step")
+	waitNav(t, ctx, `#use-passkey`, "/account")
 
 	// Remove it while a sign-in that offers it is waiting at its
 	// second step: the authenticator still holds the key, but the server
