@@ -161,6 +161,18 @@ clients:
 	waitForJS(t, ctx, `!!document.querySelector('#passkey-step') && !document.querySelector('#passkey-step').hidden`, "the passkey step")
 	waitNav(t, ctx, `#use-passkey`, "/account")
 
+	// A passkey alone signs in from /login: the authenticator names
+	// alice, and verified her (user verification), so no password.
+	if _, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	e.open(t, ctx, e.base+"/login?return_to=%2Faccount")
+	waitForJS(t, ctx, `!document.querySelector('#passkey-login').hidden`, "the passkey button on /login")
+	browser.CheckPage(t, ctx, "/login with a passkey")
+	if p = waitNav(t, ctx, `#sign-in-passkey`, "/account"); !strings.Contains(p.text, "Laptop") {
+		t.Fatalf("after a passkey alone: %s\n%s", p.url, p.text)
+	}
+
 	// Remove it while a sign-in that offers it is waiting at its
 	// second step: the authenticator still holds the key, but the server
 	// refuses it. The removal goes through /account with alice's session
@@ -207,6 +219,16 @@ clients:
 	if u, _ := chromedp.Run(ctx, chromedp.Evaluate[string](`location.pathname`)); u != "/login/mfa/passkey" {
 		t.Fatalf("after the removed passkey the browser is at %s", u)
 	}
+	// Nor does it sign in alone.
+	if _, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
+		t.Fatal(err)
+	}
+	e.open(t, ctx, e.base+"/login?return_to=%2Faccount")
+	waitForJS(t, ctx, `!document.querySelector('#passkey-login').hidden`, "the passkey button on /login")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS("#sign-in-passkey"))); err != nil {
+		t.Fatal(err)
+	}
+	waitForJS(t, ctx, `location.pathname === "/login/passkey" && document.readyState === "complete" && document.body.innerText.includes("That passkey was not accepted")`, "the removed passkey refused at /login")
 	// With no second factor left, the password alone signs her in.
 	if _, err := chromedp.Call(ctx, network.ClearBrowserCookies, cdp.Empty{}); err != nil {
 		t.Fatal(err)

@@ -24,6 +24,8 @@ const (
 	PathLoginMFAContinue = "/login/mfa/continue"
 	// PathLoginMFAPasskey is where the second step with a passkey posts.
 	PathLoginMFAPasskey = "/login/mfa/passkey"
+	// PathLoginPasskey is where a sign-in with a passkey alone posts.
+	PathLoginPasskey = "/login/passkey"
 	// PathPasskeyScript is the passkey pages' one script, served from
 	// here so the pages' CSP allows script from 'self' only.
 	PathPasskeyScript = "/assets/passkeys.js"
@@ -379,4 +381,79 @@ func (s *Server) mfaContinue(w http.ResponseWriter, r *http.Request) {
 // through an identity provider (whose own factors Flowgate relies on).
 func mfaSatisfied(amr []string) bool {
 	return slices.Contains(amr, "mfa") || slices.Contains(amr, "fed")
+}
+
+// loginPasskey is POST /login/passkey: a sign-in with a passkey alone
+// (a discoverable credential names its user). A passkey whose
+// authenticator verified the person (PIN or biometric) is two factors;
+// one that did not is refused where a second factor is needed.
+func (s *Server) loginPasskey(w http.ResponseWriter, r *http.Request) {
+	if !s.postedForm(w, r) {
+		return
+	}
+	req, client, returnTo, ok := s.loginTarget(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	if s.auditUnavailable() != nil {
+		s.errorPage(w, http.StatusServiceUnavailable, "Sign-in is unavailable right now. Try again in a minute.", "the audit log cannot be written")
+		return
+	}
+	page := pageData{Title: "Sign in", Client: clientName(client), ReturnTo: returnTo}
+	if req != nil {
+		page.Request = req.ID
+	}
+	refuse := func(user, detail string) {
+		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginFailure, User: user, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: detail})
+		page = s.loginData(w, r, page)
+		page.Error = "That passkey was not accepted."
+		s.render(w, http.StatusUnauthorized, "login", page)
+	}
+	user, amr, err := s.mfa.FinishPasskeyLogin(ctx, "", truncate(r.PostForm.Get("ceremony"), 128), []byte(truncate(r.PostForm.Get("credential"), 64<<10)))
+	if errors.Is(err, mfa.ErrPasskeyRefused) || errors.Is(err, mfa.ErrPasskeysOff) {
+		s.logger.Info("login: passkey refused", "err", err)
+		refuse("", "passkey refused")
+		return
+	}
+	if err != nil {
+		s.logger.Error("login: checking a passkey", "err", err)
+		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+		return
+	}
+	u, err := s.st.GetUser(ctx, user)
+	if err != nil || u.Disabled {
+		refuse(user, "user disabled")
+		return
+	}
+	if !slices.Contains(amr, "mfa") {
+		need, err := s.mfaNeeded(r, user, req)
+		if err != nil {
+			s.logger.Error("login: reading second factors", "err", err)
+			s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+			return
+		}
+		if need != "" {
+			refuse(user, "passkey without user verification where a second factor is needed")
+			return
+		}
+	}
+	now := s.now()
+	if err := s.startSession(w, r, user, now, amr); err != nil {
+		s.logger.Error("login: creating session", "err", err)
+		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+		return
+	}
+	if req == nil {
+		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginSuccess, User: user, Outcome: audit.OutcomeSuccess, Detail: "with a passkey"})
+		redirect(w, r, returnTo)
+		return
+	}
+	if err := s.st.CompleteAuthRequest(ctx, req.ID, user, now, amr); err != nil {
+		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+		return
+	}
+	s.audit(ctx, r, store.AuditEvent{Event: audit.LoginSuccess, User: user, Client: client.ID, Outcome: audit.OutcomeSuccess, Detail: "with a passkey"})
+	req.User, req.AuthTime, req.AMR, req.Done = user, now, amr, true
+	redirect(w, r, s.afterLogin(ctx, req, client))
 }

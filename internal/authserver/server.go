@@ -263,6 +263,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+PathLoginMFAQR, s.mfaQR)
 	mux.HandleFunc("POST "+PathLoginMFAContinue, s.mfaContinue)
 	mux.HandleFunc("POST "+PathLoginMFAPasskey, s.mfaPasskeySubmit)
+	mux.HandleFunc("POST "+PathLoginPasskey, s.loginPasskey)
 	mux.HandleFunc("GET "+PathConsent, s.consentPage)
 	mux.HandleFunc("POST "+PathConsent, s.consentSubmit)
 	mux.HandleFunc("GET "+PathLogout, s.logoutPage)

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -57,7 +58,7 @@ type Passkey struct {
 // browsers refuse as a relying party ID).
 func newWebAuthn(origin, display string) *webauthn.WebAuthn {
 	u, err := url.Parse(origin)
-	if err != nil || u.Hostname() == "" {
+	if err != nil || u.Hostname() == "" || net.ParseIP(u.Hostname()) != nil {
 		return nil
 	}
 	w, err := webauthn.New(&webauthn.Config{
