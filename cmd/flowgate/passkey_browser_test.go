@@ -4,8 +4,10 @@ package main
 // authenticator (the DevTools WebAuthn domain) standing in for a phone
 // or security key: alice adds a passkey on /account, signs in with her
 // password and the passkey (the browser asks the authenticator; the
-// server checks the signature), and once she removes it the same
-// authenticator no longer gets her in. The account page with the
+// server checks the signature), a client asking acr_values=mfa gets amr
+// [pwd hwk mfa], she signs in with the passkey alone from /login, and
+// once she removes it the same authenticator no longer gets her in,
+// neither as the second step nor alone. The account page with the
 // passkey section passes axe-core at a phone's and a desktop's width.
 
 import (
