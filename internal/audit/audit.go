@@ -88,11 +88,13 @@ const (
 	// (sessions ended, refresh tokens revoked) without disabling them.
 	UserSessionsEnded = "user.sessions_ended"
 	// UserMFAEnrolled is a user adding a second factor (a one-time-code
-	// app) to their account.
+	// app or a passkey) to their account.
 	UserMFAEnrolled = "user.mfa_enrolled"
 	// UserMFAReset is an administrator removing a user's second factors,
 	// so that the user enrols again.
 	UserMFAReset = "user.mfa_reset"
+	// UserPasskeyRemoved is a user removing one of their passkeys.
+	UserPasskeyRemoved = "user.passkey_removed"
 	// ClientCreated is an OAuth client being registered.
 	ClientCreated = "client.created"
 	// ClientUpdated is a client's registration being changed.
@@ -162,7 +164,7 @@ func Events() []string {
 		LoginSuccess, LoginFailure, Logout, ConsentGranted, ConsentDenied,
 		TokenIssued, TokenRefreshed, TokenRevoked, RefreshTokenReused,
 		ClientAuthFailure, CodeReused, AuthorizeFailure, FederationLoginSuccess, FederationLoginFailure, UserDisabled, UserEnabled,
-		UserCreated, UserUpdated, UserMFAEnrolled, UserMFAReset, ClientCreated, ClientUpdated, ClientRemoved, ClientSecretRotated,
+		UserCreated, UserUpdated, UserMFAEnrolled, UserMFAReset, UserPasskeyRemoved, ClientCreated, ClientUpdated, ClientRemoved, ClientSecretRotated,
 		IssuerCreated, IssuerUpdated, IssuerRemoved, OAuthServerCreated, OAuthServerUpdated, OAuthServerRemoved,
 		IdentityProviderCreated, IdentityProviderUpdated, IdentityProviderRemoved, FederationLinked, FederationUnlinked, APISwitchChanged,
 		FlowDeployed, KeysRotated, TaskAction, InstanceCancelled, SecretSet, SecretRemoved,

@@ -45,6 +45,16 @@ func (s *Server) loginData(w http.ResponseWriter, r *http.Request, d pageData) p
 	d.CSRF = s.csrfToken(w, r)
 	d.Providers = s.federationButtons(d.Request, d.ReturnTo)
 	d.NoLocal = s.passwordOff()
+	if !d.NoLocal && s.mfa.PasskeysOffered() {
+		// A discoverable ceremony: the authenticator says whose passkey it
+		// is. Its state is swept from the store after five minutes.
+		id, opts, err := s.mfa.BeginPasskeyLogin(r.Context(), "")
+		if err != nil {
+			s.logger.Error("login: starting a passkey sign-in", "err", err)
+		} else {
+			d.PasskeyCeremony, d.PasskeyOptions, d.Script = id, string(opts), PathPasskeyScript
+		}
+	}
 	return d
 }
 

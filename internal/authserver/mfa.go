@@ -1,6 +1,7 @@
 package authserver
 
 import (
+	_ "embed"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,7 @@ import (
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/mfa"
 	"github.com/flowgate/flowgate/internal/store"
+	"github.com/flowgate/flowgate/internal/throttle"
 )
 
 // The second step of a password sign-in (docs/security.md, "Second
@@ -20,7 +22,14 @@ const (
 	PathLoginMFA         = "/login/mfa"
 	PathLoginMFAQR       = "/login/mfa/qr.png"
 	PathLoginMFAContinue = "/login/mfa/continue"
-	mfaCookie            = "flowgate_mfa"
+	// PathLoginMFAPasskey is where the second step with a passkey posts.
+	PathLoginMFAPasskey = "/login/mfa/passkey"
+	// PathLoginPasskey is where a sign-in with a passkey alone posts.
+	PathLoginPasskey = "/login/passkey"
+	// PathPasskeyScript is the passkey pages' one script, served from
+	// here so the pages' CSP allows script from 'self' only.
+	PathPasskeyScript = "/assets/passkeys.js"
+	mfaCookie         = "flowgate_mfa"
 	// mfaStepTTL bounds how long a checked password waits for its second
 	// factor.
 	mfaStepTTL = 5 * time.Minute
@@ -39,6 +48,9 @@ type mfaPending struct {
 }
 
 var mfaCookieAAD = []byte(mfaCookie)
+
+//go:embed assets/passkeys.js
+var passkeyJS []byte
 
 // MFA returns the second-factor service the sign-in uses, for the account
 // page and the administrators' reset.
@@ -114,9 +126,103 @@ func (s *Server) mfaPage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		d.Title, d.Enrol, d.Secret = "Set up a second factor", true, secret
+	} else if !s.offerPasskey(w, r, p.User, &d) {
+		return
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	s.render(w, http.StatusOK, "mfa", d)
+}
+
+// offerPasskey fills in the code and passkey parts of the second step:
+// the code form for a user with an authenticator app, and a fresh
+// passkey ceremony for a user with passkeys. False (and an error page)
+// when that fails.
+func (s *Server) offerPasskey(w http.ResponseWriter, r *http.Request, user string, d *pageData) bool {
+	ctx := r.Context()
+	hasTOTP, err := s.mfa.HasTOTP(ctx, user)
+	if err == nil && s.mfa.PasskeysOffered() {
+		var has bool
+		if has, err = s.mfa.HasPasskeys(ctx, user); err == nil && has {
+			var opts []byte
+			if d.PasskeyCeremony, opts, err = s.mfa.BeginPasskeyLogin(ctx, user); err == nil {
+				d.PasskeyOptions, d.Script = string(opts), PathPasskeyScript
+			}
+		}
+	}
+	if err != nil {
+		s.logger.Error("login: offering a passkey", "err", err)
+		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+		return false
+	}
+	d.NoCode = !hasTOTP
+	return true
+}
+
+// servePasskeyScript serves the passkey pages' script.
+func servePasskeyScript(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/javascript; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-cache")
+	_, _ = w.Write(passkeyJS)
+}
+
+// mfaPasskeySubmit is POST /login/mfa/passkey: the second step with a
+// passkey. A refused passkey counts as a failed sign-in in the throttle,
+// like a wrong code.
+func (s *Server) mfaPasskeySubmit(w http.ResponseWriter, r *http.Request) {
+	if !s.postedForm(w, r) {
+		return
+	}
+	p, ok := s.pendingMFA(w, r)
+	if !ok {
+		return
+	}
+	if p.Need != "verify" {
+		s.errorPage(w, http.StatusBadRequest, "This sign-in has expired. Sign in again.", "no passkey step pending")
+		return
+	}
+	ctx := r.Context()
+	client := &store.Client{Name: "Flowgate"}
+	var req *store.AuthRequest
+	if p.Request != "" {
+		if req, client, ok = s.pendingRequest(w, r, p.Request); !ok {
+			return
+		}
+	}
+	attempt, err := s.limits.Begin(ctx, p.User, remoteIP(r))
+	if err != nil {
+		s.logger.Error("login: reading the sign-in throttle", "err", err)
+		s.errorPage(w, http.StatusServiceUnavailable, "Sign-in is unavailable right now.", "")
+		return
+	}
+	defer attempt.End()
+	d := pageData{Title: "Second factor", CSRF: s.csrfToken(w, r), Username: p.User}
+	if wait := attempt.Wait; wait > 0 {
+		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginFailure, User: p.User, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: "rate limited"})
+		d.Error = fmt.Sprintf("Too many attempts, wait %d seconds.", waitSeconds(wait))
+		if s.offerPasskey(w, r, p.User, &d) {
+			s.render(w, http.StatusTooManyRequests, "mfa", d)
+		}
+		return
+	}
+	_, amr, err := s.mfa.FinishPasskeyLogin(ctx, p.User, truncate(r.PostForm.Get("ceremony"), 128), []byte(truncate(r.PostForm.Get("credential"), 64<<10)))
+	if errors.Is(err, mfa.ErrPasskeyRefused) || errors.Is(err, mfa.ErrPasskeysOff) {
+		if err := attempt.Fail(ctx); err != nil {
+			s.logger.Error("login: recording a failed sign-in", "err", err)
+		}
+		s.logger.Info("login: passkey refused", "user", p.User, "err", err)
+		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginFailure, User: p.User, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: "passkey refused"})
+		d.Error = "That passkey was not accepted. Try again, or use another one."
+		if s.offerPasskey(w, r, p.User, &d) {
+			s.render(w, http.StatusUnauthorized, "mfa", d)
+		}
+		return
+	}
+	if err != nil {
+		s.logger.Error("login: checking a passkey", "err", err)
+		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+		return
+	}
+	s.completeMFA(w, r, p, req, client, attempt, append([]string{"pwd"}, amr...), nil, d.CSRF)
 }
 
 // mfaQR is GET /login/mfa/qr.png: the enrolment's QR code, as an image of
@@ -208,7 +314,14 @@ func (s *Server) mfaSubmit(w http.ResponseWriter, r *http.Request) {
 		s.errorPage(w, http.StatusBadRequest, "This sign-in has expired. Sign in again.", "no second factor to check")
 		return
 	}
-	amr = append([]string{"pwd"}, amr...)
+	s.completeMFA(w, r, p, req, client, attempt, append([]string{"pwd"}, amr...), recovery, d.CSRF)
+}
+
+// completeMFA ends a sign-in whose second factor was checked: the
+// session, the authorization request, the audit record, and then the
+// recovery codes of a new enrolment or on to where the sign-in goes.
+func (s *Server) completeMFA(w http.ResponseWriter, r *http.Request, p mfaPending, req *store.AuthRequest, client *store.Client, attempt *throttle.Attempt, amr, recovery []string, csrf string) {
+	ctx := r.Context()
 	now := s.now()
 	if err := s.startSession(w, r, p.User, now, amr); err != nil {
 		s.logger.Error("login: creating session", "err", err)
@@ -232,7 +345,7 @@ func (s *Server) mfaSubmit(w http.ResponseWriter, r *http.Request) {
 		// The recovery codes are shown once, here; "Continue" goes on
 		// where the sign-in was going.
 		w.Header().Set("Cache-Control", "no-store")
-		s.render(w, http.StatusOK, "recovery-codes", pageData{Title: "Your recovery codes", CSRF: d.CSRF, Username: p.User,
+		s.render(w, http.StatusOK, "recovery-codes", pageData{Title: "Your recovery codes", CSRF: csrf, Username: p.User,
 			Codes: recovery, Request: p.Request, ReturnTo: p.ReturnTo, Action: PathLoginMFAContinue})
 		return
 	}
@@ -268,4 +381,79 @@ func (s *Server) mfaContinue(w http.ResponseWriter, r *http.Request) {
 // through an identity provider (whose own factors Flowgate relies on).
 func mfaSatisfied(amr []string) bool {
 	return slices.Contains(amr, "mfa") || slices.Contains(amr, "fed")
+}
+
+// loginPasskey is POST /login/passkey: a sign-in with a passkey alone
+// (a discoverable credential names its user). A passkey whose
+// authenticator verified the person (PIN or biometric) is two factors;
+// one that did not is refused where a second factor is needed.
+func (s *Server) loginPasskey(w http.ResponseWriter, r *http.Request) {
+	if !s.postedForm(w, r) {
+		return
+	}
+	req, client, returnTo, ok := s.loginTarget(w, r)
+	if !ok {
+		return
+	}
+	ctx := r.Context()
+	if s.auditUnavailable() != nil {
+		s.errorPage(w, http.StatusServiceUnavailable, "Sign-in is unavailable right now. Try again in a minute.", "the audit log cannot be written")
+		return
+	}
+	page := pageData{Title: "Sign in", Client: clientName(client), ReturnTo: returnTo}
+	if req != nil {
+		page.Request = req.ID
+	}
+	refuse := func(user, detail string) {
+		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginFailure, User: user, Client: client.ID, Outcome: audit.OutcomeFailure, Detail: detail})
+		page = s.loginData(w, r, page)
+		page.Error = "That passkey was not accepted."
+		s.render(w, http.StatusUnauthorized, "login", page)
+	}
+	user, amr, err := s.mfa.FinishPasskeyLogin(ctx, "", truncate(r.PostForm.Get("ceremony"), 128), []byte(truncate(r.PostForm.Get("credential"), 64<<10)))
+	if errors.Is(err, mfa.ErrPasskeyRefused) || errors.Is(err, mfa.ErrPasskeysOff) {
+		s.logger.Info("login: passkey refused", "err", err)
+		refuse("", "passkey refused")
+		return
+	}
+	if err != nil {
+		s.logger.Error("login: checking a passkey", "err", err)
+		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+		return
+	}
+	u, err := s.st.GetUser(ctx, user)
+	if err != nil || u.Disabled {
+		refuse(user, "user disabled")
+		return
+	}
+	if !slices.Contains(amr, "mfa") {
+		need, err := s.mfaNeeded(r, user, req)
+		if err != nil {
+			s.logger.Error("login: reading second factors", "err", err)
+			s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+			return
+		}
+		if need != "" {
+			refuse(user, "passkey without user verification where a second factor is needed")
+			return
+		}
+	}
+	now := s.now()
+	if err := s.startSession(w, r, user, now, amr); err != nil {
+		s.logger.Error("login: creating session", "err", err)
+		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+		return
+	}
+	if req == nil {
+		s.audit(ctx, r, store.AuditEvent{Event: audit.LoginSuccess, User: user, Outcome: audit.OutcomeSuccess, Detail: "with a passkey"})
+		redirect(w, r, returnTo)
+		return
+	}
+	if err := s.st.CompleteAuthRequest(ctx, req.ID, user, now, amr); err != nil {
+		s.errorPage(w, http.StatusInternalServerError, "Sign-in is unavailable right now.", "")
+		return
+	}
+	s.audit(ctx, r, store.AuditEvent{Event: audit.LoginSuccess, User: user, Client: client.ID, Outcome: audit.OutcomeSuccess, Detail: "with a passkey"})
+	req.User, req.AuthTime, req.AMR, req.Done = user, now, amr, true
+	redirect(w, r, s.afterLogin(ctx, req, client))
 }

@@ -60,6 +60,13 @@ type pageData struct {
 	Enrol  bool
 	Secret string
 	Codes  []string
+	// PasskeyCeremony and PasskeyOptions offer a passkey at the second
+	// step (the ceremony's handle and the options for the browser, JSON);
+	// NoCode hides the code form of a user without an authenticator app.
+	PasskeyCeremony, PasskeyOptions string
+	NoCode                          bool
+	// Script is the page's one script, if it has one.
+	Script string
 }
 
 // hiddenField is a parameter a form carries on.

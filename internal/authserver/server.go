@@ -212,7 +212,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		if o.Auditor != nil && a.AuditLog {
 			rec = o.Auditor
 		}
-		s.mfa = mfa.New(mfa.Options{Store: o.Store, Ring: o.Ring, Policy: a.MFA, Auditor: rec, Now: func() time.Time { return s.now() }})
+		s.mfa = mfa.New(mfa.Options{Store: o.Store, Ring: o.Ring, Policy: a.MFA, Auditor: rec, Now: func() time.Time { return s.now() }, Origin: o.Issuer})
 	}
 	s.dpop = &dpop.Verifier{JTIs: o.Store, Now: func() time.Time { return s.now() }}
 	if a.DPoPNonce {
@@ -262,6 +262,8 @@ func (s *Server) Register(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+PathLoginMFA, s.mfaSubmit)
 	mux.HandleFunc("GET "+PathLoginMFAQR, s.mfaQR)
 	mux.HandleFunc("POST "+PathLoginMFAContinue, s.mfaContinue)
+	mux.HandleFunc("POST "+PathLoginMFAPasskey, s.mfaPasskeySubmit)
+	mux.HandleFunc("POST "+PathLoginPasskey, s.loginPasskey)
 	mux.HandleFunc("GET "+PathConsent, s.consentPage)
 	mux.HandleFunc("POST "+PathConsent, s.consentSubmit)
 	mux.HandleFunc("GET "+PathLogout, s.logoutPage)
@@ -270,6 +272,7 @@ func (s *Server) Register(mux *http.ServeMux) {
 	// stylesheet they share with the work portal is served with them.
 	mux.HandleFunc("GET "+pagestyle.Path, pagestyle.Serve)
 	mux.HandleFunc("GET "+PathFormPostScript, serveFormPostScript)
+	mux.HandleFunc("GET "+PathPasskeyScript, servePasskeyScript)
 }
 
 // Metadata is the discovery document (OpenID Connect Discovery 1.0 and

@@ -11,7 +11,8 @@ import (
 // package account's and admin's), its own protocol state (signing keys,
 // authorization requests and codes, refresh tokens, the access-token
 // deny-list, sessions, consents, client-assertion ids) and the sign-in
-// throttle's failures.
+// throttle's failures, and
+// the second factors (one-time codes and passkeys).
 type Store interface {
 	GetUser(ctx context.Context, username string) (store.User, error)
 	ClientReader
@@ -26,6 +27,7 @@ type Store interface {
 	store.DPoPJTIs
 	store.SignInFailures
 	store.SecondFactors
+	store.Passkeys
 }
 
 // ClientReader reads a client by id; store.ErrNotFound when there is none.

@@ -24,6 +24,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-webauthn/webauthn/webauthn"
 	"github.com/pquerna/otp"
 	"github.com/pquerna/otp/totp"
 
@@ -60,6 +61,7 @@ var (
 // Store is what this package needs of the store.
 type Store interface {
 	store.SecondFactors
+	store.Passkeys
 	GetUser(ctx context.Context, username string) (store.User, error)
 }
 
@@ -76,11 +78,16 @@ type Options struct {
 	Auditor audit.Recorder
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Origin is the server's public URL, the WebAuthn relying party of
+	// passkeys; passkeys are not offered without one, or when its host
+	// is an IP address (browsers refuse those).
+	Origin string
 }
 
 // Service is the second factor. It is safe for concurrent use.
 type Service struct {
 	opts Options
+	wa   *webauthn.WebAuthn
 }
 
 // New returns the service.
@@ -94,7 +101,7 @@ func New(opts Options) *Service {
 	if opts.Issuer == "" {
 		opts.Issuer = "Flowgate"
 	}
-	return &Service{opts: opts}
+	return &Service{opts: opts, wa: newWebAuthn(opts.Origin, opts.Issuer)}
 }
 
 // Policy returns auth.mfa.
@@ -103,8 +110,18 @@ func (s *Service) Policy() string { return s.opts.Policy }
 // Offered reports whether people may enrol and use a second factor.
 func (s *Service) Offered() bool { return s.opts.Policy != config.MFAOff }
 
-// Enrolled reports whether user has a confirmed second factor.
+// Enrolled reports whether user has a second factor: a confirmed
+// one-time-code app or a passkey.
 func (s *Service) Enrolled(ctx context.Context, user string) (bool, error) {
+	ok, err := s.HasTOTP(ctx, user)
+	if err != nil || ok {
+		return ok, err
+	}
+	return s.HasPasskeys(ctx, user)
+}
+
+// HasTOTP reports whether user has a confirmed one-time-code app.
+func (s *Service) HasTOTP(ctx context.Context, user string) (bool, error) {
 	t, err := s.opts.Store.GetTOTP(ctx, user)
 	if errors.Is(err, store.ErrNotFound) {
 		return false, nil

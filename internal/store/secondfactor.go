@@ -43,7 +43,47 @@ type SecondFactors interface {
 	UseRecoveryCode(ctx context.Context, user, hash string, at time.Time) (bool, error)
 	// CountRecoveryCodes counts the user's unused recovery codes.
 	CountRecoveryCodes(ctx context.Context, user string) (int, error)
-	// DeleteSecondFactors removes the user's TOTP secret and recovery
-	// codes and reports whether there was anything to remove.
+	// DeleteSecondFactors removes the user's TOTP secret, recovery codes
+	// and passkeys and reports whether there was anything to remove.
 	DeleteSecondFactors(ctx context.Context, user string) (bool, error)
+}
+
+// Passkey is a WebAuthn credential of a user.
+type Passkey struct {
+	// ID is the credential ID the authenticator chose.
+	ID   []byte
+	User string
+	// Name is what the user called it.
+	Name      string
+	PublicKey []byte
+	SignCount uint32
+	// Credential is the WebAuthn library's JSON record of the credential,
+	// from which a sign-in is checked.
+	Credential []byte
+	CreatedAt  time.Time
+	// LastUsedAt is zero until the first sign-in with it.
+	LastUsedAt time.Time
+}
+
+// Passkeys keeps users' passkeys and the state of WebAuthn ceremonies.
+type Passkeys interface {
+	// AddPasskey stores a new passkey. ErrNotFound when there is no such
+	// user; ErrConflict when the credential ID is already stored.
+	AddPasskey(ctx context.Context, p Passkey) error
+	// ListPasskeys lists the user's passkeys, oldest first.
+	ListPasskeys(ctx context.Context, user string) ([]Passkey, error)
+	// GetPasskey reads a passkey by credential ID; ErrNotFound when none.
+	GetPasskey(ctx context.Context, id []byte) (Passkey, error)
+	// UsePasskey records a sign-in with the passkey: its new sign count and
+	// credential record. ErrNotFound when it was removed meanwhile.
+	UsePasskey(ctx context.Context, id []byte, signCount uint32, credential []byte, at time.Time) error
+	// DeletePasskey removes the user's passkey id and reports whether
+	// there was one (another user's passkey is never removed).
+	DeletePasskey(ctx context.Context, user string, id []byte) (bool, error)
+	// PutPasskeyChallenge keeps a ceremony's state until expires.
+	PutPasskeyChallenge(ctx context.Context, id string, data []byte, expires time.Time) error
+	// TakePasskeyChallenge returns and deletes a ceremony's state in one
+	// statement, so it is used once; ErrNotFound when it is unknown,
+	// already taken or expired at now.
+	TakePasskeyChallenge(ctx context.Context, id string, now time.Time) ([]byte, error)
 }

@@ -62,6 +62,7 @@ type Store interface {
 	ConnectStates
 	SignInFailures
 	SecondFactors
+	Passkeys
 	Dashboard
 	Federation
 	DataReader

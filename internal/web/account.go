@@ -132,6 +132,15 @@ type mfaSection struct {
 	RecoveryLeft      int
 	NewCodes          []string
 	Error             string
+	// PasskeysOffered shows the passkeys: the list (each with its remove
+	// form) and the add form, which carries a fresh registration
+	// ceremony (its handle and the browser's options, JSON).
+	PasskeysOffered                 bool
+	Passkeys                        []mfa.Passkey
+	PasskeyCeremony, PasskeyOptions string
+	PasskeyError                    string
+	// PasskeyScript is the URL of the passkey forms' script.
+	PasskeyScript string
 }
 
 // sessionRow is one of my browser sessions.
@@ -154,6 +163,10 @@ func (h *Handler) account(w http.ResponseWriter, r *http.Request) {
 		v.Notice = "Your password is changed."
 	case "session":
 		v.Notice = "The session is ended."
+	case "passkey":
+		v.Notice = "The passkey is added."
+	case "passkey-removed":
+		v.Notice = "The passkey is removed."
 	}
 	if r.URL.Query().Get("removed") == "1" {
 		v.Notice = "The link was removed."
@@ -181,7 +194,7 @@ func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, status i
 	page.Account = acct
 	if m := h.o.Portal.MFA; m != nil && m.Offered() {
 		page.MFA.Offered = true
-		if page.MFA.Enrolled, err = m.Enrolled(r.Context(), acct.Username); err != nil {
+		if page.MFA.Enrolled, err = m.HasTOTP(r.Context(), acct.Username); err != nil {
 			h.pageError(w, u, "reading second factors", err)
 			return
 		}
@@ -189,6 +202,12 @@ func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, status i
 			page.MFA.RecoveryLeft, _ = m.RecoveryCodesLeft(r.Context(), acct.Username)
 		} else if secret, err := m.Pending(r.Context(), acct.Username); err == nil {
 			page.MFA.Secret = secret
+		}
+		if m.PasskeysOffered() {
+			if err := h.passkeySection(r, &page.MFA, m, acct.Username); err != nil {
+				h.pageError(w, u, "reading passkeys", err)
+				return
+			}
 		}
 	}
 	for _, s := range sessions {
@@ -382,4 +401,76 @@ func (h *Handler) mfaConfirm(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	h.renderAccount(w, r, status, u, v, page)
+}
+
+// passkeySection fills in my passkeys and a fresh registration ceremony
+// for the add form.
+func (h *Handler) passkeySection(r *http.Request, sec *mfaSection, m *mfa.Service, user string) error {
+	list, err := m.Passkeys(r.Context(), user)
+	if err != nil {
+		return err
+	}
+	id, opts, err := m.BeginPasskeyEnrol(r.Context(), user)
+	if err != nil {
+		return err
+	}
+	sec.PasskeysOffered, sec.Passkeys = true, list
+	sec.PasskeyCeremony, sec.PasskeyOptions, sec.PasskeyScript = id, string(opts), authserver.PathPasskeyScript
+	return nil
+}
+
+// passkeyAdd is POST /account/passkeys/add: the browser's answer to the
+// registration ceremony of the add form, and the passkey's name.
+func (h *Handler) passkeyAdd(w http.ResponseWriter, r *http.Request) {
+	u := h.signedIn(w, r)
+	if u == nil || !h.checkForm(w, r, u) {
+		return
+	}
+	m := h.mfaService(w, u)
+	if m == nil {
+		return
+	}
+	err := m.FinishPasskeyEnrol(r.Context(), u.sess.User, r.PostForm.Get("ceremony"), r.PostForm.Get("name"), []byte(r.PostForm.Get("credential")))
+	var page accountPage
+	switch {
+	case err == nil:
+		w.Header().Set("Cache-Control", "no-store")
+		http.Redirect(w, r, PathAccount+"?done=passkey#h-passkeys", http.StatusSeeOther)
+		return
+	case errors.Is(err, mfa.ErrBadPasskeyName):
+		page.MFA.PasskeyError = "Give the passkey a name of 1 to 64 characters."
+	case errors.Is(err, mfa.ErrPasskeyRefused):
+		h.o.Logger.Info("page: passkey not added", "user", u.sess.User, "err", err)
+		page.MFA.PasskeyError = "The passkey was not added: the browser's answer was not accepted. Try again."
+	case errors.Is(err, mfa.ErrPasskeysOff):
+		h.notFound(w, u)
+		return
+	default:
+		h.pageError(w, u, "adding a passkey", err)
+		return
+	}
+	h.renderAccount(w, r, http.StatusBadRequest, u, u.view("My account", nil), page)
+}
+
+// passkeyRemove is POST /account/passkeys/remove: one of my passkeys
+// goes; it signs in no more.
+func (h *Handler) passkeyRemove(w http.ResponseWriter, r *http.Request) {
+	u := h.signedIn(w, r)
+	if u == nil || !h.checkForm(w, r, u) {
+		return
+	}
+	m := h.mfaService(w, u)
+	if m == nil {
+		return
+	}
+	removed, err := m.RemovePasskey(r.Context(), u.sess.User, r.PostForm.Get("id"))
+	if err != nil {
+		h.pageError(w, u, "removing a passkey", err)
+		return
+	}
+	if !removed {
+		h.notFound(w, u)
+		return
+	}
+	http.Redirect(w, r, PathAccount+"?done=passkey-removed#h-passkeys", http.StatusSeeOther)
 }

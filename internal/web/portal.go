@@ -20,19 +20,21 @@ import (
 
 // Paths of the portal's pages beyond home and tasks.
 const (
-	PathFlows       = "/flows"
-	PathFlow        = "/flows/{name}"
-	PathInstances   = "/instances"
-	PathInstance    = "/instances/{id}"
-	PathCancel      = "/instances/{id}/cancel"
-	PathConnections = "/connections"
-	PathDisconnect  = "/connections/{server}/disconnect"
-	PathAccount     = "/account"
-	PathPassword    = "/account/password"
-	PathEndSession  = "/account/sessions/end"
-	PathMFAStart    = "/account/mfa/start"
-	PathMFAQR       = "/account/mfa/qr.png"
-	PathMFAConfirm  = "/account/mfa/confirm"
+	PathFlows         = "/flows"
+	PathFlow          = "/flows/{name}"
+	PathInstances     = "/instances"
+	PathInstance      = "/instances/{id}"
+	PathCancel        = "/instances/{id}/cancel"
+	PathConnections   = "/connections"
+	PathDisconnect    = "/connections/{server}/disconnect"
+	PathAccount       = "/account"
+	PathPassword      = "/account/password"
+	PathEndSession    = "/account/sessions/end"
+	PathMFAStart      = "/account/mfa/start"
+	PathMFAQR         = "/account/mfa/qr.png"
+	PathMFAConfirm    = "/account/mfa/confirm"
+	PathPasskeyAdd    = "/account/passkeys/add"
+	PathPasskeyRemove = "/account/passkeys/remove"
 )
 
 // PortalEngine is what the portal's flow and instance pages need of the
@@ -103,6 +105,8 @@ func (h *Handler) registerPortal(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+PathMFAStart, withOrigin(h.mfaStart))
 	mux.HandleFunc("GET "+PathMFAQR, h.mfaQR)
 	mux.HandleFunc("POST "+PathMFAConfirm, withOrigin(h.mfaConfirm))
+	mux.HandleFunc("POST "+PathPasskeyAdd, withOrigin(h.passkeyAdd))
+	mux.HandleFunc("POST "+PathPasskeyRemove, withOrigin(h.passkeyRemove))
 	mux.HandleFunc("GET "+pagestyle.ScriptPath, pagestyle.ServeScript)
 	// Home is "/{$}", so every other path nobody serves lands here: the
 	// layout's 404 page, with the menu when someone is signed in. (The

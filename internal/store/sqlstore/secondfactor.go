@@ -127,7 +127,8 @@ func (s *Store) CountRecoveryCodes(ctx context.Context, user string) (int, error
 	return n, nil
 }
 
-// DeleteSecondFactors deletes both tables' rows in one transaction.
+// DeleteSecondFactors deletes the TOTP secret, recovery codes and
+// passkeys in one transaction.
 func (s *Store) DeleteSecondFactors(ctx context.Context, user string) (removed bool, err error) {
 	tx, err := s.write.BeginTx(ctx, nil)
 	if err != nil {
@@ -139,7 +140,7 @@ func (s *Store) DeleteSecondFactors(ctx context.Context, user string) (removed b
 		}
 	}()
 	var total int64
-	for _, q := range []string{`DELETE FROM user_totp WHERE username = ?`, `DELETE FROM user_recovery_codes WHERE username = ?`} {
+	for _, q := range []string{`DELETE FROM user_totp WHERE username = ?`, `DELETE FROM user_recovery_codes WHERE username = ?`, `DELETE FROM user_passkeys WHERE username = ?`} {
 		res, err := tx.ExecContext(ctx, s.q.rebind(q), user)
 		if err != nil {
 			return false, fmt.Errorf("delete second factors %q: %w", user, err)

@@ -70,6 +70,7 @@ func RunConformance(t *testing.T, newStore func(t *testing.T) store.Store) {
 	runNamedSecretsConformance(t, newStore)
 	runSignInConformance(t, newStore)
 	runSecondFactorConformance(t, newStore)
+	runPasskeyConformance(t, newStore)
 	runDashboardConformance(t, newStore)
 	runFederationConformance(t, newStore)
 	runDataConformance(t, newStore)
