@@ -423,7 +423,7 @@ func (h *Handler) passkeySection(r *http.Request, sec *mfaSection, m *mfa.Servic
 // registration ceremony of the add form, and the passkey's name.
 func (h *Handler) passkeyAdd(w http.ResponseWriter, r *http.Request) {
 	u := h.signedIn(w, r)
-	if u == nil || !h.checkForm(w, r, u) {
+	if u == nil || !h.readForm(w, r, u, maxFormBytes) {
 		return
 	}
 	m := h.mfaService(w, u)
@@ -456,7 +456,7 @@ func (h *Handler) passkeyAdd(w http.ResponseWriter, r *http.Request) {
 // goes; it signs in no more.
 func (h *Handler) passkeyRemove(w http.ResponseWriter, r *http.Request) {
 	u := h.signedIn(w, r)
-	if u == nil || !h.checkForm(w, r, u) {
+	if u == nil || !h.readForm(w, r, u, maxFormBytes) {
 		return
 	}
 	m := h.mfaService(w, u)
