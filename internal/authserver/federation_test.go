@@ -68,6 +68,11 @@ func getNoFollow(t *testing.T, u string) (*http.Response, string) {
 // are refused with a page and an audit event.
 func TestLoginPageFederation(t *testing.T) {
 	hs, rec := fedServer(t, nil)
+	// Opened by itself (a bookmark), the sign-in page signs in to the home page.
+	if resp, body := getNoFollow(t, hs.URL+"/login"); resp.StatusCode != http.StatusOK ||
+		!strings.Contains(body, `name="return_to" value="/"`) {
+		t.Fatalf("plain /login: %d %s", resp.StatusCode, body)
+	}
 	resp, body := getNoFollow(t, hs.URL+"/login?return_to=%2Ftasks")
 	if resp.StatusCode != http.StatusOK || !strings.Contains(body, `href="/login/with/corp?return_to=%2Ftasks"`) ||
 		!strings.Contains(body, "Sign in with Corp") || !strings.Contains(body, `name="password"`) {

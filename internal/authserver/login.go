@@ -14,11 +14,15 @@ import (
 )
 
 // loginPage is GET /login: the sign-in form for a pending authorization
-// request, or, for Flowgate's own pages, one that returns to return_to.
+// request, or, for Flowgate's own pages, one that returns to return_to
+// (the home page when /login is opened by itself, say from a bookmark).
 func (s *Server) loginPage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	if q.Get("request") == "" && q.Has("return_to") {
-		ret, ok := SafeReturnPath(q.Get("return_to"))
+	if !q.Has("request") {
+		ret, ok := "/", true
+		if q.Has("return_to") {
+			ret, ok = SafeReturnPath(q.Get("return_to"))
+		}
 		if !ok {
 			s.errorPage(w, http.StatusBadRequest, "This sign-in link is not valid.", "return_to must be a path on this server")
 			return
