@@ -83,11 +83,8 @@ func (h *Handler) hasNoConnection(list []vault.Info, server string) bool {
 // (tokens revoked at the provider where it can, the connection deleted
 // even when revocation fails).
 func (h *Handler) disconnect(w http.ResponseWriter, r *http.Request) {
-	u := h.signedIn(w, r)
+	u := h.postedForm(w, r)
 	if u == nil {
-		return
-	}
-	if !h.readForm(w, r, u, maxFormBytes) {
 		return
 	}
 	server := r.PathValue("server")
@@ -221,11 +218,8 @@ func (h *Handler) renderAccount(w http.ResponseWriter, r *http.Request, status i
 // account.SetPassword, the operation of the admin API's password change
 // (the same policy, audited as user.updated).
 func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
-	u := h.signedIn(w, r)
+	u := h.postedForm(w, r)
 	if u == nil {
-		return
-	}
-	if !h.readForm(w, r, u, maxFormBytes) {
 		return
 	}
 	ctx := r.Context()
@@ -287,11 +281,8 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
 // as the management site ends a user's sessions (the store's session
 // delete, audited).
 func (h *Handler) endSession(w http.ResponseWriter, r *http.Request) {
-	u := h.signedIn(w, r)
+	u := h.postedForm(w, r)
 	if u == nil {
-		return
-	}
-	if !h.readForm(w, r, u, maxFormBytes) {
 		return
 	}
 	ctx := r.Context()
@@ -322,8 +313,8 @@ func (h *Handler) mfaService(w http.ResponseWriter, u *user) *mfa.Service {
 // mfaStart is POST /account/mfa/start: a new secret, unconfirmed, shown
 // on /account as a QR code and as text until a code confirms it.
 func (h *Handler) mfaStart(w http.ResponseWriter, r *http.Request) {
-	u := h.signedIn(w, r)
-	if u == nil || !h.readForm(w, r, u, maxFormBytes) {
+	u := h.postedForm(w, r)
+	if u == nil {
 		return
 	}
 	m := h.mfaService(w, u)
@@ -354,8 +345,8 @@ func (h *Handler) mfaQR(w http.ResponseWriter, r *http.Request) {
 // the enrolment, and the recovery codes are shown, this once. A wrong
 // code counts as a failed sign-in in the throttle, as at sign-in.
 func (h *Handler) mfaConfirm(w http.ResponseWriter, r *http.Request) {
-	u := h.signedIn(w, r)
-	if u == nil || !h.readForm(w, r, u, maxFormBytes) {
+	u := h.postedForm(w, r)
+	if u == nil {
 		return
 	}
 	m := h.mfaService(w, u)
@@ -422,8 +413,8 @@ func (h *Handler) passkeySection(r *http.Request, sec *mfaSection, m *mfa.Servic
 // passkeyAdd is POST /account/passkeys/add: the browser's answer to the
 // registration ceremony of the add form, and the passkey's name.
 func (h *Handler) passkeyAdd(w http.ResponseWriter, r *http.Request) {
-	u := h.signedIn(w, r)
-	if u == nil || !h.readForm(w, r, u, maxFormBytes) {
+	u := h.postedForm(w, r)
+	if u == nil {
 		return
 	}
 	m := h.mfaService(w, u)
@@ -455,8 +446,8 @@ func (h *Handler) passkeyAdd(w http.ResponseWriter, r *http.Request) {
 // passkeyRemove is POST /account/passkeys/remove: one of my passkeys
 // goes; it signs in no more.
 func (h *Handler) passkeyRemove(w http.ResponseWriter, r *http.Request) {
-	u := h.signedIn(w, r)
-	if u == nil || !h.readForm(w, r, u, maxFormBytes) {
+	u := h.postedForm(w, r)
+	if u == nil {
 		return
 	}
 	m := h.mfaService(w, u)

@@ -159,8 +159,8 @@ func (h *Handler) adminLinkRemove(w http.ResponseWriter, r *http.Request) {
 // accountLinkRemove removes one of the signed-in user's own links, then
 // goes back to return_to (/account by default).
 func (h *Handler) accountLinkRemove(w http.ResponseWriter, r *http.Request) {
-	u := h.signedIn(w, r)
-	if u == nil || !h.readForm(w, r, u, maxFormBytes) {
+	u := h.postedForm(w, r)
+	if u == nil {
 		return
 	}
 	h.removeLink(w, r, u, u.sess.User)

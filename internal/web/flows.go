@@ -165,11 +165,8 @@ func inputFields(def *flow.Definition) []formField {
 // with what was entered and each problem next to its field (400);
 // success goes to the new instance's page.
 func (h *Handler) start(w http.ResponseWriter, r *http.Request) {
-	u := h.signedIn(w, r)
+	u := h.postedForm(w, r)
 	if u == nil {
-		return
-	}
-	if !h.readForm(w, r, u, maxFormBytes) {
 		return
 	}
 	def, ok := h.startableFlow(w, r, u)

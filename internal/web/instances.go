@@ -206,11 +206,8 @@ func prettyJSON(raw []byte) string {
 // cancel is POST /instances/{id}/cancel: the engine's Cancel, the
 // operation behind POST /api/v1/instances/{id}/cancel (audited there).
 func (h *Handler) cancel(w http.ResponseWriter, r *http.Request) {
-	u := h.signedIn(w, r)
+	u := h.postedForm(w, r)
 	if u == nil {
-		return
-	}
-	if !h.readForm(w, r, u, maxFormBytes) {
 		return
 	}
 	id := r.PathValue("id")

@@ -157,6 +157,16 @@ func (h *Handler) readForm(w http.ResponseWriter, r *http.Request, u *user, limi
 	return true
 }
 
+// postedForm is signedIn for a POST: the form is read and its CSRF token
+// checked before anything else (400 or 403, nothing changed, nil).
+func (h *Handler) postedForm(w http.ResponseWriter, r *http.Request) *user {
+	u := h.signedIn(w, r)
+	if u == nil || !h.readForm(w, r, u, maxFormBytes) {
+		return nil
+	}
+	return u
+}
+
 func (h *Handler) csrfRefused(w http.ResponseWriter, u *user) {
 	h.statusPage(w, http.StatusForbidden, u, "Not allowed", "The form has expired. Go back, reload the page and try again.")
 }

@@ -277,11 +277,8 @@ func (h *Handler) visibleTask(w http.ResponseWriter, r *http.Request, u *user) (
 // POST /api/v1/tasks/{serial}/actions/{action}. A refusal shows the form
 // again with what was entered and each problem next to its field.
 func (h *Handler) act(w http.ResponseWriter, r *http.Request) {
-	u := h.signedIn(w, r)
+	u := h.postedForm(w, r)
 	if u == nil {
-		return
-	}
-	if !h.readForm(w, r, u, maxFormBytes) {
 		return
 	}
 	t, fields, ok := h.visibleTask(w, r, u)
