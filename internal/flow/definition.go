@@ -21,12 +21,15 @@ const (
 	TypeFail             StepType = "fail"
 	TypeEmail            StepType = "email"
 	TypeFlow             StepType = "flow"
+	TypeParallel         StepType = "parallel"
+	TypeForeach          StepType = "foreach"
 )
 
 // stepTypes lists the types in the order error messages show them.
 func stepTypes() []StepType {
 	return []StepType{TypeHTTP, TypeOAuthServerLogin, TypeOAuthUserLogin, TypeOAuthRefresh,
-		TypeTask, TypeSwitch, TypeSet, TypeWait, TypeReturn, TypeFail, TypeEmail, TypeFlow}
+		TypeTask, TypeSwitch, TypeSet, TypeWait, TypeReturn, TypeFail, TypeEmail, TypeFlow,
+		TypeParallel, TypeForeach}
 }
 
 // Definition is one flow as deployed: parsed, validated and with every
@@ -49,7 +52,9 @@ type Definition struct {
 	// order for forms and listings.
 	Input      map[string]Field
 	InputOrder []string
-	// Steps run in list order unless a step's next says otherwise.
+	// Steps run in list order unless a step's next says otherwise. The
+	// branches of parallel steps and the bodies of foreach steps hold
+	// lists of their own; Step finds a step in any of them.
 	Steps []Step
 	// Triggers start the flow without an API caller: schedules and
 	// webhooks, in the order written.
@@ -60,7 +65,7 @@ type Definition struct {
 	// numbers, booleans) for APIs that show "the definition" as JSON.
 	Document map[string]any
 
-	index map[string]int // step id -> position in Steps
+	index map[string]stepPos // step id -> where it is, nested lists included
 	// servers are the OAuth servers steps name, for CheckServers.
 	servers []serverUse
 }
@@ -119,6 +124,8 @@ type Step struct {
 	Fail             *Fail
 	Email            *Email
 	SubFlow          *SubFlow
+	Parallel         *Parallel
+	Foreach          *Foreach
 
 	// secrets are the named secrets the step's expressions read.
 	secrets []string
@@ -306,6 +313,58 @@ type SubFlow struct {
 	Input any
 }
 
+// How a parallel step joins its branches.
+const (
+	// JoinAll waits for every branch; one failing fails the step.
+	JoinAll = "all"
+	// JoinAny ends the step when the first branch completes; the others
+	// are cancelled.
+	JoinAny = "any"
+)
+
+// MaxConcurrency is the most items a foreach step runs at once.
+const MaxConcurrency = 50
+
+// MaxBranches is the most branches a parallel step has.
+const MaxBranches = 20
+
+// Parallel runs branches at the same time and joins them.
+type Parallel struct {
+	// Branches in the order written; the output lists them by name.
+	Branches []Branch
+	// Join is JoinAll or JoinAny.
+	Join string
+}
+
+// Branch is one named list of steps of a parallel step. Its steps' next
+// stays inside it; it ends when it runs off its end or at a return.
+type Branch struct {
+	Name  string
+	Steps []Step
+}
+
+// Foreach runs its body once per item of a list.
+type Foreach struct {
+	// Items is an expression giving the list.
+	Items *Template
+	// As names the item inside the body; As+"_index" is its index.
+	As string
+	// Concurrency is how many items run at once, 1 (in order) or more.
+	Concurrency int
+	// Steps is the body, run for each item.
+	Steps []Step
+}
+
+// Scope names the list a step is in: "" for the flow's own steps,
+// "STEP/BRANCH" for a branch of parallel step STEP, "STEP" for the body of
+// foreach step STEP.
+func (d *Definition) Scope(id string) string { return d.index[id].scope }
+
+// Locals lists the names a step's expressions see besides the usual ones:
+// the item and index names of every foreach the step is inside, outermost
+// first.
+func (d *Definition) Locals(id string) []string { return d.index[id].locals }
+
 // Fail ends the instance as failed with the message Error.
 type Fail struct {
 	Error *Template
@@ -313,11 +372,23 @@ type Fail struct {
 
 // Step returns the step with the given id.
 func (d *Definition) Step(id string) (*Step, bool) {
-	i, ok := d.index[id]
+	p, ok := d.index[id]
 	if !ok {
 		return nil, false
 	}
-	return &d.Steps[i], true
+	return &p.list[p.i], true
+}
+
+// stepPos is where a step is: its list (sharing the definition's backing
+// array), its position in it, the list's scope and the foreach names its
+// expressions see.
+type stepPos struct {
+	list   []Step
+	i      int
+	scope  string
+	locals []string
+	// label is where it is written: steps[2], reviews.branches.legal[0].
+	label string
 }
 
 // Secrets lists the output keys of the step that hold secrets: the tokens

@@ -19,7 +19,7 @@ type Problem struct {
 	Line, Column int
 	// Flow is the flow's name when it could be read.
 	Flow string
-	// Step is the step id, or "steps[N]" when the step has no usable id;
+	// Step is the step id, or "steps[N]" (or "STEP.branches.NAME[N]", "STEP.steps[N]" in a branch or a foreach body) when the step has no usable id;
 	// "" for problems outside the steps.
 	Step string
 	// Field is the key path inside the step (retry.attempts,
@@ -56,7 +56,7 @@ func writeContext(b *strings.Builder, flow, step, field string) {
 		b.WriteString(flow + ": ")
 	}
 	if step != "" {
-		if strings.HasPrefix(step, "steps[") {
+		if strings.HasSuffix(step, "]") {
 			b.WriteString(step + ": ")
 		} else {
 			fmt.Fprintf(b, "step %q: ", step)

@@ -47,7 +47,7 @@ func (d *Definition) Mermaid() string {
 			}
 			def := s.Switch.Default
 			if def == "" {
-				def = d.following(i)
+				def = d.following(s.ID)
 			}
 			edge(id, def, "otherwise")
 		case TypeTask:

@@ -68,10 +68,25 @@ type parser struct {
 	servers []serverUse
 	// scheduleInputs are checked against the input fields once read.
 	scheduleInputs []scheduleInput
+	// scope and locals are those of the step list being read (see
+	// Definition.Scope and Definition.Locals).
+	scope  string
+	locals []string
+	// lists are the step lists read, for the checks that need all ids.
+	lists []stepList
+}
+
+// stepList is one list of steps: the flow's own, a branch, a foreach body.
+type stepList struct {
+	steps []Step
+	scope string
+	// label names the list in problems: "steps", "reviews.branches.legal".
+	label string
 }
 
 type pendingTemplate struct {
 	t        *Template
+	locals   []string
 	n        *yaml.Node
 	a        at
 	wantBool bool
@@ -81,7 +96,9 @@ type pendingTemplate struct {
 }
 
 type stepRef struct {
-	from   int // index of the step the reference is in
+	// scope is the list of the step the reference is in: the target
+	// must be in the same one.
+	scope  string
 	target string
 	n      *yaml.Node
 	a      at
@@ -249,7 +266,7 @@ func (p *parser) template(n *yaml.Node, a at, check func(*Template) error) *Temp
 
 func (p *parser) templateOf(s string, n *yaml.Node, a at, wantBool bool, check func(*Template) error) *Template {
 	t := &Template{src: s, flow: p.flow, step: a.step, field: a.field}
-	p.pending = append(p.pending, pendingTemplate{t: t, n: n, a: a, wantBool: wantBool, check: check})
+	p.pending = append(p.pending, pendingTemplate{t: t, locals: p.locals, n: n, a: a, wantBool: wantBool, check: check})
 	return t
 }
 
@@ -369,7 +386,7 @@ var (
 )
 
 func (p *parser) definition(root *yaml.Node) *Definition {
-	d := &Definition{File: p.file, Input: map[string]Field{}, index: map[string]int{}}
+	d := &Definition{File: p.file, Input: map[string]Field{}, index: map[string]stepPos{}}
 	o, _ := p.mapping(root, at{})
 	// The name first, so every later problem can name the flow.
 	if n := o.get("name"); n != nil {
@@ -424,11 +441,44 @@ func (p *parser) definition(root *yaml.Node) *Definition {
 		p.errf(n, at{field: "steps"}, "a flow needs at least one step")
 		return d
 	}
-	d.Steps = make([]Step, len(n.Content))
-	for i, sn := range n.Content {
-		p.step(d, i, yamlnode.Resolve(sn))
-	}
+	d.Steps = p.stepList(d, n, "steps")
 	return d
+}
+
+// stepList reads a list of steps in the parser's current scope and
+// locals; label names the list in problems.
+func (p *parser) stepList(d *Definition, n *yaml.Node, label string) []Step {
+	steps := make([]Step, len(n.Content))
+	p.lists = append(p.lists, stepList{steps: steps, scope: p.scope, label: label})
+	for i, sn := range n.Content {
+		p.step(d, steps, i, label, yamlnode.Resolve(sn))
+	}
+	return steps
+}
+
+// nested reads the step list of a parallel branch or a foreach body
+// (label names it, scope is its Definition.Scope, local adds a foreach's
+// names), refusing one that is not a non-empty list.
+func (p *parser) nested(d *Definition, n *yaml.Node, a at, label, scope string, local ...string) []Step {
+	n = yamlnode.Resolve(n)
+	if n.Kind != yaml.SequenceNode {
+		p.errf(n, a, "want a list of steps, not %s", yamlnode.Describe(n))
+		return nil
+	}
+	if len(n.Content) == 0 {
+		p.errf(n, a, "want at least one step")
+		return nil
+	}
+	outerScope, outerLocals := p.scope, p.locals
+	p.scope = scope
+	p.locals = append(slices.Clip(outerLocals), local...)
+	defer func() { p.scope, p.locals = outerScope, outerLocals }()
+	return p.stepList(d, n, label)
+}
+
+// ref notes a step id a step's key names, checked once every id is known.
+func (p *parser) ref(target string, n *yaml.Node, a at) {
+	p.refs = append(p.refs, stepRef{scope: p.scope, target: target, n: n, a: a})
 }
 
 func (p *parser) permissions(n *yaml.Node) Permissions {
@@ -557,11 +607,11 @@ func (p *parser) field(n *yaml.Node, a at) (Field, bool) {
 	return f, good
 }
 
-// step reads steps[i] into d.Steps[i].
-func (p *parser) step(d *Definition, i int, n *yaml.Node) {
-	s := &d.Steps[i]
+// step reads list[i]; label names the list.
+func (p *parser) step(d *Definition, list []Step, i int, label string, n *yaml.Node) {
+	s := &list[i]
 	s.Line, s.Column = n.Line, n.Column
-	a := at{step: "steps[" + strconv.Itoa(i) + "]"}
+	a := at{step: label + "[" + strconv.Itoa(i) + "]"}
 	if id := peekID(n); id != "" {
 		// Problems found while reading the mapping (duplicate keys) can
 		// already name the step.
@@ -571,7 +621,7 @@ func (p *parser) step(d *Definition, i int, n *yaml.Node) {
 	if !ok {
 		return
 	}
-	a = p.stepID(d, i, o, n)
+	a = p.stepID(d, list, i, label, o, n)
 	tn := o.get("type")
 	if tn == nil {
 		p.errf(n, a.key("type"), "required (one of %s)", typeList())
@@ -591,13 +641,13 @@ func (p *parser) step(d *Definition, i int, n *yaml.Node) {
 	}
 	common := p.stepNext(s, i, &o, a)
 	p.stepOnError(s, i, o, a)
-	p.stepConfig(s, i, o, n, a, append(common, "on_error"))
+	p.stepConfig(d, s, i, o, n, a, append(common, "on_error"))
 }
 
 // stepID reads a step's id, registers it in d's index, and returns where
 // the step's problems are reported: at its id once it has a valid one.
-func (p *parser) stepID(d *Definition, i int, o object, n *yaml.Node) at {
-	a := at{step: "steps[" + strconv.Itoa(i) + "]"}
+func (p *parser) stepID(d *Definition, list []Step, i int, label string, o object, n *yaml.Node) at {
+	a := at{step: label + "[" + strconv.Itoa(i) + "]"}
 	v := o.get("id")
 	if v == nil {
 		p.errf(n, a.key("id"), "required")
@@ -614,11 +664,14 @@ func (p *parser) stepID(d *Definition, i int, o object, n *yaml.Node) at {
 		p.errf(v, a.key("id"), "%q must be letters, digits, _ and -", id)
 	default:
 		if j, dup := d.index[id]; dup {
-			p.errf(v, a.key("id"), "duplicate step id %q (also steps[%d], line %d)", id, j, d.Steps[j].Line)
+			// Ids are unique across the whole flow, branches and bodies
+			// included: steps.<id> and the history name one step.
+			p.errf(v, a.key("id"), "duplicate step id %q (also %s, line %d)", id, j.label, j.list[j.i].Line)
 		} else {
-			d.index[id] = i
+			d.index[id] = stepPos{list: list, i: i, scope: p.scope, locals: p.locals,
+				label: label + "[" + strconv.Itoa(i) + "]"}
 		}
-		d.Steps[i].ID = id
+		list[i].ID = id
 		a = at{step: id}
 	}
 	return a
@@ -648,7 +701,7 @@ func (p *parser) stepNext(s *Step, i int, o *object, a at) (common []string) {
 		if v := o.get("next"); v != nil {
 			if id, ok := p.literal(v, a.key("next")); ok {
 				s.Next = id
-				p.refs = append(p.refs, stepRef{from: i, target: id, n: v, a: a.key("next")})
+				p.ref(id, v, a.key("next"))
 			}
 		}
 	}
@@ -673,11 +726,11 @@ func (p *parser) stepOnError(s *Step, i int, o object, a at) {
 		return
 	}
 	s.OnError = id
-	p.refs = append(p.refs, stepRef{from: i, target: id, n: v, a: a.key("on_error")})
+	p.ref(id, v, a.key("on_error"))
 }
 
 // stepConfig reads the keys of the step's type, refusing any other.
-func (p *parser) stepConfig(s *Step, i int, o object, n *yaml.Node, a at, common []string) {
+func (p *parser) stepConfig(d *Definition, s *Step, i int, o object, n *yaml.Node, a at, common []string) {
 	what := fmt.Sprintf("a %s step", s.Type)
 	allow := func(keys ...string) { p.allow(o, a, what, append(common, keys...)...) }
 	switch s.Type {
@@ -718,6 +771,12 @@ func (p *parser) stepConfig(s *Step, i int, o object, n *yaml.Node, a at, common
 	case TypeFail:
 		allow("error")
 		s.Fail = &Fail{Error: p.requiredTemplate(o, n, a, "error", "the message the instance fails with")}
+	case TypeParallel:
+		allow("branches", "join")
+		s.Parallel = p.parallel(d, s.ID, o, n, a)
+	case TypeForeach:
+		allow("items", "as", "concurrency", "steps")
+		s.Foreach = p.foreach(d, s.ID, o, n, a)
 	}
 }
 

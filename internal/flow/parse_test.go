@@ -150,7 +150,7 @@ func TestParseProblems(t *testing.T) {
 		{"duplicate step id", header + "  - {id: a, type: set, vars: {x: 1}}\n  - {id: a, type: fail, error: x}\n",
 			`t.yaml:4:10: t: steps[1]: id: duplicate step id "a" (also steps[0], line 3)`},
 		{"unknown step type", header + "  - id: a\n    type: htp\n",
-			`t.yaml:4:11: t: step "a": type: unknown step type "htp" (want one of http, oauth_server_login, oauth_user_login, oauth_refresh, task, switch, set, wait, return, fail, email, flow)`},
+			`t.yaml:4:11: t: step "a": type: unknown step type "htp" (want one of http, oauth_server_login, oauth_user_login, oauth_refresh, task, switch, set, wait, return, fail, email, flow, parallel, foreach)`},
 		{"unknown step key", header + "  - id: a\n    type: fail\n    eror: x\n    error: x\n",
 			`t.yaml:5:5: t: step "a": eror: unknown key (did you mean error?)`},
 		{"unknown step key no hint", header + "  - id: a\n    type: fail\n    zzzzzz: 1\n    error: x\n",

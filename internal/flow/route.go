@@ -9,26 +9,29 @@ import (
 )
 
 // After returns the id of the step that runs after the one-way step id
-// (http, oauth_*, set, wait): its next, else the following step in the
-// list. "" means the instance completes: the last step of the list
-// without next ends it as "completed" with no output, as a return step
-// with status 200 and no body would.
+// (http, oauth_*, set, wait, parallel, foreach, flow): its next, else the
+// following step in its list. "" means the list ends: the last step of
+// the flow's own list without next completes the instance with no output,
+// as a return step with status 200 and no body would; in a branch or a
+// foreach body it ends that branch or item.
 func (d *Definition) After(id string) string {
-	i, ok := d.index[id]
+	p, ok := d.index[id]
 	if !ok {
 		return ""
 	}
-	if next := d.Steps[i].Next; next != "" {
+	if next := p.list[p.i].Next; next != "" {
 		return next
 	}
-	return d.following(i)
+	return d.following(id)
 }
 
-func (d *Definition) following(i int) string {
-	if i+1 < len(d.Steps) {
-		return d.Steps[i+1].ID
+// following is the step after id in its list, "" for the last.
+func (d *Definition) following(id string) string {
+	p, ok := d.index[id]
+	if !ok || p.i+1 >= len(p.list) {
+		return ""
 	}
-	return ""
+	return p.list[p.i+1].ID
 }
 
 // AfterAction returns the step that an action on task step id leads to:
@@ -45,7 +48,7 @@ func (d *Definition) AfterAction(id, action string) (string, error) {
 	if next, ok := s.Task.Next[action]; ok {
 		return next, nil
 	}
-	return d.following(d.index[id]), nil
+	return d.following(id), nil
 }
 
 // AfterSwitch evaluates the cases of switch step id in order and returns
@@ -68,7 +71,7 @@ func (d *Definition) AfterSwitch(id string, env *Env) (string, error) {
 	if s.Switch.Default != "" {
 		return s.Switch.Default, nil
 	}
-	return d.following(d.index[id]), nil
+	return d.following(id), nil
 }
 
 // Deadline returns when a wait that starts at start ends: start plus the

@@ -261,7 +261,7 @@ func (p *parser) task(i int, o object, n *yaml.Node, a at) *Task {
 				tv := no.get(action)
 				if id, ok := p.literal(tv, aa); ok {
 					t.Next[action] = id
-					p.refs = append(p.refs, stepRef{from: i, target: id, n: tv, a: aa})
+					p.ref(id, tv, aa)
 				}
 			}
 		}
@@ -299,7 +299,7 @@ func (p *parser) deadline(i int, o object, a at) *Deadline {
 			p.errf(o.keyNode("on_due"), a.key("on_due"), "on_due says where to go when due passes; give due too")
 		} else if id, ok := p.literal(on, a.key("on_due")); ok {
 			d.OnDue = id
-			p.refs = append(p.refs, stepRef{from: i, target: id, n: on, a: a.key("on_due")})
+			p.ref(id, on, a.key("on_due"))
 		}
 	}
 	if en != nil {
@@ -368,7 +368,7 @@ func (p *parser) switchStep(i int, o object, n *yaml.Node, a at) *Switch {
 				p.errf(c, ca.key("next"), "required: the step to go to when the case holds")
 			} else if id, ok := p.literal(nx, ca.key("next")); ok {
 				cs.Next = id
-				p.refs = append(p.refs, stepRef{from: i, target: id, n: nx, a: ca.key("next")})
+				p.ref(id, nx, ca.key("next"))
 			}
 			sw.Cases = append(sw.Cases, cs)
 		}
@@ -376,7 +376,7 @@ func (p *parser) switchStep(i int, o object, n *yaml.Node, a at) *Switch {
 	if d := o.get("default"); d != nil {
 		if id, ok := p.literal(d, a.key("default")); ok {
 			sw.Default = id
-			p.refs = append(p.refs, stepRef{from: i, target: id, n: d, a: a.key("default")})
+			p.ref(id, d, a.key("default"))
 		}
 	}
 	return sw
@@ -466,127 +466,12 @@ func (p *parser) returnStep(o object, a at) *Return {
 	return r
 }
 
-// checkSteps checks what needs every step read: targets of next, cases
-// and defaults, where task actions lead, and that every step can be
-// reached from the first.
-func (p *parser) checkSteps(d *Definition) {
-	// A broken edge makes the steps behind it look unreachable; reporting
-	// those too would bury the real problem, so reachability is checked
-	// only on a sound graph.
-	sound := len(d.Steps) > 0 && len(d.index) == len(d.Steps)
-	for _, r := range p.refs {
-		if _, ok := d.index[r.target]; ok {
-			continue
-		}
-		sound = false
-		msg := fmt.Sprintf("no step %q", r.target)
-		if best := closest(r.target, d.index); best != "" {
-			msg += fmt.Sprintf(" (did you mean %s?)", best)
-		}
-		p.fail(r.n, r.a, errors.New(msg))
-	}
-	for i := range d.Steps {
-		s := &d.Steps[i]
-		if (s.Type == TypeTask && (s.Task == nil || len(s.Task.Actions) == 0)) ||
-			(s.Type == TypeSwitch && (s.Switch == nil || len(s.Switch.Cases) == 0)) {
-			sound = false
-		}
-	}
-	if !sound {
-		return
-	}
-	last := len(d.Steps) - 1
-	if t := d.Steps[last].Task; t != nil {
-		for _, action := range t.Actions {
-			if _, ok := t.Next[action]; !ok {
-				// An action is a decision; ending the instance without a
-				// result because no next was written is more likely a
-				// slip than intended. A return step says it explicitly.
-				s := &d.Steps[last]
-				p.errf(&yaml.Node{Line: s.Line, Column: s.Column}, at{step: s.ID, field: "next"},
-					"action %q leads nowhere: the task is the last step; map it in next (a return step ends the instance)", action)
-			}
-		}
-	}
-	seen := make([]bool, len(d.Steps))
-	stack := []int{0}
-	seen[0] = true
-	for len(stack) > 0 {
-		i := stack[len(stack)-1]
-		stack = stack[:len(stack)-1]
-		for _, id := range d.successors(i) {
-			if j, ok := d.index[id]; ok && !seen[j] {
-				seen[j] = true
-				stack = append(stack, j)
-			}
-		}
-	}
-	for i, ok := range seen {
-		if !ok {
-			s := &d.Steps[i]
-			p.errf(&yaml.Node{Line: s.Line, Column: s.Column}, at{step: s.ID}, "unreachable: no step leads here")
-		}
-	}
-}
-
-// successors lists the ids of the steps that may follow steps[i].
-func (d *Definition) successors(i int) []string {
-	s := &d.Steps[i]
-	following := ""
-	if i+1 < len(d.Steps) {
-		following = d.Steps[i+1].ID
-	}
-	var out []string
-	add := func(id string) {
-		if id != "" {
-			out = append(out, id)
-		}
-	}
-	add(s.OnError)
-	switch s.Type {
-	case TypeReturn, TypeFail:
-	case TypeTask:
-		if s.Task == nil {
-			break
-		}
-		for _, action := range s.Task.Actions {
-			if next, ok := s.Task.Next[action]; ok {
-				add(next)
-			} else {
-				add(following)
-			}
-		}
-		if s.Task.Deadline != nil {
-			add(s.Task.Deadline.OnDue)
-		}
-	case TypeSwitch:
-		if s.Switch == nil {
-			break
-		}
-		for _, c := range s.Switch.Cases {
-			add(c.Next)
-		}
-		if s.Switch.Default != "" {
-			add(s.Switch.Default)
-		} else {
-			add(following)
-		}
-	default:
-		if s.Next != "" {
-			add(s.Next)
-		} else {
-			add(following)
-		}
-	}
-	return out
-}
-
 // compile compiles every template now that input fields and step ids are
 // known, so expressions naming an undeclared input field or a missing step
 // fail at deploy.
 func (p *parser) compile(d *Definition) {
 	for _, pt := range p.pending {
-		o := compileOptions{inputs: d.Input, steps: d.index, checkRef: true, wantBool: pt.wantBool}
+		o := compileOptions{inputs: d.Input, steps: d.index, checkRef: true, wantBool: pt.wantBool, locals: pt.locals}
 		t, err := compileTemplate(pt.t.src, o)
 		if err != nil {
 			p.fail(pt.n, pt.a, err)
@@ -609,7 +494,7 @@ func (p *parser) compile(d *Definition) {
 }
 
 // closest returns the id nearest to s, for "did you mean" hints.
-func closest(s string, ids map[string]int) string {
+func closest[V any](s string, ids map[string]V) string {
 	names := make([]string, 0, len(ids))
 	for id := range ids {
 		names = append(names, id)

@@ -50,6 +50,10 @@ type Env struct {
 	Instance Instance `expr:"instance"`
 	// User is the principal who started the instance.
 	User User `expr:"user"`
+	// Locals holds, inside foreach bodies, the item and its index by the
+	// names the foreach gives them. Expressions write them as plain
+	// names (line, line_index): Parse rewrites those to locals.NAME.
+	Locals map[string]any `expr:"locals"`
 	// Secrets holds the named secrets the current step reads, by name:
 	// the engine fills it from the store just before the step runs and
 	// never persists it (see Step.SecretNames).
@@ -303,8 +307,11 @@ func exprMessage(err error) error {
 // declared input fields and step ids (for reference checks), and whether
 // the value must be a boolean.
 type compileOptions struct {
-	inputs   map[string]Field
-	steps    map[string]int
+	inputs map[string]Field
+	steps  map[string]stepPos
+	// locals are the foreach item and index names the expression may
+	// use as plain names (see Env.Locals).
+	locals   []string
 	checkRef bool
 	wantBool bool
 }
@@ -416,6 +423,9 @@ func compileExpr(code string, o compileOptions) (*vm.Program, error) {
 		// it builds; this one bounds the result.
 		expr.DisableBuiltin("repeat"),
 		expr.Function("repeat", safeRepeat, new(func(string, int) string)),
+	}
+	if len(o.locals) > 0 {
+		opts = append(opts, expr.Patch(localsPatcher(o.locals)))
 	}
 	if o.wantBool {
 		// AsBool refuses at deploy an expression whose type is known not

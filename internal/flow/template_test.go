@@ -352,7 +352,7 @@ steps:
 
 func TestProblemWithoutFile(t *testing.T) {
 	_, err := Parse([]byte("name: t\nsteps:\n  - {id: a, type: nope}\n"), "")
-	if want := `line 3:19: t: step "a": type: unknown step type "nope" (want one of http, oauth_server_login, oauth_user_login, oauth_refresh, task, switch, set, wait, return, fail, email, flow)`; err == nil || err.Error() != want {
+	if want := `line 3:19: t: step "a": type: unknown step type "nope" (want one of http, oauth_server_login, oauth_user_login, oauth_refresh, task, switch, set, wait, return, fail, email, flow, parallel, foreach)`; err == nil || err.Error() != want {
 		t.Errorf("got  %v\nwant %s", err, want)
 	}
 }
