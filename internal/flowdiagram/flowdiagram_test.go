@@ -3,6 +3,7 @@ package flowdiagram
 import (
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
@@ -95,7 +96,7 @@ func TestEdgesAndLabels(t *testing.T) {
 // An instance's path marks its steps and arrows; the current and the
 // failed step are marked as such, in the SVG too.
 func TestMarks(t *testing.T) {
-	l := New(expense(t), Marks{Path: []string{"check", "approve", "rejected"}, Current: "approve", Failed: "rejected"})
+	l := New(expense(t), Marks{Path: []string{"check", "approve", "rejected"}, Current: []string{"approve"}, Failed: "rejected"})
 	marked := map[string]Node{}
 	for _, nd := range l.Nodes {
 		marked[nd.ID] = nd
@@ -180,7 +181,7 @@ steps:
 	}
 	if os.Getenv("FLOWDIAGRAM_WRITE") != "" {
 		_ = os.WriteFile("/tmp/loop.svg", []byte(l.SVG("x")), 0o644)
-		_ = os.WriteFile("/tmp/expense.svg", []byte(New(expense(t), Marks{Path: []string{"check", "approve"}, Current: "approve"}).SVG("x")), 0o644)
+		_ = os.WriteFile("/tmp/expense.svg", []byte(New(expense(t), Marks{Path: []string{"check", "approve"}, Current: []string{"approve"}}).SVG("x")), 0o644)
 	}
 }
 
@@ -217,5 +218,239 @@ steps:
 	}
 	if !(x["p"] < x["q"]) || !(x["pp"] < x["qq"]) {
 		t.Fatalf("p, q, pp, qq at x %d, %d, %d, %d: want pp under p, left of qq under q", x["p"], x["q"], x["pp"], x["qq"])
+	}
+}
+
+const nestedFlow = `name: orders
+title: Orders
+input:
+  lines: {type: array}
+steps:
+  - id: intake
+    type: set
+    vars: {n: 1}
+  - id: reviews
+    type: parallel
+    join: any
+    branches:
+      legal:
+        - {id: legal-ok, type: task, title: "Legal review", assignees: ["role:legal"], actions: [OK, Reject]}
+      finance:
+        - {id: finance-ok, type: task, title: "Finance review", assignees: ["role:finance"], actions: [OK, Reject], next: {Reject: finance-no}}
+        - {id: finance-yes, type: set, vars: {finance: yes}}
+        - {id: finance-no, type: set, vars: {finance: no}}
+  - id: each-line
+    type: foreach
+    items: "${{ input.lines }}"
+    as: line
+    concurrency: 4
+    steps:
+      - {id: price, type: set, vars: {p: "${{ line.sku }}"}}
+      - {id: book-line, type: flow, flow: book-line, input: {sku: "${{ line.sku }}"}}
+  - id: archive
+    type: flow
+    flow: archive
+  - id: done
+    type: return
+`
+
+func nested(t *testing.T) *flow.Definition {
+	t.Helper()
+	def, err := flow.Parse([]byte(nestedFlow), "orders.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return def
+}
+
+func nodeOf(l *Layout, id string) (Node, bool) {
+	for _, nd := range l.Nodes {
+		if nd.ID == id {
+			return nd, true
+		}
+	}
+	return Node{}, false
+}
+
+// within reports whether every point of e lies inside the rectangle.
+func within(e Edge, x, y, w, h int) bool {
+	for _, p := range e.Points {
+		if p[0] < x || p[0] > x+w || p[1] < y || p[1] > y+h {
+			return false
+		}
+	}
+	return true
+}
+
+// A parallel step is a frame with its branches side by side, a foreach
+// a frame around its body, and the arrows of a branch or a body stay in
+// its frame; the step after a frame follows the frame.
+func TestNestedFrames(t *testing.T) {
+	l := New(nested(t), Marks{})
+	if os.Getenv("FLOWDIAGRAM_WRITE") != "" {
+		_ = os.WriteFile("/tmp/nested.svg", []byte(l.SVG("x")), 0o644)
+	}
+	par, ok := nodeOf(l, "reviews")
+	if !ok || !par.Frame || par.Type != "parallel" || len(par.Columns) != 2 {
+		t.Fatalf("reviews: %+v", par)
+	}
+	legal, finance := par.Columns[0], par.Columns[1]
+	if legal.Name != "legal" || finance.Name != "finance" {
+		t.Errorf("columns %q, %q, want legal, finance", legal.Name, finance.Name)
+	}
+	// Side by side: one starting height, the second right of the first,
+	// both inside the frame.
+	if legal.Y != finance.Y || legal.X+legal.W > finance.X {
+		t.Errorf("columns not side by side: legal %+v, finance %+v", legal, finance)
+	}
+	for _, c := range par.Columns {
+		if c.X < par.X || c.Y < par.Y || c.X+c.W > par.X+par.W || c.Y+c.H > par.Y+par.H {
+			t.Errorf("column %s %+v lies outside its frame %+v", c.Name, c, par)
+		}
+	}
+	// Each branch's steps are in its column; its first steps start at
+	// the same height.
+	cols := map[string]Column{"legal-ok": legal, "finance-ok": finance, "finance-yes": finance, "finance-no": finance}
+	for id, c := range cols {
+		nd, ok := nodeOf(l, id)
+		if !ok {
+			t.Errorf("no box %s", id)
+			continue
+		}
+		if nd.Frame || nd.Scope != "reviews/"+c.Name || nd.X < c.X || nd.X+nd.W > c.X+c.W || nd.Y < c.Y || nd.Y+nd.H > c.Y+c.H {
+			t.Errorf("%s %+v is not in column %s %+v", id, nd, c.Name, c)
+		}
+	}
+	lo, _ := nodeOf(l, "legal-ok")
+	fo, _ := nodeOf(l, "finance-ok")
+	if lo.Y != fo.Y || lo.X >= fo.X {
+		t.Errorf("first steps of the branches at %d,%d and %d,%d: want one height, legal left", lo.X, lo.Y, fo.X, fo.Y)
+	}
+	// Arrows inside a branch stay in its column, and its end is its
+	// column's bottom.
+	for _, c := range []struct {
+		from, to string
+		col      Column
+	}{{"finance-ok", "finance-yes", finance}, {"finance-ok", "finance-no", finance}, {"finance-yes", "finance-no", finance},
+		{"finance-no", End, finance}, {"legal-ok", End, legal}} {
+		e, ok := edge(l, c.from, c.to)
+		if !ok {
+			t.Errorf("no arrow %s → %s", c.from, c.to)
+			continue
+		}
+		if !within(e, c.col.X, c.col.Y, c.col.W, c.col.H) {
+			t.Errorf("arrow %s → %s %v leaves column %s %+v", c.from, c.to, e.Points, c.col.Name, c.col)
+		}
+		if c.to == End && e.Points[len(e.Points)-1][1] != c.col.Y+c.col.H {
+			t.Errorf("arrow %s → end stops at %v, not at the column's bottom %d", c.from, e.Points, c.col.Y+c.col.H)
+		}
+	}
+	if _, ok := edge(l, "legal-ok", "finance-ok"); ok {
+		t.Error("an arrow crosses from one branch to another")
+	}
+	// The flow goes into the frame and on from its bottom.
+	in, _ := edge(l, "intake", "reviews")
+	out, _ := edge(l, "reviews", "each-line")
+	if p := in.Points[len(in.Points)-1]; p[1] != par.Y {
+		t.Errorf("intake → reviews ends at %v, not at the frame's top %d", p, par.Y)
+	}
+	if p := out.Points[0]; p[1] != par.Y+par.H {
+		t.Errorf("reviews → each-line starts at %v, not at the frame's bottom %d", p, par.Y+par.H)
+	}
+	each, ok := nodeOf(l, "each-line")
+	if !ok || !each.Frame || each.Y <= par.Y+par.H {
+		t.Fatalf("each-line %+v not a frame below reviews %+v", each, par)
+	}
+	if want := []string{"foreach line in input.lines", "concurrency: 4"}; !slices.Equal(each.Heading, want) {
+		t.Errorf("foreach heading %q, want %q", each.Heading, want)
+	}
+	for _, pair := range [][2]string{{"price", "book-line"}, {"book-line", End}} {
+		e, ok := edge(l, pair[0], pair[1])
+		if !ok || e.Scope != "each-line" || !within(e, each.X, each.Y, each.W, each.H) {
+			t.Errorf("body arrow %s → %s: %+v %v, want inside %+v", pair[0], pair[1], e, ok, each)
+		}
+	}
+	// No box overlaps another, and a box and a frame overlap only when
+	// the frame holds it.
+	for i, a := range l.Nodes {
+		for _, b := range l.Nodes[i+1:] {
+			if !(a.X < b.X+b.W && b.X < a.X+a.W && a.Y < b.Y+b.H && b.Y < a.Y+a.H) {
+				continue
+			}
+			if !a.Frame || !strings.HasPrefix(b.Scope, a.ID) {
+				t.Errorf("%s and %s overlap", a.ID, b.ID)
+			}
+		}
+	}
+	svg := string(l.SVG("d2"))
+	for _, want := range []string{
+		`<g class="frame parallel" data-step="reviews"`,
+		`<g class="frame foreach" data-step="each-line"`,
+		`>parallel · join: any</text>`,
+		`<g class="branch" data-branch="legal">`,
+		`>branch finance</text>`,
+		`<a href="/flows/archive" aria-label="Step archive: child flow archive"><g class="node link" data-step="archive">`,
+		`<a href="/flows/book-line"`,
+		`role="group" aria-labelledby="d2-title d2-desc"`,
+	} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("SVG lacks %s", want)
+		}
+	}
+	if regexp.MustCompile(`\sstyle=|<script`).MatchString(svg) {
+		t.Error("SVG has an inline style or a script, which the pages' CSP refuses")
+	}
+	d := l.Describe()
+	for _, want := range []string{"reviews runs the branches legal, finance at the same time (join: any)",
+		"each-line runs its body line in input.lines (concurrency: 4)", "archive starts flow archive", "legal-ok to the end of branch legal of reviews"} {
+		if !strings.Contains(d, want) {
+			t.Errorf("description lacks %q: %s", want, d)
+		}
+	}
+}
+
+// Marks reach into branches: several current steps at once, steps
+// taken in a branch with their arrows (histories of branches running at
+// once interleave), and a flow step whose child is known links to it.
+func TestNestedMarks(t *testing.T) {
+	def := nested(t)
+	l := New(def, Marks{
+		Path:     []string{"intake", "reviews", "finance-ok", "legal-ok", "finance-no"},
+		Current:  []string{"reviews", "legal-ok"},
+		Children: map[string]string{"archive": "0192-child"},
+	})
+	for id, want := range map[string][2]bool{ // taken, current
+		"intake": {true, false}, "reviews": {true, true}, "legal-ok": {true, true},
+		"finance-ok": {true, false}, "finance-no": {true, false}, "finance-yes": {false, false}, "each-line": {false, false},
+	} {
+		nd, _ := nodeOf(l, id)
+		if nd.Taken != want[0] || nd.Current != want[1] {
+			t.Errorf("%s taken %v current %v, want %v", id, nd.Taken, nd.Current, want)
+		}
+	}
+	for pair, want := range map[[2]string]bool{
+		{"intake", "reviews"}: true, {"finance-ok", "finance-no"}: true, {"finance-no", End}: true,
+		{"legal-ok", End}: false, {"finance-ok", "finance-yes"}: false, {"reviews", "each-line"}: false,
+	} {
+		if e, ok := edge(l, pair[0], pair[1]); !ok || e.Taken != want {
+			t.Errorf("arrow %s → %s taken %v (found %v), want %v", pair[0], pair[1], e.Taken, ok, want)
+		}
+	}
+	svg := string(l.SVG("d3"))
+	if os.Getenv("FLOWDIAGRAM_WRITE") != "" {
+		_ = os.WriteFile("/tmp/nested-marks.svg", []byte(svg), 0o644)
+	}
+	for _, want := range []string{
+		`<g class="frame parallel taken current" data-step="reviews"`,
+		`<g class="node taken current" data-step="legal-ok"`,
+		`<a href="/instances/0192-child" aria-label="Step archive: child instance of archive">`,
+		`<a href="/flows/book-line"`,
+	} {
+		if !strings.Contains(svg, want) {
+			t.Errorf("SVG lacks %s", want)
+		}
+	}
+	if d := l.Describe(); !strings.Contains(d, "reviews is current, legal-ok is current") {
+		t.Errorf("description lacks the current steps: %s", d)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/flowgate/flowgate/internal/flow"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/flowdiagram"
 	"github.com/flowgate/flowgate/internal/store"
@@ -19,6 +20,10 @@ import (
 // maxHistoryShown bounds the step records an instance page reads (for
 // the diagram's path and the table); the API pages through the rest.
 const maxHistoryShown = 2000
+
+// maxChildrenShown bounds the child instances an instance page lists (a
+// foreach may start many); the API lists them all.
+const maxChildrenShown = 500
 
 // instanceStatuses are the statuses the instance lists (the portal's and
 // the management site's) filter by.
@@ -83,6 +88,21 @@ type instancePage struct {
 	MayCancel bool
 	// Error is a refusal of the cancel.
 	Error string
+	// Parent is the instance whose flow step started this one, when
+	// there is one; ParentFlow its flow, "" when the user may not see it
+	// (the page then shows its id without a link).
+	Parent, ParentFlow string
+	// Children are the instances this one's flow steps started, oldest
+	// first, at most maxChildrenShown of AllChildren.
+	Children    []childRow
+	AllChildren int
+}
+
+// childRow is one child instance as the page lists it. Flow and Status
+// are empty for a child the user may not see (listed by id alone, as
+// the API does).
+type childRow struct {
+	ID, Flow, Status string
 }
 
 // Ended reports whether the instance has reached a final status.
@@ -150,16 +170,35 @@ func (h *Handler) newInstancePage(r *http.Request, u *user, in store.Instance) (
 		}
 	}
 	page.MoreHistory = cursor != ""
+	if err := h.family(r, u, in, &page); err != nil {
+		return instancePage{}, err
+	}
 	marks := flowdiagram.Marks{Completed: in.Status == store.StatusCompleted}
+	// The record of each step that is still open (running, or waiting on
+	// a task, a wait, a child): with branches running at once, an
+	// instance is at several steps.
+	open := map[string]bool{}
 	for _, s := range recs {
 		page.History = append(page.History, toHistoryRow(s))
 		if len(marks.Path) == 0 || marks.Path[len(marks.Path)-1] != s.StepID {
 			marks.Path = append(marks.Path, s.StepID)
 		}
+		open[s.StepID] = s.Status == store.StepRunning || s.Status == store.StepWaiting
 	}
 	if !in.Ended() {
-		marks.Current = in.CurrentStep
+		if in.CurrentStep != "" {
+			open[in.CurrentStep] = true
+		}
+		for _, id := range marks.Path {
+			if open[id] && !slices.Contains(marks.Current, id) {
+				marks.Current = append(marks.Current, id)
+			}
+		}
+		if in.CurrentStep != "" && !slices.Contains(marks.Current, in.CurrentStep) {
+			marks.Current = append(marks.Current, in.CurrentStep)
+		}
 	}
+	marks.Children = childOfStep(recs, page.Children)
 	if in.Status == store.StatusFailed && len(recs) > 0 && !page.MoreHistory {
 		// The instance failed at its last step: one whose record failed,
 		// or a fail step, whose own record completed. (Past the records
@@ -176,6 +215,91 @@ func (h *Handler) newInstancePage(r *http.Request, u *user, in store.Instance) (
 		page.Diagram = flowdiagram.New(def, marks).SVG("instance")
 	}
 	return page, nil
+}
+
+// family fills in the page's parent and children.
+func (h *Handler) family(r *http.Request, u *user, in store.Instance, page *instancePage) error {
+	ctx := r.Context()
+	if page.Parent = in.Parent; in.Parent != "" {
+		p, err := h.o.Portal.Engine.VisibleInstance(ctx, in.Parent, u.caller)
+		switch {
+		case err == nil:
+			page.ParentFlow = p.Workflow
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		}
+	}
+	ids, err := h.o.Portal.Engine.Children(ctx, in.ID)
+	if err != nil {
+		return err
+	}
+	page.AllChildren = len(ids)
+	ids = ids[:min(len(ids), maxChildrenShown)]
+	if len(ids) == 0 {
+		return nil
+	}
+	// The children's flow and status, from one list of the instances the
+	// user may see (children run as their parent's starter), not one
+	// read per child.
+	want := make(map[string]*childRow, len(ids))
+	page.Children = make([]childRow, len(ids))
+	for i, id := range ids {
+		page.Children[i].ID = id
+		want[id] = &page.Children[i]
+	}
+	found, cursor := 0, ""
+	for found < len(ids) {
+		list, next, err := h.o.Engine.ListInstances(ctx, u.caller, store.InstanceFilter{Parent: in.ID}, store.Page{Limit: store.MaxLimit, Cursor: cursor})
+		if err != nil {
+			return fmt.Errorf("children of %s: %w", in.ID, err)
+		}
+		for _, k := range list {
+			if c := want[k.ID]; c != nil && c.Flow == "" {
+				c.Flow, c.Status = k.Workflow, k.Status
+				found++
+			}
+		}
+		if cursor = next; next == "" {
+			break
+		}
+	}
+	return nil
+}
+
+// childOfStep finds the child instance of each flow step the diagram
+// links to: the instance a finished flow step's output names, and the
+// one child still running when a single flow step waits without one.
+func childOfStep(recs []store.StepRecord, children []childRow) map[string]string {
+	out := map[string]string{}
+	claimed := map[string]bool{}
+	var waiting []string
+	for _, s := range recs {
+		if s.Type != string(flow.TypeFlow) {
+			continue
+		}
+		var o struct {
+			Instance string `json:"instance"`
+		}
+		if json.Unmarshal(s.Output, &o) == nil && o.Instance != "" {
+			out[s.StepID] = o.Instance
+			claimed[o.Instance] = true
+			waiting = slices.DeleteFunc(waiting, func(id string) bool { return id == s.StepID })
+			continue
+		}
+		if s.Status == store.StepWaiting {
+			waiting = append(waiting, s.StepID)
+		}
+	}
+	var running []string
+	for _, c := range children {
+		if !claimed[c.ID] && (c.Status == store.StatusRunning || c.Status == store.StatusWaiting) {
+			running = append(running, c.ID)
+		}
+	}
+	if len(waiting) == 1 && len(running) == 1 {
+		out[waiting[0]] = running[0]
+	}
+	return out
 }
 
 // toHistoryRow shows a step record as GET /api/v1/instances/{id}/history

@@ -51,6 +51,8 @@ func TestPagesRender(t *testing.T) {
 			Statuses: instanceStatuses(), Status: "bogus", StatusError: `"bogus" is not an instance status`, Next: "/instances?cursor=x"},
 		"instance": instancePage{Instance: store.Instance{ID: "i-1", Workflow: "leave", Version: 1, Status: "failed", Error: "boom", StartedAt: now, EndedAt: now},
 			Vars: "{}", Diagram: "<svg></svg>", MayCancel: false, Error: "instance has ended",
+			Parent: "p-1", ParentFlow: "orders", AllChildren: 3,
+			Children: []childRow{{ID: "c-1", Flow: "book-line", Status: "completed"}, {ID: "c-2"}},
 			History: []historyRow{toHistoryRow(store.StepRecord{Seq: 1, StepID: "review", Type: "task", Status: "failed", Attempt: 1, StartedAt: now, EndedAt: now.Add(time.Second), Input: []byte(`{"a":"****"}`), Error: "x"})}},
 		"connections": connectionsPage{Connections: []vault.Info{{Server: "erp", Scopes: []string{"openid"}, Expiry: now, Status: "reconnect_required"}},
 			Reconnect: map[string]string{"erp": "http://x/connect/i/s"}},
@@ -69,6 +71,17 @@ func TestPagesRender(t *testing.T) {
 		html := buf.String()
 		if !strings.Contains(html, `name="csrf_token" value="tok"`) || strings.Contains(html, "<it>") {
 			t.Errorf("%s: no CSRF token in the sign-out form, or unescaped text:\n%s", name, html)
+		}
+		// An instance links its parent and its children; a child the
+		// user may not see is listed by id alone.
+		if name == "instance" {
+			for _, want := range []string{`<a href="/instances/p-1">p-1</a> (orders)`,
+				`<td><a href="/instances/c-1">c-1</a></td><td>book-line</td><td>completed</td>`,
+				`<td>c-2</td><td colspan="2">not shown to you</td>`, `the first 2 of 3 children`} {
+				if !strings.Contains(html, want) {
+					t.Errorf("instance page lacks %s", want)
+				}
+			}
 		}
 		// A connect task is done at its sign-in link, not with a form.
 		if (name == "tasks" || name == "connect") && !strings.Contains(html, `<a class="button" href="http://x/connect/i/s">Connect</a>`) {

@@ -46,6 +46,9 @@ type PortalEngine interface {
 	StartInstance(ctx context.Context, req engine.StartRequest) (engine.Started, error)
 	VisibleInstance(ctx context.Context, id string, c engine.Caller) (store.Instance, error)
 	Cancel(ctx context.Context, id string, c engine.Caller) (store.Instance, error)
+	// Children lists the instances an instance's flow steps started,
+	// oldest first; the caller has checked that the user may see it.
+	Children(ctx context.Context, id string) ([]string, error)
 }
 
 // Connections is what /connections needs of the token vault: the same
