@@ -81,9 +81,15 @@ type Instance struct {
 	// the starting instance's otherwise. Fixed at creation (CreateInstance
 	// stores less than 1 as 1; CommitInstance leaves it as it is).
 	Depth int
-	// Parent is the instance whose flow step started this one; "" when
-	// none did. Fixed at creation.
+	// Parent is the instance whose flow, parallel or foreach step started
+	// this one; "" when none did. Fixed at creation.
 	Parent string
+	// Branch is set on an instance that runs one branch of its parent's
+	// parallel step ("STEP/NAME") or one item of its foreach step
+	// ("STEP/INDEX"); "" otherwise. Such instances are part of the
+	// parent's step: ListInstances lists them only by Parent, and the
+	// dashboard does not count them. Fixed at creation.
+	Branch string
 }
 
 // Ended reports whether the instance has reached a final status.
@@ -272,7 +278,9 @@ type InstanceFilter struct {
 	StartedBy string
 	Workflow  string
 	Status    string
-	// Parent lists the instances that instance's flow steps started.
+	// Parent lists the instances that instance's flow, parallel and
+	// foreach steps started. Without it, branch and item instances
+	// (Instance.Branch) are left out.
 	Parent string
 }
 

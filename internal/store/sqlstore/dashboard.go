@@ -15,9 +15,9 @@ import (
 func (s *Store) InstanceTotals(ctx context.Context, failedSince time.Time) (store.InstanceTotals, error) {
 	var t store.InstanceTotals
 	err := s.read.QueryRowContext(ctx, s.q.rebind(`SELECT
-		(SELECT COUNT(*) FROM instances WHERE status = 'running'),
-		(SELECT COUNT(*) FROM instances WHERE status = 'waiting'),
-		(SELECT COUNT(*) FROM instances WHERE status = 'failed' AND ended_at >= ?)`), micros(failedSince)).
+		(SELECT COUNT(*) FROM instances WHERE status = 'running' AND branch = ''),
+		(SELECT COUNT(*) FROM instances WHERE status = 'waiting' AND branch = ''),
+		(SELECT COUNT(*) FROM instances WHERE status = 'failed' AND ended_at >= ? AND branch = '')`), micros(failedSince)).
 		Scan(&t.Running, &t.Waiting, &t.Failed)
 	if err != nil {
 		return store.InstanceTotals{}, fmt.Errorf("count instances: %w", err)
@@ -33,7 +33,7 @@ func (s *Store) InstanceBuckets(ctx context.Context, since, until time.Time, wid
 	}
 	from, w := micros(since), width.Microseconds()
 	rows, err := s.read.QueryContext(ctx, s.q.rebind(`SELECT (started_at - ?) / ?, status, COUNT(*) FROM instances
-		WHERE started_at >= ? AND started_at < ? GROUP BY 1, 2 ORDER BY 1, 2`), from, w, from, micros(until))
+		WHERE started_at >= ? AND started_at < ? AND branch = '' GROUP BY 1, 2 ORDER BY 1, 2`), from, w, from, micros(until))
 	if err != nil {
 		return nil, fmt.Errorf("count instances: %w", err)
 	}

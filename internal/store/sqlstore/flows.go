@@ -32,7 +32,7 @@ import (
 const (
 	flowCols     = `name, version, title, source, filename, deployed_by, deployed_at`
 	instanceCols = `id, workflow, version, status, started_by, starter, input, vars, output, error,
-		current_step, seq, state, owner, lease_until, started_at, updated_at, ended_at, depth, parent_id`
+		current_step, seq, state, owner, lease_until, started_at, updated_at, ended_at, depth, parent_id, branch`
 	stepCols   = `instance_id, seq, step_id, type, status, attempt, started_at, ended_at, input, output, error`
 	stepValues = `(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 	stepArgs   = 11
@@ -84,7 +84,7 @@ func buildFlowQueries(rebind func(string) string) flowQueries {
 			ORDER BY f.name LIMIT ?`),
 
 		insertInstance: rebind(`INSERT INTO instances (` + instanceCols + `, wake_at)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		// The fence is the WHERE clause. The fields fixed at creation are
 		// not sent again: the input can be large, and every step writes
 		// this row. A lease never moves back while its owner keeps the
@@ -364,7 +364,7 @@ func (s *Store) CreateInstance(ctx context.Context, c store.InstanceCommit) (str
 		in.ID, in.Workflow, in.Version, in.Status, in.StartedBy,
 		docOr(in.Starter, "{}"), docOr(in.Input, "{}"), docOr(in.Vars, "{}"), nullText(in.Output),
 		in.Error, in.CurrentStep, in.Seq, p.state, in.Owner, microsOrZero(in.LeaseUntil),
-		micros(started), micros(p.at), nullMicros(in.EndedAt), max(in.Depth, 1), in.Parent, wakeAt(c.Wake)); err != nil {
+		micros(started), micros(p.at), nullMicros(in.EndedAt), max(in.Depth, 1), in.Parent, in.Branch, wakeAt(c.Wake)); err != nil {
 		return "", fmt.Errorf("create instance %q: %w", in.ID, s.conflict(err))
 	}
 	serials, err := s.applyCommit(ctx, tx, &c, p)
@@ -720,6 +720,10 @@ func (s *Store) ListInstances(ctx context.Context, f store.InstanceFilter, p sto
 	if f.Parent != "" {
 		where = append(where, "parent_id = ?")
 		args = append(args, f.Parent)
+	} else {
+		// Branch and item instances belong to their parent's step; they
+		// are listed only with it.
+		where = append(where, "branch = ''")
 	}
 	if p.Cursor != "" {
 		before, err := store.DecodeCursor(p.Cursor)
@@ -753,7 +757,7 @@ func (s *Store) scanInstance(sc scanner) (store.Instance, error) {
 	)
 	if err := sc.Scan(&in.ID, &in.Workflow, &in.Version, &in.Status, &in.StartedBy, &in.Starter, &in.Input,
 		&in.Vars, &in.Output, &in.Error, &in.CurrentStep, &in.Seq, &state, &in.Owner, &lease, &started,
-		&updated, &ended, &in.Depth, &in.Parent); err != nil {
+		&updated, &ended, &in.Depth, &in.Parent, &in.Branch); err != nil {
 		return store.Instance{}, err
 	}
 	if len(state) > 0 {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -704,6 +705,11 @@ func testInstanceList(t *testing.T, s store.Store) {
 			in.Parent = instanceID(0)
 			children = append([]string{in.ID}, children...)
 		}
+		if i > 0 && i%10 == 0 {
+			// A branch of instance 0's parallel step: listed only as
+			// its child.
+			in.Branch = "reviews/legal-" + strconv.Itoa(i)
+		}
 		if i%3 == 0 {
 			in.Workflow = "leave"
 		}
@@ -715,6 +721,9 @@ func testInstanceList(t *testing.T, s store.Store) {
 		}
 		if _, err := s.CreateInstance(ctx(t), store.InstanceCommit{Instance: in}); err != nil {
 			t.Fatal(err)
+		}
+		if in.Branch != "" {
+			continue
 		}
 		all = append([]string{in.ID}, all...) // newest first
 		if in.StartedBy == "user:alice" {
@@ -759,8 +768,11 @@ func testInstanceList(t *testing.T, s store.Store) {
 	if in, err := s.GetInstance(ctx(t), instanceID(5)); err != nil || in.Parent != instanceID(0) {
 		t.Errorf("GetInstance(%s).Parent = %q, %v; want %s", instanceID(5), in.Parent, err, instanceID(0))
 	}
-	if in, err := s.GetInstance(ctx(t), instanceID(0)); err != nil || in.Parent != "" {
-		t.Errorf("GetInstance(%s).Parent = %q, %v; want none", instanceID(0), in.Parent, err)
+	if in, err := s.GetInstance(ctx(t), instanceID(0)); err != nil || in.Parent != "" || in.Branch != "" {
+		t.Errorf("GetInstance(%s).Parent, Branch = %q, %q, %v; want none", instanceID(0), in.Parent, in.Branch, err)
+	}
+	if in, err := s.GetInstance(ctx(t), instanceID(20)); err != nil || in.Branch != "reviews/legal-20" {
+		t.Errorf("GetInstance(%s).Branch = %q, %v; want reviews/legal-20", instanceID(20), in.Branch, err)
 	}
 	if _, _, err := s.ListInstances(ctx(t), store.InstanceFilter{}, store.Page{Cursor: "***"}); !errors.Is(err, store.ErrInvalidCursor) {
 		t.Errorf("bad cursor: %v, want ErrInvalidCursor", err)
