@@ -59,6 +59,10 @@ type Marks struct {
 	// arrow from the step before it in the same list (the steps of
 	// branches running at the same time interleave in a history).
 	Path []string
+	// Branches are the paths of the instances that ran the branches of
+	// parallel steps and the items of foreach steps (each its own
+	// history), marked as Path is.
+	Branches [][]string
 	// Current is the steps the instance is at (a task, a wait, the
 	// steps of branches running at once); Failed the step it failed at,
 	// "" when none.
@@ -185,8 +189,17 @@ func readMarks(def *flow.Definition, m Marks) marks {
 	for _, id := range m.Current {
 		k.current[id] = true
 	}
-	last := map[string]string{} // list -> the last step of Path in it
-	for _, id := range m.Path {
+	k.path(def, m.Path, m.Completed)
+	for _, p := range m.Branches {
+		k.path(def, p, false)
+	}
+	return k
+}
+
+// path marks the steps of one history and the arrows between them.
+func (k *marks) path(def *flow.Definition, path []string, completed bool) {
+	last := map[string]string{} // list -> the last step of path in it
+	for _, id := range path {
 		if _, ok := def.Step(id); !ok {
 			continue
 		}
@@ -200,17 +213,16 @@ func readMarks(def *flow.Definition, m Marks) marks {
 	for sc, id := range last {
 		switch {
 		case sc == "":
-			if m.Completed {
+			if completed {
 				k.edges[[2]string{id, End}] = true
 				k.taken[End] = true
 			}
-		case !k.current[id] && id != m.Failed:
+		case !k.current[id] && id != k.failed:
 			// The last step a branch or body ran, done: the way it went
 			// on, if it leads off the list, is to the list's end.
 			k.edges[[2]string{id, End}] = true
 		}
 	}
-	return k
 }
 
 // block is a list laid out with its top left corner at 0,0.

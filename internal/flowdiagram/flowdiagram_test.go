@@ -2,6 +2,7 @@ package flowdiagram
 
 import (
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -419,6 +420,17 @@ func TestNestedMarks(t *testing.T) {
 		Current:  []string{"reviews", "legal-ok"},
 		Children: map[string]string{"archive": "0192-child"},
 	})
+	// The same, with each branch's history apart (the instances that ran
+	// them): the same marks.
+	split := New(def, Marks{
+		Path:     []string{"intake", "reviews"},
+		Branches: [][]string{{"finance-ok", "finance-no"}, {"legal-ok"}},
+		Current:  []string{"reviews", "legal-ok"},
+		Children: map[string]string{"archive": "0192-child"},
+	})
+	if !reflect.DeepEqual(l, split) {
+		t.Errorf("marks from the branches' own histories differ:\n%+v\n%+v", l, split)
+	}
 	for id, want := range map[string][2]bool{ // taken, current
 		"intake": {true, false}, "reviews": {true, true}, "legal-ok": {true, true},
 		"finance-ok": {true, false}, "finance-no": {true, false}, "finance-yes": {false, false}, "each-line": {false, false},

@@ -80,7 +80,7 @@ type benchEnv struct {
 	cookie []*http.Cookie
 }
 
-func newBenchEnv(b *testing.B) (*benchEnv, *engine.Engine) {
+func newBenchEnv(b testing.TB) (*benchEnv, *engine.Engine) {
 	ctx := b.Context()
 	text, err := keyring.Generate()
 	if err != nil {
@@ -140,7 +140,7 @@ func newBenchEnv(b *testing.B) (*benchEnv, *engine.Engine) {
 var csrfField = regexp.MustCompile(`name="csrf_token" value="([^"]+)"`)
 
 // signIn goes through the provider's /login like a browser.
-func (e *benchEnv) signIn(b *testing.B, user, pass string) {
+func (e *benchEnv) signIn(b testing.TB, user, pass string) {
 	rec := httptest.NewRecorder()
 	e.mux.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/login?return_to=%2F", nil))
 	m := csrfField.FindStringSubmatch(rec.Body.String())
@@ -163,7 +163,7 @@ func (e *benchEnv) signIn(b *testing.B, user, pass string) {
 }
 
 // get renders a page and checks it holds want.
-func (e *benchEnv) get(b *testing.B, path, want string) {
+func (e *benchEnv) get(b testing.TB, path, want string) {
 	req := httptest.NewRequest(http.MethodGet, path, nil)
 	for _, c := range e.cookie {
 		req.AddCookie(c)

@@ -9,6 +9,8 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/flowgate/flowgate/internal/flow"
@@ -24,6 +26,15 @@ const maxHistoryShown = 2000
 // maxChildrenShown bounds the child instances an instance page lists (a
 // foreach may start many); the API lists them all.
 const maxChildrenShown = 500
+
+// maxBranchHistories bounds the branch and item instances whose history
+// the page reads to mark the steps they took on the diagram, and
+// maxBranchSteps the records read of each: a foreach over many items
+// marks its body from the first ones.
+const (
+	maxBranchHistories = 50
+	maxBranchSteps     = store.MaxLimit
+)
 
 // instanceStatuses are the statuses the instance lists (the portal's and
 // the management site's) filter by.
@@ -88,10 +99,11 @@ type instancePage struct {
 	MayCancel bool
 	// Error is a refusal of the cancel.
 	Error string
-	// Parent is the instance whose flow step started this one, when
-	// there is one; ParentFlow its flow, "" when the user may not see it
-	// (the page then shows its id without a link).
-	Parent, ParentFlow string
+	// Parent is the instance whose step started this one, when there is
+	// one; ParentFlow its flow, "" when the user may not see it (the page
+	// then shows its id without a link). Part says which branch or item
+	// of the parent's step this instance runs, "" for a flow step's.
+	Parent, ParentFlow, Part string
 	// Children are the instances this one's flow steps started, oldest
 	// first, at most maxChildrenShown of AllChildren.
 	Children    []childRow
@@ -103,6 +115,12 @@ type instancePage struct {
 // the API does).
 type childRow struct {
 	ID, Flow, Status string
+	// Part says which branch or item of this instance's steps the child
+	// runs (as partLabel), "" for a flow step's child; CurrentStep is
+	// where a branch or item child is.
+	Part        string
+	branch      string
+	currentStep string
 }
 
 // Ended reports whether the instance has reached a final status.
@@ -199,6 +217,9 @@ func (h *Handler) newInstancePage(r *http.Request, u *user, in store.Instance) (
 		}
 	}
 	marks.Children = childOfStep(recs, page.Children)
+	if err := h.branchMarks(r, in, page.Children, &marks); err != nil {
+		return instancePage{}, err
+	}
 	if in.Status == store.StatusFailed && len(recs) > 0 && !page.MoreHistory {
 		// The instance failed at its last step: one whose record failed,
 		// or a fail step, whose own record completed. (Past the records
@@ -213,6 +234,11 @@ func (h *Handler) newInstancePage(r *http.Request, u *user, in store.Instance) (
 		return instancePage{}, err
 	default:
 		page.Diagram = flowdiagram.New(def, marks).SVG("instance")
+	}
+	// A branch or item instance runs part of the same flow as its parent.
+	page.Part = partLabel(def, in.Branch)
+	for i := range page.Children {
+		page.Children[i].Part = partLabel(def, page.Children[i].branch)
 	}
 	return page, nil
 }
@@ -255,7 +281,10 @@ func (h *Handler) family(r *http.Request, u *user, in store.Instance, page *inst
 		}
 		for _, k := range list {
 			if c := want[k.ID]; c != nil && c.Flow == "" {
-				c.Flow, c.Status = k.Workflow, k.Status
+				c.Flow, c.Status, c.branch = k.Workflow, k.Status, k.Branch
+				if !k.Ended() {
+					c.currentStep = k.CurrentStep
+				}
 				found++
 			}
 		}
@@ -264,6 +293,65 @@ func (h *Handler) family(r *http.Request, u *user, in store.Instance, page *inst
 		}
 	}
 	return nil
+}
+
+// branchMarks adds to the diagram's marks the steps the instances
+// running this one's branches and foreach items took, and the steps
+// they are at.
+func (h *Handler) branchMarks(r *http.Request, in store.Instance, children []childRow, marks *flowdiagram.Marks) error {
+	read := 0
+	for _, c := range children {
+		if c.branch == "" {
+			continue
+		}
+		if c.currentStep != "" && !slices.Contains(marks.Current, c.currentStep) {
+			marks.Current = append(marks.Current, c.currentStep)
+		}
+		if read == maxBranchHistories {
+			continue
+		}
+		read++
+		recs, _, err := h.o.Portal.History.History(r.Context(), c.ID, store.Page{Limit: maxBranchSteps})
+		if err != nil {
+			return fmt.Errorf("history of %s, %s of %s: %w", c.ID, c.branch, in.ID, err)
+		}
+		var path []string
+		for _, s := range recs {
+			if len(path) == 0 || path[len(path)-1] != s.StepID {
+				path = append(path, s.StepID)
+			}
+		}
+		marks.Branches = append(marks.Branches, path)
+	}
+	return nil
+}
+
+// partLabel says in words which part of a parallel or foreach step a
+// branch or item instance runs: its Branch is STEP/NAME or STEP/INDEX.
+func partLabel(def *flow.Definition, branch string) string {
+	i := strings.LastIndex(branch, "/")
+	if i < 0 {
+		return ""
+	}
+	step, part := branch[:i], branch[i+1:]
+	foreach := false
+	if s, ok := stepOf(def, step); ok {
+		foreach = s.Type == flow.TypeForeach
+	} else if _, err := strconv.Atoi(part); err == nil {
+		foreach = true
+	}
+	if foreach {
+		return fmt.Sprintf("item %s of %s", part, step)
+	}
+	return fmt.Sprintf("branch %s of %s", part, step)
+}
+
+// stepOf finds a step of def, which may be nil (its version is gone).
+func stepOf(def *flow.Definition, id string) (*flow.Step, bool) {
+	if def == nil {
+		return nil, false
+	}
+	return def.Step(id)
 }
 
 // childOfStep finds the child instance of each flow step the diagram
@@ -292,7 +380,7 @@ func childOfStep(recs []store.StepRecord, children []childRow) map[string]string
 	}
 	var running []string
 	for _, c := range children {
-		if !claimed[c.ID] && (c.Status == store.StatusRunning || c.Status == store.StatusWaiting) {
+		if c.branch == "" && !claimed[c.ID] && (c.Status == store.StatusRunning || c.Status == store.StatusWaiting) {
 			running = append(running, c.ID)
 		}
 	}

@@ -51,9 +51,10 @@ func TestPagesRender(t *testing.T) {
 			Statuses: instanceStatuses(), Status: "bogus", StatusError: `"bogus" is not an instance status`, Next: "/instances?cursor=x"},
 		"instance": instancePage{Instance: store.Instance{ID: "i-1", Workflow: "leave", Version: 1, Status: "failed", Error: "boom", StartedAt: now, EndedAt: now},
 			Vars: "{}", Diagram: "<svg></svg>", MayCancel: false, Error: "instance has ended",
-			Parent: "p-1", ParentFlow: "orders", AllChildren: 3,
-			Children: []childRow{{ID: "c-1", Flow: "book-line", Status: "completed"}, {ID: "c-2"}},
-			History: []historyRow{toHistoryRow(store.StepRecord{Seq: 1, StepID: "review", Type: "task", Status: "failed", Attempt: 1, StartedAt: now, EndedAt: now.Add(time.Second), Input: []byte(`{"a":"****"}`), Error: "x"})}},
+			Parent: "p-1", ParentFlow: "orders", AllChildren: 4,
+			Children: []childRow{{ID: "c-1", Flow: "book-line", Status: "completed"}, {ID: "c-2"},
+				{ID: "c-3", Flow: "leave", Status: "running", Part: "branch legal of reviews"}},
+			History:  []historyRow{toHistoryRow(store.StepRecord{Seq: 1, StepID: "review", Type: "task", Status: "failed", Attempt: 1, StartedAt: now, EndedAt: now.Add(time.Second), Input: []byte(`{"a":"****"}`), Error: "x"})}},
 		"connections": connectionsPage{Connections: []vault.Info{{Server: "erp", Scopes: []string{"openid"}, Expiry: now, Status: "reconnect_required"}},
 			Reconnect: map[string]string{"erp": "http://x/connect/i/s"}},
 		"account": accountPage{Account: store.User{Username: "bob", Roles: []string{"approver"}}, PasswordError: "password must be 8 to 1024 characters",
@@ -75,9 +76,11 @@ func TestPagesRender(t *testing.T) {
 		// An instance links its parent and its children; a child the
 		// user may not see is listed by id alone.
 		if name == "instance" {
-			for _, want := range []string{`<a href="/instances/p-1">p-1</a> (orders)`,
-				`<td><a href="/instances/c-1">c-1</a></td><td>book-line</td><td>completed</td>`,
-				`<td>c-2</td><td colspan="2">not shown to you</td>`, `the first 2 of 3 children`} {
+			for _, want := range []string{`<a href="/instances/p-1">p-1</a> (orders), whose flow step started this instance`,
+				`<td><a href="/instances/c-1">c-1</a></td><td>a flow step&#39;s child</td><td>book-line</td><td>completed</td>`,
+				`<td>c-2</td><td colspan="3">not shown to you</td>`,
+				`<td><a href="/instances/c-3">c-3</a></td><td>branch legal of reviews</td><td>leave</td><td>running</td>`,
+				`the first 3 of 4 children`} {
 				if !strings.Contains(html, want) {
 					t.Errorf("instance page lacks %s", want)
 				}
@@ -165,5 +168,65 @@ steps:
 	if fields[0].Error != "required" || !strings.Contains(fields[1].Error, "want number") || fields[2].Error != "" ||
 		!strings.Contains(summary, "input.colour: unknown field") {
 		t.Fatalf("errors: %q %q %q; summary %q", fields[0].Error, fields[1].Error, fields[2].Error, summary)
+	}
+}
+
+// A branch or item instance is named by its parent's step: a parallel
+// step's branch (even one named with digits) or a foreach step's item.
+func TestPartLabel(t *testing.T) {
+	def, err := flow.Parse([]byte(`name: orders
+steps:
+  - id: reviews
+    type: parallel
+    branches:
+      legal: [{id: l, type: set, vars: {a: 1}}]
+      "2": [{id: two, type: set, vars: {a: 2}}]
+  - id: each-line
+    type: foreach
+    items: "${{ [1, 2] }}"
+    steps: [{id: p, type: set, vars: {a: 3}}]
+`), "orders.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		def          *flow.Definition
+		branch, want string
+	}{
+		{def, "reviews/legal", "branch legal of reviews"},
+		{def, "reviews/2", "branch 2 of reviews"},
+		{def, "each-line/3", "item 3 of each-line"},
+		{def, "", ""},
+		{nil, "each-line/3", "item 3 of each-line"}, // its version is gone
+		{nil, "reviews/legal", "branch legal of reviews"},
+	} {
+		if got := partLabel(c.def, c.branch); got != c.want {
+			t.Errorf("partLabel(%q) = %q, want %q", c.branch, got, c.want)
+		}
+	}
+}
+
+// A flow step's box links to the child its finished record names, or,
+// while one flow step waits, to the one flow-step child still running;
+// branch and item instances are not flow steps' children.
+func TestChildOfStep(t *testing.T) {
+	recs := []store.StepRecord{
+		{Seq: 1, StepID: "first", Type: "flow", Status: store.StepCompleted, Output: []byte(`{"instance":"c-1","status":"completed"}`)},
+		{Seq: 2, StepID: "reviews", Type: "parallel", Status: store.StepCompleted},
+		{Seq: 3, StepID: "second", Type: "flow", Status: store.StepWaiting, Output: []byte(`{"flow":"x","version":1}`)},
+	}
+	children := []childRow{
+		{ID: "c-1", Flow: "a", Status: store.StatusCompleted},
+		{ID: "b-1", Flow: "orders", Status: store.StatusRunning, branch: "reviews/legal"},
+		{ID: "c-2", Flow: "x", Status: store.StatusWaiting},
+	}
+	got := childOfStep(recs, children)
+	if len(got) != 2 || got["first"] != "c-1" || got["second"] != "c-2" {
+		t.Errorf("childOfStep = %v, want first c-1, second c-2", got)
+	}
+	// Two flow-step children running: which is whose is not known.
+	children = append(children, childRow{ID: "c-3", Flow: "x", Status: store.StatusRunning})
+	if got := childOfStep(recs, children); len(got) != 1 || got["second"] != "" {
+		t.Errorf("childOfStep = %v, want first alone", got)
 	}
 }
