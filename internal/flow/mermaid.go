@@ -9,8 +9,11 @@ import (
 // (a switch as a diamond, return and fail as ends), an edge for every way
 // on (a task's actions and a switch's cases labelled), from a start node
 // to the first step and to an end node where the instance completes
-// without a return step. `flowgate flow graph` prints it; GitHub, GitLab
-// and most wikis render it.
+// without a return step. A parallel step is a subgraph holding one
+// subgraph per branch, a foreach step a subgraph holding its body; a
+// branch or a body that runs off its end leads to an end node of its own
+// inside it. `flowgate flow graph` prints it; GitHub, GitLab and most
+// wikis render it.
 func (d *Definition) Mermaid() string {
 	var b strings.Builder
 	b.WriteString("flowchart TD\n")
@@ -19,29 +22,72 @@ func (d *Definition) Mermaid() string {
 		title = d.Title
 	}
 	fmt.Fprintf(&b, "    start([%s])\n", mermaidText("start: "+title))
+	m := mermaid{d: d, b: &b}
+	// Mermaid puts a node in the subgraph where it is first named and
+	// makes an edge to a subgraph not yet written a node of its own, so
+	// an edge into a frame comes after the frame.
+	first := len(d.Steps) > 0 && isFrame(&d.Steps[0])
+	if len(d.Steps) > 0 && !first {
+		fmt.Fprintf(&b, "    start --> %s\n", mermaidID(d.Steps[0].ID))
+	}
+	ends := m.list(d.Steps, "", "    ")
+	if first {
+		fmt.Fprintf(&b, "    start --> %s\n", mermaidID(d.Steps[0].ID))
+	}
+	if ends {
+		b.WriteString("    done([completed])\n")
+	}
+	return b.String()
+}
+
+type mermaid struct {
+	d *Definition
+	b *strings.Builder
+}
+
+func isFrame(s *Step) bool {
+	return s.Type == TypeParallel && s.Parallel != nil || s.Type == TypeForeach && s.Foreach != nil
+}
+
+// list writes the steps of one list, indented by ind, and reports
+// whether a step runs off its end: for the flow's own list (scope "")
+// the instance completes, and the caller writes the done node; a
+// branch or a body gets its own end node here.
+func (m *mermaid) list(steps []Step, scope, ind string) bool {
+	d, b := m.d, m.b
+	frames := map[string]bool{}
+	for i := range steps {
+		frames[steps[i].ID] = isFrame(&steps[i])
+	}
+	end := "done"
+	if scope != "" {
+		end = "e_" + strings.TrimPrefix(mermaidID(scope), "s_")
+	}
 	ends := false
+	var late []string
 	edge := func(from, to, label string) {
-		target := "done"
+		target := end
 		if to != "" {
 			target = mermaidID(to)
 		} else {
 			ends = true
 		}
+		line := fmt.Sprintf("%s%s --> %s\n", ind, from, target)
 		if label != "" {
-			fmt.Fprintf(&b, "    %s -->|%s| %s\n", from, mermaidText(label), target)
+			line = fmt.Sprintf("%s%s -->|%s| %s\n", ind, from, mermaidText(label), target)
+		}
+		if frames[to] {
+			late = append(late, line)
 			return
 		}
-		fmt.Fprintf(&b, "    %s --> %s\n", from, target)
+		b.WriteString(line)
 	}
-	if len(d.Steps) > 0 {
-		edge("start", d.Steps[0].ID, "")
-	}
-	for i := range d.Steps {
-		s := &d.Steps[i]
+	for i := range steps {
+		s := &steps[i]
 		id, label := mermaidID(s.ID), mermaidText(s.ID+": "+string(s.Type))
-		switch s.Type {
-		case TypeSwitch:
-			fmt.Fprintf(&b, "    %s{%s}\n", id, label)
+		switch {
+		case s.Type == TypeSwitch:
+			fmt.Fprintf(b, "%s%s{%s}\n", ind, id, label)
 			for _, c := range s.Switch.Cases {
 				edge(id, c.Next, caseLabel(c.When.String()))
 			}
@@ -50,23 +96,50 @@ func (d *Definition) Mermaid() string {
 				def = d.following(s.ID)
 			}
 			edge(id, def, "otherwise")
-		case TypeTask:
-			fmt.Fprintf(&b, "    %s[/%s/]\n", id, label)
+		case s.Type == TypeTask:
+			fmt.Fprintf(b, "%s%s[/%s/]\n", ind, id, label)
 			for _, a := range s.Task.Actions {
 				next, _ := d.AfterAction(s.ID, a)
 				edge(id, next, a)
 			}
-		case TypeReturn, TypeFail:
-			fmt.Fprintf(&b, "    %s([%s])\n", id, label)
+		case s.Type == TypeReturn, s.Type == TypeFail:
+			fmt.Fprintf(b, "%s%s([%s])\n", ind, id, label)
+		case s.Type == TypeParallel && s.Parallel != nil:
+			fmt.Fprintf(b, "%ssubgraph %s [%s]\n", ind, id, mermaidText(s.ID+": parallel, join "+s.Parallel.Join))
+			for _, br := range s.Parallel.Branches {
+				sc := s.ID + "/" + br.Name
+				fmt.Fprintf(b, "%s    subgraph b_%s [%s]\n", ind, strings.TrimPrefix(mermaidID(sc), "s_"), mermaidText("branch "+br.Name))
+				m.list(br.Steps, sc, ind+"        ")
+				fmt.Fprintf(b, "%s    end\n", ind)
+			}
+			fmt.Fprintf(b, "%send\n", ind)
+			edge(id, d.After(s.ID), "")
+		case s.Type == TypeForeach && s.Foreach != nil:
+			f := s.Foreach
+			fmt.Fprintf(b, "%ssubgraph %s [%s]\n", ind, id,
+				mermaidText(fmt.Sprintf("%s: foreach %s in %s, concurrency %d", s.ID, f.As, caseLabel(f.Items.String()), f.Concurrency)))
+			m.list(f.Steps, s.ID, ind+"    ")
+			fmt.Fprintf(b, "%send\n", ind)
+			edge(id, d.After(s.ID), "")
 		default:
-			fmt.Fprintf(&b, "    %s[%s]\n", id, label)
+			if s.Type == TypeFlow && s.SubFlow != nil {
+				label = mermaidText(s.ID + ": flow " + s.SubFlow.Flow)
+			}
+			fmt.Fprintf(b, "%s%s[%s]\n", ind, id, label)
 			edge(id, d.After(s.ID), "")
 		}
 	}
-	if ends {
-		b.WriteString("    done([completed])\n")
+	for _, l := range late {
+		b.WriteString(l)
 	}
-	return b.String()
+	if ends && scope != "" {
+		what := "an item"
+		if _, branch, ok := strings.Cut(scope, "/"); ok {
+			what = "branch " + branch
+		}
+		fmt.Fprintf(b, "%s%s([%s])\n", ind, end, mermaidText("end of "+what))
+	}
+	return ends
 }
 
 // mermaidID makes a step id a node id: step ids may hold characters
