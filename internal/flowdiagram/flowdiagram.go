@@ -105,6 +105,7 @@ type Node struct {
 type Column struct {
 	Name       string
 	X, Y, W, H int
+	scope      string
 }
 
 // Edge is one arrow: From and To are step ids (To may be End).
@@ -386,6 +387,20 @@ func list(steps []flow.Step, scope string, k marks) block {
 			}
 		}
 	}
+	// A loop back to the first row runs above it: in a branch or a body,
+	// room for that below the heading (the flow's own list has its
+	// margin).
+	if nested {
+		top := 0
+		for l, lk := range leftLanes {
+			if row[lk.to] == 0 {
+				top = max(top, 10+(l%6)*5+laneGap/2)
+			}
+		}
+		for r := range rowTop {
+			rowTop[r] += top
+		}
+	}
 	leftW := len(leftLanes) * laneGap
 	// A right lane's label is written to the right of it: room for it,
 	// so that it stays inside the list's frame (or the picture).
@@ -545,12 +560,12 @@ func node(s *flow.Step, scope string, k marks) (Node, block) {
 		for i, br := range s.Parallel.Branches {
 			c := cols[i]
 			w := max(c.w, boxW) + 2*framePad
-			col := Column{Name: br.Name, X: x, Y: top, W: w, H: colH}
+			col := Column{Name: br.Name, X: x, Y: top, W: w, H: colH, scope: s.ID + "/" + br.Name}
 			c.shift(x+(w-c.w)/2, top+branchTop)
 			// A branch that runs off its end ends at the bottom of its
 			// column, where the branches join.
 			for e := range c.edges {
-				if p := c.edges[e].Points; c.edges[e].To == End {
+				if p := c.edges[e].Points; c.edges[e].To == End && c.edges[e].Scope == col.scope {
 					p[len(p)-1][1] = top + colH
 				}
 			}
@@ -574,7 +589,7 @@ func node(s *flow.Step, scope string, k marks) (Node, block) {
 		nd.H = top + body.h + 2*framePad
 		body.shift((nd.W-body.w)/2, top)
 		for e := range body.edges {
-			if p := body.edges[e].Points; body.edges[e].To == End {
+			if p := body.edges[e].Points; body.edges[e].To == End && body.edges[e].Scope == s.ID {
 				p[len(p)-1][1] = nd.H - framePad
 			}
 		}

@@ -273,6 +273,17 @@ func nodeOf(l *Layout, id string) (Node, bool) {
 	return Node{}, false
 }
 
+// holds reports whether step frame holds step id, at any depth.
+func holds(def *flow.Definition, frame, id string) bool {
+	for sc := def.Scope(id); sc != ""; sc = def.Scope(sc) {
+		sc, _, _ = strings.Cut(sc, "/")
+		if sc == frame {
+			return true
+		}
+	}
+	return false
+}
+
 // within reports whether every point of e lies inside the rectangle.
 func within(e Edge, x, y, w, h int) bool {
 	for _, p := range e.Points {
@@ -378,7 +389,7 @@ func TestNestedFrames(t *testing.T) {
 			if !(a.X < b.X+b.W && b.X < a.X+a.W && a.Y < b.Y+b.H && b.Y < a.Y+a.H) {
 				continue
 			}
-			if !a.Frame || !strings.HasPrefix(b.Scope, a.ID) {
+			if !holds(nested(t), a.ID, b.ID) {
 				t.Errorf("%s and %s overlap", a.ID, b.ID)
 			}
 		}
@@ -464,5 +475,70 @@ func TestNestedMarks(t *testing.T) {
 	}
 	if d := l.Describe(); !strings.Contains(d, "reviews is current, legal-ok is current") {
 		t.Errorf("description lacks the current steps: %s", d)
+	}
+}
+
+// Frames nest: a parallel step in a foreach body, a loop and a skip
+// inside a branch. Every arrow stays in the frame (or column) of its
+// list, and boxes overlap only the frames holding them.
+func TestFramesInFrames(t *testing.T) {
+	def, err := flow.Parse([]byte(`name: deep
+steps:
+  - id: each
+    type: foreach
+    items: "${{ [1, 2] }}"
+    steps:
+      - id: both
+        type: parallel
+        branches:
+          ask:
+            - {id: q, type: task, title: Q, assignees: ["user:bob"], actions: [Again, Skip], next: {Again: q2, Skip: q4}}
+            - {id: q2, type: set, vars: {a: 1}}
+            - {id: q3, type: switch, cases: [{when: "${{ true }}", next: q}], default: q4}
+            - {id: q4, type: set, vars: {a: 1}}
+          tell:
+            - {id: t1, type: set, vars: {b: 1}}
+      - {id: after, type: set, vars: {c: 1}}
+  - {id: last, type: return}
+`), "deep.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := New(def, Marks{Path: []string{"each", "both"}, Branches: [][]string{{"q", "q2", "q3", "q"}, {"t1"}}, Current: []string{"each", "both", "q"}})
+	if os.Getenv("FLOWDIAGRAM_WRITE") != "" {
+		_ = os.WriteFile("/tmp/deep.svg", []byte(l.SVG("x")), 0o644)
+	}
+	// The rectangle of each list: a column for a branch, the frame for a
+	// body, the picture for the flow's own.
+	area := map[string][4]int{"": {0, 0, l.Width, l.Height}}
+	for _, nd := range l.Nodes {
+		if nd.Frame && nd.Type == "foreach" {
+			area[nd.ID] = [4]int{nd.X, nd.Y, nd.W, nd.H}
+		}
+		for _, c := range nd.Columns {
+			area[nd.ID+"/"+c.Name] = [4]int{c.X, c.Y, c.W, c.H}
+		}
+	}
+	for _, e := range l.Edges {
+		a, ok := area[e.Scope]
+		if !ok || !within(e, a[0], a[1], a[2], a[3]) {
+			t.Errorf("arrow %s → %s (%s) %v leaves its list's area %v", e.From, e.To, e.Scope, e.Points, a)
+		}
+	}
+	for i, a := range l.Nodes {
+		for _, b := range l.Nodes[i+1:] {
+			if a.X < b.X+b.W && b.X < a.X+a.W && a.Y < b.Y+b.H && b.Y < a.Y+a.H && !holds(def, a.ID, b.ID) {
+				t.Errorf("%s and %s overlap", a.ID, b.ID)
+			}
+		}
+	}
+	if back, ok := edge(l, "q3", "q"); !ok || !back.Back || !back.Taken {
+		t.Errorf("loop in the branch: %+v %v", back, ok)
+	}
+	if skip, ok := edge(l, "q", "q4"); !ok || !skip.Skip || skip.Taken {
+		t.Errorf("skip in the branch: %+v %v", skip, ok)
+	}
+	if nd, _ := nodeOf(l, "both"); !nd.Frame || nd.Scope != "each" || !nd.Current {
+		t.Errorf("both: %+v", nd)
 	}
 }

@@ -54,7 +54,7 @@ func TestPagesRender(t *testing.T) {
 			Parent: "p-1", ParentFlow: "orders", AllChildren: 4,
 			Children: []childRow{{ID: "c-1", Flow: "book-line", Status: "completed"}, {ID: "c-2"},
 				{ID: "c-3", Flow: "leave", Status: "running", Part: "branch legal of reviews"}},
-			History:  []historyRow{toHistoryRow(store.StepRecord{Seq: 1, StepID: "review", Type: "task", Status: "failed", Attempt: 1, StartedAt: now, EndedAt: now.Add(time.Second), Input: []byte(`{"a":"****"}`), Error: "x"})}},
+			History: []historyRow{toHistoryRow(store.StepRecord{Seq: 1, StepID: "review", Type: "task", Status: "failed", Attempt: 1, StartedAt: now, EndedAt: now.Add(time.Second), Input: []byte(`{"a":"****"}`), Error: "x"})}},
 		"connections": connectionsPage{Connections: []vault.Info{{Server: "erp", Scopes: []string{"openid"}, Expiry: now, Status: "reconnect_required"}},
 			Reconnect: map[string]string{"erp": "http://x/connect/i/s"}},
 		"account": accountPage{Account: store.User{Username: "bob", Roles: []string{"approver"}}, PasswordError: "password must be 8 to 1024 characters",
