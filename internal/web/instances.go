@@ -104,8 +104,9 @@ type instancePage struct {
 	// then shows its id without a link). Part says which branch or item
 	// of the parent's step this instance runs, "" for a flow step's.
 	Parent, ParentFlow, Part string
-	// Children are the instances this one's flow steps started, oldest
-	// first, at most maxChildrenShown of AllChildren.
+	// Children are the instances this one's flow, parallel and foreach
+	// steps started, oldest first, at most maxChildrenShown of
+	// AllChildren.
 	Children    []childRow
 	AllChildren int
 }
@@ -116,9 +117,10 @@ type instancePage struct {
 type childRow struct {
 	ID, Flow, Status string
 	// Part says which branch or item of this instance's steps the child
-	// runs (as partLabel), "" for a flow step's child; CurrentStep is
-	// where a branch or item child is.
-	Part        string
+	// runs (as partLabel), "" for a flow step's child.
+	Part string
+	// branch is the child's store.Instance.Branch and currentStep the
+	// step it is at while it has not ended.
 	branch      string
 	currentStep string
 }
@@ -252,12 +254,12 @@ func (h *Handler) family(r *http.Request, u *user, in store.Instance, page *inst
 		case err == nil:
 			page.ParentFlow = p.Workflow
 		case !errors.Is(err, store.ErrNotFound):
-			return err
+			return fmt.Errorf("parent %s of %s: %w", in.Parent, in.ID, err)
 		}
 	}
 	ids, err := h.o.Portal.Engine.Children(ctx, in.ID)
 	if err != nil {
-		return err
+		return fmt.Errorf("children of %s: %w", in.ID, err)
 	}
 	page.AllChildren = len(ids)
 	ids = ids[:min(len(ids), maxChildrenShown)]
