@@ -219,7 +219,10 @@ type itemTarget struct {
 	calls   map[int]int
 	running int
 	most    int
-	release chan struct{}
+	// gate, when set, holds every call until gateAt calls are in flight
+	// at once: only items that truly run at the same time get through.
+	gate   chan struct{}
+	gateAt int
 }
 
 func (it *itemTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -229,9 +232,18 @@ func (it *itemTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	it.calls[n]++
 	it.running++
 	it.most = max(it.most, it.running)
+	if it.gate != nil && it.running == it.gateAt {
+		close(it.gate)
+		it.gate = nil
+	}
+	gate := it.gate
 	it.mu.Unlock()
-	if it.release != nil {
-		<-it.release
+	if gate != nil {
+		select {
+		case <-gate:
+		case <-time.After(10 * time.Second):
+			// Never as many at once: the test's count says so.
+		}
 	}
 	it.mu.Lock()
 	it.running--
@@ -268,6 +280,9 @@ func TestForeachConcurrency(t *testing.T) {
 		for _, conc := range []int{1, 4} {
 			t.Run("concurrency-"+strconv.Itoa(conc), func(t *testing.T) {
 				target := &itemTarget{calls: map[int]int{}}
+				if conc > 1 {
+					target.gate, target.gateAt = make(chan struct{}), conc
+				}
 				srv := httptest.NewServer(target)
 				defer srv.Close()
 				deploy(t, e, fmt.Sprintf(priceFlow, conc))
@@ -309,6 +324,9 @@ func TestForeachConcurrency(t *testing.T) {
 					if b["last"] != float64(10) {
 						t.Errorf("vars.last = %v, want the last item's", b["last"])
 					}
+				}
+				if conc > 1 && target.most != conc {
+					t.Errorf("concurrency %d: at most %d items ran at once", conc, target.most)
 				}
 				kids, _, _ := s.ListInstances(t.Context(), store.InstanceFilter{Parent: parent.ID}, store.Page{Limit: store.MaxLimit})
 				if len(kids) != 10 {
@@ -373,3 +391,53 @@ steps:
 }
 
 func sleepBriefly() { time.Sleep(20 * time.Millisecond) }
+
+// The parallel example of docs/flows.md runs as written: both reviews
+// approve, in whichever order, and the answer carries a branch's var.
+func TestParallelDocExample(t *testing.T) {
+	s := openStore(t)
+	e := newEngine(t, s, engine.Config{})
+	deploy(t, e, docExamples(t, "### `parallel` — run branches at the same time")[0])
+	res, err := e.StartInstance(t.Context(), engine.StartRequest{Workflow: "large-expense", Input: map[string]any{"amount": 12000}, Caller: alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ft, lt := branchTask(t, e, financer, "finance-ok"), branchTask(t, e, legalist, "legal-ok")
+	if lt.Title != "Legal: 12000" {
+		t.Errorf("legal task %q", lt.Title)
+	}
+	mustAct(t, e, ft.Serial, "OK", financer)
+	mustAct(t, e, lt.Serial, "OK", legalist)
+	in := waitStatus(t, s, res.Instance.ID, store.StatusCompleted, store.StatusFailed)
+	if b := responseBody(t, in); in.Status != store.StatusCompleted || b["approved"] != true || b["budget_checked"] != true {
+		t.Errorf("%s %q %v", in.Status, in.Error, b)
+	}
+}
+
+// The foreach example of docs/flows.md runs as written against a local
+// price service: four lines priced at once, totals in line order.
+func TestForeachDocExample(t *testing.T) {
+	prices := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		unit := map[string]int{"/price/A-1": 3, "/price/B-2": 5, "/price/C-3": 7, "/price/D-4": 11}[r.URL.Path]
+		w.Header().Set("Content-Type", "application/json")
+		fmt.Fprintf(w, `{"unit": %d}`, unit)
+	}))
+	defer prices.Close()
+	s := openStore(t)
+	e := newEngine(t, s, engine.Config{})
+	deploy(t, e, docExamples(t, "### `foreach` — run steps for each item of a list")[0])
+	sales := engine.Caller{User: aliceLike("user:sam")}
+	sales.Roles = []string{"sales"}
+	lines := []any{
+		map[string]any{"sku": "A-1", "qty": 2}, map[string]any{"sku": "B-2", "qty": 1},
+		map[string]any{"sku": "C-3", "qty": 3}, map[string]any{"sku": "D-4", "qty": 10}, map[string]any{"sku": "A-1", "qty": 1},
+	}
+	res, err := e.StartInstance(t.Context(), engine.StartRequest{Workflow: "price-order", Input: map[string]any{"prices": prices.URL, "lines": lines}, Caller: sales})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := waitStatus(t, s, res.Instance.ID, store.StatusCompleted, store.StatusFailed)
+	if b, _ := json.Marshal(responseBody(t, in)["totals"]); in.Status != store.StatusCompleted || string(b) != "[6,5,21,110,3]" {
+		t.Errorf("%s %q totals %s", in.Status, in.Error, b)
+	}
+}
