@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -73,6 +74,10 @@ type instanceJSON struct {
 	Error       *string         `json:"error"`
 	// Parent is the instance whose flow step started this one.
 	Parent *string `json:"parent"`
+	// Branch is set on an instance that runs a branch of its parent's
+	// parallel step ("STEP/NAME") or an item of its foreach step
+	// ("STEP/INDEX").
+	Branch string `json:"branch,omitempty"`
 }
 
 // instanceDetailJSON is one instance with the instances its flow steps
@@ -80,6 +85,41 @@ type instanceJSON struct {
 type instanceDetailJSON struct {
 	instanceJSON
 	Children []string `json:"children"`
+	// CurrentSteps are the steps the instance is at: its own and, while a
+	// parallel or foreach step runs, those of its branches.
+	CurrentSteps []currentStepJSON `json:"current_steps"`
+}
+
+type currentStepJSON struct {
+	Step     string `json:"step"`
+	Instance string `json:"instance"`
+	Status   string `json:"status"`
+	Branch   string `json:"branch,omitempty"`
+	Item     *int   `json:"item,omitempty"`
+}
+
+// instanceDetail is an instance with its children and current steps.
+func (a *API) instanceDetail(ctx context.Context, in store.Instance) (instanceDetailJSON, error) {
+	kids, err := a.engine.Children(ctx, in.ID)
+	if err != nil {
+		return instanceDetailJSON{}, err
+	}
+	if kids == nil {
+		kids = []string{}
+	}
+	cur, err := a.engine.CurrentSteps(ctx, in)
+	if err != nil {
+		return instanceDetailJSON{}, err
+	}
+	d := instanceDetailJSON{instanceJSON: toInstanceJSON(in), Children: kids, CurrentSteps: []currentStepJSON{}}
+	for _, c := range cur {
+		j := currentStepJSON{Step: c.Step, Instance: c.Instance, Status: c.Status, Branch: c.Branch}
+		if c.Item >= 0 {
+			j.Item = &c.Item
+		}
+		d.CurrentSteps = append(d.CurrentSteps, j)
+	}
+	return d, nil
 }
 
 func toInstanceJSON(in store.Instance) instanceJSON {
@@ -87,7 +127,7 @@ func toInstanceJSON(in store.Instance) instanceJSON {
 		ID: in.ID, Workflow: in.Workflow, Version: in.Version, Status: in.Status, StartedBy: in.StartedBy,
 		StartedAt: stamp(in.StartedAt), EndedAt: optStamp(in.EndedAt), CurrentStep: optString(in.CurrentStep),
 		Input: rawJSON(in.Input, "{}"), Vars: rawJSON(in.Vars, "{}"), Output: rawJSON(in.Output, "null"),
-		Error: optString(in.Error), Parent: optString(in.Parent),
+		Error: optString(in.Error), Parent: optString(in.Parent), Branch: in.Branch,
 	}
 }
 
@@ -176,15 +216,12 @@ func (a *API) getInstance(w http.ResponseWriter, r *http.Request) {
 		a.engineError(w, r, err, "instance", id)
 		return
 	}
-	kids, err := a.engine.Children(r.Context(), in.ID)
+	d, err := a.instanceDetail(r.Context(), in)
 	if err != nil {
 		a.engineError(w, r, err, "instance", id)
 		return
 	}
-	if kids == nil {
-		kids = []string{}
-	}
-	writeJSON(w, http.StatusOK, instanceDetailJSON{instanceJSON: toInstanceJSON(in), Children: kids})
+	writeJSON(w, http.StatusOK, d)
 }
 
 // historyJSON is one step record of the process flow monitor. Input and
@@ -201,6 +238,27 @@ type historyJSON struct {
 	Input      json.RawMessage `json:"input"`
 	Output     json.RawMessage `json:"output"`
 	Error      *string         `json:"error"`
+	// Branch, Item and Instance mark a record of a branch instance: the
+	// parallel branch or foreach item of step Fork it belongs to.
+	Fork     string `json:"fork,omitempty"`
+	Branch   string `json:"branch,omitempty"`
+	Item     *int   `json:"item,omitempty"`
+	Instance string `json:"instance,omitempty"`
+}
+
+// toBranchHistoryJSON adds to a record where in the instance's run it is.
+func toBranchHistoryJSON(id string) func(engine.HistoryRecord) historyJSON {
+	return func(r engine.HistoryRecord) historyJSON {
+		h := toHistoryJSON(r.StepRecord)
+		if r.InstanceID != id {
+			h.Fork, h.Branch, h.Instance = r.Fork, r.Branch, r.InstanceID
+			if r.Item >= 0 {
+				item := r.Item
+				h.Item = &item
+			}
+		}
+		return h
+	}
 }
 
 func toHistoryJSON(s store.StepRecord) historyJSON {
@@ -228,12 +286,12 @@ func (a *API) instanceHistory(w http.ResponseWriter, r *http.Request) {
 		a.engineError(w, r, err, "instance", id)
 		return
 	}
-	recs, next, err := a.st.History(r.Context(), id, p)
+	recs, next, err := a.engine.History(r.Context(), id, p)
 	if err != nil {
 		a.listError(w, r, err)
 		return
 	}
-	writePage(w, recs, next, toHistoryJSON)
+	writePage(w, recs, next, toBranchHistoryJSON(id))
 }
 
 // cancelInstance serves POST /api/v1/instances/{id}/cancel. Who cannot
@@ -246,13 +304,10 @@ func (a *API) cancelInstance(w http.ResponseWriter, r *http.Request) {
 		a.engineError(w, r, err, "instance", id)
 		return
 	}
-	kids, err := a.engine.Children(r.Context(), in.ID)
+	d, err := a.instanceDetail(r.Context(), in)
 	if err != nil {
 		a.engineError(w, r, err, "instance", id)
 		return
 	}
-	if kids == nil {
-		kids = []string{}
-	}
-	writeJSON(w, http.StatusOK, instanceDetailJSON{instanceJSON: toInstanceJSON(in), Children: kids})
+	writeJSON(w, http.StatusOK, d)
 }

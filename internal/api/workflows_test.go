@@ -656,3 +656,103 @@ steps:
 		}
 	})
 }
+
+// A parallel step's branches show as the instance's current steps while
+// they wait, and their records in its history, marked with the branch;
+// a foreach's items with their index.
+func TestParallelAndForeachInTheAPI(t *testing.T) {
+	flowBackends(t, flowOpts{}, func(t *testing.T, e *env) {
+		e.flowUsers()
+		e.deploy(`
+name: fan
+permissions: {start: ["role:employee"]}
+steps:
+  - id: both
+    type: parallel
+    branches:
+      left: [{id: ask, type: task, title: Left, assignees: ["role:approver"], actions: [OK]}]
+      right: [{id: note, type: set, vars: {right: done}}]
+  - id: each
+    type: foreach
+    items: "${{ [10, 20] }}"
+    as: n
+    steps: [{id: twice, type: set, vars: {last: "${{ n * 2 }}"}}]
+  - {id: done, type: return, body: {items: "${{ steps.each.output.items }}", right: "${{ vars.right }}"}}
+`)
+		alice, bob := e.bearer("alice"), e.bearer("bob")
+		started := want(t, e.do("POST", "/api/v1/workflows/fan/instances", alice, nil), 201, "", "")
+		id, _ := started["id"].(string)
+		var got map[string]any
+		for range 200 {
+			got = want(t, e.do("GET", "/api/v1/instances/"+id, alice, nil), 200, "", "")
+			if cs, _ := got["current_steps"].([]any); len(cs) == 2 && got["status"] == "waiting" {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		cs, _ := got["current_steps"].([]any)
+		if len(cs) != 2 {
+			t.Fatalf("current_steps = %v", got["current_steps"])
+		}
+		first, _ := cs[0].(map[string]any)
+		second, _ := cs[1].(map[string]any)
+		if first["step"] != "both" || first["instance"] != id || second["step"] != "ask" || second["branch"] != "left" || second["status"] != "waiting" {
+			t.Errorf("current_steps = %v", cs)
+		}
+		// Branch instances are the parent's children, not instances of
+		// their own in the listing.
+		if kids, _ := got["children"].([]any); len(kids) != 2 {
+			t.Errorf("children = %v", got["children"])
+		}
+		for _, in := range e.list("alice", "/api/v1/instances") {
+			if in["branch"] != nil {
+				t.Errorf("listed branch instance %v", in)
+			}
+		}
+		tasks := e.list("bob", "/api/v1/tasks")
+		if len(tasks) != 1 {
+			t.Fatalf("bob's tasks = %v", tasks)
+		}
+		serial := fmt.Sprint(tasks[0]["serial"])
+		want(t, e.do("POST", "/api/v1/tasks/"+serial+"/actions/OK", bob, nil), 200, "", "")
+		for range 200 {
+			if got = want(t, e.do("GET", "/api/v1/instances/"+id, alice, nil), 200, "", ""); got["status"] == "completed" {
+				break
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		if got["status"] != "completed" || len(got["current_steps"].([]any)) != 0 {
+			t.Fatalf("instance = %v", got)
+		}
+		if out, _ := json.Marshal(got["output"]); !strings.Contains(string(out), `"items":[{"last":20},{"last":40}]`) || !strings.Contains(string(out), `"right":"done"`) {
+			t.Errorf("output %s", out)
+		}
+		var marks []string
+		var all []map[string]any
+		for path := "/api/v1/instances/" + id + "/history?limit=3"; path != ""; {
+			page := want(t, e.do("GET", path, alice, nil), 200, "", "")
+			items, _ := page["items"].([]any)
+			for _, it := range items {
+				all = append(all, it.(map[string]any))
+			}
+			path = ""
+			if next, ok := page["next_cursor"].(string); ok {
+				path = "/api/v1/instances/" + id + "/history?limit=3&cursor=" + next
+			}
+		}
+		for _, h := range all {
+			m := fmt.Sprint(h["step"])
+			if b, ok := h["branch"]; ok {
+				m += "@" + fmt.Sprint(h["fork"]) + "/" + fmt.Sprint(b)
+			}
+			if i, ok := h["item"]; ok {
+				m += "@" + fmt.Sprint(h["fork"]) + "[" + fmt.Sprint(i) + "]"
+			}
+			marks = append(marks, m)
+		}
+		slices.Sort(marks)
+		if strings.Join(marks, " ") != "ask@both/left both done each note@both/right twice@each[0] twice@each[1]" {
+			t.Errorf("history = %v", marks)
+		}
+	})
+}

@@ -87,6 +87,11 @@ type startGuards struct {
 	replay *store.ReplayGuard
 	// parent is the flow step starting the instance as its child.
 	parent *parentState
+	// fork, with secrets and outputs, makes it a branch instance of the
+	// parent's parallel or foreach step.
+	fork    *forkStart
+	secrets []string
+	outputs map[string]map[string]any
 }
 
 // errGuardTaken: the schedule time or the webhook signature of a start was
@@ -105,6 +110,9 @@ func (e *Engine) start(ctx context.Context, def *flow.Definition, input map[stri
 	if g.parent != nil {
 		r.inst.Parent = g.parent.ID
 		r.st.Parent = g.parent
+	}
+	if g.fork != nil {
+		r.becomeBranch(g.fork, g.secrets, g.outputs)
 	}
 	if g.idem != nil {
 		g.idem.RequestHash = requestHash(def.Name, r.inst.Input)

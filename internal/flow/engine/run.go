@@ -39,6 +39,13 @@ type state struct {
 	Child *childState `json:"child,omitempty"`
 	// Parent is set on a child instance: the flow step that waits for it.
 	Parent *parentState `json:"parent,omitempty"`
+	// Fork is set while a parallel or foreach step waits for its
+	// branches.
+	Fork *forkState `json:"fork,omitempty"`
+	// Branch is set on a branch instance: which branch or item it runs.
+	Branch *branchState `json:"branch,omitempty"`
+	// Locals are the foreach item names the steps see (flow.Env.Locals).
+	Locals map[string]any `json:"locals,omitempty"`
 	// Connect is set while an oauth_user_login step waits for its user.
 	Connect *connectState `json:"connect,omitempty"`
 	// Secrets are the values from secret sources this instance has seen
@@ -184,9 +191,10 @@ func (r *runner) initEnv(input, vars map[string]any, s starter) {
 		steps[id] = ss
 	}
 	r.env = flow.Env{
-		Input: input,
-		Vars:  vars,
-		Steps: steps,
+		Input:  input,
+		Vars:   vars,
+		Steps:  steps,
+		Locals: r.st.Locals,
 		Instance: flow.Instance{ID: r.inst.ID, Workflow: r.inst.Workflow, Version: r.inst.Version,
 			StartedAt: r.inst.StartedAt, StartedBy: r.inst.StartedBy},
 		User: flow.User{ID: s.ID, Kind: s.Kind, Subject: s.Subject, Issuer: s.Issuer, Roles: s.Roles},
@@ -234,8 +242,9 @@ func (r *runner) advance(ctx context.Context) error {
 		}
 		cur := r.inst.CurrentStep
 		if cur == "" {
-			// The last step without next: completed with no output.
-			r.endInstance(store.StatusCompleted, nil, "")
+			// The last step without next: completed with no output, or,
+			// for a branch, with its last step's.
+			r.endInstance(store.StatusCompleted, r.branchOutput(), "")
 			return r.finish(ctx)
 		}
 		if r.inst.Seq >= r.e.maxSteps {
@@ -284,6 +293,8 @@ func (r *runner) advance(ctx context.Context) error {
 			err = r.runUserLogin(sctx, step)
 		case flow.TypeFlow:
 			err = r.runSubflow(sctx, step)
+		case flow.TypeParallel, flow.TypeForeach:
+			err = r.runFork(sctx, step)
 		case flow.TypeEmail:
 			err = r.runEmail(sctx, step)
 			if err == nil {
@@ -395,6 +406,9 @@ func encodeRecord(v any) []byte {
 // setOutput stores a finished step's output for expressions.
 func (r *runner) setOutput(step *flow.Step, out map[string]any) {
 	r.st.Outputs[step.ID] = out
+	if r.st.Branch != nil {
+		r.st.Branch.Last = step.ID
+	}
 	// A step that succeeds on a later visit no longer shows the error
 	// an earlier one had.
 	delete(r.st.Errors, step.ID)
@@ -473,6 +487,12 @@ func (r *runner) runReturn(ctx context.Context, step *flow.Step) error {
 	r.pending[i].Output = r.maskJSON(out)
 	if masked := r.pending[i].Output; !bytes.Equal(masked, out) {
 		r.st.Response = out
+	}
+	if r.st.Branch != nil {
+		// A return ends only its branch, whose output is the answer.
+		var m map[string]any
+		_ = json.Unmarshal(out, &m)
+		r.setOutput(step, m)
 	}
 	r.endInstance(store.StatusCompleted, r.pending[i].Output, "")
 	return r.finish(ctx)
@@ -746,7 +766,7 @@ func (r *runner) countCommitted(c store.InstanceCommit) {
 		}
 	}
 	m.TasksCreated(r.inst.Workflow, len(c.NewTasks))
-	if r.inst.Ended() {
+	if r.inst.Ended() && r.inst.Branch == "" {
 		m.InstanceFinished(r.inst.Workflow, r.inst.Status)
 	}
 }
@@ -784,7 +804,10 @@ func (r *runner) commit(ctx context.Context) error {
 			return err
 		}
 		r.created = true
-		r.e.metrics.InstanceStarted(r.inst.Workflow)
+		if r.inst.Branch == "" {
+			// A branch instance is part of its parent's step.
+			r.e.metrics.InstanceStarted(r.inst.Workflow)
+		}
 	} else {
 		c.ExpectOwner = r.e.owner
 		if err := r.e.st.CommitInstance(ctx, c); err != nil {
