@@ -161,7 +161,7 @@ func (s *Server) build(ctx context.Context, policy *egress.Policy) error {
 		Identity: &web.IdentityOptions{Store: s.Store, MFA: s.auth.MFA(), Changes: &admin.Service{Store: s.Store, Ring: s.Ring, Audit: s.Audit},
 			Audit: s.Audit, Hasher: s.Hasher, HTTPClient: policy.Client(10 * time.Second), PublicURL: cfg.Server.PublicURL},
 		Federation: s.federation,
-		Portal: web.PortalOptions{Engine: s.engine, History: s.Store, Connections: tokens, Accounts: s.Store, Hasher: s.Hasher, Audit: s.Audit,
+		Portal: web.PortalOptions{Engine: s.engine, Connections: tokens, Accounts: s.Store, Hasher: s.Hasher, Audit: s.Audit,
 			SignIns: throttle.New(s.Store, throttle.Options{}), MFA: s.auth.MFA()}})
 	if err != nil {
 		return err

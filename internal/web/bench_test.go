@@ -125,7 +125,7 @@ func newBenchEnv(b testing.TB) (*benchEnv, *engine.Engine) {
 		b.Fatal(err)
 	}
 	pages, err := web.New(web.Options{Sessions: auth, Engine: eng, States: st, Users: st, Logger: logger,
-		Portal: web.PortalOptions{Engine: eng, History: st, Accounts: st, Hasher: hasher}})
+		Portal: web.PortalOptions{Engine: eng, Accounts: st, Hasher: hasher}})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -27,15 +27,6 @@ const maxHistoryShown = 2000
 // foreach may start many); the API lists them all.
 const maxChildrenShown = 500
 
-// maxBranchHistories bounds the branch and item instances whose history
-// the page reads to mark the steps they took on the diagram, and
-// maxBranchSteps the records read of each: a foreach over many items
-// marks its body from the first ones.
-const (
-	maxBranchHistories = 50
-	maxBranchSteps     = store.MaxLimit
-)
-
 // instanceStatuses are the statuses the instance lists (the portal's and
 // the management site's) filter by.
 func instanceStatuses() []string {
@@ -119,10 +110,8 @@ type childRow struct {
 	// Part says which branch or item of this instance's steps the child
 	// runs (as partLabel), "" for a flow step's child.
 	Part string
-	// branch is the child's store.Instance.Branch and currentStep the
-	// step it is at while it has not ended.
-	branch      string
-	currentStep string
+	// branch is the child's store.Instance.Branch.
+	branch string
 }
 
 // Ended reports whether the instance has reached a final status.
@@ -133,6 +122,10 @@ type historyRow struct {
 	store.StepRecord
 	Input, Output string
 	Duration      string
+	// Part says which branch or item a branch instance's record is of
+	// ("branch legal of reviews", "item 3 of each-line"); "" for the
+	// instance's own.
+	Part string
 }
 
 // instance is GET /instances/{id}: the process flow monitor of one
@@ -176,11 +169,14 @@ func (h *Handler) visibleInstance(w http.ResponseWriter, r *http.Request, u *use
 func (h *Handler) newInstancePage(r *http.Request, u *user, in store.Instance) (instancePage, error) {
 	page := instancePage{Instance: in, Input: prettyJSON(in.Input), Vars: prettyJSON(in.Vars), Output: prettyJSON(in.Output),
 		MayCancel: !in.Ended() && (u.caller.Admin || in.StartedBy == u.caller.ID)}
-	var recs []store.StepRecord
+	// The history as the API gives it: the instance's records merged with
+	// those of the branch instances running its parallel and foreach
+	// steps.
+	var recs []engine.HistoryRecord
 	cursor := ""
 	for len(recs) < maxHistoryShown {
 		p := store.Page{Limit: min(store.MaxLimit, maxHistoryShown-len(recs)), Cursor: cursor}
-		got, next, err := h.o.Portal.History.History(r.Context(), in.ID, p)
+		got, next, err := h.o.Portal.Engine.History(r.Context(), in.ID, p)
 		if err != nil {
 			return instancePage{}, err
 		}
@@ -194,39 +190,38 @@ func (h *Handler) newInstancePage(r *http.Request, u *user, in store.Instance) (
 		return instancePage{}, err
 	}
 	marks := flowdiagram.Marks{Completed: in.Status == store.StatusCompleted}
-	// The record of each step that is still open (running, or waiting on
-	// a task, a wait, a child): with branches running at once, an
-	// instance is at several steps.
-	open := map[string]bool{}
+	// Each instance's records are a path of their own: the instance's,
+	// and each branch's or item's, which run at the same time.
+	branch := map[string]int{} // branch instance -> its path in marks.Branches
 	for _, s := range recs {
 		page.History = append(page.History, toHistoryRow(s))
-		if len(marks.Path) == 0 || marks.Path[len(marks.Path)-1] != s.StepID {
-			marks.Path = append(marks.Path, s.StepID)
-		}
-		open[s.StepID] = s.Status == store.StepRunning || s.Status == store.StepWaiting
-	}
-	if !in.Ended() {
-		if in.CurrentStep != "" {
-			open[in.CurrentStep] = true
-		}
-		for _, id := range marks.Path {
-			if open[id] && !slices.Contains(marks.Current, id) {
-				marks.Current = append(marks.Current, id)
+		path := &marks.Path
+		if s.InstanceID != in.ID {
+			k, ok := branch[s.InstanceID]
+			if !ok {
+				k = len(marks.Branches)
+				branch[s.InstanceID] = k
+				marks.Branches = append(marks.Branches, nil)
 			}
+			path = &marks.Branches[k]
 		}
-		if in.CurrentStep != "" && !slices.Contains(marks.Current, in.CurrentStep) {
-			marks.Current = append(marks.Current, in.CurrentStep)
+		if p := *path; len(p) == 0 || p[len(p)-1] != s.StepID {
+			*path = append(p, s.StepID)
 		}
 	}
-	marks.Children = childOfStep(recs, page.Children)
-	if err := h.branchMarks(r, in, page.Children, &marks); err != nil {
-		return instancePage{}, err
+	// The steps it is at: its own, and while branches run, theirs.
+	cur, err := h.o.Portal.Engine.CurrentSteps(r.Context(), in)
+	if err != nil {
+		return instancePage{}, fmt.Errorf("current steps of %s: %w", in.ID, err)
 	}
+	for _, c := range cur {
+		if !slices.Contains(marks.Current, c.Step) {
+			marks.Current = append(marks.Current, c.Step)
+		}
+	}
+	marks.Children = childOfStep(in.ID, recs, page.Children)
 	if in.Status == store.StatusFailed && len(recs) > 0 && !page.MoreHistory {
-		// The instance failed at its last step: one whose record failed,
-		// or a fail step, whose own record completed. (Past the records
-		// read, the last step is not known here.)
-		marks.Failed = recs[len(recs)-1].StepID
+		marks.Failed = failedAt(recs)
 	}
 	def, err := h.o.Portal.Engine.Definition(r.Context(), in.Workflow, in.Version)
 	switch {
@@ -243,6 +238,24 @@ func (h *Handler) newInstancePage(r *http.Request, u *user, in store.Instance) (
 		page.Children[i].Part = partLabel(def, page.Children[i].branch)
 	}
 	return page, nil
+}
+
+// failedAt is the step an instance failed at, from its history: its last
+// step when that failed or is a fail step (whose own record completed),
+// else the last step whose record failed (a branch's, which failed the
+// parallel or foreach step), else its last step. (Past the records read,
+// the last step is not known: the caller asks only when it has them all.)
+func failedAt(recs []engine.HistoryRecord) string {
+	last := recs[len(recs)-1]
+	if last.Status == store.StepFailed || last.Type == string(flow.TypeFail) {
+		return last.StepID
+	}
+	for i := len(recs) - 1; i >= 0; i-- {
+		if recs[i].Status == store.StepFailed {
+			return recs[i].StepID
+		}
+	}
+	return last.StepID
 }
 
 // family fills in the page's parent and children.
@@ -284,46 +297,12 @@ func (h *Handler) family(r *http.Request, u *user, in store.Instance, page *inst
 		for _, k := range list {
 			if c := want[k.ID]; c != nil && c.Flow == "" {
 				c.Flow, c.Status, c.branch = k.Workflow, k.Status, k.Branch
-				if !k.Ended() {
-					c.currentStep = k.CurrentStep
-				}
 				found++
 			}
 		}
 		if cursor = next; next == "" {
 			break
 		}
-	}
-	return nil
-}
-
-// branchMarks adds to the diagram's marks the steps the instances
-// running this one's branches and foreach items took, and the steps
-// they are at.
-func (h *Handler) branchMarks(r *http.Request, in store.Instance, children []childRow, marks *flowdiagram.Marks) error {
-	read := 0
-	for _, c := range children {
-		if c.branch == "" {
-			continue
-		}
-		if c.currentStep != "" && !slices.Contains(marks.Current, c.currentStep) {
-			marks.Current = append(marks.Current, c.currentStep)
-		}
-		if read == maxBranchHistories {
-			continue
-		}
-		read++
-		recs, _, err := h.o.Portal.History.History(r.Context(), c.ID, store.Page{Limit: maxBranchSteps})
-		if err != nil {
-			return fmt.Errorf("history of %s, %s of %s: %w", c.ID, c.branch, in.ID, err)
-		}
-		var path []string
-		for _, s := range recs {
-			if len(path) == 0 || path[len(path)-1] != s.StepID {
-				path = append(path, s.StepID)
-			}
-		}
-		marks.Branches = append(marks.Branches, path)
 	}
 	return nil
 }
@@ -357,9 +336,10 @@ func stepOf(def *flow.Definition, id string) (*flow.Step, bool) {
 }
 
 // childOfStep finds the child instance of each flow step the diagram
-// links to: the instance a finished flow step's output names, and the
-// one child still running when a single flow step waits without one.
-func childOfStep(recs []store.StepRecord, children []childRow) map[string]string {
+// links to: the instance a finished flow step's output names (a branch's
+// flow step's too), and the one child still running when a single flow
+// step of the instance id itself waits without one.
+func childOfStep(id string, recs []engine.HistoryRecord, children []childRow) map[string]string {
 	out := map[string]string{}
 	claimed := map[string]bool{}
 	var waiting []string
@@ -376,7 +356,7 @@ func childOfStep(recs []store.StepRecord, children []childRow) map[string]string
 			waiting = slices.DeleteFunc(waiting, func(id string) bool { return id == s.StepID })
 			continue
 		}
-		if s.Status == store.StepWaiting {
+		if s.Status == store.StepWaiting && s.InstanceID == id {
 			waiting = append(waiting, s.StepID)
 		}
 	}
@@ -396,8 +376,15 @@ func childOfStep(recs []store.StepRecord, children []childRow) map[string]string
 // does: its input, output and error as stored, which the engine masked
 // before writing them (engine/secrets.go), so the page shows no more than
 // the API.
-func toHistoryRow(s store.StepRecord) historyRow {
-	row := historyRow{StepRecord: s, Input: prettyJSON(s.Input), Output: prettyJSON(s.Output)}
+func toHistoryRow(s engine.HistoryRecord) historyRow {
+	row := historyRow{StepRecord: s.StepRecord, Input: prettyJSON(s.Input), Output: prettyJSON(s.Output)}
+	switch {
+	case s.Fork == "":
+	case s.Item >= 0:
+		row.Part = fmt.Sprintf("item %d of %s", s.Item, s.Fork)
+	default:
+		row.Part = fmt.Sprintf("branch %s of %s", s.Branch, s.Fork)
+	}
 	if !s.EndedAt.IsZero() {
 		row.Duration = max(s.EndedAt.Sub(s.StartedAt), 0).Round(time.Millisecond).String()
 	}

@@ -110,3 +110,70 @@ func TestInstancePageParentAndChildren(t *testing.T) {
 		t.Errorf("the assignee's view of the child lacks %s", want)
 	}
 }
+
+const reviewsFlow = `
+name: reviews
+permissions: {start: ["role:employee"]}
+steps:
+  - id: reviews
+    type: parallel
+    branches:
+      legal:
+        - {id: legal-ok, type: task, title: Legal, assignees: ["role:approver"], actions: [OK]}
+      finance:
+        - {id: finance-note, type: set, vars: {noted: true}}
+        - {id: finance-ok, type: task, title: Finance, assignees: ["role:approver"], actions: [OK]}
+  - {id: done, type: return}
+`
+
+// While a parallel step's branches wait at their tasks, the instance's
+// page marks both tasks current inside the step's frame and the steps
+// the branches took, lists the branch instances as its children, and
+// shows their records in its history, each with its branch.
+func TestInstancePageBranches(t *testing.T) {
+	e, eng := newBenchEnv(t)
+	ctx := t.Context()
+	if _, _, err := eng.Deploy(ctx, []byte(reviewsFlow), "reviews.yaml", "test"); err != nil {
+		t.Fatal(err)
+	}
+	started, err := eng.StartInstance(ctx, engine.StartRequest{Workflow: "reviews", Input: map[string]any{}, Caller: emma})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := started.Instance.ID
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		in, err := eng.VisibleInstance(ctx, id, emma)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cur, err := eng.CurrentSteps(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(cur) == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("current steps %+v, want reviews, legal-ok, finance-ok", cur)
+		}
+	}
+	e.signIn(t, "emma", "bench-password-1")
+	html := e.page(t, "/instances/"+id)
+	for _, want := range []string{
+		`<g class="frame parallel taken current" data-step="reviews"`,
+		`<g class="node taken current" data-step="legal-ok">`,
+		`<g class="node taken current" data-step="finance-ok">`,
+		`<g class="node taken" data-step="finance-note">`,
+		`<g class="edge taken" data-from="finance-note" data-to="finance-ok">`,
+		`<td>branch legal of reviews</td><td>reviews</td><td>waiting</td>`,
+		`<td>branch finance of reviews</td><td>reviews</td><td>waiting</td>`,
+		`<td>finance-note <span class="meta">set · branch finance of reviews</span></td>`,
+	} {
+		if !strings.Contains(html, want) {
+			t.Errorf("the page lacks %s", want)
+		}
+	}
+	if !strings.Contains(html, `<g class="node terminal" data-step="done">`) {
+		t.Error("done is not drawn unmarked before the branches joined")
+	}
+}

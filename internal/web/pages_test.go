@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/flowgate/flowgate/internal/flow"
+	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/store"
 	"github.com/flowgate/flowgate/internal/vault"
 )
@@ -54,7 +55,9 @@ func TestPagesRender(t *testing.T) {
 			Parent: "p-1", ParentFlow: "orders", AllChildren: 4,
 			Children: []childRow{{ID: "c-1", Flow: "book-line", Status: "completed"}, {ID: "c-2"},
 				{ID: "c-3", Flow: "leave", Status: "running", Part: "branch legal of reviews"}},
-			History: []historyRow{toHistoryRow(store.StepRecord{Seq: 1, StepID: "review", Type: "task", Status: "failed", Attempt: 1, StartedAt: now, EndedAt: now.Add(time.Second), Input: []byte(`{"a":"****"}`), Error: "x"})}},
+			History: []historyRow{toHistoryRow(engine.HistoryRecord{StepRecord: store.StepRecord{Seq: 1, StepID: "review", Type: "task", Status: "failed", Attempt: 1, StartedAt: now, EndedAt: now.Add(time.Second), Input: []byte(`{"a":"****"}`), Error: "x"}, Item: -1}),
+				toHistoryRow(engine.HistoryRecord{StepRecord: store.StepRecord{Seq: 1, StepID: "legal-ok", Type: "task", Status: "waiting", Attempt: 1, StartedAt: now}, Fork: "reviews", Branch: "legal", Item: -1}),
+				toHistoryRow(engine.HistoryRecord{StepRecord: store.StepRecord{Seq: 1, StepID: "price", Type: "set", Status: "completed", Attempt: 1, StartedAt: now, EndedAt: now}, Fork: "each-line", Item: 3})}},
 		"connections": connectionsPage{Connections: []vault.Info{{Server: "erp", Scopes: []string{"openid"}, Expiry: now, Status: "reconnect_required"}},
 			Reconnect: map[string]string{"erp": "http://x/connect/i/s"}},
 		"account": accountPage{Account: store.User{Username: "bob", Roles: []string{"approver"}}, PasswordError: "password must be 8 to 1024 characters",
@@ -80,7 +83,10 @@ func TestPagesRender(t *testing.T) {
 				`<td><a href="/instances/c-1">c-1</a></td><td>a flow step&#39;s child</td><td>book-line</td><td>completed</td>`,
 				`<td>c-2</td><td colspan="3">not shown to you</td>`,
 				`<td><a href="/instances/c-3">c-3</a></td><td>branch legal of reviews</td><td>leave</td><td>running</td>`,
-				`the first 3 of 4 children`} {
+				`the first 3 of 4 children`,
+				`<td>legal-ok <span class="meta">task · branch legal of reviews</span></td>`,
+				`<td>price <span class="meta">set · item 3 of each-line</span></td>`,
+				`<td>review <span class="meta">task</span></td>`} {
 				if !strings.Contains(html, want) {
 					t.Errorf("instance page lacks %s", want)
 				}
@@ -210,23 +216,33 @@ steps:
 // while one flow step waits, to the one flow-step child still running;
 // branch and item instances are not flow steps' children.
 func TestChildOfStep(t *testing.T) {
-	recs := []store.StepRecord{
-		{Seq: 1, StepID: "first", Type: "flow", Status: store.StepCompleted, Output: []byte(`{"instance":"c-1","status":"completed"}`)},
-		{Seq: 2, StepID: "reviews", Type: "parallel", Status: store.StepCompleted},
-		{Seq: 3, StepID: "second", Type: "flow", Status: store.StepWaiting, Output: []byte(`{"flow":"x","version":1}`)},
+	rec := func(s store.StepRecord) engine.HistoryRecord {
+		if s.InstanceID == "" {
+			s.InstanceID = "i-1"
+		}
+		return engine.HistoryRecord{StepRecord: s, Item: -1}
+	}
+	recs := []engine.HistoryRecord{
+		rec(store.StepRecord{Seq: 1, StepID: "first", Type: "flow", Status: store.StepCompleted, Output: []byte(`{"instance":"c-1","status":"completed"}`)}),
+		rec(store.StepRecord{Seq: 2, StepID: "reviews", Type: "parallel", Status: store.StepCompleted}),
+		// A branch's flow step links to its own child; one waiting
+		// is not the instance's.
+		rec(store.StepRecord{InstanceID: "b-1", Seq: 1, StepID: "in-branch", Type: "flow", Status: store.StepCompleted, Output: []byte(`{"instance":"g-1"}`)}),
+		rec(store.StepRecord{InstanceID: "b-2", Seq: 1, StepID: "in-branch-2", Type: "flow", Status: store.StepWaiting}),
+		rec(store.StepRecord{Seq: 3, StepID: "second", Type: "flow", Status: store.StepWaiting, Output: []byte(`{"flow":"x","version":1}`)}),
 	}
 	children := []childRow{
 		{ID: "c-1", Flow: "a", Status: store.StatusCompleted},
 		{ID: "b-1", Flow: "orders", Status: store.StatusRunning, branch: "reviews/legal"},
 		{ID: "c-2", Flow: "x", Status: store.StatusWaiting},
 	}
-	got := childOfStep(recs, children)
-	if len(got) != 2 || got["first"] != "c-1" || got["second"] != "c-2" {
-		t.Errorf("childOfStep = %v, want first c-1, second c-2", got)
+	got := childOfStep("i-1", recs, children)
+	if len(got) != 3 || got["first"] != "c-1" || got["second"] != "c-2" || got["in-branch"] != "g-1" {
+		t.Errorf("childOfStep = %v, want first c-1, second c-2, in-branch g-1", got)
 	}
 	// Two flow-step children running: which is whose is not known.
 	children = append(children, childRow{ID: "c-3", Flow: "x", Status: store.StatusRunning})
-	if got := childOfStep(recs, children); len(got) != 1 || got["second"] != "" {
-		t.Errorf("childOfStep = %v, want first alone", got)
+	if got := childOfStep("i-1", recs, children); len(got) != 2 || got["second"] != "" {
+		t.Errorf("childOfStep = %v, want first and in-branch alone", got)
 	}
 }

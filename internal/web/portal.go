@@ -46,9 +46,14 @@ type PortalEngine interface {
 	StartInstance(ctx context.Context, req engine.StartRequest) (engine.Started, error)
 	VisibleInstance(ctx context.Context, id string, c engine.Caller) (store.Instance, error)
 	Cancel(ctx context.Context, id string, c engine.Caller) (store.Instance, error)
-	// Children lists the instances an instance's flow steps started,
-	// oldest first; the caller has checked that the user may see it.
+	// Children lists the instances an instance's flow, parallel and
+	// foreach steps started, oldest first; History pages through its step
+	// records merged with those of its branch instances, as the API's
+	// history; CurrentSteps lists the steps it and its branch instances
+	// are at. The caller has checked that the user may see it.
 	Children(ctx context.Context, id string) ([]string, error)
+	History(ctx context.Context, id string, p store.Page) ([]engine.HistoryRecord, string, error)
+	CurrentSteps(ctx context.Context, in store.Instance) ([]engine.CurrentStep, error)
 }
 
 // Connections is what /connections needs of the token vault: the same
@@ -69,12 +74,9 @@ type AccountStore interface {
 // PortalOptions are the parts the portal's pages for everyone need
 // beyond Options.
 type PortalOptions struct {
-	Engine PortalEngine
-	// History reads an instance's step records as stored: masked by
-	// the engine before they were written, exactly as the API shows them.
-	History interface {
-		History(ctx context.Context, instanceID string, p store.Page) ([]store.StepRecord, string, error)
-	}
+	// Engine also reads histories: step records as stored, masked by the
+	// engine before they were written, exactly as the API shows them.
+	Engine      PortalEngine
 	Connections Connections
 	Accounts    AccountStore
 	Hasher      *credential.Hasher
