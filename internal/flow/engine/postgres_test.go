@@ -40,6 +40,28 @@ func openPostgresStores(t *testing.T) [2]backend.Store {
 	return stores
 }
 
+// twoEngines starts two engines, as two servers run, on one fresh
+// PostgreSQL database.
+func twoEngines(t *testing.T) ([2]backend.Store, [2]*engine.Engine) {
+	t.Helper()
+	stores := openPostgresStores(t)
+	var engines [2]*engine.Engine
+	// Both start at once: the queue's migrations must not race.
+	var wg sync.WaitGroup
+	for i := range engines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			engines[i] = newEngine(t, stores[i], engine.Config{Lease: 2 * time.Second, Sweep: 300 * time.Millisecond})
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	return stores, engines
+}
+
 // countingTarget counts requests per Idempotency-Key, the identity of one
 // visit of one step of one instance.
 type countingTarget struct {
@@ -59,21 +81,7 @@ func (c *countingTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Two engines on one PostgreSQL database: 200 instances started through
 // both all complete, and every http step reaches the target exactly once.
 func TestTwoEnginesOnPostgres(t *testing.T) {
-	stores := openPostgresStores(t)
-	var engines [2]*engine.Engine
-	// Both start at once: the queue's migrations must not race.
-	var wg sync.WaitGroup
-	for i := range engines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			engines[i] = newEngine(t, stores[i], engine.Config{Lease: 2 * time.Second, Sweep: 300 * time.Millisecond})
-		}()
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
+	stores, engines := twoEngines(t)
 
 	target := &countingTarget{calls: map[string]int{}}
 	srv := httptest.NewServer(target)
@@ -200,20 +208,7 @@ func TestTwoEnginesOneRefreshOnPostgres(t *testing.T) {
 // at once, each engine sees its branch end and wakes the parent, and the
 // parent joins once.
 func TestTwoEnginesActOnBranchesAtOnce(t *testing.T) {
-	stores := openPostgresStores(t)
-	var engines [2]*engine.Engine
-	var wg sync.WaitGroup
-	for i := range engines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			engines[i] = newEngine(t, stores[i], engine.Config{Lease: 2 * time.Second, Sweep: 300 * time.Millisecond})
-		}()
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
+	stores, engines := twoEngines(t)
 	deploy(t, engines[0], fmt.Sprintf(reviewFlow, "all"))
 	const n = 20
 	var parents []string
