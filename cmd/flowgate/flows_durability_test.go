@@ -204,7 +204,8 @@ func (o *oneServer) start(t *testing.T) *serving {
 	return startServe(t, o.dir, o.env, o.args...)
 }
 
-// target counts calls per Idempotency-Key and can hold the slow ones.
+// target counts calls per Idempotency-Key and can hold the slow ones;
+// it answers {"ok": true, "query": the request's query}.
 type target struct {
 	srv     *httptest.Server
 	mu      sync.Mutex
@@ -228,8 +229,11 @@ func newTarget(t *testing.T, slowFor time.Duration) *target {
 				return
 			}
 		}
+		// The query comes back, so that a flow can show which of its
+		// calls (which item) the answer is to.
+		b, _ := json.Marshal(map[string]any{"ok": true, "query": r.URL.RawQuery})
 		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"ok": true}`))
+		_, _ = w.Write(b)
 	}))
 	t.Cleanup(tg.srv.Close)
 	return tg

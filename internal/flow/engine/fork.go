@@ -115,34 +115,13 @@ func (r *runner) runFork(ctx context.Context, step *flow.Step) error {
 		}
 		// Branches of steps without waits have often ended already.
 	}
-	r.inst.Status = store.StatusWaiting
-	r.inst.Owner = ""
-	r.inst.LeaseUntil = time.Time{}
-	if err := r.commit(ctx); err != nil {
-		if errors.Is(err, errStop) {
-			// Cancelled (or taken over) while branches were starting,
-			// after the cancel looked for them.
-			for _, b := range fs.Branches {
-				if b.ID != "" && !b.ended() {
-					r.cancelOrphan(ctx, b.ID)
-				}
-			}
-		}
-		return err
-	}
-	r.e.notify(r.inst.ID)
-	// A branch may have ended between the look and the park: its wake
-	// found the parent still running. Look once more, after the park.
+	var running []string
 	for _, b := range fs.Branches {
-		if b.ID == "" || b.ended() {
-			continue
-		}
-		if in, err := r.e.st.GetInstance(ctx, b.ID); err == nil && in.Ended() {
-			r.e.wakeLocally(r.inst.ID, r.inst.Seq, r.e.now())
-			break
+		if b.ID != "" && !b.ended() {
+			running = append(running, b.ID)
 		}
 	}
-	return errStop
+	return r.parkForChildren(ctx, running)
 }
 
 // prepareFork records a fork step's first run and what it forks, and

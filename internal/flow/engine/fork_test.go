@@ -441,3 +441,28 @@ func TestForeachDocExample(t *testing.T) {
 		t.Errorf("%s %q totals %s", in.Status, in.Error, b)
 	}
 }
+
+// An invoke of a flow whose parallel step waits for a person answers at
+// once, as it does for a task of the instance's own, rather than after
+// the invoke wait.
+func TestInvokeAnswersWhenABranchWaitsForAPerson(t *testing.T) {
+	s := openStore(t)
+	e := newEngine(t, s, engine.Config{InvokeWait: time.Minute})
+	deploy(t, e, fmt.Sprintf(reviewFlow, "all"))
+	done := make(chan engine.InvokeResult, 1)
+	go func() {
+		res, err := e.Invoke(t.Context(), engine.StartRequest{Workflow: "review", Input: map[string]any{"amount": 1}, Caller: alice}, false)
+		if err != nil {
+			t.Error(err)
+		}
+		done <- res
+	}()
+	select {
+	case res := <-done:
+		if res.Done || res.Instance.Status != store.StatusWaiting {
+			t.Errorf("invoke answered %s, done %v", res.Instance.Status, res.Done)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the invoke still waits while the branches wait for people")
+	}
+}

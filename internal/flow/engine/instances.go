@@ -280,12 +280,34 @@ func (e *Engine) Invoke(ctx context.Context, req StartRequest, async bool) (Invo
 
 // openTask returns the open task an instance waits on, if any: a person
 // is then needed, and no one is going to act within an HTTP request.
+// While a parallel or foreach step waits, the tasks are its branches'.
 func (e *Engine) openTask(ctx context.Context, inst store.Instance) (store.Task, bool) {
 	tasks, _, err := e.st.ListTasks(ctx, store.TaskFilter{All: true, InstanceID: inst.ID, Status: store.TaskOpen}, store.Page{Limit: 1})
-	if err != nil || len(tasks) == 0 {
+	if err == nil && len(tasks) > 0 {
+		return tasks[0], true
+	}
+	if err != nil || inst.CurrentStep == "" {
 		return store.Task{}, false
 	}
-	return tasks[0], true
+	if def, err := e.Definition(ctx, inst.Workflow, inst.Version); err != nil {
+		return store.Task{}, false
+	} else if s, ok := def.Step(inst.CurrentStep); !ok || (s.Parallel == nil && s.Foreach == nil) {
+		return store.Task{}, false
+	}
+	branches, err := e.branchInstances(ctx, inst.ID)
+	if err != nil {
+		return store.Task{}, false
+	}
+	for _, b := range branches {
+		if b.Status != store.StatusWaiting {
+			continue
+		}
+		tasks, _, err := e.st.ListTasks(ctx, store.TaskFilter{All: true, InstanceID: b.ID, Status: store.TaskOpen}, store.Page{Limit: 1})
+		if err == nil && len(tasks) > 0 {
+			return tasks[0], true
+		}
+	}
+	return store.Task{}, false
 }
 
 func (e *Engine) invokeResult(inst store.Instance, existing bool) InvokeResult {

@@ -1,6 +1,7 @@
 package engine_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -39,6 +40,28 @@ func openPostgresStores(t *testing.T) [2]backend.Store {
 	return stores
 }
 
+// twoEngines starts two engines, as two servers run, on one fresh
+// PostgreSQL database.
+func twoEngines(t *testing.T) ([2]backend.Store, [2]*engine.Engine) {
+	t.Helper()
+	stores := openPostgresStores(t)
+	var engines [2]*engine.Engine
+	// Both start at once: the queue's migrations must not race.
+	var wg sync.WaitGroup
+	for i := range engines {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			engines[i] = newEngine(t, stores[i], engine.Config{Lease: 2 * time.Second, Sweep: 300 * time.Millisecond})
+		}()
+	}
+	wg.Wait()
+	if t.Failed() {
+		t.FailNow()
+	}
+	return stores, engines
+}
+
 // countingTarget counts requests per Idempotency-Key, the identity of one
 // visit of one step of one instance.
 type countingTarget struct {
@@ -58,21 +81,7 @@ func (c *countingTarget) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Two engines on one PostgreSQL database: 200 instances started through
 // both all complete, and every http step reaches the target exactly once.
 func TestTwoEnginesOnPostgres(t *testing.T) {
-	stores := openPostgresStores(t)
-	var engines [2]*engine.Engine
-	// Both start at once: the queue's migrations must not race.
-	var wg sync.WaitGroup
-	for i := range engines {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			engines[i] = newEngine(t, stores[i], engine.Config{Lease: 2 * time.Second, Sweep: 300 * time.Millisecond})
-		}()
-	}
-	wg.Wait()
-	if t.Failed() {
-		t.FailNow()
-	}
+	stores, engines := twoEngines(t)
 
 	target := &countingTarget{calls: map[string]int{}}
 	srv := httptest.NewServer(target)
@@ -190,6 +199,100 @@ func TestTwoEnginesOneRefreshOnPostgres(t *testing.T) {
 	for _, tok := range seen {
 		if tok != seen[0] {
 			t.Fatal("the 50 calls did not all send the one refreshed token")
+		}
+	}
+}
+
+// Two engines on one PostgreSQL database act at the same moment on the two
+// branches of a parallel step, one task through each: both branches end
+// at once, each engine sees its branch end and wakes the parent, and the
+// parent joins once.
+func TestTwoEnginesActOnBranchesAtOnce(t *testing.T) {
+	stores, engines := twoEngines(t)
+	deploy(t, engines[0], fmt.Sprintf(reviewFlow, "all"))
+	const n = 20
+	var parents []string
+	for range n {
+		res, err := engines[0].StartInstance(t.Context(), engine.StartRequest{Workflow: "review", Input: map[string]any{"amount": 9}, Caller: alice})
+		if err != nil {
+			t.Fatal(err)
+		}
+		parents = append(parents, res.Instance.ID)
+	}
+	// Each parent's two open tasks, found through its branch instances.
+	tasksOf := func(c engine.Caller, step string) map[string]int64 {
+		out := map[string]int64{}
+		for range 500 {
+			tasks, _, err := engines[0].ListTasks(t.Context(), c, false, "", store.Page{Limit: store.MaxLimit})
+			if err != nil {
+				t.Fatal(err)
+			}
+			clear(out)
+			for _, tk := range tasks {
+				if tk.StepID != step {
+					continue
+				}
+				in, err := stores[0].GetInstance(t.Context(), tk.InstanceID)
+				if err != nil {
+					t.Fatal(err)
+				}
+				out[in.Parent] = tk.Serial
+			}
+			if len(out) == n {
+				return out
+			}
+			sleepBriefly()
+		}
+		t.Fatalf("%d open %s tasks, want %d", len(out), step, n)
+		return nil
+	}
+	legal, finance := tasksOf(legalist, "legal-ok"), tasksOf(financer, "finance-ok")
+
+	gate := make(chan struct{})
+	errs := make(chan error, 2*n)
+	var acts sync.WaitGroup
+	for _, p := range parents {
+		for i, act := range []struct {
+			serial int64
+			c      engine.Caller
+		}{{legal[p], legalist}, {finance[p], financer}} {
+			acts.Add(1)
+			go func() {
+				defer acts.Done()
+				<-gate
+				if _, err := engines[i].Act(t.Context(), act.serial, "OK", nil, act.c); err != nil {
+					errs <- fmt.Errorf("act on task %d of %s: %w", act.serial, p, err)
+				}
+			}()
+		}
+	}
+	close(gate)
+	acts.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	for _, p := range parents {
+		parent := waitStatus(t, stores[1], p, store.StatusCompleted, store.StatusFailed)
+		if parent.Status != store.StatusCompleted {
+			t.Fatalf("parent %s %s %q", p, parent.Status, parent.Error)
+		}
+		b := responseBody(t, parent)
+		br, _ := json.Marshal(b["branches"])
+		if string(br) != `{"finance":{"output":{"body":{"finance":"approved"},"status":200},"status":"completed"},"legal":{"output":{"legal":"OK"},"status":"completed"}}` ||
+			b["legal"] != "OK" || b["finance"] != "approved" {
+			t.Errorf("parent %s body %v", p, b)
+		}
+		done := map[string]int{}
+		var steps []string
+		for _, r := range history(t, stores[0], p) {
+			steps = append(steps, r.StepID+":"+r.Status)
+			if r.Status == store.StepCompleted {
+				done[r.StepID]++
+			}
+		}
+		if fmt.Sprint(done) != "map[done:1 reviews:1]" {
+			t.Errorf("parent %s completed records %v (history %v)", p, done, steps)
 		}
 	}
 }

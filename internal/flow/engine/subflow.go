@@ -82,22 +82,34 @@ func (r *runner) runSubflow(ctx context.Context, step *flow.Step) error {
 	if child.Ended() {
 		return r.endSubflow(ctx, step, &child, nil)
 	}
+	return r.parkForChildren(ctx, []string{cs.ID})
+}
+
+// parkForChildren commits the instance as waiting, unowned, for the
+// children it started (a flow step's child, a fork's running branches):
+// the ending commit of each carries its wake.
+func (r *runner) parkForChildren(ctx context.Context, children []string) error {
 	r.inst.Status = store.StatusWaiting
 	r.inst.Owner = ""
 	r.inst.LeaseUntil = time.Time{}
 	if err := r.commit(ctx); err != nil {
 		if errors.Is(err, errStop) {
-			// The parent was cancelled (or taken over) while the child
-			// was being started, after the cancel looked for children.
-			r.cancelOrphan(ctx, cs.ID)
+			// The parent was cancelled (or taken over) while children
+			// were being started, after the cancel looked for them.
+			for _, id := range children {
+				r.cancelOrphan(ctx, id)
+			}
 		}
 		return err
 	}
 	r.e.notify(r.inst.ID)
-	// The child may have ended between the read and the park: its wake
+	// A child may have ended between the read and the park: its wake
 	// found the parent still running. Look once more, after the park.
-	if child, err := r.e.st.GetInstance(ctx, cs.ID); err == nil && child.Ended() {
-		r.e.wakeLocally(r.inst.ID, r.inst.Seq, r.e.now())
+	for _, id := range children {
+		if child, err := r.e.st.GetInstance(ctx, id); err == nil && child.Ended() {
+			r.e.wakeLocally(r.inst.ID, r.inst.Seq, r.e.now())
+			break
+		}
 	}
 	return errStop
 }
