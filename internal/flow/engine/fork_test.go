@@ -533,7 +533,9 @@ steps:
 	if in.Status != store.StatusCompleted {
 		t.Fatalf("%s %q", in.Status, in.Error)
 	}
-	var out struct{ Body []map[string]map[string]map[string]any }
+	var out struct {
+		Body []map[string]map[string]map[string]any
+	}
 	if err := json.Unmarshal(in.Output, &out); err != nil || len(out.Body) != 2 {
 		t.Fatalf("output %s: %v", in.Output, err)
 	}
