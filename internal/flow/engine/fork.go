@@ -99,6 +99,7 @@ func (r *runner) runFork(ctx context.Context, step *flow.Step) error {
 			return err
 		}
 	}
+	sinceCommit := 0
 	for {
 		if err := r.collectBranches(ctx, step, fs); err != nil {
 			return err
@@ -113,15 +114,36 @@ func (r *runner) runFork(ctx context.Context, step *flow.Step) error {
 		if started == 0 {
 			break
 		}
-		// Branches of steps without waits have often ended already.
+		// Branches of steps without waits have often ended already, so
+		// a long foreach can run here for a while: a durable point every
+		// so many starts notices a cancel (the commit is fenced) and
+		// bounds what a takeover looks up again.
+		if sinceCommit += started; sinceCommit >= forkCommitEvery {
+			sinceCommit = 0
+			if err := r.commit(ctx); err != nil {
+				if errors.Is(err, errStop) {
+					r.cancelOrphans(ctx, runningBranches(fs))
+				}
+				return err
+			}
+		}
 	}
+	return r.parkForChildren(ctx, runningBranches(fs))
+}
+
+// forkCommitEvery is how many branch starts a fork step makes between
+// durable points while it does not park.
+const forkCommitEvery = 16
+
+// runningBranches lists the branch instances started and not seen ended.
+func runningBranches(fs *forkState) []string {
 	var running []string
 	for _, b := range fs.Branches {
 		if b.ID != "" && !b.ended() {
 			running = append(running, b.ID)
 		}
 	}
-	return r.parkForChildren(ctx, running)
+	return running
 }
 
 // prepareFork records a fork step's first run and what it forks, and

@@ -94,11 +94,7 @@ func (r *runner) parkForChildren(ctx context.Context, children []string) error {
 	r.inst.LeaseUntil = time.Time{}
 	if err := r.commit(ctx); err != nil {
 		if errors.Is(err, errStop) {
-			// The parent was cancelled (or taken over) while children
-			// were being started, after the cancel looked for them.
-			for _, id := range children {
-				r.cancelOrphan(ctx, id)
-			}
+			r.cancelOrphans(ctx, children)
 		}
 		return err
 	}
@@ -155,6 +151,15 @@ func (r *runner) prepareChild(ctx context.Context, step *flow.Step) (*childState
 		return nil, err
 	}
 	return cs, nil
+}
+
+// cancelOrphans cancels the children a run started when the run finds
+// its instance cancelled (or taken over) at its next commit: the cancel
+// may have looked for children before these existed.
+func (r *runner) cancelOrphans(ctx context.Context, children []string) {
+	for _, id := range children {
+		r.cancelOrphan(ctx, id)
+	}
 }
 
 // cancelOrphan cancels child when its parent has been cancelled, so that
