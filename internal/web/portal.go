@@ -51,7 +51,7 @@ type PortalEngine interface {
 	// records merged with those of its branch instances, as the API's
 	// history; CurrentSteps lists the steps it and its branch instances
 	// are at. The caller has checked that the user may see it.
-	Children(ctx context.Context, id string) ([]string, error)
+	ChildInstances(ctx context.Context, id string) ([]store.Instance, error)
 	History(ctx context.Context, id string, p store.Page) ([]engine.HistoryRecord, string, error)
 	CurrentSteps(ctx context.Context, in store.Instance) ([]engine.CurrentStep, error)
 }

@@ -561,3 +561,36 @@ steps:
 		t.Errorf("%d cell records in the merged history, want 6", cells)
 	}
 }
+
+// An assignee of a branch's task may see the instance the branch is of,
+// as an assignee of its own task may; someone else may not.
+func TestBranchAssigneeSeesTheInstance(t *testing.T) {
+	s := openStore(t)
+	e := newEngine(t, s, engine.Config{})
+	deploy(t, e, fmt.Sprintf(reviewFlow, "all"))
+	res, err := e.StartInstance(t.Context(), engine.StartRequest{Workflow: "review", Input: map[string]any{"amount": 1}, Caller: alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	branchTask(t, e, legalist, "legal-ok")
+	if _, err := e.VisibleInstance(t.Context(), res.Instance.ID, legalist); err != nil {
+		t.Errorf("the legal reviewer may not see the instance: %v", err)
+	}
+	if _, err := e.VisibleInstance(t.Context(), res.Instance.ID, bob); err == nil {
+		t.Error("bob, assigned nothing in it, sees the instance")
+	}
+	// Who may see the instance may see what it started: the legal
+	// reviewer sees the finance branch too; bob sees neither.
+	kids, err := e.ChildInstances(t.Context(), res.Instance.ID)
+	if err != nil || len(kids) != 2 {
+		t.Fatalf("children %v %v", kids, err)
+	}
+	for _, k := range kids {
+		if _, err := e.VisibleInstance(t.Context(), k.ID, legalist); err != nil {
+			t.Errorf("the legal reviewer may not see branch %s: %v", k.Branch, err)
+		}
+		if _, err := e.VisibleInstance(t.Context(), k.ID, bob); err == nil {
+			t.Errorf("bob sees branch %s", k.Branch)
+		}
+	}
+}
