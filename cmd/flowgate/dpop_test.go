@@ -56,7 +56,7 @@ clients:
     scopes: [openid, profile, offline_access, workflows.read]
     token_endpoint_auth_method: none
     consent: admin
-    audiences: ["https://api.example.com"]
+    audiences: ["https://api.example.com", "https://erp.example.com"]
 `
 }
 
@@ -361,10 +361,29 @@ func TestResourceIndicatorsWithOpenIDClient(t *testing.T) {
 	if cb.Query().Get("error") != "invalid_target" {
 		t.Fatalf("authorize with an unregistered resource: %s", cb)
 	}
-	u = web.MustDo(t, map[string]any{"op": "authurl", "redirect_uri": protoCallback, "scope": "openid workflows.read", "resource": "https://api.example.com"})
+	u = web.MustDo(t, map[string]any{"op": "authurl", "redirect_uri": protoCallback, "scope": "openid workflows.read offline_access", "resource": "https://api.example.com"})
 	tok := web.MustDo(t, map[string]any{"op": "code", "url": callbackURL(t, browserLogin(t, u["url"].(string)))})
 	if aud := jwtClaims(t, tok["access_token"].(string))["aud"]; aud != "https://api.example.com" || !strings.EqualFold(tok["token_type"].(string), "Bearer") {
 		t.Fatalf("code flow with a resource: aud %v, token_type %v", aud, tok["token_type"])
+	}
+	// A refresh keeps the grant's resource, and may not ask for another
+	// the client is registered for but the user did not grant; that
+	// refusal leaves the refresh token usable.
+	rt, _ := tok["refresh_token"].(string)
+	if rt == "" {
+		t.Fatalf("no refresh token: %v", tok)
+	}
+	v = web.Do(t, map[string]any{"op": "refresh", "refresh_token": rt, "resource": "https://erp.example.com"})
+	if v["ok"] != false || v["code"] != "invalid_target" {
+		t.Fatalf("refresh asking for a resource outside the grant: %v", v)
+	}
+	ref := web.MustDo(t, map[string]any{"op": "refresh", "refresh_token": rt})
+	if aud := jwtClaims(t, ref["access_token"].(string))["aud"]; aud != "https://api.example.com" {
+		t.Fatalf("refreshed aud %v, want the grant's resource", aud)
+	}
+	ref = web.MustDo(t, map[string]any{"op": "refresh", "refresh_token": ref["refresh_token"].(string), "resource": "https://api.example.com"})
+	if aud := jwtClaims(t, ref["access_token"].(string))["aud"]; aud != "https://api.example.com" {
+		t.Fatalf("refreshed for the grant's resource: aud %v", aud)
 	}
 }
 

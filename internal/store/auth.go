@@ -169,6 +169,10 @@ type RefreshToken struct {
 	// DPoPJKT is the thumbprint (RFC 7638) of the DPoP key the token is
 	// bound to; empty when unbound. Rotation keeps it.
 	DPoPJKT string
+	// Resources are the resources (RFC 8707) the grant was for; nil for
+	// a grant for Flowgate's own APIs. A refresh may ask for some of them
+	// and gets them all when it names none. Rotation keeps them.
+	Resources []string
 }
 
 // RefreshTokens stores refresh tokens.
@@ -179,7 +183,7 @@ type RefreshTokens interface {
 	GetRefreshToken(ctx context.Context, hash string) (RefreshToken, error)
 	// RotateRefreshToken marks the token oldHash (which must belong to
 	// clientID, be unrevoked and unexpired at now) used and stores its
-	// successor newHash with the same family, user, scopes, auth time and DPoP key,
+	// successor newHash with the same family, user, scopes, auth time, DPoP key and resources,
 	// expiring at expires, in one transaction. It returns the successor.
 	// When the old token was already used, its whole family is revoked and
 	// the error is ErrReused; any other refusal is ErrNotFound.

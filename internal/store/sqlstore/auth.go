@@ -256,7 +256,7 @@ func (s *Store) getAuthCode(ctx context.Context, hash string) (store.AuthCode, e
 	return c, nil
 }
 
-const refreshCols = `hash, family_id, client_id, username, scopes, auth_time, amr, created_at, expires_at, used_at, revoked, dpop_jkt`
+const refreshCols = `hash, family_id, client_id, username, scopes, auth_time, amr, created_at, expires_at, used_at, revoked, dpop_jkt, resources`
 
 // CreateRefreshToken stores a refresh token by its hash.
 func (s *Store) CreateRefreshToken(ctx context.Context, t store.RefreshToken) error {
@@ -268,13 +268,13 @@ type execer interface {
 }
 
 func (s *Store) insertRefresh(ctx context.Context, db execer, t store.RefreshToken) error {
-	l, err := encodeLists([]string{"scopes", "amr"}, t.Scopes, t.AMR)
+	l, err := encodeLists([]string{"scopes", "amr", "resources"}, t.Scopes, t.AMR, t.Resources)
 	if err != nil {
 		return fmt.Errorf("create refresh token: %w", err)
 	}
-	_, err = db.ExecContext(ctx, s.q.rebind(`INSERT INTO refresh_tokens (`+refreshCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`),
+	_, err = db.ExecContext(ctx, s.q.rebind(`INSERT INTO refresh_tokens (`+refreshCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`),
 		t.Hash, t.FamilyID, t.ClientID, t.User, l[0], micros(t.AuthTime), l[1],
-		micros(nowOr(t.CreatedAt, now())), micros(t.ExpiresAt), t.Revoked, t.DPoPJKT)
+		micros(nowOr(t.CreatedAt, now())), micros(t.ExpiresAt), t.Revoked, t.DPoPJKT, l[2])
 	if err != nil {
 		return fmt.Errorf("create refresh token: %w", s.conflict(err))
 	}
@@ -288,13 +288,16 @@ type rowQuerier interface {
 func (s *Store) getRefresh(ctx context.Context, db rowQuerier, hash string) (store.RefreshToken, error) {
 	var (
 		t                                store.RefreshToken
-		scopes, amr                      string
+		scopes, amr, resources           string
 		authTime, created, expires, used int64
 	)
 	err := db.QueryRowContext(ctx, s.q.rebind(`SELECT `+refreshCols+` FROM refresh_tokens WHERE hash = ?`), hash).Scan(
-		&t.Hash, &t.FamilyID, &t.ClientID, &t.User, &scopes, &authTime, &amr, &created, &expires, &used, &t.Revoked, &t.DPoPJKT)
+		&t.Hash, &t.FamilyID, &t.ClientID, &t.User, &scopes, &authTime, &amr, &created, &expires, &used, &t.Revoked, &t.DPoPJKT, &resources)
 	if err != nil {
 		return t, notFound(err)
+	}
+	if t.Resources, err = decodeList(resources); err != nil {
+		return t, err
 	}
 	if t.Scopes, err = decodeList(scopes); err != nil {
 		return t, err
@@ -358,7 +361,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, clientID, oldHash, newHa
 	next := store.RefreshToken{
 		Hash: newHash, FamilyID: old.FamilyID, ClientID: old.ClientID, User: old.User, Scopes: old.Scopes,
 		AuthTime: old.AuthTime, AMR: old.AMR, CreatedAt: nowOr(at, now()), ExpiresAt: expires.UTC().Truncate(time.Microsecond),
-		DPoPJKT: old.DPoPJKT,
+		DPoPJKT: old.DPoPJKT, Resources: old.Resources,
 	}
 	if err := s.insertRefresh(ctx, tx, next); err != nil {
 		return store.RefreshToken{}, fmt.Errorf("rotate refresh token: %w", err)

@@ -9,7 +9,7 @@
 //   authurl   redirect_uri, scope, response_mode?, resource?
 //   code      url (the redirect the browser landed on; a fragment is read as
 //             the query) | form {action, fields} (a form_post), dpop?
-//   refresh   refresh_token, dpop?
+//   refresh   refresh_token, dpop?, resource?
 //   resource  url, access_token, dpop?, method?  (fetchProtectedResource)
 //   userinfo  access_token, sub, dpop?           (fetchUserInfo)
 //   raw       url, method, headers, body?, proof? {key, htm, htu, iat_offset,
@@ -117,7 +117,8 @@ const ops = {
     return tokenResult(t);
   },
   async refresh(c) {
-    const t = await client.refreshTokenGrant(config, c.refresh_token, undefined, { DPoP: await dpopHandle(c.dpop) });
+    const params = c.resource ? { resource: c.resource } : undefined;
+    const t = await client.refreshTokenGrant(config, c.refresh_token, params, { DPoP: await dpopHandle(c.dpop) });
     return tokenResult(t);
   },
   async userinfo(c) {
