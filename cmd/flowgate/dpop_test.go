@@ -279,6 +279,34 @@ func TestDPoPWithOpenIDClient(t *testing.T) {
 			t.Fatalf("refreshed token bound to %v, want %v", c2, c1)
 		}
 	})
+
+	t.Run("dpop_jkt binds the code", func(t *testing.T) {
+		rp := rpclient.Start(t)
+		rp.MustDo(t, map[string]any{"op": "discover", "issuer": s.base, "client_id": "web"})
+		code := func() string {
+			u := rp.MustDo(t, map[string]any{"op": "authurl", "redirect_uri": protoCallback, "scope": "openid workflows.read", "dpop_jkt": "a"})
+			return callbackURL(t, browserLogin(t, u["url"].(string)))
+		}
+		// A code bound to key a, stolen and exchanged with another key or
+		// with none, gives nothing.
+		if v := rp.Do(t, map[string]any{"op": "code", "url": code(), "dpop": "b"}); v["ok"] != false || v["code"] != "invalid_grant" {
+			t.Fatalf("a dpop_jkt code exchanged with another key: %v", v)
+		}
+		if v := rp.Do(t, map[string]any{"op": "code", "url": code()}); v["ok"] != false || v["code"] != "invalid_grant" {
+			t.Fatalf("a dpop_jkt code exchanged without a proof: %v", v)
+		}
+		tok := rp.MustDo(t, map[string]any{"op": "code", "url": code(), "dpop": "a"})
+		if !isDPoP(tok["token_type"]) || jwtClaims(t, tok["access_token"].(string))["cnf"] == nil {
+			t.Fatalf("a dpop_jkt code exchanged with its key: %v", tok)
+		}
+		web := rpclient.Start(t)
+		web.MustDo(t, map[string]any{"op": "discover", "issuer": s.base, "client_id": "web"})
+		u := web.MustDo(t, map[string]any{"op": "authurl", "redirect_uri": protoCallback, "scope": "openid"})
+		bad := strings.Replace(u["url"].(string), "scope=", "dpop_jkt=not-a-thumbprint&scope=", 1)
+		if cb, _ := url.Parse(callbackURL(t, browserLogin(t, bad))); cb.Query().Get("error") != "invalid_request" {
+			t.Fatalf("a malformed dpop_jkt: %s", cb)
+		}
+	})
 }
 
 // isDPoP reports whether a token_type as openid-client reports it (in

@@ -215,6 +215,10 @@ func (s *Server) codeExchange(ctx context.Context, c *store.Client, req *oidc.Ac
 	if req.RedirectURI != ac.RedirectURI {
 		return nil, errInvalidGrant("redirect_uri does not match the authorization request")
 	}
+	if ac.DPoPJKT != "" && subtle.ConstantTimeCompare([]byte(b.jkt), []byte(ac.DPoPJKT)) != 1 {
+		s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, User: ac.User, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "authorization code bound to another DPoP key (dpop_jkt)"})
+		return nil, errInvalidGrant("the authorization code is bound to a DPoP key (dpop_jkt): send a proof made with that key")
+	}
 	verifier := req.CodeVerifier
 	switch {
 	case ac.CodeChallenge == "" && verifier != "":

@@ -89,6 +89,9 @@ type AuthRequest struct {
 	Resource []string
 	// ACRValues are the acr_values asked for ("mfa": a second factor).
 	ACRValues []string
+	// DPoPJKT is the dpop_jkt parameter (RFC 9449 §10): the thumbprint of
+	// the DPoP key the code must be exchanged with; "" when not asked.
+	DPoPJKT string
 	// User, AuthTime and AMR are set once the user has signed in.
 	User     string
 	AuthTime time.Time
@@ -133,7 +136,10 @@ type AuthCode struct {
 	FamilyID  string
 	// Resource holds the resource indicators (RFC 8707) of the
 	// authorization request; the exchange's tokens are for them.
-	Resource  []string
+	Resource []string
+	// DPoPJKT binds the code to a DPoP key (the request's dpop_jkt): the
+	// exchange must carry a proof made with it. "" when unbound.
+	DPoPJKT   string
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	// UsedAt is zero until the code is exchanged.

@@ -108,7 +108,7 @@ func (s *Store) ListSigningKeys(ctx context.Context, at time.Time) ([]store.Sign
 
 const authRequestCols = `id, client_id, redirect_uri, scopes, state, nonce, response_type, code_challenge,
 	code_challenge_method, prompt, max_age, login_hint, username, auth_time, amr, done, created_at, expires_at,
-	response_mode, resource, acr_values`
+	response_mode, resource, acr_values, dpop_jkt`
 
 // CreateAuthRequest stores a new authorization request.
 func (s *Store) CreateAuthRequest(ctx context.Context, r store.AuthRequest) error {
@@ -117,10 +117,10 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r store.AuthRequest) erro
 		return fmt.Errorf("create auth request: %w", err)
 	}
 	_, err = s.write.ExecContext(ctx, s.q.rebind(`INSERT INTO auth_requests (`+authRequestCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		r.ID, r.ClientID, r.RedirectURI, l[0], r.State, r.Nonce, r.ResponseType, r.CodeChallenge,
 		r.CodeChallengeMethod, l[1], r.MaxAge, r.LoginHint, r.User, microsOrZero(r.AuthTime), l[2], r.Done,
-		micros(nowOr(r.CreatedAt, now())), micros(r.ExpiresAt), r.ResponseMode, l[3], l[4])
+		micros(nowOr(r.CreatedAt, now())), micros(r.ExpiresAt), r.ResponseMode, l[3], l[4], r.DPoPJKT)
 	if err != nil {
 		return fmt.Errorf("create auth request: %w", s.conflict(err))
 	}
@@ -138,7 +138,7 @@ func (s *Store) GetAuthRequest(ctx context.Context, id string, at time.Time) (st
 	err := s.read.QueryRowContext(ctx, s.q.rebind(`SELECT `+authRequestCols+` FROM auth_requests WHERE id = ? AND expires_at > ?`),
 		id, micros(at)).Scan(&r.ID, &r.ClientID, &r.RedirectURI, &scopes, &r.State, &r.Nonce, &r.ResponseType,
 		&r.CodeChallenge, &r.CodeChallengeMethod, &prompt, &r.MaxAge, &r.LoginHint, &r.User, &authTime, &amr,
-		&r.Done, &created, &expires, &r.ResponseMode, &res, &acr)
+		&r.Done, &created, &expires, &r.ResponseMode, &res, &acr, &r.DPoPJKT)
 	if err != nil {
 		return store.AuthRequest{}, fmt.Errorf("get auth request: %w", notFound(err))
 	}
@@ -184,7 +184,7 @@ func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
 }
 
 const authCodeCols = `hash, client_id, redirect_uri, username, scopes, nonce, code_challenge, code_challenge_method,
-	auth_time, amr, access_jti, family_id, created_at, expires_at, used_at, resource`
+	auth_time, amr, access_jti, family_id, created_at, expires_at, used_at, resource, dpop_jkt`
 
 // CreateAuthCode stores a code by its hash.
 func (s *Store) CreateAuthCode(ctx context.Context, c store.AuthCode) error {
@@ -193,9 +193,9 @@ func (s *Store) CreateAuthCode(ctx context.Context, c store.AuthCode) error {
 		return fmt.Errorf("create auth code: %w", err)
 	}
 	_, err = s.write.ExecContext(ctx, s.q.rebind(`INSERT INTO auth_codes (`+authCodeCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`),
 		c.Hash, c.ClientID, c.RedirectURI, c.User, l[0], c.Nonce, c.CodeChallenge, c.CodeChallengeMethod,
-		micros(c.AuthTime), l[1], c.AccessJTI, c.FamilyID, micros(nowOr(c.CreatedAt, now())), micros(c.ExpiresAt), l[2])
+		micros(c.AuthTime), l[1], c.AccessJTI, c.FamilyID, micros(nowOr(c.CreatedAt, now())), micros(c.ExpiresAt), l[2], c.DPoPJKT)
 	if err != nil {
 		return fmt.Errorf("create auth code: %w", s.conflict(err))
 	}
@@ -239,7 +239,7 @@ func (s *Store) getAuthCode(ctx context.Context, hash string) (store.AuthCode, e
 	// costs nothing and is obviously right.
 	err := s.write.QueryRowContext(ctx, s.q.rebind(`SELECT `+authCodeCols+` FROM auth_codes WHERE hash = ?`), hash).Scan(
 		&c.Hash, &c.ClientID, &c.RedirectURI, &c.User, &scopes, &c.Nonce, &c.CodeChallenge, &c.CodeChallengeMethod,
-		&authTime, &amr, &c.AccessJTI, &c.FamilyID, &created, &expires, &used, &res)
+		&authTime, &amr, &c.AccessJTI, &c.FamilyID, &created, &expires, &used, &res, &c.DPoPJKT)
 	if err != nil {
 		return c, notFound(err)
 	}

@@ -458,8 +458,8 @@ func testDPoPJTIConcurrent(t *testing.T, s store.Store) {
 }
 
 // testProtocolFields: a refresh token's DPoP key survives rotation;
-// clients' origins and audiences, requests' response mode and resources,
-// and codes' resources are stored.
+// clients' origins and audiences, requests' response mode, resources and
+// dpop_jkt, and codes' resources and dpop_jkt are stored.
 func testProtocolFields(t *testing.T, s store.Store) {
 	c := ctx(t)
 	rt := store.RefreshToken{Hash: "b1", FamilyID: "fb", ClientID: "spa", User: "alice", Scopes: []string{"openid"},
@@ -505,19 +505,20 @@ func testProtocolFields(t *testing.T, s store.Store) {
 	}
 
 	r := store.AuthRequest{ID: "rq", ClientID: "spa", RedirectURI: "https://rp/cb", ResponseType: "code",
-		ResponseMode: "form_post", Resource: []string{"urn:a"}, MaxAge: -1, CreatedAt: ts(1000), ExpiresAt: ts(2000)}
+		ResponseMode: "form_post", Resource: []string{"urn:a"}, MaxAge: -1, CreatedAt: ts(1000), ExpiresAt: ts(2000), DPoPJKT: "jkt-of-a"}
 	if err := s.CreateAuthRequest(c, r); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.GetAuthRequest(c, "rq", ts(1500)); err != nil || got.ResponseMode != "form_post" || !slices.Equal(got.Resource, r.Resource) {
+	if got, err := s.GetAuthRequest(c, "rq", ts(1500)); err != nil || got.ResponseMode != "form_post" || !slices.Equal(got.Resource, r.Resource) || got.DPoPJKT != "jkt-of-a" {
 		t.Fatalf("request = %+v, %v", got, err)
 	}
 	code := sampleCode("hr")
 	code.Resource = []string{"urn:a", "urn:b"}
+	code.DPoPJKT = "jkt-of-a"
 	if err := s.CreateAuthCode(c, code); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.ConsumeAuthCode(c, "hr", ts(1010)); err != nil || !slices.Equal(got.Resource, code.Resource) {
+	if got, err := s.ConsumeAuthCode(c, "hr", ts(1010)); err != nil || !slices.Equal(got.Resource, code.Resource) || got.DPoPJKT != "jkt-of-a" {
 		t.Fatalf("code = %+v, %v", got, err)
 	}
 }

@@ -6,7 +6,8 @@
 // Commands (fields beyond "op"):
 //   discover  issuer, client_id, client_secret? (absent: a public client)
 //   cc        scope?, dpop? ("a" | "b": which DPoP key; absent: none), resource?
-//   authurl   redirect_uri, scope, response_mode?, resource?
+//   authurl   redirect_uri, scope, response_mode?, resource?, dpop_jkt? (a key
+//             name: its thumbprint binds the code, RFC 9449 §10)
 //   code      url (the redirect the browser landed on; a fragment is read as
 //             the query) | form {action, fields} (a form_post), dpop?
 //   refresh   refresh_token, dpop?, resource?
@@ -92,6 +93,7 @@ const ops = {
     };
     if (c.response_mode) params.response_mode = c.response_mode;
     if (c.resource) params.resource = c.resource;
+    if (c.dpop_jkt) params.dpop_jkt = await jose.calculateJwkThumbprint(await jose.exportJWK((await key(c.dpop_jkt)).publicKey));
     return { ok: true, url: client.buildAuthorizationUrl(config, params).href };
   },
   async code(c) {
