@@ -75,13 +75,18 @@ type branchState struct {
 	StartVars map[string]any `json:"start_vars,omitempty"`
 }
 
-// forkStart is what a branch instance starts from.
+// forkStart is what a branch instance starts from: where, and what of
+// its parent it sees (vars, finished steps' outputs and caught errors,
+// the secrets to mask, the foreach names).
 type forkStart struct {
-	first  string
-	label  string
-	vars   map[string]any
-	locals map[string]any
-	branch branchState
+	first   string
+	label   string
+	vars    map[string]any
+	locals  map[string]any
+	outputs map[string]map[string]any
+	errors  map[string]map[string]any
+	secrets []string
+	branch  branchState
 }
 
 // errTypeBranch is steps.<id>.error.type for a branch or an item that
@@ -403,7 +408,8 @@ func (r *runner) startBranches(ctx context.Context, step *flow.Step, fs *forkSta
 // and returns its id; the same one when it was started before.
 func (r *runner) startBranch(ctx context.Context, step *flow.Step, fs *forkState, i int) (string, error) {
 	b := &fs.Branches[i]
-	fsStart := forkStart{vars: maps.Clone(r.env.Vars), locals: maps.Clone(r.st.Locals)}
+	fsStart := forkStart{vars: maps.Clone(r.env.Vars), locals: maps.Clone(r.st.Locals),
+		outputs: r.st.Outputs, errors: r.st.Errors, secrets: r.st.Secrets}
 	if fsStart.locals == nil {
 		fsStart.locals = map[string]any{}
 	}
@@ -427,11 +433,9 @@ func (r *runner) startBranch(ctx context.Context, step *flow.Step, fs *forkState
 	}
 	started, err := r.e.start(ctx, r.def, input, Caller{User: r.env.User}, r.inst.Depth, startGuards{
 		// The parent as the principal: no caller can send this key.
-		idem:    &store.Idempotency{Principal: "instance:" + r.inst.ID, Key: "fork." + strconv.Itoa(fs.Seq) + "." + b.Name},
-		parent:  &parentState{ID: r.inst.ID, Seq: fs.Seq},
-		fork:    &fsStart,
-		secrets: r.st.Secrets,
-		outputs: r.st.Outputs,
+		idem:   &store.Idempotency{Principal: "instance:" + r.inst.ID, Key: "fork." + strconv.Itoa(fs.Seq) + "." + b.Name},
+		parent: &parentState{ID: r.inst.ID, Seq: fs.Seq},
+		fork:   &fsStart,
 	})
 	if err != nil {
 		// Not the flow's fault (the store, a stopping engine): the run
@@ -442,13 +446,17 @@ func (r *runner) startBranch(ctx context.Context, step *flow.Step, fs *forkState
 }
 
 // becomeBranch makes a new runner the branch instance fs describes.
-func (r *runner) becomeBranch(fs *forkStart, secrets []string, outputs map[string]map[string]any) {
+func (r *runner) becomeBranch(fs *forkStart) {
 	r.inst.CurrentStep = fs.first
 	r.inst.Branch = fs.label
 	r.st.Branch = &fs.branch
 	r.st.Locals = fs.locals
-	r.st.Secrets = slices.Clone(secrets)
-	r.st.Outputs = maps.Clone(outputs)
+	r.st.Secrets = slices.Clone(fs.secrets)
+	r.st.Outputs = maps.Clone(fs.outputs)
+	if r.st.Outputs == nil {
+		r.st.Outputs = map[string]map[string]any{}
+	}
+	r.st.Errors = maps.Clone(fs.errors)
 	r.env.Vars = maps.Clone(fs.vars)
 	if r.env.Vars == nil {
 		r.env.Vars = map[string]any{}
@@ -456,6 +464,11 @@ func (r *runner) becomeBranch(fs *forkStart, secrets []string, outputs map[strin
 	r.env.Locals = r.st.Locals
 	for id, out := range r.st.Outputs {
 		r.env.Steps[id] = flow.StepState{Output: out}
+	}
+	for id, e := range r.st.Errors {
+		ss := r.env.Steps[id]
+		ss.Error = e
+		r.env.Steps[id] = ss
 	}
 	r.masker = nil
 }

@@ -594,3 +594,30 @@ func TestBranchAssigneeSeesTheInstance(t *testing.T) {
 		}
 	}
 }
+
+// A branch sees what the instance saw before the fork: a step's output
+// and a caught error.
+func TestBranchSeesEarlierSteps(t *testing.T) {
+	s := openStore(t)
+	e := newEngine(t, s, engine.Config{})
+	deploy(t, e, `
+name: before
+permissions: {start: ["role:employee"]}
+steps:
+  - {id: first, type: set, vars: {x: 1}}
+  - {id: broken, type: fail, error: "no luck", on_error: fork}
+  - id: fork
+    type: parallel
+    branches:
+      only: [{id: look, type: set, vars: {seen: "${{ steps.first.output.x }} ${{ steps.broken.error.message }}"}}]
+  - {id: done, type: return, body: "${{ vars.seen }}"}
+`)
+	res, err := e.StartInstance(t.Context(), engine.StartRequest{Workflow: "before", Caller: alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := waitStatus(t, s, res.Instance.ID, store.StatusCompleted, store.StatusFailed)
+	if in.Status != store.StatusCompleted || !contains(string(in.Output), `"body":"1 no luck"`) {
+		t.Errorf("%s %q %s", in.Status, in.Error, in.Output)
+	}
+}
