@@ -27,6 +27,7 @@ const (
 	PathCancel        = "/instances/{id}/cancel"
 	PathConnections   = "/connections"
 	PathDisconnect    = "/connections/{server}/disconnect"
+	PathConnectAhead  = "/connections/{server}/connect"
 	PathAccount       = "/account"
 	PathPassword      = "/account/password"
 	PathEndSession    = "/account/sessions/end"
@@ -104,6 +105,7 @@ func (h *Handler) registerPortal(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+PathCancel, withOrigin(h.cancel))
 	mux.HandleFunc("GET "+PathConnections, h.connections)
 	mux.HandleFunc("POST "+PathDisconnect, withOrigin(h.disconnect))
+	mux.HandleFunc("POST "+PathConnectAhead, withOrigin(h.connectAhead))
 	mux.HandleFunc("GET "+PathAccount, h.account)
 	mux.HandleFunc("POST "+PathPassword, withOrigin(h.changePassword))
 	mux.HandleFunc("POST "+PathEndSession, withOrigin(h.endSession))
