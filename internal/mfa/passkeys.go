@@ -24,7 +24,9 @@ import (
 
 // Passkeys (WebAuthn, checked by github.com/go-webauthn/webauthn). A
 // ceremony's state (its challenge) is kept in the store between its start
-// and its end and taken once, so an answer cannot be played twice.
+// and its end and taken once, so an answer cannot be played twice; the
+// sign-in page's discoverable ceremony instead travels sealed in the page
+// and is recorded once its answer proves a passkey (sealCeremony).
 const (
 	ceremonyTTL = 5 * time.Minute
 	// MaxPasskeyName bounds the name a user gives a passkey.
