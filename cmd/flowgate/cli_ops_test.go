@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -258,6 +259,24 @@ func TestUserEditAndListsAsJSON(t *testing.T) {
 		}
 		if secret == "" || strings.Contains(clientsOut, secret) {
 			t.Errorf("the client secret (%d chars) is missing or listed", len(secret))
+		}
+		// A single-page app's client: public, DPoP-bound, its origin
+		// answered by CORS, one more audience; a bad origin is refused.
+		mustRun(t, dir, env, "client", "add", "spa", "--auth-method", "none", "--redirect-uri", "http://127.0.0.1:9000/cb",
+			"--allowed-origin", "http://127.0.0.1:9000", "--audience", "https://erp.example", "--dpop")
+		clients = decodeJSON[[]map[string]any](t, mustRun(t, dir, env, "client", "list", "--json").stdout)
+		var spa map[string]any
+		for _, c := range clients {
+			if c["id"] == "spa" {
+				spa = c
+			}
+		}
+		if spa == nil || spa["dpop"] != true || fmt.Sprint(spa["allowed_origins"]) != "[http://127.0.0.1:9000]" || fmt.Sprint(spa["audiences"]) != "[https://erp.example]" {
+			t.Errorf("the spa client as listed: %v", spa)
+		}
+		if r := run(t, dir, "", env, "client", "add", "spa2", "--auth-method", "none", "--redirect-uri", "http://127.0.0.1:9000/cb",
+			"--allowed-origin", "not an origin"); r.code == 0 || !strings.Contains(r.stderr, "not an origin") {
+			t.Errorf("a bad origin: %+v", r)
 		}
 
 		if r := run(t, dir, "s3cret-value", env, "secret", "set", "crm_token", "--value-stdin"); r.code != 0 {

@@ -32,7 +32,7 @@ func (c *cli) clientAddCmd() *cobra.Command {
 		Use: "add ID",
 		Example: "  flowgate client add portal --name \"Expense portal\" --redirect-uri https://portal.example/callback\n" +
 			"  flowgate client add reporting --grant-type client_credentials --scope workflows.read --role reporting\n" +
-			"  flowgate client add spa --auth-method none --redirect-uri http://127.0.0.1:9000/callback",
+			"  flowgate client add spa --auth-method none --redirect-uri http://127.0.0.1:9000/callback --allowed-origin http://127.0.0.1:9000",
 		Short: "Register a client; a confidential client's secret is shown once",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
@@ -58,6 +58,7 @@ func (c *cli) clientAddCmd() *cobra.Command {
 					ID: cc.ID, Name: cc.Name, RedirectURIs: cc.RedirectURIs, PostLogoutRedirectURIs: cc.PostLogoutRedirectURIs,
 					GrantTypes: cc.GrantTypes, Scopes: cc.Scopes, TokenEndpointAuthMethod: cc.TokenEndpointAuthMethod,
 					JWKSURI: cc.JWKSURI, PublicKeyPEM: cc.PublicKeyPEM, Consent: cc.Consent, Roles: cc.Roles,
+					DPoP: cc.DPoP, AllowedOrigins: cc.AllowedOrigins, Audiences: cc.Audiences,
 					CreatedAt: now, UpdatedAt: now,
 				}
 				_, secret, err := c.changes(a).CreateClient(cmd.Context(), cliActor(), sc)
@@ -85,6 +86,9 @@ func (c *cli) clientAddCmd() *cobra.Command {
 	f.StringVar(&publicKeyFile, "public-key-file", "", "private_key_jwt: PEM public key file")
 	f.StringVar(&cc.Consent, "consent", "user", "user (ask each user once) | admin (pre-approved)")
 	f.StringSliceVar(&cc.Roles, "role", nil, "role the client holds in client_credentials (repeat)")
+	f.BoolVar(&cc.DPoP, "dpop", false, "require DPoP-bound tokens (RFC 9449)")
+	f.StringSliceVar(&cc.AllowedOrigins, "allowed-origin", nil, "browser origin (scheme://host[:port]) that gets CORS answers, for a single-page app (repeat)")
+	f.StringSliceVar(&cc.Audiences, "audience", nil, "resource (RFC 8707) besides the public URL the client may ask tokens for (repeat)")
 	return cmd
 }
 
@@ -104,6 +108,9 @@ type clientJSON struct {
 	Scopes                  []string `json:"scopes"`
 	RedirectURIs            []string `json:"redirect_uris"`
 	Roles                   []string `json:"roles"`
+	DPoP                    bool     `json:"dpop"`
+	AllowedOrigins          []string `json:"allowed_origins"`
+	Audiences               []string `json:"audiences"`
 	CreatedAt               string   `json:"created_at"`
 }
 
@@ -120,7 +127,8 @@ func (c *cli) clientListCmd() *cobra.Command {
 				err := store.EachPage(cmd.Context(), a.Store.ListClients, func(cl store.Client) {
 					list = append(list, clientJSON{ID: cl.ID, Name: cl.Name, TokenEndpointAuthMethod: cl.TokenEndpointAuthMethod,
 						GrantTypes: nonNil(cl.GrantTypes), Scopes: nonNil(cl.Scopes), RedirectURIs: nonNil(cl.RedirectURIs),
-						Roles: nonNil(cl.Roles), CreatedAt: cl.CreatedAt.UTC().Format(time.RFC3339)})
+						Roles: nonNil(cl.Roles), DPoP: cl.DPoP, AllowedOrigins: nonNil(cl.AllowedOrigins), Audiences: nonNil(cl.Audiences),
+						CreatedAt: cl.CreatedAt.UTC().Format(time.RFC3339)})
 				})
 				if err != nil {
 					return err

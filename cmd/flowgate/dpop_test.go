@@ -56,7 +56,7 @@ clients:
     scopes: [openid, profile, offline_access, workflows.read]
     token_endpoint_auth_method: none
     consent: admin
-    audiences: ["https://api.example.com"]
+    audiences: ["https://api.example.com", "https://erp.example.com"]
 `
 }
 
@@ -279,6 +279,34 @@ func TestDPoPWithOpenIDClient(t *testing.T) {
 			t.Fatalf("refreshed token bound to %v, want %v", c2, c1)
 		}
 	})
+
+	t.Run("dpop_jkt binds the code", func(t *testing.T) {
+		rp := rpclient.Start(t)
+		rp.MustDo(t, map[string]any{"op": "discover", "issuer": s.base, "client_id": "web"})
+		code := func() string {
+			u := rp.MustDo(t, map[string]any{"op": "authurl", "redirect_uri": protoCallback, "scope": "openid workflows.read", "dpop_jkt": "a"})
+			return callbackURL(t, browserLogin(t, u["url"].(string)))
+		}
+		// A code bound to key a, stolen and exchanged with another key or
+		// with none, gives nothing.
+		if v := rp.Do(t, map[string]any{"op": "code", "url": code(), "dpop": "b"}); v["ok"] != false || v["code"] != "invalid_grant" {
+			t.Fatalf("a dpop_jkt code exchanged with another key: %v", v)
+		}
+		if v := rp.Do(t, map[string]any{"op": "code", "url": code()}); v["ok"] != false || v["code"] != "invalid_grant" {
+			t.Fatalf("a dpop_jkt code exchanged without a proof: %v", v)
+		}
+		tok := rp.MustDo(t, map[string]any{"op": "code", "url": code(), "dpop": "a"})
+		if !isDPoP(tok["token_type"]) || jwtClaims(t, tok["access_token"].(string))["cnf"] == nil {
+			t.Fatalf("a dpop_jkt code exchanged with its key: %v", tok)
+		}
+		web := rpclient.Start(t)
+		web.MustDo(t, map[string]any{"op": "discover", "issuer": s.base, "client_id": "web"})
+		u := web.MustDo(t, map[string]any{"op": "authurl", "redirect_uri": protoCallback, "scope": "openid"})
+		bad := strings.Replace(u["url"].(string), "scope=", "dpop_jkt=not-a-thumbprint&scope=", 1)
+		if cb, _ := url.Parse(callbackURL(t, browserLogin(t, bad))); cb.Query().Get("error") != "invalid_request" {
+			t.Fatalf("a malformed dpop_jkt: %s", cb)
+		}
+	})
 }
 
 // isDPoP reports whether a token_type as openid-client reports it (in
@@ -361,10 +389,29 @@ func TestResourceIndicatorsWithOpenIDClient(t *testing.T) {
 	if cb.Query().Get("error") != "invalid_target" {
 		t.Fatalf("authorize with an unregistered resource: %s", cb)
 	}
-	u = web.MustDo(t, map[string]any{"op": "authurl", "redirect_uri": protoCallback, "scope": "openid workflows.read", "resource": "https://api.example.com"})
+	u = web.MustDo(t, map[string]any{"op": "authurl", "redirect_uri": protoCallback, "scope": "openid workflows.read offline_access", "resource": "https://api.example.com"})
 	tok := web.MustDo(t, map[string]any{"op": "code", "url": callbackURL(t, browserLogin(t, u["url"].(string)))})
 	if aud := jwtClaims(t, tok["access_token"].(string))["aud"]; aud != "https://api.example.com" || !strings.EqualFold(tok["token_type"].(string), "Bearer") {
 		t.Fatalf("code flow with a resource: aud %v, token_type %v", aud, tok["token_type"])
+	}
+	// A refresh keeps the grant's resource, and may not ask for another
+	// the client is registered for but the user did not grant; that
+	// refusal leaves the refresh token usable.
+	rt, _ := tok["refresh_token"].(string)
+	if rt == "" {
+		t.Fatalf("no refresh token: %v", tok)
+	}
+	v = web.Do(t, map[string]any{"op": "refresh", "refresh_token": rt, "resource": "https://erp.example.com"})
+	if v["ok"] != false || v["code"] != "invalid_target" {
+		t.Fatalf("refresh asking for a resource outside the grant: %v", v)
+	}
+	ref := web.MustDo(t, map[string]any{"op": "refresh", "refresh_token": rt})
+	if aud := jwtClaims(t, ref["access_token"].(string))["aud"]; aud != "https://api.example.com" {
+		t.Fatalf("refreshed aud %v, want the grant's resource", aud)
+	}
+	ref = web.MustDo(t, map[string]any{"op": "refresh", "refresh_token": ref["refresh_token"].(string), "resource": "https://api.example.com"})
+	if aud := jwtClaims(t, ref["access_token"].(string))["aud"]; aud != "https://api.example.com" {
+		t.Fatalf("refreshed for the grant's resource: aud %v", aud)
 	}
 }
 

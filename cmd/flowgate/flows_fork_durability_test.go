@@ -114,7 +114,8 @@ func TestKill9DuringParallel(t *testing.T) {
 			!strings.Contains(string(out), `"review":{"output":{"action":"OK"`) {
 			t.Errorf("instance %s output %s", id, out)
 		}
-		if done, hist := completedSteps(t, s.base, token, id); fmt.Sprint(done) != "map[both:1 done:1]" {
+		if done, hist := completedSteps(t, s.base, token, id); fmt.Sprint(done) != "map[approve:1 both:1 done:1 fetch:1]" {
+			// The merged history: the join once, each branch's steps once.
 			t.Errorf("instance %s completed records = %v (history %v)", id, done, hist)
 		}
 	}
@@ -195,7 +196,8 @@ func TestKill9DuringForeach(t *testing.T) {
 	if string(got) != "["+strings.Join(want, ",")+"]" {
 		t.Errorf("items %s", got)
 	}
-	if done, hist := completedSteps(t, s.base, token, id); fmt.Sprint(done) != "map[done:1 each:1]" {
+	if done, hist := completedSteps(t, s.base, token, id); fmt.Sprint(done) != "map[call:12 done:1 each:1 keep:12]" {
+		// The merged history: the foreach once, each item's steps once.
 		t.Errorf("completed records = %v (history %v)", done, hist)
 	}
 	tg.mu.Lock()

@@ -7,11 +7,13 @@ package main
 // refused and the connection stays.
 
 import (
+	"context"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/chromedp/chromedp"
 
@@ -69,4 +71,47 @@ func TestBrowserPortalConnections(t *testing.T) {
 	if code, _ := postForm(t, c, e.base+"/connections/peer/disconnect", url.Values{"csrf_token": {pageCSRF(t, c, e.base+"/connections")}}); code != http.StatusNotFound {
 		t.Errorf("disconnecting twice: %d, want 404", code)
 	}
+
+	// Connecting ahead: the page offers the server alice's flow signs in
+	// to as her; its button goes through the provider's sign-in and back
+	// here, connected, without any flow running. A server none of her
+	// flows uses, and a forged form, are refused.
+	if code, _ := postForm(t, c, e.base+"/connections/elsewhere/connect", url.Values{"csrf_token": {pageCSRF(t, c, e.base+"/connections")}}); code != http.StatusNotFound {
+		t.Errorf("connecting to a server no flow of hers uses: %d, want 404", code)
+	}
+	if code, _ := postForm(t, c, e.base+"/connections/peer/connect", url.Values{"csrf_token": {strings.Repeat("C", 43)}}); code != http.StatusForbidden {
+		t.Errorf("connect with a forged CSRF token: %d, want 403", code)
+	}
+	p = e.open(t, ctx, e.base+"/connections")
+	if count(t, ctx, `form[action="/connections/peer/connect"] button`) != 1 {
+		t.Fatalf("/connections offers no Connect for peer:\n%s", p.text)
+	}
+	browser.CheckPage(t, ctx, "connections to connect ahead")
+	if err := chromedp.Do(ctx, chromedp.Click(chromedp.CSS(`form[action="/connections/peer/connect"] button`))); err != nil {
+		t.Fatal(err)
+	}
+	// The page between sends the browser on to the provider by itself.
+	peerHost := strings.TrimPrefix(e.peer.Issuer, "http://")
+	for i := 0; location(t, ctx).Host != peerHost || !providerFormShown(t, ctx); i++ {
+		if i == 200 {
+			t.Fatalf("the browser did not reach the provider: %s", location(t, ctx))
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+	p, _ = e.atProvider(t, ctx, approve)
+	if p.url.Path != "/connections" || !strings.Contains(p.text, "Connected to peer.") || count(t, ctx, `form[action="/connections/peer/disconnect"]`) != 1 ||
+		count(t, ctx, `form[action="/connections/peer/connect"]`) != 0 {
+		t.Fatalf("after connecting ahead: %s\n%s", p.url, p.text)
+	}
+	if _, conns, raw := e.alice(t, http.MethodGet, "/api/v1/connections", nil); len(conns["items"].([]any)) != 1 {
+		t.Fatalf("the API does not list the connection made ahead: %s", raw)
+	}
+}
+
+// providerFormShown reports that the provider's login or consent form is
+// on the page.
+func providerFormShown(t *testing.T, ctx context.Context) bool {
+	t.Helper()
+	n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('input[name="prompt"]').length`))
+	return err == nil && n > 0
 }

@@ -80,6 +80,30 @@ steps:
 `
 
 // newPagesEnv serves the binary on dsn ("" for a new SQLite file).
+// pagesTripFlow has branches and items, for the instance page's frames.
+const pagesTripFlow = `
+name: trip
+title: Business trip
+description: Travel and budget are reviewed side by side; each leg is then booked.
+permissions: {start: ["role:employee"]}
+input:
+  destination: {type: string, required: true, description: "Where to"}
+steps:
+  - id: reviews
+    type: parallel
+    branches:
+      travel: [{id: travel-ok, type: task, title: "Travel to ${{ input.destination }}", assignees: ["role:approver"], actions: [OK]}]
+      budget:
+        - {id: budget-ok, type: task, title: "Budget for ${{ input.destination }}", assignees: ["role:approver"], actions: [OK]}
+        - {id: budget-note, type: set, vars: {budget: checked}}
+  - id: legs
+    type: foreach
+    items: "${{ ['out', 'back'] }}"
+    as: leg
+    steps: [{id: book, type: set, vars: {booked: "${{ leg }}"}}]
+  - {id: done, type: return, body: {booked: "${{ vars.booked }}"}}
+`
+
 func newPagesEnv(t *testing.T, dsn string) *connectEnv {
 	t.Helper()
 	dir := t.TempDir()
@@ -93,6 +117,9 @@ func newPagesEnv(t *testing.T, dsn string) *connectEnv {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(fdir, "expense.yaml"), []byte(pagesFlow), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(fdir, "trip.yaml"), []byte(pagesTripFlow), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cfg := filepath.Join(dir, "flowgate.yaml")
@@ -491,6 +518,51 @@ func testPortalPages(t *testing.T, dsn string, check bool) {
 		t.Errorf("the failed instance's page does not mark the failed step or say why:\n%s", p.text)
 	}
 	checkPage(ctx, "instance failed")
+
+	// A trip waits at its two reviews at once: the approver, assigned a
+	// branch's task, sees the instance with both branches' tasks marked
+	// current inside the parallel's frame, and the branches listed as
+	// its children.
+	code, body, raw = e.api(t, http.MethodPost, "/api/v1/workflows/trip/instances", "emma", pagesEmployeePassword, map[string]any{"destination": "Lyon"})
+	if code != http.StatusCreated {
+		t.Fatalf("start a trip: %d %s", code, raw)
+	}
+	trip := body["id"].(string)
+	e.waitStatus(t, trip, "waiting")
+	var tripTasks []float64
+	for range 100 {
+		_, tasks, _ = e.api(t, http.MethodGet, "/api/v1/tasks", "victor", pagesApproverPassword, nil)
+		tripTasks = nil
+		for _, it := range tasks["items"].([]any) {
+			if task := it.(map[string]any); strings.HasSuffix(fmt.Sprint(task["title"]), "Lyon") {
+				tripTasks = append(tripTasks, task["serial"].(float64))
+			}
+		}
+		if len(tripTasks) == 2 {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if len(tripTasks) != 2 {
+		t.Fatalf("victor's trip tasks: %v", tripTasks)
+	}
+	p = e.open(t, ctx, e.base+"/instances/"+trip)
+	if p.status != http.StatusOK || count(t, ctx, `svg.flow-diagram g.node.current[data-step="travel-ok"]`) != 1 ||
+		count(t, ctx, `svg.flow-diagram g.node.current[data-step="budget-ok"]`) != 1 || !strings.Contains(p.text, "branch travel of reviews") {
+		t.Fatalf("the trip's page does not show both branches waiting: %d\n%s", p.status, p.text)
+	}
+	checkPage(ctx, "instance with branches")
+	for _, serial := range tripTasks {
+		if code, _, raw := e.api(t, http.MethodPost, fmt.Sprintf("/api/v1/tasks/%d/actions/OK", int64(serial)), "victor", pagesApproverPassword, map[string]any{}); code != http.StatusOK {
+			t.Fatalf("OK: %d %s", code, raw)
+		}
+	}
+	e.waitStatus(t, trip, "completed")
+	p = e.open(t, ctx, e.base+"/instances/"+trip)
+	if !strings.Contains(p.text, "item 1 of legs") || count(t, ctx, `svg.flow-diagram g.node.taken[data-step="book"]`) != 1 ||
+		count(t, ctx, `svg.flow-diagram g.node.current`) != 0 {
+		t.Errorf("the completed trip's page does not show its items:\n%s", p.text)
+	}
 
 	// Victor changes his password on his account page: the new one
 	// signs in, the old one no longer does.

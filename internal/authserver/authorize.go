@@ -2,6 +2,8 @@ package authserver
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/url"
@@ -103,6 +105,14 @@ func (s *Server) authorize(ctx context.Context, client *store.Client, d *oidc.Au
 			return fail("invalid_target", "resource "+strconv.Quote(truncate(r, 128))+" is not registered for this client")
 		}
 	}
+	// RFC 9449 §10: the code is bound to this DPoP key's thumbprint (the
+	// base64url SHA-256 of its JWK, 43 characters).
+	jkt := q.Get("dpop_jkt")
+	if jkt != "" {
+		if raw, err := base64.RawURLEncoding.DecodeString(jkt); err != nil || len(raw) != sha256.Size {
+			return fail("invalid_request", "dpop_jkt must be a JWK SHA-256 thumbprint, base64url-encoded")
+		}
+	}
 	maxAge := int64(-1)
 	if v := q.Get("max_age"); v != "" {
 		n, err := strconv.ParseInt(v, 10, 64)
@@ -116,7 +126,7 @@ func (s *Server) authorize(ctx context.Context, client *store.Client, d *oidc.Au
 		ID: randomToken(24), ClientID: client.ID, RedirectURI: redirectURI, Scopes: scopes, State: state,
 		Nonce: d.Nonce, ResponseType: "code", CodeChallenge: challenge, CodeChallengeMethod: method,
 		Prompt: prompt, MaxAge: maxAge, LoginHint: truncate(d.LoginHint, 128), CreatedAt: now, ExpiresAt: now.Add(authRequestTTL),
-		ResponseMode: mode, Resource: resources, ACRValues: acrValues(q.Get("acr_values")),
+		ResponseMode: mode, Resource: resources, ACRValues: acrValues(q.Get("acr_values")), DPoPJKT: jkt,
 	}
 	if err := s.st.CreateAuthRequest(ctx, req); err != nil {
 		s.logger.Error("authorize: storing request", "err", err)
@@ -178,7 +188,7 @@ func (s *Server) issueCode(ctx context.Context, req *store.AuthRequest) string {
 		Hash: hashToken(code), ClientID: req.ClientID, RedirectURI: req.RedirectURI, User: req.User, Scopes: req.Scopes,
 		Nonce: req.Nonce, CodeChallenge: req.CodeChallenge, CodeChallengeMethod: req.CodeChallengeMethod,
 		AuthTime: req.AuthTime, AMR: req.AMR, AccessJTI: familyJTI(family), FamilyID: family,
-		Resource: req.Resource, CreatedAt: now, ExpiresAt: now.Add(codeTTL),
+		Resource: req.Resource, DPoPJKT: req.DPoPJKT, CreatedAt: now, ExpiresAt: now.Add(codeTTL),
 	})
 	if err != nil {
 		s.logger.Error("authorize: storing code", "err", err)

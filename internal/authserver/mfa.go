@@ -410,7 +410,7 @@ func (s *Server) loginPasskey(w http.ResponseWriter, r *http.Request) {
 		page.Error = "That passkey was not accepted."
 		s.render(w, http.StatusUnauthorized, "login", page)
 	}
-	user, amr, err := s.mfa.FinishPasskeyLogin(ctx, "", truncate(r.PostForm.Get("ceremony"), 128), []byte(truncate(r.PostForm.Get("credential"), 64<<10)))
+	user, amr, err := s.mfa.FinishPasskeyLogin(ctx, "", truncate(r.PostForm.Get("ceremony"), 1024), []byte(truncate(r.PostForm.Get("credential"), 64<<10)))
 	if errors.Is(err, mfa.ErrPasskeyRefused) || errors.Is(err, mfa.ErrPasskeysOff) {
 		s.logger.Info("login: passkey refused", "err", err)
 		refuse("", "passkey refused")

@@ -215,6 +215,10 @@ func (s *Server) codeExchange(ctx context.Context, c *store.Client, req *oidc.Ac
 	if req.RedirectURI != ac.RedirectURI {
 		return nil, errInvalidGrant("redirect_uri does not match the authorization request")
 	}
+	if ac.DPoPJKT != "" && subtle.ConstantTimeCompare([]byte(b.jkt), []byte(ac.DPoPJKT)) != 1 {
+		s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenIssued, User: ac.User, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "authorization code bound to another DPoP key (dpop_jkt)"})
+		return nil, errInvalidGrant("the authorization code is bound to a DPoP key (dpop_jkt): send a proof made with that key")
+	}
 	verifier := req.CodeVerifier
 	switch {
 	case ac.CodeChallenge == "" && verifier != "":
@@ -331,7 +335,7 @@ func (s *Server) issueUserTokens(ctx context.Context, c *store.Client, u *store.
 		err := s.st.CreateRefreshToken(ctx, store.RefreshToken{
 			Hash: hashToken(rt), FamilyID: family, ClientID: c.ID, User: u.Username, Scopes: scopes,
 			AuthTime: authTime, AMR: amr, CreatedAt: now, ExpiresAt: now.Add(s.opts.Auth.RefreshTokenTTL),
-			DPoPJKT: jkt,
+			DPoPJKT: jkt, Resources: b.aud,
 		})
 		if err != nil {
 			return nil, err
@@ -475,6 +479,19 @@ func (s *Server) refreshResponse(ctx context.Context, c *store.Client, rt *store
 	if rt.DPoPJKT != "" && b.jkt != rt.DPoPJKT {
 		s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenRefreshed, User: rt.User, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "refresh token bound to another DPoP key"})
 		return nil, errInvalidGrant("the refresh token is bound to a DPoP key: send a proof made with that key")
+	}
+	if len(rt.Resources) > 0 {
+		// The grant's resources (RFC 8707 §2.2): all of them when the
+		// request names none, else only some of them.
+		if b.aud == nil {
+			b.aud = rt.Resources
+		}
+		for _, r := range b.aud {
+			if !slices.Contains(rt.Resources, r) {
+				s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenRefreshed, User: rt.User, Client: c.ID, Outcome: audit.OutcomeFailure, Detail: "resource not in the grant: " + truncate(r, 128)})
+				return nil, oauthErr(&oidc.Error{ErrorType: "invalid_target"}, "resource was not part of the original grant", http.StatusBadRequest)
+			}
+		}
 	}
 	scopes := rt.Scopes
 	if len(narrowed) > 0 {

@@ -3,7 +3,7 @@
 // actions) labelled with what leads there, and, for an instance, marks on
 // the steps taken, the current steps and a failed step.
 //
-// The layout is our own small layered one (docs/ARCHITECTURE.md says
+// The layout is our own small layered one (docs/design.md says
 // why): steps are put in rows by the longest way from the start, the
 // steps of a row side by side under the steps leading to them, arrows between neighbouring
 // rows drawn straight, and arrows that skip rows or go back (loops) drawn

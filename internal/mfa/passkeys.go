@@ -150,6 +150,54 @@ func (s *Service) saveCeremony(ctx context.Context, sd *webauthn.SessionData) (s
 	return id, nil
 }
 
+// sealedPrefix marks a ceremony handle that carries its state sealed.
+const sealedPrefix = "s."
+
+// ceremonyAAD binds sealed ceremony states to their purpose.
+var ceremonyAAD = []byte("flowgate passkey sign-in ceremony")
+
+// sealCeremony returns a handle carrying the ceremony's state, sealed
+// with the server's keys and expiring with the ceremony.
+func (s *Service) sealCeremony(sd *webauthn.SessionData) (string, error) {
+	sd.Expires = s.opts.Now().Add(ceremonyTTL)
+	b, err := json.Marshal(sd)
+	if err != nil {
+		return "", fmt.Errorf("mfa: %w", err)
+	}
+	sealed, err := s.opts.Ring.Seal(b, ceremonyAAD)
+	if err != nil {
+		return "", fmt.Errorf("mfa: %w", err)
+	}
+	return sealedPrefix + base64.RawURLEncoding.EncodeToString(sealed), nil
+}
+
+// openCeremony reads a sealed ceremony's state; a handle that was not
+// sealed here, or has expired, is refused.
+func (s *Service) openCeremony(handle string) (webauthn.SessionData, error) {
+	var sd webauthn.SessionData
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(handle, sealedPrefix))
+	if err != nil {
+		return sd, fmt.Errorf("%w: no such ceremony", ErrPasskeyRefused)
+	}
+	b, err := s.opts.Ring.Open(raw, ceremonyAAD)
+	if err != nil {
+		return sd, fmt.Errorf("%w: no such ceremony", ErrPasskeyRefused)
+	}
+	if err := json.Unmarshal(b, &sd); err != nil {
+		return sd, fmt.Errorf("%w: no such ceremony", ErrPasskeyRefused)
+	}
+	if !s.opts.Now().Before(sd.Expires) {
+		return sd, fmt.Errorf("%w: the ceremony expired", ErrPasskeyRefused)
+	}
+	return sd, nil
+}
+
+// usedCeremonyID names the record of a sealed ceremony's use.
+func usedCeremonyID(challenge string) string {
+	sum := sha256.Sum256([]byte(challenge))
+	return "used." + base64.RawURLEncoding.EncodeToString(sum[:])
+}
+
 // takeCeremony takes a ceremony's state, once.
 func (s *Service) takeCeremony(ctx context.Context, id string) (webauthn.SessionData, error) {
 	var sd webauthn.SessionData
@@ -285,7 +333,15 @@ func (s *Service) BeginPasskeyLogin(ctx context.Context, user string) (string, [
 	if err != nil {
 		return "", nil, fmt.Errorf("mfa: begin passkey sign-in: %w", err)
 	}
-	id, err := s.saveCeremony(ctx, sd)
+	var id string
+	if user == "" {
+		// The sign-in page offers this to whoever opens it: its state
+		// travels sealed in the handle rather than as a row per page
+		// view, which anyone could make by the million.
+		id, err = s.sealCeremony(sd)
+	} else {
+		id, err = s.saveCeremony(ctx, sd)
+	}
 	if err != nil {
 		return "", nil, err
 	}
@@ -307,7 +363,14 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, user, ceremony string,
 	if !s.PasskeysOffered() {
 		return "", nil, ErrPasskeysOff
 	}
-	sd, err := s.takeCeremony(ctx, ceremony)
+	var sd webauthn.SessionData
+	var err error
+	sealed := strings.HasPrefix(ceremony, sealedPrefix)
+	if sealed {
+		sd, err = s.openCeremony(ceremony)
+	} else {
+		sd, err = s.takeCeremony(ctx, ceremony)
+	}
 	if err != nil {
 		return "", nil, err
 	}
@@ -346,6 +409,18 @@ func (s *Service) FinishPasskeyLogin(ctx context.Context, user, ceremony string,
 	}
 	if cred.Authenticator.CloneWarning {
 		return "", nil, fmt.Errorf("%w: its signature counter went back, it may be cloned", ErrPasskeyRefused)
+	}
+	if sealed {
+		// A sealed ceremony is not taken from the store, so its use is
+		// recorded instead, once its answer has proved a passkey: the
+		// same answer again (a synced passkey's counter stays 0) is
+		// refused, and only real sign-ins write.
+		if err := s.opts.Store.PutPasskeyChallenge(ctx, usedCeremonyID(sd.Challenge), []byte{}, sd.Expires); err != nil {
+			if errors.Is(err, store.ErrConflict) {
+				return "", nil, fmt.Errorf("%w: this ceremony was used already", ErrPasskeyRefused)
+			}
+			return "", nil, fmt.Errorf("mfa: %w", err)
+		}
 	}
 	rec, err := json.Marshal(cred)
 	if err != nil {

@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"errors"
 	"path/filepath"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/flowgate/flowgate/internal/config"
 	"github.com/flowgate/flowgate/internal/keyring"
@@ -86,11 +88,40 @@ func TestPasskeyCeremonies(t *testing.T) {
 	if _, _, err := m.BeginPasskeyLogin(ctx, "alice"); !errors.Is(err, mfa.ErrNotEnrolled) {
 		t.Fatalf("second step without passkeys: %v", err)
 	}
-	if _, _, err := m.BeginPasskeyLogin(ctx, ""); err != nil {
-		t.Fatalf("discoverable sign-in: %v", err)
+	// The discoverable ceremony the sign-in page offers anyone carries its
+	// state sealed: opening the page writes nothing.
+	rows := func() int {
+		var n int
+		if err := st.ReadDB().QueryRowContext(ctx, "SELECT COUNT(*) FROM passkey_challenges").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	before := rows()
+	var handle string
+	for range 5 {
+		if handle, _, err = m.BeginPasskeyLogin(ctx, ""); err != nil {
+			t.Fatalf("discoverable sign-in: %v", err)
+		}
+	}
+	if n := rows(); n != before {
+		t.Errorf("five discoverable ceremonies stored %d rows", n-before)
+	}
+	if len(handle) > 1024 {
+		// The sign-in form's handler reads at most 1,024 characters.
+		t.Errorf("a sealed handle of %d characters", len(handle))
 	}
 	if _, _, err := m.FinishPasskeyLogin(ctx, "", "no-such-ceremony", []byte(`{}`)); !errors.Is(err, mfa.ErrPasskeyRefused) {
 		t.Fatalf("unknown ceremony: %v", err)
+	}
+	// A sealed handle altered, or one whose five minutes are over, is
+	// refused before the answer is looked at.
+	if _, _, err := m.FinishPasskeyLogin(ctx, "", handle[:len(handle)-2]+"AA", []byte(`{}`)); !errors.Is(err, mfa.ErrPasskeyRefused) || !strings.Contains(err.Error(), "no such ceremony") {
+		t.Fatalf("altered sealed ceremony: %v", err)
+	}
+	later := mfa.New(mfa.Options{Store: st, Ring: ring, Origin: "https://id.example.com", Now: func() time.Time { return time.Now().Add(6 * time.Minute) }})
+	if _, _, err := later.FinishPasskeyLogin(ctx, "", handle, []byte(`{}`)); !errors.Is(err, mfa.ErrPasskeyRefused) || !strings.Contains(err.Error(), "expired") {
+		t.Fatalf("expired sealed ceremony: %v", err)
 	}
 	if removed, err := m.RemovePasskey(ctx, "alice", "!!not base64"); err != nil || removed {
 		t.Fatalf("removing a malformed id: %v, %v", removed, err)

@@ -14,7 +14,7 @@ import (
 
 // The $filter grammar is the part of OData's ABNF (OData v4.01 part 2,
 // common expressions) that the Data API supports, parsed by recursive
-// descent straight into the store's filter tree (docs/ARCHITECTURE.md says
+// descent straight into the store's filter tree (docs/design.md says
 // why it is not a library):
 //
 //	expr    = and { "or" and }

@@ -22,6 +22,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -202,7 +203,12 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 	set := m.lookup(name)
 	if set == nil {
 		if i := strings.IndexAny(name, "(/"); i > 0 && m.lookup(name[:i]) != nil {
-			s.fail(w, r, setKind(m.lookup(name[:i])), notImplemented("", "%s: addressing single entities, properties or navigation is not supported by this service; use $filter on the entity set", rest))
+			set = m.lookup(name[:i])
+			if pred, ok := strings.CutSuffix(name[i:], ")"); ok && name[i] == '(' && !count && !strings.Contains(pred, ")") {
+				s.entity(w, r, c, m, set, pred[1:])
+				return
+			}
+			s.fail(w, r, setKind(set), notImplemented("", "%s: addressing properties or navigation is not supported by this service; read the entity (%s(key)) or use $filter on the entity set", rest, set.name))
 			return
 		}
 		if name == "AuditEvents" {
@@ -238,6 +244,114 @@ func (s *Service) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.collection(w, r, set, q, opts)
+}
+
+// keyLiteralRE is one key value of an entity's address: a string in
+// single quotes (” for a quote) or an integer. Nothing else is taken, so
+// a key cannot smuggle more of a filter in.
+var keyLiteralRE = regexp.MustCompile(`^(?:'(?:[^']|'')*'|-?[0-9]+)$`)
+
+// entity serves one entity by its key: Set('id'), Set(Id='id'),
+// Steps(Instance='id',Seq=3). Only $select applies; none is 404.
+func (s *Service) entity(w http.ResponseWriter, r *http.Request, c engine.Caller, m *model, set *entitySet, pred string) {
+	keys := store.DataKey(set.set)
+	parts := strings.Split(pred, ",")
+	var conds []string
+	seen := map[string]bool{}
+	for _, part := range parts {
+		name, lit, named := strings.Cut(part, "=")
+		if !named {
+			if len(keys) != 1 || len(parts) != 1 {
+				s.fail(w, r, setKind(set), badRequest("", "%s has a key of %d properties (%s): name each, as %s", set.name, len(keys), strings.Join(keys, ", "), keyExample(keys)))
+				return
+			}
+			name, lit = keys[0], part
+		}
+		name, lit = strings.TrimSpace(name), strings.TrimSpace(lit)
+		if !slices.Contains(keys, name) || seen[name] {
+			s.fail(w, r, setKind(set), badRequest("", "%q is not a key property of %s, or is given twice (its key: %s)", name, set.name, strings.Join(keys, ", ")))
+			return
+		}
+		seen[name] = true
+		if !keyLiteralRE.MatchString(lit) {
+			s.fail(w, r, setKind(set), badRequest("", "%s: a key value is a string in single quotes or an integer, not %q", set.name, lit))
+			return
+		}
+		conds = append(conds, name+" eq "+lit)
+	}
+	if len(conds) != len(keys) {
+		s.fail(w, r, setKind(set), badRequest("", "%s has a key of %d properties (%s): give each, as %s", set.name, len(keys), strings.Join(keys, ", "), keyExample(keys)))
+		return
+	}
+	vals, err := url.ParseQuery(r.URL.RawQuery)
+	if err != nil {
+		s.fail(w, r, setKind(set), badRequest("", "the query string is not valid URL encoding: %v", err))
+		return
+	}
+	for name := range vals {
+		if strings.HasPrefix(name, "$") && name != "$select" && name != "$format" {
+			s.fail(w, r, setKind(set), badRequest(name, "%s does not apply to a single entity; only $select does", name))
+			return
+		}
+	}
+	raw := url.Values{"$filter": {strings.Join(conds, " and ")}}
+	if sel := vals.Get("$select"); sel != "" {
+		raw.Set("$select", sel)
+	}
+	opts, err := parseOptions(raw.Encode(), set)
+	if err != nil {
+		s.fail(w, r, setKind(set), err)
+		return
+	}
+	q := store.DataQuery{Set: set.set, Workflow: set.workflow, Inputs: set.inputs, Filter: opts.filter,
+		Select: opts.sel, Scope: scopeOf(c, m), Limit: 1}
+	rows, err := s.o.Store.QueryData(r.Context(), q)
+	if err != nil {
+		s.fail(w, r, setKind(set), err)
+		return
+	}
+	if len(rows) == 0 {
+		// Not there, or not the caller's to see: the same answer.
+		s.fail(w, r, setKind(set), &Error{Status: http.StatusNotFound, Code: "NotFound", Message: fmt.Sprintf("no %s entity with key %s", set.name, pred)})
+		return
+	}
+	fields := set.all()
+	if len(opts.sel) > 0 {
+		fields = fields[:0]
+		for _, n := range opts.sel {
+			f, _ := set.field(n)
+			fields = append(fields, f)
+		}
+	}
+	var b strings.Builder
+	ctxURL := s.base + "/$metadata#" + set.name
+	if len(opts.sel) > 0 {
+		ctxURL += "(" + strings.Join(opts.sel, ",") + ")"
+	}
+	b.WriteString(`{"@odata.context":`)
+	writeJSONString(&b, ctxURL+"/$entity")
+	for _, f := range fields {
+		b.WriteByte(',')
+		writeJSONString(&b, f.Name)
+		b.WriteByte(':')
+		writeValue(&b, rows[0][f.Name])
+	}
+	b.WriteString("}\n")
+	s.queries.WithLabelValues(setKind(set), "ok").Inc()
+	s.rows.Add(1)
+	w.Header().Set("Content-Type", "application/json; odata.metadata=minimal; charset=utf-8")
+	w.Header().Set("OData-Version", "4.0")
+	_, _ = w.Write([]byte(b.String()))
+}
+
+// keyExample shows how an entity of a set with these key properties is
+// addressed.
+func keyExample(keys []string) string {
+	var parts []string
+	for _, k := range keys {
+		parts = append(parts, k+"=…")
+	}
+	return "(" + strings.Join(parts, ",") + ")"
 }
 
 // setKind is the metrics label of a set: its name for the fixed sets,

@@ -116,6 +116,15 @@ func testDataAPI(t *testing.T, e *env) {
 		{Name: "function", Base: base, Token: reporter, Path: "Instances", Raw: raw("?$filter=tolower(Status)%20eq%20'x'")},
 		{Name: "in", Base: base, Token: reporter, Path: "Instances", Raw: raw("?$filter=Status%20in%20('a')")},
 		{Name: "key", Base: base, Token: reporter, Path: "Instances('x')"},
+		// One entity by its key; another's is not found; a key is a key.
+		{Name: "entity", Base: base, Token: reporter, Path: "Instances('" + mine[0] + "')"},
+		{Name: "entity-named", Base: base, Token: reporter, Path: "expense_report(Id='" + mine[1] + "')", Raw: raw("?$select=Id,amount")},
+		{Name: "entity-steps", Base: base, Token: reporter, Path: "Steps(Instance='" + mine[0] + "',Seq=1)"},
+		{Name: "entity-theirs", Base: base, Token: reporter, Path: "Instances('" + theirs[0] + "')"},
+		{Name: "entity-smuggled", Base: base, Token: reporter, Path: "Instances('x'%20or%20Status%20eq%20'waiting')"},
+		{Name: "entity-half-key", Base: base, Token: reporter, Path: "Steps(Instance='" + mine[0] + "')"},
+		{Name: "entity-filter", Base: base, Token: reporter, Path: "Instances('" + mine[0] + "')", Raw: raw("?$filter=Status%20eq%20'x'")},
+		{Name: "entity-property", Base: base, Token: reporter, Path: "Instances('" + mine[0] + "')/Status"},
 		{Name: "unknown-set", Base: base, Token: reporter, Path: "Nope"},
 		{Name: "audit-user", Base: base, Token: reporter, Path: "AuditEvents"},
 		{Name: "hidden-user", Base: base, Token: reporter, Path: "payroll_secret"},
@@ -283,11 +292,21 @@ func testDataAPI(t *testing.T, e *env) {
 	// Errors.
 	for name, want := range map[string]int{"bad-filter": 400, "bad-property": 400, "bad-type": 400, "bad-top": 400, "bad-skiptoken": 400,
 		"bad-option": 400, "bad-select": 400, "bad-orderby": 400, "expand": 501, "search": 501, "function": 501,
-		"in": 501, "key": 501, "unknown-set": 404, "audit-user": 403, "hidden-user": 404} {
+		"in": 501, "key": 404, "unknown-set": 404, "audit-user": 403, "hidden-user": 404,
+		"entity-theirs": 404, "entity-smuggled": 400, "entity-half-key": 400, "entity-filter": 400, "entity-property": 501} {
 		r := res[name]
 		if r.Status != want || r.Error == nil || r.Error.Code == "" || r.Error.Message == "" {
 			t.Errorf("%s: %d %+v, want %d with an OData error", name, r.Status, r.Error, want)
 		}
+	}
+	if r := res["entity"]; r.Status != 200 || len(r.Rows) != 1 || r.Rows[0]["Id"] != mine[0] || !strings.HasSuffix(r.Context, "$metadata#Instances/$entity") {
+		t.Errorf("one instance by its key: %d %q %v", r.Status, r.Context, r.Rows)
+	}
+	if r := res["entity-named"]; r.Status != 200 || len(r.Rows) != 1 || r.Rows[0]["Id"] != mine[1] || r.Rows[0]["amount"] != 21.0 || len(r.Rows[0]) != 2 {
+		t.Errorf("one flow row by its named key, two properties: %d %v", r.Status, r.Rows)
+	}
+	if r := res["entity-steps"]; r.Status != 200 || len(r.Rows) != 1 || r.Rows[0]["Instance"] != mine[0] || r.Rows[0]["Seq"] != 1.0 {
+		t.Errorf("one step by its two-part key: %d %v", r.Status, r.Rows)
 	}
 	if r := res["bad-property"]; r.Error == nil || !strings.Contains(r.Error.Message, "Nope") {
 		t.Errorf("the error does not name the property: %+v", r.Error)

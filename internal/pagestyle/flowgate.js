@@ -11,6 +11,12 @@
       t.textContent = fmt.format(d);
     }
   });
+  // A link marked data-follow is where the page sends the browser on
+  // (to sign in at another site); without the script it is clicked.
+  var follow = document.querySelector("a[data-follow]");
+  if (follow) {
+    location.assign(follow.href);
+  }
   // A page marked data-refresh (an instance that has not ended) reloads
   // itself while it is shown and nobody is typing in it.
   var live = document.querySelector("[data-refresh]");

@@ -89,6 +89,9 @@ type AuthRequest struct {
 	Resource []string
 	// ACRValues are the acr_values asked for ("mfa": a second factor).
 	ACRValues []string
+	// DPoPJKT is the dpop_jkt parameter (RFC 9449 §10): the thumbprint of
+	// the DPoP key the code must be exchanged with; "" when not asked.
+	DPoPJKT string
 	// User, AuthTime and AMR are set once the user has signed in.
 	User     string
 	AuthTime time.Time
@@ -133,7 +136,10 @@ type AuthCode struct {
 	FamilyID  string
 	// Resource holds the resource indicators (RFC 8707) of the
 	// authorization request; the exchange's tokens are for them.
-	Resource  []string
+	Resource []string
+	// DPoPJKT binds the code to a DPoP key (the request's dpop_jkt): the
+	// exchange must carry a proof made with it. "" when unbound.
+	DPoPJKT   string
 	CreatedAt time.Time
 	ExpiresAt time.Time
 	// UsedAt is zero until the code is exchanged.
@@ -169,6 +175,10 @@ type RefreshToken struct {
 	// DPoPJKT is the thumbprint (RFC 7638) of the DPoP key the token is
 	// bound to; empty when unbound. Rotation keeps it.
 	DPoPJKT string
+	// Resources are the resources (RFC 8707) the grant was for; nil for
+	// a grant for Flowgate's own APIs. A refresh may ask for some of them
+	// and gets them all when it names none. Rotation keeps them.
+	Resources []string
 }
 
 // RefreshTokens stores refresh tokens.
@@ -179,7 +189,7 @@ type RefreshTokens interface {
 	GetRefreshToken(ctx context.Context, hash string) (RefreshToken, error)
 	// RotateRefreshToken marks the token oldHash (which must belong to
 	// clientID, be unrevoked and unexpired at now) used and stores its
-	// successor newHash with the same family, user, scopes, auth time and DPoP key,
+	// successor newHash with the same family, user, scopes, auth time, DPoP key and resources,
 	// expiring at expires, in one transaction. It returns the successor.
 	// When the old token was already used, its whole family is revoked and
 	// the error is ErrReused; any other refusal is ErrNotFound.

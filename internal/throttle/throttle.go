@@ -3,7 +3,7 @@
 // password guesser gains nothing by switching between them, between
 // servers, or by waiting for a restart.
 //
-// The policy (docs/ARCHITECTURE.md, "Sign-in throttle"):
+// The policy (docs/design.md, "Sign-in throttle"):
 //
 //   - Per (account, address) pair: the first 5 failures are free; after
 //     the 5th, the next attempt must wait 1 s after the last failure, and

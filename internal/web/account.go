@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/flowgate/flowgate/internal/connectors"
+	"github.com/flowgate/flowgate/internal/flow"
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"time"
 
 	"github.com/flowgate/flowgate/internal/account"
@@ -29,6 +32,44 @@ type connectionsPage struct {
 	// Reconnect maps a server to the link of the user's open task that
 	// signs in to it again (the worklist's Reconnect).
 	Reconnect map[string]string
+	// Connectable are the servers the flows the user may start sign in to
+	// as the user and that the user is not connected to: each with a
+	// Connect button, so the sign-in can happen before a flow asks.
+	Connectable []string
+}
+
+// userServers lists the OAuth servers the flows c may start reach as c: the
+// servers of their oauth_user_login steps and of their http steps whose
+// auth is as the starter. Those are the servers c may connect to ahead.
+func (h *Handler) userServers(ctx context.Context, c engine.Caller) ([]string, error) {
+	var out []string
+	cursor := ""
+	for {
+		defs, next, err := h.o.Engine.ListStartable(ctx, c, store.Page{Limit: store.MaxLimit, Cursor: cursor})
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range defs {
+			d.Walk(func(s *flow.Step) {
+				server := ""
+				switch {
+				case s.OAuthUserLogin != nil:
+					server = s.OAuthUserLogin.Server
+				case s.HTTP != nil && s.HTTP.Auth != nil && s.HTTP.Auth.As == flow.AuthAsStarter:
+					server = s.HTTP.Auth.Server
+				}
+				if server != "" && !slices.Contains(out, server) {
+					out = append(out, server)
+				}
+			})
+		}
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // connections is GET /connections: my connections from the vault, the
@@ -59,10 +100,23 @@ func (h *Handler) connections(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
+	servers, err := h.userServers(r.Context(), u.caller)
+	if err != nil {
+		h.pageError(w, u, "listing the flows' servers", err)
+		return
+	}
+	for _, s := range servers {
+		if h.hasNoConnection(list, s) {
+			page.Connectable = append(page.Connectable, s)
+		}
+	}
 	v := u.view("My connections", page)
 	v.Nav = "connections"
 	if s := r.URL.Query().Get("disconnected"); s != "" && h.hasNoConnection(list, s) {
 		v.Notice = "Disconnected."
+	}
+	if s := r.URL.Query().Get("connected"); s != "" && !h.hasNoConnection(list, s) {
+		v.Notice = "Connected to " + s + "."
 	}
 	h.render(w, http.StatusOK, "connections", v)
 }
@@ -105,6 +159,66 @@ func (h *Handler) disconnect(w http.ResponseWriter, r *http.Request) {
 	}
 	w.Header().Set("Cache-Control", "no-store")
 	http.Redirect(w, r, PathConnections+"?disconnected="+url.QueryEscape(server), http.StatusSeeOther)
+}
+
+// connectAhead is POST /connections/{server}/connect: the user signs in
+// at one of their flows' OAuth servers before a flow asks, through the same
+// state, PKCE and callback as a flow's sign-in; the tokens go to the vault
+// and the callback comes back to /connections.
+func (h *Handler) connectAhead(w http.ResponseWriter, r *http.Request) {
+	u := h.postedForm(w, r)
+	if u == nil {
+		return
+	}
+	ctx := r.Context()
+	server := r.PathValue("server")
+	servers, err := h.userServers(ctx, u.caller)
+	if err != nil {
+		h.pageError(w, u, "listing the flows' servers", err)
+		return
+	}
+	if !slices.Contains(servers, server) {
+		// Only the servers the user's flows reach as the user: not a way
+		// to collect tokens from any server an administrator set up.
+		h.notFound(w, u)
+		return
+	}
+	client, err := h.o.Vault.Client(ctx, server)
+	if err != nil {
+		h.pageError(w, u, "reading the OAuth server", err)
+		return
+	}
+	state, verifier := randomToken(), ""
+	if client.Server().UsePKCE {
+		verifier = connectors.NewVerifier()
+	}
+	target, err := client.AuthCodeURL(ctx, connectors.AuthRequest{State: state, PKCEVerifier: verifier})
+	if err != nil {
+		h.statusPage(w, http.StatusBadGateway, u, "Cannot reach "+server, "Flowgate could not read how to sign in at "+server+": "+err.Error())
+		return
+	}
+	now := h.o.Now()
+	if err := h.o.States.CreateConnectState(ctx, store.ConnectState{
+		StateHash: hashState(state), Principal: u.caller.ID, SessionHash: u.sess.IDHash, Server: server, Verifier: verifier,
+		ExpiresAt: now.Add(stateLifetime), CreatedAt: now,
+	}); err != nil {
+		h.pageError(w, u, "storing the sign-in state", err)
+		return
+	}
+	// A page with a link rather than a redirect: the pages allow forms to
+	// go to Flowgate only (form-action 'self', which covers a form's
+	// redirects too), and a link may leave. The page's script follows it.
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Referrer-Policy", "no-referrer")
+	v := u.view("Sign in at "+server, continuePage{Server: server, URL: target,
+		Message: "You are leaving Flowgate to sign in at " + server + "; you will come back to your connections."})
+	v.Nav = "connections"
+	h.render(w, http.StatusOK, "continue", v)
+}
+
+// continuePage is a page that sends the browser on to another site.
+type continuePage struct {
+	Server, URL, Message string
 }
 
 // accountPage is what /account reads.

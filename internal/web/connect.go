@@ -21,6 +21,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"time"
 
 	"github.com/flowgate/flowgate/internal/authserver"
@@ -271,8 +272,19 @@ func kindOfAuthError(code string) connectors.Kind {
 	return connectors.KindOther
 }
 
-// finish resumes the instance with the outcome and tells the user.
+// finish resumes the instance with the outcome and tells the user; a
+// sign-in made ahead from /connections has no instance and goes back
+// there.
 func (h *Handler) finish(w http.ResponseWriter, r *http.Request, res engine.ConnectResult) {
+	if res.InstanceID == "" {
+		if res.Token != nil {
+			noStoreRedirect(w, r, PathConnections+"?connected="+url.QueryEscape(res.Server))
+			return
+		}
+		h.o.Sessions.MessagePage(w, http.StatusOK, "Sign-in not completed",
+			fmt.Sprintf("The sign-in to %s did not complete (%s). Nothing was stored.", res.Server, res.Error))
+		return
+	}
 	err := h.o.Engine.FinishConnect(r.Context(), res)
 	switch {
 	case errors.Is(err, engine.ErrNotPending):

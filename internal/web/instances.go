@@ -102,9 +102,8 @@ type instancePage struct {
 	AllChildren int
 }
 
-// childRow is one child instance as the page lists it. Flow and Status
-// are empty for a child the user may not see (listed by id alone, as
-// the API does).
+// childRow is one child instance as the page lists it: whoever may see
+// an instance may see what it started.
 type childRow struct {
 	ID, Flow, Status string
 	// Part says which branch or item of this instance's steps the child
@@ -270,39 +269,16 @@ func (h *Handler) family(r *http.Request, u *user, in store.Instance, page *inst
 			return fmt.Errorf("parent %s of %s: %w", in.Parent, in.ID, err)
 		}
 	}
-	ids, err := h.o.Portal.Engine.Children(ctx, in.ID)
+	kids, err := h.o.Portal.Engine.ChildInstances(ctx, in.ID)
 	if err != nil {
 		return fmt.Errorf("children of %s: %w", in.ID, err)
 	}
-	page.AllChildren = len(ids)
-	ids = ids[:min(len(ids), maxChildrenShown)]
-	if len(ids) == 0 {
-		return nil
-	}
-	// The children's flow and status, from one list of the instances the
-	// user may see (children run as their parent's starter), not one
-	// read per child.
-	want := make(map[string]*childRow, len(ids))
-	page.Children = make([]childRow, len(ids))
-	for i, id := range ids {
-		page.Children[i].ID = id
-		want[id] = &page.Children[i]
-	}
-	found, cursor := 0, ""
-	for found < len(ids) {
-		list, next, err := h.o.Engine.ListInstances(ctx, u.caller, store.InstanceFilter{Parent: in.ID}, store.Page{Limit: store.MaxLimit, Cursor: cursor})
-		if err != nil {
-			return fmt.Errorf("children of %s: %w", in.ID, err)
-		}
-		for _, k := range list {
-			if c := want[k.ID]; c != nil && c.Flow == "" {
-				c.Flow, c.Status, c.branch = k.Workflow, k.Status, k.Branch
-				found++
-			}
-		}
-		if cursor = next; next == "" {
-			break
-		}
+	// Who may see an instance may see what it started.
+	page.AllChildren = len(kids)
+	kids = kids[:min(len(kids), maxChildrenShown)]
+	page.Children = make([]childRow, len(kids))
+	for i, k := range kids {
+		page.Children[i] = childRow{ID: k.ID, Flow: k.Workflow, Status: k.Status, branch: k.Branch}
 	}
 	return nil
 }

@@ -27,6 +27,7 @@ const (
 	PathCancel        = "/instances/{id}/cancel"
 	PathConnections   = "/connections"
 	PathDisconnect    = "/connections/{server}/disconnect"
+	PathConnectAhead  = "/connections/{server}/connect"
 	PathAccount       = "/account"
 	PathPassword      = "/account/password"
 	PathEndSession    = "/account/sessions/end"
@@ -51,7 +52,7 @@ type PortalEngine interface {
 	// records merged with those of its branch instances, as the API's
 	// history; CurrentSteps lists the steps it and its branch instances
 	// are at. The caller has checked that the user may see it.
-	Children(ctx context.Context, id string) ([]string, error)
+	ChildInstances(ctx context.Context, id string) ([]store.Instance, error)
 	History(ctx context.Context, id string, p store.Page) ([]engine.HistoryRecord, string, error)
 	CurrentSteps(ctx context.Context, in store.Instance) ([]engine.CurrentStep, error)
 }
@@ -104,6 +105,7 @@ func (h *Handler) registerPortal(mux *http.ServeMux) {
 	mux.HandleFunc("POST "+PathCancel, withOrigin(h.cancel))
 	mux.HandleFunc("GET "+PathConnections, h.connections)
 	mux.HandleFunc("POST "+PathDisconnect, withOrigin(h.disconnect))
+	mux.HandleFunc("POST "+PathConnectAhead, withOrigin(h.connectAhead))
 	mux.HandleFunc("GET "+PathAccount, h.account)
 	mux.HandleFunc("POST "+PathPassword, withOrigin(h.changePassword))
 	mux.HandleFunc("POST "+PathEndSession, withOrigin(h.endSession))

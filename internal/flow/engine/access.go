@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 
@@ -95,8 +96,9 @@ func (e *Engine) ListStartable(ctx context.Context, c Caller, p store.Page) ([]*
 }
 
 // VisibleInstance reads an instance the caller may see: its starter, an
-// administrator, or an assignee of one of its tasks (open or not). Others
-// get store.ErrNotFound.
+// administrator, an assignee of one of its tasks (open or not), its
+// branches' and items' tasks included, or whoever may see the instance
+// that started it. Others get store.ErrNotFound.
 func (e *Engine) VisibleInstance(ctx context.Context, id string, c Caller) (store.Instance, error) {
 	in, err := e.st.GetInstance(ctx, id)
 	if err != nil {
@@ -106,18 +108,55 @@ func (e *Engine) VisibleInstance(ctx context.Context, id string, c Caller) (stor
 		return in, nil
 	}
 	if c.ID != "" {
-		keys := c.assigneeKeys()
-		for _, status := range []string{store.TaskOpen, store.TaskDone, store.TaskCancelled} {
-			ts, _, err := e.st.ListTasks(ctx, store.TaskFilter{Assignees: keys, InstanceID: id, Status: status}, store.Page{Limit: 1})
+		ok, err := e.assignedIn(ctx, c, id)
+		if err != nil {
+			return store.Instance{}, err
+		}
+		if ok {
+			return in, nil
+		}
+		// The tasks of a parallel's branches and a foreach's items are
+		// the instance's too.
+		branches, err := e.branchInstances(ctx, id)
+		if err != nil {
+			return store.Instance{}, err
+		}
+		for _, b := range branches {
+			ok, err := e.assignedIn(ctx, c, b.ID)
 			if err != nil {
 				return store.Instance{}, err
 			}
-			if len(ts) > 0 {
+			if ok {
 				return in, nil
+			}
+		}
+		// What an instance started is part of it: who may see the
+		// parent may see its children.
+		if in.Parent != "" {
+			if _, err := e.VisibleInstance(ctx, in.Parent, c); err == nil {
+				return in, nil
+			} else if !errors.Is(err, store.ErrNotFound) {
+				return store.Instance{}, err
 			}
 		}
 	}
 	return store.Instance{}, fmt.Errorf("instance %s: %w", id, store.ErrNotFound)
+}
+
+// assignedIn tells whether the caller is an assignee of a task of
+// instance id, open or not.
+func (e *Engine) assignedIn(ctx context.Context, c Caller, id string) (bool, error) {
+	keys := c.assigneeKeys()
+	for _, status := range []string{store.TaskOpen, store.TaskDone, store.TaskCancelled} {
+		ts, _, err := e.st.ListTasks(ctx, store.TaskFilter{Assignees: keys, InstanceID: id, Status: status}, store.Page{Limit: 1})
+		if err != nil {
+			return false, err
+		}
+		if len(ts) > 0 {
+			return true, nil
+		}
+	}
+	return false, nil
 }
 
 // ListInstances pages through the instances the caller started, newest

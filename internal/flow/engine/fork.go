@@ -75,13 +75,18 @@ type branchState struct {
 	StartVars map[string]any `json:"start_vars,omitempty"`
 }
 
-// forkStart is what a branch instance starts from.
+// forkStart is what a branch instance starts from: where, and what of
+// its parent it sees (vars, finished steps' outputs and caught errors,
+// the secrets to mask, the foreach names).
 type forkStart struct {
-	first  string
-	label  string
-	vars   map[string]any
-	locals map[string]any
-	branch branchState
+	first   string
+	label   string
+	vars    map[string]any
+	locals  map[string]any
+	outputs map[string]map[string]any
+	errors  map[string]map[string]any
+	secrets []string
+	branch  branchState
 }
 
 // errTypeBranch is steps.<id>.error.type for a branch or an item that
@@ -99,6 +104,7 @@ func (r *runner) runFork(ctx context.Context, step *flow.Step) error {
 			return err
 		}
 	}
+	sinceCommit := 0
 	for {
 		if err := r.collectBranches(ctx, step, fs); err != nil {
 			return err
@@ -113,15 +119,36 @@ func (r *runner) runFork(ctx context.Context, step *flow.Step) error {
 		if started == 0 {
 			break
 		}
-		// Branches of steps without waits have often ended already.
+		// Branches of steps without waits have often ended already, so
+		// a long foreach can run here for a while: a durable point every
+		// so many starts notices a cancel (the commit is fenced) and
+		// bounds what a takeover looks up again.
+		if sinceCommit += started; sinceCommit >= forkCommitEvery {
+			sinceCommit = 0
+			if err := r.commit(ctx); err != nil {
+				if errors.Is(err, errStop) {
+					r.cancelOrphans(ctx, runningBranches(fs))
+				}
+				return err
+			}
+		}
 	}
+	return r.parkForChildren(ctx, runningBranches(fs))
+}
+
+// forkCommitEvery is how many branch starts a fork step makes between
+// durable points while it does not park.
+const forkCommitEvery = 16
+
+// runningBranches lists the branch instances started and not seen ended.
+func runningBranches(fs *forkState) []string {
 	var running []string
 	for _, b := range fs.Branches {
 		if b.ID != "" && !b.ended() {
 			running = append(running, b.ID)
 		}
 	}
-	return r.parkForChildren(ctx, running)
+	return running
 }
 
 // prepareFork records a fork step's first run and what it forks, and
@@ -381,7 +408,8 @@ func (r *runner) startBranches(ctx context.Context, step *flow.Step, fs *forkSta
 // and returns its id; the same one when it was started before.
 func (r *runner) startBranch(ctx context.Context, step *flow.Step, fs *forkState, i int) (string, error) {
 	b := &fs.Branches[i]
-	fsStart := forkStart{vars: maps.Clone(r.env.Vars), locals: maps.Clone(r.st.Locals)}
+	fsStart := forkStart{vars: maps.Clone(r.env.Vars), locals: maps.Clone(r.st.Locals),
+		outputs: r.st.Outputs, errors: r.st.Errors, secrets: r.st.Secrets}
 	if fsStart.locals == nil {
 		fsStart.locals = map[string]any{}
 	}
@@ -405,11 +433,9 @@ func (r *runner) startBranch(ctx context.Context, step *flow.Step, fs *forkState
 	}
 	started, err := r.e.start(ctx, r.def, input, Caller{User: r.env.User}, r.inst.Depth, startGuards{
 		// The parent as the principal: no caller can send this key.
-		idem:    &store.Idempotency{Principal: "instance:" + r.inst.ID, Key: "fork." + strconv.Itoa(fs.Seq) + "." + b.Name},
-		parent:  &parentState{ID: r.inst.ID, Seq: fs.Seq},
-		fork:    &fsStart,
-		secrets: r.st.Secrets,
-		outputs: r.st.Outputs,
+		idem:   &store.Idempotency{Principal: "instance:" + r.inst.ID, Key: "fork." + strconv.Itoa(fs.Seq) + "." + b.Name},
+		parent: &parentState{ID: r.inst.ID, Seq: fs.Seq},
+		fork:   &fsStart,
 	})
 	if err != nil {
 		// Not the flow's fault (the store, a stopping engine): the run
@@ -420,13 +446,17 @@ func (r *runner) startBranch(ctx context.Context, step *flow.Step, fs *forkState
 }
 
 // becomeBranch makes a new runner the branch instance fs describes.
-func (r *runner) becomeBranch(fs *forkStart, secrets []string, outputs map[string]map[string]any) {
+func (r *runner) becomeBranch(fs *forkStart) {
 	r.inst.CurrentStep = fs.first
 	r.inst.Branch = fs.label
 	r.st.Branch = &fs.branch
 	r.st.Locals = fs.locals
-	r.st.Secrets = slices.Clone(secrets)
-	r.st.Outputs = maps.Clone(outputs)
+	r.st.Secrets = slices.Clone(fs.secrets)
+	r.st.Outputs = maps.Clone(fs.outputs)
+	if r.st.Outputs == nil {
+		r.st.Outputs = map[string]map[string]any{}
+	}
+	r.st.Errors = maps.Clone(fs.errors)
 	r.env.Vars = maps.Clone(fs.vars)
 	if r.env.Vars == nil {
 		r.env.Vars = map[string]any{}
@@ -434,6 +464,11 @@ func (r *runner) becomeBranch(fs *forkStart, secrets []string, outputs map[strin
 	r.env.Locals = r.st.Locals
 	for id, out := range r.st.Outputs {
 		r.env.Steps[id] = flow.StepState{Output: out}
+	}
+	for id, e := range r.st.Errors {
+		ss := r.env.Steps[id]
+		ss.Error = e
+		r.env.Steps[id] = ss
 	}
 	r.masker = nil
 }

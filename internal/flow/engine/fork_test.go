@@ -466,3 +466,158 @@ func TestInvokeAnswersWhenABranchWaitsForAPerson(t *testing.T) {
 		t.Fatal("the invoke still waits while the branches wait for people")
 	}
 }
+
+// Cancelling an instance whose parallel step waits cancels its branches:
+// their tasks close.
+func TestCancelReachesBranches(t *testing.T) {
+	s := openStore(t)
+	e := newEngine(t, s, engine.Config{})
+	deploy(t, e, fmt.Sprintf(reviewFlow, "all"))
+	res, err := e.StartInstance(t.Context(), engine.StartRequest{Workflow: "review", Input: map[string]any{"amount": 1}, Caller: alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt, ft := branchTask(t, e, legalist, "legal-ok"), branchTask(t, e, financer, "finance-ok")
+	waitStatus(t, s, res.Instance.ID, store.StatusWaiting)
+	if _, err := e.Cancel(t.Context(), res.Instance.ID, alice); err != nil {
+		t.Fatal(err)
+	}
+	for _, serial := range []int64{lt.Serial, ft.Serial} {
+		if got, _ := s.GetTask(t.Context(), serial); got.Status != store.TaskCancelled {
+			t.Errorf("task %d is %s", serial, got.Status)
+		}
+	}
+	kids, _, _ := s.ListInstances(t.Context(), store.InstanceFilter{Parent: res.Instance.ID}, store.Page{})
+	for _, k := range kids {
+		if k.Status != store.StatusCancelled {
+			t.Errorf("branch %s is %s", k.Branch, k.Status)
+		}
+	}
+	if len(kids) != 2 {
+		t.Errorf("%d branch instances", len(kids))
+	}
+}
+
+// A foreach inside a parallel branch inside a foreach: each level's item
+// names reach the innermost steps, and outputs come back in order.
+func TestNestedForks(t *testing.T) {
+	s := openStore(t)
+	e := newEngine(t, s, engine.Config{})
+	deploy(t, e, `
+name: nested
+permissions: {start: ["role:employee"]}
+steps:
+  - id: rows
+    type: foreach
+    items: "${{ ['a', 'b'] }}"
+    as: row
+    concurrency: 2
+    steps:
+      - id: sides
+        type: parallel
+        branches:
+          left:
+            - id: cols
+              type: foreach
+              items: "${{ [1, 2, 3] }}"
+              as: col
+              steps: [{id: cell, type: set, vars: {cell: "${{ row }}${{ col }}/${{ row_index }}${{ col_index }}"}}]
+          right: [{id: mark, type: set, vars: {side: "${{ row }}"}}]
+  - {id: done, type: return, body: "${{ steps.rows.output.items }}"}
+`)
+	res, err := e.StartInstance(t.Context(), engine.StartRequest{Workflow: "nested", Caller: alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := waitStatus(t, s, res.Instance.ID, store.StatusCompleted, store.StatusFailed)
+	if in.Status != store.StatusCompleted {
+		t.Fatalf("%s %q", in.Status, in.Error)
+	}
+	var out struct {
+		Body []map[string]map[string]map[string]any
+	}
+	if err := json.Unmarshal(in.Output, &out); err != nil || len(out.Body) != 2 {
+		t.Fatalf("output %s: %v", in.Output, err)
+	}
+	for i, row := range out.Body {
+		left, _ := json.Marshal(row["branches"]["left"]["output"])
+		want := fmt.Sprintf(`{"items":[{"cell":"%[1]s1/%[2]d0"},{"cell":"%[1]s2/%[2]d1"},{"cell":"%[1]s3/%[2]d2"}]}`, []string{"a", "b"}[i], i)
+		if string(left) != want {
+			t.Errorf("row %d left %s, want %s", i, left, want)
+		}
+	}
+	// The history of the outer instance holds every cell, marked.
+	recs, _, err := e.History(t.Context(), in.ID, store.Page{Limit: store.MaxLimit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cells := 0
+	for _, r := range recs {
+		if r.StepID == "cell" && r.Fork == "cols" && r.Item >= 0 {
+			cells++
+		}
+	}
+	if cells != 6 {
+		t.Errorf("%d cell records in the merged history, want 6", cells)
+	}
+}
+
+// An assignee of a branch's task may see the instance the branch is of,
+// as an assignee of its own task may; someone else may not.
+func TestBranchAssigneeSeesTheInstance(t *testing.T) {
+	s := openStore(t)
+	e := newEngine(t, s, engine.Config{})
+	deploy(t, e, fmt.Sprintf(reviewFlow, "all"))
+	res, err := e.StartInstance(t.Context(), engine.StartRequest{Workflow: "review", Input: map[string]any{"amount": 1}, Caller: alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	branchTask(t, e, legalist, "legal-ok")
+	if _, err := e.VisibleInstance(t.Context(), res.Instance.ID, legalist); err != nil {
+		t.Errorf("the legal reviewer may not see the instance: %v", err)
+	}
+	if _, err := e.VisibleInstance(t.Context(), res.Instance.ID, bob); err == nil {
+		t.Error("bob, assigned nothing in it, sees the instance")
+	}
+	// Who may see the instance may see what it started: the legal
+	// reviewer sees the finance branch too; bob sees neither.
+	kids, err := e.ChildInstances(t.Context(), res.Instance.ID)
+	if err != nil || len(kids) != 2 {
+		t.Fatalf("children %v %v", kids, err)
+	}
+	for _, k := range kids {
+		if _, err := e.VisibleInstance(t.Context(), k.ID, legalist); err != nil {
+			t.Errorf("the legal reviewer may not see branch %s: %v", k.Branch, err)
+		}
+		if _, err := e.VisibleInstance(t.Context(), k.ID, bob); err == nil {
+			t.Errorf("bob sees branch %s", k.Branch)
+		}
+	}
+}
+
+// A branch sees what the instance saw before the fork: a step's output
+// and a caught error.
+func TestBranchSeesEarlierSteps(t *testing.T) {
+	s := openStore(t)
+	e := newEngine(t, s, engine.Config{})
+	deploy(t, e, `
+name: before
+permissions: {start: ["role:employee"]}
+steps:
+  - {id: first, type: set, vars: {x: 1}}
+  - {id: broken, type: fail, error: "no luck", on_error: fork}
+  - id: fork
+    type: parallel
+    branches:
+      only: [{id: look, type: set, vars: {seen: "${{ steps.first.output.x }} ${{ steps.broken.error.message }}"}}]
+  - {id: done, type: return, body: "${{ vars.seen }}"}
+`)
+	res, err := e.StartInstance(t.Context(), engine.StartRequest{Workflow: "before", Caller: alice})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := waitStatus(t, s, res.Instance.ID, store.StatusCompleted, store.StatusFailed)
+	if in.Status != store.StatusCompleted || !contains(string(in.Output), `"body":"1 no luck"`) {
+		t.Errorf("%s %q %s", in.Status, in.Error, in.Output)
+	}
+}

@@ -87,11 +87,9 @@ type startGuards struct {
 	replay *store.ReplayGuard
 	// parent is the flow step starting the instance as its child.
 	parent *parentState
-	// fork, with secrets and outputs, makes it a branch instance of the
-	// parent's parallel or foreach step.
-	fork    *forkStart
-	secrets []string
-	outputs map[string]map[string]any
+	// fork makes it a branch instance of the parent's parallel or
+	// foreach step.
+	fork *forkStart
 }
 
 // errGuardTaken: the schedule time or the webhook signature of a start was
@@ -112,7 +110,7 @@ func (e *Engine) start(ctx context.Context, def *flow.Definition, input map[stri
 		r.st.Parent = g.parent
 	}
 	if g.fork != nil {
-		r.becomeBranch(g.fork, g.secrets, g.outputs)
+		r.becomeBranch(g.fork)
 	}
 	if g.idem != nil {
 		g.idem.RequestHash = requestHash(def.Name, r.inst.Input)

@@ -94,11 +94,7 @@ func (r *runner) parkForChildren(ctx context.Context, children []string) error {
 	r.inst.LeaseUntil = time.Time{}
 	if err := r.commit(ctx); err != nil {
 		if errors.Is(err, errStop) {
-			// The parent was cancelled (or taken over) while children
-			// were being started, after the cancel looked for them.
-			for _, id := range children {
-				r.cancelOrphan(ctx, id)
-			}
+			r.cancelOrphans(ctx, children)
 		}
 		return err
 	}
@@ -157,6 +153,15 @@ func (r *runner) prepareChild(ctx context.Context, step *flow.Step) (*childState
 	return cs, nil
 }
 
+// cancelOrphans cancels the children a run started when the run finds
+// its instance cancelled (or taken over) at its next commit: the cancel
+// may have looked for children before these existed.
+func (r *runner) cancelOrphans(ctx context.Context, children []string) {
+	for _, id := range children {
+		r.cancelOrphan(ctx, id)
+	}
+}
+
 // cancelOrphan cancels child when its parent has been cancelled, so that
 // a cancel racing the child's start still cascades. A parent taken over
 // by another server is left to it.
@@ -205,26 +210,40 @@ func (r *runner) wakeParent() {
 	}
 }
 
-// Children lists the ids of the instances that instance id's flow steps
-// started, in the order they started. The caller has checked that it may
-// see id; its children were started as the same principal.
+// Children lists the ids of the instances that instance id's flow,
+// parallel and foreach steps started, in the order they started. The
+// caller has checked that it may see id; its children were started as the
+// same principal.
 func (e *Engine) Children(ctx context.Context, id string) ([]string, error) {
+	kids, err := e.ChildInstances(ctx, id)
+	if err != nil {
+		return nil, err
+	}
 	var ids []string
+	for _, k := range kids {
+		ids = append(ids, k.ID)
+	}
+	return ids, nil
+}
+
+// ChildInstances reads the instances that instance id's flow, parallel
+// and foreach steps started, in the order they started. The caller has
+// checked that it may see id, and so them.
+func (e *Engine) ChildInstances(ctx context.Context, id string) ([]store.Instance, error) {
+	var kids []store.Instance
 	cursor := ""
 	for {
-		kids, next, err := e.st.ListInstances(ctx, store.InstanceFilter{Parent: id}, store.Page{Limit: store.MaxLimit, Cursor: cursor})
+		page, next, err := e.st.ListInstances(ctx, store.InstanceFilter{Parent: id}, store.Page{Limit: store.MaxLimit, Cursor: cursor})
 		if err != nil {
 			return nil, fmt.Errorf("children of %s: %w", id, err)
 		}
-		for _, k := range kids {
-			ids = append(ids, k.ID)
-		}
+		kids = append(kids, page...)
 		if next == "" {
 			break
 		}
 		cursor = next
 	}
 	// Listed newest first; ids are UUIDv7, in start order.
-	slices.Reverse(ids)
-	return ids, nil
+	slices.Reverse(kids)
+	return kids, nil
 }

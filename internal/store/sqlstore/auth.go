@@ -108,7 +108,7 @@ func (s *Store) ListSigningKeys(ctx context.Context, at time.Time) ([]store.Sign
 
 const authRequestCols = `id, client_id, redirect_uri, scopes, state, nonce, response_type, code_challenge,
 	code_challenge_method, prompt, max_age, login_hint, username, auth_time, amr, done, created_at, expires_at,
-	response_mode, resource, acr_values`
+	response_mode, resource, acr_values, dpop_jkt`
 
 // CreateAuthRequest stores a new authorization request.
 func (s *Store) CreateAuthRequest(ctx context.Context, r store.AuthRequest) error {
@@ -117,10 +117,10 @@ func (s *Store) CreateAuthRequest(ctx context.Context, r store.AuthRequest) erro
 		return fmt.Errorf("create auth request: %w", err)
 	}
 	_, err = s.write.ExecContext(ctx, s.q.rebind(`INSERT INTO auth_requests (`+authRequestCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 		r.ID, r.ClientID, r.RedirectURI, l[0], r.State, r.Nonce, r.ResponseType, r.CodeChallenge,
 		r.CodeChallengeMethod, l[1], r.MaxAge, r.LoginHint, r.User, microsOrZero(r.AuthTime), l[2], r.Done,
-		micros(nowOr(r.CreatedAt, now())), micros(r.ExpiresAt), r.ResponseMode, l[3], l[4])
+		micros(nowOr(r.CreatedAt, now())), micros(r.ExpiresAt), r.ResponseMode, l[3], l[4], r.DPoPJKT)
 	if err != nil {
 		return fmt.Errorf("create auth request: %w", s.conflict(err))
 	}
@@ -138,7 +138,7 @@ func (s *Store) GetAuthRequest(ctx context.Context, id string, at time.Time) (st
 	err := s.read.QueryRowContext(ctx, s.q.rebind(`SELECT `+authRequestCols+` FROM auth_requests WHERE id = ? AND expires_at > ?`),
 		id, micros(at)).Scan(&r.ID, &r.ClientID, &r.RedirectURI, &scopes, &r.State, &r.Nonce, &r.ResponseType,
 		&r.CodeChallenge, &r.CodeChallengeMethod, &prompt, &r.MaxAge, &r.LoginHint, &r.User, &authTime, &amr,
-		&r.Done, &created, &expires, &r.ResponseMode, &res, &acr)
+		&r.Done, &created, &expires, &r.ResponseMode, &res, &acr, &r.DPoPJKT)
 	if err != nil {
 		return store.AuthRequest{}, fmt.Errorf("get auth request: %w", notFound(err))
 	}
@@ -184,7 +184,7 @@ func (s *Store) DeleteAuthRequest(ctx context.Context, id string) error {
 }
 
 const authCodeCols = `hash, client_id, redirect_uri, username, scopes, nonce, code_challenge, code_challenge_method,
-	auth_time, amr, access_jti, family_id, created_at, expires_at, used_at, resource`
+	auth_time, amr, access_jti, family_id, created_at, expires_at, used_at, resource, dpop_jkt`
 
 // CreateAuthCode stores a code by its hash.
 func (s *Store) CreateAuthCode(ctx context.Context, c store.AuthCode) error {
@@ -193,9 +193,9 @@ func (s *Store) CreateAuthCode(ctx context.Context, c store.AuthCode) error {
 		return fmt.Errorf("create auth code: %w", err)
 	}
 	_, err = s.write.ExecContext(ctx, s.q.rebind(`INSERT INTO auth_codes (`+authCodeCols+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?)`),
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`),
 		c.Hash, c.ClientID, c.RedirectURI, c.User, l[0], c.Nonce, c.CodeChallenge, c.CodeChallengeMethod,
-		micros(c.AuthTime), l[1], c.AccessJTI, c.FamilyID, micros(nowOr(c.CreatedAt, now())), micros(c.ExpiresAt), l[2])
+		micros(c.AuthTime), l[1], c.AccessJTI, c.FamilyID, micros(nowOr(c.CreatedAt, now())), micros(c.ExpiresAt), l[2], c.DPoPJKT)
 	if err != nil {
 		return fmt.Errorf("create auth code: %w", s.conflict(err))
 	}
@@ -239,7 +239,7 @@ func (s *Store) getAuthCode(ctx context.Context, hash string) (store.AuthCode, e
 	// costs nothing and is obviously right.
 	err := s.write.QueryRowContext(ctx, s.q.rebind(`SELECT `+authCodeCols+` FROM auth_codes WHERE hash = ?`), hash).Scan(
 		&c.Hash, &c.ClientID, &c.RedirectURI, &c.User, &scopes, &c.Nonce, &c.CodeChallenge, &c.CodeChallengeMethod,
-		&authTime, &amr, &c.AccessJTI, &c.FamilyID, &created, &expires, &used, &res)
+		&authTime, &amr, &c.AccessJTI, &c.FamilyID, &created, &expires, &used, &res, &c.DPoPJKT)
 	if err != nil {
 		return c, notFound(err)
 	}
@@ -256,7 +256,7 @@ func (s *Store) getAuthCode(ctx context.Context, hash string) (store.AuthCode, e
 	return c, nil
 }
 
-const refreshCols = `hash, family_id, client_id, username, scopes, auth_time, amr, created_at, expires_at, used_at, revoked, dpop_jkt`
+const refreshCols = `hash, family_id, client_id, username, scopes, auth_time, amr, created_at, expires_at, used_at, revoked, dpop_jkt, resources`
 
 // CreateRefreshToken stores a refresh token by its hash.
 func (s *Store) CreateRefreshToken(ctx context.Context, t store.RefreshToken) error {
@@ -268,13 +268,13 @@ type execer interface {
 }
 
 func (s *Store) insertRefresh(ctx context.Context, db execer, t store.RefreshToken) error {
-	l, err := encodeLists([]string{"scopes", "amr"}, t.Scopes, t.AMR)
+	l, err := encodeLists([]string{"scopes", "amr", "resources"}, t.Scopes, t.AMR, t.Resources)
 	if err != nil {
 		return fmt.Errorf("create refresh token: %w", err)
 	}
-	_, err = db.ExecContext(ctx, s.q.rebind(`INSERT INTO refresh_tokens (`+refreshCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?)`),
+	_, err = db.ExecContext(ctx, s.q.rebind(`INSERT INTO refresh_tokens (`+refreshCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 0, ?, ?, ?)`),
 		t.Hash, t.FamilyID, t.ClientID, t.User, l[0], micros(t.AuthTime), l[1],
-		micros(nowOr(t.CreatedAt, now())), micros(t.ExpiresAt), t.Revoked, t.DPoPJKT)
+		micros(nowOr(t.CreatedAt, now())), micros(t.ExpiresAt), t.Revoked, t.DPoPJKT, l[2])
 	if err != nil {
 		return fmt.Errorf("create refresh token: %w", s.conflict(err))
 	}
@@ -288,13 +288,16 @@ type rowQuerier interface {
 func (s *Store) getRefresh(ctx context.Context, db rowQuerier, hash string) (store.RefreshToken, error) {
 	var (
 		t                                store.RefreshToken
-		scopes, amr                      string
+		scopes, amr, resources           string
 		authTime, created, expires, used int64
 	)
 	err := db.QueryRowContext(ctx, s.q.rebind(`SELECT `+refreshCols+` FROM refresh_tokens WHERE hash = ?`), hash).Scan(
-		&t.Hash, &t.FamilyID, &t.ClientID, &t.User, &scopes, &authTime, &amr, &created, &expires, &used, &t.Revoked, &t.DPoPJKT)
+		&t.Hash, &t.FamilyID, &t.ClientID, &t.User, &scopes, &authTime, &amr, &created, &expires, &used, &t.Revoked, &t.DPoPJKT, &resources)
 	if err != nil {
 		return t, notFound(err)
+	}
+	if t.Resources, err = decodeList(resources); err != nil {
+		return t, err
 	}
 	if t.Scopes, err = decodeList(scopes); err != nil {
 		return t, err
@@ -358,7 +361,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, clientID, oldHash, newHa
 	next := store.RefreshToken{
 		Hash: newHash, FamilyID: old.FamilyID, ClientID: old.ClientID, User: old.User, Scopes: old.Scopes,
 		AuthTime: old.AuthTime, AMR: old.AMR, CreatedAt: nowOr(at, now()), ExpiresAt: expires.UTC().Truncate(time.Microsecond),
-		DPoPJKT: old.DPoPJKT,
+		DPoPJKT: old.DPoPJKT, Resources: old.Resources,
 	}
 	if err := s.insertRefresh(ctx, tx, next); err != nil {
 		return store.RefreshToken{}, fmt.Errorf("rotate refresh token: %w", err)

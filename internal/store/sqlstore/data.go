@@ -42,6 +42,9 @@ func dataSets() map[store.DataSet]dataSet {
 				"StartedBy": "i.started_by", "StartedAt": "i.started_at", "UpdatedAt": "i.updated_at",
 				"EndedAt": "i.ended_at", "CurrentStep": "i.current_step", "Error": "i.error"},
 			key: []string{"i.id"},
+			// A parallel branch's or a foreach item's instance is part of
+			// its parent's step, counted with it.
+			base: `i.branch = ''`,
 		},
 		store.DataTasks: {
 			from: `tasks t`,

@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -457,24 +458,33 @@ func testDPoPJTIConcurrent(t *testing.T, s store.Store) {
 }
 
 // testProtocolFields: a refresh token's DPoP key survives rotation;
-// clients' origins and audiences, requests' response mode and resources,
-// and codes' resources are stored.
+// clients' origins and audiences, requests' response mode, resources and
+// dpop_jkt, and codes' resources and dpop_jkt are stored.
 func testProtocolFields(t *testing.T, s store.Store) {
 	c := ctx(t)
 	rt := store.RefreshToken{Hash: "b1", FamilyID: "fb", ClientID: "spa", User: "alice", Scopes: []string{"openid"},
-		AuthTime: ts(1000), CreatedAt: ts(1000), ExpiresAt: ts(9000), DPoPJKT: "thumb"}
+		AuthTime: ts(1000), CreatedAt: ts(1000), ExpiresAt: ts(9000), DPoPJKT: "thumb",
+		Resources: []string{"https://api.example.com", "https://erp.example"}}
 	if err := s.CreateRefreshToken(c, rt); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.GetRefreshToken(c, "b1"); err != nil || got.DPoPJKT != "thumb" {
-		t.Fatalf("read = %+v, %v; want dpop_jkt thumb", got, err)
+	const resources = "[https://api.example.com https://erp.example]"
+	if got, err := s.GetRefreshToken(c, "b1"); err != nil || got.DPoPJKT != "thumb" || fmt.Sprint(got.Resources) != resources {
+		t.Fatalf("read = %+v, %v; want dpop_jkt thumb and the resources", got, err)
 	}
 	next, err := s.RotateRefreshToken(c, "spa", "b1", "b2", ts(1100), ts(9100))
-	if err != nil || next.DPoPJKT != "thumb" {
-		t.Fatalf("rotated = %+v, %v; want dpop_jkt kept", next, err)
+	if err != nil || next.DPoPJKT != "thumb" || fmt.Sprint(next.Resources) != resources {
+		t.Fatalf("rotated = %+v, %v; want dpop_jkt and resources kept", next, err)
 	}
-	if got, err := s.GetRefreshToken(c, "b2"); err != nil || got.DPoPJKT != "thumb" {
-		t.Fatalf("successor read = %+v, %v; want dpop_jkt thumb", got, err)
+	if got, err := s.GetRefreshToken(c, "b2"); err != nil || got.DPoPJKT != "thumb" || fmt.Sprint(got.Resources) != resources {
+		t.Fatalf("successor read = %+v, %v; want dpop_jkt thumb and the resources", got, err)
+	}
+	if err := s.CreateRefreshToken(c, store.RefreshToken{Hash: "b3", FamilyID: "fc", ClientID: "spa", User: "alice",
+		AuthTime: ts(1000), CreatedAt: ts(1000), ExpiresAt: ts(9000)}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetRefreshToken(c, "b3"); err != nil || got.Resources != nil {
+		t.Fatalf("a grant without resources read = %+v, %v; want none", got, err)
 	}
 
 	cl := store.Client{ID: "spa", GrantTypes: []string{"authorization_code"}, TokenEndpointAuthMethod: "none", Consent: "user",
@@ -495,19 +505,20 @@ func testProtocolFields(t *testing.T, s store.Store) {
 	}
 
 	r := store.AuthRequest{ID: "rq", ClientID: "spa", RedirectURI: "https://rp/cb", ResponseType: "code",
-		ResponseMode: "form_post", Resource: []string{"urn:a"}, MaxAge: -1, CreatedAt: ts(1000), ExpiresAt: ts(2000)}
+		ResponseMode: "form_post", Resource: []string{"urn:a"}, MaxAge: -1, CreatedAt: ts(1000), ExpiresAt: ts(2000), DPoPJKT: "jkt-of-a"}
 	if err := s.CreateAuthRequest(c, r); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.GetAuthRequest(c, "rq", ts(1500)); err != nil || got.ResponseMode != "form_post" || !slices.Equal(got.Resource, r.Resource) {
+	if got, err := s.GetAuthRequest(c, "rq", ts(1500)); err != nil || got.ResponseMode != "form_post" || !slices.Equal(got.Resource, r.Resource) || got.DPoPJKT != "jkt-of-a" {
 		t.Fatalf("request = %+v, %v", got, err)
 	}
 	code := sampleCode("hr")
 	code.Resource = []string{"urn:a", "urn:b"}
+	code.DPoPJKT = "jkt-of-a"
 	if err := s.CreateAuthCode(c, code); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := s.ConsumeAuthCode(c, "hr", ts(1010)); err != nil || !slices.Equal(got.Resource, code.Resource) {
+	if got, err := s.ConsumeAuthCode(c, "hr", ts(1010)); err != nil || !slices.Equal(got.Resource, code.Resource) || got.DPoPJKT != "jkt-of-a" {
 		t.Fatalf("code = %+v, %v", got, err)
 	}
 }

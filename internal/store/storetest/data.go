@@ -209,6 +209,16 @@ func testDataScope(t *testing.T, s store.Store) {
 	if n, err := s.CountData(ctx(t), store.DataQuery{Set: store.DataWorkflows, Scope: store.DataScope{StartedBy: "user:alice"}}); err != nil || n != 0 {
 		t.Errorf("workflows outside the scope's list: %d, %v", n, err)
 	}
+	// A branch instance of one of alice's instances is part of its
+	// parent's step: not a row of Instances.
+	branch := fullInstance("f0000000-0000-7000-8000-0000000000b1", "expense", 1)
+	branch.StartedBy, branch.Parent, branch.Branch = "user:alice", rows[0]["Id"].(string), "reviews/legal"
+	if _, err := s.CreateInstance(ctx(t), store.InstanceCommit{Instance: branch}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.CountData(ctx(t), store.DataQuery{Set: store.DataInstances, Scope: alice}); err != nil || n != 5 {
+		t.Errorf("with a branch instance, alice's CountData(Instances) = %d, %v; want 5", n, err)
+	}
 }
 
 func testDataBadQueries(t *testing.T, s store.Store) {

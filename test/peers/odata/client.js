@@ -89,7 +89,12 @@ async function run(req) {
       res.count ??= body["@odata.count"];
       (res.pageCounts ??= []).push(body["@odata.count"]);
     }
-    res.rows.push(...body.value);
+    if (Array.isArray(body.value)) res.rows.push(...body.value);
+    else {
+      // A single entity: its properties are the body's.
+      const { "@odata.context": _, ...entity } = body;
+      res.rows.push(entity);
+    }
     const next = body["@odata.nextLink"];
     if (!req.follow || !next) {
       res.nextLink = next ?? null;

@@ -6,10 +6,11 @@
 // Commands (fields beyond "op"):
 //   discover  issuer, client_id, client_secret? (absent: a public client)
 //   cc        scope?, dpop? ("a" | "b": which DPoP key; absent: none), resource?
-//   authurl   redirect_uri, scope, response_mode?, resource?
+//   authurl   redirect_uri, scope, response_mode?, resource?, dpop_jkt? (a key
+//             name: its thumbprint binds the code, RFC 9449 §10)
 //   code      url (the redirect the browser landed on; a fragment is read as
 //             the query) | form {action, fields} (a form_post), dpop?
-//   refresh   refresh_token, dpop?
+//   refresh   refresh_token, dpop?, resource?
 //   resource  url, access_token, dpop?, method?  (fetchProtectedResource)
 //   userinfo  access_token, sub, dpop?           (fetchUserInfo)
 //   raw       url, method, headers, body?, proof? {key, htm, htu, iat_offset,
@@ -92,6 +93,7 @@ const ops = {
     };
     if (c.response_mode) params.response_mode = c.response_mode;
     if (c.resource) params.resource = c.resource;
+    if (c.dpop_jkt) params.dpop_jkt = await jose.calculateJwkThumbprint(await jose.exportJWK((await key(c.dpop_jkt)).publicKey));
     return { ok: true, url: client.buildAuthorizationUrl(config, params).href };
   },
   async code(c) {
@@ -117,7 +119,8 @@ const ops = {
     return tokenResult(t);
   },
   async refresh(c) {
-    const t = await client.refreshTokenGrant(config, c.refresh_token, undefined, { DPoP: await dpopHandle(c.dpop) });
+    const params = c.resource ? { resource: c.resource } : undefined;
+    const t = await client.refreshTokenGrant(config, c.refresh_token, params, { DPoP: await dpopHandle(c.dpop) });
     return tokenResult(t);
   },
   async userinfo(c) {

@@ -1,4 +1,4 @@
--- Named secrets flows read as ${{ secrets.NAME }} (docs/ARCHITECTURE.md):
+-- Named secrets flows read as ${{ secrets.NAME }} (docs/design.md, "Secrets in flows"):
 -- set by administrators, never readable back through the APIs. Same
 -- conventions as 00001: times are unix microseconds (BIGINT). sealed holds
 -- Sealer output only, bound to the name, so a ciphertext copied under

@@ -1,4 +1,4 @@
--- The sign-in throttle's state (docs/ARCHITECTURE.md, "Sign-in
+-- The sign-in throttle's state (docs/design.md, "Sign-in
 -- throttle"): one row per (account, address) pair with failed sign-ins.
 -- Times are unix microseconds (BIGINT), as in 00001. account is the
 -- username as typed (unknown ones too, so that guessing names is
