@@ -168,7 +168,7 @@ func (s *Server) revoke(ctx context.Context, client *store.Client, raw string) e
 	if strings.Count(raw, ".") == 2 {
 		p, err := s.verifyAccess(ctx, raw, true)
 		if err == nil && p.ClientID == client.ID && time.Unix(p.Exp, 0).After(s.now()) {
-			if err := s.st.RevokeAccessToken(ctx, p.JTI, time.Unix(p.Exp, 0).Add(time.Minute)); err != nil {
+			if err := s.revoked.deny(ctx, p.JTI, time.Unix(p.Exp, 0).Add(time.Minute)); err != nil {
 				return err
 			}
 			s.audit(ctx, nil, store.AuditEvent{Event: audit.TokenRevoked, User: username(p), Client: client.ID, Outcome: audit.OutcomeSuccess, Detail: "access token"})

@@ -148,6 +148,7 @@ type Server struct {
 	pages    *pages
 	limits   *throttle.Throttle
 	clients  *clientCache
+	revoked  *revocations
 	remote   *remoteJWKS
 	dpop     *dpop.Verifier
 	origins  *origins
@@ -203,7 +204,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		opts: o, st: o.Store, keys: keys, hasher: o.Hasher, logger: o.Logger,
 		issuer: o.Issuer, tokenURL: o.Issuer + PathToken,
 		secure: strings.HasPrefix(o.Issuer, "https://"),
-		pages:  pg, limits: throttle.New(o.Store, throttle.Options{}), clients: newClientCache(o.Store), remote: newRemoteJWKS(o.HTTPClient),
+		pages:  pg, limits: throttle.New(o.Store, throttle.Options{}), clients: newClientCache(o.Store), revoked: newRevocations(o.Store), remote: newRemoteJWKS(o.HTTPClient),
 		now: time.Now, origins: &origins{st: o.Store},
 	}
 	s.mfa = o.MFA
@@ -236,9 +237,21 @@ func MaxTokenTTL(a config.Auth) time.Duration {
 func (s *Server) Keys() *Keys { return s.keys }
 
 // Revoked reports whether an access token's jti is deny-listed, by itself
-// or through its refresh family, for resource.OwnIssuer.Revoked.
+// or through its refresh family, for resource.OwnIssuer.Revoked: the check
+// on every API request. A revocation made on this server is seen on the next
+// request; one made on another server sharing the database, within
+// revocationTTL (a second), since a token found not revoked is not read again
+// for that long. Introspection and userinfo read the deny-list every time.
 func (s *Server) Revoked(ctx context.Context, jti string) (bool, error) {
-	return s.accessRevoked(ctx, jti)
+	now := s.now()
+	revoked, err := s.revoked.revoked(ctx, jti, now)
+	if err != nil || revoked {
+		return revoked, err
+	}
+	if family, _, ok := strings.Cut(jti, "."); ok && family != "" {
+		return s.revoked.revoked(ctx, familyDenyPrefix+family, now)
+	}
+	return false, nil
 }
 
 // Register mounts every endpoint of the provider on mux: the protocol

@@ -255,7 +255,7 @@ func (s *Server) revokeCodeTokens(ctx context.Context, ac store.AuthCode) {
 	}
 	// Codes issued before access-token jtis named their family carry a
 	// plain jti; deny-list it by itself too.
-	if err := s.st.RevokeAccessToken(ctx, ac.AccessJTI, ac.UsedAt.Add(s.opts.Auth.AccessTokenTTL+time.Minute)); err != nil {
+	if err := s.revoked.deny(ctx, ac.AccessJTI, ac.UsedAt.Add(s.opts.Auth.AccessTokenTTL+time.Minute)); err != nil {
 		s.logger.Error("revoking tokens of a reused code", "err", err)
 	}
 }
@@ -286,7 +286,7 @@ func (s *Server) denyFamilyAccess(ctx context.Context, family string) error {
 	if family == "" {
 		return nil
 	}
-	return s.st.RevokeAccessToken(ctx, familyDenyPrefix+family, s.now().Add(s.opts.Auth.AccessTokenTTL+time.Minute))
+	return s.revoked.deny(ctx, familyDenyPrefix+family, s.now().Add(s.opts.Auth.AccessTokenTTL+time.Minute))
 }
 
 // accessRevoked reports whether an access token is deny-listed by its jti

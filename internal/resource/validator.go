@@ -367,17 +367,19 @@ func (v *Validator) ValidateDPoP(ctx context.Context, raw string, proofs []strin
 // validate checks a token and returns the caller and the thumbprint of the key it is bound to
 // ("" when unbound).
 func (v *Validator) validate(ctx context.Context, raw string) (*Principal, string, error) {
-	// Before any parsing, for every issuer: the library accepts other spellings of a signed
-	// token and ignores crit.
-	if err := tokenrules.CheckCompact(raw); err != nil {
-		return nil, "", invalidToken(err.Error(), nil)
-	}
+	// A remembered token is this exact string, which passed every check below when it was
+	// verified, so its spelling need not be checked again.
 	var h [32]byte
 	if v.cache != nil {
 		h = tokenHash(raw)
 		if p, jkt, ok, err := v.fromCache(ctx, h); ok {
 			return p, jkt, err
 		}
+	}
+	// Before any parsing, for every issuer: the library accepts other spellings of a signed
+	// token and ignores crit.
+	if err := tokenrules.CheckCompact(raw); err != nil {
+		return nil, "", invalidToken(err.Error(), nil)
 	}
 	iss, err := peekIssuer(raw)
 	if err != nil {

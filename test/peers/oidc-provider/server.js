@@ -43,6 +43,9 @@ const CLIENT = {
   redirect_uris: [],
   token_endpoint_auth_method: 'client_secret_basic',
   scope: resourceScopes,
+  // The provider checks the client's ID token algorithm against the keys it holds, so with
+  // SIGNING_ALG=ES256 (no RSA key) the client must name ES256 too.
+  id_token_signed_response_alg: alg,
 };
 
 let keySerial = 0;
