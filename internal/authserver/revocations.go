@@ -10,11 +10,20 @@ import (
 )
 
 // revocationTTL bounds how long a server answers "not revoked" for an access token from a
-// deny-list read it made before. It only matters for a revocation made on another server (one
-// made on this server is seen at once, below), so a token revoked on another server sharing
-// the database is refused by this one within a second, as a removed client is (clientTTL).
-// SQLite serves one server, so there every revocation is seen on the next request.
+// deny-list read it made before, on a database that serves one server (SQLite): a
+// revocation made on this server is seen at once (below), and a revocation made by another
+// process on the same file (none does today) within a second. On PostgreSQL, where several
+// servers share the database, nothing is remembered (revocationMemory): a token revoked
+// through one server is refused by every server on its next request.
 const revocationTTL = time.Second
+
+// revocationMemory is how long "not revoked" is remembered on a backend.
+func revocationMemory(backend string) time.Duration {
+	if backend == "sqlite" {
+		return revocationTTL
+	}
+	return 0
+}
 
 // maxRememberedRevocations bounds the memory of revocations: past it, everything is forgotten
 // and read again.
@@ -28,7 +37,9 @@ const maxRememberedRevocations = 10000
 // remembered with the gen read before its database read, so once deny returns nothing read
 // before the write is used: the next request on this server reads the deny-list again.
 type revocations struct {
-	st  store.AccessTokenDenylist
+	st store.AccessTokenDenylist
+	// ttl is how long a "not revoked" is remembered; 0 remembers none.
+	ttl time.Duration
 	gen atomic.Uint64
 	mu  sync.RWMutex
 	m   map[string]notRevoked
@@ -40,8 +51,8 @@ type notRevoked struct {
 	expires time.Time
 }
 
-func newRevocations(st store.AccessTokenDenylist) *revocations {
-	return &revocations{st: st, m: map[string]notRevoked{}}
+func newRevocations(st store.AccessTokenDenylist, ttl time.Duration) *revocations {
+	return &revocations{st: st, ttl: ttl, m: map[string]notRevoked{}}
 }
 
 // revoked reports whether key (a jti, or a family's deny-list key) is deny-listed.
@@ -54,14 +65,14 @@ func (rv *revocations) revoked(ctx context.Context, key string, now time.Time) (
 		return false, nil
 	}
 	revoked, err := rv.st.AccessTokenRevoked(ctx, key)
-	if err != nil || revoked {
+	if err != nil || revoked || rv.ttl <= 0 {
 		return revoked, err
 	}
 	rv.mu.Lock()
 	if len(rv.m) >= maxRememberedRevocations {
 		clear(rv.m)
 	}
-	rv.m[key] = notRevoked{gen: gen, expires: now.Add(revocationTTL)}
+	rv.m[key] = notRevoked{gen: gen, expires: now.Add(rv.ttl)}
 	rv.mu.Unlock()
 	return false, nil
 }

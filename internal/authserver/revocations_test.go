@@ -143,3 +143,28 @@ func TestRevokedWhileChecked(t *testing.T) {
 		wg.Wait()
 	}
 }
+
+// TestRevocationMemoryByBackend: on PostgreSQL, where servers share the database, nothing is
+// remembered, so a revocation by any server is refused by every other on its next request.
+func TestRevocationMemoryByBackend(t *testing.T) {
+	if revocationMemory("sqlite") != revocationTTL || revocationMemory("postgres") != 0 {
+		t.Fatalf("memory: sqlite %v, postgres %v", revocationMemory("sqlite"), revocationMemory("postgres"))
+	}
+	st := &countingStore{Store: sqliteStore(t, newRing(t))}
+	here, there := newRevocations(st, 0), newRevocations(st, 0)
+	now := time.Now()
+	for range 3 {
+		if revoked, err := there.revoked(t.Context(), "j", now); err != nil || revoked {
+			t.Fatalf("before the revocation: %v %v", revoked, err)
+		}
+	}
+	if n := st.reads.Load(); n != 3 {
+		t.Errorf("%d deny-list reads for 3 checks, want 3 (nothing remembered)", n)
+	}
+	if err := here.deny(t.Context(), "j", now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if revoked, err := there.revoked(t.Context(), "j", now); err != nil || !revoked {
+		t.Errorf("the other server, at once after the revocation: %v %v", revoked, err)
+	}
+}

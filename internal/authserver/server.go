@@ -204,7 +204,7 @@ func New(ctx context.Context, o Options) (*Server, error) {
 		opts: o, st: o.Store, keys: keys, hasher: o.Hasher, logger: o.Logger,
 		issuer: o.Issuer, tokenURL: o.Issuer + PathToken,
 		secure: strings.HasPrefix(o.Issuer, "https://"),
-		pages:  pg, limits: throttle.New(o.Store, throttle.Options{}), clients: newClientCache(o.Store), revoked: newRevocations(o.Store), remote: newRemoteJWKS(o.HTTPClient),
+		pages:  pg, limits: throttle.New(o.Store, throttle.Options{}), clients: newClientCache(o.Store), revoked: newRevocations(o.Store, revocationMemory(o.Store.Backend())), remote: newRemoteJWKS(o.HTTPClient),
 		now: time.Now, origins: &origins{st: o.Store},
 	}
 	s.mfa = o.MFA

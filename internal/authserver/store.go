@@ -28,6 +28,9 @@ type Store interface {
 	store.SignInFailures
 	store.SecondFactors
 	store.Passkeys
+	// Backend names the database ("sqlite" serves one server): what a
+	// server may remember of it (revocationMemory).
+	Backend() string
 }
 
 // ClientReader reads a client by id; store.ErrNotFound when there is none.
