@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"time"
@@ -522,6 +523,33 @@ func (s *Server) refreshResponse(ctx context.Context, c *store.Client, rt *store
 // is the same invalid_client to the caller; the audit log says why. The
 // client returned may be shared (see clientCache): it is read only.
 func (s *Server) authenticateClient(ctx context.Context, h http.Header, cc *op.ClientCredentials) (*client, error) {
+	c, err := s.clientOf(ctx, h, cc)
+	if err != nil {
+		return nil, err
+	}
+	// A browser says where the page calling is from. Every client's
+	// allowed_origins get CORS answers (the preflight cannot know the
+	// client), so the client is held to its own list here: a page of one
+	// browser app cannot use another app's public client.
+	if origin := h.Get("Origin"); origin != "" && origin != s.issuerOrigin() && !slices.Contains(c.c.AllowedOrigins, origin) {
+		s.audit(ctx, nil, store.AuditEvent{Event: audit.ClientAuthFailure, Client: c.c.ID, Outcome: audit.OutcomeFailure,
+			Detail: "request from origin " + truncate(origin, 128) + ", not one of the client's allowed_origins"})
+		return nil, errInvalidClient("the client may not be used from this origin (its allowed_origins)")
+	}
+	return c, nil
+}
+
+// issuerOrigin is the scheme://host[:port] of the issuer URL.
+func (s *Server) issuerOrigin() string {
+	u, err := url.Parse(s.issuer)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}
+
+// clientOf authenticates the client by its credentials.
+func (s *Server) clientOf(ctx context.Context, h http.Header, cc *op.ClientCredentials) (*client, error) {
 	fail := func(clientID, why string) (*client, error) {
 		s.audit(ctx, nil, store.AuditEvent{Event: audit.ClientAuthFailure, Client: truncate(clientID, 128), Outcome: audit.OutcomeFailure, Detail: why})
 		return nil, errInvalidClient("client authentication failed")
