@@ -123,7 +123,7 @@ func (r *runner) runFork(ctx context.Context, step *flow.Step) error {
 		// a long foreach can run here for a while: a durable point every
 		// so many starts notices a cancel (the commit is fenced) and
 		// bounds what a takeover looks up again.
-		if sinceCommit += started; sinceCommit >= forkCommitEvery {
+		if sinceCommit += started; sinceCommit >= max(forkCommitEvery, len(fs.Items)/8) {
 			sinceCommit = 0
 			if err := r.commit(ctx); err != nil {
 				if errors.Is(err, errStop) {
@@ -137,7 +137,8 @@ func (r *runner) runFork(ctx context.Context, step *flow.Step) error {
 }
 
 // forkCommitEvery is how many branch starts a fork step makes between
-// durable points while it does not park.
+// durable points while it does not park; a long list's eighth when more,
+// since each commit writes the items again (a state of the parent's).
 const forkCommitEvery = 16
 
 // runningBranches lists the branch instances started and not seen ended.
