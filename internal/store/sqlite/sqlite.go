@@ -121,6 +121,7 @@ func Open(ctx context.Context, path string, opts store.Options) (*Store, error) 
 			Prepare:           true,
 		},
 		Sealer:        opts.Sealer,
+		GroupCommit:   true,
 		SchemaVersion: version,
 	})
 	if err != nil {

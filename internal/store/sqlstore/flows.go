@@ -327,52 +327,52 @@ func (s *Store) CreateInstance(ctx context.Context, c store.InstanceCommit) (str
 		return "", fmt.Errorf("create instance %q: %w", in.ID, err)
 	}
 	started := nowOr(in.StartedAt, p.at)
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return "", fmt.Errorf("create instance %q: begin: %w", in.ID, err)
-	}
-	defer func() { _ = tx.Rollback() }() // no-op after Commit
 	q := &s.q.flows
-	if k := c.Idempotency; k != nil {
-		// DO NOTHING rather than a unique violation: on PostgreSQL a
-		// failed statement would abort the transaction before the
-		// existing key could be read in it.
-		res, err := tx.ExecContext(ctx, q.insertIdempotency, k.Principal, k.Key, k.RequestHash, in.ID, micros(started))
-		if err != nil {
-			return "", fmt.Errorf("create instance %q: idempotency key: %w", in.ID, err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return "", fmt.Errorf("create instance %q: idempotency key: %w", in.ID, err)
-		} else if n == 0 {
-			var hash, existing string
-			if err := tx.QueryRowContext(ctx, q.getIdempotency, k.Principal, k.Key).Scan(&hash, &existing); err != nil {
-				return "", fmt.Errorf("create instance %q: idempotency key: %w", in.ID, err)
+	var existing string
+	var serials []int64
+	err = s.writeInstance(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		existing, serials = "", nil
+		if k := c.Idempotency; k != nil {
+			// DO NOTHING rather than a unique violation: on PostgreSQL a
+			// failed statement would abort the transaction before the
+			// existing key could be read in it.
+			res, err := tx.ExecContext(ctx, q.insertIdempotency, k.Principal, k.Key, k.RequestHash, in.ID, micros(started))
+			if err != nil {
+				return fmt.Errorf("idempotency key: %w", err)
 			}
-			_ = tx.Rollback()
-			if hash != k.RequestHash {
-				return existing, fmt.Errorf("create instance: idempotency key %q of %s started instance %q: %w",
-					k.Key, k.Principal, existing, store.ErrIdempotencyMismatch)
+			if n, err := res.RowsAffected(); err != nil {
+				return fmt.Errorf("idempotency key: %w", err)
+			} else if n == 0 {
+				var hash string
+				if err := tx.QueryRowContext(ctx, q.getIdempotency, k.Principal, k.Key).Scan(&hash, &existing); err != nil {
+					return fmt.Errorf("idempotency key: %w", err)
+				}
+				if hash != k.RequestHash {
+					return fmt.Errorf("idempotency key %q of %s started instance %q: %w",
+						k.Key, k.Principal, existing, store.ErrIdempotencyMismatch)
+				}
+				return fmt.Errorf("idempotency key %q of %s started instance %q: %w",
+					k.Key, k.Principal, existing, store.ErrConflict)
 			}
-			return existing, fmt.Errorf("create instance: idempotency key %q of %s started instance %q: %w",
-				k.Key, k.Principal, existing, store.ErrConflict)
 		}
-	}
-	if err := s.insertGuards(ctx, tx, &c); err != nil {
-		return "", fmt.Errorf("create instance %q: %w", in.ID, err)
-	}
-	if _, err := txExec(ctx, tx, s.insertInstanceStmt, q.insertInstance,
-		in.ID, in.Workflow, in.Version, in.Status, in.StartedBy,
-		docOr(in.Starter, "{}"), docOr(in.Input, "{}"), docOr(in.Vars, "{}"), nullText(in.Output),
-		in.Error, in.CurrentStep, in.Seq, p.state, in.Owner, microsOrZero(in.LeaseUntil),
-		micros(started), micros(p.at), nullMicros(in.EndedAt), max(in.Depth, 1), in.Parent, in.Branch, wakeAt(c.Wake)); err != nil {
-		return "", fmt.Errorf("create instance %q: %w", in.ID, s.conflict(err))
-	}
-	serials, err := s.applyCommit(ctx, tx, &c, p)
+		if err := s.insertGuards(ctx, tx, &c); err != nil {
+			return err
+		}
+		if _, err := txExec(ctx, tx, s.insertInstanceStmt, q.insertInstance,
+			in.ID, in.Workflow, in.Version, in.Status, in.StartedBy,
+			docOr(in.Starter, "{}"), docOr(in.Input, "{}"), docOr(in.Vars, "{}"), nullText(in.Output),
+			in.Error, in.CurrentStep, in.Seq, p.state, in.Owner, microsOrZero(in.LeaseUntil),
+			micros(started), micros(p.at), nullMicros(in.EndedAt), max(in.Depth, 1), in.Parent, in.Branch, wakeAt(c.Wake)); err != nil {
+			return s.conflict(err)
+		}
+		serials, err = s.applyCommit(ctx, tx, &c, p)
+		return err
+	})
 	if err != nil {
+		if c.Idempotency != nil && existing != "" {
+			return existing, fmt.Errorf("create instance: %w", err)
+		}
 		return "", fmt.Errorf("create instance %q: %w", in.ID, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return "", fmt.Errorf("create instance %q: commit: %w", in.ID, err)
 	}
 	for i, t := range c.NewTasks {
 		t.Serial = serials[i]
@@ -387,41 +387,38 @@ func (s *Store) CommitInstance(ctx context.Context, c store.InstanceCommit) erro
 	if err != nil {
 		return fmt.Errorf("commit instance %q: %w", in.ID, err)
 	}
-	tx, err := s.write.BeginTx(ctx, nil)
-	if err != nil {
-		return fmt.Errorf("commit instance %q: begin: %w", in.ID, err)
-	}
-	defer func() { _ = tx.Rollback() }() // no-op after Commit
 	q := &s.q.flows
 	lease := microsOrZero(in.LeaseUntil)
-	res, err := txExec(ctx, tx, s.updateInstanceStmt, q.updateInstance,
-		in.Status, docOr(in.Vars, "{}"), nullText(in.Output), in.Error, in.CurrentStep, in.Seq, p.state,
-		in.Owner, lease, lease, in.Owner, micros(p.at), nullMicros(in.EndedAt), wakeAt(c.Wake),
-		in.ID, c.ExpectOwner)
-	if err != nil {
-		return fmt.Errorf("commit instance %q: %w", in.ID, err)
-	}
-	n, err := res.RowsAffected()
-	if err != nil {
-		return fmt.Errorf("commit instance %q: %w", in.ID, err)
-	}
-	if n == 0 {
-		var one int
-		err := tx.QueryRowContext(ctx, q.instanceExists, in.ID).Scan(&one)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			return fmt.Errorf("commit instance %q: %w", in.ID, store.ErrNotFound)
-		case err != nil:
-			return fmt.Errorf("commit instance %q: %w", in.ID, err)
+	var serials []int64
+	err = s.writeInstance(ctx, func(ctx context.Context, tx *sql.Tx) error {
+		serials = nil
+		res, err := txExec(ctx, tx, s.updateInstanceStmt, q.updateInstance,
+			in.Status, docOr(in.Vars, "{}"), nullText(in.Output), in.Error, in.CurrentStep, in.Seq, p.state,
+			in.Owner, lease, lease, in.Owner, micros(p.at), nullMicros(in.EndedAt), wakeAt(c.Wake),
+			in.ID, c.ExpectOwner)
+		if err != nil {
+			return err
 		}
-		return fmt.Errorf("commit instance %q: not owned by %q: %w", in.ID, c.ExpectOwner, store.ErrLeaseLost)
-	}
-	serials, err := s.applyCommit(ctx, tx, &c, p)
+		n, err := res.RowsAffected()
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			var one int
+			err := tx.QueryRowContext(ctx, q.instanceExists, in.ID).Scan(&one)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				return store.ErrNotFound
+			case err != nil:
+				return err
+			}
+			return fmt.Errorf("not owned by %q: %w", c.ExpectOwner, store.ErrLeaseLost)
+		}
+		serials, err = s.applyCommit(ctx, tx, &c, p)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("commit instance %q: %w", in.ID, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return fmt.Errorf("commit instance %q: commit: %w", in.ID, err)
 	}
 	for i, t := range c.NewTasks {
 		t.Serial = serials[i]

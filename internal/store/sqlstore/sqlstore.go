@@ -58,6 +58,11 @@ type Config struct {
 	Dialect     Dialect
 	// Sealer encrypts secret values. Required.
 	Sealer store.Sealer
+	// GroupCommit makes the instance writes of concurrent callers share
+	// one transaction. For a database that writes one transaction at a
+	// time (SQLite), where it saves a commit per instance; PostgreSQL runs
+	// concurrent transactions side by side and leaves it off.
+	GroupCommit bool
 	// SchemaVersion is the migration version this code needs; Ping fails
 	// while the database is older.
 	SchemaVersion int64
@@ -81,6 +86,8 @@ type Store struct {
 	upsertStepsStmt                        [stepBatch + 1]*sql.Stmt
 	// scheduler is what SetScheduler installed; nil until then.
 	scheduler atomic.Pointer[schedulerRef]
+	// group batches instance writes; nil unless Config.GroupCommit.
+	group *groupCommitter
 }
 
 var _ store.Store = (*Store)(nil)
@@ -130,6 +137,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 				return nil, s.closeAfter(fmt.Errorf("sqlstore: prepare upsert steps: %w", err))
 			}
 		}
+	}
+	if cfg.GroupCommit {
+		s.group = newGroupCommitter(s.write)
 	}
 	return s, nil
 }
@@ -201,6 +211,9 @@ func poolStats(d sql.DBStats) store.PoolStats {
 
 // Close closes the statements and both databases.
 func (s *Store) Close() error {
+	if s.group != nil {
+		s.group.close()
+	}
 	s.closeStmts()
 	err := s.read.Close()
 	if s.write != s.read {

@@ -32,6 +32,7 @@ func runFlowsConformance(t *testing.T, newStore func(t *testing.T) store.Store) 
 		{"InstanceErrors", testInstanceErrors},
 		{"InstanceIdempotency", testInstanceIdempotency},
 		{"InstanceIdempotencyConcurrent", testInstanceIdempotencyConcurrent},
+		{"InstanceWritesConcurrent", testInstanceWritesConcurrent},
 		{"InstanceFencing", testInstanceFencing},
 		{"InstanceClaim", testInstanceClaim},
 		{"InstanceLeases", testInstanceLeases},
@@ -524,6 +525,121 @@ func testInstanceIdempotencyConcurrent(t *testing.T, s store.Store) {
 	all, _, err := s.ListInstances(ctx(t), store.InstanceFilter{}, store.Page{})
 	if err != nil || len(all) != 1 {
 		t.Errorf("%d instances, %v; want 1", len(all), err)
+	}
+}
+
+// Concurrent writes that a backend may group into one transaction keep
+// each caller's own outcome: a duplicate id, a lost lease or a task that
+// is not open fails alone and leaves nothing, and every other write is
+// there, with its task serial filled in.
+func testInstanceWritesConcurrent(t *testing.T, s store.Store) {
+	deploy(t, s, "expense")
+	// Instances 1000-1003 exist, owned by server-a, with an open task each.
+	for i := range 4 {
+		if _, err := s.CreateInstance(ctx(t), store.InstanceCommit{Instance: fullInstance(instanceID(1000+i), "expense", 1),
+			NewTasks: []*store.Task{{StepID: "approve", Seq: 1, Type: store.TaskTypeTask, Title: "t", Assignees: []string{"user:x"}}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const n = 24
+	type call struct {
+		name    string
+		write   func() error
+		task    *store.Task
+		wantErr error // nil: must succeed
+	}
+	var calls []call
+	for i := range n {
+		task := &store.Task{StepID: "approve", Seq: 1, Type: store.TaskTypeTask, Title: "t", Assignees: []string{"user:x"}}
+		c := store.InstanceCommit{Instance: fullInstance(instanceID(i), "expense", 1), NewTasks: []*store.Task{task},
+			Steps: []store.StepRecord{{Seq: 1, StepID: "fetch", Type: "http", Status: store.StepCompleted}}}
+		calls = append(calls, call{name: "new " + instanceID(i), task: task,
+			write: func() error { _, err := s.CreateInstance(ctx(t), c); return err }})
+	}
+	// A new instance under an id already taken.
+	dup := fullInstance(instanceID(1000), "expense", 1)
+	dup.Vars = []byte(`{"dup":true}`)
+	calls = append(calls, call{name: "duplicate id", wantErr: store.ErrConflict,
+		write: func() error { _, err := s.CreateInstance(ctx(t), store.InstanceCommit{Instance: dup}); return err }})
+	// A commit by a server that does not own the instance.
+	stale := fullInstance(instanceID(1001), "expense", 1)
+	stale.Seq, stale.Vars = 2, []byte(`{"stale":true}`)
+	calls = append(calls, call{name: "lost lease", wantErr: store.ErrLeaseLost,
+		write: func() error {
+			return s.CommitInstance(ctx(t), store.InstanceCommit{Instance: stale, ExpectOwner: "server-b",
+				Steps: []store.StepRecord{{Seq: 2, StepID: "stale", Type: "set", Status: store.StepCompleted}}})
+		}})
+	// An action on a task that is not the instance's: refused after the
+	// instance row was updated in the same transaction.
+	acted := fullInstance(instanceID(1002), "expense", 1)
+	acted.Seq, acted.Vars = 2, []byte(`{"acted":true}`)
+	calls = append(calls, call{name: "act on a missing task", wantErr: store.ErrConflict,
+		write: func() error {
+			return s.CommitInstance(ctx(t), store.InstanceCommit{Instance: acted, ExpectOwner: "server-a",
+				Act:   &store.TaskAct{Serial: 987654, Action: "approve", ActedBy: "user:x"},
+				Steps: []store.StepRecord{{Seq: 2, StepID: "acted", Type: "set", Status: store.StepCompleted}}})
+		}})
+	// And a good commit to an existing instance.
+	moved := fullInstance(instanceID(1003), "expense", 1)
+	moved.Seq, moved.Vars = 2, []byte(`{"moved":true}`)
+	calls = append(calls, call{name: "commit",
+		write: func() error {
+			return s.CommitInstance(ctx(t), store.InstanceCommit{Instance: moved, ExpectOwner: "server-a"})
+		}})
+
+	errs := make([]error, len(calls))
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i, c := range calls {
+		wg.Go(func() {
+			<-start
+			errs[i] = c.write()
+		})
+	}
+	close(start)
+	wg.Wait()
+	serials := map[int64]bool{}
+	for i, c := range calls {
+		switch {
+		case c.wantErr == nil && errs[i] != nil:
+			t.Errorf("%s: %v", c.name, errs[i])
+		case c.wantErr != nil && !errors.Is(errs[i], c.wantErr):
+			t.Errorf("%s: %v, want %v", c.name, errs[i], c.wantErr)
+		}
+		if c.task != nil && errs[i] == nil {
+			if c.task.Serial == 0 || serials[c.task.Serial] {
+				t.Errorf("%s: task serial %d, want a new one", c.name, c.task.Serial)
+			}
+			serials[c.task.Serial] = true
+		}
+	}
+	for i := range n {
+		if _, err := s.GetInstance(ctx(t), instanceID(i)); err != nil {
+			t.Errorf("instance %d: %v", i, err)
+		}
+	}
+	if got := len(serials); got != n {
+		t.Errorf("%d new tasks with serials, want %d", got, n)
+	}
+	tl, _, err := s.ListTasks(ctx(t), store.TaskFilter{All: true}, store.Page{Limit: 100})
+	if err != nil || len(tl) != n+4 {
+		t.Errorf("%d tasks, %v; want %d", len(tl), err, n+4)
+	}
+	// The refused writes left nothing; the good commit is there.
+	for id, want := range map[string]string{instanceID(1000): `{"n":1}`, instanceID(1001): `{"n":1}`,
+		instanceID(1002): `{"n":1}`, instanceID(1003): `{"moved":true}`} {
+		in, err := s.GetInstance(ctx(t), id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(in.Vars) != want {
+			t.Errorf("instance %s has vars %s, want %s", id, in.Vars, want)
+		}
+	}
+	for _, id := range []string{instanceID(1001), instanceID(1002)} {
+		if h, _, err := s.History(ctx(t), id, store.Page{}); err != nil || len(h) != 0 {
+			t.Errorf("a refused commit of %s left step records: %v, %v", id, h, err)
+		}
 	}
 }
 
