@@ -97,6 +97,7 @@ func (a *App) applyUser(ctx context.Context, u config.User) error {
 		if next.PasswordHash, err = a.Hasher.Hash(u.Password); err != nil {
 			return err
 		}
+		releaseHashMemory()
 	}
 	if !exists {
 		next.CreatedAt = now

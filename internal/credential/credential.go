@@ -15,6 +15,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
@@ -96,9 +97,15 @@ func VerifyPassword(password, phc string) bool {
 // Hasher checks passwords in the same time whether or not the account
 // exists, by verifying against a decoy hash made with the same parameters
 // when there is no real one.
+//
+// Each argon2id computation holds its memory parameter (19 MiB by
+// default) for its duration, so a Hasher runs at most as many at once as
+// there are CPUs to run them and the rest wait their turn: a burst of
+// sign-ins costs time, not a gigabyte of memory.
 type Hasher struct {
 	params Argon2Params
 	decoy  string
+	slots  chan struct{}
 }
 
 // NewHasher makes a Hasher for new hashes with params.
@@ -107,15 +114,25 @@ func NewHasher(params Argon2Params) (*Hasher, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Hasher{params: params, decoy: decoy}, nil
+	return &Hasher{params: params, decoy: decoy, slots: make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))}, nil
+}
+
+// acquire waits for a free slot; the returned function frees it.
+func (h *Hasher) acquire() func() {
+	h.slots <- struct{}{}
+	return func() { <-h.slots }
 }
 
 // Hash hashes a new password.
-func (h *Hasher) Hash(password string) (string, error) { return HashPassword(password, h.params) }
+func (h *Hasher) Hash(password string) (string, error) {
+	defer h.acquire()()
+	return HashPassword(password, h.params)
+}
 
 // Verify checks password against phc; with phc empty (no such user, or no
 // password set) it spends the same time and returns false.
 func (h *Hasher) Verify(password, phc string) bool {
+	defer h.acquire()()
 	if phc == "" {
 		VerifyPassword(password, h.decoy)
 		return false

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/flowgate/flowgate/internal/keyring"
 )
@@ -113,5 +114,35 @@ func BenchmarkVerifyClientSecret(b *testing.B) {
 		if !VerifyClientSecret(ring, secret, hash) {
 			b.Fatal("refused")
 		}
+	}
+}
+
+// A Hasher runs no more argon2id computations at once than it has slots:
+// with every slot taken, a Verify waits until one is given back.
+func TestHasherBoundsConcurrentHashes(t *testing.T) {
+	h, err := NewHasher(cheap)
+	if err != nil {
+		t.Fatal(err)
+	}
+	phc, err := h.Hash("pw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range cap(h.slots) {
+		h.slots <- struct{}{}
+	}
+	done := make(chan bool)
+	go func() { done <- h.Verify("pw", phc) }()
+	select {
+	case <-done:
+		t.Fatal("Verify ran while every slot was taken")
+	case <-time.After(200 * time.Millisecond):
+	}
+	<-h.slots
+	if !<-done {
+		t.Error("Verify of the right password failed once a slot was free")
+	}
+	if len(h.slots) != cap(h.slots)-1 {
+		t.Errorf("%d slots taken after Verify, want %d: it did not give its slot back", len(h.slots), cap(h.slots)-1)
 	}
 }

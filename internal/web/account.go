@@ -15,7 +15,6 @@ import (
 	"github.com/flowgate/flowgate/internal/account"
 	"github.com/flowgate/flowgate/internal/audit"
 	"github.com/flowgate/flowgate/internal/authserver"
-	"github.com/flowgate/flowgate/internal/credential"
 	"github.com/flowgate/flowgate/internal/flow/engine"
 	"github.com/flowgate/flowgate/internal/mfa"
 	"github.com/flowgate/flowgate/internal/store"
@@ -362,7 +361,7 @@ func (h *Handler) changePassword(w http.ResponseWriter, r *http.Request) {
 		case attempt.Wait > 0:
 			status = http.StatusTooManyRequests
 			page.CurrentError = fmt.Sprintf("Too many wrong passwords; wait %d seconds.", int(math.Ceil(attempt.Wait.Seconds())))
-		case acct.PasswordHash == "" || !credential.VerifyPassword(current, acct.PasswordHash):
+		case acct.PasswordHash == "" || !h.o.Portal.Hasher.Verify(current, acct.PasswordHash):
 			if err := attempt.Fail(ctx); err != nil {
 				h.o.Logger.Error("page: recording a failed password check", "err", err)
 			}
