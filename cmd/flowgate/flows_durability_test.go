@@ -506,3 +506,100 @@ func TestKill9WithSweepRunningResumesInstances(t *testing.T) {
 		}
 	}
 }
+
+const quickFlow = `
+name: quick
+permissions: {start: ["client:robot"]}
+input:
+  n: {type: number, required: true}
+steps:
+  - id: double
+    type: set
+    vars: {twice: "${{ input.n * 2 }}"}
+  - id: done
+    type: return
+    body: {twice: "${{ vars.twice }}"}
+`
+
+// Instances started by many clients at once share commits on SQLite
+// (group commit). kill -9 while they pour in: every instance whose 201
+// reached its client is there after the restart, completed, with both
+// step records; none was answered before its transaction committed.
+func TestKill9DuringConcurrentStarts(t *testing.T) {
+	t.Parallel()
+	o := newOneServer(t, map[string]string{"quick": quickFlow}, 0)
+	s := o.start(t)
+	token := robotToken(t, s.base)
+	var (
+		mu       sync.Mutex
+		answered []string
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	client := &http.Client{Timeout: 10 * time.Second}
+	for w := range 16 {
+		wg.Go(func() {
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				body := fmt.Sprintf(`{"n":%d}`, w*100000+i)
+				req, _ := http.NewRequest(http.MethodPost, s.base+"/api/v1/workflows/quick/instances", strings.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+token)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					return // the server is gone
+				}
+				var out struct {
+					ID     string `json:"id"`
+					Status string `json:"status"`
+				}
+				err = json.NewDecoder(resp.Body).Decode(&out)
+				resp.Body.Close()
+				if err == nil && resp.StatusCode == http.StatusCreated && out.ID != "" {
+					if out.Status != "completed" {
+						t.Errorf("instance %s answered %s, want completed", out.ID, out.Status)
+					}
+					mu.Lock()
+					answered = append(answered, out.ID)
+					mu.Unlock()
+				}
+			}
+		})
+	}
+	// Until a good number were answered, then kill while more are in flight.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		mu.Lock()
+		n := len(answered)
+		mu.Unlock()
+		if n >= 300 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	kill9(t, s)
+	close(stop)
+	wg.Wait()
+	if len(answered) < 300 {
+		t.Fatalf("only %d instances answered before the kill", len(answered))
+	}
+
+	s = o.start(t)
+	token = robotToken(t, s.base)
+	for _, id := range answered {
+		code, body := apiCall(t, http.MethodGet, s.base+"/api/v1/instances/"+id, token, nil)
+		if code != http.StatusOK || body["status"] != "completed" {
+			t.Fatalf("answered instance %s after the restart: %d %v", id, code, body)
+		}
+	}
+	// And their step records (a sample: the history is one request each).
+	for _, id := range answered[len(answered)-20:] {
+		if done, items := completedSteps(t, s.base, token, id); fmt.Sprint(done) != "map[done:1 double:1]" {
+			t.Errorf("instance %s: completed records per step = %v (history %v)", id, done, items)
+		}
+	}
+}
