@@ -3,6 +3,8 @@ package resource
 import (
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/rsa"
 	"crypto/sha256"
 	"time"
 
@@ -116,8 +118,27 @@ func sameKey(kf jwt.Keyfunc, e *verified) bool {
 	if err != nil {
 		return false
 	}
+	if samePointer(got, e.key) {
+		return true
+	}
 	pk, ok := got.(interface{ Equal(crypto.PublicKey) bool })
 	return ok && pk.Equal(e.key)
+}
+
+// samePointer reports whether a and b are the same key object, as they are
+// while the key set is not reloaded: a pointer comparison instead of
+// comparing curve points or moduli. ed25519 keys are slices, which == cannot
+// compare; they take the Equal path.
+func samePointer(a, b crypto.PublicKey) bool {
+	switch a := a.(type) {
+	case *ecdsa.PublicKey:
+		b, ok := b.(*ecdsa.PublicKey)
+		return ok && a == b
+	case *rsa.PublicKey:
+		b, ok := b.(*rsa.PublicKey)
+		return ok && a == b
+	}
+	return false
 }
 
 // remember records a successful verification. Only tokens verified by one key named by kid

@@ -3,12 +3,18 @@ package resource
 import (
 	"context"
 	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"encoding/binary"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/flowgate/flowgate/internal/dpop"
 	"github.com/flowgate/flowgate/internal/store"
@@ -236,5 +242,51 @@ func TestTokenCacheBounded(t *testing.T) {
 	}
 	if newTokenCache(-1) != nil {
 		t.Fatal("a negative size did not switch the cache off")
+	}
+}
+
+// The cache recognises the verifying key however it is held: the same
+// object (pointer types), an equal copy after the key set was reloaded,
+// and an Ed25519 key, a slice that only Equal can compare.
+func TestCachedTokenEveryKeyType(t *testing.T) {
+	ctx := t.Context()
+	_, edPriv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	edKey := testKey{kid: "ed-1", method: jwt.SigningMethodEdDSA, priv: edPriv, pub: edPriv.Public()}
+	for _, key := range []testKey{newECKey(t, "ec-1"), newRSAKey(t, "rsa-1"), edKey} {
+		t.Run(key.method.Alg(), func(t *testing.T) {
+			s := newOwnSetup(t, key)
+			v, err := newTestValidator(ctx, s.own, nil, Options{Logger: quietLogger(t)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			raw := key.sign(t, claimsFor(ownIss, ownIss, "alice"))
+			for range 2 {
+				if _, err := v.Validate(ctx, raw); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if !cached(v, raw) {
+				t.Fatal("a verified token was not remembered")
+			}
+			// The key set reloaded: an equal key, another object.
+			copied := key
+			switch pub := key.pub.(type) {
+			case *ecdsa.PublicKey:
+				c := *pub
+				copied.pub = &c
+			case *rsa.PublicKey:
+				c := *pub
+				copied.pub = &c
+			case ed25519.PublicKey:
+				copied.pub = slices.Clone(pub)
+			}
+			s.keys[key.kid] = copied
+			if _, err := v.Validate(ctx, raw); err != nil || !cached(v, raw) {
+				t.Fatalf("after the reload: err %v, cached %v", err, cached(v, raw))
+			}
+		})
 	}
 }
