@@ -120,6 +120,7 @@ func Open(ctx context.Context, dsn string, opts store.Options) (*Store, error) {
 			Name:              "postgres",
 			Rebind:            sqlstore.RebindDollar,
 			IsUniqueViolation: isUniqueViolation,
+			DataModifyingCTE:  true,
 		},
 		Sealer:        opts.Sealer,
 		SchemaVersion: version,

@@ -47,6 +47,10 @@ type Dialect struct {
 	// and explicit ones would outlive a schema change made by a newer
 	// server during a rolling upgrade, so PostgreSQL leaves it off.
 	Prepare bool
+	// DataModifyingCTE says the engine runs INSERT inside WITH
+	// (PostgreSQL), which lets a new instance and its step records be
+	// written by one statement.
+	DataModifyingCTE bool
 }
 
 // Config is everything New needs.

@@ -560,7 +560,11 @@ func testInstanceWritesConcurrent(t *testing.T, s store.Store) {
 	dup := fullInstance(instanceID(1000), "expense", 1)
 	dup.Vars = []byte(`{"dup":true}`)
 	calls = append(calls, call{name: "duplicate id", wantErr: store.ErrConflict,
-		write: func() error { _, err := s.CreateInstance(ctx(t), store.InstanceCommit{Instance: dup}); return err }})
+		write: func() error {
+			_, err := s.CreateInstance(ctx(t), store.InstanceCommit{Instance: dup,
+				Steps: []store.StepRecord{{Seq: 1, StepID: "dup", Type: "set", Status: store.StepCompleted}}})
+			return err
+		}})
 	// A commit by a server that does not own the instance.
 	stale := fullInstance(instanceID(1001), "expense", 1)
 	stale.Seq, stale.Vars = 2, []byte(`{"stale":true}`)
@@ -636,7 +640,7 @@ func testInstanceWritesConcurrent(t *testing.T, s store.Store) {
 			t.Errorf("instance %s has vars %s, want %s", id, in.Vars, want)
 		}
 	}
-	for _, id := range []string{instanceID(1001), instanceID(1002)} {
+	for _, id := range []string{instanceID(1000), instanceID(1001), instanceID(1002)} {
 		if h, _, err := s.History(ctx(t), id, store.Page{}); err != nil || len(h) != 0 {
 			t.Errorf("a refused commit of %s left step records: %v, %v", id, h, err)
 		}
