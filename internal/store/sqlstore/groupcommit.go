@@ -122,7 +122,7 @@ func (g *groupCommitter) together(ctx context.Context, batch []*txJob) error {
 	}
 	defer func() { _ = tx.Rollback() }() // no-op after Commit
 	for _, j := range batch {
-		if err := j.work(ctx, tx); err != nil {
+		if err := runWork(ctx, tx, j.work); err != nil {
 			return err
 		}
 	}
@@ -144,13 +144,25 @@ func runTx(ctx context.Context, db *sql.DB, work txWork) error {
 		return fmt.Errorf("begin: %w", err)
 	}
 	defer func() { _ = tx.Rollback() }() // no-op after Commit
-	if err := work(ctx, tx); err != nil {
+	if err := runWork(ctx, tx, work); err != nil {
 		return err
 	}
 	if err := tx.Commit(); err != nil {
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// runWork runs work, turning a panic into its caller's error: on the
+// committer's goroutine a panic would stop every later write of the server,
+// where in the caller's own it would have failed one request.
+func runWork(ctx context.Context, tx *sql.Tx, work txWork) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("instance write failed: %v", r)
+		}
+	}()
+	return work(ctx, tx)
 }
 
 // writeInstance runs an instance write: grouped with concurrent ones where
