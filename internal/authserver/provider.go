@@ -325,10 +325,15 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
 		r.URL = &u
 	}
 	if r.Method == http.MethodPost {
+		parse := parseForm
+		if clientAuth {
+			// Parameters of these endpoints are read from the body only.
+			parse = parseBodyForm
+		}
 		if path == PathUserinfo && r.Header.Get("Content-Type") == "" {
 			// A bearer token in the header and no body.
 			r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-		} else if err := parseForm(w, r); err != nil {
+		} else if err := parse(w, r); err != nil {
 			switch path {
 			case PathAuthorize:
 				s.errorPage(w, http.StatusBadRequest, "The authorization request is malformed.", err.Error())
@@ -338,10 +343,6 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
 				s.writeOAuthError(w, r, err)
 			}
 			return
-		}
-		if clientAuth {
-			// Parameters of these endpoints are read from the body only.
-			r.Form = r.PostForm
 		}
 	}
 	switch {
