@@ -37,8 +37,10 @@
 // request naming no client, WWW-Authenticate challenges and no-store
 // headers; methods are enforced by the ServeMux patterns (405 otherwise).
 // op's decoder and encoder are adjusted so that parameter names match only
-// as spelled, a malformed max_age still reaches Authorize (refused at the
-// redirect URI), and op's own error redirects carry iss like ours.
+// as spelled (the requests of the client-authenticated endpoints are filled
+// without reflection, by the same rules), a malformed max_age still reaches
+// Authorize (refused at the redirect URI), and op's own error redirects
+// carry iss like ours.
 //
 // Hot paths: client_credentials with a client secret does one client read,
 // an HMAC check, one signature and an audit record (batched by the
