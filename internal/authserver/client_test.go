@@ -245,3 +245,54 @@ func BenchmarkIntrospect(b *testing.B) {
 		}
 	})
 }
+
+// TestTokenRequestBodyOnly: the token endpoint reads its parameters from a
+// form body alone, whatever way it is read (the plain content type without
+// a query is read directly, any other through ParseForm): a query's
+// parameters count for nothing, but a malformed query, body or media type
+// is refused, as is a body over the limit.
+func TestTokenRequestBodyOnly(t *testing.T) {
+	e := newEnv(t, nil, nil, true)
+	const good = "grant_type=client_credentials&scope=workflows.read"
+	form := "application/x-www-form-urlencoded"
+	for name, tc := range map[string]struct {
+		query, contentType, body string
+		status                   int
+		scope                    string
+	}{
+		"plain":                      {"", form, good, http.StatusOK, "workflows.read"},
+		"charset":                    {"", form + "; charset=utf-8", good, http.StatusOK, "workflows.read"},
+		"type in capitals":           {"", "Application/X-WWW-Form-URLEncoded", good, http.StatusOK, "workflows.read"},
+		"query ignored":              {"scope=openid", form, good, http.StatusOK, "workflows.read"},
+		"grant_type in query only":   {"grant_type=client_credentials", form, "scope=workflows.read", http.StatusBadRequest, ""},
+		"malformed query":            {"scope=%zz", form, good, http.StatusBadRequest, ""},
+		"malformed body":             {"", form, good + "&x=%zz", http.StatusBadRequest, ""},
+		"malformed body, charset":    {"", form + "; charset=utf-8", good + "&x=%zz", http.StatusBadRequest, ""},
+		"semicolon":                  {"", form, "grant_type=client_credentials;scope=workflows.read", http.StatusBadRequest, ""},
+		"bad media type parameter":   {"", form + "; charset", good, http.StatusBadRequest, ""},
+		"no content type":            {"", "", good, http.StatusBadRequest, ""},
+		"oversized, charset":         {"", form + "; charset=utf-8", good + "&pad=" + strings.Repeat("x", 70<<10), http.StatusBadRequest, ""},
+		"oversized":                  {"", form, good + "&pad=" + strings.Repeat("x", 70<<10), http.StatusBadRequest, ""},
+		"empty body, grant in query": {"grant_type=client_credentials&scope=workflows.read", form, "", http.StatusBadRequest, ""},
+	} {
+		u := e.issuer + PathToken
+		if tc.query != "" {
+			u += "?" + tc.query
+		}
+		req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(tc.body))
+		if tc.contentType != "" {
+			req.Header.Set("Content-Type", tc.contentType)
+		}
+		req.SetBasicAuth("portal", portalSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status || (tc.scope != "" && m["scope"] != tc.scope) || (tc.status == http.StatusBadRequest && m["error"] != "invalid_request") {
+			t.Errorf("%s: %d %v, want %d scope %q", name, resp.StatusCode, m, tc.status, tc.scope)
+		}
+	}
+}

@@ -32,6 +32,7 @@ func FuzzTokenForm(f *testing.F) {
 	dec := newFormDecoder()
 	f.Fuzz(func(t *testing.T, body string) {
 		if form, err := url.ParseQuery(body); err == nil {
+			sameAsSchema(t, dec, form)
 			shouted := url.Values{}
 			for k, v := range form {
 				shouted[k] = v
@@ -73,4 +74,64 @@ func FuzzTokenForm(f *testing.F) {
 			t.Fatalf("%q: status %d: %v", body, rec.Code, m)
 		}
 	})
+}
+
+// directTypes are the request types decodeDirect fills.
+func directTypes() []func() any {
+	return []func() any{
+		func() any { return new(op.ClientCredentials) },
+		func() any { return new(oidc.ClientCredentialsRequest) },
+		func() any { return new(oidc.AccessTokenRequest) },
+		func() any { return new(oidc.RefreshTokenRequest) },
+		func() any { return new(oidc.IntrospectionRequest) },
+		func() any { return new(oidc.RevocationRequest) },
+	}
+}
+
+// sameAsSchema fails unless the direct decoding of form into each of
+// directTypes is what schema's makes of it.
+func sameAsSchema(t *testing.T, dec *formDecoder, form url.Values) {
+	t.Helper()
+	for _, mk := range directTypes() {
+		direct, reflected := mk(), mk()
+		if !decodeDirect(direct, form) {
+			t.Fatalf("%T is not decoded directly", direct)
+		}
+		if err := dec.decodeReflect(reflected, form); err != nil || !reflect.DeepEqual(direct, reflected) {
+			t.Fatalf("%v into %T: directly %+v; by schema %+v (%v)", form, direct, direct, reflected, err)
+		}
+	}
+}
+
+// TestDirectDecodingIsSchemas: the requests of the token, introspection
+// and revocation endpoints, decoded without schema, are what schema
+// decodes: repeated, empty and missing parameters, names in another case
+// or with a path, scopes with doubled, leading and trailing spaces.
+func TestDirectDecodingIsSchemas(t *testing.T) {
+	dec := newFormDecoder()
+	all := url.Values{}
+	for _, name := range []string{"grant_type", "scope", "client_id", "client_secret", "client_assertion", "client_assertion_type",
+		"code", "redirect_uri", "code_verifier", "refresh_token", "token", "token_type_hint"} {
+		all[name] = []string{"v-" + name}
+	}
+	forms := []url.Values{
+		{}, all,
+		{"grant_type": {"client_credentials"}, "scope": {"a b"}, "client_id": {"svc"}, "client_secret": {"s"}},
+		{"client_id": {"a", "b"}, "client_secret": {"x", ""}, "token": {"", "t"}, "code": {"c1", "c2", "c3"}},
+		{"scope": {""}}, {"scope": {}}, {"scope": {"a", ""}}, {"scope": {"", "a"}}, {"scope": {"  a  b "}},
+		{"client_id": {}, "token": {}, "grant_type": {""}, "code_verifier": {"", ""}},
+		{"CLIENT_ID": {"x"}, "Scope": {"a"}, "Token": {"t"}, "client_id.0": {"y"}, "scope.x": {"z"}, "": {"e"}},
+		{"client_assertion_type": {"urn:ietf:params:oauth:client-assertion-type:jwt-bearer"}, "client_assertion": {"x.y.z"}, "redirect_uri": {"http://rp.invalid/cb"}},
+	}
+	for _, form := range forms {
+		sameAsSchema(t, dec, form)
+	}
+	for _, form := range forms {
+		if form.Has("CLIENT_ID") {
+			var cc op.ClientCredentials
+			if err := dec.Decode(&cc, form); err != nil || cc.ClientID != "" {
+				t.Errorf("CLIENT_ID decoded as client_id: %+v (%v)", cc, err)
+			}
+		}
+	}
 }

@@ -122,8 +122,19 @@ func newFormDecoder() *formDecoder {
 	return &formDecoder{dec: d}
 }
 
-// Decode is httphelper.Decoder's.
+// Decode is httphelper.Decoder's. The requests of the client-authenticated
+// endpoints, which op decodes on every token, introspection and revocation
+// request, are filled directly (decodeDirect); every other type goes
+// through schema's reflection.
 func (d *formDecoder) Decode(dst any, src map[string][]string) error {
+	if decodeDirect(dst, src) {
+		return nil
+	}
+	return d.decodeReflect(dst, src)
+}
+
+// decodeReflect is Decode through schema, for any request type.
+func (d *formDecoder) decodeReflect(dst any, src map[string][]string) error {
 	src = d.exactNames(dst, src)
 	err := d.dec.Decode(dst, src)
 	if _, ok := dst.(*oidc.AuthRequest); ok && err != nil && len(src["max_age"]) > 0 {
@@ -136,6 +147,72 @@ func (d *formDecoder) Decode(dst any, src map[string][]string) error {
 		return d.dec.Decode(dst, rest)
 	}
 	return err
+}
+
+// decodeDirect fills dst as schema would, without reflection, when it is
+// one of the request types of the token, introspection and revocation
+// endpoints, and reports whether it was. The rules are schema's, with
+// names matched only as spelled: of a parameter given more than once,
+// the last value counts; an empty one leaves a string field unset; a
+// scope is split on single spaces, so an empty one is [""]. The fields
+// of each type are its schema tags (TestDirectDecodingIsSchemas and
+// FuzzTokenForm compare the two decodings).
+func decodeDirect(dst any, src map[string][]string) bool {
+	switch dst := dst.(type) {
+	case *op.ClientCredentials:
+		formClient(src, &dst.ClientID, &dst.ClientSecret, &dst.ClientAssertion, &dst.ClientAssertionType)
+	case *oidc.ClientCredentialsRequest:
+		formString(src, "grant_type", (*string)(&dst.GrantType))
+		formScope(src, &dst.Scope)
+		formClient(src, &dst.ClientID, &dst.ClientSecret, &dst.ClientAssertion, &dst.ClientAssertionType)
+	case *oidc.AccessTokenRequest:
+		formString(src, "code", &dst.Code)
+		formString(src, "redirect_uri", &dst.RedirectURI)
+		formString(src, "code_verifier", &dst.CodeVerifier)
+		formClient(src, &dst.ClientID, &dst.ClientSecret, &dst.ClientAssertion, &dst.ClientAssertionType)
+	case *oidc.RefreshTokenRequest:
+		formString(src, "refresh_token", &dst.RefreshToken)
+		formScope(src, &dst.Scopes)
+		formClient(src, &dst.ClientID, &dst.ClientSecret, &dst.ClientAssertion, &dst.ClientAssertionType)
+	case *oidc.IntrospectionRequest:
+		formString(src, "token", &dst.Token)
+	case *oidc.RevocationRequest:
+		formString(src, "token", &dst.Token)
+		formString(src, "token_type_hint", &dst.TokenTypeHint)
+	default:
+		return false
+	}
+	return true
+}
+
+// formClient reads the client authentication parameters.
+func formClient(src map[string][]string, id, secret, assertion, assertionType *string) {
+	formString(src, "client_id", id)
+	formString(src, "client_secret", secret)
+	formString(src, "client_assertion", assertion)
+	formString(src, "client_assertion_type", assertionType)
+}
+
+// formString sets *dst to the last value of the parameter name, unless
+// that is empty.
+func formString(src map[string][]string, name string, dst *string) {
+	if v := src[name]; len(v) > 0 && v[len(v)-1] != "" {
+		*dst = v[len(v)-1]
+	}
+}
+
+// formScope sets *dst to the last value of scope split on single spaces
+// (oidc.SpaceDelimitedArray's UnmarshalText), when scope is given.
+func formScope(src map[string][]string, dst *oidc.SpaceDelimitedArray) {
+	v, ok := src["scope"]
+	if !ok {
+		return
+	}
+	last := ""
+	if len(v) > 0 {
+		last = v[len(v)-1]
+	}
+	*dst = strings.Split(last, " ")
 }
 
 // exactNames returns src without the parameters that are not named
@@ -248,10 +325,15 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
 		r.URL = &u
 	}
 	if r.Method == http.MethodPost {
+		parse := parseForm
+		if clientAuth {
+			// Parameters of these endpoints are read from the body only.
+			parse = parseBodyForm
+		}
 		if path == PathUserinfo && r.Header.Get("Content-Type") == "" {
 			// A bearer token in the header and no body.
 			r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
-		} else if err := parseForm(w, r); err != nil {
+		} else if err := parse(w, r); err != nil {
 			switch path {
 			case PathAuthorize:
 				s.errorPage(w, http.StatusBadRequest, "The authorization request is malformed.", err.Error())
@@ -261,10 +343,6 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
 				s.writeOAuthError(w, r, err)
 			}
 			return
-		}
-		if clientAuth {
-			// Parameters of these endpoints are read from the body only.
-			r.Form = r.PostForm
 		}
 	}
 	switch {

@@ -37,8 +37,10 @@
 // request naming no client, WWW-Authenticate challenges and no-store
 // headers; methods are enforced by the ServeMux patterns (405 otherwise).
 // op's decoder and encoder are adjusted so that parameter names match only
-// as spelled, a malformed max_age still reaches Authorize (refused at the
-// redirect URI), and op's own error redirects carry iss like ours.
+// as spelled (the requests of the client-authenticated endpoints are filled
+// without reflection, by the same rules), a malformed max_age still reaches
+// Authorize (refused at the redirect URI), and op's own error redirects
+// carry iss like ours.
 //
 // Hot paths: client_credentials with a client secret does one client read,
 // an HMAC check, one signature and an audit record (batched by the
@@ -54,9 +56,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"time"
 
@@ -447,5 +451,32 @@ func parseForm(w http.ResponseWriter, r *http.Request) error {
 	if err := r.ParseForm(); err != nil {
 		return errInvalidRequest("malformed or too large request body")
 	}
+	return nil
+}
+
+// parseBodyForm is parseForm for the endpoints whose parameters are read
+// from the body only: r.Form is r.PostForm. A request as clients send it,
+// with no query and the form content type without parameters, is read
+// without what ParseForm does besides (parse the media type, copy the body's
+// parameters and merge the query's); any other goes through parseForm, so
+// that each is refused, or not, as by it.
+func parseBodyForm(w http.ResponseWriter, r *http.Request) error {
+	if r.URL.RawQuery != "" || r.PostForm != nil || r.Header.Get("Content-Type") != "application/x-www-form-urlencoded" {
+		if err := parseForm(w, r); err != nil {
+			return err
+		}
+		r.Form = r.PostForm
+		return nil
+	}
+	r.Body = http.MaxBytesReader(w, r.Body, maxBodyBytes)
+	b, err := io.ReadAll(r.Body)
+	if err != nil {
+		return errInvalidRequest("malformed or too large request body")
+	}
+	v, err := url.ParseQuery(string(b))
+	if err != nil {
+		return errInvalidRequest("malformed or too large request body")
+	}
+	r.PostForm, r.Form = v, v
 	return nil
 }

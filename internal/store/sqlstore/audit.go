@@ -12,8 +12,9 @@ import (
 
 // AppendAudit writes events in one transaction. A zero Time becomes now.
 // One event is a single INSERT (atomic on its own); more are sent as
-// multi-row INSERTs of up to auditChunk rows, so a group commit of a few
-// hundred events costs a few statements, not a few hundred round trips.
+// multi-row INSERTs of fixed sizes (see auditSizes), so a group commit of
+// a few hundred events costs a few statements, not a few hundred round
+// trips, and none of them is compiled anew.
 func (s *Store) AppendAudit(ctx context.Context, events ...store.AuditEvent) error {
 	switch len(events) {
 	case 0:
@@ -38,15 +39,17 @@ func (s *Store) AppendAudit(ctx context.Context, events ...store.AuditEvent) err
 	}
 	defer func() { _ = tx.Rollback() }() // no-op after Commit
 	t := now()
-	args := make([]any, 0, 8*min(len(events), auditChunk))
+	args := make([]any, 0, 8*min(len(events), 2<<(auditSizes-1)))
 	for rest := events; len(rest) > 0; {
-		n := min(len(rest), auditChunk)
-		q := s.q.insertAuditChunk
-		if n != auditChunk {
-			q = s.q.rebind(insertAuditSQL(n))
+		n, stmt, q := 1, s.insertAuditStmt, s.q.insertAudit
+		for i := auditSizes - 1; i >= 0; i-- {
+			if 2<<i <= len(rest) {
+				n, stmt, q = 2<<i, s.insertAuditRowsStmt[i], s.q.insertAuditRows[i]
+				break
+			}
 		}
 		args = auditArgs(args[:0], rest[:n], t)
-		if _, err := tx.ExecContext(ctx, q, args...); err != nil {
+		if _, err := txExec(ctx, tx, stmt, q, args...); err != nil {
 			return fmt.Errorf("append %d audit events: %w", len(events), err)
 		}
 		rest = rest[n:]

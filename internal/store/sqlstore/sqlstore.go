@@ -88,6 +88,8 @@ type Store struct {
 	// writes n step records, [0] is unused.
 	insertInstanceStmt, updateInstanceStmt *sql.Stmt
 	upsertStepsStmt                        [stepBatch + 1]*sql.Stmt
+	// insertAuditRowsStmt[i] writes 2<<i audit events (see auditSizes).
+	insertAuditRowsStmt [auditSizes]*sql.Stmt
 	// scheduler is what SetScheduler installed; nil until then.
 	scheduler atomic.Pointer[schedulerRef]
 	// group batches instance writes; nil unless Config.GroupCommit.
@@ -141,6 +143,11 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 				return nil, s.closeAfter(fmt.Errorf("sqlstore: prepare upsert steps: %w", err))
 			}
 		}
+		for i, q := range s.q.insertAuditRows {
+			if s.insertAuditRowsStmt[i], err = s.write.PrepareContext(ctx, q); err != nil {
+				return nil, s.closeAfter(fmt.Errorf("sqlstore: prepare insert audit rows: %w", err))
+			}
+		}
 	}
 	if cfg.GroupCommit {
 		s.group = newGroupCommitter(s.write)
@@ -158,6 +165,11 @@ func (s *Store) closeAfter(err error) error {
 func (s *Store) closeStmts() {
 	for _, st := range append([]*sql.Stmt{s.getUserStmt, s.getClientStmt, s.insertAuditStmt,
 		s.insertInstanceStmt, s.updateInstanceStmt}, s.upsertStepsStmt[1:]...) {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
+	for _, st := range s.insertAuditRowsStmt {
 		if st != nil {
 			_ = st.Close()
 		}

@@ -611,8 +611,9 @@ func testAuditBatchAndOrder(t *testing.T, s store.Store) {
 	if err := s.AppendAudit(ctx(t)); err != nil {
 		t.Fatalf("AppendAudit() with no events: %v", err)
 	}
-	// 250 crosses any sensible multi-row chunk size, with a remainder.
-	const n = 250
+	// 255 crosses any sensible multi-row chunk size, with a remainder, and
+	// is the sum of each power of two up to 128 once.
+	const n = 255
 	base := ts(1_700_000_000)
 	events := make([]store.AuditEvent, n)
 	for i := range events {
