@@ -409,7 +409,7 @@ func (s *Store) RevokeAccessToken(ctx context.Context, jti string, expiresAt tim
 // introspection and every API call with one of our tokens.
 func (s *Store) AccessTokenRevoked(ctx context.Context, jti string) (bool, error) {
 	var one int
-	err := s.read.QueryRowContext(ctx, s.q.rebind(`SELECT 1 FROM revoked_access_tokens WHERE jti = ?`), jti).Scan(&one)
+	err := s.read.QueryRowContext(ctx, s.q.accessTokenRevoked, jti).Scan(&one)
 	if errors.Is(err, sql.ErrNoRows) {
 		return false, nil
 	}

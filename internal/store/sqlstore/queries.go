@@ -37,6 +37,9 @@ type queries struct {
 	createClient, updateClient, getClient, deleteClient string
 	listClientsFirst, listClientsAfter                  string
 
+	// accessTokenRevoked is read for every request with a token on PostgreSQL.
+	accessTokenRevoked string
+
 	insertAudit     string
 	insertAuditRows [auditSizes]string
 
@@ -78,6 +81,8 @@ func buildQueries(rebind func(string) string, versionTable string) queries {
 		putSecret: rebind(`INSERT INTO secrets (name, sealed, updated_at) VALUES (?, ?, ?)
 			ON CONFLICT (name) DO UPDATE SET sealed = excluded.sealed, updated_at = excluded.updated_at`),
 		getSecret: rebind(`SELECT sealed FROM secrets WHERE name = ?`),
+
+		accessTokenRevoked: rebind(`SELECT 1 FROM revoked_access_tokens WHERE jti = ?`),
 
 		flows: buildFlowQueries(rebind),
 	}
