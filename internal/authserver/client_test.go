@@ -296,3 +296,46 @@ func TestTokenRequestBodyOnly(t *testing.T) {
 		}
 	}
 }
+
+// A parameter given twice is refused with invalid_request naming it, at the
+// token, revocation and introspection endpoints alike, before the client is
+// checked; resource, which RFC 8707 repeats on purpose, is not.
+func TestRepeatedParametersRefused(t *testing.T) {
+	e := newEnv(t, nil, nil, true)
+	for name, tc := range map[string]struct {
+		path   string
+		body   string
+		status int
+		param  string
+	}{
+		"scope twice":           {PathToken, "grant_type=client_credentials&scope=workflows.read&scope=flows.invoke", http.StatusBadRequest, "scope"},
+		"grant_type twice":      {PathToken, "grant_type=client_credentials&grant_type=refresh_token", http.StatusBadRequest, "grant_type"},
+		"same value twice":      {PathToken, "grant_type=client_credentials&scope=workflows.read&scope=workflows.read", http.StatusBadRequest, "scope"},
+		"token twice, revoke":   {PathRevoke, "token=a&token=b", http.StatusBadRequest, "token"},
+		"token twice, inspect":  {PathIntrospect, "token=a&token=b", http.StatusBadRequest, "token"},
+		"two names, first told": {PathToken, "grant_type=client_credentials&scope=a&scope=b&grant_type=x", http.StatusBadRequest, "grant_type"},
+		"once each":             {PathToken, "grant_type=client_credentials&scope=workflows.read", http.StatusOK, ""},
+		"resource twice":        {PathToken, "grant_type=client_credentials&resource=" + url.QueryEscape(e.issuer) + "&resource=" + url.QueryEscape(e.issuer), http.StatusOK, ""},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, e.issuer+tc.path, strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		req.SetBasicAuth("portal", portalSecret)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m map[string]any
+		_ = json.NewDecoder(resp.Body).Decode(&m)
+		resp.Body.Close()
+		if resp.StatusCode != tc.status {
+			t.Errorf("%s: %d %v, want %d", name, resp.StatusCode, m, tc.status)
+			continue
+		}
+		if tc.param != "" {
+			desc, _ := m["error_description"].(string)
+			if m["error"] != "invalid_request" || !strings.Contains(desc, `"`+tc.param+`"`) {
+				t.Errorf("%s: %v, want invalid_request naming %q", name, m, tc.param)
+			}
+		}
+	}
+}

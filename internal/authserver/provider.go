@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"reflect"
@@ -347,6 +348,10 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case clientAuth:
+		if name := repeatedParam(r.PostForm); name != "" {
+			s.writeOAuthError(w, r, errInvalidRequest(fmt.Sprintf("parameter %q is given more than once", truncate(name, 64))))
+			return
+		}
 		if err := s.presentsClient(r); err != nil {
 			s.writeOAuthError(w, r, err)
 			return
@@ -365,6 +370,22 @@ func (s *Server) serveOp(w http.ResponseWriter, r *http.Request) {
 	if x.page != nil {
 		x.page(w)
 	}
+}
+
+// repeatedParam names a parameter the form gives more than once, "" when
+// none is. RFC 6749 (§3.1, §5.2) forbids repeating one: which value counts
+// would otherwise depend on the reader (op's decoder takes the last, a
+// proxy or a log may take the first). resource is the exception: RFC 8707
+// names several resources by repeating it. Of several repeated names, the
+// first in sort order, so that the answer does not vary.
+func repeatedParam(form url.Values) string {
+	name := ""
+	for k, v := range form {
+		if len(v) > 1 && k != "resource" && (name == "" || k < name) {
+			name = k
+		}
+	}
+	return name
 }
 
 // presentsClient refuses, as invalid_client and with an audit record
