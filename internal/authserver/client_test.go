@@ -279,20 +279,9 @@ func TestTokenRequestBodyOnly(t *testing.T) {
 		if tc.query != "" {
 			u += "?" + tc.query
 		}
-		req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(tc.body))
-		if tc.contentType != "" {
-			req.Header.Set("Content-Type", tc.contentType)
-		}
-		req.SetBasicAuth("portal", portalSecret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m)
-		resp.Body.Close()
-		if resp.StatusCode != tc.status || (tc.scope != "" && m["scope"] != tc.scope) || (tc.status == http.StatusBadRequest && m["error"] != "invalid_request") {
-			t.Errorf("%s: %d %v, want %d scope %q", name, resp.StatusCode, m, tc.status, tc.scope)
+		code, m := portalPost(t, u, tc.contentType, tc.body)
+		if code != tc.status || (tc.scope != "" && m["scope"] != tc.scope) || (tc.status == http.StatusBadRequest && m["error"] != "invalid_request") {
+			t.Errorf("%s: %d %v, want %d scope %q", name, code, m, tc.status, tc.scope)
 		}
 	}
 }
@@ -317,18 +306,9 @@ func TestRepeatedParametersRefused(t *testing.T) {
 		"once each":             {PathToken, "grant_type=client_credentials&scope=workflows.read", http.StatusOK, ""},
 		"resource twice":        {PathToken, "grant_type=client_credentials&resource=" + url.QueryEscape(e.issuer) + "&resource=" + url.QueryEscape(e.issuer), http.StatusOK, ""},
 	} {
-		req, _ := http.NewRequest(http.MethodPost, e.issuer+tc.path, strings.NewReader(tc.body))
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		req.SetBasicAuth("portal", portalSecret)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m)
-		resp.Body.Close()
-		if resp.StatusCode != tc.status {
-			t.Errorf("%s: %d %v, want %d", name, resp.StatusCode, m, tc.status)
+		code, m := portalPost(t, e.issuer+tc.path, "application/x-www-form-urlencoded", tc.body)
+		if code != tc.status {
+			t.Errorf("%s: %d %v, want %d", name, code, m, tc.status)
 			continue
 		}
 		if tc.param != "" {
@@ -338,4 +318,23 @@ func TestRepeatedParametersRefused(t *testing.T) {
 			}
 		}
 	}
+}
+
+// portalPost posts body to u as the portal client (HTTP Basic), with
+// contentType unless it is empty, and returns the status and JSON answer.
+func portalPost(t *testing.T, u, contentType, body string) (int, map[string]any) {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodPost, u, strings.NewReader(body))
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	req.SetBasicAuth("portal", portalSecret)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var m map[string]any
+	_ = json.NewDecoder(resp.Body).Decode(&m)
+	return resp.StatusCode, m
 }
