@@ -329,6 +329,13 @@ func portalPost(t *testing.T, u, contentType, body string) (int, map[string]any)
 		req.Header.Set("Content-Type", contentType)
 	}
 	req.SetBasicAuth("portal", portalSecret)
+	return doJSON(t, req)
+}
+
+// doJSON sends req and returns the status and the JSON answer (nil when
+// the body is not JSON).
+func doJSON(t *testing.T, req *http.Request) (int, map[string]any) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

@@ -1,7 +1,6 @@
 package authserver
 
 import (
-	"encoding/json"
 	"net/http"
 	"net/url"
 	"strings"
@@ -30,14 +29,7 @@ func TestTokenEndpointHoldsClientToItsOrigins(t *testing.T) {
 		if origin != "" {
 			req.Header.Set("Origin", origin)
 		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		var m map[string]any
-		_ = json.NewDecoder(resp.Body).Decode(&m)
-		return resp.StatusCode, m
+		return doJSON(t, req)
 	}
 	for origin, want := range map[string]int{"": 200, "https://a.example": 200, e.srv.issuerOrigin(): 200, "https://b.example": 401, "null": 401} {
 		code, m := post(origin)

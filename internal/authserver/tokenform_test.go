@@ -76,14 +76,7 @@ func call(t *testing.T, u, token string) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, u, nil)
 	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var m map[string]any
-	_ = json.NewDecoder(resp.Body).Decode(&m)
-	return resp.StatusCode, m
+	return doJSON(t, req)
 }
 
 // TestUserNamedLikeClient: a user "ops" signs in through a client "ops" that holds role admin.
